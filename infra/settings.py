@@ -1,0 +1,115 @@
+"""Configuration, read once per process into frozen objects and passed down.
+
+Environment variables use the prefix ``SHIFTRIGHT_`` and ``__`` for nesting, e.g.
+``SHIFTRIGHT_KAFKA__BOOTSTRAP=broker:9092`` or
+``SHIFTRIGHT_CLICKHOUSE__URL=http://user:pass@ch.example.com:8123``.
+Nothing here reads the environment at import time: call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    bootstrap: str | None = Field(
+        default=None,
+        description="An existing cluster's bootstrap servers; when unset the local launcher runs Kafka.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 19092
+    controller_port: int = 19093
+    version: str = "4.1.1"
+    partitions: int = Field(default=8, description="Partitions of every topic we create.")
+    heap: str = "512m"
+
+    @property
+    def launch_local(self) -> bool:
+        return self.bootstrap is None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.bootstrap or f"{self.host}:{self.port}"
+
+
+class ClickHouseSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    url: str | None = Field(
+        default=None,
+        description="A ClickHouse server's HTTP URL; when unset the embedded warehouse (chDB) is used.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 18123
+    database: str = "shiftright"
+
+    @property
+    def launch_local(self) -> bool:
+        return self.url is None
+
+    @property
+    def http_url(self) -> str:
+        return self.url or f"http://{self.host}:{self.port}"
+
+
+class SinkSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    group_id: str = "shiftright-clickhouse-sink"
+    batch_rows: int = 20_000
+    batch_seconds: float = 1.0
+    retry_initial_seconds: float = 0.5
+    retry_max_seconds: float = 15.0
+
+
+class StreamSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    app_id: str = "shiftright-streams"
+    bucket_seconds: int = 60
+    allowed_lateness_seconds: int = 10
+    idle_close_seconds: float = 5.0
+    max_event_bytes: int = 256 * 1024
+    max_future_seconds: int = 300
+    max_age_days: int = 30
+    batch_max: int = 5_000
+    batch_within_seconds: float = 0.25
+    web_port: int = 16066
+
+
+class Settings(BaseSettings):
+    """The whole system's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHIFTRIGHT_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    state_dir: Path = Field(
+        default=Path(".shiftright"),
+        description="Data, logs and pid files of locally launched components.",
+    )
+    namespace: str = Field(
+        default="",
+        description="Prefix for topic names and consumer groups, so several pipelines can share a cluster.",
+    )
+    kafka: KafkaSettings = KafkaSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    sink: SinkSettings = SinkSettings()
+    streams: StreamSettings = StreamSettings()
+    log_level: str = "INFO"
+    log_json: bool | None = Field(
+        default=None, description="JSON logs; default: JSON unless stderr is a terminal."
+    )
+
+    def resolved_state_dir(self) -> Path:
+        return self.state_dir.expanduser().resolve()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and any explicit overrides) into a frozen Settings."""
+    return Settings(**overrides)  # type: ignore[arg-type]  # pydantic-settings accepts field kwargs
