@@ -1,0 +1,76 @@
+"""The text of the local broker's server.properties and log4j2 configuration.
+
+Pure functions of paths and ports, so the launcher can rewrite them on every start
+(ports may change between runs; the static quorum lives in the config, not the log).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def server_properties(
+    *, data_dir: Path, host: str, port: int, controller_port: int, partitions: int = 8
+) -> str:
+    """A single-node combined broker+controller on loopback, durable across restarts."""
+    lines = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        # Static quorum: `format` without --standalone; never mix with
+        # controller.quorum.bootstrap.servers.
+        "controller.quorum.voters": f"1@{host}:{controller_port}",
+        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "log.dirs": str(data_dir),
+        "num.partitions": str(partitions),
+        "default.replication.factor": "1",
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "min.insync.replicas": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        # Off on purpose: aiokafka asks for auto-creation in every metadata request, so
+        # with it on a stray producer or subscription would create a topic with the
+        # default partition count before ensure_topics()/Faust could declare it, and the
+        # co-partitioning Faust tables rely on would silently break. A missing topic
+        # should fail loudly, as on a managed cluster.
+        "auto.create.topics.enable": "false",
+        # A 2-core laptop, not a server: fewer threads, smaller segments.
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "num.recovery.threads.per.data.dir": "1",
+        "log.segment.bytes": str(256 * 1024 * 1024),
+        "log.retention.hours": "168",
+        "offsets.retention.minutes": str(7 * 24 * 60),
+    }
+    body = "\n".join(f"{key}={value}" for key, value in lines.items())
+    return f"# Written by infra.kafka on every start; edits are overwritten.\n{body}\n"
+
+
+def log4j2_xml(*, log_file: Path) -> str:
+    """Broker logs to a rolling file; nothing to the console (kafka.out stays for crashes)."""
+    pattern = "[%d] %p %m (%c)%n"
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<!-- Written by infra.kafka on every start; edits are overwritten. -->
+<Configuration status="WARN">
+  <Appenders>
+    <RollingFile name="file" fileName="{log_file}" filePattern="{log_file}.%i">
+      <PatternLayout pattern="{pattern}"/>
+      <Policies><SizeBasedTriggeringPolicy size="50 MB"/></Policies>
+      <DefaultRolloverStrategy max="3"/>
+    </RollingFile>
+  </Appenders>
+  <Loggers>
+    <Logger name="kafka.request.logger" level="WARN"/>
+    <Logger name="state.change.logger" level="WARN"/>
+    <Logger name="kafka.log.LogCleaner" level="WARN"/>
+    <Logger name="org.apache.kafka.clients" level="WARN"/>
+    <Root level="INFO"><AppenderRef ref="file"/></Root>
+  </Loggers>
+</Configuration>
+"""
