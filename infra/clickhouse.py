@@ -1,0 +1,26 @@
+"""One way to reach the warehouse: clickhouse-connect over HTTP, whether the URL points
+at the embedded warehouse or at a ClickHouse server/cluster/cloud."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from infra.settings import ClickHouseSettings
+
+
+def get_client(settings: ClickHouseSettings, *, database: str | None = None, **kwargs: Any) -> Client:
+    """A clickhouse-connect client for the configured URL (database optional)."""
+    options: dict[str, Any] = {
+        "dsn": settings.http_url,
+        "connect_timeout": 5,
+        "send_receive_timeout": 60,
+        "compress": "lz4",
+        "autogenerate_session_id": False,
+    }
+    if database:
+        options["database"] = database
+    options.update(kwargs)
+    return clickhouse_connect.get_client(**options)

@@ -1,0 +1,44 @@
+"""Topic names, defined once. Pattern: ``<kind>.<domain>.v<N>``."""
+
+from __future__ import annotations
+
+from typing import Final
+
+EVENTS_USAGE: Final = "events.usage.v1"
+EVENTS_ERROR: Final = "events.error.v1"
+EVENTS_HEALTH: Final = "events.health.v1"
+EVENTS_CHANGE: Final = "events.change.v1"
+DLQ_EVENTS: Final = "dlq.events.v1"
+ROLLUPS: Final = "rollups.v1"
+
+EVENT_TOPIC_BY_KIND: Final[dict[str, str]] = {
+    "usage": EVENTS_USAGE,
+    "error": EVENTS_ERROR,
+    "health": EVENTS_HEALTH,
+    "change": EVENTS_CHANGE,
+}
+EVENT_TOPICS: Final[tuple[str, ...]] = tuple(EVENT_TOPIC_BY_KIND.values())
+KIND_BY_EVENT_TOPIC: Final[dict[str, str]] = {t: k for k, t in EVENT_TOPIC_BY_KIND.items()}
+
+#: Raw event topics accept payloads up to this size so that oversized events reach
+#: the validator (and the dead letters) instead of failing in the producer.
+RAW_TOPIC_MAX_MESSAGE_BYTES: Final = 2 * 1024 * 1024
+
+#: Headers on dead-lettered messages.
+HEADER_REASON: Final = "shiftright-reason"
+HEADER_DETAIL: Final = "shiftright-detail"
+HEADER_SOURCE_TOPIC: Final = "shiftright-source-topic"
+HEADER_SOURCE_PARTITION: Final = "shiftright-source-partition"
+HEADER_SOURCE_OFFSET: Final = "shiftright-source-offset"
+HEADER_PAYLOAD_BYTES: Final = "shiftright-payload-bytes"
+
+
+def named(topic: str, namespace: str = "") -> str:
+    """The physical topic name in a namespace (``""`` means the plain name)."""
+    return f"{namespace}.{topic}" if namespace else topic
+
+
+def logical(physical: str, namespace: str = "") -> str:
+    """Inverse of :func:`named`."""
+    prefix = f"{namespace}." if namespace else ""
+    return physical[len(prefix) :] if prefix and physical.startswith(prefix) else physical

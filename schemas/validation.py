@@ -1,0 +1,105 @@
+"""One validation function shared by the stream workers and the sink.
+
+It turns raw message bytes into an event model or a :class:`Rejection` carrying a
+machine-readable reason and a human-readable detail. It never raises for bad input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from pydantic import ValidationError
+
+from schemas.events import EVENT_ADAPTER, ChangeEvent, ErrorEvent, HealthEvent, UsageEvent
+
+AnyEvent = UsageEvent | ErrorEvent | HealthEvent | ChangeEvent
+
+#: Reasons a raw message is dead-lettered.
+OVERSIZED: Final = "oversized"
+MALFORMED_JSON: Final = "malformed_json"
+NOT_AN_OBJECT: Final = "not_an_object"
+MISSING_KIND: Final = "missing_kind"
+UNKNOWN_KIND: Final = "unknown_kind"
+WRONG_TOPIC: Final = "wrong_topic"
+SCHEMA_VIOLATION: Final = "schema_violation"
+TS_IN_FUTURE: Final = "ts_in_future"
+TS_TOO_OLD: Final = "ts_too_old"
+WAREHOUSE_REJECTED: Final = "warehouse_rejected"
+
+REASONS: Final = (
+    OVERSIZED,
+    MALFORMED_JSON,
+    NOT_AN_OBJECT,
+    MISSING_KIND,
+    UNKNOWN_KIND,
+    WRONG_TOPIC,
+    SCHEMA_VIOLATION,
+    TS_IN_FUTURE,
+    TS_TOO_OLD,
+    WAREHOUSE_REJECTED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_bytes: int = 256 * 1024
+    max_future: timedelta = timedelta(minutes=5)
+    max_age: timedelta = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+    detail: str
+
+
+def parse_event(
+    raw: bytes | None, expected_kind: str | None, now: datetime, limits: Limits = Limits()
+) -> AnyEvent | Rejection:
+    """Validate one raw message: size, JSON, schema, kind/topic agreement, time bounds."""
+    if raw is None:
+        return Rejection(MALFORMED_JSON, "empty message (no value)")
+    if len(raw) > limits.max_bytes:
+        return Rejection(OVERSIZED, f"{len(raw)} bytes exceeds the limit of {limits.max_bytes}")
+    try:
+        event = EVENT_ADAPTER.validate_json(raw)
+    except ValidationError as exc:
+        return _rejection_from(exc)
+    if expected_kind is not None and event.kind != expected_kind:
+        return Rejection(WRONG_TOPIC, f"kind {event.kind!r} on the {expected_kind} topic")
+    return _check_time(event, now, limits)
+
+
+def _check_time(event: AnyEvent, now: datetime, limits: Limits) -> AnyEvent | Rejection:
+    if event.ts > now + limits.max_future:
+        return Rejection(TS_IN_FUTURE, f"ts {event.ts.isoformat()} is ahead of now {now.isoformat()}")
+    if event.ts < now - limits.max_age:
+        return Rejection(TS_TOO_OLD, f"ts {event.ts.isoformat()} is older than {limits.max_age}")
+    return event
+
+
+def _rejection_from(exc: ValidationError) -> Rejection:
+    first = exc.errors(include_url=False)[0]
+    kind = first["type"]
+    if kind == "json_invalid":
+        return Rejection(MALFORMED_JSON, f"invalid JSON: {first['msg']}")
+    if kind in ("dict_type", "model_attributes_type", "model_type") and not first["loc"]:
+        return Rejection(NOT_AN_OBJECT, "the event must be a JSON object")
+    if kind == "union_tag_not_found":
+        return Rejection(MISSING_KIND, "field 'kind' is required (usage, error, health, change)")
+    if kind == "union_tag_invalid":
+        given = first.get("input")
+        kind_value = given.get("kind") if isinstance(given, dict) else given
+        return Rejection(UNKNOWN_KIND, f"unknown kind {kind_value!r}; expected usage, error, health or change")
+    return Rejection(SCHEMA_VIOLATION, _describe(exc))
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"][1:]) or "(event)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

@@ -1,0 +1,63 @@
+"""A batch of rows for several tables, with the Kafka offset ranges it covers.
+
+The deduplication token of a table's insert is derived from the exact offset ranges in
+the batch, so a retried insert of the same batch is a no-op in ClickHouse."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sinks.rows import COLUMNS
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass
+class Batch:
+    rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    ranges: dict[TopicPartition, list[int]] = field(default_factory=dict)
+    messages: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, table: str, row: tuple[Any, ...]) -> None:
+        self.rows.setdefault(table, []).append(row)
+
+    def cover(self, topic: str, partition: int, offset: int) -> None:
+        """Record that the message at this position is part of the batch."""
+        span = self.ranges.get((topic, partition))
+        if span is None:
+            self.ranges[(topic, partition)] = [offset, offset]
+        else:
+            span[1] = offset
+        self.messages += 1
+
+    @property
+    def row_count(self) -> int:
+        return sum(len(r) for r in self.rows.values())
+
+    def age(self) -> float:
+        return time.monotonic() - self.started
+
+    def token(self, table: str) -> str:
+        """Deterministic deduplication token: table + the sorted offset ranges."""
+        spans = ",".join(f"{t}:{p}:{a}-{b}" for (t, p), (a, b) in sorted(self.ranges.items()))
+        digest = hashlib.sha256(spans.encode()).hexdigest()[:32]
+        return f"{table}:{digest}"
+
+    def tables(self) -> Iterator[tuple[str, list[list[Any]]]]:
+        """Each table's rows, transposed to columns."""
+        for table, rows in self.rows.items():
+            if rows:
+                width = len(COLUMNS[table])
+                yield table, [list(col) for col in zip(*rows, strict=True)] or [[]] * width
+
+    def commit_positions(self) -> dict[TopicPartition, int]:
+        """Offsets to commit: one past the last message of each range."""
+        return {tp: last + 1 for tp, (_, last) in self.ranges.items()}
+
+    def first_positions(self) -> dict[TopicPartition, int]:
+        return {tp: first for tp, (first, _) in self.ranges.items()}

@@ -1,0 +1,281 @@
+"""The ClickHouse sink: a confluent-kafka consumer with manual commits.
+
+Contract:
+- takes: raw event topics, ``rollups.v1`` and ``dlq.events.v1``;
+- emits: column-oriented inserts, one per table per batch, cut by size or by time;
+- commits: only after every insert of the batch succeeded;
+- under back-pressure (warehouse away or overloaded): pauses its partitions and retries
+  the same batch with the same deduplication token, backing off exponentially;
+- poison rows: isolates them by bisection and stores them in ``dead_letters``;
+- after a crash: on assignment it asks each table for the highest offset it already
+  holds per partition and skips up to there, so a replay inserts nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from sinks.batch import Batch
+from sinks.errors import RejectedRowsError, RetryableWriteError
+from sinks.router import Router, Row
+from sinks.rows import COLUMNS, DeadLetter, Position, dead_letter_row
+from sinks.warehouse import Warehouse
+
+log = structlog.get_logger("shiftright.sink")
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    batch_rows: int = 20_000
+    batch_seconds: float = 1.0
+    retry_initial: float = 0.5
+    retry_max: float = 15.0
+    status_path: Path | None = None
+
+
+@dataclass
+class SinkStats:
+    consumed: int = 0
+    stored: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    rejected: int = 0
+    batches: int = 0
+    retries: int = 0
+    last_error: str = ""
+    last_insert_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "consumed": self.consumed,
+            "stored": dict(self.stored),
+            "skipped": dict(self.skipped),
+            "rejected": self.rejected,
+            "batches": self.batches,
+            "retries": self.retries,
+            "last_error": self.last_error,
+            "last_insert_ms": round(self.last_insert_ms, 1),
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+
+
+class _Abandoned(Exception):
+    """The batch was given up (partitions revoked or shutdown during retry)."""
+
+
+class ClickHouseSink:
+    def __init__(
+        self, consumer: Consumer, warehouse: Warehouse, router: Router, config: SinkConfig
+    ) -> None:
+        self._consumer = consumer
+        self._warehouse = warehouse
+        self._router = router
+        self._config = config
+        self._batch = Batch()
+        self._stored_upto: dict[tuple[str, int], int] = {}
+        self._retrying = False
+        self._abandon = False
+        self._stop = threading.Event()
+        self._last_status = 0.0
+        self.stats = SinkStats()
+
+    # -- lifecycle ---------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Consume until ``stop`` is set; flush and commit what is pending on the way out."""
+        self._stop = stop or threading.Event()
+        self._consumer.subscribe(
+            self._router.subscriptions, on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        log.info("sink_started", topics=self._router.subscriptions)
+        try:
+            while not self._stop.is_set():
+                self.poll_once()
+            self._flush_quietly()
+        finally:
+            self._consumer.close()
+            self._write_status(force=True)
+            log.info("sink_stopped", **self.stats.as_dict())
+
+    def poll_once(self, timeout: float = 0.2) -> None:
+        for message in self._consumer.consume(num_messages=5000, timeout=timeout):
+            self._handle(message)
+        if self._due():
+            self._flush()
+        self._write_status()
+
+    def _due(self) -> bool:
+        batch = self._batch
+        if not batch.messages:
+            return False
+        return batch.row_count >= self._config.batch_rows or batch.age() >= self._config.batch_seconds
+
+    # -- one record ----------------------------------------------------------------
+    def _handle(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consume_failed", error=str(error))
+            return
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None and partition is not None and offset is not None
+        self.stats.consumed += 1
+        self._batch.cover(topic, partition, offset)
+        if offset <= self._stored_upto.get((topic, partition), -1):
+            self.stats.skipped["already_stored"] += 1
+            return
+        routed = self._router.route(
+            Position(topic, partition, offset), message.value(), message.headers(),
+            message.timestamp()[1],
+        )  # fmt: skip
+        if isinstance(routed, Row):
+            self._batch.add(routed.table, routed.values)
+        else:
+            self.stats.skipped[routed.reason] += 1
+
+    # -- writing -------------------------------------------------------------------
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, Batch()
+        started = time.monotonic()
+        try:
+            for table, columns in batch.tables():
+                self._write(table, columns, batch.token(table))
+        except _Abandoned:
+            log.warning("batch_abandoned", messages=batch.messages)
+            return
+        self._commit(batch)
+        self.stats.batches += 1
+        self.stats.last_insert_ms = (time.monotonic() - started) * 1000
+        log.debug("batch_inserted", rows=batch.row_count, ms=self.stats.last_insert_ms)
+
+    def _flush_quietly(self) -> None:
+        try:
+            self._flush()
+        except Exception as exc:  # shutting down: uncommitted data is redelivered later
+            log.warning("final_flush_failed", error=str(exc))
+
+    def _write(self, table: str, columns: list[list[Any]], token: str) -> None:
+        try:
+            self._insert_with_retry(table, columns, token)
+        except RejectedRowsError as exc:
+            log.warning("rows_rejected", table=table, rows=len(columns[0]), error=str(exc)[:300])
+            self._isolate(table, columns, token)
+
+    def _insert_with_retry(self, table: str, columns: list[list[Any]], token: str) -> None:
+        delay = self._config.retry_initial
+        while True:
+            try:
+                self._warehouse.insert(table, columns, COLUMNS[table], token)
+                self.stats.stored[table] += len(columns[0])
+                if self._retrying:
+                    self._resume()
+                return
+            except RetryableWriteError as exc:
+                self._back_off(table, exc, delay)
+                delay = min(delay * 2, self._config.retry_max)
+
+    def _back_off(self, table: str, exc: Exception, delay: float) -> None:
+        self.stats.retries += 1
+        self.stats.last_error = str(exc)[:500]
+        log.warning("insert_retrying", table=table, in_seconds=delay, error=str(exc)[:300])
+        if not self._retrying:
+            self._retrying = True
+            self._consumer.pause(self._consumer.assignment())
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline:
+            # Paused: returns nothing, but serves rebalances and keeps us in the group.
+            for message in self._consumer.consume(num_messages=1, timeout=0.1):
+                self._handle(message)
+            self._write_status()
+            if self._abandon or self._stop.is_set():
+                self._abandon = False
+                self._resume()
+                raise _Abandoned()
+
+    def _resume(self) -> None:
+        self._retrying = False
+        self._consumer.resume(self._consumer.assignment())
+
+    def _isolate(self, table: str, columns: list[list[Any]], token: str) -> None:
+        """Bisect a refused batch; store the good halves, dead-letter single bad rows."""
+        rows = list(zip(*columns, strict=True))
+        letters: list[tuple[Any, ...]] = []
+        self._bisect(table, rows, token, letters)
+        if letters:
+            self.stats.rejected += len(letters)
+            self._insert_with_retry(
+                "dead_letters", [list(c) for c in zip(*letters, strict=True)], f"{token}/rejected"
+            )
+
+    def _bisect(
+        self, table: str, rows: list[tuple[Any, ...]], token: str, letters: list[tuple[Any, ...]]
+    ) -> None:
+        try:
+            self._insert_with_retry(table, [list(c) for c in zip(*rows, strict=True)], token)
+        except RejectedRowsError as exc:
+            if len(rows) == 1:
+                letters.append(_rejected_row(rows[0], str(exc)))
+                return
+            mid = len(rows) // 2
+            self._bisect(table, rows[:mid], f"{token}/a", letters)
+            self._bisect(table, rows[mid:], f"{token}/b", letters)
+
+    def _commit(self, batch: Batch) -> None:
+        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.commit_positions().items()]
+        if offsets:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+
+    # -- rebalancing -----------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for topic in {tp.topic for tp in partitions}:
+            stored = self._stored_offsets(self._router.table_for(topic), topic)
+            for partition, offset in stored.items():
+                self._stored_upto[(topic, partition)] = offset
+        log.info("partitions_assigned", count=len(partitions))
+
+    def _stored_offsets(self, table: str, topic: str) -> dict[int, int]:
+        delay = self._config.retry_initial
+        while True:
+            try:
+                return self._warehouse.stored_offsets(table, topic)
+            except (RetryableWriteError, RejectedRowsError) as exc:
+                log.warning("stored_offsets_retrying", table=table, error=str(exc)[:300])
+                if self._stop.wait(delay):
+                    return {}
+                delay = min(delay * 2, self._config.retry_max)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._retrying:
+            self._abandon = True
+            return
+        self._flush_quietly()
+        self._batch = Batch()
+        for tp in partitions:
+            self._stored_upto.pop((tp.topic, tp.partition), None)
+
+    # -- status ------------------------------------------------------------------------
+    def _write_status(self, force: bool = False) -> None:
+        path = self._config.status_path
+        now = time.monotonic()
+        if path is None or (not force and now - self._last_status < 2.0):
+            return
+        self._last_status = now
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.stats.as_dict()))
+        tmp.replace(path)
+
+
+def _rejected_row(row: tuple[Any, ...], error: str) -> tuple[Any, ...]:
+    topic, partition, offset = row[-3], row[-2], row[-1]
+    pos = Position(str(topic), int(partition), int(offset))
+    payload = repr(row).encode()
+    letter = DeadLetter("sink", "warehouse_rejected", error[:2000], payload, len(payload), pos)
+    return dead_letter_row(letter, datetime.now(UTC), pos)

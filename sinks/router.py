@@ -1,0 +1,100 @@
+"""Decide what one Kafka record becomes in the warehouse: a row of some table, a dead
+letter, or nothing (an invalid raw event, which the stream workers dead-letter)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas import topics
+from schemas.records import Rollup
+from schemas.validation import SCHEMA_VIOLATION, Limits, Rejection, parse_event
+from sinks.rows import (
+    TABLE_BY_KIND,
+    DeadLetter,
+    Position,
+    dead_letter_row,
+    event_row,
+    rollup_row,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    table: str
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    reason: str
+
+
+Routed = Row | Skipped
+
+
+class Router:
+    """Maps physical topic names (with the namespace) to row builders."""
+
+    def __init__(self, namespace: str, limits: Limits) -> None:
+        self._limits = limits
+        self._kind_by_topic = {
+            topics.named(t, namespace): k for t, k in topics.KIND_BY_EVENT_TOPIC.items()
+        }
+        self.rollups_topic = topics.named(topics.ROLLUPS, namespace)
+        self.dlq_topic = topics.named(topics.DLQ_EVENTS, namespace)
+
+    @property
+    def subscriptions(self) -> list[str]:
+        return [*self._kind_by_topic, self.rollups_topic, self.dlq_topic]
+
+    def table_for(self, topic: str) -> str:
+        if topic in self._kind_by_topic:
+            return TABLE_BY_KIND[self._kind_by_topic[topic]]
+        return "rollups" if topic == self.rollups_topic else "dead_letters"
+
+    def route(
+        self,
+        pos: Position,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]] | None,
+        timestamp_ms: int,
+    ) -> Routed:
+        """One record in; a row or the reason it has none."""
+        at = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+        kind = self._kind_by_topic.get(pos.topic)
+        if kind is not None:
+            # The record's own timestamp is "now", so streams and sink judge alike.
+            parsed = parse_event(value, kind, at, self._limits)
+            if isinstance(parsed, Rejection):
+                return Skipped(parsed.reason)
+            return Row(TABLE_BY_KIND[kind], event_row(parsed, at, pos))
+        if pos.topic == self.rollups_topic:
+            return self._rollup(value, pos, at)
+        return Row("dead_letters", dead_letter_row(_letter_from(value, headers), at, pos))
+
+    def _rollup(self, value: bytes | None, pos: Position, at: datetime) -> Row:
+        try:
+            rollup = Rollup.model_validate_json(value or b"")
+        except ValidationError as exc:
+            letter = DeadLetter("sink", SCHEMA_VIOLATION, f"rollup: {exc}", value or b"",
+                                len(value or b""), pos)  # fmt: skip
+            return Row("dead_letters", dead_letter_row(letter, at, pos))
+        return Row("rollups", rollup_row(rollup, pos))
+
+
+def _letter_from(value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None) -> DeadLetter:
+    h = {k: (v or b"").decode("utf-8", "replace") for k, v in headers or ()}
+    source = Position(
+        h.get(topics.HEADER_SOURCE_TOPIC, ""),
+        int(h.get(topics.HEADER_SOURCE_PARTITION, "0") or 0),
+        int(h.get(topics.HEADER_SOURCE_OFFSET, "0") or 0),
+    )
+    payload = value or b""
+    size = int(h.get(topics.HEADER_PAYLOAD_BYTES, "0") or 0) or len(payload)
+    return DeadLetter("streams", h.get(topics.HEADER_REASON, "unknown"),
+                      h.get(topics.HEADER_DETAIL, ""), payload, size, source)  # fmt: skip

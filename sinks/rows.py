@@ -1,0 +1,107 @@
+"""Pure mappings from Kafka records to warehouse rows. The Kafka position travels with
+every row (``_topic``, ``_partition``, ``_offset``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from schemas.events import ChangeEvent, ErrorEvent, HealthEvent, UsageEvent
+from schemas.records import Rollup
+
+ENVELOPE = (
+    "event_id", "ts", "app", "env", "release", "host", "instance", "session_id",
+    "user_id", "customer_id", "origin", "attributes",
+)  # fmt: skip
+POSITION = ("received_at", "_topic", "_partition", "_offset")
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "events_usage": ENVELOPE
+    + ("name", "route", "method", "status_code", "duration_ms", "value")
+    + POSITION,
+    "events_error": ENVELOPE
+    + ("exception_type", "exception_message", "stacktrace", "frames", "handled", "level", "route")
+    + POSITION,
+    "events_health": ENVELOPE + ("metrics",) + POSITION,
+    "events_change": ENVELOPE
+    + ("change_type", "name", "value", "previous_value", "actor", "description")
+    + POSITION,
+    "rollups": (
+        "app", "env", "kind", "key", "bucket_start", "bucket_seconds", "count", "sums",
+        "mins", "maxs", "first_ts", "last_ts", "source_partition", "emitted_at",
+        "_topic", "_partition", "_offset",
+    ),  # fmt: skip
+    "dead_letters": (
+        "rejected_at", "stage", "reason", "detail", "payload", "payload_bytes",
+        "source_topic", "source_partition", "source_offset", "_topic", "_partition", "_offset",
+    ),  # fmt: skip
+}
+TABLE_BY_KIND = {
+    "usage": "events_usage",
+    "error": "events_error",
+    "health": "events_health",
+    "change": "events_change",
+}
+#: How much of a rejected payload the dead_letters table keeps.
+MAX_STORED_PAYLOAD = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    topic: str
+    partition: int
+    offset: int
+
+
+def event_row(
+    event: UsageEvent | ErrorEvent | HealthEvent | ChangeEvent, received_at: datetime, pos: Position
+) -> tuple[Any, ...]:
+    head = (
+        event.event_id, event.ts, event.app, event.env, event.release, event.host,
+        event.instance, event.session_id, event.user_id, event.customer_id, event.origin,
+        event.attributes,
+    )  # fmt: skip
+    return head + _kind_fields(event) + (received_at, pos.topic, pos.partition, pos.offset)
+
+
+def _kind_fields(event: UsageEvent | ErrorEvent | HealthEvent | ChangeEvent) -> tuple[Any, ...]:
+    if isinstance(event, UsageEvent):
+        return (event.name, event.route, event.method, event.status_code, event.duration_ms,
+                event.value)  # fmt: skip
+    if isinstance(event, ErrorEvent):
+        frames = [(f.module, f.function, f.filename, f.lineno, f.in_app) for f in event.frames]
+        return (event.exception_type, event.exception_message, event.stacktrace, frames,
+                event.handled, event.level, event.route)  # fmt: skip
+    if isinstance(event, HealthEvent):
+        return (event.metrics,)
+    return (event.change_type, event.name, event.value, event.previous_value, event.actor,
+            event.description)  # fmt: skip
+
+
+def rollup_row(rollup: Rollup, pos: Position) -> tuple[Any, ...]:
+    return (
+        rollup.app, rollup.env, rollup.kind, rollup.key, rollup.bucket_start,
+        rollup.bucket_seconds, rollup.count, rollup.sums, rollup.mins, rollup.maxs,
+        rollup.first_ts, rollup.last_ts, rollup.source_partition, rollup.emitted_at,
+        pos.topic, pos.partition, pos.offset,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    stage: str
+    reason: str
+    detail: str
+    payload: bytes
+    payload_bytes: int
+    source: Position
+
+
+def dead_letter_row(letter: DeadLetter, rejected_at: datetime, pos: Position) -> tuple[Any, ...]:
+    payload = letter.payload[:MAX_STORED_PAYLOAD].decode("utf-8", errors="replace")
+    return (
+        rejected_at, letter.stage, letter.reason, letter.detail[:4096], payload,
+        letter.payload_bytes, letter.source.topic, letter.source.partition,
+        letter.source.offset, pos.topic, pos.partition, pos.offset,
+    )  # fmt: skip

@@ -1,0 +1,21 @@
+"""``python -m streams``: run the stream worker in the foreground."""
+
+from __future__ import annotations
+
+import faust
+
+from infra.logs import configure_logging
+from infra.settings import load_settings
+from streams.app import build_app
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    app = build_app(settings)
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The Faust application: one agent validates every raw event, dead-letters the invalid
+ones and rolls the valid ones up into per-minute event-time buckets.
+
+Delivery (at-least-once, exactly-once in effect):
+1. a batch of records is processed purely (``streams.processor``);
+2. dead letters and closed rollups are sent and *delivery is awaited*;
+3. the touched partition states (with the last applied offset) go to the changelog;
+4. Faust acks the batch; its commit flushes the producer before committing offsets.
+A crash anywhere replays the batch; the restored state skips what it already applied,
+and duplicate dead letters / rollups collapse on their natural keys in ClickHouse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import faust
+import structlog
+
+from infra.settings import Settings
+from schemas import topics
+from schemas.validation import Limits
+from streams.processor import Outcome, Processor, Record, TopicPartition
+
+log = structlog.get_logger("shiftright.streams")
+
+
+def limits_from(settings: Settings) -> Limits:
+    from datetime import timedelta
+
+    s = settings.streams
+    return Limits(
+        max_bytes=s.max_event_bytes,
+        max_future=timedelta(seconds=s.max_future_seconds),
+        max_age=timedelta(days=s.max_age_days),
+    )
+
+
+def _state_key(tp: TopicPartition) -> bytes:
+    return f"{tp[0]}:{tp[1]}".encode()
+
+
+def build_app(settings: Settings) -> faust.App:
+    """Create the Faust app and its agents for these settings."""
+    ns = settings.namespace
+    s = settings.streams
+    app = faust.App(
+        f"{ns}.{s.app_id}" if ns else s.app_id,
+        broker=f"kafka://{settings.kafka.bootstrap_servers}",
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,
+        topic_partitions=settings.kafka.partitions,
+        topic_replication_factor=1,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        producer_compression_type="lz4",
+        producer_linger_ms=5,
+        stream_wait_empty=False,
+        datadir=str(settings.resolved_state_dir() / "streams"),
+    )
+    kind_by_topic = {topics.named(t, ns): k for t, k in topics.KIND_BY_EVENT_TOPIC.items()}
+    source = app.topic(*kind_by_topic, key_serializer="raw", value_serializer="raw")
+    dlq = app.topic(topics.named(topics.DLQ_EVENTS, ns), key_serializer="raw", value_serializer="raw")
+    rollups = app.topic(topics.named(topics.ROLLUPS, ns), key_serializer="raw", value_serializer="raw")
+    state_table = app.Table(
+        "rollup-state", partitions=settings.kafka.partitions,
+        key_serializer="raw", value_serializer="raw",
+    )  # fmt: skip
+    processor = Processor(
+        kind_by_topic, limits_from(settings), s.bucket_seconds, s.allowed_lateness_seconds,
+        load_state=lambda tp: state_table.data.get(_state_key(tp)),
+    )  # fmt: skip
+    lock = asyncio.Lock()
+    totals = {"events": 0, "dead_letters": 0, "rollups": 0, "late": 0, "replayed": 0}
+
+    async def publish(out: Outcome) -> None:
+        pending = [await _send_dead_letter(dlq, d) for d in out.dead_letters]
+        pending += [
+            await rollups.send(
+                key=f"{r.app}|{r.env}|{r.key}".encode(), value=r.model_dump_json().encode()
+            )
+            for r in out.rollups
+        ]
+        if pending:
+            await asyncio.gather(*pending)  # delivered before the state says "done"
+        for tp in out.touched:
+            data = processor.states[tp].dumps()
+            state_table.data[_state_key(tp)] = data
+            state_table.send_changelog(tp[1], _state_key(tp), data)
+        totals["dead_letters"] += len(out.dead_letters)
+        totals["rollups"] += len(out.rollups)
+        totals["late"] += out.late
+        totals["replayed"] += out.replayed
+
+    @app.agent(source, concurrency=1)
+    async def validate_and_roll_up(stream: Any) -> None:
+        async for events in stream.take_events(s.batch_max, within=s.batch_within_seconds):
+            records = [_record(e.message) for e in events]
+            async with lock:
+                out = processor.process(records)
+                totals["events"] += len(records)
+                await publish(out)
+
+    @app.timer(1.0)
+    async def close_idle_buckets() -> None:
+        async with lock:
+            out = processor.close_idle(s.idle_close_seconds, int(time.time() * 1000))
+            if out.rollups:
+                await publish(out)
+
+    @app.timer(10.0)
+    async def report_progress() -> None:
+        log.info("streams_progress", open_partitions=len(processor.states), **totals)
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        processor.forget((tp.topic, tp.partition) for tp in revoked)
+
+    return app
+
+
+def _record(message: Any) -> Record:
+    return Record(
+        message.topic, message.partition, message.offset, message.value,
+        int(message.timestamp * 1000),
+    )  # fmt: skip
+
+
+async def _send_dead_letter(dlq: Any, letter: Any) -> Any:
+    record = letter.record
+    value = record.value or b""
+    headers = [
+        (topics.HEADER_REASON, letter.reason.encode()),
+        (topics.HEADER_DETAIL, letter.detail[:2000].encode()),
+        (topics.HEADER_SOURCE_TOPIC, record.topic.encode()),
+        (topics.HEADER_SOURCE_PARTITION, str(record.partition).encode()),
+        (topics.HEADER_SOURCE_OFFSET, str(record.offset).encode()),
+        (topics.HEADER_PAYLOAD_BYTES, str(len(value)).encode()),
+    ]
+    # Keep dead letters small; the table stores at most 64 KiB of a payload anyway.
+    return await dlq.send(
+        key=f"{record.topic}:{record.partition}".encode(), value=value[: 64 * 1024], headers=headers
+    )

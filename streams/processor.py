@@ -1,0 +1,124 @@
+"""The pure part of the stream worker: a batch of raw records in; dead letters, closed
+rollups and the changed partition states out. No I/O here (the Faust agent does that)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from schemas.records import Rollup
+from schemas.validation import Limits, Rejection, parse_event
+from streams.rollup import PartitionRollup
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterOut:
+    record: Record
+    reason: str
+    detail: str
+
+
+@dataclass
+class Outcome:
+    dead_letters: list[DeadLetterOut] = field(default_factory=list)
+    rollups: list[Rollup] = field(default_factory=list)
+    touched: set[TopicPartition] = field(default_factory=set)
+    valid: int = 0
+    replayed: int = 0
+    late: int = 0
+
+
+StateLoader = Callable[[TopicPartition], bytes | None]
+
+
+class Processor:
+    """Validates records and keeps one :class:`PartitionRollup` per source partition."""
+
+    def __init__(
+        self,
+        kind_by_topic: dict[str, str],
+        limits: Limits,
+        bucket_seconds: int,
+        lateness_seconds: int,
+        load_state: StateLoader = lambda tp: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._kinds = kind_by_topic
+        self._limits = limits
+        self._bucket_ms = bucket_seconds * 1000
+        self._lateness_ms = lateness_seconds * 1000
+        self._load_state = load_state
+        self._clock = clock
+        self.states: dict[TopicPartition, PartitionRollup] = {}
+        self._last_seen: dict[TopicPartition, float] = {}
+
+    def state(self, tp: TopicPartition) -> PartitionRollup:
+        found = self.states.get(tp)
+        if found is None:
+            raw = self._load_state(tp)
+            found = PartitionRollup.loads(raw) if raw else PartitionRollup(
+                self._kinds[tp[0]], tp[1], self._bucket_ms, self._lateness_ms
+            )
+            self.states[tp] = found
+        return found
+
+    def forget(self, tps: Iterable[TopicPartition]) -> None:
+        """Drop in-memory state of partitions this worker no longer owns."""
+        for tp in tps:
+            self.states.pop(tp, None)
+            self._last_seen.pop(tp, None)
+
+    def process(self, records: Iterable[Record]) -> Outcome:
+        out = Outcome()
+        for record in records:
+            self._one(record, out)
+        emitted_at = datetime.now(UTC)
+        for tp in out.touched:
+            state = self.states[tp]
+            out.rollups.extend(state.close(state.watermark_ms(), emitted_at))
+        return out
+
+    def _one(self, record: Record, out: Outcome) -> None:
+        tp = (record.topic, record.partition)
+        state = self.state(tp)
+        if state.seen(record.offset):
+            out.replayed += 1
+            return
+        out.touched.add(tp)
+        self._last_seen[tp] = self._clock()
+        now = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+        parsed = parse_event(record.value, state.kind, now, self._limits)
+        if isinstance(parsed, Rejection):
+            state.skip(record.offset)
+            out.dead_letters.append(DeadLetterOut(record, parsed.reason, parsed.detail))
+            return
+        out.valid += 1
+        if not state.apply(record.offset, parsed):
+            out.late += 1
+
+    def close_idle(self, idle_seconds: float, wall_ms: int) -> Outcome:
+        """Close buckets of partitions that went quiet, using wall-clock time as watermark."""
+        out = Outcome()
+        now = self._clock()
+        emitted_at = datetime.now(UTC)
+        for tp, state in self.states.items():
+            if now - self._last_seen.get(tp, now) < idle_seconds or not state.buckets:
+                continue
+            closed = state.close(wall_ms - self._lateness_ms, emitted_at)
+            if closed:
+                out.rollups.extend(closed)
+                out.touched.add(tp)
+        return out
