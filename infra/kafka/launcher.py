@@ -86,6 +86,8 @@ class KafkaLauncher:
         self.heap = heap
         self.partitions = partitions
         self._proc: subprocess.Popen[bytes] | None = None
+        # Where this run's output starts in each log, so errors quote this run only.
+        self._log_marks: dict[Path, int] = {}
 
     # -- paths -------------------------------------------------------------------------
 
@@ -168,6 +170,7 @@ class KafkaLauncher:
         lib = self.resolve()
         config = self.write_config()
         cmd = [*self._java(lib, self.heap), "kafka.Kafka", str(config)]
+        self._mark_logs()
         with self.console_log.open("ab") as out:
             self._proc = subprocess.Popen(
                 cmd,
@@ -311,15 +314,25 @@ class KafkaLauncher:
         _log.error("kafka_died", returncode=code, retryable=kind is KafkaStartTimedOut)
         return kind(f"broker exited with code {code} during start-up\n{tail}")
 
+    def _mark_logs(self) -> None:
+        self._log_marks = {
+            path: path.stat().st_size if path.is_file() else 0
+            for path in (self.broker_log, self.console_log)
+        }
+
     def _tail(self, lines: int = 30) -> str:
         parts = []
         for path in (self.broker_log, self.console_log):
-            if path.is_file():
-                with path.open(errors="replace") as handle:
-                    last = "".join(deque(handle, maxlen=lines)).rstrip()
-                if last:
-                    parts.append(f"--- last lines of {path} ---\n{last}")
-        return "\n".join(parts) or f"(no broker log yet under {self.broker_log.parent})"
+            if not path.is_file():
+                continue
+            with path.open("rb") as handle:
+                mark = self._log_marks.get(path, 0)
+                handle.seek(mark if mark <= path.stat().st_size else 0)
+                text = handle.read().decode(errors="replace")
+            last = "\n".join(deque(text.splitlines(), maxlen=lines)).rstrip()
+            if last:
+                parts.append(f"--- last lines of {path} ---\n{last}")
+        return "\n".join(parts) or f"(nothing logged under {self.broker_log.parent} by this run)"
 
     def _stop_by_pid_file(self, timeout: float) -> int | None:
         """Stop a broker started by another process on this state dir, if one runs."""
