@@ -8,10 +8,13 @@ Nothing here reads the environment at import time: call :func:`load_settings`.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.validation import Limits
 
 
 class KafkaSettings(BaseModel):
@@ -80,6 +83,14 @@ class StreamSettings(BaseModel):
     batch_max: int = 5_000
     batch_within_seconds: float = 0.25
     web_port: int = 16066
+
+    def limits(self) -> Limits:
+        """What the validator accepts (shared by the stream workers and the sink)."""
+        return Limits(
+            max_bytes=self.max_event_bytes,
+            max_future=timedelta(seconds=self.max_future_seconds),
+            max_age=timedelta(days=self.max_age_days),
+        )
 
 
 class Settings(BaseSettings):

@@ -21,21 +21,9 @@ import structlog
 
 from infra.settings import Settings
 from schemas import topics
-from schemas.validation import Limits
 from streams.processor import Outcome, Processor, Record, TopicPartition
 
 log = structlog.get_logger("shiftright.streams")
-
-
-def limits_from(settings: Settings) -> Limits:
-    from datetime import timedelta
-
-    s = settings.streams
-    return Limits(
-        max_bytes=s.max_event_bytes,
-        max_future=timedelta(seconds=s.max_future_seconds),
-        max_age=timedelta(days=s.max_age_days),
-    )
 
 
 def _state_key(tp: TopicPartition) -> bytes:
@@ -71,7 +59,7 @@ def build_app(settings: Settings) -> faust.App:
         key_serializer="raw", value_serializer="raw",
     )  # fmt: skip
     processor = Processor(
-        kind_by_topic, limits_from(settings), s.bucket_seconds, s.allowed_lateness_seconds,
+        kind_by_topic, s.limits(), s.bucket_seconds, s.allowed_lateness_seconds,
         load_state=lambda tp: state_table.data.get(_state_key(tp)),
     )  # fmt: skip
     lock = asyncio.Lock()

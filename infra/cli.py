@@ -1,0 +1,218 @@
+"""The ``shiftright`` command line."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from infra.logs import configure_logging
+from infra.settings import Settings, load_settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="shiftright: usage, errors and health of your apps, from Kafka to ClickHouse.",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    configure_logging("WARNING" if sys.stderr.isatty() else settings.log_level, settings.log_json)
+    return settings
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(1)
+
+
+# -- up / down / status ----------------------------------------------------------------
+@app.command()
+def up(
+    simulate: Annotated[bool, typer.Option(help="Also run the traffic simulator.")] = True,
+    rate: Annotated[float, typer.Option(help="Simulated usage+error events per second.")] = 300.0,
+    watch: Annotated[bool | None, typer.Option(help="Follow the live status line (default: on a terminal).")] = None,
+) -> None:
+    """Start Kafka, the warehouse, the stream workers, the sink (and the simulator)."""
+    from infra.startup import bring_up
+
+    settings = _settings()
+    try:
+        bring_up(settings, out, simulate=simulate, rate=rate)
+    except Exception as exc:  # a clear message, not a traceback, for start-up failures
+        _fail(f"{exc}\nRun `shiftright down` to stop what did start; logs: {settings.resolved_state_dir() / 'logs'}")
+    _print_where(settings)
+    _status_line(settings, follow=sys.stdout.isatty() if watch is None else watch)
+
+
+@app.command()
+def down() -> None:
+    """Stop every locally started component (simulator first, Kafka last)."""
+    from infra.supervisor import ORDER, Supervisor
+
+    supervisor = Supervisor(_settings())
+    for name in reversed(ORDER):
+        stopped = supervisor.stop(name)
+        out.print(f"{'stopped' if stopped else 'not running':>12}  {name}")
+
+
+@app.command()
+def status(
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep refreshing.")] = False,
+) -> None:
+    """Each component's health, then events in, stored, lag and dead letters."""
+    from infra.startup import component_health
+
+    settings = _settings()
+    table = Table("component", "state", "detail")
+    healthy = True
+    for name, ok, detail in component_health(settings):
+        healthy &= ok
+        table.add_row(name, "[green]up[/]" if ok else "[red]down[/]", detail)
+    out.print(table)
+    _status_line(settings, follow=watch)
+    if not healthy:
+        raise typer.Exit(3)
+
+
+def _status_line(settings: Settings, follow: bool) -> None:
+    from infra.clickhouse import get_client
+    from infra.status import collect
+
+    try:
+        client = get_client(settings.clickhouse, database=settings.clickhouse.database)
+    except Exception as exc:
+        out.print(f"[yellow]warehouse unreachable:[/] {exc}")
+        client = None
+
+    def line() -> str:
+        f = collect(settings, client)
+        lag = " · ".join(f"{k} {v:,}" for k, v in f.lag.items()) or "?"
+        text = (
+            f"events in [bold]{f.events_in:,}[/] · stored [bold]{f.stored_total:,}[/] · "
+            f"lag {lag} · dead letters [bold]{f.dead_letters:,}[/] · rollups {f.rollups:,}"
+        )
+        return text + ("".join(f"\n[red]{e}[/]" for e in f.errors))
+
+    if not follow:
+        out.print(line())
+        return
+    out.print("[dim]live status — Ctrl-C stops watching; the pipeline keeps running[/]")
+    try:
+        with Live(line(), console=out, refresh_per_second=1) as live:
+            while True:
+                time.sleep(2)
+                live.update(line())
+    except KeyboardInterrupt:
+        pass
+
+
+def _print_where(settings: Settings) -> None:
+    ch = settings.clickhouse
+    table = Table(show_header=False, box=None)
+    table.add_row("Kafka", settings.kafka.bootstrap_servers)
+    table.add_row("Warehouse", f"{ch.http_url}  (database {ch.database})")
+    table.add_row("Query", f'shiftright sql "SELECT app, env, count() FROM events_usage GROUP BY ALL"')
+    table.add_row("curl", f"curl '{ch.http_url}/?database={ch.database}' --data-binary 'SELECT count() FROM events_error'")
+    table.add_row("Logs", str(settings.resolved_state_dir() / "logs"))
+    table.add_row("Stop", "shiftright down")
+    out.print(table)
+
+
+# -- data --------------------------------------------------------------------------------
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="The SQL to run, e.g. 'SELECT count() FROM events_usage'.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, or any ClickHouse format (TSV, CSV, JSONEachRow…).")] = "table",
+) -> None:
+    """Run SQL against the warehouse (embedded or a ClickHouse server)."""
+    from infra.clickhouse import get_client
+
+    settings = _settings()
+    try:
+        client = get_client(settings.clickhouse, database=settings.clickhouse.database)
+        if fmt != "table":
+            sys.stdout.write(client.raw_query(query, fmt=fmt).decode())
+            return
+        result = client.query(query)
+    except Exception as exc:
+        _fail(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
+        return
+    table = Table(*result.column_names)
+    for row in result.result_rows:
+        table.add_row(*(_cell(v) for v in row))
+    out.print(table)
+    out.print(f"[dim]{len(result.result_rows):,} rows[/]")
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="milliseconds")
+    return str(value)
+
+
+@app.command()
+def migrate() -> None:
+    """Create the database and apply pending schema migrations (idempotent)."""
+    from infra.clickhouse import get_client
+    from schemas.migrate import migrate as run
+
+    settings = _settings()
+    try:
+        applied = run(get_client(settings.clickhouse), settings.clickhouse.database)
+    except Exception as exc:
+        _fail(str(exc))
+        return
+    for m in applied:
+        out.print(f"applied  {m.version:04d}_{m.name}")
+    out.print(f"schema up to date ({len(applied)} applied now)")
+
+
+@app.command()
+def simulate(
+    rate: Annotated[float, typer.Option(help="Usage+error events per second (before the diurnal factor).")] = 300.0,
+    duration: Annotated[float | None, typer.Option(help="Seconds to run; default: until stopped.")] = None,
+    incident: Annotated[list[str] | None, typer.Option(help="e.g. error-spike@+60s/120s (repeatable).")] = None,
+    seed: Annotated[int, typer.Option()] = 7,
+) -> None:
+    """Emit realistic traffic for two apps in preprod and prod."""
+    import signal
+
+    from producers.emitter import Emitter
+    from producers.simulator import Simulator, parse_incident, run_realtime
+
+    settings = _settings()
+    now = datetime.now(UTC)
+    try:
+        incidents = [parse_incident(text, now) for text in incident or []]
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    emitter = Emitter(settings.kafka.bootstrap_servers, settings.namespace)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    sim = Simulator(seed=seed, rate=rate, incidents=incidents)
+    try:
+        sent = run_realtime(emitter, sim, duration=duration, stop=stop)
+    except KeyboardInterrupt:
+        sent = -1
+    left = emitter.flush(30)
+    out.print(f"emitted {sent:,} events; delivered {emitter.delivered:,}; undelivered {left}; dropped {dict(emitter.dropped)}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

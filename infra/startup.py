@@ -1,0 +1,115 @@
+"""Bringing the whole pipeline up, step by step, and telling whether it is healthy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.console import Console
+
+from infra.settings import Settings
+from infra.supervisor import Supervisor, kafka_launcher, python_components, warehouse_ready
+from schemas import topics
+
+
+def topic_plan(settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
+    """(raw event topics, derived topics) with their partition counts."""
+    ns, parts = settings.namespace, settings.kafka.partitions
+    raw = {topics.named(t, ns): parts for t in topics.EVENT_TOPICS}
+    derived = {topics.named(t, ns): parts for t in (topics.DLQ_EVENTS, topics.ROLLUPS)}
+    return raw, derived
+
+
+def create_topics(settings: Settings) -> None:
+    from infra.kafka.topics import ensure_topics
+
+    raw, derived = topic_plan(settings)
+    bootstrap = settings.kafka.bootstrap_servers
+    ensure_topics(bootstrap, raw, {"max.message.bytes": str(topics.RAW_TOPIC_MAX_MESSAGE_BYTES)})
+    ensure_topics(bootstrap, derived)
+
+
+def apply_schema(settings: Settings) -> None:
+    from infra.clickhouse import get_client
+    from schemas.migrate import migrate
+
+    migrate(get_client(settings.clickhouse), settings.clickhouse.database)
+
+
+def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: float) -> None:
+    """Start everything in order; each step prints one line as it completes."""
+    sup = Supervisor(settings)
+    comps = python_components(settings, ["--rate", str(rate)])
+    steps: list[tuple[str, Callable[[], str]]] = [
+        ("Kafka", lambda: _kafka(settings, sup, console)),
+        ("Warehouse", lambda: _warehouse(settings, sup)),
+        ("Topics", lambda: (create_topics(settings), "6 topics ready")[1]),
+        ("Schema", lambda: (apply_schema(settings), f"database {settings.clickhouse.database} migrated")[1]),
+        ("Stream workers", lambda: f"pid {sup.start(comps['streams'])}"),
+        ("ClickHouse sink", lambda: f"pid {sup.start(comps['sink'])}"),
+    ]
+    if simulate:
+        steps.append(("Simulator", lambda: f"pid {sup.start(comps['simulator'])} at ~{rate:g} events/s"))
+    for title, step in steps:
+        with console.status(f"{title}…"):
+            detail = step()
+        console.print(f"[green]✓[/] {title:<16} {detail}")
+    _check_alive(sup, ["streams", "sink"] + (["simulator"] if simulate else []))
+
+
+def _kafka(settings: Settings, sup: Supervisor, console: Console) -> str:
+    if not settings.kafka.launch_local:
+        return f"using existing cluster {settings.kafka.bootstrap_servers}"
+    if sup.pid("kafka"):
+        return f"already running at {settings.kafka.bootstrap_servers}"
+    launcher = kafka_launcher(settings)
+    if not launcher.lib_dir.joinpath(".complete").exists():
+        console.print(f"  resolving Apache Kafka {settings.kafka.version} from Maven Central (first run only)…")
+    launcher.launch()
+    return f"Apache Kafka {settings.kafka.version} at {launcher.bootstrap}"
+
+
+def _warehouse(settings: Settings, sup: Supervisor) -> str:
+    url = settings.clickhouse.http_url
+    if not settings.clickhouse.launch_local:
+        if not warehouse_ready(url):
+            raise RuntimeError(f"ClickHouse at {url} does not answer /ping")
+        return f"using ClickHouse at {url}"
+    comps = python_components(settings)
+    sup.start(comps["warehouse"])
+    sup.wait_until("warehouse", lambda: warehouse_ready(url), timeout=60)
+    return f"embedded ClickHouse (chDB) at {url}"
+
+
+def _check_alive(sup: Supervisor, names: list[str]) -> None:
+    import time
+
+    time.sleep(2.0)  # a component that cannot start usually dies within a second or two
+    for name in names:
+        if sup.pid(name) is None:
+            raise RuntimeError(f"{name} exited right after start:\n{sup.tail(name)}")
+
+
+def component_health(settings: Settings) -> list[tuple[str, bool, str]]:
+    """(name, healthy, detail) for each component."""
+    from infra.status import sink_counters
+
+    sup = Supervisor(settings)
+    rows: list[tuple[str, bool, str]] = []
+    if settings.kafka.launch_local:
+        pid = sup.pid("kafka")
+        rows.append(("kafka", pid is not None, f"pid {pid} · {settings.kafka.bootstrap_servers}" if pid else "not running"))
+    else:
+        rows.append(("kafka", True, f"external {settings.kafka.bootstrap_servers}"))
+    url = settings.clickhouse.http_url
+    ok = warehouse_ready(url)
+    rows.append(("warehouse", ok, f"{url} {'answers' if ok else 'does not answer'} /ping"))
+    for name in ("streams", "sink", "simulator"):
+        pid = sup.pid(name)
+        detail = f"pid {pid}" if pid else "not running"
+        if name == "sink" and pid:
+            c = sink_counters(settings)
+            detail += f" · batches {c.get('batches', 0):,} · retries {c.get('retries', 0)}"
+            if c.get("last_error"):
+                detail += f" · last error: {c['last_error'][:80]}"
+        rows.append((name, pid is not None or name == "simulator", detail))
+    return rows

@@ -1,0 +1,101 @@
+"""The figures ``shiftright status`` shows: events in, events stored, lag, dead letters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from infra.settings import Settings
+from schemas import topics
+
+
+@dataclass
+class PipelineFigures:
+    events_in: int = 0
+    events_stored: dict[str, int] = field(default_factory=dict)
+    dead_letters: int = 0
+    rollups: int = 0
+    lag: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def stored_total(self) -> int:
+        return sum(self.events_stored.values())
+
+
+def group_ids(settings: Settings) -> dict[str, str]:
+    ns = settings.namespace
+    sink = settings.sink.group_id
+    streams = settings.streams.app_id
+    return {
+        "sink": f"{ns}.{sink}" if ns else sink,
+        "streams": f"{ns}.{streams}" if ns else streams,
+    }
+
+
+def kafka_figures(settings: Settings, figures: PipelineFigures, timeout: float = 3.0) -> None:
+    ns = settings.namespace
+    raw = [topics.named(t, ns) for t in topics.EVENT_TOPICS]
+    probe = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "shiftright-status-probe"})
+    try:
+        meta = probe.list_topics(timeout=timeout)
+        tps = [
+            TopicPartition(t, p) for t in raw if t in meta.topics for p in meta.topics[t].partitions
+        ]
+        ends = {(tp.topic, tp.partition): probe.get_watermark_offsets(tp, timeout=timeout)[1] for tp in tps}
+        figures.events_in = sum(ends.values())
+        for role, group in group_ids(settings).items():
+            figures.lag[role] = _group_lag(settings, group, tps, ends, timeout)
+    finally:
+        probe.close()
+
+
+def _group_lag(
+    settings: Settings, group: str, tps: list[TopicPartition], ends: dict[tuple[str, int], int],
+    timeout: float,
+) -> int:  # fmt: skip
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": group})
+    try:
+        committed = consumer.committed(tps, timeout=timeout)
+    finally:
+        consumer.close()
+    lag = 0
+    for tp in committed:
+        end = ends[(tp.topic, tp.partition)]
+        lag += end - tp.offset if tp.offset >= 0 else end
+    return lag
+
+
+def warehouse_figures(client: Any, figures: PipelineFigures) -> None:
+    rows = client.query(
+        "SELECT table, sum(rows) FROM system.parts WHERE active AND database = currentDatabase() "
+        "AND table IN ('events_usage','events_error','events_health','events_change') GROUP BY table"
+    ).result_rows
+    figures.events_stored = {str(t).removeprefix("events_"): int(n) for t, n in rows}
+    figures.dead_letters = int(client.command("SELECT count() FROM dead_letters FINAL"))
+    figures.rollups = int(client.command("SELECT count() FROM rollups"))
+
+
+def sink_counters(settings: Settings) -> dict[str, Any]:
+    path = settings.resolved_state_dir() / "run" / "sink.json"
+    try:
+        return dict(json.loads(path.read_text()))
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def collect(settings: Settings, client: Any | None) -> PipelineFigures:
+    figures = PipelineFigures()
+    try:
+        kafka_figures(settings, figures)
+    except Exception as exc:
+        figures.errors.append(f"kafka: {exc}")
+    if client is not None:
+        try:
+            warehouse_figures(client, figures)
+        except Exception as exc:
+            figures.errors.append(f"warehouse: {exc}")
+    return figures

@@ -1,0 +1,192 @@
+"""Process supervision for ``shiftright up`` / ``down`` / ``status``.
+
+Each component runs detached (its own session) so it outlives the CLI, with its pid in
+``<state>/run/<name>.pid`` and its output in ``<state>/logs/<name>.log``. Kafka is
+special-cased through :class:`infra.kafka.launcher.KafkaLauncher`, which owns its pid file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from infra.kafka.launcher import KafkaLauncher
+from infra.settings import Settings
+
+log = structlog.get_logger("shiftright.supervisor")
+
+#: Start order; ``down`` stops in reverse.
+ORDER = ("kafka", "warehouse", "streams", "sink", "simulator")
+
+
+class ComponentFailed(RuntimeError):
+    """A component exited or did not become ready; the message carries its log tail."""
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    argv: Sequence[str]
+
+
+def kafka_launcher(settings: Settings) -> KafkaLauncher:
+    k = settings.kafka
+    return KafkaLauncher(
+        settings.resolved_state_dir(), k.host, k.port, k.controller_port, k.version, k.heap
+    )
+
+
+def python_components(settings: Settings, simulator_args: Sequence[str] = ()) -> dict[str, Component]:
+    state = settings.resolved_state_dir()
+    py = sys.executable
+    ch = settings.clickhouse
+    return {
+        "warehouse": Component(
+            "warehouse",
+            [py, "-m", "infra.warehouse", "--data-dir", str(state / "warehouse"),
+             "--host", ch.host, "--port", str(ch.port)],
+        ),  # fmt: skip
+        "streams": Component("streams", [py, "-m", "streams"]),
+        "sink": Component("sink", [py, "-m", "sinks"]),
+        "simulator": Component("simulator", [py, "-m", "infra.cli", "simulate", *simulator_args]),
+    }
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state = settings.resolved_state_dir()
+        self.run_dir = self.state / "run"
+        self.log_dir = self.state / "logs"
+
+    def pid_path(self, name: str) -> Path:
+        if name == "kafka":
+            return kafka_launcher(self.settings).pid_path
+        return self.run_dir / f"{name}.pid"
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / ("kafka.log" if name == "kafka" else f"{name}.log")
+
+    def pid(self, name: str) -> int | None:
+        try:
+            pid = int(self.pid_path(name).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def start(self, component: Component, env: dict[str, str] | None = None) -> int:
+        """Start detached unless already running; returns the pid."""
+        running = self.pid(component.name)
+        if running:
+            return running
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        child_env = {**os.environ, **self.child_env(), **(env or {})}
+        with self.log_path(component.name).open("ab") as out:
+            proc = subprocess.Popen(
+                list(component.argv), stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True, env=child_env,
+            )  # fmt: skip
+        self.pid_path(component.name).write_text(f"{proc.pid}\n")
+        log.info("component_started", component=component.name, pid=proc.pid)
+        return proc.pid
+
+    def child_env(self) -> dict[str, str]:
+        """Pass the effective settings on, so children agree with this CLI."""
+        s = self.settings
+        env = {
+            "SHIFTRIGHT_STATE_DIR": str(self.state),
+            "SHIFTRIGHT_NAMESPACE": s.namespace,
+            "SHIFTRIGHT_KAFKA__PORT": str(s.kafka.port),
+            "SHIFTRIGHT_CLICKHOUSE__PORT": str(s.clickhouse.port),
+            "SHIFTRIGHT_CLICKHOUSE__DATABASE": s.clickhouse.database,
+            "SHIFTRIGHT_LOG_JSON": "true",
+            "PYTHONUNBUFFERED": "1",
+        }
+        if s.kafka.bootstrap:
+            env["SHIFTRIGHT_KAFKA__BOOTSTRAP"] = s.kafka.bootstrap
+        if s.clickhouse.url:
+            env["SHIFTRIGHT_CLICKHOUSE__URL"] = s.clickhouse.url
+        return env
+
+    def wait_until(self, name: str, ready: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            if self.pid(name) is None:
+                raise ComponentFailed(f"{name} exited during start-up\n{self.tail(name)}")
+            time.sleep(0.2)
+        raise ComponentFailed(f"{name} not ready after {timeout:.0f}s\n{self.tail(name)}")
+
+    def stop(self, name: str, timeout: float = 20.0) -> bool:
+        """SIGTERM the component's process group, SIGKILL after ``timeout``."""
+        if name == "kafka":
+            return kafka_launcher(self.settings).stop(timeout) is not None
+        pid = self.pid(name)
+        if pid is None:
+            self.pid_path(name).unlink(missing_ok=True)
+            return False
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            log.warning("component_killed", component=name, pid=pid)
+            _signal_group(pid, signal.SIGKILL)
+        self.pid_path(name).unlink(missing_ok=True)
+        log.info("component_stopped", component=name, pid=pid)
+        return True
+
+    def tail(self, name: str, lines: int = 25) -> str:
+        try:
+            text = self.log_path(name).read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return f"(no log at {self.log_path(name)})"
+        return "\n".join(text[-lines:])
+
+
+def warehouse_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/ping", timeout=1.0) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours is not alive for our purposes.
+    with contextlib.suppress(OSError, ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return _not_zombie(pid)
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)

@@ -1,0 +1,59 @@
+"""``python -m sinks``: run the ClickHouse sink in the foreground until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from confluent_kafka import Consumer
+
+from infra.clickhouse import get_client
+from infra.logs import configure_logging
+from infra.settings import Settings, load_settings
+from sinks.clickhouse_sink import ClickHouseSink, SinkConfig
+from sinks.router import Router
+from sinks.warehouse import ClickHouseWarehouse
+
+
+def consumer_config(settings: Settings) -> dict[str, object]:
+    group = settings.sink.group_id
+    return {
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "group.id": f"{settings.namespace}.{group}" if settings.namespace else group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": False,
+        "fetch.max.bytes": 64 * 1024 * 1024,
+        "max.partition.fetch.bytes": 4 * 1024 * 1024,
+        "queued.max.messages.kbytes": 256 * 1024,
+        "session.timeout.ms": 15_000,
+        "max.poll.interval.ms": 600_000,
+    }
+
+
+def build_sink(settings: Settings) -> ClickHouseSink:
+    client = get_client(settings.clickhouse, database=settings.clickhouse.database)
+    run_dir = settings.resolved_state_dir() / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = SinkConfig(
+        batch_rows=settings.sink.batch_rows,
+        batch_seconds=settings.sink.batch_seconds,
+        retry_initial=settings.sink.retry_initial_seconds,
+        retry_max=settings.sink.retry_max_seconds,
+        status_path=run_dir / "sink.json",
+    )
+    router = Router(settings.namespace, settings.streams.limits())
+    return ClickHouseSink(Consumer(consumer_config(settings)), ClickHouseWarehouse(client), router, config)
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    build_sink(settings).run(stop)
+
+
+if __name__ == "__main__":
+    main()
