@@ -1,0 +1,27 @@
+"""``python -m infra.warehouse --data-dir DIR [--host H] [--port P]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from infra.logs import configure_logging
+from infra.warehouse.server import serve
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.warehouse",
+        description="Serve the ClickHouse HTTP interface over an embedded chDB data directory.",
+    )
+    parser.add_argument("--data-dir", type=Path, required=True, help="chDB data directory")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=18123)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    configure_logging(level=args.log_level)
+    serve(args.data_dir.expanduser().resolve(), args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""The HTTP exchange: read a request, answer as a ClickHouse server would."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from infra.warehouse import codecs, errors, request
+from infra.warehouse.execute import Reply, execute
+
+if TYPE_CHECKING:
+    from infra.warehouse.engine import Engine
+
+_log = structlog.get_logger(__name__)
+_OK_PATHS = ("/ping", "/replicas_status")
+_CHUNK = 1 << 16
+
+
+class Context:
+    """What every handler thread shares: the engine and the server's identity."""
+
+    def __init__(self, engine: Engine, display_name: str) -> None:
+        self.engine = engine
+        self.display_name = display_name
+
+
+class ClickHouseHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "ClickHouse"
+    context: Context  # set on a subclass by the server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; Nagle would hold the body back.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_GET(self) -> None:  # noqa: N802  (http.server's naming)
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._send_plain(200, b"")
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (stdlib signature)
+        _log.debug("http_request_logged", line=format % args)
+
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        try:
+            raw = self._read_body()
+        except (ValueError, OSError) as exc:
+            self.close_connection = True
+            self._send_error(errors.bad_arguments(f"Cannot read request body: {exc}"), "")
+            return
+        if parts.path in _OK_PATHS or (parts.path == "/" and not parts.query and not raw):
+            self._send_plain(200, b"Ok.\n")
+        elif parts.path != "/":
+            self._send_plain(404, f"There is no handle {parts.path}\n".encode())
+        else:
+            self._query(method, parts.query, raw)
+
+    def _query(self, method: str, url_query: str, raw: bytes) -> None:
+        query_id = ""
+        try:
+            req = request.parse(method, url_query, dict(self.headers.items()), raw)
+            query_id = req.query_id
+            reply = execute(self.context.engine, req)
+        except errors.WarehouseError as exc:
+            _log.info("query_failed", code=exc.code, error=exc.name, query_id=query_id)
+            self._send_error(exc, query_id)
+            return
+        encoding = self._response_encoding(req)
+        self._send_reply(reply, req, encoding)
+
+    def _response_encoding(self, req: request.QueryRequest) -> str | None:
+        if not req.http_compression:
+            return None
+        return codecs.choose_encoding(self.headers.get("Accept-Encoding"))
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return b"".join(_read_chunked(self.rfile))
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _common_headers(self, query_id: str) -> None:
+        self.send_header("X-ClickHouse-Server-Display-Name", self.context.display_name)
+        self.send_header("X-ClickHouse-Query-Id", query_id)
+
+    def _send_reply(self, reply: Reply, req: request.QueryRequest, encoding: str | None) -> None:
+        self.send_response(200)
+        self._common_headers(req.query_id)
+        self.send_header("Content-Type", _content_type(reply.fmt))
+        if reply.fmt is not None:
+            self.send_header("X-ClickHouse-Format", reply.fmt)
+        self.send_header("X-ClickHouse-Timezone", reply.timezone)
+        self.send_header("X-ClickHouse-Summary", _summary(reply))
+        if encoding is not None:
+            self.send_header("Content-Encoding", encoding)
+        if reply.rest is None:
+            self._send_whole(reply.body, encoding)
+        else:
+            self._send_stream(reply.body, reply.rest, encoding)
+
+    def _send_whole(self, body: bytes, encoding: str | None) -> None:
+        if encoding is not None:
+            compressor = codecs.compressor_for(encoding)
+            body = compressor.compress(body) + compressor.flush()
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_stream(self, first: bytes, rest: Iterator[bytes], encoding: str | None) -> None:
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        compressor = codecs.compressor_for(encoding) if encoding else None
+        try:
+            for chunk in _prepend(first, rest):
+                self._write_chunk(compressor.compress(chunk) if compressor else chunk)
+        except errors.WarehouseError as exc:
+            # Headers are gone; ending without the last chunk tells the client the body is broken.
+            _log.warning("stream_failed", code=exc.code, error=exc.name)
+            self.close_connection = True
+            return
+        except OSError:
+            self.close_connection = True
+            return
+        finally:
+            _close(rest)
+        self._write_chunk(compressor.flush() if compressor else b"")
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _write_chunk(self, data: bytes) -> None:
+        if data:
+            self.wfile.write(b"%x\r\n%b\r\n" % (len(data), data))
+
+    def _send_error(self, exc: errors.WarehouseError, query_id: str) -> None:
+        body = exc.body(self.context.engine.version)
+        self.send_response(exc.http_status)
+        self._common_headers(query_id)
+        self.send_header("X-ClickHouse-Exception-Code", str(exc.code))
+        self.send_header("Content-Type", "text/plain; charset=UTF-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_plain(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=UTF-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def _read_chunked(rfile: Any) -> Iterator[bytes]:
+    while True:
+        size_line = rfile.readline(1024)
+        size = int(size_line.split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return
+        yield rfile.read(size)
+        rfile.readline(8)
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def _close(rest: Iterator[bytes]) -> None:
+    close = getattr(rest, "close", None)
+    if close is not None:
+        close()
+
+
+def _summary(reply: Reply) -> str:
+    o = reply.outcome
+    values = {
+        "read_rows": o.read_rows,
+        "read_bytes": o.read_bytes,
+        "written_rows": o.written_rows,
+        "written_bytes": o.written_bytes,
+        "total_rows_to_read": o.read_rows,
+        "result_rows": o.written_rows,
+        "result_bytes": o.written_bytes,
+        "elapsed_ns": int(o.elapsed_s * 1e9),
+    }
+    return json.dumps({k: str(v) for k, v in values.items()}, separators=(",", ":"))
+
+
+def _content_type(fmt: str | None) -> str:
+    name = (fmt or "").lower()
+    if name.startswith(("tabseparated", "tsv")):
+        return "text/tab-separated-values; charset=UTF-8"
+    if name.startswith("csv"):
+        return "text/csv; charset=UTF-8; header=absent"
+    if name.startswith("json"):
+        return "application/json; charset=UTF-8"
+    if name.startswith(("native", "rowbinary", "parquet", "arrow", "orc", "avro")):
+        return "application/octet-stream"
+    return "text/plain; charset=UTF-8"

@@ -1,0 +1,87 @@
+"""The warehouse process: a threading HTTP server in front of one chDB engine.
+
+Why ``http.server.ThreadingHTTPServer`` rather than aiohttp: every chDB call
+blocks (and releases the GIL while the engine works), so a thread per client
+connection is the natural shape; an event loop would push each call to an
+executor anyway. clickhouse-connect keeps its connections alive, so threads are
+few and long-lived, and the standard library lets us control the exact bytes:
+no automatic body decoding, chunked streaming, ClickHouse's headers.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from infra.warehouse.engine import Engine
+from infra.warehouse.handler import ClickHouseHandler, Context
+
+_log = structlog.get_logger(__name__)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+class WarehouseServer:
+    """Owns the engine and the listening socket; ``serve_forever`` or ``start`` it."""
+
+    def __init__(self, data_dir: Path, host: str = "127.0.0.1", port: int = 18123) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = Engine(data_dir)
+        handler = type("Handler", (ClickHouseHandler,), {"context": Context(self.engine, socket.gethostname())})
+        try:
+            self._httpd = _HTTPServer((host, port), handler)
+        except OSError:
+            self.engine.close()
+            raise
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever(poll_interval=0.2)
+
+    def start(self) -> threading.Thread:
+        """Serve from a background thread (tests, embedding)."""
+        self._thread = threading.Thread(target=self.serve_forever, name="warehouse-http", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def close(self) -> None:
+        """Stop accepting, then close chDB so its parts are flushed and the lock released."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.engine.close()
+        _log.info("warehouse_stopped", url=self.url)
+
+
+def serve(data_dir: Path, host: str = "127.0.0.1", port: int = 18123) -> None:
+    """Serve the ClickHouse HTTP interface over chDB until SIGTERM or SIGINT."""
+    server = WarehouseServer(data_dir, host, port)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        _log.info("signal_received", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    server.start()
+    _log.info("warehouse_started", url=server.url, data_dir=str(data_dir), version=server.engine.version)
+    while not stop.wait(timeout=1.0):
+        pass
+    server.close()
