@@ -1,0 +1,112 @@
+"""The ClickHouse sink against fakes: commit after write, retry, poison rows, restarts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from schemas.validation import Limits
+from sinks.clickhouse_sink import ClickHouseSink, SinkConfig
+from sinks.errors import RetryableWriteError
+from sinks.router import Router
+from tests.builders import encoded
+from tests.fakes import FakeConsumer, FakeMessage, FakeWarehouse
+
+T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
+USAGE, ERRORS, DLQ = "events.usage.v1", "events.error.v1", "dlq.events.v1"
+
+
+def message(topic: str, partition: int, offset: int, value: bytes | None, headers=None) -> FakeMessage:  # type: ignore[no-untyped-def]
+    ts = T0 + timedelta(seconds=offset)
+    return FakeMessage(topic, partition, offset, value, int(ts.timestamp() * 1000), headers)
+
+
+def usage_log(n: int, partitions: int = 2) -> dict[tuple[str, int], list[FakeMessage]]:
+    return {
+        (USAGE, p): [message(USAGE, p, i, encoded("usage", T0 + timedelta(seconds=i))) for i in range(n)]
+        for p in range(partitions)
+    }
+
+
+def sink(consumer: FakeConsumer, warehouse: FakeWarehouse, rows: int = 100) -> ClickHouseSink:
+    config = SinkConfig(batch_rows=rows, batch_seconds=60, retry_initial=0.01, retry_max=0.02)
+    return ClickHouseSink(consumer, warehouse, Router("", Limits(max_age=timedelta(days=36500))), config)  # type: ignore[arg-type]
+
+
+def drain(s: ClickHouseSink, consumer: FakeConsumer, rounds: int = 50) -> None:
+    consumer.subscribe(s._router.subscriptions, on_assign=s._on_assign)  # what run() does
+    for _ in range(rounds):
+        s.poll_once(timeout=0)
+    s._flush()
+
+
+def test_every_event_is_stored_once_and_offsets_commit_after_the_insert() -> None:
+    consumer, warehouse = FakeConsumer(usage_log(250)), FakeWarehouse()
+    drain(sink(consumer, warehouse), consumer)
+    rows = warehouse.tables["events_usage"]
+    assert len(rows) == 500
+    assert len({r["event_id"] for r in rows}) == 500
+    assert consumer.committed == {(USAGE, 0): 250, (USAGE, 1): 250}
+
+
+def test_a_warehouse_outage_pauses_retries_with_the_same_token_and_loses_nothing() -> None:
+    consumer, warehouse = FakeConsumer(usage_log(60)), FakeWarehouse()
+    warehouse.fail_next = [RetryableWriteError("connection refused")] * 3
+    s = sink(consumer, warehouse)
+    drain(s, consumer)
+    assert s.stats.retries == 3
+    assert len(warehouse.tables["events_usage"]) == 120
+    assert consumer.committed == {(USAGE, 0): 60, (USAGE, 1): 60}
+    assert not consumer.paused
+
+
+def test_a_row_the_warehouse_refuses_goes_to_dead_letters_and_the_rest_is_stored() -> None:
+    consumer, warehouse = FakeConsumer(usage_log(40, partitions=1)), FakeWarehouse()
+    warehouse.reject_if = lambda row: row.get("_offset") == 17 and "event_id" in row
+    s = sink(consumer, warehouse)
+    drain(s, consumer)
+    assert len(warehouse.tables["events_usage"]) == 39
+    (letter,) = warehouse.tables["dead_letters"]
+    assert (letter["reason"], letter["source_offset"], letter["stage"]) == ("warehouse_rejected", 17, "sink")
+    assert "Type mismatch" in letter["detail"]
+    assert consumer.committed[(USAGE, 0)] == 40
+
+
+def test_a_restart_after_insert_but_before_commit_stores_nothing_twice() -> None:
+    log = usage_log(100, partitions=1)
+    warehouse = FakeWarehouse()
+    first = FakeConsumer(log)
+    s = sink(first, warehouse, rows=30)
+    first.subscribe(s._router.subscriptions, on_assign=s._on_assign)
+    s.poll_once(timeout=0)  # consumes everything; inserts, commits
+    first.committed.clear()  # ... as if the process died before its commits landed
+    second = FakeConsumer(log)
+    drain(sink(second, warehouse, rows=45), second)  # different batch bounds this time
+    assert len(warehouse.tables["events_usage"]) == 100
+
+
+def test_invalid_raw_events_are_left_to_the_stream_workers_and_dead_letters_are_stored() -> None:
+    headers = [("shiftright-reason", b"malformed_json"), ("shiftright-detail", b"invalid JSON"),
+               ("shiftright-source-topic", USAGE.encode()), ("shiftright-source-partition", b"0"),
+               ("shiftright-source-offset", b"1"), ("shiftright-payload-bytes", b"5")]  # fmt: skip
+    log = {
+        (USAGE, 0): [message(USAGE, 0, 0, encoded("usage", T0)), message(USAGE, 0, 1, b"{oops")],
+        (DLQ, 0): [message(DLQ, 0, 0, b"{oops", headers)],
+    }
+    consumer, warehouse = FakeConsumer(log), FakeWarehouse()
+    s = sink(consumer, warehouse)
+    drain(s, consumer)
+    assert len(warehouse.tables["events_usage"]) == 1
+    (letter,) = warehouse.tables["dead_letters"]
+    assert (letter["reason"], letter["source_topic"], letter["source_offset"], letter["payload"]) == (
+        "malformed_json", USAGE, 1, "{oops")
+    assert s.stats.skipped["malformed_json"] == 1
+    assert consumer.committed[(USAGE, 0)] == 2
+
+
+def test_offsets_lookup_waits_for_the_warehouse_to_come_back() -> None:
+    consumer, warehouse = FakeConsumer(usage_log(10, partitions=1)), FakeWarehouse()
+    warehouse.fail_lookups = [RetryableWriteError("connection refused")] * 2
+    s = sink(consumer, warehouse)
+    drain(s, consumer)
+    assert warehouse.fail_lookups == []
+    assert len(warehouse.tables["events_usage"]) == 10

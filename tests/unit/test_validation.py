@@ -1,0 +1,68 @@
+"""What the validator accepts and why it rejects the rest."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from schemas import validation as v
+from schemas.events import ErrorEvent, HealthEvent, UsageEvent
+
+NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
+
+
+def usage(**over: object) -> bytes:
+    event = {"kind": "usage", "app": "checkout", "env": "prod", "name": "cart.add",
+             "ts": "2026-11-26T14:59:00.123Z", "duration_ms": 12.5}  # fmt: skip
+    event.update(over)
+    return json.dumps(event).encode()
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "says"),
+    [
+        (b"{not json", v.MALFORMED_JSON, "invalid JSON"),
+        (None, v.MALFORMED_JSON, "empty"),
+        (b"[1, 2]", v.NOT_AN_OBJECT, "JSON object"),
+        (b'{"app": "checkout", "env": "prod"}', v.MISSING_KIND, "'kind' is required"),
+        (usage(kind="telemetry"), v.UNKNOWN_KIND, "'telemetry'"),
+        (usage(duration_ms="fast"), v.SCHEMA_VIOLATION, "duration_ms"),
+        (usage(app=None), v.SCHEMA_VIOLATION, "app"),
+        (usage(name=""), v.SCHEMA_VIOLATION, "name"),
+        (usage(ts="2026-11-26T14:59:00"), v.SCHEMA_VIOLATION, "timezone"),
+        (usage(surprise=1), v.SCHEMA_VIOLATION, "surprise"),
+        (usage(ts="2099-01-01T00:00:00Z"), v.TS_IN_FUTURE, "ahead of now"),
+        (usage(ts="2020-01-01T00:00:00Z"), v.TS_TOO_OLD, "older than"),
+        (usage(attributes={"pad": "x" * 300_000}), v.OVERSIZED, "exceeds the limit"),
+    ],
+)
+def test_bad_input_is_rejected_with_a_reason_naming_the_problem(raw: bytes | None, reason: str, says: str) -> None:
+    result = v.parse_event(raw, "usage", NOW)
+    assert isinstance(result, v.Rejection)
+    assert result.reason == reason
+    assert says in result.detail
+
+
+def test_event_on_the_wrong_topic_is_rejected() -> None:
+    result = v.parse_event(usage(), "error", NOW)
+    assert result == v.Rejection(v.WRONG_TOPIC, "kind 'usage' on the error topic")
+
+
+def test_each_kind_validates_and_ts_is_normalised_to_utc_ms() -> None:
+    got = v.parse_event(usage(ts="2026-11-26T15:59:00.123456+01:00"), "usage", NOW)
+    assert isinstance(got, UsageEvent)
+    assert got.ts == datetime(2026, 11, 26, 14, 59, 0, 123000, tzinfo=UTC)
+    err = json.dumps({"kind": "error", "app": "a", "env": "prod", "exception_type": "KeyError",
+                      "frames": [{"module": "m", "function": "f", "lineno": 3}]}).encode()  # fmt: skip
+    assert isinstance(v.parse_event(err, "error", NOW), ErrorEvent)
+    health = json.dumps({"kind": "health", "app": "a", "env": "prod", "host": "h1",
+                         "metrics": {"system.cpu.utilization": 0.5}}).encode()  # fmt: skip
+    assert isinstance(v.parse_event(health, None, NOW), HealthEvent)
+
+
+def test_time_bounds_are_configurable() -> None:
+    limits = v.Limits(max_future=timedelta(hours=2))
+    ahead = (NOW + timedelta(hours=1)).isoformat()
+    assert isinstance(v.parse_event(usage(ts=ahead), "usage", NOW, limits), UsageEvent)
