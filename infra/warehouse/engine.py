@@ -69,7 +69,9 @@ class EngineConnection:
         self._use(database or self.home_database)
         self.last_used = time.monotonic()
 
-    def run(self, sql: str, fmt: str = "TabSeparated", params: Mapping[str, str] | None = None) -> Any:
+    def run(
+        self, sql: str, fmt: str = "TabSeparated", params: Mapping[str, str] | None = None
+    ) -> Any:
         try:
             return self._conn.query(sql, fmt, params=dict(params or {}))
         except Exception as exc:  # chDB raises ChdbError or RuntimeError
@@ -94,7 +96,9 @@ class EngineConnection:
                 done = inserter.finish()
         except Exception as exc:
             raise errors.from_engine(exc) from exc
-        return Outcome(written_rows=done.rows_written, written_bytes=done.bytes_written, elapsed_s=done.elapsed)
+        return Outcome(
+            written_rows=done.rows_written, written_bytes=done.bytes_written, elapsed_s=done.elapsed
+        )
 
     def timezone(self) -> str:
         if self._timezone is None:

@@ -19,7 +19,8 @@ _NAME_SUFFIX = re.compile(r"\s*\(([A-Z_]+)\)\s*(?:\(version [^)]*\))?\s*$")
 
 _BAD_REQUEST = frozenset(
     {
-        "BAD_ARGUMENTS", "CANNOT_COMPILE_REGEXP", "CANNOT_PARSE_TEXT", "CANNOT_PARSE_ESCAPE_SEQUENCE",
+        "BAD_ARGUMENTS", "CANNOT_COMPILE_REGEXP", "CANNOT_PARSE_TEXT",
+        "CANNOT_PARSE_ESCAPE_SEQUENCE",
         "CANNOT_PARSE_QUOTED_STRING", "CANNOT_PARSE_DATE", "CANNOT_PARSE_DATETIME",
         "CANNOT_PARSE_NUMBER", "CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING", "CANNOT_PARSE_IPV4",
         "CANNOT_PARSE_IPV6", "CANNOT_PARSE_INPUT_ASSERTION_FAILED", "CANNOT_PARSE_UUID",
@@ -62,7 +63,9 @@ class WarehouseError(Exception):
         return status_for(self.name)
 
     def body(self, version: str) -> bytes:
-        text = f"Code: {self.code}. DB::Exception: {self.message}. ({self.name}) (version {version})\n"
+        text = (
+            f"Code: {self.code}. DB::Exception: {self.message}. ({self.name}) (version {version})\n"
+        )
         return text.encode("utf-8", errors="replace")
 
 

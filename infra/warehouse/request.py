@@ -54,9 +54,7 @@ class QueryRequest:
     readonly: bool = False
 
 
-def parse(
-    method: str, url_query: str, headers: Mapping[str, str], raw_body: bytes
-) -> QueryRequest:
+def parse(method: str, url_query: str, headers: Mapping[str, str], raw_body: bytes) -> QueryRequest:
     """Build a :class:`QueryRequest`; raises :class:`errors.WarehouseError` on bad input."""
     pairs = parse_qsl(url_query, keep_blank_values=True)
     body = codecs.decode_body(raw_body, headers.get("Content-Encoding"))

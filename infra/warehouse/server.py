@@ -37,7 +37,9 @@ class WarehouseServer:
     def __init__(self, data_dir: Path, host: str = "127.0.0.1", port: int = 18123) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = Engine(data_dir)
-        handler = type("Handler", (ClickHouseHandler,), {"context": Context(self.engine, socket.gethostname())})
+        handler = type(
+            "Handler", (ClickHouseHandler,), {"context": Context(self.engine, socket.gethostname())}
+        )
         try:
             self._httpd = _HTTPServer((host, port), handler)
         except OSError:
@@ -55,7 +57,9 @@ class WarehouseServer:
 
     def start(self) -> threading.Thread:
         """Serve from a background thread (tests, embedding)."""
-        self._thread = threading.Thread(target=self.serve_forever, name="warehouse-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, name="warehouse-http", daemon=True
+        )
         self._thread.start()
         return self._thread
 
@@ -81,7 +85,9 @@ def serve(data_dir: Path, host: str = "127.0.0.1", port: int = 18123) -> None:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     server.start()
-    _log.info("warehouse_started", url=server.url, data_dir=str(data_dir), version=server.engine.version)
+    _log.info(
+        "warehouse_started", url=server.url, data_dir=str(data_dir), version=server.engine.version
+    )
     while not stop.wait(timeout=1.0):
         pass
     server.close()

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ROW_KEYWORDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN", "CHECK"})
+_ROW_KEYWORDS = frozenset(
+    {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN", "CHECK"}
+)
 _READ_ONLY_KEYWORDS = _ROW_KEYWORDS | {"SET", "USE"}
 
 
@@ -95,9 +97,7 @@ def _quoted_end(text: str, pos: int) -> int:
     quote, i, n = text[pos], pos + 1, len(text)
     while i < n:
         ch = text[i]
-        if ch == "\\":
-            i += 2
-        elif ch == quote and text.startswith(quote * 2, i):
+        if ch == "\\" or ch == quote and text.startswith(quote * 2, i):
             i += 2
         elif ch == quote:
             return i + 1
