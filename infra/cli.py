@@ -27,7 +27,8 @@ err = Console(stderr=True)
 
 def _settings() -> Settings:
     settings = load_settings()
-    configure_logging("WARNING" if sys.stderr.isatty() else settings.log_level, settings.log_json)
+    # The CLI speaks through rich; its own logs only surface problems.
+    configure_logging("WARNING", settings.log_json)
     return settings
 
 

@@ -124,3 +124,23 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read the environment (and any explicit overrides) into a frozen Settings."""
     return Settings(**overrides)  # type: ignore[arg-type]  # pydantic-settings accepts field kwargs
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process load exactly these settings."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if isinstance(value, dict):
+            for sub, inner in value.items():
+                if inner is not None:
+                    env[f"SHIFTRIGHT_{name.upper()}__{sub.upper()}"] = _env_value(inner)
+        elif value is not None:
+            env[f"SHIFTRIGHT_{name.upper()}"] = _env_value(value)
+    env["SHIFTRIGHT_STATE_DIR"] = str(settings.resolved_state_dir())
+    return env
+
+
+def _env_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -21,7 +21,7 @@ from pathlib import Path
 import structlog
 
 from infra.kafka.launcher import KafkaLauncher
-from infra.settings import Settings
+from infra.settings import Settings, to_env
 
 log = structlog.get_logger("shiftright.supervisor")
 
@@ -103,21 +103,7 @@ class Supervisor:
 
     def child_env(self) -> dict[str, str]:
         """Pass the effective settings on, so children agree with this CLI."""
-        s = self.settings
-        env = {
-            "SHIFTRIGHT_STATE_DIR": str(self.state),
-            "SHIFTRIGHT_NAMESPACE": s.namespace,
-            "SHIFTRIGHT_KAFKA__PORT": str(s.kafka.port),
-            "SHIFTRIGHT_CLICKHOUSE__PORT": str(s.clickhouse.port),
-            "SHIFTRIGHT_CLICKHOUSE__DATABASE": s.clickhouse.database,
-            "SHIFTRIGHT_LOG_JSON": "true",
-            "PYTHONUNBUFFERED": "1",
-        }
-        if s.kafka.bootstrap:
-            env["SHIFTRIGHT_KAFKA__BOOTSTRAP"] = s.kafka.bootstrap
-        if s.clickhouse.url:
-            env["SHIFTRIGHT_CLICKHOUSE__URL"] = s.clickhouse.url
-        return env
+        return {**to_env(self.settings), "SHIFTRIGHT_LOG_JSON": "true", "PYTHONUNBUFFERED": "1"}
 
     def wait_until(self, name: str, ready: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -55,9 +55,8 @@ def build_app(settings: Settings) -> faust.App:
     dlq = app.topic(topics.named(topics.DLQ_EVENTS, ns), key_serializer="raw", value_serializer="raw")
     rollups = app.topic(topics.named(topics.ROLLUPS, ns), key_serializer="raw", value_serializer="raw")
     state_table = app.Table(
-        "rollup-state", partitions=settings.kafka.partitions,
-        key_serializer="raw", value_serializer="raw",
-    )  # fmt: skip
+        "rollup-state", partitions=settings.kafka.partitions, key_type=bytes, value_type=bytes
+    )
     processor = Processor(
         kind_by_topic, s.limits(), s.bucket_seconds, s.allowed_lateness_seconds,
         load_state=lambda tp: state_table.data.get(_state_key(tp)),
