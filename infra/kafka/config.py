@@ -33,6 +33,10 @@ def server_properties(
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "min.insync.replicas": "1",
+        # 50 partitions each by default: minutes of coordinator loading on 2 cores for
+        # nothing, since one broker serves every group and producer anyway.
+        "offsets.topic.num.partitions": "8",
+        "transaction.state.log.num.partitions": "4",
         "group.initial.rebalance.delay.ms": "0",
         # Off on purpose: aiokafka asks for auto-creation in every metadata request, so
         # with it on a stray producer or subscription would create a topic with the
