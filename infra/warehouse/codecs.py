@@ -3,9 +3,9 @@ ClickHouse's own block format behind ``decompress=1``) and streamed responses.""
 
 from __future__ import annotations
 
-import gzip
 import struct
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 import lz4.block
@@ -22,47 +22,66 @@ _CHECKSUM_BYTES = 16
 _NATIVE_NONE, _NATIVE_LZ4, _NATIVE_ZSTD = 0x02, 0x82, 0x90
 
 
-def decode_body(body: bytes, content_encoding: str | None) -> bytes:
-    """Undo ``Content-Encoding``; clickhouse-connect sends back-to-back LZ4 frames."""
+def decode_stream(chunks: Iterable[bytes], content_encoding: str | None) -> Iterator[bytes]:
+    """Undo ``Content-Encoding`` chunk by chunk, so a body can be consumed as it arrives.
+    Several back-to-back frames or members are one body (clickhouse-connect sends LZ4
+    frames one per block)."""
     method = (content_encoding or "").strip().lower()
+    if method in ("", "identity", "none"):
+        return iter(chunks)
+    factory = _DECOMPRESSORS.get(method)
+    if factory is None:
+        raise errors.unknown_compression(method)
+    return _guarded(_frames(chunks, factory))
+
+
+def decode_body(body: bytes, content_encoding: str | None) -> bytes:
+    """Undo ``Content-Encoding`` for a whole body."""
+    return b"".join(decode_stream([body], content_encoding))
+
+
+class _Decompressor(Protocol):
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes) -> bytes: ...
+
+
+_DECOMPRESSORS: dict[str, Callable[[], _Decompressor]] = {
+    "lz4": lz4.frame.LZ4FrameDecompressor,
+    "zstd": lambda: zstandard.ZstdDecompressor().decompressobj(),
+    "gzip": lambda: zlib.decompressobj(31),
+    "x-gzip": lambda: zlib.decompressobj(31),
+    "deflate": zlib.decompressobj,
+}
+
+
+def _frames(chunks: Iterable[bytes], factory: Callable[[], _Decompressor]) -> Iterator[bytes]:
+    decompressor, pending = factory(), False
+    for chunk in chunks:
+        data = chunk
+        while data:
+            out = decompressor.decompress(data)
+            pending = not decompressor.eof
+            if out:
+                yield out
+            data = decompressor.unused_data if decompressor.eof else b""
+            if decompressor.eof:
+                decompressor = factory()
+    if pending:
+        raise errors.cannot_decompress("truncated compressed body")
+
+
+def _guarded(stream: Iterator[bytes]) -> Iterator[bytes]:
     try:
-        return _decode(body, method)
+        yield from stream
     except errors.WarehouseError:
         raise
     except Exception as exc:  # every codec raises its own type; all mean "bad body"
         raise errors.cannot_decompress(str(exc)) from exc
-
-
-def _decode(body: bytes, method: str) -> bytes:
-    if method in ("", "identity", "none"):
-        return body
-    if method == "lz4":
-        return _lz4_frames(body)
-    if method == "zstd":
-        return _zstd_frames(body)
-    if method in ("gzip", "x-gzip"):
-        return gzip.decompress(body)
-    if method == "deflate":
-        return zlib.decompress(body)
-    raise errors.unknown_compression(method)
-
-
-def _lz4_frames(body: bytes) -> bytes:
-    parts: list[bytes] = []
-    rest = body
-    while rest:
-        decompressor = lz4.frame.LZ4FrameDecompressor()
-        parts.append(decompressor.decompress(rest))
-        if not decompressor.eof:
-            raise errors.cannot_decompress("truncated LZ4 frame")
-        rest = decompressor.unused_data
-    return b"".join(parts)
-
-
-def _zstd_frames(body: bytes) -> bytes:
-    reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
-    with reader:
-        return reader.read()
 
 
 def decode_native_blocks(body: bytes) -> bytes:

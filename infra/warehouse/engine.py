@@ -16,7 +16,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,14 +86,17 @@ class EngineConnection:
         with result:
             yield from _chunks(result)
 
-    def insert(self, sql: str, fmt: str, data: bytes) -> Outcome:
-        """Run ``sql`` (an INSERT without FORMAT) with ``data`` encoded in ``fmt``."""
+    def insert(self, sql: str, fmt: str, data: Iterable[bytes]) -> Outcome:
+        """Run ``sql`` (an INSERT without FORMAT) with ``data`` encoded in ``fmt``,
+        handing each chunk to the engine as it comes."""
         try:
             inserter = self._conn.send_insert(sql, fmt)
             with inserter:
-                if data:
-                    inserter.append(data)
+                for chunk in data:
+                    inserter.append(chunk)
                 done = inserter.finish()
+        except errors.WarehouseError:
+            raise
         except Exception as exc:
             raise errors.from_engine(exc) from exc
         return Outcome(

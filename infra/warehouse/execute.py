@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra.warehouse import errors
+from infra.warehouse.body import Body
 from infra.warehouse.engine import Engine, EngineConnection, Lease, Outcome
 from infra.warehouse.request import QueryRequest
 from infra.warehouse.sql import Kind, Statement, scan
@@ -39,20 +40,38 @@ class Reply:
 class Routed:
     statement: Statement
     sql: str
-    data: bytes
+    data: Iterator[bytes]
 
 
 def route(req: QueryRequest) -> Routed:
-    """Find the statement in ``query`` + "\\n" + body, and the INSERT data if any."""
+    """Find the statement in ``query`` + "\\n" + body, and the INSERT data if any.
+    Only an INSERT ... FORMAT leaves its data unread, to be streamed into the engine."""
     prefix = (req.query + "\n").encode() if req.query else b""
-    head = prefix + req.body[:_HEAD_BYTES]
-    statement = scan(head.decode("latin-1"))
-    if statement.data_start is None and len(req.body) > _HEAD_BYTES:
-        statement = scan((prefix + req.body).decode("latin-1"))
+    body = req.body
+    text = (prefix + body.fill(_HEAD_BYTES)[:_HEAD_BYTES]).decode("latin-1")
+    statement = scan(text)
+    if not _resolved(statement, text, body):
+        text = (prefix + body.read_all()).decode("latin-1")
+        statement = scan(text)
     sql = _utf8(statement.sql)
     if statement.data_start is None:
-        return Routed(statement, sql, b"")
-    return Routed(statement, sql, _tail(prefix, req.body, statement.data_start))
+        return Routed(statement, sql, iter(()))
+    first = _tail(prefix, body.head, statement.data_start)
+    return Routed(statement, sql, _prepend(first, body.rest()))
+
+
+def _resolved(statement: Statement, text: str, body: Body) -> bool:
+    """Whether the head alone settles the statement and where its data begins."""
+    if body.exhausted and len(body.head) <= _HEAD_BYTES:
+        return True
+    start = statement.data_start
+    return start is not None and (start < len(text) or text[start - 1] == "\n")
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
 
 
 def _utf8(latin: str) -> str:
@@ -62,10 +81,10 @@ def _utf8(latin: str) -> str:
         raise errors.bad_arguments("Query is not valid UTF-8") from exc
 
 
-def _tail(prefix: bytes, body: bytes, start: int) -> bytes:
+def _tail(prefix: bytes, head: bytes, start: int) -> bytes:
     if start >= len(prefix):
-        return body[start - len(prefix) :]
-    return prefix[start:] + body
+        return head[start - len(prefix) :]
+    return prefix[start:] + head
 
 
 def execute(engine: Engine, req: QueryRequest) -> Reply:

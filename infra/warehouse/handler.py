@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 _log = structlog.get_logger(__name__)
 _OK_PATHS = ("/ping", "/replicas_status")
-_CHUNK = 1 << 16
+_READ_PIECE = 1 << 20
+_DRAIN_LIMIT = 16 << 20
 
 
 class Context:
@@ -54,23 +55,20 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         parts = urlsplit(self.path)
-        try:
-            raw = self._read_body()
-        except (ValueError, OSError) as exc:
-            self.close_connection = True
-            self._send_error(errors.bad_arguments(f"Cannot read request body: {exc}"), "")
-            return
-        if parts.path in _OK_PATHS or (parts.path == "/" and not parts.query and not raw):
+        incoming = _Incoming(self.rfile, self.headers)
+        if parts.path in _OK_PATHS or (parts.path == "/" and not parts.query and incoming.empty):
             self._send_plain(200, b"Ok.\n")
         elif parts.path != "/":
             self._send_plain(404, f"There is no handle {parts.path}\n".encode())
         else:
-            self._query(method, parts.query, raw)
+            self._query(method, parts.query, incoming)
+        if not incoming.drain(_DRAIN_LIMIT):
+            self.close_connection = True
 
-    def _query(self, method: str, url_query: str, raw: bytes) -> None:
+    def _query(self, method: str, url_query: str, incoming: _Incoming) -> None:
         query_id = ""
         try:
-            req = request.parse(method, url_query, dict(self.headers.items()), raw)
+            req = request.parse(method, url_query, dict(self.headers.items()), incoming.chunks())
             query_id = req.query_id
             reply = execute(self.context.engine, req)
         except errors.WarehouseError as exc:
@@ -84,12 +82,6 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         if not req.http_compression:
             return None
         return codecs.choose_encoding(self.headers.get("Accept-Encoding"))
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return b"".join(_read_chunked(self.rfile))
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
 
     def _common_headers(self, query_id: str) -> None:
         self.send_header("X-ClickHouse-Server-Display-Name", self.context.display_name)
@@ -161,16 +153,56 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
-def _read_chunked(rfile: Any) -> Iterator[bytes]:
-    while True:
-        size_line = rfile.readline(1024)
-        size = int(size_line.split(b";")[0].strip() or b"0", 16)
+class _Incoming:
+    """The raw request body, read on demand: by Content-Length or chunked."""
+
+    def __init__(self, rfile: Any, headers: Any) -> None:
+        self._rfile = rfile
+        self._chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+        self._left = 0 if self._chunked else int(headers.get("Content-Length") or 0)
+        self._done = not self._chunked and self._left <= 0
+
+    @property
+    def empty(self) -> bool:
+        return self._done
+
+    def chunks(self) -> Iterator[bytes]:
+        try:
+            while not self._done:
+                chunk = self._next_chunk() if self._chunked else self._next_piece()
+                if chunk:
+                    yield chunk
+        except (ValueError, OSError) as exc:
+            self._done = True
+            raise errors.bad_arguments(f"Cannot read request body: {exc}") from exc
+
+    def drain(self, limit: int) -> bool:
+        """Consume what the handler left unread; False when too much is left to bother."""
+        read = 0
+        for chunk in self.chunks():
+            read += len(chunk)
+            if read > limit:
+                return False
+        return True
+
+    def _next_piece(self) -> bytes:
+        piece = self._rfile.read(min(self._left, _READ_PIECE))
+        if not piece:
+            raise ValueError("connection closed inside the body")
+        self._left -= len(piece)
+        self._done = self._left <= 0
+        return piece
+
+    def _next_chunk(self) -> bytes:
+        size = int(self._rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
         if size == 0:
-            while rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+            while self._rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                 pass  # trailers
-            return
-        yield rfile.read(size)
-        rfile.readline(8)
+            self._done = True
+            return b""
+        data = self._rfile.read(size)
+        self._rfile.readline(8)
+        return bytes(data)
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

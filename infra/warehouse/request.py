@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 from infra.warehouse import codecs, errors
+from infra.warehouse.body import Body
 from infra.warehouse.engine import SessionRef
 
 _TRANSPORT = frozenset(
@@ -38,11 +39,11 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 
 @dataclass(frozen=True)
 class QueryRequest:
-    """Everything a query needs from one HTTP request; ``body`` is decompressed."""
+    """Everything a query needs from one HTTP request; ``body`` yields decompressed bytes."""
 
     method: str
     query: str
-    body: bytes
+    body: Body
     database: str | None = None
     default_format: str | None = None
     settings: dict[str, str] = field(default_factory=dict)
@@ -54,21 +55,24 @@ class QueryRequest:
     readonly: bool = False
 
 
-def parse(method: str, url_query: str, headers: Mapping[str, str], raw_body: bytes) -> QueryRequest:
-    """Build a :class:`QueryRequest`; raises :class:`errors.WarehouseError` on bad input."""
+def parse(
+    method: str, url_query: str, headers: Mapping[str, str], raw: Iterable[bytes]
+) -> QueryRequest:
+    """Build a :class:`QueryRequest`; raises :class:`errors.WarehouseError` on bad input.
+    The body is not read here, except for forms and ClickHouse-compressed bodies."""
     pairs = parse_qsl(url_query, keep_blank_values=True)
-    body = codecs.decode_body(raw_body, headers.get("Content-Encoding"))
+    decoded = codecs.decode_stream(raw, headers.get("Content-Encoding"))
     content_type = headers.get("Content-Type", "")
     if method == "POST" and content_type.lower().startswith("multipart/form-data"):
-        pairs += _form_fields(content_type, body)
-        body = b""
+        pairs += _form_fields(content_type, b"".join(decoded))
+        decoded = iter(())
     values = dict(pairs)
-    if values.get("decompress", "0") in _TRUE and body:
-        body = codecs.decode_native_blocks(body)
-    return _build(method, values, body)
+    if values.get("decompress", "0") in _TRUE:
+        decoded = iter([codecs.decode_native_blocks(b"".join(decoded))])
+    return _build(method, values, Body(decoded))
 
 
-def _build(method: str, values: Mapping[str, str], body: bytes) -> QueryRequest:
+def _build(method: str, values: Mapping[str, str], body: Body) -> QueryRequest:
     return QueryRequest(
         method=method,
         query=values.get("query", ""),
