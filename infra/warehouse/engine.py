@@ -47,6 +47,8 @@ class Outcome:
     read_bytes: int = 0
     written_rows: int = 0
     written_bytes: int = 0
+    result_rows: int = 0
+    result_bytes: int = 0
     elapsed_s: float = 0.0
 
 

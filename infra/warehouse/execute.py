@@ -140,6 +140,8 @@ def _outcome(result: Any) -> Outcome:
         read_bytes=result.storage_bytes_read(),
         written_rows=result.rows_written(),
         written_bytes=result.bytes_written(),
+        result_rows=result.rows_read(),
+        result_bytes=result.bytes_read(),
         elapsed_s=result.elapsed(),
     )
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -29,6 +31,24 @@ class Context:
     def __init__(self, engine: Engine, display_name: str) -> None:
         self.engine = engine
         self.display_name = display_name
+        self._in_flight = 0
+        self._idle = threading.Condition()
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        with self._idle:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait for requests in progress to finish; False if some still run."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout_s)
 
 
 class ClickHouseHandler(BaseHTTPRequestHandler):
@@ -54,6 +74,10 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         _log.debug("http_request_logged", line=format % args)
 
     def _dispatch(self, method: str) -> None:
+        with self.context.serving():
+            self._answer(method)
+
+    def _answer(self, method: str) -> None:
         parts = urlsplit(self.path)
         incoming = _Incoming(self.rfile, self.headers)
         if parts.path in _OK_PATHS or (parts.path == "/" and not parts.query and incoming.empty):
@@ -225,8 +249,8 @@ def _summary(reply: Reply) -> str:
         "written_rows": o.written_rows,
         "written_bytes": o.written_bytes,
         "total_rows_to_read": o.read_rows,
-        "result_rows": o.written_rows,
-        "result_bytes": o.written_bytes,
+        "result_rows": o.result_rows or o.written_rows,
+        "result_bytes": o.result_bytes or o.written_bytes,
         "elapsed_ns": int(o.elapsed_s * 1e9),
     }
     return json.dumps({k: str(v) for k, v in values.items()}, separators=(",", ":"))

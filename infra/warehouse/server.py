@@ -23,6 +23,7 @@ from infra.warehouse.engine import Engine
 from infra.warehouse.handler import ClickHouseHandler, Context
 
 _log = structlog.get_logger(__name__)
+_DRAIN_S = 10.0  # how long a stop waits for requests in progress
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -37,9 +38,8 @@ class WarehouseServer:
     def __init__(self, data_dir: Path, host: str = "127.0.0.1", port: int = 18123) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = Engine(data_dir)
-        handler = type(
-            "Handler", (ClickHouseHandler,), {"context": Context(self.engine, socket.gethostname())}
-        )
+        self._context = Context(self.engine, socket.gethostname())
+        handler = type("Handler", (ClickHouseHandler,), {"context": self._context})
         try:
             self._httpd = _HTTPServer((host, port), handler)
         except OSError:
@@ -69,6 +69,8 @@ class WarehouseServer:
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if not self._context.wait_idle(_DRAIN_S):
+            _log.warning("requests_abandoned", waited_s=_DRAIN_S)
         self.engine.close()
         _log.info("warehouse_stopped", url=self.url)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import http.client
 import json
 import os
 import threading
@@ -85,7 +86,7 @@ class Raw:
     body: bytes
 
 
-def http(
+def http_call(
     url: str,
     path_query: str = "/",
     body: bytes | None = None,
@@ -114,12 +115,12 @@ def q(sql: str, **params: str) -> str:
 
 
 def test_ping_answers_ok(warehouse_url: str) -> None:
-    raw = http(warehouse_url, "/ping")
+    raw = http_call(warehouse_url, "/ping")
     assert (raw.status, raw.body) == (200, b"Ok.\n")
 
 
 def test_get_select_one_returns_tab_separated_with_headers(warehouse_url: str) -> None:
-    raw = http(warehouse_url, q("SELECT 1"))
+    raw = http_call(warehouse_url, q("SELECT 1"))
     assert raw.status == 200
     assert raw.body == b"1\n"
     assert raw.headers["X-ClickHouse-Format"] == "TabSeparated"
@@ -129,7 +130,7 @@ def test_get_select_one_returns_tab_separated_with_headers(warehouse_url: str) -
 
 
 def test_post_body_with_format_json(warehouse_url: str) -> None:
-    raw = http(warehouse_url, "/", b"SELECT number AS n FROM numbers(3) FORMAT JSON")
+    raw = http_call(warehouse_url, "/", b"SELECT number AS n FROM numbers(3) FORMAT JSON")
     doc = json.loads(raw.body)
     assert raw.status == 200
     assert [row["n"] for row in doc["data"]] == ["0", "1", "2"] or [
@@ -140,30 +141,30 @@ def test_post_body_with_format_json(warehouse_url: str) -> None:
 
 
 def test_query_param_and_body_are_joined_by_newline(warehouse_url: str) -> None:
-    raw = http(warehouse_url, q("SELECT 40 +"), b"2 AS answer")
+    raw = http_call(warehouse_url, q("SELECT 40 +"), b"2 AS answer")
     assert (raw.status, raw.body) == (200, b"42\n")
 
 
 def test_default_format_param(warehouse_url: str) -> None:
-    raw = http(warehouse_url, q("SELECT 7 AS x", default_format="JSONEachRow"))
+    raw = http_call(warehouse_url, q("SELECT 7 AS x", default_format="JSONEachRow"))
     assert json.loads(raw.body) == {"x": 7}
 
 
 def test_get_cannot_modify(warehouse_url: str, database: str) -> None:
     assert (
-        http(
+        http_call(
             warehouse_url, "/", f"CREATE TABLE {database}.t (a Int32) ENGINE = Memory".encode()
         ).status
         == 200
     )
-    raw = http(warehouse_url, q(f"INSERT INTO {database}.t VALUES (1)"))
+    raw = http_call(warehouse_url, q(f"INSERT INTO {database}.t VALUES (1)"))
     assert raw.status not in (200, 429, 503, 504)
     assert raw.headers["X-ClickHouse-Exception-Code"] == "164"
-    assert http(warehouse_url, q(f"SELECT count() FROM {database}.t")).body == b"0\n"
+    assert http_call(warehouse_url, q(f"SELECT count() FROM {database}.t")).body == b"0\n"
 
 
 def test_unknown_table_is_a_clickhouse_error(warehouse_url: str) -> None:
-    raw = http(warehouse_url, q("SELECT * FROM no_such_db_x.no_such_table"))
+    raw = http_call(warehouse_url, q("SELECT * FROM no_such_db_x.no_such_table"))
     assert raw.status == 404
     assert raw.headers["X-ClickHouse-Exception-Code"] in ("60", "81")
     assert raw.body.startswith(b"Code: ")
@@ -171,7 +172,7 @@ def test_unknown_table_is_a_clickhouse_error(warehouse_url: str) -> None:
 
 
 def test_syntax_error_is_bad_request(warehouse_url: str) -> None:
-    raw = http(warehouse_url, "/", b"SELEC 1")
+    raw = http_call(warehouse_url, "/", b"SELEC 1")
     assert raw.status == 400
     assert raw.headers["X-ClickHouse-Exception-Code"] == "62"
     assert raw.body.startswith(b"Code: 62. DB::Exception: Syntax error")
@@ -179,7 +180,7 @@ def test_syntax_error_is_bad_request(warehouse_url: str) -> None:
 
 def test_post_inserts_in_text_formats(warehouse_url: str, database: str) -> None:
     t = f"{database}.t"
-    http(
+    http_call(
         warehouse_url,
         "/",
         f"CREATE TABLE {t} (a UInt32, s String) ENGINE = MergeTree ORDER BY a".encode(),
@@ -191,17 +192,17 @@ def test_post_inserts_in_text_formats(warehouse_url: str, database: str) -> None
         f'INSERT INTO {t} FORMAT JSONEachRow {{"a": 5, "s": "j"}}\n'.encode(),
     ]
     for body in bodies:
-        raw = http(warehouse_url, "/", body)
+        raw = http_call(warehouse_url, "/", body)
         assert raw.status == 200, raw.body
         assert "X-ClickHouse-Format" not in raw.headers
-    raw = http(warehouse_url, q(f"INSERT INTO {t} FORMAT CSV"), b"6,q\n")
+    raw = http_call(warehouse_url, q(f"INSERT INTO {t} FORMAT CSV"), b"6,q\n")
     assert raw.status == 200, raw.body
-    got = http(warehouse_url, q(f"SELECT a, s FROM {t} ORDER BY a FORMAT CSV"))
+    got = http_call(warehouse_url, q(f"SELECT a, s FROM {t} ORDER BY a FORMAT CSV"))
     assert got.body == b'1,"v"\n2,"c"\n3,"c"\n4,"t"\n5,"j"\n6,"q"\n'
 
 
 def test_compressed_request_and_response_bodies(warehouse_url: str) -> None:
-    raw = http(
+    raw = http_call(
         warehouse_url,
         q("", enable_http_compression="1"),
         gzip.compress(b"SELECT number FROM numbers(1000) FORMAT TSV"),
@@ -215,7 +216,7 @@ def test_compressed_request_and_response_bodies(warehouse_url: str) -> None:
 
 def test_query_parameters_over_url(warehouse_url: str) -> None:
     params = {"param_s": "it's\\tok", "param_n": "41"}
-    raw = http(
+    raw = http_call(
         warehouse_url, q("SELECT {s:String} AS s, {n:UInt8} + 1 AS n FORMAT JSONEachRow", **params)
     )
     assert json.loads(raw.body) == {"s": "it's\tok", "n": 42}
@@ -480,3 +481,65 @@ def test_tables_and_data_survive_restart(tmp_path: Path) -> None:
         assert c.command("SELECT n FROM app.latest FINAL") == 6
     finally:
         stop_warehouse(proc)
+
+
+# --- body framing ---------------------------------------------------------------------
+
+
+def _post_chunked(url: str, path_query: str, pieces: list[bytes]) -> tuple[int, bytes]:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 8123, timeout=30)
+    headers = {"Transfer-Encoding": "chunked"}
+    if parts.username:
+        headers["X-ClickHouse-User"] = urllib.parse.unquote(parts.username)
+        headers["X-ClickHouse-Key"] = urllib.parse.unquote(parts.password or "")
+    conn.request("POST", path_query, body=iter(pieces), headers=headers, encode_chunked=True)
+    resp = conn.getresponse()
+    result = resp.status, resp.read()
+    conn.close()
+    return result
+
+
+def test_insert_statement_split_across_chunks(warehouse_url: str, database: str) -> None:
+    table = f"{database}.t"
+    http_call(
+        warehouse_url, "/", f"CREATE TABLE {table} (a UInt8, s String) ENGINE = Memory".encode()
+    )
+    pieces = [f"INSERT INTO {table} FORMAT TabSep".encode(), b"arated", b"\n1\tx\n2", b"\ty\n"]
+    status, body = _post_chunked(warehouse_url, "/", pieces)
+    assert status == 200, body
+    got = http_call(warehouse_url, q(f"SELECT a, s FROM {table} ORDER BY a FORMAT CSV"))
+    assert got.body == b'1,"x"\n2,"y"\n'
+
+
+def test_native_data_starting_with_a_newline_byte(
+    warehouse_url: str, client: Client, database: str
+) -> None:
+    # Ten columns: the Native block starts with the byte 0x0A, the same as "\n".
+    cols = ", ".join(f"c{i} UInt8" for i in range(10))
+    client.command(f"CREATE TABLE {database}.wide ({cols}) ENGINE = Memory")
+    client.insert(f"{database}.wide", [list(range(10))], column_names=[f"c{i}" for i in range(10)])
+    native = client.raw_query(f"SELECT * FROM {database}.wide", fmt="Native")
+    assert native[:1] == b"\n"
+    for path_query, body in [
+        (q(f"INSERT INTO {database}.wide FORMAT Native"), native),
+        ("/", f"INSERT INTO {database}.wide FORMAT Native\n".encode() + native),
+    ]:
+        assert http_call(warehouse_url, path_query, body).status == 200
+    assert client.command(f"SELECT count(), sum(c9) FROM {database}.wide") == ["3", "27"]
+
+
+def test_large_parameters_sent_as_form(client: Client) -> None:
+    big = "x" * 20_000 + "'\\"
+    result = client.query(
+        "SELECT length({big:String}), right({big:String}, 2)", parameters={"big": big}
+    )
+    assert result.result_rows == [(20_002, "'\\")]
+
+
+def test_unknown_session_with_session_check(warehouse_url: str) -> None:
+    raw = http_call(
+        warehouse_url, q("SELECT 1", session_id=f"missing-{uuid.uuid4().hex}", session_check="1")
+    )
+    assert raw.status not in (200, 429, 503, 504)
+    assert raw.headers["X-ClickHouse-Exception-Code"] == "372"
