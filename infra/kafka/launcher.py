@@ -35,6 +35,9 @@ Measured here (2 cores, other services running; jar resolution excluded): cold s
 on a formatted state dir 3.3-6.2 s; stop 0.6 s. First resolution from an empty ~/.m2
 took 33 s, from a filled one 2-3 s.
 
+Topics are not auto-created (``auto.create.topics.enable=false``, see ``config``): create
+them with ``infra.kafka.topics.ensure_topics`` or let Faust declare its own.
+
 Kafka exits with 143 (128+SIGTERM) after a clean SIGTERM shutdown. "Ready" means the
 broker answers metadata *and* the group coordinator answers, so the first consumer group
 does not meet COORDINATOR_NOT_AVAILABLE; an idempotent producer may still log one
@@ -224,6 +227,7 @@ class KafkaLauncher:
 
     def launch(self, attempts: int = 3, timeout: float = 90.0) -> subprocess.Popen[bytes]:
         """resolve, format, start and wait_ready, retrying start-up time-outs."""
+        self._check_ports_free()  # before minutes of jar download, not after
         self.resolve()
         self.format()
         for attempt in range(1, attempts + 1):
