@@ -46,6 +46,9 @@ COLUMNS = [
 ]  # fmt: skip
 
 
+ROUTES = ("orders", "users", "items")
+
+
 def make_batch(rows: int, seed: int) -> list[list[Any]]:
     """One columnar batch of plausible events."""
     rnd = random.Random(seed)
@@ -60,7 +63,7 @@ def make_batch(rows: int, seed: int) -> list[list[Any]]:
         [t + dt.timedelta(milliseconds=rnd.randrange(2000)) for t in ts],
         [f"user-{rnd.randrange(100_000)}" for _ in range(rows)],
         [f"sess-{rnd.getrandbits(48):012x}" for _ in range(rows)],
-        [f"/api/v1/{rnd.choice(('orders', 'users', 'items'))}/{rnd.randrange(1000)}" for _ in range(rows)],
+        [f"/api/v1/{rnd.choice(ROUTES)}/{rnd.randrange(1000)}" for _ in range(rows)],
         [rnd.choice((200, 200, 200, 201, 404, 500)) for _ in range(rows)],
         [rnd.expovariate(1 / 40) for _ in range(rows)],
         [rnd.randrange(100, 100_000) for _ in range(rows)],
@@ -125,10 +128,14 @@ def main() -> None:
         try:
             port = int(url.rsplit(":", 1)[1])
             for compress in ("lz4", False):
-                remote = clickhouse_connect.get_client(host="127.0.0.1", port=port, compress=compress)
+                remote = clickhouse_connect.get_client(
+                    host="127.0.0.1", port=port, compress=compress
+                )
                 rate = insert_all(remote, batches, repeats)
-                label = f"compress={compress}"
-                print(f"HTTP warehouse ({label}): {rate:,.0f} rows/s, ratio {rate / local_rate:.2f}")
+                ratio = rate / local_rate
+                print(
+                    f"HTTP warehouse (compress={compress}): {rate:,.0f} rows/s, ratio {ratio:.2f}"
+                )
             remote_query = latency_ms(lambda: remote.query("SELECT 1"))
             remote_command = latency_ms(lambda: remote.command("SELECT 1"))
         finally:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from typing import Protocol, cast
 
 import lz4.block
 import lz4.frame
@@ -105,7 +105,7 @@ def _native_block(method: int, payload: bytes, raw_size: int) -> bytes:
     if method == _NATIVE_NONE:
         return payload
     if method == _NATIVE_LZ4:
-        return lz4.block.decompress(payload, uncompressed_size=raw_size)
+        return cast(bytes, lz4.block.decompress(payload, uncompressed_size=raw_size))
     if method == _NATIVE_ZSTD:
         return zstandard.ZstdDecompressor().decompress(payload, max_output_size=raw_size)
     raise errors.unknown_compression(f"0x{method:02x}")
@@ -133,12 +133,12 @@ class _Lz4Stream:
     def compress(self, data: bytes) -> bytes:
         head = b"" if self._begun else self._inner.begin()
         self._begun = True
-        return head + self._inner.compress(data)
+        return head + cast(bytes, self._inner.compress(data))
 
     def flush(self) -> bytes:
         head = b"" if self._begun else self._inner.begin()
         self._begun = True
-        return head + self._inner.flush()
+        return head + cast(bytes, self._inner.flush())
 
 
 class _ZstdStream:

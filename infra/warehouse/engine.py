@@ -327,7 +327,8 @@ class Engine:
 
     def open(self) -> EngineConnection:
         with self._open_lock:
-            return EngineConnection(chdb.connect(str(self.data_dir)))
+            conn = chdb.connect(str(self.data_dir))  # type: ignore[no-untyped-call]  # chdb is unannotated
+            return EngineConnection(conn)
 
     @contextmanager
     def connection(self, session: SessionRef | None) -> Iterator[Lease]:

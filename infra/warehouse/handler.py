@@ -54,6 +54,7 @@ class Context:
 class ClickHouseHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ClickHouse"
+    timeout = 600  # an idle keep-alive connection's thread is reaped after this many seconds
     context: Context  # set on a subclass by the server
 
     def setup(self) -> None:
@@ -210,7 +211,7 @@ class _Incoming:
         return True
 
     def _next_piece(self) -> bytes:
-        piece = self._rfile.read(min(self._left, _READ_PIECE))
+        piece: bytes = self._rfile.read(min(self._left, _READ_PIECE))
         if not piece:
             raise ValueError("connection closed inside the body")
         self._left -= len(piece)

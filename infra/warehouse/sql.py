@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -79,7 +79,7 @@ def tokens(text: str) -> Iterator[Token]:
             pos = yield from _word_or_symbol(text, pos, depth)
 
 
-def _word_or_symbol(text: str, pos: int, depth: int) -> Iterator[Token]:
+def _word_or_symbol(text: str, pos: int, depth: int) -> Generator[Token, None, int]:
     match = _WORD.match(text, pos)
     if match is None:
         yield Token(None, pos, pos + 1, depth)
@@ -122,7 +122,7 @@ def scan(text: str) -> Statement:
     """Scan one statement. ``text`` may be latin-1 decoded bytes; offsets then are byte offsets."""
     stream = tokens(text)
     first = next((t for t in stream if t.word is not None), None)
-    keyword = first.word if first is not None else ""
+    keyword = first.word if first is not None and first.word else ""
     if keyword == "INSERT":
         return _scan_insert(text, stream)
     kind = _kind_of(keyword)
