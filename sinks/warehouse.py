@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
 from sinks.errors import RejectedRowsError, RetryableWriteError
 
@@ -62,6 +62,9 @@ class ClickHouseWarehouse:
 
 def classify(exc: BaseException) -> RetryableWriteError | RejectedRowsError:
     """Map a client exception onto the sink's error tree."""
+    if isinstance(exc, DataError):
+        # clickhouse-connect could not encode a value for its column: the row is bad.
+        return RejectedRowsError(str(exc))
     if isinstance(exc, DatabaseError) and not isinstance(exc, OperationalError):
         code = error_code(str(exc))
         if code in _DATA_ERROR_CODES:
