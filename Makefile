@@ -1,0 +1,45 @@
+# shiftright — the two commands: `make run` brings the pipeline up, `make test` tests it.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run up down status test unit integration bench lint clean
+
+run: up
+
+up: $(STAMP)
+	$(BIN)/shiftright up
+
+down: $(STAMP)
+	$(BIN)/shiftright down
+
+status: $(STAMP)
+	$(BIN)/shiftright status
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -q
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.pipeline
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+$(STAMP): pyproject.toml
+	@command -v java >/dev/null && command -v mvn >/dev/null || { \
+	  echo "shiftright needs Java 17+ and Maven to run Apache Kafka from Maven Central jars."; \
+	  echo "On Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless maven"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .shiftright .pytest_cache
