@@ -143,9 +143,12 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             for chunk in _prepend(first, rest):
                 self._write_chunk(compressor.compress(chunk) if compressor else chunk)
         except errors.WarehouseError as exc:
-            # Headers are gone; ending without the last chunk tells the client the body is broken.
+            # Headers are gone: like ClickHouse, append the exception text, then end without
+            # the last chunk so that no client can take the cut body for a whole one.
             _log.warning("stream_failed", code=exc.code, error=exc.name)
             self.close_connection = True
+            if compressor is None:
+                self._write_chunk(b"\n" + exc.body(self.context.engine.version))
             return
         except OSError:
             self.close_connection = True
