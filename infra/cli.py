@@ -42,7 +42,9 @@ def _fail(message: str) -> None:
 def up(
     simulate: Annotated[bool, typer.Option(help="Also run the traffic simulator.")] = True,
     rate: Annotated[float, typer.Option(help="Simulated usage+error events per second.")] = 300.0,
-    watch: Annotated[bool | None, typer.Option(help="Follow the live status line (default: on a terminal).")] = None,
+    watch: Annotated[
+        bool | None, typer.Option(help="Follow the live status line (default: on a terminal).")
+    ] = None,
 ) -> None:
     """Start Kafka, the warehouse, the stream workers, the sink (and the simulator)."""
     from infra.startup import bring_up
@@ -51,7 +53,9 @@ def up(
     try:
         bring_up(settings, out, simulate=simulate, rate=rate)
     except Exception as exc:  # a clear message, not a traceback, for start-up failures
-        _fail(f"{exc}\nRun `shiftright down` to stop what did start; logs: {settings.resolved_state_dir() / 'logs'}")
+        _fail(
+            f"{exc}\nRun `shiftright down` to stop what did start; logs: {settings.resolved_state_dir() / 'logs'}"
+        )
     _print_where(settings)
     _status_line(settings, follow=sys.stdout.isatty() if watch is None else watch)
 
@@ -123,8 +127,13 @@ def _print_where(settings: Settings) -> None:
     table = Table(show_header=False, box=None)
     table.add_row("Kafka", settings.kafka.bootstrap_servers)
     table.add_row("Warehouse", f"{ch.http_url}  (database {ch.database})")
-    table.add_row("Query", f'shiftright sql "SELECT app, env, count() FROM events_usage GROUP BY ALL"')
-    table.add_row("curl", f"curl '{ch.http_url}/?database={ch.database}' --data-binary 'SELECT count() FROM events_error'")
+    table.add_row(
+        "Query", 'shiftright sql "SELECT app, env, count() FROM events_usage GROUP BY ALL"'
+    )
+    table.add_row(
+        "curl",
+        f"curl '{ch.http_url}/?database={ch.database}' --data-binary 'SELECT count() FROM events_error'",
+    )
     table.add_row("Logs", str(settings.resolved_state_dir() / "logs"))
     table.add_row("Stop", "shiftright down")
     out.print(table)
@@ -133,8 +142,15 @@ def _print_where(settings: Settings) -> None:
 # -- data --------------------------------------------------------------------------------
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="The SQL to run, e.g. 'SELECT count() FROM events_usage'.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, or any ClickHouse format (TSV, CSV, JSONEachRow…).")] = "table",
+    query: Annotated[
+        str, typer.Argument(help="The SQL to run, e.g. 'SELECT count() FROM events_usage'.")
+    ],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="table, or any ClickHouse format (TSV, CSV, JSONEachRow…)."
+        ),
+    ] = "table",
 ) -> None:
     """Run SQL against the warehouse (embedded or a ClickHouse server)."""
     from infra.clickhouse import get_client
@@ -181,9 +197,15 @@ def migrate() -> None:
 
 @app.command()
 def simulate(
-    rate: Annotated[float, typer.Option(help="Usage+error events per second (before the diurnal factor).")] = 300.0,
-    duration: Annotated[float | None, typer.Option(help="Seconds to run; default: until stopped.")] = None,
-    incident: Annotated[list[str] | None, typer.Option(help="e.g. error-spike@+60s/120s (repeatable).")] = None,
+    rate: Annotated[
+        float, typer.Option(help="Usage+error events per second (before the diurnal factor).")
+    ] = 300.0,
+    duration: Annotated[
+        float | None, typer.Option(help="Seconds to run; default: until stopped.")
+    ] = None,
+    incident: Annotated[
+        list[str] | None, typer.Option(help="e.g. error-spike@+60s/120s (repeatable).")
+    ] = None,
     seed: Annotated[int, typer.Option()] = 7,
 ) -> None:
     """Emit realistic traffic for two apps in preprod and prod."""
@@ -208,7 +230,9 @@ def simulate(
     except KeyboardInterrupt:
         sent = -1
     left = emitter.flush(30)
-    out.print(f"emitted {sent:,} events; delivered {emitter.delivered:,}; undelivered {left}; dropped {dict(emitter.dropped)}")
+    out.print(
+        f"emitted {sent:,} events; delivered {emitter.delivered:,}; undelivered {left}; dropped {dict(emitter.dropped)}"
+    )
 
 
 def main() -> None:

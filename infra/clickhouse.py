@@ -11,7 +11,9 @@ from clickhouse_connect.driver.client import Client
 from infra.settings import ClickHouseSettings
 
 
-def get_client(settings: ClickHouseSettings, *, database: str | None = None, **kwargs: Any) -> Client:
+def get_client(
+    settings: ClickHouseSettings, *, database: str | None = None, **kwargs: Any
+) -> Client:
     """A clickhouse-connect client for the configured URL (database optional)."""
     options: dict[str, Any] = {
         "dsn": settings.http_url,

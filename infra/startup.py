@@ -43,12 +43,19 @@ def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: floa
         ("Kafka", lambda: _kafka(settings, sup, console)),
         ("Warehouse", lambda: _warehouse(settings, sup)),
         ("Topics", lambda: (create_topics(settings), "6 topics ready")[1]),
-        ("Schema", lambda: (apply_schema(settings), f"database {settings.clickhouse.database} migrated")[1]),
+        (
+            "Schema",
+            lambda: (apply_schema(settings), f"database {settings.clickhouse.database} migrated")[
+                1
+            ],
+        ),
         ("Stream workers", lambda: f"pid {sup.start(comps['streams'])}"),
         ("ClickHouse sink", lambda: f"pid {sup.start(comps['sink'])}"),
     ]
     if simulate:
-        steps.append(("Simulator", lambda: f"pid {sup.start(comps['simulator'])} at ~{rate:g} events/s"))
+        steps.append(
+            ("Simulator", lambda: f"pid {sup.start(comps['simulator'])} at ~{rate:g} events/s")
+        )
     for title, step in steps:
         with console.status(f"{title}…"):
             detail = step()
@@ -63,7 +70,9 @@ def _kafka(settings: Settings, sup: Supervisor, console: Console) -> str:
         return f"already running at {settings.kafka.bootstrap_servers}"
     launcher = kafka_launcher(settings)
     if not launcher.lib_dir.joinpath(".complete").exists():
-        console.print(f"  resolving Apache Kafka {settings.kafka.version} from Maven Central (first run only)…")
+        console.print(
+            f"  resolving Apache Kafka {settings.kafka.version} from Maven Central (first run only)…"
+        )
     launcher.launch()
     return f"Apache Kafka {settings.kafka.version} at {launcher.bootstrap}"
 
@@ -97,7 +106,13 @@ def component_health(settings: Settings) -> list[tuple[str, bool, str]]:
     rows: list[tuple[str, bool, str]] = []
     if settings.kafka.launch_local:
         pid = sup.pid("kafka")
-        rows.append(("kafka", pid is not None, f"pid {pid} · {settings.kafka.bootstrap_servers}" if pid else "not running"))
+        rows.append(
+            (
+                "kafka",
+                pid is not None,
+                f"pid {pid} · {settings.kafka.bootstrap_servers}" if pid else "not running",
+            )
+        )
     else:
         rows.append(("kafka", True, f"external {settings.kafka.bootstrap_servers}"))
     url = settings.clickhouse.http_url

@@ -39,13 +39,21 @@ def group_ids(settings: Settings) -> dict[str, str]:
 def kafka_figures(settings: Settings, figures: PipelineFigures, timeout: float = 3.0) -> None:
     ns = settings.namespace
     raw = [topics.named(t, ns) for t in topics.EVENT_TOPICS]
-    probe = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "shiftright-status-probe"})
+    probe = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": "shiftright-status-probe",
+        }
+    )
     try:
         meta = probe.list_topics(timeout=timeout)
         tps = [
             TopicPartition(t, p) for t in raw if t in meta.topics for p in meta.topics[t].partitions
         ]
-        ends = {(tp.topic, tp.partition): probe.get_watermark_offsets(tp, timeout=timeout)[1] for tp in tps}
+        ends = {
+            (tp.topic, tp.partition): probe.get_watermark_offsets(tp, timeout=timeout)[1]
+            for tp in tps
+        }
         figures.events_in = sum(ends.values())
         for role, group in group_ids(settings).items():
             figures.lag[role] = _group_lag(settings, group, tps, ends, timeout)

@@ -46,15 +46,26 @@ def kafka_launcher(settings: Settings) -> KafkaLauncher:
     )
 
 
-def python_components(settings: Settings, simulator_args: Sequence[str] = ()) -> dict[str, Component]:
+def python_components(
+    settings: Settings, simulator_args: Sequence[str] = ()
+) -> dict[str, Component]:
     state = settings.resolved_state_dir()
     py = sys.executable
     ch = settings.clickhouse
     return {
         "warehouse": Component(
             "warehouse",
-            [py, "-m", "infra.warehouse", "--data-dir", str(state / "warehouse"),
-             "--host", ch.host, "--port", str(ch.port)],
+            [
+                py,
+                "-m",
+                "infra.warehouse",
+                "--data-dir",
+                str(state / "warehouse"),
+                "--host",
+                ch.host,
+                "--port",
+                str(ch.port),
+            ],
         ),  # fmt: skip
         "streams": Component("streams", [py, "-m", "streams"]),
         "sink": Component("sink", [py, "-m", "sinks"]),

@@ -98,4 +98,3 @@ class Emitter:
             self.delivered += 1
         else:
             self.failed[err.name()] += 1
-

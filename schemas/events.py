@@ -152,12 +152,8 @@ class ChangeEvent(Envelope):
     description: Annotated[str, Field(max_length=2000)] = ""
 
 
-Event = Annotated[
-    UsageEvent | ErrorEvent | HealthEvent | ChangeEvent, Field(discriminator="kind")
-]
-EVENT_ADAPTER: TypeAdapter[UsageEvent | ErrorEvent | HealthEvent | ChangeEvent] = TypeAdapter(
-    Event
-)
+Event = Annotated[UsageEvent | ErrorEvent | HealthEvent | ChangeEvent, Field(discriminator="kind")]
+EVENT_ADAPTER: TypeAdapter[UsageEvent | ErrorEvent | HealthEvent | ChangeEvent] = TypeAdapter(Event)
 EVENT_MODELS: dict[str, type[Envelope]] = {
     "usage": UsageEvent,
     "error": ErrorEvent,

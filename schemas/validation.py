@@ -74,7 +74,9 @@ def parse_event(
 
 def _check_time(event: AnyEvent, now: datetime, limits: Limits) -> AnyEvent | Rejection:
     if event.ts > now + limits.max_future:
-        return Rejection(TS_IN_FUTURE, f"ts {event.ts.isoformat()} is ahead of now {now.isoformat()}")
+        return Rejection(
+            TS_IN_FUTURE, f"ts {event.ts.isoformat()} is ahead of now {now.isoformat()}"
+        )
     if event.ts < now - limits.max_age:
         return Rejection(TS_TOO_OLD, f"ts {event.ts.isoformat()} is older than {limits.max_age}")
     return event
@@ -92,7 +94,9 @@ def _rejection_from(exc: ValidationError) -> Rejection:
     if kind == "union_tag_invalid":
         given = first.get("input")
         kind_value = given.get("kind") if isinstance(given, dict) else given
-        return Rejection(UNKNOWN_KIND, f"unknown kind {kind_value!r}; expected usage, error, health or change")
+        return Rejection(
+            UNKNOWN_KIND, f"unknown kind {kind_value!r}; expected usage, error, health or change"
+        )
     return Rejection(SCHEMA_VIOLATION, _describe(exc))
 
 

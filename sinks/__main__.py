@@ -43,7 +43,9 @@ def build_sink(settings: Settings) -> ClickHouseSink:
         status_path=run_dir / "sink.json",
     )
     router = Router(settings.namespace, settings.streams.limits())
-    return ClickHouseSink(Consumer(consumer_config(settings)), ClickHouseWarehouse(client), router, config)
+    return ClickHouseSink(
+        Consumer(consumer_config(settings)), ClickHouseWarehouse(client), router, config
+    )
 
 
 def main() -> None:

@@ -116,7 +116,9 @@ class ClickHouseSink:
         batch = self._batch
         if not batch.messages:
             return False
-        return batch.row_count >= self._config.batch_rows or batch.age() >= self._config.batch_seconds
+        return (
+            batch.row_count >= self._config.batch_rows or batch.age() >= self._config.batch_seconds
+        )
 
     # -- one record ----------------------------------------------------------------
     def _handle(self, message: Message) -> None:

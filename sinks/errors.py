@@ -1,10 +1,10 @@
 """Why a write failed, as types.
 
-    SinkError
-    ├── RetryableWriteError   the warehouse is away, slow or overloaded: pause, back off,
-    │                         retry the same batch with the same deduplication token
-    └── RejectedRowsError     the warehouse refused the data itself: retrying cannot help;
-                              find the offending rows and dead-letter them with the reason
+SinkError
+├── RetryableWriteError   the warehouse is away, slow or overloaded: pause, back off,
+│                         retry the same batch with the same deduplication token
+└── RejectedRowsError     the warehouse refused the data itself: retrying cannot help;
+                          find the offending rows and dead-letter them with the reason
 """
 
 from __future__ import annotations

@@ -87,7 +87,9 @@ class Router:
         return Row("rollups", rollup_row(rollup, pos))
 
 
-def _letter_from(value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None) -> DeadLetter:
+def _letter_from(
+    value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None
+) -> DeadLetter:
     h = {k: (v or b"").decode("utf-8", "replace") for k, v in headers or ()}
     source = Position(
         h.get(topics.HEADER_SOURCE_TOPIC, ""),

@@ -28,13 +28,37 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     + ("change_type", "name", "value", "previous_value", "actor", "description")
     + POSITION,
     "rollups": (
-        "app", "env", "kind", "key", "bucket_start", "bucket_seconds", "count", "sums",
-        "mins", "maxs", "first_ts", "last_ts", "source_partition", "emitted_at",
-        "_topic", "_partition", "_offset",
+        "app",
+        "env",
+        "kind",
+        "key",
+        "bucket_start",
+        "bucket_seconds",
+        "count",
+        "sums",
+        "mins",
+        "maxs",
+        "first_ts",
+        "last_ts",
+        "source_partition",
+        "emitted_at",
+        "_topic",
+        "_partition",
+        "_offset",
     ),  # fmt: skip
     "dead_letters": (
-        "rejected_at", "stage", "reason", "detail", "payload", "payload_bytes",
-        "source_topic", "source_partition", "source_offset", "_topic", "_partition", "_offset",
+        "rejected_at",
+        "stage",
+        "reason",
+        "detail",
+        "payload",
+        "payload_bytes",
+        "source_topic",
+        "source_partition",
+        "source_offset",
+        "_topic",
+        "_partition",
+        "_offset",
     ),  # fmt: skip
 }
 TABLE_BY_KIND = {

@@ -52,8 +52,12 @@ def build_app(settings: Settings) -> faust.App:
     )
     kind_by_topic = {topics.named(t, ns): k for t, k in topics.KIND_BY_EVENT_TOPIC.items()}
     source = app.topic(*kind_by_topic, key_serializer="raw", value_serializer="raw")
-    dlq = app.topic(topics.named(topics.DLQ_EVENTS, ns), key_serializer="raw", value_serializer="raw")
-    rollups = app.topic(topics.named(topics.ROLLUPS, ns), key_serializer="raw", value_serializer="raw")
+    dlq = app.topic(
+        topics.named(topics.DLQ_EVENTS, ns), key_serializer="raw", value_serializer="raw"
+    )
+    rollups = app.topic(
+        topics.named(topics.ROLLUPS, ns), key_serializer="raw", value_serializer="raw"
+    )
     state_table = app.Table(
         "rollup-state", partitions=settings.kafka.partitions, key_type=bytes, value_type=bytes
     )

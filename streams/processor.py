@@ -69,8 +69,10 @@ class Processor:
         found = self.states.get(tp)
         if found is None:
             raw = self._load_state(tp)
-            found = PartitionRollup.loads(raw) if raw else PartitionRollup(
-                self._kinds[tp[0]], tp[1], self._bucket_ms, self._lateness_ms
+            found = (
+                PartitionRollup.loads(raw)
+                if raw
+                else PartitionRollup(self._kinds[tp[0]], tp[1], self._bucket_ms, self._lateness_ms)
             )
             self.states[tp] = found
         return found

@@ -12,8 +12,16 @@ def iso(ts: datetime) -> str:
     return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def event(kind: str, ts: datetime, app: str = "checkout", env: str = "prod", **fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"kind": kind, "event_id": str(uuid.uuid4()), "ts": iso(ts), "app": app, "env": env}
+def event(
+    kind: str, ts: datetime, app: str = "checkout", env: str = "prod", **fields: Any
+) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "kind": kind,
+        "event_id": str(uuid.uuid4()),
+        "ts": iso(ts),
+        "app": app,
+        "env": env,
+    }
     defaults: dict[str, dict[str, Any]] = {
         "usage": {"name": "cart.add", "duration_ms": 10.0, "status_code": 200},
         "error": {"exception_type": "KeyError", "exception_message": "'sku'"},

@@ -21,7 +21,9 @@ class FakeWarehouse:
         self.fail_lookups: list[Exception] = []  # raised by the next stored_offsets calls
         self.reject_if: Callable[[dict[str, Any]], bool] = lambda row: False
 
-    def insert(self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str], token: str) -> None:
+    def insert(
+        self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str], token: str
+    ) -> None:
         if self.fail_next:
             raise self.fail_next.pop(0)
         rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]

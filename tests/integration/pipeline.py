@@ -55,11 +55,15 @@ def make_events(n_per_kind: int, minutes: int = 12) -> list[dict[str, Any]]:
     for i in range(n_per_kind):
         ts = start + step * i
         app, env = ("checkout", "prod") if i % 3 else ("catalog", "preprod")
-        out.append(event("usage", ts, app, env, name=f"feature.{i % 7}", duration_ms=float(i % 100)))
+        out.append(
+            event("usage", ts, app, env, name=f"feature.{i % 7}", duration_ms=float(i % 100))
+        )
         out.append(event("error", ts, app, env, exception_type=f"Error{i % 5}"))
         out.append(event("health", ts, app, env, host=f"host-{i % 4}",
                          metrics={"system.cpu.utilization": (i % 10) / 10}))  # fmt: skip
-        out.append(event("change", ts, app, env, change_type="flag", name=f"flag-{i % 3}", value="on"))
+        out.append(
+            event("change", ts, app, env, change_type="flag", name=f"flag-{i % 3}", value="on")
+        )
     return out
 
 

@@ -23,18 +23,44 @@ def bad_messages(now: datetime) -> list[tuple[str, bytes, str]]:
         (topics.EVENTS_USAGE, b'{"kind": "usage", "app": ', "malformed_json"),
         (topics.EVENTS_USAGE, b"\xff\xfe not even text", "malformed_json"),
         (topics.EVENTS_ERROR, b'["a", "list"]', "not_an_object"),
-        (topics.EVENTS_USAGE, json.dumps({**good, "duration_ms": "slow"}).encode(), "schema_violation"),
+        (
+            topics.EVENTS_USAGE,
+            json.dumps({**good, "duration_ms": "slow"}).encode(),
+            "schema_violation",
+        ),
         (topics.EVENTS_USAGE, json.dumps({**good, "kind": "telemetry"}).encode(), "unknown_kind"),
-        (topics.EVENTS_USAGE, json.dumps({k: v for k, v in good.items() if k != "kind"}).encode(), "missing_kind"),
-        (topics.EVENTS_USAGE, json.dumps({k: v for k, v in good.items() if k != "app"}).encode(), "schema_violation"),
+        (
+            topics.EVENTS_USAGE,
+            json.dumps({k: v for k, v in good.items() if k != "kind"}).encode(),
+            "missing_kind",
+        ),
+        (
+            topics.EVENTS_USAGE,
+            json.dumps({k: v for k, v in good.items() if k != "app"}).encode(),
+            "schema_violation",
+        ),
         (topics.EVENTS_ERROR, json.dumps(good).encode(), "wrong_topic"),
-        (topics.EVENTS_USAGE, json.dumps({**good, "attributes": {"blob": "x" * 1_000_000}}).encode(), "oversized"),
-        (topics.EVENTS_USAGE, json.dumps({**good, "ts": "2031-01-01T00:00:00Z"}).encode(), "ts_in_future"),
-        (topics.EVENTS_USAGE, json.dumps({**good, "ts": "2001-01-01T00:00:00Z"}).encode(), "ts_too_old"),
+        (
+            topics.EVENTS_USAGE,
+            json.dumps({**good, "attributes": {"blob": "x" * 1_000_000}}).encode(),
+            "oversized",
+        ),
+        (
+            topics.EVENTS_USAGE,
+            json.dumps({**good, "ts": "2031-01-01T00:00:00Z"}).encode(),
+            "ts_in_future",
+        ),
+        (
+            topics.EVENTS_USAGE,
+            json.dumps({**good, "ts": "2001-01-01T00:00:00Z"}).encode(),
+            "ts_too_old",
+        ),
     ]
 
 
-def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(settings: Settings, sql: Sql) -> None:
+def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(
+    settings: Settings, sql: Sql
+) -> None:
     pipeline = Pipeline(settings)
     pipeline.start()
     now = datetime.now(UTC)
@@ -49,14 +75,23 @@ def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(settings: Sett
         assert emitter.flush(30) == 0 and not emitter.failed, emitter.failed
         wait_for(lambda: sql("SELECT count() FROM dead_letters FINAL")[0][0] == len(bad), 120,
                  f"{len(bad)} dead letters\n{pipeline.log('streams')}")  # fmt: skip
-        wait_for(lambda: sql("SELECT count() FROM events_usage")[0][0] == len(good), 60, "the good events")
-        got = sql("SELECT source_topic, reason, detail, payload_bytes FROM dead_letters FINAL ORDER BY source_topic, source_offset")
+        wait_for(
+            lambda: sql("SELECT count() FROM events_usage")[0][0] == len(good),
+            60,
+            "the good events",
+        )
+        got = sql(
+            "SELECT source_topic, reason, detail, payload_bytes FROM dead_letters FINAL ORDER BY source_topic, source_offset"
+        )
         expected = sorted(((topics.named(t, settings.namespace), r) for t, _, r in bad))
         assert sorted((t, r) for t, r, _, _ in got) == expected
         assert all(detail for _, _, detail, _ in got), "every dead letter says why"
         oversized = [row for row in got if row[1] == "oversized"]
         assert oversized[0][3] > 1_000_000, "the original size of an oversized payload is kept"
-        totals = sql("SELECT count() FROM events_usage")[0][0] + sql("SELECT count() FROM dead_letters FINAL")[0][0]
+        totals = (
+            sql("SELECT count() FROM events_usage")[0][0]
+            + sql("SELECT count() FROM dead_letters FINAL")[0][0]
+        )
         assert totals == len(good) + len(bad), "every message is either stored or dead-lettered"
         assert pipeline.alive("streams") and pipeline.alive("sink"), "a worker died on bad input"
     finally:

@@ -32,7 +32,12 @@ def bucket_mismatches(sql: Sql) -> list[tuple]:  # type: ignore[type-arg]
     raw = " UNION ALL ".join(
         f"SELECT app, env, '{k}' AS kind, toString({key}) AS key, toStartOfMinute(ts) AS b "
         f"FROM {TABLES[k]}"
-        for k, key in (("usage", "name"), ("error", "exception_type"), ("health", "host"), ("change", "change_type"))
+        for k, key in (
+            ("usage", "name"),
+            ("error", "exception_type"),
+            ("health", "host"),
+            ("change", "change_type"),
+        )
     )
     return sql(
         f"SELECT r.app, r.env, r.kind, r.key, r.b, r.n, s.n FROM "
@@ -45,7 +50,11 @@ def bucket_mismatches(sql: Sql) -> list[tuple]:  # type: ignore[type-arg]
 
 def assert_exactly_n_and_consistent(sql: Sql, pipeline: Pipeline) -> None:
     want = dict.fromkeys(KINDS, N)
-    wait_for(lambda: stored(sql) == want, 240, f"{N} rows per kind (last: {stored(sql)})\n{pipeline.log('sink')}")
+    wait_for(
+        lambda: stored(sql) == want,
+        240,
+        f"{N} rows per kind (last: {stored(sql)})\n{pipeline.log('sink')}",
+    )
     wait_for(lambda: rolled_up(sql) == want, 240,
              f"rollups to cover every event (last: {rolled_up(sql)})\n{pipeline.log('streams')}")  # fmt: skip
     assert stored(sql) == want
@@ -54,7 +63,9 @@ def assert_exactly_n_and_consistent(sql: Sql, pipeline: Pipeline) -> None:
     assert bucket_mismatches(sql) == []
 
 
-def test_n_events_of_each_kind_become_exactly_n_rows_and_matching_rollups(settings: Settings, sql: Sql) -> None:
+def test_n_events_of_each_kind_become_exactly_n_rows_and_matching_rollups(
+    settings: Settings, sql: Sql
+) -> None:
     pipeline = Pipeline(settings)
     pipeline.start()
     try:
@@ -77,7 +88,9 @@ def _emit_slowly(settings: Settings, done: threading.Event) -> None:
     done.set()
 
 
-def test_sink_killed_9_mid_run_restarts_without_loss_or_duplicates(settings: Settings, sql: Sql) -> None:
+def test_sink_killed_9_mid_run_restarts_without_loss_or_duplicates(
+    settings: Settings, sql: Sql
+) -> None:
     pipeline = Pipeline(settings)
     pipeline.start()
     finished = threading.Event()
@@ -87,7 +100,9 @@ def test_sink_killed_9_mid_run_restarts_without_loss_or_duplicates(settings: Set
         wait_for(lambda: sum(stored(sql).values()) > N // 2, 120, "the sink to store some rows")
         pipeline.kill9("sink")
         at_kill = sum(stored(sql).values())
-        assert at_kill < 4 * N, "the sink finished before it could be killed; the test proves nothing"
+        assert at_kill < 4 * N, (
+            "the sink finished before it could be killed; the test proves nothing"
+        )
         pipeline.start("sink")
         producer.join()
         assert_exactly_n_and_consistent(sql, pipeline)
@@ -97,7 +112,9 @@ def test_sink_killed_9_mid_run_restarts_without_loss_or_duplicates(settings: Set
         pipeline.stop()
 
 
-def test_stream_worker_killed_9_mid_run_restarts_without_loss_or_double_counting(settings: Settings, sql: Sql) -> None:
+def test_stream_worker_killed_9_mid_run_restarts_without_loss_or_double_counting(
+    settings: Settings, sql: Sql
+) -> None:
     pipeline = Pipeline(settings)
     pipeline.start()
     finished = threading.Event()

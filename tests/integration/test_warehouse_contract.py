@@ -19,7 +19,9 @@ from tests.fakes import FakeWarehouse
 T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 
 
-def usage_columns(offsets: list[int], topic: str = "events.usage.v1", partition: int = 0) -> list[list]:  # type: ignore[type-arg]
+def usage_columns(
+    offsets: list[int], topic: str = "events.usage.v1", partition: int = 0
+) -> list[list]:  # type: ignore[type-arg]
     rows = [
         (uuid.uuid4(), T0, "checkout", "prod", "1.0", "h", "i", "", "u", "c", "user", {}, "cart.add",
          "/cart", "POST", 200, 1.5, None, T0, topic, partition, off)
@@ -34,7 +36,9 @@ def warehouse(request: pytest.FixtureRequest) -> Iterator[object]:
         yield FakeWarehouse()
         return
     settings: Settings = request.getfixturevalue("settings")
-    yield ClickHouseWarehouse(get_client(settings.clickhouse, database=settings.clickhouse.database))
+    yield ClickHouseWarehouse(
+        get_client(settings.clickhouse, database=settings.clickhouse.database)
+    )
 
 
 def test_a_repeated_token_inserts_nothing_new(warehouse) -> None:  # type: ignore[no-untyped-def]
@@ -45,9 +49,16 @@ def test_a_repeated_token_inserts_nothing_new(warehouse) -> None:  # type: ignor
 
 
 def test_stored_offsets_are_per_topic_and_partition(warehouse) -> None:  # type: ignore[no-untyped-def]
-    warehouse.insert("events_usage", usage_columns([5, 9], partition=0), COLUMNS["events_usage"], "a")
+    warehouse.insert(
+        "events_usage", usage_columns([5, 9], partition=0), COLUMNS["events_usage"], "a"
+    )
     warehouse.insert("events_usage", usage_columns([3], partition=4), COLUMNS["events_usage"], "b")
-    warehouse.insert("events_usage", usage_columns([99], topic="other", partition=4), COLUMNS["events_usage"], "c")
+    warehouse.insert(
+        "events_usage",
+        usage_columns([99], topic="other", partition=4),
+        COLUMNS["events_usage"],
+        "c",
+    )
     assert warehouse.stored_offsets("events_usage", "events.usage.v1") == {0: 9, 4: 3}
     assert warehouse.stored_offsets("events_usage", "nothing.here") == {}
 

@@ -15,7 +15,9 @@ class ServiceAccessInUnitTest(AssertionError):
 
 def _refuse(what: str) -> Any:
     def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise ServiceAccessInUnitTest(f"unit tests must not open {what}; use a fake or move the test to tests/integration")
+        raise ServiceAccessInUnitTest(
+            f"unit tests must not open {what}; use a fake or move the test to tests/integration"
+        )
 
     return refuse
 
@@ -39,7 +41,9 @@ def _no_services(monkeypatch: pytest.MonkeyPatch) -> None:
     }
     monkeypatch.setattr(confluent_kafka, "Producer", refused[confluent_kafka.Producer])
     monkeypatch.setattr(confluent_kafka, "Consumer", refused[confluent_kafka.Consumer])
-    monkeypatch.setattr(confluent_kafka.admin, "AdminClient", refused[confluent_kafka.admin.AdminClient])
+    monkeypatch.setattr(
+        confluent_kafka.admin, "AdminClient", refused[confluent_kafka.admin.AdminClient]
+    )
     monkeypatch.setattr(clickhouse_connect, "get_client", refused[clickhouse_connect.get_client])
     for name, module in list(sys.modules.items()):
         if name.split(".")[0] not in _PROJECT or module is None:

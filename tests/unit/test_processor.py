@@ -17,7 +17,9 @@ def records(n: int, partition: int = 0, bad_every: int = 0) -> list[Record]:
     out = []
     for i in range(n):
         ts = T0 + timedelta(seconds=i)  # one event a second, across several minutes
-        value = b"{oops" if bad_every and i % bad_every == 0 else encoded("usage", ts, name=f"f{i % 3}")
+        value = (
+            b"{oops" if bad_every and i % bad_every == 0 else encoded("usage", ts, name=f"f{i % 3}")
+        )
         out.append(Record(TOPIC, partition, i, value, int(ts.timestamp() * 1000) + 50))
     return out
 

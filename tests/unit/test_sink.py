@@ -15,21 +15,27 @@ T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 USAGE, ERRORS, DLQ = "events.usage.v1", "events.error.v1", "dlq.events.v1"
 
 
-def message(topic: str, partition: int, offset: int, value: bytes | None, headers=None) -> FakeMessage:  # type: ignore[no-untyped-def]
+def message(
+    topic: str, partition: int, offset: int, value: bytes | None, headers=None
+) -> FakeMessage:  # type: ignore[no-untyped-def]
     ts = T0 + timedelta(seconds=offset)
     return FakeMessage(topic, partition, offset, value, int(ts.timestamp() * 1000), headers)
 
 
 def usage_log(n: int, partitions: int = 2) -> dict[tuple[str, int], list[FakeMessage]]:
     return {
-        (USAGE, p): [message(USAGE, p, i, encoded("usage", T0 + timedelta(seconds=i))) for i in range(n)]
+        (USAGE, p): [
+            message(USAGE, p, i, encoded("usage", T0 + timedelta(seconds=i))) for i in range(n)
+        ]
         for p in range(partitions)
     }
 
 
 def sink(consumer: FakeConsumer, warehouse: FakeWarehouse, rows: int = 100) -> ClickHouseSink:
     config = SinkConfig(batch_rows=rows, batch_seconds=60, retry_initial=0.01, retry_max=0.02)
-    return ClickHouseSink(consumer, warehouse, Router("", Limits(max_age=timedelta(days=36500))), config)  # type: ignore[arg-type]
+    return ClickHouseSink(
+        consumer, warehouse, Router("", Limits(max_age=timedelta(days=36500))), config
+    )  # type: ignore[arg-type]
 
 
 def drain(s: ClickHouseSink, consumer: FakeConsumer, rounds: int = 50) -> None:
@@ -66,7 +72,11 @@ def test_a_row_the_warehouse_refuses_goes_to_dead_letters_and_the_rest_is_stored
     drain(s, consumer)
     assert len(warehouse.tables["events_usage"]) == 39
     (letter,) = warehouse.tables["dead_letters"]
-    assert (letter["reason"], letter["source_offset"], letter["stage"]) == ("warehouse_rejected", 17, "sink")
+    assert (letter["reason"], letter["source_offset"], letter["stage"]) == (
+        "warehouse_rejected",
+        17,
+        "sink",
+    )
     assert "Type mismatch" in letter["detail"]
     assert consumer.committed[(USAGE, 0)] == 40
 
@@ -97,8 +107,12 @@ def test_invalid_raw_events_are_left_to_the_stream_workers_and_dead_letters_are_
     drain(s, consumer)
     assert len(warehouse.tables["events_usage"]) == 1
     (letter,) = warehouse.tables["dead_letters"]
-    assert (letter["reason"], letter["source_topic"], letter["source_offset"], letter["payload"]) == (
-        "malformed_json", USAGE, 1, "{oops")
+    assert (
+        letter["reason"],
+        letter["source_topic"],
+        letter["source_offset"],
+        letter["payload"],
+    ) == ("malformed_json", USAGE, 1, "{oops")
     assert s.stats.skipped["malformed_json"] == 1
     assert consumer.committed[(USAGE, 0)] == 2
 

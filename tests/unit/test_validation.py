@@ -38,7 +38,9 @@ def usage(**over: object) -> bytes:
         (usage(attributes={"pad": "x" * 300_000}), v.OVERSIZED, "exceeds the limit"),
     ],
 )
-def test_bad_input_is_rejected_with_a_reason_naming_the_problem(raw: bytes | None, reason: str, says: str) -> None:
+def test_bad_input_is_rejected_with_a_reason_naming_the_problem(
+    raw: bytes | None, reason: str, says: str
+) -> None:
     result = v.parse_event(raw, "usage", NOW)
     assert isinstance(result, v.Rejection)
     assert result.reason == reason
