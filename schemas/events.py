@@ -13,7 +13,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 ShortText = Annotated[str, Field(max_length=200)]
@@ -88,6 +96,21 @@ class Envelope(BaseModel):
     customer_id: ShortText = ""
     origin: Literal["user", "test", "synthetic"] = "user"
     attributes: dict[str, str] = Field(default_factory=dict, max_length=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_context(cls, data: object, info: ValidationInfo) -> object:
+        """On ingest, a missing ts/event_id comes from the Kafka record, not the clock,
+        so every consumer of the same record derives the same event."""
+        context = info.context or {}
+        if not isinstance(data, dict) or not context:
+            return data
+        filled = dict(data)
+        if "ts" not in filled and "now" in context:
+            filled["ts"] = context["now"]
+        if "event_id" not in filled and "event_id" in context:
+            filled["event_id"] = context["event_id"]
+        return filled
 
     @field_validator("ts")
     @classmethod

@@ -6,6 +6,7 @@ machine-readable reason and a human-readable detail. It never raises for bad inp
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -56,15 +57,26 @@ class Rejection:
 
 
 def parse_event(
-    raw: bytes | None, expected_kind: str | None, now: datetime, limits: Limits = Limits()
+    raw: bytes | None,
+    expected_kind: str | None,
+    now: datetime,
+    limits: Limits = Limits(),
+    event_id: uuid.UUID | None = None,
 ) -> AnyEvent | Rejection:
-    """Validate one raw message: size, JSON, schema, kind/topic agreement, time bounds."""
+    """Validate one raw message: size, JSON, schema, kind/topic agreement, time bounds.
+
+    ``now`` is the record's own timestamp; it is also the event time of an event that
+    carries none. ``event_id`` is the id given to an event that carries none.
+    """
     if raw is None:
         return Rejection(MALFORMED_JSON, "empty message (no value)")
     if len(raw) > limits.max_bytes:
         return Rejection(OVERSIZED, f"{len(raw)} bytes exceeds the limit of {limits.max_bytes}")
     try:
-        event = EVENT_ADAPTER.validate_json(raw)
+        context: dict[str, object] = {"now": now}
+        if event_id is not None:
+            context["event_id"] = event_id
+        event = EVENT_ADAPTER.validate_json(raw, context=context)
     except ValidationError as exc:
         return _rejection_from(exc)
     if expected_kind is not None and event.kind != expected_kind:

@@ -3,6 +3,7 @@ letter, or nothing (an invalid raw event, which the stream workers dead-letter).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,7 +70,7 @@ class Router:
         kind = self._kind_by_topic.get(pos.topic)
         if kind is not None:
             # The record's own timestamp is "now", so streams and sink judge alike.
-            parsed = parse_event(value, kind, at, self._limits)
+            parsed = parse_event(value, kind, at, self._limits, position_id(pos))
             if isinstance(parsed, Rejection):
                 return Skipped(parsed.reason)
             return Row(TABLE_BY_KIND[kind], event_row(parsed, at, pos))
@@ -85,6 +86,14 @@ class Router:
                                 len(value or b""), pos)  # fmt: skip
             return Row("dead_letters", dead_letter_row(letter, at, pos))
         return Row("rollups", rollup_row(rollup, pos))
+
+
+def position_id(pos: Position) -> uuid.UUID:
+    """A stable id for an event that arrived without one: derived from where it is."""
+    return uuid.uuid5(_ID_NAMESPACE, f"{pos.topic}/{pos.partition}/{pos.offset}")
+
+
+_ID_NAMESPACE = uuid.UUID("6f1c2a53-3f0e-4c59-9a51-8f1d7c3b2e10")
 
 
 def _letter_from(

@@ -43,7 +43,10 @@ class ClickHouseWarehouse:
                 columns,
                 column_names=list(names),
                 column_oriented=True,
-                settings={"insert_deduplication_token": token},
+                settings={
+                    "insert_deduplication_token": token,
+                    "deduplicate_blocks_in_dependent_materialized_views": 1,
+                },
             )
         except Exception as exc:
             raise classify(exc) from exc

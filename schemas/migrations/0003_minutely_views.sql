@@ -1,5 +1,7 @@
 -- Long-term per-minute rollups kept by ClickHouse itself (materialized views on the raw
 -- tables). Read them with the -Merge combinators, e.g. uniqMerge(users).
+-- The view targets keep their own deduplication window: a retried insert into a raw
+-- table must not count twice here either.
 
 CREATE TABLE IF NOT EXISTS {db}.usage_minutely
 (
@@ -16,7 +18,8 @@ CREATE TABLE IF NOT EXISTS {db}.usage_minutely
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(minute)
 ORDER BY (app, env, name, minute)
-TTL minute + INTERVAL 400 DAY;
+TTL minute + INTERVAL 400 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.usage_minutely_mv TO {db}.usage_minutely AS
 SELECT
@@ -44,7 +47,8 @@ CREATE TABLE IF NOT EXISTS {db}.errors_minutely
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(minute)
 ORDER BY (app, env, exception_type, minute)
-TTL minute + INTERVAL 400 DAY;
+TTL minute + INTERVAL 400 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.errors_minutely_mv TO {db}.errors_minutely AS
 SELECT
@@ -71,7 +75,8 @@ CREATE TABLE IF NOT EXISTS {db}.health_minutely
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(minute)
 ORDER BY (app, env, host, metric, minute)
-TTL minute + INTERVAL 400 DAY;
+TTL minute + INTERVAL 400 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.health_minutely_mv TO {db}.health_minutely AS
 SELECT

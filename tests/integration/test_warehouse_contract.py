@@ -70,3 +70,13 @@ def test_a_row_the_table_cannot_hold_is_rejected_not_retried(warehouse) -> None:
     cols[COLUMNS["events_usage"].index("status_code")] = [70_000]  # UInt16 overflows
     with pytest.raises(RejectedRowsError):
         warehouse.insert("events_usage", cols, COLUMNS["events_usage"], "bad")
+
+
+def test_a_retried_insert_does_not_count_twice_in_the_minutely_views(settings: Settings) -> None:
+    client = get_client(settings.clickhouse, database=settings.clickhouse.database)
+    real = ClickHouseWarehouse(client)
+    cols = usage_columns([0, 1, 2, 3])
+    for _ in range(2):
+        real.insert("events_usage", cols, COLUMNS["events_usage"], "retry-token")
+    assert client.command("SELECT count() FROM events_usage") == 4
+    assert client.command("SELECT sum(events) FROM usage_minutely") == 4

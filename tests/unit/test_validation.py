@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -62,6 +63,16 @@ def test_each_kind_validates_and_ts_is_normalised_to_utc_ms() -> None:
     health = json.dumps({"kind": "health", "app": "a", "env": "prod", "host": "h1",
                          "metrics": {"system.cpu.utilization": 0.5}}).encode()  # fmt: skip
     assert isinstance(v.parse_event(health, None, NOW), HealthEvent)
+
+
+def test_missing_ts_and_event_id_come_from_the_record_not_the_clock() -> None:
+    raw = json.dumps({"kind": "usage", "app": "a", "env": "prod", "name": "x"}).encode()
+    given = uuid.uuid4()
+    first = v.parse_event(raw, "usage", NOW, event_id=given)
+    again = v.parse_event(raw, "usage", NOW, event_id=given)
+    assert isinstance(first, UsageEvent)
+    assert first == again
+    assert (first.ts, first.event_id) == (NOW, given)
 
 
 def test_time_bounds_are_configurable() -> None:
