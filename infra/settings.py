@@ -77,6 +77,11 @@ class StreamSettings(BaseModel):
     bucket_seconds: int = 60
     allowed_lateness_seconds: int = 10
     idle_close_seconds: float = 5.0
+    idle_lateness_seconds: int = Field(
+        default=30,
+        description="A quiet partition closes buckets that ended this long ago (wall clock), "
+        "and waits this long after the broker was unreachable before closing any.",
+    )
     max_event_bytes: int = 256 * 1024
     max_future_seconds: int = 300
     max_age_days: int = 30

@@ -18,6 +18,7 @@ from typing import Any
 
 import faust
 import structlog
+from faust.types import TP
 
 from infra.settings import Settings
 from schemas import topics
@@ -96,10 +97,27 @@ def build_app(settings: Settings) -> faust.App:
                 totals["events"] += len(records)
                 await publish(out)
 
+    idle_lateness_ms = max(s.idle_lateness_seconds, s.allowed_lateness_seconds) * 1000
+    hold_idle_until = [0.0]
+
     @app.timer(1.0)
     async def close_idle_buckets() -> None:
+        """Quiet partitions close on wall clock, but only when the broker confirms that
+        nothing is waiting, and not right after an outage (producers are still catching up)."""
+        quiet = processor.idle(s.idle_close_seconds)
+        if not quiet or time.monotonic() < hold_idle_until[0]:
+            return
+        try:
+            ends = await asyncio.wait_for(
+                app.consumer.highwaters(*(TP(t, p) for t, p in quiet)), timeout=3.0
+            )
+        except Exception as exc:
+            hold_idle_until[0] = time.monotonic() + idle_lateness_ms / 1000
+            log.warning("idle_close_deferred", partitions=len(quiet), error=repr(exc))
+            return
         async with lock:
-            out = processor.close_idle(s.idle_close_seconds, int(time.time() * 1000))
+            done = processor.caught_up({(tp.topic, tp.partition): end for tp, end in ends.items()})
+            out = processor.close_idle(done, int(time.time() * 1000), idle_lateness_ms)
             if out.rollups:
                 await publish(out)
 

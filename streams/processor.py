@@ -85,15 +85,12 @@ class Processor:
 
     def process(self, records: Iterable[Record]) -> Outcome:
         out = Outcome()
-        for record in records:
-            self._one(record, out)
         emitted_at = datetime.now(UTC)
-        for tp in out.touched:
-            state = self.states[tp]
-            out.rollups.extend(state.close(state.watermark_ms(), emitted_at))
+        for record in records:
+            self._one(record, out, emitted_at)
         return out
 
-    def _one(self, record: Record, out: Outcome) -> None:
+    def _one(self, record: Record, out: Outcome, emitted_at: datetime) -> None:
         tp = (record.topic, record.partition)
         state = self.state(tp)
         if state.seen(record.offset):
@@ -110,16 +107,41 @@ class Processor:
         out.valid += 1
         if not state.apply(record.offset, parsed):
             out.late += 1
+        # Closing after every event (not every batch) keeps "late or not" a function of
+        # the records alone, so a replay with other batch bounds decides the same way.
+        out.rollups.extend(state.close(state.watermark_ms(), emitted_at))
 
-    def close_idle(self, idle_seconds: float, wall_ms: int) -> Outcome:
-        """Close buckets of partitions that went quiet, using wall-clock time as watermark."""
-        out = Outcome()
+    def idle(self, idle_seconds: float) -> list[TopicPartition]:
+        """Partitions with open buckets that received nothing for ``idle_seconds``."""
         now = self._clock()
+        return [
+            tp
+            for tp, state in self.states.items()
+            if state.buckets and now - self._last_seen.get(tp, now) >= idle_seconds
+        ]
+
+    def caught_up(self, ends: dict[TopicPartition, int]) -> list[TopicPartition]:
+        """Of these partitions, those whose every record (up to the log end) is applied."""
+        return [
+            tp
+            for tp, end in ends.items()
+            if tp in self.states and self.states[tp].offset + 1 >= end
+        ]
+
+    def close_idle(
+        self, tps: Iterable[TopicPartition], wall_ms: int, lateness_ms: int | None = None
+    ) -> Outcome:
+        """Close buckets of quiet, caught-up partitions, with wall-clock time as watermark.
+
+        Only for partitions known to be at the end of their log: while the broker is
+        unreachable nothing is closed, so events buffered by producers during an outage
+        still count when they arrive.
+        """
+        out = Outcome()
         emitted_at = datetime.now(UTC)
-        for tp, state in self.states.items():
-            if now - self._last_seen.get(tp, now) < idle_seconds or not state.buckets:
-                continue
-            closed = state.close(wall_ms - self._lateness_ms, emitted_at)
+        for tp in tps:
+            lateness = self._lateness_ms if lateness_ms is None else lateness_ms
+            closed = self.states[tp].close(wall_ms - lateness, emitted_at)
             if closed:
                 out.rollups.extend(closed)
                 out.touched.add(tp)

@@ -66,7 +66,7 @@ def test_replay_after_a_crash_counts_every_event_exactly_once() -> None:
     second = processor(load=lambda tp: saved.get(tp))
     out_b = second.process(recs[200:])
     assert out_b.replayed == 50
-    idle = second.close_idle(0, int((T0 + timedelta(hours=1)).timestamp() * 1000))
+    idle = second.close_idle(second.idle(0), int((T0 + timedelta(hours=1)).timestamp() * 1000))
     got = closed_counts(out_a.rollups + out_b.rollups + idle.rollups)
     assert got == expected_counts(recs, T0 + timedelta(hours=1))
     assert sum(got.values()) == 600
@@ -77,7 +77,10 @@ def test_quiet_partitions_close_their_buckets_on_wall_clock() -> None:
     proc = processor(clock=lambda: now[0])
     proc.process(records(30))  # all within the first minute: nothing closes yet
     wall = int((T0 + timedelta(minutes=5)).timestamp() * 1000)
-    assert proc.close_idle(5.0, wall).rollups == []  # not idle long enough
+    assert proc.idle(5.0) == []  # not idle long enough
     now[0] = 6.0
-    (rollups) = proc.close_idle(5.0, wall).rollups
+    assert proc.idle(5.0) == [(TOPIC, 0)]
+    assert proc.caught_up({(TOPIC, 0): 31}) == [], "a record is still to come"
+    assert proc.caught_up({(TOPIC, 0): 30}) == [(TOPIC, 0)]
+    rollups = proc.close_idle([(TOPIC, 0)], wall).rollups
     assert sum(r.count for r in rollups) == 30

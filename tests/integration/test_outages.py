@@ -1,0 +1,119 @@
+"""Services that go away: the pipeline waits, keeps running, and loses nothing."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from infra.clickhouse import get_client
+from infra.settings import Settings
+from infra.startup import apply_schema, create_topics
+from producers.emitter import Emitter
+from tests.builders import event
+from tests.integration.conftest import wait_for
+from tests.integration.kafka_fixture import start_kafka, stop_kafka
+from tests.integration.pipeline import TABLES, Pipeline, emit, make_events
+from tests.integration.warehouse_fixture import free_port, start_warehouse, stop_warehouse
+
+N = 3_000
+
+
+def test_warehouse_killed_mid_run_then_back_loses_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    data = tmp_path / "own-warehouse"
+    port = free_port()
+    proc, url = start_warehouse(data, port)
+    own = settings.model_copy(
+        update={"clickhouse": settings.clickhouse.model_copy(update={"url": url})}
+    )
+    apply_schema(own)
+    client = get_client(own.clickhouse, database=own.clickhouse.database)
+    count: Callable[[], int] = lambda: sum(  # noqa: E731
+        client.command(f"SELECT count() FROM {t}") for t in TABLES.values()
+    )
+    pipeline = Pipeline(own)
+    pipeline.start()
+    events = make_events(N)
+    try:
+        emit(own, events[: len(events) // 2])
+        wait_for(lambda: count() == 2 * N, 120, "the first half to be stored")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        emit(own, events[len(events) // 2 :])  # accepted by Kafka while the warehouse is away
+        wait_for(lambda: "insert_retrying" in pipeline.log("sink"), 60, "the sink to notice")
+        assert pipeline.alive("sink") and pipeline.alive("streams")
+        proc, _ = start_warehouse(data, port)
+        client = get_client(own.clickhouse, database=own.clickhouse.database)
+        wait_for(lambda: count() == 4 * N, 120, f"all {4 * N} events after the outage")
+        for table in TABLES.values():
+            assert client.command(f"SELECT uniqExact(event_id) = count() FROM {table}") == 1
+    finally:
+        pipeline.stop()
+        stop_warehouse(proc)
+
+
+def test_broker_restarted_mid_run_loses_nothing(settings: Settings, tmp_path: Path) -> None:
+    """Live traffic (event time = now) keeps flowing while the broker restarts; producers
+    buffer, and afterwards every event is stored once and counted in the rollups — even
+    with an allowed lateness (2 s) far shorter than the outage."""
+    launcher = start_kafka(tmp_path / "own-kafka")
+    own = settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"bootstrap": launcher.bootstrap}),
+            "streams": settings.streams.model_copy(
+                update={"allowed_lateness_seconds": 2, "bucket_seconds": 10}
+            ),
+        }
+    )
+    create_topics(own)
+    client = get_client(own.clickhouse, database=own.clickhouse.database)
+    pipeline = Pipeline(own)
+    pipeline.start()
+    emitter = Emitter(own.kafka.bootstrap_servers, own.namespace)
+    stop = threading.Event()
+    sent = [0]
+    producer = threading.Thread(target=_live_traffic, args=(emitter, stop, sent))
+    producer.start()
+    try:
+        wait_for(lambda: stored_total(client) > 0, 60, "the first live events to be stored")
+        launcher.stop()
+        time.sleep(3)  # both consumers now face a broker that is gone
+        launcher.launch()
+        time.sleep(5)
+        stop.set()
+        producer.join()
+        assert emitter.flush(60) == 0 and not emitter.failed, emitter.failed
+        total = sent[0]
+        wait_for(lambda: stored_total(client) == total, 180,
+                 f"all {total} events after the restart\n{pipeline.log('sink')}")  # fmt: skip
+        wait_for(lambda: rolled_up_total(client) == total, 180,
+                 f"rollups for all {total} events\n{pipeline.log('streams')}")  # fmt: skip
+        assert pipeline.alive("sink") and pipeline.alive("streams")
+    finally:
+        stop.set()
+        producer.join()
+        pipeline.stop()
+        stop_kafka(launcher)
+
+
+def _live_traffic(emitter: Emitter, stop: threading.Event, sent: list[int]) -> None:
+    """About 500 usage events a second, stamped with the current time."""
+    while not stop.wait(0.1):
+        now = datetime.now(UTC)
+        for i in range(50):
+            while not emitter.emit_dict(event("usage", now, name=f"live.{i % 5}")):
+                emitter.poll(0.05)
+            sent[0] += 1
+
+
+def stored_total(client) -> int:  # type: ignore[no-untyped-def]
+    return sum(int(client.command(f"SELECT count() FROM {t}")) for t in TABLES.values())
+
+
+def rolled_up_total(client) -> int:  # type: ignore[no-untyped-def]
+    return int(client.command("SELECT sum(count) FROM rollups FINAL"))
