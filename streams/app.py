@@ -18,7 +18,8 @@ from typing import Any
 
 import faust
 import structlog
-from faust.types import TP
+from confluent_kafka import Consumer
+from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from infra.settings import Settings
 from schemas import topics
@@ -97,6 +98,7 @@ def build_app(settings: Settings) -> faust.App:
                 totals["events"] += len(records)
                 await publish(out)
 
+    log_ends = LogEnds(settings.kafka.bootstrap_servers)
     idle_lateness_ms = max(s.idle_lateness_seconds, s.allowed_lateness_seconds) * 1000
     hold_idle_until = [0.0]
 
@@ -109,14 +111,14 @@ def build_app(settings: Settings) -> faust.App:
             return
         try:
             ends = await asyncio.wait_for(
-                app.consumer.highwaters(*(TP(t, p) for t, p in quiet)), timeout=3.0
+                asyncio.get_running_loop().run_in_executor(None, log_ends.fetch, quiet), 5.0
             )
         except Exception as exc:
             hold_idle_until[0] = time.monotonic() + idle_lateness_ms / 1000
             log.warning("idle_close_deferred", partitions=len(quiet), error=repr(exc))
             return
         async with lock:
-            done = processor.caught_up({(tp.topic, tp.partition): end for tp, end in ends.items()})
+            done = processor.caught_up(ends)
             out = processor.close_idle(done, int(time.time() * 1000), idle_lateness_ms)
             if out.rollups:
                 await publish(out)
@@ -130,6 +132,29 @@ def build_app(settings: Settings) -> faust.App:
         processor.forget((tp.topic, tp.partition) for tp in revoked)
 
     return app
+
+
+class LogEnds:
+    """Asks the broker where partitions end, on a client of its own (run it in a thread:
+    the calls block, and a hung request must not hang the worker's event loop)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._consumer: Consumer | None = None
+
+    def fetch(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        if self._consumer is None:
+            self._consumer = Consumer(
+                {
+                    "bootstrap.servers": self._bootstrap,
+                    "group.id": "shiftright-log-ends",
+                    "enable.auto.commit": False,
+                }  # fmt: skip
+            )
+        return {
+            (t, p): int(self._consumer.get_watermark_offsets(KafkaTopicPartition(t, p), 2.0)[1])
+            for t, p in tps
+        }
 
 
 def _record(message: Any) -> Record:
