@@ -29,9 +29,9 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from infra.clickhouse import get_client
 from infra.settings import ClickHouseSettings, KafkaSettings, Settings, SinkSettings
-from schemas import topics
+from schemas import topics, wire
 from sinks.__main__ import consumer_config
-from sinks.rows import COLUMNS, ENVELOPE, TABLE_BY_KIND
+from sinks.rows import COLUMNS, ENVELOPE, POSITION, TABLE_BY_KIND
 
 GROUP_ID = "bench-baseline"
 
@@ -44,29 +44,29 @@ _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "change": {},
 }
 
-RowBuilder = Callable[[dict[str, Any], Message], tuple[Any, ...]]
+RowBuilder = Callable[[dict[str, Any], Message, int], tuple[Any, ...]]
 
 
 def _row_builder(kind: str) -> RowBuilder:
     """A function from a decoded event and its record to a row in ``COLUMNS`` order."""
     table = TABLE_BY_KIND[kind]
-    fields = COLUMNS[table][len(ENVELOPE) : -4]
+    fields = COLUMNS[table][len(ENVELOPE) : -len(POSITION)]
     spec = [(f, _ENVELOPE_DEFAULTS.get(f, "")) for f in ENVELOPE]
     spec += [(f, _KIND_DEFAULTS[kind].get(f, "")) for f in fields]
 
-    def build(event: dict[str, Any], message: Message) -> tuple[Any, ...]:
+    def build(event: dict[str, Any], message: Message, index: int) -> tuple[Any, ...]:
         get = event.get
         values = [get(f, default) for f, default in spec]
         # DateTime64 takes ISO strings and integer ticks (ms) as they are.
         return (*values, message.timestamp()[1], message.topic(), message.partition(),
-                message.offset())  # fmt: skip
+                message.offset(), index)  # fmt: skip
 
     if kind != "error":
         return build
     frames_at = len(ENVELOPE) + fields.index("frames")
 
-    def build_error(event: dict[str, Any], message: Message) -> tuple[Any, ...]:
-        row = list(build(event, message))
+    def build_error(event: dict[str, Any], message: Message, index: int) -> tuple[Any, ...]:
+        row = list(build(event, message, index))
         row[frames_at] = [
             (f.get("module", ""), f.get("function", ""), f.get("filename", ""),
              f.get("lineno", 0), f.get("in_app", True))
@@ -131,12 +131,13 @@ class BareConsumer:
         topic = message.topic()
         assert topic is not None
         table, build = self._routes[topic]
-        self._rows.setdefault(table, []).append(
-            build(json.loads(message.value() or b"{}"), message)
-        )
+        rows = self._rows.setdefault(table, [])
+        payloads = wire.split_events(message.value(), message.headers())
+        for index, payload in enumerate(payloads):
+            rows.append(build(json.loads(payload or b"{}"), message, index))
         self._offsets[(topic, message.partition() or 0)] = message.offset() or 0
-        self._count += 1
-        self.stats["consumed"] += 1
+        self._count += len(payloads)
+        self.stats["consumed"] += len(payloads)
 
     def _flush(self) -> None:
         if not self._count:

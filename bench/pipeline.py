@@ -62,7 +62,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from schemas import topics
+from schemas import topics, wire
 from schemas.events import ROLLUP_KEY_FIELD
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,6 +74,27 @@ PROBES_PER_SECOND = 10
 PROBE_APP, PROBE_ENV = "bench", "probe"
 #: (kind index, key, value): what the producers send.
 Record = tuple[int, bytes, bytes]
+
+
+#: Events per Kafka message (NDJSON batches, see schemas.wire); 1 sends single events.
+batch_events = 200
+#: (kind index, key, value, headers, events in it): one Kafka message.
+Message = tuple[int, bytes, bytes, list[tuple[str, bytes]] | None, int]
+
+
+def to_messages(records: list[Record], per_message: int) -> list[Message]:
+    """Group records by topic and key (order kept within a key) into batch messages."""
+    if per_message <= 1:
+        return [(k, key, value, None, 1) for k, key, value in records]
+    groups: dict[tuple[int, bytes], list[bytes]] = {}
+    for k, key, value in records:
+        groups.setdefault((k, key), []).append(value)
+    out: list[Message] = []
+    for (k, key), values in groups.items():
+        for i in range(0, len(values), per_message):
+            chunk = values[i : i + per_message]
+            out.append((k, key, b"\n".join(chunk), wire.BATCH_HEADERS, len(chunk)))
+    return out
 
 
 class PhaseFailed(RuntimeError):
@@ -158,6 +179,7 @@ def produce_main(argv: list[str]) -> None:
         parser.add_argument(name, required=True)
     parser.add_argument("--rate", type=float, required=True)
     parser.add_argument("--seconds", type=float, required=True)
+    parser.add_argument("--batch-events", type=int, default=batch_events)
     args = parser.parse_args(argv)
     with open(args.events, "rb") as fh:
         data = pickle.load(fh)
@@ -174,7 +196,9 @@ def produce_main(argv: list[str]) -> None:
     producer.list_topics(timeout=10)  # connected before the clock starts
     started = time.time()
     print(json.dumps({"started": started}), flush=True)
-    sent, probe_sent = _paced(producer, records, names, probes, args.rate, args.seconds)
+    sent, probe_sent = _paced(
+        producer, records, names, probes, args.rate, args.seconds, args.batch_events
+    )
     stopped = time.time()
     undelivered = producer.flush(60)
     print(json.dumps({
@@ -184,30 +208,35 @@ def produce_main(argv: list[str]) -> None:
 
 
 def _paced(producer: Any, records: list[Record], names: list[str], probes: dict[int, str],
-           rate: float, seconds: float) -> tuple[int, dict[str, float]]:  # fmt: skip
-    """Hand records to the producer on schedule until ``seconds`` pass or they run out."""
+           rate: float, seconds: float, per_message: int) -> tuple[int, dict[str, float]]:  # fmt: skip
+    """Hand records to the producer on schedule (in 20 ms slices, grouped into batch
+    messages) until ``seconds`` pass or they run out."""
     began = time.monotonic()
     deadline, n, i = began + seconds, len(records), 0
     probe_sent: dict[str, float] = {}
-    produce, poll = producer.produce, producer.poll
     while i < n:
         now = time.monotonic()
         if now >= deadline:
             break
         due = min(n, int((now - began) * rate) + 1)
-        while i < due:
-            kind, key, value = records[i]
-            try:
-                produce(names[kind], value, key)
-            except BufferError:
-                poll(0.01)
-                continue
-            if i in probes:
-                probe_sent[probes[i]] = time.time()
-            i += 1
-        poll(0)
-        time.sleep(0.001)
+        if due > i:
+            for k, key, value, headers, _ in to_messages(records[i:due], per_message):
+                _produce_one(producer, names[k], value, key, headers)
+            sent_at = time.time()
+            probe_sent.update({probes[j]: sent_at for j in range(i, due) if j in probes})
+            i = due
+        producer.poll(0)
+        time.sleep(0.02)
     return i, probe_sent
+
+
+def _produce_one(producer: Any, topic: str, value: bytes, key: bytes, headers: Any) -> None:
+    while True:
+        try:
+            producer.produce(topic, value, key, headers=headers)
+            return
+        except BufferError:
+            producer.poll(0.01)
 
 
 def preload(bootstrap: str, namespace: str, records: list[Record],
@@ -219,18 +248,16 @@ def preload(bootstrap: str, namespace: str, records: list[Record],
 
     producer = Producer(producer_config(bootstrap, log_level=3))  # errors only: keep bars clean
     names = [topics.named(t, namespace) for t in topics.EVENT_TOPICS]
-    for i, (kind, key, value) in enumerate(records):
-        while True:
-            try:
-                producer.produce(names[kind], value, key)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        if i % 10_000 == 9_999:
+    done = 0
+    for kind, key, value, headers, count in to_messages(records, batch_events):
+        _produce_one(producer, names[kind], value, key, headers)
+        done += count
+        if done >= 10_000:
             producer.poll(0)
-            advance(10_000)
+            advance(done)
+            done = 0
     left = producer.flush(120)
-    advance(len(records) % 10_000)
+    advance(done)
     if left:
         raise PhaseFailed(f"preload: the broker did not acknowledge {left} events")
 
@@ -692,7 +719,8 @@ def live(ctx: Context, system: System) -> dict[str, Any]:
     base = len(ctx.drain_records)
     argv = [sys.executable, "-m", "bench.pipeline", "_produce", "--events", str(ctx.live_file),
             "--bootstrap", ctx.services.bootstrap, "--namespace", system.namespace,
-            "--rate", str(args.rate), "--seconds", str(args.seconds)]  # fmt: skip
+            "--rate", str(args.rate), "--seconds", str(args.seconds),
+            "--batch-events", str(batch_events)]  # fmt: skip
     err = (system.state / "producer.log").open("ab")
     proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=err, start_new_session=True)  # fmt: skip
@@ -926,6 +954,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--keep", action="store_true", help="keep the state dir, databases and topics"
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--batch-events", type=int, default=200,
+        help="events per Kafka message (NDJSON batches); 1 = one event per message",
+    )  # fmt: skip
     parser.add_argument("--no-warmup", action="store_true", help="skip the broker warm-up")
     args = parser.parse_args(argv)
     quick = {"events": 20_000, "rate": 2_000.0, "seconds": 8.0}
@@ -942,6 +974,8 @@ def main(argv: list[str] | None = None) -> None:
         produce_main(argv[1:])
         return
     args = parse_args(argv)
+    global batch_events
+    batch_events = args.batch_events
     from infra.logs import configure_logging
 
     configure_logging("WARNING")
@@ -1034,6 +1068,7 @@ def _params(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         kinds[kind] += 1
     return {
         "events": args.events, "rate": args.rate, "seconds": args.seconds, "quick": args.quick,
+        "batch_events": args.batch_events,
         "mix": dict(zip(KINDS, kinds, strict=True)), "probes": ctx.probe_count,
         "batch_rows": 20_000, "batch_seconds": 1.0,
         "external_services": ctx.services.external, "cpus": os.cpu_count(),

@@ -89,6 +89,8 @@ class Supervisor:
         return self.log_dir / ("kafka.log" if name == "kafka" else f"{name}.log")
 
     def pid(self, name: str) -> int | None:
+        if name == "kafka":
+            return kafka_launcher(self.settings).running_pid()
         try:
             pid = int(self.pid_path(name).read_text().strip())
         except (FileNotFoundError, ValueError):
@@ -129,7 +131,11 @@ class Supervisor:
     def stop(self, name: str, timeout: float = 20.0) -> bool:
         """SIGTERM the component's process group, SIGKILL after ``timeout``."""
         if name == "kafka":
-            return kafka_launcher(self.settings).stop(timeout) is not None
+            launcher = kafka_launcher(self.settings)
+            if launcher.running_pid() is None:
+                return False
+            launcher.stop(timeout)
+            return True
         pid = self.pid(name)
         if pid is None:
             self.pid_path(name).unlink(missing_ok=True)

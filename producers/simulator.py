@@ -28,7 +28,7 @@ import threading
 import time
 import zlib
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -336,6 +336,8 @@ class Incident:
 
 class DictEmitter(Protocol):
     def emit_dict(self, event: dict[str, Any]) -> bool: ...
+
+    def emit_many(self, events: Iterable[dict[str, Any]]) -> int: ...
 
 
 def diurnal_factor(ts: datetime) -> float:
@@ -1167,9 +1169,7 @@ def run_realtime(
     next_step, sent = began, 0
     while not stop.is_set():
         now = datetime.now(UTC)
-        for event in simulator.tick(last, (now - last).total_seconds()):
-            if emitter.emit_dict(event):
-                sent += 1
+        sent += emitter.emit_many(simulator.tick(last, (now - last).total_seconds()))
         last = now
         if on_progress is not None:
             on_progress(sent)

@@ -30,6 +30,7 @@ HEADER_DETAIL: Final = "shiftright-detail"
 HEADER_SOURCE_TOPIC: Final = "shiftright-source-topic"
 HEADER_SOURCE_PARTITION: Final = "shiftright-source-partition"
 HEADER_SOURCE_OFFSET: Final = "shiftright-source-offset"
+HEADER_SOURCE_INDEX: Final = "shiftright-source-index"
 HEADER_PAYLOAD_BYTES: Final = "shiftright-payload-bytes"
 
 

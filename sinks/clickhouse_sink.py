@@ -138,10 +138,11 @@ class ClickHouseSink:
             Position(topic, partition, offset), message.value(), message.headers(),
             message.timestamp()[1],
         )  # fmt: skip
-        if isinstance(routed, Row):
-            self._batch.add(routed.table, routed.values)
-        else:
-            self.stats.skipped[routed.reason] += 1
+        for item in routed:
+            if isinstance(item, Row):
+                self._batch.add(item.table, item.values)
+            else:
+                self.stats.skipped[item.reason] += 1
 
     # -- writing -------------------------------------------------------------------
     def _flush(self) -> None:
@@ -224,7 +225,7 @@ class ClickHouseSink:
             self._insert_with_retry(table, [list(c) for c in zip(*rows, strict=True)], token)
         except RejectedRowsError as exc:
             if len(rows) == 1:
-                letters.append(_rejected_row(rows[0], str(exc)))
+                letters.append(_rejected_row(table, rows[0], str(exc)))
                 return
             mid = len(rows) // 2
             self._bisect(table, rows[:mid], f"{token}/a", letters)
@@ -275,9 +276,13 @@ class ClickHouseSink:
         tmp.replace(path)
 
 
-def _rejected_row(row: tuple[Any, ...], error: str) -> tuple[Any, ...]:
-    topic, partition, offset = row[-3], row[-2], row[-1]
-    pos = Position(str(topic), int(partition), int(offset))
+def _rejected_row(table: str, row: tuple[Any, ...], error: str) -> tuple[Any, ...]:
+    """A dead letter for a row the warehouse refused, pointing at its Kafka position."""
+    values = dict(zip(COLUMNS[table], row, strict=True))
+    pos = Position(
+        str(values["_topic"]), int(values["_partition"]), int(values["_offset"]),
+        int(values.get("_index", 0)),
+    )  # fmt: skip
     payload = repr(row).encode()
     letter = DeadLetter("sink", "warehouse_rejected", error[:2000], payload, len(payload), pos)
     return dead_letter_row(letter, datetime.now(UTC), pos)

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas import topics
+from schemas import topics, wire
 from schemas.records import Rollup
 from schemas.validation import SCHEMA_VIOLATION, Limits, Rejection, parse_event
 from sinks.rows import (
@@ -64,19 +64,25 @@ class Router:
         value: bytes | None,
         headers: Sequence[tuple[str, bytes | None]] | None,
         timestamp_ms: int,
-    ) -> Routed:
-        """One record in; a row or the reason it has none."""
+    ) -> list[Routed]:
+        """One record in; for each event in it, a row or the reason it has none."""
         at = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
         kind = self._kind_by_topic.get(pos.topic)
         if kind is not None:
-            # The record's own timestamp is "now", so streams and sink judge alike.
-            parsed = parse_event(value, kind, at, self._limits, position_id(pos))
-            if isinstance(parsed, Rejection):
-                return Skipped(parsed.reason)
-            return Row(TABLE_BY_KIND[kind], event_row(parsed, at, pos))
+            return [
+                self._event(kind, payload, at, pos.at(i))
+                for i, payload in enumerate(wire.split_events(value, headers))
+            ]
         if pos.topic == self.rollups_topic:
-            return self._rollup(value, pos, at)
-        return Row("dead_letters", dead_letter_row(_letter_from(value, headers), at, pos))
+            return [self._rollup(value, pos, at)]
+        return [Row("dead_letters", dead_letter_row(_letter_from(value, headers), at, pos))]
+
+    def _event(self, kind: str, payload: bytes | None, at: datetime, pos: Position) -> Routed:
+        # The record's own timestamp is "now", so streams and sink judge alike.
+        parsed = parse_event(payload, kind, at, self._limits, position_id(pos))
+        if isinstance(parsed, Rejection):
+            return Skipped(parsed.reason)
+        return Row(TABLE_BY_KIND[kind], event_row(parsed, at, pos))
 
     def _rollup(self, value: bytes | None, pos: Position, at: datetime) -> Row:
         try:
@@ -90,7 +96,7 @@ class Router:
 
 def position_id(pos: Position) -> uuid.UUID:
     """A stable id for an event that arrived without one: derived from where it is."""
-    return uuid.uuid5(_ID_NAMESPACE, f"{pos.topic}/{pos.partition}/{pos.offset}")
+    return uuid.uuid5(_ID_NAMESPACE, f"{pos.topic}/{pos.partition}/{pos.offset}/{pos.index}")
 
 
 _ID_NAMESPACE = uuid.UUID("6f1c2a53-3f0e-4c59-9a51-8f1d7c3b2e10")
@@ -104,6 +110,7 @@ def _letter_from(
         h.get(topics.HEADER_SOURCE_TOPIC, ""),
         int(h.get(topics.HEADER_SOURCE_PARTITION, "0") or 0),
         int(h.get(topics.HEADER_SOURCE_OFFSET, "0") or 0),
+        int(h.get(topics.HEADER_SOURCE_INDEX, "0") or 0),
     )
     payload = value or b""
     size = int(h.get(topics.HEADER_PAYLOAD_BYTES, "0") or 0) or len(payload)

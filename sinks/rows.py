@@ -14,7 +14,7 @@ ENVELOPE = (
     "event_id", "ts", "app", "env", "release", "host", "instance", "session_id",
     "user_id", "customer_id", "origin", "attributes",
 )  # fmt: skip
-POSITION = ("received_at", "_topic", "_partition", "_offset")
+POSITION = ("received_at", "_topic", "_partition", "_offset", "_index")
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "events_usage": ENVELOPE
@@ -56,6 +56,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "source_topic",
         "source_partition",
         "source_offset",
+        "source_index",
         "_topic",
         "_partition",
         "_offset",
@@ -73,9 +74,15 @@ MAX_STORED_PAYLOAD = 64 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Position:
+    """Where an event is: a Kafka message, and its index when the message is a batch."""
+
     topic: str
     partition: int
     offset: int
+    index: int = 0
+
+    def at(self, index: int) -> Position:
+        return Position(self.topic, self.partition, self.offset, index)
 
 
 def event_row(
@@ -86,7 +93,9 @@ def event_row(
         event.instance, event.session_id, event.user_id, event.customer_id, event.origin,
         event.attributes,
     )  # fmt: skip
-    return head + _kind_fields(event) + (received_at, pos.topic, pos.partition, pos.offset)
+    return (
+        head + _kind_fields(event) + (received_at, pos.topic, pos.partition, pos.offset, pos.index)
+    )
 
 
 def _kind_fields(event: UsageEvent | ErrorEvent | HealthEvent | ChangeEvent) -> tuple[Any, ...]:
@@ -127,5 +136,5 @@ def dead_letter_row(letter: DeadLetter, rejected_at: datetime, pos: Position) ->
     return (
         rejected_at, letter.stage, letter.reason, letter.detail[:4096], payload,
         letter.payload_bytes, letter.source.topic, letter.source.partition,
-        letter.source.offset, pos.topic, pos.partition, pos.offset,
+        letter.source.offset, letter.source.index, pos.topic, pos.partition, pos.offset,
     )  # fmt: skip

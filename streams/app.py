@@ -23,7 +23,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from infra.settings import Settings
 from schemas import topics
-from streams.processor import Outcome, Processor, Record, TopicPartition
+from streams.processor import DeadLetterOut, Outcome, Processor, Record, TopicPartition
 
 log = structlog.get_logger("shiftright.streams")
 
@@ -160,19 +160,20 @@ class LogEnds:
 def _record(message: Any) -> Record:
     return Record(
         message.topic, message.partition, message.offset, message.value,
-        int(message.timestamp * 1000),
+        int(message.timestamp * 1000), message.headers,
     )  # fmt: skip
 
 
-async def _send_dead_letter(dlq: Any, letter: Any) -> Any:
+async def _send_dead_letter(dlq: Any, letter: DeadLetterOut) -> Any:
     record = letter.record
-    value = record.value or b""
+    value = letter.payload or b""
     headers = [
         (topics.HEADER_REASON, letter.reason.encode()),
         (topics.HEADER_DETAIL, letter.detail[:2000].encode()),
         (topics.HEADER_SOURCE_TOPIC, record.topic.encode()),
         (topics.HEADER_SOURCE_PARTITION, str(record.partition).encode()),
         (topics.HEADER_SOURCE_OFFSET, str(record.offset).encode()),
+        (topics.HEADER_SOURCE_INDEX, str(letter.index).encode()),
         (topics.HEADER_PAYLOAD_BYTES, str(len(value)).encode()),
     ]
     # Keep dead letters small; the table stores at most 64 KiB of a payload anyway.

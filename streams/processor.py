@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from schemas import wire
 from schemas.records import Rollup
 from schemas.validation import Limits, Rejection, parse_event
 from streams.rollup import PartitionRollup
@@ -22,11 +23,14 @@ class Record:
     offset: int
     value: bytes | None
     timestamp_ms: int
+    headers: wire.Headers = None
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetterOut:
     record: Record
+    index: int  # of the event within a batch message
+    payload: bytes | None  # the offending event (one line of a batch)
     reason: str
     detail: str
 
@@ -99,17 +103,20 @@ class Processor:
         out.touched.add(tp)
         self._last_seen[tp] = self._clock()
         now = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
-        parsed = parse_event(record.value, state.kind, now, self._limits)
-        if isinstance(parsed, Rejection):
-            state.skip(record.offset)
-            out.dead_letters.append(DeadLetterOut(record, parsed.reason, parsed.detail))
-            return
-        out.valid += 1
-        if not state.apply(record.offset, parsed):
-            out.late += 1
-        # Closing after every event (not every batch) keeps "late or not" a function of
-        # the records alone, so a replay with other batch bounds decides the same way.
-        out.rollups.extend(state.close(state.watermark_ms(), emitted_at))
+        for index, payload in enumerate(wire.split_events(record.value, record.headers)):
+            parsed = parse_event(payload, state.kind, now, self._limits)
+            if isinstance(parsed, Rejection):
+                state.skip(record.offset)
+                out.dead_letters.append(
+                    DeadLetterOut(record, index, payload, parsed.reason, parsed.detail)
+                )
+                continue
+            out.valid += 1
+            if not state.apply(record.offset, parsed):
+                out.late += 1
+            # Closing after every event (not every batch) keeps "late or not" a function
+            # of the records alone, so a replay with other batch bounds decides the same.
+            out.rollups.extend(state.close(state.watermark_ms(), emitted_at))
 
     def idle(self, idle_seconds: float) -> list[TopicPartition]:
         """Partitions with open buckets that received nothing for ``idle_seconds``."""

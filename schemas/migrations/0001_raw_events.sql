@@ -1,5 +1,6 @@
 -- Raw events, one table per kind. Every row keeps its Kafka position (_topic,
--- _partition, _offset): the sink uses it to skip what it already stored after a crash.
+-- _partition, _offset, and _index within a batch message): the sink uses it to skip
+-- what it already stored after a crash.
 -- Deduplication windows make retried inserts with the same token no-ops.
 
 CREATE TABLE IF NOT EXISTS {db}.events_usage
@@ -25,7 +26,8 @@ CREATE TABLE IF NOT EXISTS {db}.events_usage
     received_at  DateTime64(3, 'UTC'),
     _topic       LowCardinality(String),
     _partition   UInt16,
-    _offset      UInt64
+    _offset      UInt64,
+    _index       UInt16
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
@@ -57,7 +59,8 @@ CREATE TABLE IF NOT EXISTS {db}.events_error
     received_at       DateTime64(3, 'UTC'),
     _topic            LowCardinality(String),
     _partition        UInt16,
-    _offset           UInt64
+    _offset           UInt64,
+    _index       UInt16
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
@@ -83,7 +86,8 @@ CREATE TABLE IF NOT EXISTS {db}.events_health
     received_at  DateTime64(3, 'UTC'),
     _topic       LowCardinality(String),
     _partition   UInt16,
-    _offset      UInt64
+    _offset      UInt64,
+    _index       UInt16
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
@@ -114,7 +118,8 @@ CREATE TABLE IF NOT EXISTS {db}.events_change
     received_at    DateTime64(3, 'UTC'),
     _topic         LowCardinality(String),
     _partition     UInt16,
-    _offset        UInt64
+    _offset        UInt64,
+    _index       UInt16
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)

@@ -39,12 +39,13 @@ CREATE TABLE IF NOT EXISTS {db}.dead_letters
     source_topic     LowCardinality(String),
     source_partition UInt16,
     source_offset    UInt64,
+    source_index     UInt16,
     _topic           LowCardinality(String),
     _partition       UInt16,
     _offset          UInt64
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(rejected_at)
-ORDER BY (source_topic, source_partition, source_offset)
+ORDER BY (source_topic, source_partition, source_offset, source_index)
 TTL toDateTime(rejected_at) + INTERVAL 30 DAY
 SETTINGS non_replicated_deduplication_window = 1000;

@@ -82,11 +82,14 @@ def sql(settings: Settings) -> Callable[[str], list[tuple]]:  # type: ignore[typ
     return run
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
-    """Poll ``check`` until true; fail with ``what`` after ``timeout`` seconds."""
+def wait_for(
+    check: Callable[[], bool], timeout: float, what: str | Callable[[], str], interval: float = 0.5
+) -> None:
+    """Poll ``check`` until true; fail with ``what`` (a callable is asked at failure time,
+    so it can show the state at the end) after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what() if callable(what) else what}")

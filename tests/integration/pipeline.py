@@ -74,3 +74,18 @@ def emit(settings: Settings, events: Iterable[dict[str, Any]]) -> Emitter:
             emitter.poll(0.05)
     assert emitter.flush(60) == 0, "the broker did not acknowledge every event"
     return emitter
+
+
+def emit_batched(settings: Settings, events: list[dict[str, Any]], window: int = 200) -> Emitter:
+    """Like :func:`emit`, as NDJSON batch messages (what the simulator sends).
+
+    Events are batched per key within windows of ``window`` consecutive events, as a
+    producer batches what it collected in one linger interval; the windows must span
+    less event time than the allowed lateness, or batching itself makes events late."""
+    emitter = Emitter(settings.kafka.bootstrap_servers, settings.namespace)
+    for i in range(0, len(events), window):
+        chunk = events[i : i + window]
+        assert emitter.emit_many(chunk) == len(chunk), emitter.dropped
+        emitter.poll(0)
+    assert emitter.flush(60) == 0, "the broker did not acknowledge every batch"
+    return emitter

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from infra.settings import Settings
 from producers.emitter import Emitter
-from schemas import topics
+from schemas import topics, wire
 from tests.builders import event
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import Pipeline
@@ -70,8 +70,14 @@ def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(
     try:
         for topic, payload, _ in bad:
             assert emitter.emit_raw(topic, payload, b"bad")
+        # A batch message with one bad line among good ones: only that line is rejected.
+        extra = [event("usage", now - timedelta(seconds=5)) for _ in range(2)]
+        lines = [json.dumps(extra[0]).encode(), b"{truncated", json.dumps(extra[1]).encode()]
+        assert emitter.emit_raw(topics.EVENTS_USAGE, b"\n".join(lines), b"b", wire.BATCH_HEADERS)
+        bad.append((topics.EVENTS_USAGE, b"{truncated", "malformed_json"))
         for e in good:
             emitter.emit_dict(e)
+        good += extra
         assert emitter.flush(30) == 0 and not emitter.failed, emitter.failed
         wait_for(lambda: sql("SELECT count() FROM dead_letters FINAL")[0][0] == len(bad), 120,
                  f"{len(bad)} dead letters\n{pipeline.log('streams')}")  # fmt: skip
@@ -93,6 +99,9 @@ def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(
             + sql("SELECT count() FROM dead_letters FINAL")[0][0]
         )
         assert totals == len(good) + len(bad), "every message is either stored or dead-lettered"
+        assert sql(
+            "SELECT source_index, payload FROM dead_letters FINAL WHERE payload = '{truncated'"
+        ) == [(1, "{truncated")], "the bad line of a batch is named by its index"
         assert pipeline.alive("streams") and pipeline.alive("sink"), "a worker died on bad input"
     finally:
         pipeline.stop()

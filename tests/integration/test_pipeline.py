@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from infra.settings import Settings
 from tests.integration.conftest import wait_for
-from tests.integration.pipeline import KINDS, TABLES, Pipeline, emit, make_events
+from tests.integration.pipeline import KINDS, TABLES, Pipeline, emit, emit_batched, make_events
 
 N = 10_000
 
@@ -53,10 +53,11 @@ def assert_exactly_n_and_consistent(sql: Sql, pipeline: Pipeline) -> None:
     wait_for(
         lambda: stored(sql) == want,
         240,
-        f"{N} rows per kind (last: {stored(sql)})\n{pipeline.log('sink')}",
+        lambda: f"{N} rows per kind (last: {stored(sql)})\n{pipeline.log('sink')}",
     )
     wait_for(lambda: rolled_up(sql) == want, 240,
-             f"rollups to cover every event (last: {rolled_up(sql)})\n{pipeline.log('streams')}")  # fmt: skip
+             lambda: f"rollups to cover every event (last: {rolled_up(sql)}); buckets that differ "
+             f"(app, env, kind, key, bucket, raw, rollups): {bucket_mismatches(sql)}\n{pipeline.log('streams')}")  # fmt: skip
     assert stored(sql) == want
     for table in TABLES.values():
         assert sql(f"SELECT uniqExact(event_id) FROM {table}")[0][0] == N, f"duplicates in {table}"
@@ -68,8 +69,10 @@ def test_n_events_of_each_kind_become_exactly_n_rows_and_matching_rollups(
 ) -> None:
     pipeline = Pipeline(settings)
     pipeline.start()
+    events = make_events(N)
     try:
-        emit(settings, make_events(N))
+        emit(settings, events[: len(events) // 2])  # one event per message
+        emit_batched(settings, events[len(events) // 2 :])  # NDJSON batch messages
         assert_exactly_n_and_consistent(sql, pipeline)
         assert sql("SELECT count() FROM dead_letters") == [(0,)]
         # The ClickHouse-side minutely views saw the same events.

@@ -24,7 +24,7 @@ def usage_columns(
 ) -> list[list]:  # type: ignore[type-arg]
     rows = [
         (uuid.uuid4(), T0, "checkout", "prod", "1.0", "h", "i", "", "u", "c", "user", {}, "cart.add",
-         "/cart", "POST", 200, 1.5, None, T0, topic, partition, off)
+         "/cart", "POST", 200, 1.5, None, T0, topic, partition, off, 0)
         for off in offsets
     ]  # fmt: skip
     return [list(c) for c in zip(*rows, strict=True)]

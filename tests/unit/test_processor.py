@@ -84,3 +84,19 @@ def test_quiet_partitions_close_their_buckets_on_wall_clock() -> None:
     assert proc.caught_up({(TOPIC, 0): 30}) == [(TOPIC, 0)]
     rollups = proc.close_idle([(TOPIC, 0)], wall).rollups
     assert sum(r.count for r in rollups) == 30
+
+
+def test_a_batch_message_rolls_up_each_event_and_dead_letters_only_the_bad_line() -> None:
+    from schemas import wire
+
+    ts = T0 + timedelta(seconds=5)
+    lines = [encoded("usage", ts, name="a"), b'{"kind": 42}', encoded("usage", ts, name="a")]
+    record = Record(TOPIC, 0, 9, b"\n".join(lines), int(ts.timestamp() * 1000), wire.BATCH_HEADERS)
+    proc = processor()
+    out = proc.process([record])
+    assert out.valid == 2
+    (letter,) = out.dead_letters
+    assert (letter.index, letter.payload, letter.reason) == (1, b'{"kind": 42}', "unknown_kind")
+    wall = int((T0 + timedelta(hours=1)).timestamp() * 1000)
+    (rollup,) = proc.close_idle([(TOPIC, 0)], wall).rollups
+    assert rollup.count == 2

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -344,6 +345,11 @@ class RecordingEmitter:
     def emit_dict(self, event: dict[str, Any]) -> bool:
         self.events.append(event)
         return True
+
+    def emit_many(self, events: Iterable[dict[str, Any]]) -> int:
+        batch = list(events)
+        self.events.extend(batch)
+        return len(batch)
 
 
 def test_run_realtime_emits_current_traffic_until_the_duration_ends() -> None:

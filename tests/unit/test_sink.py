@@ -124,3 +124,17 @@ def test_offsets_lookup_waits_for_the_warehouse_to_come_back() -> None:
     drain(s, consumer)
     assert warehouse.fail_lookups == []
     assert len(warehouse.tables["events_usage"]) == 10
+
+
+def test_a_batch_message_becomes_one_row_per_valid_event_with_its_index() -> None:
+    from schemas import wire
+
+    value = b"\n".join([encoded("usage", T0, name="a"), b"{broken", encoded("usage", T0, name="c")])
+    msg = FakeMessage(USAGE, 0, 7, value, int(T0.timestamp() * 1000), list(wire.BATCH_HEADERS))
+    consumer, warehouse = FakeConsumer({(USAGE, 0): [msg]}), FakeWarehouse()
+    s = sink(consumer, warehouse)
+    drain(s, consumer)
+    rows = warehouse.tables["events_usage"]
+    assert [(r["name"], r["_offset"], r["_index"]) for r in rows] == [("a", 7, 0), ("c", 7, 2)]
+    assert s.stats.skipped["malformed_json"] == 1
+    assert consumer.committed[(USAGE, 0)] == 8

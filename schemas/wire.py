@@ -1,0 +1,54 @@
+"""How events sit in Kafka messages on the raw topics.
+
+A message value is either one JSON event, or — when the message carries the header
+``content-type: application/x-ndjson`` — several JSON events, one per line, all with the
+same message key. Batches let a producer hand Kafka hundreds of events in one message;
+consumers in Python pay per message, so this is what lets one stream worker keep up with
+tens of thousands of events a second. An event's position is (topic, partition, offset,
+index in the message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+CONTENT_TYPE: Final = "content-type"
+NDJSON: Final = b"application/x-ndjson"
+BATCH_HEADERS: Final = [(CONTENT_TYPE, NDJSON)]
+
+#: A batch message stays below this many bytes and events.
+MAX_BATCH_BYTES: Final = 512 * 1024
+MAX_BATCH_EVENTS: Final = 1000
+
+Headers = Sequence[tuple[str, bytes | None]] | None
+
+
+def is_batch(headers: Headers | Mapping[str, bytes | None]) -> bool:
+    items = headers.items() if isinstance(headers, Mapping) else headers or ()
+    return any(k == CONTENT_TYPE and v == NDJSON for k, v in items)
+
+
+def split_events(
+    value: bytes | None, headers: Headers | Mapping[str, bytes | None]
+) -> list[bytes | None]:
+    """The event payloads in one message, in order (blank lines are skipped)."""
+    if value is None or not is_batch(headers):
+        return [value]
+    return [line for line in value.split(b"\n") if line.strip()]
+
+
+def pack(payloads: Sequence[bytes]) -> list[bytes]:
+    """Group JSON payloads (without newlines) into batch message values."""
+    out: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 0
+    for payload in payloads:
+        if chunk and (size + len(payload) + 1 > MAX_BATCH_BYTES or len(chunk) >= MAX_BATCH_EVENTS):
+            out.append(b"\n".join(chunk))
+            chunk, size = [], 0
+        chunk.append(payload)
+        size += len(payload) + 1
+    if chunk:
+        out.append(b"\n".join(chunk))
+    return out

@@ -1,0 +1,80 @@
+"""The commands a user types: up (with the simulator), status, sql, down."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.integration.kafka_fixture import free_ports
+
+
+def shiftright(
+    env: dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra.cli", *args],
+        env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path) -> None:
+    kafka, controller, warehouse = free_ports(3)
+    env = {
+        **os.environ,
+        "SHIFTRIGHT_STATE_DIR": str(tmp_path / "state"),
+        "SHIFTRIGHT_KAFKA__PORT": str(kafka),
+        "SHIFTRIGHT_KAFKA__CONTROLLER_PORT": str(controller),
+        "SHIFTRIGHT_CLICKHOUSE__PORT": str(warehouse),
+        "COLUMNS": "200",
+    }
+    try:
+        up = shiftright(env, "up", "--rate", "200", "--no-watch")
+        assert up.returncode == 0, up.stdout + up.stderr
+        for step in (
+            "Kafka",
+            "Warehouse",
+            "Topics",
+            "Schema",
+            "Stream workers",
+            "ClickHouse sink",
+            "Simulator",
+        ):
+            assert f"✓ {step}" in up.stdout, up.stdout
+        assert f"http://127.0.0.1:{warehouse}" in up.stdout
+        assert "events in" in up.stdout and "dead letters" in up.stdout
+
+        deadline = time.monotonic() + 90
+        rows = ""
+        while time.monotonic() < deadline:
+            query = shiftright(env, "sql", "SELECT count() FROM events_usage", "--format", "TSV")
+            rows = query.stdout.strip()
+            if query.returncode == 0 and rows.isdigit() and int(rows) > 0:
+                break
+            time.sleep(1)
+        assert rows.isdigit() and int(rows) > 0, (
+            f"simulated traffic never became queryable: {query.stderr}"
+        )
+
+        apps = shiftright(
+            env, "sql", "SELECT DISTINCT app, env FROM events_usage ORDER BY ALL", "--format", "TSV"
+        )
+        seen = {tuple(line.split("\t")) for line in apps.stdout.splitlines()}
+        assert seen >= {("checkout", "prod"), ("catalog", "prod")}, apps.stdout
+
+        status = shiftright(env, "status")
+        assert status.returncode == 0, status.stdout + status.stderr
+        for component in ("kafka", "warehouse", "streams", "sink", "simulator"):
+            assert component in status.stdout
+
+        bad = shiftright(env, "sql", "SELECT * FROM no_such_table")
+        assert bad.returncode == 1
+        assert "no_such_table" in bad.stderr and "Traceback" not in bad.stderr
+    finally:
+        down = shiftright(env, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert down.stdout.count("stopped") >= 5, down.stdout
+    after = shiftright(env, "status")
+    assert after.returncode == 3, "status must say the pipeline is down"
