@@ -5,7 +5,7 @@ Delivery (at-least-once, exactly-once in effect):
 1. a batch of records is processed purely (``streams.processor``);
 2. dead letters and closed rollups are sent and *delivery is awaited*;
 3. the touched partition states (with the last applied offset) go to the changelog;
-4. Faust acks the batch; its commit flushes the producer before committing offsets.
+4. only after the changelog acknowledged the state does Faust ack the batch.
 A crash anywhere replays the batch; the restored state skips what it already applied,
 and duplicate dead letters / rollups collapse on their natural keys in ClickHouse.
 """
@@ -80,10 +80,20 @@ def build_app(settings: Settings) -> faust.App:
         ]
         if pending:
             await asyncio.gather(*pending)  # delivered before the state says "done"
+        # Awaited, not send_soon(): Faust's commit flush can miss a message its buffer has
+        # dequeued but not yet handed to the client, and the state must be durable before
+        # the batch is acked and its offsets committed.
+        saved = []
         for tp in out.touched:
             data = processor.states[tp].dumps()
             state_table.data[_state_key(tp)] = data
-            state_table.send_changelog(tp[1], _state_key(tp), data)
+            saved.append(
+                await state_table.changelog_topic.send(
+                    key=_state_key(tp), value=data, partition=tp[1]
+                )
+            )
+        if saved:
+            await asyncio.gather(*saved)
         totals["dead_letters"] += len(out.dead_letters)
         totals["rollups"] += len(out.rollups)
         totals["late"] += out.late
