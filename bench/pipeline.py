@@ -27,6 +27,7 @@ table and to ``bench/results/pipeline-<timestamp>.json``. Nothing is asserted.
 
 from __future__ import annotations
 
+import abc
 import argparse
 import contextlib
 import json
@@ -432,7 +433,7 @@ def _step(progress: Progress, what: str) -> Iterator[None]:
 # -- the systems under test ------------------------------------------------------------------
 
 
-class System:
+class System(abc.ABC):
     """One consumer set under test, in its own namespace and database."""
 
     label = ""
@@ -502,23 +503,29 @@ class System:
             with contextlib.suppress(Exception):
                 future.result()
 
+    @abc.abstractmethod
     def roles(self) -> tuple[str, ...]:
-        raise NotImplementedError
+        """Implemented by each system."""
 
+    @abc.abstractmethod
     def start(self) -> dict[str, int]:
-        raise NotImplementedError
+        """Implemented by each system."""
 
+    @abc.abstractmethod
     def alive(self) -> dict[str, bool]:
-        raise NotImplementedError
+        """Implemented by each system."""
 
+    @abc.abstractmethod
     def stop(self) -> None:
-        raise NotImplementedError
+        """Implemented by each system."""
 
+    @abc.abstractmethod
     def counters(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """Implemented by each system."""
 
+    @abc.abstractmethod
     def tail(self, name: str) -> str:
-        raise NotImplementedError
+        """Implemented by each system."""
 
 
 class Baseline(System):
