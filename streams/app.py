@@ -85,7 +85,10 @@ def build_app(settings: Settings) -> faust.App:
         # the batch is acked and its offsets committed.
         saved = []
         for tp in out.touched:
-            data = processor.states[tp].dumps()
+            state = processor.states.get(tp)
+            if state is None:  # revoked meanwhile: the new owner replays from Kafka
+                continue
+            data = state.dumps()
             state_table.data[_state_key(tp)] = data
             saved.append(
                 await state_table.changelog_topic.send(
