@@ -139,7 +139,7 @@ def test_stream_worker_killed_9_mid_run_restarts_without_loss_or_double_counting
             wait_for(lambda: rolled_up(sql) == want, 240, lambda: f"rollups: {rolled_up(sql)}")
         except pytest.fail.Exception:
             assert over_counted(sql) == [], "a bucket counted an event twice after the restart"
-            # Known open bug (see the issue note): under CPU load a worker killed -9 can
+            # Known open bug (see the issue note): sometimes a worker killed -9 can
             # lose a few events' worth of rollup state that Kafka already committed.
             pytest.xfail(
                 f"rollups short after kill -9: {rolled_up(sql)}; {bucket_mismatches(sql)[:5]}"
