@@ -68,7 +68,14 @@ def build_app(settings: Settings) -> faust.App:
         load_state=lambda tp: state_table.data.get(_state_key(tp)),
     )  # fmt: skip
     lock = asyncio.Lock()
-    totals = {"events": 0, "dead_letters": 0, "rollups": 0, "late": 0, "replayed": 0}
+    totals = {
+        "events": 0,
+        "dead_letters": 0,
+        "rollups": 0,
+        "late": 0,
+        "replayed": 0,
+        "gap_records": 0,
+    }
 
     async def publish(out: Outcome) -> None:
         pending = [await _send_dead_letter(dlq, d) for d in out.dead_letters]
@@ -102,6 +109,12 @@ def build_app(settings: Settings) -> faust.App:
         totals["late"] += out.late
         totals["replayed"] += out.replayed
 
+    def report_gaps(out: Outcome) -> None:
+        for (topic, partition), (expected, got) in out.gaps.items():
+            log.error("rollup_state_behind", topic=topic, partition=partition,
+                      expected_offset=expected, delivered_offset=got)  # fmt: skip
+            totals["gap_records"] += got - expected
+
     @app.agent(source, concurrency=1)
     async def validate_and_roll_up(stream: Any) -> None:
         async for events in stream.take_events(s.batch_max, within=s.batch_within_seconds):
@@ -109,6 +122,7 @@ def build_app(settings: Settings) -> faust.App:
             async with lock:
                 out = processor.process(records)
                 totals["events"] += len(records)
+                report_gaps(out)
                 await publish(out)
 
     log_ends = LogEnds(settings.kafka.bootstrap_servers)

@@ -43,6 +43,8 @@ class Outcome:
     valid: int = 0
     replayed: int = 0
     late: int = 0
+    #: Partitions whose saved state is behind what Kafka delivers: (expected, got).
+    gaps: dict[TopicPartition, tuple[int, int]] = field(default_factory=dict)
 
 
 StateLoader = Callable[[TopicPartition], bytes | None]
@@ -68,6 +70,7 @@ class Processor:
         self._clock = clock
         self.states: dict[TopicPartition, PartitionRollup] = {}
         self._last_seen: dict[TopicPartition, float] = {}
+        self._gaps: dict[TopicPartition, tuple[int, float]] = {}  # expected offset, since
 
     def state(self, tp: TopicPartition) -> PartitionRollup:
         found = self.states.get(tp)
@@ -86,6 +89,7 @@ class Processor:
         for tp in tps:
             self.states.pop(tp, None)
             self._last_seen.pop(tp, None)
+            self._gaps.pop(tp, None)
 
     def process(self, records: Iterable[Record]) -> Outcome:
         out = Outcome()
@@ -100,6 +104,7 @@ class Processor:
         if state.seen(record.offset):
             out.replayed += 1
             return
+        self._behind(tp, state, record.offset, out)
         out.touched.add(tp)
         self._last_seen[tp] = self._clock()
         now = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
@@ -117,6 +122,18 @@ class Processor:
             # Closing after every event (not every batch) keeps "late or not" a function
             # of the records alone, so a replay with other batch bounds decides the same.
             out.rollups.extend(state.close(state.watermark_ms(), emitted_at))
+
+    def _behind(
+        self, tp: TopicPartition, state: PartitionRollup, offset: int, out: Outcome
+    ) -> bool:
+        """Report (once per gap) records missing between the saved state and this one:
+        Kafka's committed position got ahead of the state, so those events are not in the
+        rollups. Known open bug; re-reading the gap by seeking is the planned fix."""
+        expected = state.offset + 1
+        if state.offset >= 0 and offset > expected and self._gaps.get(tp, (None,))[0] != expected:
+            self._gaps[tp] = (expected, self._clock())
+            out.gaps[tp] = (expected, offset)
+        return False
 
     def idle(self, idle_seconds: float) -> list[TopicPartition]:
         """Partitions with open buckets that received nothing for ``idle_seconds``."""

@@ -100,3 +100,17 @@ def test_a_batch_message_rolls_up_each_event_and_dead_letters_only_the_bad_line(
     wall = int((T0 + timedelta(hours=1)).timestamp() * 1000)
     (rollup,) = proc.close_idle([(TOPIC, 0)], wall).rollups
     assert rollup.count == 2
+
+
+def test_a_state_behind_the_delivered_records_is_reported_once() -> None:
+    recs = records(300)
+    saved: dict = {}
+    first = processor(load=lambda tp: saved.get(tp))
+    first.process(recs[:100])
+    saved[(TOPIC, 0)] = first.states[(TOPIC, 0)].dumps()  # state durable up to offset 99
+    # Kafka's commit got ahead of the state: the restarted worker is handed offset 150 on.
+    second = processor(load=lambda tp: saved.get(tp))
+    out = second.process(recs[150:200])
+    assert out.gaps == {(TOPIC, 0): (100, 150)}
+    assert out.valid == 50
+    assert second.process(recs[200:250]).gaps == {}
