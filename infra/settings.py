@@ -98,6 +98,31 @@ class StreamSettings(BaseModel):
         )
 
 
+class GatewaySettings(BaseModel):
+    """The ingest gateway (``shiftright gateway``): HTTP JSON and OTLP/HTTP into Kafka."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = 14318
+    max_body_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        description="Largest request body, before and after Content-Encoding is undone (413 above).",
+    )
+    max_events_per_request: int = 10_000
+    max_pending_events: int = Field(
+        default=50_000,
+        description="Events handed to Kafka but not yet acknowledged; above this requests get 429.",
+    )
+    max_pending_bytes: int = 64 * 1024 * 1024
+    ack_timeout_seconds: float = Field(
+        default=10.0, description="How long a request waits for Kafka's acknowledgement (503 after)."
+    )
+    retry_after_seconds: int = 1
+    unavailable_retry_after_seconds: int = 5
+    require_key: bool = True
+
+
 class Settings(BaseSettings):
     """The whole system's configuration."""
 
@@ -117,6 +142,7 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     sink: SinkSettings = SinkSettings()
     streams: StreamSettings = StreamSettings()
+    gateway: GatewaySettings = GatewaySettings()
     log_level: str = "INFO"
     log_json: bool | None = Field(
         default=None, description="JSON logs; default: JSON unless stderr is a terminal."
