@@ -1,0 +1,5 @@
+import sys
+
+from shiftright.cli import main
+
+sys.exit(main())

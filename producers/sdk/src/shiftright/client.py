@@ -1,0 +1,246 @@
+"""The client: a bounded queue the app thread appends to, and the sender thread behind it.
+
+Contract of each step:
+- App thread (``enqueue``): admission (sampling, rate limit), then one ``deque.append`` of
+  (kind, time, fields, scope). It never waits and never raises; a full queue drops the
+  event and counts it (``queue_full``).
+- Sender thread: every ``flush_interval`` (or sooner when the queue fills up) it drains
+  the queue, builds and scrubs the events, groups them per (topic, key) into NDJSON
+  batch messages and hands those to the transport. A full transport drops the batch and
+  counts its events (``transport_full``); the transport reports each message's delivery,
+  counted per event as ``delivered`` or ``failed[<Kafka error name>]``.
+- ``flush(timeout)`` waits for both, for at most ``timeout`` seconds.
+- After ``os.fork()`` the child starts with an empty queue, new threads and a new
+  transport (librdkafka's threads do not survive a fork).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable
+from typing import Any
+
+from shiftright.config import KINDS, Config
+from shiftright.context import Scope, current
+from shiftright.limits import Gate
+from shiftright.payload import Builder, Unsendable
+from shiftright.ratelog import RateLimitedLog
+from shiftright.transport import KafkaTransport, Transport
+
+NDJSON_HEADERS = [("content-type", b"application/x-ndjson")]
+MAX_BATCH_BYTES = 512 * 1024
+MAX_BATCH_EVENTS = 1000
+
+Item = tuple[str, float, dict[str, Any], Scope]
+
+_log = RateLimitedLog(logging.getLogger("shiftright"), every=60.0)
+_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+#: Transports inherited across a fork are kept, never closed: tearing down a librdkafka
+#: handle whose threads did not survive the fork can hang.
+_abandoned: list[Transport] = []
+
+
+class Client:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._builder = Builder(config)
+        self._gates = {k: Gate(config.sample_rate(k), config.rate_limits.get(k)) for k in KINDS}
+        self._max = max(1, config.queue_size)
+        self._wake_at = max(1, min(self._max // 2, 5000))
+        self.gauges: dict[str, float] = {}
+        self.gauge_callbacks: dict[str, Callable[[], float]] = {}
+        self.closed = False
+        self.requests = 0  # served requests, counted by the middleware (for throughput)
+        self._on_start: list[Callable[[Client], None]] = []
+        self._start()
+        _clients.add(self)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _start(self) -> None:
+        self._queue: deque[Item] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._busy = False
+        self.dropped: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.sent = 0
+        self.delivered = 0
+        self._in_flight = 0
+        factory = self.config.transport or KafkaTransport
+        self._transport: Transport = factory(self.config)
+        self._thread = threading.Thread(target=self._run, name="shiftright-sender", daemon=True)
+        self._thread.start()
+        for start in self._on_start:
+            start(self)
+
+    def on_start(self, start: Callable[[Client], None]) -> None:
+        """Run ``start(client)`` now and again whenever the client restarts (after a fork)."""
+        self._on_start.append(start)
+        start(self)
+
+    def after_fork_in_child(self) -> None:
+        if self.closed:
+            return
+        _abandoned.append(self._transport)
+        self._start()
+
+    def close(self, timeout: float | None = None) -> int:
+        """Stop the threads after sending what is queued; return events left undelivered."""
+        if self.closed:
+            return 0
+        left = self.flush(self.config.shutdown_timeout if timeout is None else timeout)
+        self.closed = True
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(1.0)
+        try:
+            self._transport.close()
+        except Exception:
+            pass
+        return left
+
+    # -- app thread --------------------------------------------------------------------------
+    def enqueue(self, kind: str, fields: dict[str, Any]) -> bool:
+        """Hand an event to the sender thread; False (and counted) when it is not taken."""
+        gate = self._gates[kind]
+        if not gate.open:
+            reason = gate.refuse()
+            if reason is not None:
+                self._drop(reason)
+                return False
+        queue = self._queue
+        size = len(queue)
+        if size >= self._max or self.closed:
+            self._drop("queue_full" if not self.closed else "closed")
+            return False
+        queue.append((kind, time.time(), fields, current.get()))
+        if size == self._wake_at:
+            self._wake.set()
+        return True
+
+    def flush(self, timeout: float = 2.0) -> int:
+        """Wait up to ``timeout`` s for queued events to be delivered; return how many are not."""
+        if self.closed:
+            return 0
+        deadline = time.monotonic() + max(timeout, 0.0)
+        self._wake.set()
+        while (self._queue or self._busy) and time.monotonic() < deadline:
+            time.sleep(0.002)
+            self._wake.set()
+        try:
+            self._transport.flush(max(deadline - time.monotonic(), 0.0))
+        except Exception:
+            pass
+        return len(self._queue) + self._in_flight
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "queued": len(self._queue),
+                "sent": self.sent,
+                "in_flight": self._in_flight,
+                "delivered": self.delivered,
+                "failed": dict(self.failed),
+                "dropped": dict(self.dropped),
+            }
+
+    def _drop(self, reason: str, count: int = 1) -> None:
+        with self._lock:
+            self.dropped[reason] += count
+
+    # -- sender thread -----------------------------------------------------------------------
+    def _run(self) -> None:
+        interval = self.config.flush_interval
+        while True:
+            self._wake.wait(interval)
+            self._wake.clear()
+            try:
+                self._drain()
+                self._transport.poll(0)
+            except Exception as exc:  # the sender must outlive any bug in one batch
+                _log.warning("sender_failed", "sender", "%r", exc)
+                self._busy = False
+            if self._stop.is_set() and not self._queue:
+                return
+
+    def _drain(self) -> None:
+        self._busy = True
+        queue = self._queue
+        while queue:
+            groups: dict[tuple[str, bytes], list[bytes]] = defaultdict(list)
+            for _ in range(min(len(queue), 10_000)):
+                kind, ts, fields, scope = queue.popleft()
+                try:
+                    topic, key, value = self._builder.encode(kind, ts, fields, scope)
+                except Unsendable as exc:
+                    self._drop(str(exc))
+                    continue
+                except Exception as exc:
+                    self._drop("build_failed")
+                    _log.warning("event_build_failed", "build", "%r", exc)
+                    continue
+                groups[(topic, key)].append(value)
+            for (topic, key), values in groups.items():
+                for batch, count in _pack(values):
+                    self._produce(topic, key, batch, count)
+        self._busy = False
+
+    def _produce(self, topic: str, key: bytes, value: bytes, count: int) -> None:
+        def delivered(error: str | None) -> None:
+            with self._lock:
+                self._in_flight -= count
+                if error is None:
+                    self.delivered += count
+                    return
+                self.failed[error] += count
+            _log.warning("events_undelivered", error, "%d events to %s: %s", count, topic, error)
+
+        with self._lock:  # before produce: another thread's poll may report delivery
+            self.sent += count
+            self._in_flight += count
+        for attempt in (0, 1):
+            try:
+                self._transport.produce(topic, value, key, NDJSON_HEADERS, delivered)
+                return
+            except BufferError:
+                if attempt == 0:
+                    self._transport.poll(0.05)
+                    continue
+                reason = "transport_full"
+            except Exception as exc:
+                reason = "transport_error"
+                _log.warning("produce_failed", type(exc).__name__, "%r", exc)
+            with self._lock:
+                self.sent -= count
+                self._in_flight -= count
+                self.dropped[reason] += count
+            return
+
+
+def _pack(values: list[bytes]) -> list[tuple[bytes, int]]:
+    """NDJSON batch messages under the wire format's bounds (schemas/wire.py)."""
+    out: list[tuple[bytes, int]] = []
+    chunk: list[bytes] = []
+    size = 0
+    for value in values:
+        if chunk and (size + len(value) + 1 > MAX_BATCH_BYTES or len(chunk) >= MAX_BATCH_EVENTS):
+            out.append((b"\n".join(chunk), len(chunk)))
+            chunk, size = [], 0
+        chunk.append(value)
+        size += len(value) + 1
+    if chunk:
+        out.append((b"\n".join(chunk), len(chunk)))
+    return out
+
+
+def after_fork_in_child() -> None:
+    for client in list(_clients):
+        try:
+            client.after_fork_in_child()
+        except Exception:
+            pass

@@ -1,0 +1,84 @@
+"""The SDK's settings: one frozen object, built by :func:`shiftright.init` and passed down."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shiftright.transport import Transport
+
+KINDS = ("usage", "error", "health", "change")
+
+#: Attribute, extra and header keys whose values never leave the process (substring match,
+#: case-insensitive, ``-`` and ``_`` treated alike).
+DEFAULT_SCRUB_KEYS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "authorization",
+    "cookie",
+    "sessionid",
+    "session_key",
+    "api_key",
+    "apikey",
+    "private_key",
+    "credential",
+    "csrf",
+    "x_api_key",
+    "credit_card",
+    "card_number",
+    "cvv",
+    "ssn",
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the SDK needs to know; defaults suit a web app."""
+
+    app: str
+    env: str
+    release: str = ""
+    kafka: str = "127.0.0.1:9092"
+    #: Topic prefix (``<namespace>.events.usage.v1``), to share a cluster; "" for none.
+    namespace: str = ""
+    host: str = field(default_factory=socket.gethostname)
+    instance: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    origin: str = "user"
+    #: Events waiting for the sender thread; beyond this they are dropped (``queue_full``).
+    queue_size: int = 100_000
+    #: How often the sender thread wakes to batch what was queued.
+    flush_interval: float = 0.1
+    #: Fraction of events kept, per kind (missing kinds: 1.0).
+    sample_rates: Mapping[str, float] = field(default_factory=dict)
+    #: Events per second, per kind (missing kinds: unlimited); bursts up to one second's worth.
+    rate_limits: Mapping[str, float] = field(default_factory=lambda: {"error": 100.0})
+    scrub_keys: tuple[str, ...] = DEFAULT_SCRUB_KEYS
+    #: Module prefixes that count as the app's own code (in-app frames) or never do.
+    in_app_include: tuple[str, ...] = ()
+    in_app_exclude: tuple[str, ...] = ()
+    #: Seconds between health snapshots; 0 turns the collector off.
+    health_interval: float = 10.0
+    #: Install sys.excepthook, threading.excepthook and the asyncio handler.
+    hooks: bool = True
+    #: Attach a handler to the root logger for records at this level or above with exc_info.
+    logging_level: int | None = 40
+    #: Also report ERROR+ log records that carry no exception, as messages.
+    log_messages: bool = False
+    #: Seconds :func:`shiftright.close` (and the exit hook) waits for delivery.
+    shutdown_timeout: float = 2.0
+    #: librdkafka's message.timeout.ms: how long a message may wait for the broker.
+    message_timeout_ms: int = 15_000
+    #: Extra confluent-kafka settings, applied last.
+    producer_config: Mapping[str, Any] = field(default_factory=dict)
+    #: Builds the transport (called again in a forked child). Default: confluent-kafka.
+    transport: Callable[[Config], Transport] | None = None
+
+    def sample_rate(self, kind: str) -> float:
+        return float(self.sample_rates.get(kind, 1.0))

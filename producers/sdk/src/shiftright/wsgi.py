@@ -1,0 +1,74 @@
+"""WSGI middleware, and Flask instrumentation on top of it.
+
+    from shiftright.wsgi import instrument_flask
+    instrument_flask(app)
+
+For other WSGI frameworks wrap the app in :class:`ShiftrightWSGIMiddleware`; a framework
+that knows the route template puts it in ``environ["shiftright.route"]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from shiftright import api, web
+from shiftright.context import current
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+ROUTE_KEY = "shiftright.route"
+SCOPE_KEY = "shiftright.scope"
+
+
+class ShiftrightWSGIMiddleware:
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        client = api.get_client()
+        if client is None:
+            return self.app(environ, start_response)
+        started = time.perf_counter()
+        method = environ.get("REQUEST_METHOD", "")
+        request_scope = web.begin(method, environ.get("PATH_INFO", ""),
+                                  lambda name: environ.get("HTTP_" + name.upper().replace("-", "_")))  # fmt: skip
+        environ[SCOPE_KEY] = request_scope
+        status = 0
+
+        def start(status_line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            nonlocal status
+            status = int(status_line.split(" ", 1)[0])
+            return start_response(status_line, headers, exc_info)
+
+        token = current.set(request_scope)
+        try:
+            return self.app(environ, start)
+        except Exception as exc:
+            web.capture(request_scope, exc, environ.get(ROUTE_KEY, ""), "wsgi")
+            status = status or 500
+            raise
+        finally:
+            current.reset(token)
+            web.finish(client, request_scope, method, environ.get(ROUTE_KEY, ""), status or 500, started)
+
+
+def instrument_flask(app: Any) -> Any:
+    """Usage per request with Flask's ``url_rule`` as the route; handler exceptions as errors."""
+    from flask import got_request_exception, request
+
+    app.wsgi_app = ShiftrightWSGIMiddleware(app.wsgi_app)
+
+    @app.before_request
+    def _route() -> None:
+        if request.url_rule is not None:
+            request.environ[ROUTE_KEY] = request.url_rule.rule
+
+    def _exception(sender: Any, exception: BaseException, **extra: Any) -> None:
+        scope = request.environ.get(SCOPE_KEY)
+        if scope is not None:
+            web.capture(scope, exception, request.environ.get(ROUTE_KEY, ""), "flask")
+
+    got_request_exception.connect(_exception, app, weak=False)
+    return app
