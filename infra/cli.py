@@ -235,6 +235,12 @@ def simulate(
     )
 
 
+# -- ingest gateway (its commands live with it; importing them loads no web framework) --
+from producers.gateway.cli import gateway_app  # noqa: E402
+
+app.add_typer(gateway_app, name="gateway")
+
+
 def main() -> None:
     app()
 

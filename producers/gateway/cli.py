@@ -1,0 +1,82 @@
+"""``shiftright gateway`` (run the service) and ``shiftright gateway keys …`` (ingest keys)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+gateway_app = typer.Typer(
+    no_args_is_help=False,
+    invoke_without_command=True,
+    help="The ingest gateway: JSON batches and OTLP/HTTP from apps in any language.",
+)
+keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke per-app ingest keys.")
+gateway_app.add_typer(keys_app, name="keys")
+out = Console()
+
+
+def _settings():  # type: ignore[no-untyped-def]  # infra.settings.Settings, imported lazily
+    from infra.logs import configure_logging
+    from infra.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return settings
+
+
+def _store():  # type: ignore[no-untyped-def]  # producers.gateway.keys.KeyStore
+    from producers.gateway.keys import KeyStore
+    from producers.gateway.server import keys_path
+
+    return KeyStore(keys_path(_settings()))
+
+
+@gateway_app.callback()
+def gateway(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 14318).")] = None,
+) -> None:
+    """Run the gateway (HTTP JSON /v1/events, OTLP /v1/logs /v1/metrics /v1/traces)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from producers.gateway.server import serve
+
+    serve(_settings(), host, port)
+
+
+@keys_app.command("create")
+def create(
+    app: Annotated[str, typer.Option(help="The app (service.name) the key may send for.")],
+    env: Annotated[str | None, typer.Option(help="Restrict the key to one environment.")] = None,
+    label: Annotated[str, typer.Option(help="A note: who or what uses the key.")] = "",
+) -> None:
+    """Create a key; it is printed once and stored only as a hash."""
+    token, key = _store().create(app, env, label)
+    typer.echo(token)
+    typer.echo(
+        f"key {key.id} for app {key.app}" + (f" env {key.env}" if key.env else " (any env)"),
+        err=True,
+    )
+
+
+@keys_app.command("list")
+def list_keys() -> None:
+    """Keys, with their binding and state (the keys themselves are not stored)."""
+    table = Table("id", "app", "env", "label", "created", "state")
+    for key in _store().list():
+        state = f"[red]revoked {key.revoked_at}[/]" if key.revoked else "[green]active[/]"
+        table.add_row(key.id, key.app, key.env or "(any)", key.label, key.created_at, state)
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def revoke(key_id: Annotated[str, typer.Argument(help="The key's id (see keys list).")]) -> None:
+    """Revoke a key; requests with it are refused (401) from the next request on."""
+    if not _store().revoke(key_id):
+        typer.echo(f"no active key {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
