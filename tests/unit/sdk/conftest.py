@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import shiftright
+from shiftright import context
 from shiftright.config import Config
 
 
@@ -97,3 +98,6 @@ def sdk() -> Iterator[SDK]:
         yield made
     finally:
         shiftright.close(1)
+        context.current.set(
+            context.EMPTY
+        )  # set_user & co. outside a scope stay in pytest's context

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from typing import Any
 
 import shiftright
-from schemas import topics, wire
-from schemas.events import EVENT_ADAPTER, HEALTH_METRICS, partition_key
 from shiftright.health import HealthCollector
 
+from schemas import topics, wire
+from schemas.events import EVENT_ADAPTER, HEALTH_METRICS, partition_key
 from tests.unit.sdk.conftest import SDK
 
 
@@ -52,7 +53,10 @@ def test_every_kind_validates_against_the_schema(sdk: SDK) -> None:
     shiftright.gauge("sessions.open", 318)
     client.enqueue("health", {"metrics": HealthCollector(client).snapshot()})
 
-    models = {m.kind + (":" + m.exception_type if m.kind == "error" else ""): m for m in _validate_all(sdk)}
+    models = {
+        m.kind + (":" + m.exception_type if m.kind == "error" else ""): m
+        for m in _validate_all(sdk)
+    }
     usage = models["usage"]
     assert (usage.name, usage.duration_ms, usage.value) == ("checkout.submit", 42.0, 19.99)
     assert (usage.user_id, usage.customer_id) == ("u-1", "acme")
@@ -73,7 +77,9 @@ def test_every_kind_validates_against_the_schema(sdk: SDK) -> None:
 
     health = models["health"].metrics
     assert health["app.sessions.open"] == 318
-    assert {"system.memory.utilization", "process.memory.usage", "process.thread.count"} <= set(health)
+    assert {"system.memory.utilization", "process.memory.usage", "process.thread.count"} <= set(
+        health
+    )
     assert models["change"].name == "new-checkout" and models["change"].value == "on"
 
 
@@ -92,6 +98,7 @@ def test_health_metric_names_are_the_schema_names(sdk: SDK) -> None:
     client = sdk.init()
     collector = HealthCollector(client)
     collector.snapshot()
+    time.sleep(0.2)  # CPU utilization and I/O rates are deltas between two snapshots
     shiftright.gauge("sessions.open", 5)
     metrics = collector.snapshot()
     expected = set(HEALTH_METRICS) - {"app.throughput.requests_per_second"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,7 +16,9 @@ _client: Client | None = None
 _SEEN = "__shiftright_captured__"
 
 
-def init(app: str, env: str, release: str = "", kafka: str = "127.0.0.1:9092", **options: Any) -> Client:
+def init(
+    app: str, env: str, release: str = "", kafka: str = "127.0.0.1:9092", **options: Any
+) -> Client:
     """Start the SDK: ``shiftright.init(app="checkout", env="prod", release="1.4.2",
     kafka="broker:9092")``. Options are the fields of :class:`shiftright.Config`.
     Calling it again replaces the previous client (after flushing it)."""
@@ -176,13 +177,17 @@ def _capture(
         fields: dict[str, Any] = {"raw": stack.from_exception(error), "handled": handled,
                                   "level": level, "route": route}  # fmt: skip
         if attributes or mechanism:
-            fields["attributes"] = dict(attributes or {}, **({"mechanism": mechanism} if mechanism else {}))
+            fields["attributes"] = dict(
+                attributes or {}, **({"mechanism": mechanism} if mechanism else {})
+            )
         client.enqueue("error", fields)
     except Exception:
         pass
 
 
-def _message(message: str, level: str = "info", attributes: Mapping[str, Any] | None = None) -> None:
+def _message(
+    message: str, level: str = "info", attributes: Mapping[str, Any] | None = None
+) -> None:
     client = _client
     if client is None:
         return

@@ -68,7 +68,9 @@ def _actor() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m shiftright", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m shiftright", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     mark_cmd = sub.add_parser("mark", help="emit a change event")
     kinds = mark_cmd.add_subparsers(dest="kind", required=True)
@@ -80,11 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     for cmd in (deploy, flag):
         cmd.add_argument("--app", required=True)
         cmd.add_argument("--env", required=True)
-        cmd.add_argument("--kafka", default=os.environ.get("SHIFTRIGHT_KAFKA__BOOTSTRAP", DEFAULT_KAFKA))
+        cmd.add_argument(
+            "--kafka", default=os.environ.get("SHIFTRIGHT_KAFKA__BOOTSTRAP", DEFAULT_KAFKA)
+        )
         cmd.add_argument("--namespace", default=os.environ.get("SHIFTRIGHT_NAMESPACE", ""))
         cmd.add_argument("--actor", default="")
         cmd.add_argument("--description", default="")
-        cmd.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the broker")
+        cmd.add_argument(
+            "--timeout", type=float, default=15.0, help="seconds to wait for the broker"
+        )
     return parser
 
 

@@ -16,6 +16,7 @@ Contract of each step:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -98,10 +99,8 @@ class Client:
         self._stop.set()
         self._wake.set()
         self._thread.join(1.0)
-        try:
+        with contextlib.suppress(Exception):
             self._transport.close()
-        except Exception:
-            pass
         return left
 
     # -- app thread --------------------------------------------------------------------------
@@ -132,10 +131,8 @@ class Client:
         while (self._queue or self._busy) and time.monotonic() < deadline:
             time.sleep(0.002)
             self._wake.set()
-        try:
+        with contextlib.suppress(Exception):
             self._transport.flush(max(deadline - time.monotonic(), 0.0))
-        except Exception:
-            pass
         return len(self._queue) + self._in_flight
 
     def stats(self) -> dict[str, Any]:
@@ -240,7 +237,5 @@ def _pack(values: list[bytes]) -> list[tuple[bytes, int]]:
 
 def after_fork_in_child() -> None:
     for client in list(_clients):
-        try:
+        with contextlib.suppress(Exception):
             client.after_fork_in_child()
-        except Exception:
-            pass

@@ -8,6 +8,7 @@ snapshot carries neither. Per-mount filesystem figures carry the mount point in 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -145,15 +146,15 @@ class HealthCollector:
         client = self._client
         metrics.update(client.gauges)
         for name, callback in list(client.gauge_callbacks.items()):
-            try:
+            with contextlib.suppress(Exception):
                 metrics[name] = float(callback())
-            except Exception:
-                pass
         count, now = client.requests, time.monotonic()
         last_count, last_time = self._requests
         self._requests = (count, now)
         if count and now > last_time:
-            metrics["app.throughput.requests_per_second"] = round((count - last_count) / (now - last_time), 3)
+            metrics["app.throughput.requests_per_second"] = round(
+                (count - last_count) / (now - last_time), 3
+            )
         stats = client.stats()
         metrics["shiftright.sdk.queue.depth"] = float(stats["queued"])
         metrics["shiftright.sdk.dropped"] = float(sum(stats["dropped"].values()))
@@ -167,7 +168,5 @@ class HealthCollector:
         while not stop.wait(interval):
             if self._client._stop is not stop:
                 return
-            try:
+            with contextlib.suppress(Exception):
                 self._client.enqueue("health", {"metrics": self.snapshot()})
-            except Exception:
-                pass

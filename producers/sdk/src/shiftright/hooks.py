@@ -5,6 +5,7 @@ whatever was installed before it, and is removed again by :func:`uninstall`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import threading
@@ -121,7 +122,5 @@ def install_logging(handler: LoggingHandler) -> None:
 
 def uninstall() -> None:
     while _installed:
-        try:
+        with contextlib.suppress(Exception):
             _installed.pop()()
-        except Exception:
-            pass

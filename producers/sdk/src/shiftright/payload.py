@@ -88,7 +88,9 @@ class Builder:
         self.scrubber = Scrubber(config.scrub_keys)
         self.renderer = Renderer(config.in_app_include, config.in_app_exclude)
 
-    def event(self, kind: str, ts: float, fields: Mapping[str, Any], scope: Scope) -> dict[str, Any]:
+    def event(
+        self, kind: str, ts: float, fields: Mapping[str, Any], scope: Scope
+    ) -> dict[str, Any]:
         ms = int(ts * 1000)
         event: dict[str, Any] = {"kind": kind, "event_id": uuid7(ms), "ts": iso_ms(ms)}
         event.update(self._base)
@@ -100,7 +102,9 @@ class Builder:
         getattr(self, f"_{kind}")(event, fields, scope)
         return event
 
-    def encode(self, kind: str, ts: float, fields: Mapping[str, Any], scope: Scope) -> tuple[str, bytes, bytes]:
+    def encode(
+        self, kind: str, ts: float, fields: Mapping[str, Any], scope: Scope
+    ) -> tuple[str, bytes, bytes]:
         event = self.event(kind, ts, fields, scope)
         key = f"{event['app']}|{event['env']}|{event[KEY_FIELD[kind]]}".encode()
         try:
@@ -117,7 +121,11 @@ class Builder:
             for key, value in self.scrubber.mapping(source).items():
                 if len(out) >= MAX_ATTRIBUTES:
                     return out
-                out[clip(key)] = value if isinstance(value, str) and len(value) <= MAX_ATTRIBUTE_VALUE else _text(value)
+                out[clip(key)] = (
+                    value
+                    if isinstance(value, str) and len(value) <= MAX_ATTRIBUTE_VALUE
+                    else _text(value)
+                )
         return out
 
     def _usage(self, event: dict[str, Any], fields: Mapping[str, Any], scope: Scope) -> None:

@@ -94,9 +94,7 @@ class KafkaTransport:
         def delivered(err: Any, _msg: Any) -> None:
             on_delivery(None if err is None else err.name())
 
-        self._producer.produce(
-            topic, value, key, headers=list(headers), on_delivery=delivered
-        )
+        self._producer.produce(topic, value, key, headers=list(headers), on_delivery=delivered)
 
     def poll(self, timeout: float) -> None:
         self._producer.poll(timeout)

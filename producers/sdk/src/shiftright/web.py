@@ -28,7 +28,9 @@ def begin(method: str, path: str, header: Callable[[str], str | None]) -> Scope:
     return scope
 
 
-def finish(client: Client, scope: Scope, method: str, route: str, status: int, started: float) -> None:
+def finish(
+    client: Client, scope: Scope, method: str, route: str, status: int, started: float
+) -> None:
     """The request's usage event (sent from within its scope, so it shares the request id)."""
     duration_ms = (time.perf_counter() - started) * 1000.0
     client.requests += 1

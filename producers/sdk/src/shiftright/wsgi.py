@@ -51,7 +51,9 @@ class ShiftrightWSGIMiddleware:
             raise
         finally:
             current.reset(token)
-            web.finish(client, request_scope, method, environ.get(ROUTE_KEY, ""), status or 500, started)
+            web.finish(
+                client, request_scope, method, environ.get(ROUTE_KEY, ""), status or 500, started
+            )
 
 
 def instrument_flask(app: Any) -> Any:
