@@ -32,13 +32,13 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml producers/sdk/pyproject.toml
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
 	  echo "shiftright needs Java 17+ and Maven to run Apache Kafka from Maven Central jars."; \
 	  echo "On Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless maven"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e producers/sdk
 	touch $(STAMP)
 
 clean:
