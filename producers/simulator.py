@@ -13,6 +13,9 @@ Contract:
 * Scheduled :class:`Incident` s change the traffic while they are active and label the
   events they touch with ``attributes["sim.incident"]``; every error names its code site in
   ``attributes["sim.site"]`` so error grouping can be scored against the truth.
+* Sites that call a database or a remote service (:data:`_WRAPPED_LIBS`) report the app's
+  generic ``<app>.api.errors.UpstreamError`` raised ``from`` the real error, which travels
+  as the root cause in ``attributes["exception.chain"]`` (JSON, nearest cause first).
 
 The hot path builds dicts from pre-built pools (features, users, normals, status codes); no
 pydantic model is constructed. :func:`run_realtime` feeds an emitter in 100 ms steps.
@@ -21,6 +24,7 @@ pydantic model is constructed. :func:`run_realtime` feeds an emitter in 100 ms s
 from __future__ import annotations
 
 import gc
+import json
 import math
 import random
 import string
@@ -273,6 +277,9 @@ _SITE_SPECS: tuple[tuple[str, str, str, str, str, str, int, bool], ...] = (
 # fmt: on
 
 _ZIPF_S = 1.2
+# Sites whose error the app re-raises as one generic UpstreamError (a chained exception).
+_WRAPPED_LIBS = frozenset({"requests", "psycopg", "sqlalchemy", "botocore"})
+_WRAPPER_MESSAGE = "upstream dependency failed while handling the request"
 _DEFAULT_TARGET = {
     "error-spike": {"checkout": "checkout-e09", "catalog": "catalog-e09"},
     "usage-drop": {"checkout": "cart.add", "catalog": "search.query"},
@@ -411,6 +418,7 @@ class _Site:
     frames: tuple[tuple[str, str, str, int, str, bool], ...]  # module, fn, file, line, code, app
     status: int
     handled: bool
+    wrapped: bool = False  # reported as UpstreamError raised from this site's error
 
 
 def _features(app: str) -> tuple[_Feature, ...]:
@@ -463,8 +471,11 @@ def _sites(app: str) -> tuple[_Site, ...]:
         frames.extend((*f, False) for f in _LIBS[lib])
         fields = tuple(f for _, f, _, _ in string.Formatter().parse(tmpl) if f)
         out.append(
-            _Site(site_id, etype, rank**-_ZIPF_S, tmpl, fields, tuple(frames), status, handled)
-        )
+            _Site(
+                site_id, etype, rank**-_ZIPF_S, tmpl, fields, tuple(frames), status, handled,
+                lib in _WRAPPED_LIBS,
+            )
+        )  # fmt: skip
     return tuple(out)
 
 
@@ -933,6 +944,10 @@ class Simulator:
         attributes = {"sim.site": site.id}
         if tag:
             attributes["sim.incident"] = tag
+        etype, text = site.type, f"{prefix}{site.type}: {message}"
+        if site.wrapped:
+            etype, frames, text = self._wrap(site, env, message, frames, text, attributes)
+            message = _WRAPPER_MESSAGE
         return {
             "event_id": self._event_id(ms),
             "kind": "error",
@@ -947,14 +962,41 @@ class Simulator:
             "customer_id": cid,
             "origin": origin,
             "attributes": attributes,
-            "exception_type": site.type,
+            "exception_type": etype,
             "exception_message": message,
-            "stacktrace": f"{prefix}{site.type}: {message}",
+            "stacktrace": text,
             "frames": [dict(f) for f in frames],
             "handled": site.handled,
             "level": "warning" if site.handled else "error",
             "route": route,
         }
+
+    def _wrap(
+        self,
+        site: _Site,
+        env: _Env,
+        message: str,
+        frames: tuple[dict[str, Any], ...],
+        text: str,
+        attributes: dict[str, str],
+    ) -> tuple[str, tuple[dict[str, Any], ...], str]:
+        """The app's UpstreamError raised from the site's error: type, frames, traceback."""
+        wrapper = f"{env.app}.api.errors.UpstreamError"
+        cause = {"type": site.type, "message": message, "frames": frames, "relation": "cause"}
+        attributes["exception.chain"] = json.dumps([cause], separators=(",", ":"))
+        # Re-raised in the handler (the first in-app frame), so the outer stack ends there.
+        outer = frames[: next(i for i, f in enumerate(frames) if f["in_app"]) + 1]
+        lines = "".join(
+            f'  File "{f["filename"]}", line {f["lineno"]}, in {f["function"]}\n    '
+            + ("raise UpstreamError(MESSAGE) from exc" if f["in_app"] else "...")
+            + "\n"
+            for f in outer
+        )
+        text = (
+            f"{text}\n\nThe above exception was the direct cause of the following exception:"
+            f"\n\nTraceback (most recent call last):\n{lines}{wrapper}: {_WRAPPER_MESSAGE}"
+        )
+        return wrapper, outer, text
 
     def _trace(self, site: _Site, release: str) -> tuple[tuple[dict[str, Any], ...], str]:
         """Frames and traceback text of a site as built in ``release`` (lines shift a little)."""

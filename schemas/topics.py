@@ -43,3 +43,16 @@ def logical(physical: str, namespace: str = "") -> str:
     """Inverse of :func:`named`."""
     prefix = f"{namespace}." if namespace else ""
     return physical[len(prefix) :] if prefix and physical.startswith(prefix) else physical
+
+
+# -- error analytics (issue 4) ------------------------------------------------------------
+#: Each error with its group and health snapshot (GroupedError), keyed ``app|group_id``.
+ERRORS_GROUPED: Final = "errors.grouped.v1"
+#: Group rows after each change (ErrorGroup), keyed ``app|group_id``; compacted.
+ERRORS_GROUPS: Final = "errors.groups.v1"
+#: new / new_in_env / regressed / spiking / unignored (ErrorGroupTransition).
+ERRORS_TRANSITIONS: Final = "errors.transitions.v1"
+#: resolve / ignore decisions (ErrorGroupCommand), keyed ``app|group_id``.
+ERRORS_COMMANDS: Final = "errors.commands.v1"
+#: Internal: error events re-keyed ``app|env|host`` so they meet their host's health.
+ERRORS_BY_HOST: Final = "errors.byhost.v1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import threading
@@ -38,6 +39,14 @@ def ts_of(event: dict[str, Any]) -> datetime:
 def site_frame(event: dict[str, Any]) -> dict[str, Any]:
     """The innermost in-app frame: where the app code raised or called out."""
     return [f for f in event["frames"] if f["in_app"]][-1]
+
+
+def root_cause(event: dict[str, Any]) -> dict[str, Any]:
+    """The exception at the bottom of an event's chain (the event itself when unchained)."""
+    chain = event["attributes"].get("exception.chain")
+    if chain:
+        return json.loads(chain)[-1]
+    return {"type": event["exception_type"], "frames": event["frames"]}
 
 
 def errors_of(events: list[dict[str, Any]], app: str = "checkout", env: str = "prod") -> list:
@@ -103,7 +112,7 @@ def test_error_types_have_a_long_tail() -> None:
 
 def test_errors_carry_site_stack_and_request_context() -> None:
     errors = Simulator(seed=4).generate("error", 3000, T0, T0 + timedelta(hours=1))
-    sizes = {len(e["frames"]) for e in errors}
+    sizes = {len(root_cause(e)["frames"]) for e in errors}
     assert min(sizes) >= 3 and max(sizes) <= 8 and len(sizes) > 2
     assert any(not f["in_app"] for e in errors for f in e["frames"][1:])  # library frames inside
     for event in errors:
@@ -116,6 +125,21 @@ def test_errors_carry_site_stack_and_request_context() -> None:
     messages = Counter((e["attributes"]["sim.site"], e["exception_message"]) for e in errors)
     by_site = Counter(site for site, _ in messages)
     assert by_site.most_common(1)[0][1] > 20  # the same site says many different things
+
+
+def test_some_sites_report_a_generic_wrapper_raised_from_the_real_error() -> None:
+    errors = Simulator(seed=4).generate("error", 3000, T0, T0 + timedelta(hours=1))
+    wrapped = [e for e in errors if "exception.chain" in e["attributes"]]
+    assert 0.05 < len(wrapped) / len(errors) < 0.5
+    sites = {e["attributes"]["sim.site"] for e in wrapped}
+    assert len(sites) >= 6  # one wrapper type and message hides several different bugs
+    for event in wrapped:
+        root = root_cause(event)
+        assert event["exception_type"].endswith(".api.errors.UpstreamError")
+        assert root["type"] != event["exception_type"] and root["relation"] == "cause"
+        assert [f["function"] for f in event["frames"] if f["in_app"]] == ["dispatch"]
+        assert f"{root['type']}: {root['message']}" in event["stacktrace"]
+        assert "The above exception was the direct cause" in event["stacktrace"]
 
 
 def test_same_site_keeps_type_and_function_across_releases_while_lines_shift() -> None:

@@ -1,0 +1,37 @@
+"""Error grouping: pure parts the stream worker wraps (no I/O, no wall clock).
+
+Flow for one error event::
+
+    Grouper(rules).assign(event)            -> Assignment (fingerprint, group id, title ...)
+    HealthJoin.add_error / add_health       -> Attached (error + snapshot within 60 s)
+    grouped_error(event, assignment, ...)   -> GroupedError      (topic errors.grouped.v1)
+    GroupBook.apply(offset, event, a)       -> transitions       (errors.transitions.v1)
+    GroupBook.take_rows()                   -> ErrorGroup rows   (errors.groups.v1)
+
+Modules: ``normalise`` (messages), ``chain`` (root cause), ``fingerprint``, ``rules``
+(YAML), ``assign``, ``state`` (groups, status, transitions), ``spike``, ``distinct``
+(users/customers), ``health`` (snapshot cache and join), ``enrich``, ``frames`` (live
+exception to event fields).
+"""
+
+from streams.grouping.assign import Assignment, Grouper
+from streams.grouping.enrich import grouped_error
+from streams.grouping.health import Attached, HealthCache, HealthJoin, Snapshot
+from streams.grouping.rules import Rules, RulesError
+from streams.grouping.spike import SpikePolicy
+from streams.grouping.state import GroupBook, GroupState
+
+__all__ = [
+    "Assignment",
+    "Attached",
+    "GroupBook",
+    "GroupState",
+    "Grouper",
+    "HealthCache",
+    "HealthJoin",
+    "Rules",
+    "RulesError",
+    "Snapshot",
+    "SpikePolicy",
+    "grouped_error",
+]

@@ -1,0 +1,89 @@
+"""Exceptions as the grouping sees them, and the chain an error event carries.
+
+An :class:`~schemas.events.ErrorEvent` describes the exception that was reported. The
+exceptions it was raised from (Python's ``__cause__`` / ``__context__``) travel, until
+the event schema has a field for them, as JSON in ``attributes["exception.chain"]``:
+a list, nearest first and root cause last, of objects
+``{"type", "message", "frames": [{module, function, filename, lineno, in_app}], "relation"}``
+with ``relation`` ``"cause"`` (``raise ... from``) or ``"context"`` (raised while handling).
+A missing or unreadable chain means the reported exception is its own root cause.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from schemas.events import ErrorEvent, Frame
+
+CHAIN_ATTRIBUTE: Final = "exception.chain"
+MAX_CHAIN: Final = 16
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionInfo:
+    """One exception: type, message and frames (outermost first, like the event)."""
+
+    type: str
+    message: str
+    frames: tuple[Frame, ...]
+
+    def in_app_frames(self) -> tuple[Frame, ...]:
+        return tuple(f for f in self.frames if f.in_app)
+
+
+def reported(event: ErrorEvent) -> ExceptionInfo:
+    """The exception the event reports (the outermost of its chain)."""
+    return ExceptionInfo(event.exception_type, event.exception_message, tuple(event.frames))
+
+
+def chain_of(event: ErrorEvent) -> list[ExceptionInfo]:
+    """The reported exception followed by those it was raised from, root cause last."""
+    out = [reported(event)]
+    raw = event.attributes.get(CHAIN_ATTRIBUTE)
+    if raw:
+        out.extend(_parse_chain(raw))
+    return out
+
+
+def root_cause(event: ErrorEvent) -> ExceptionInfo:
+    """The exception at the bottom of the chain: what grouping keys on."""
+    return chain_of(event)[-1]
+
+
+def encode_chain(causes: list[ExceptionInfo], relations: list[str]) -> str:
+    """The attribute value for ``causes`` (nearest first), see the module docstring."""
+    return json.dumps(
+        [
+            {
+                "type": c.type,
+                "message": c.message,
+                "frames": [f.model_dump() for f in c.frames],
+                "relation": r,
+            }
+            for c, r in zip(causes[:MAX_CHAIN], relations, strict=False)
+        ],
+        separators=(",", ":"),
+    )
+
+
+def _parse_chain(raw: str) -> list[ExceptionInfo]:
+    """Causes from the attribute; anything malformed yields no causes rather than an error:
+    an event must never fail grouping because of a producer's bad chain."""
+    try:
+        items = json.loads(raw)
+        if not isinstance(items, list):
+            return []
+        return [_info(item) for item in items[:MAX_CHAIN]]
+    except (ValueError, TypeError, KeyError, ValidationError):
+        return []
+
+
+def _info(item: Any) -> ExceptionInfo:
+    if not isinstance(item, dict) or not isinstance(item.get("type"), str) or not item["type"]:
+        raise TypeError("a cause needs a type")
+    frames = tuple(Frame.model_validate(f) for f in item.get("frames") or ())
+    return ExceptionInfo(item["type"], str(item.get("message", "")), frames)

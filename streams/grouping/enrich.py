@@ -1,0 +1,41 @@
+"""The stored form of an error: the event, its group assignment and its health snapshot."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from schemas.events import ErrorEvent
+from schemas.records import GroupedError
+from streams.grouping.assign import Assignment
+from streams.grouping.health import Snapshot
+
+
+def grouped_error(
+    event: ErrorEvent, a: Assignment, snapshot: Snapshot | None, age_ms: int | None
+) -> GroupedError:
+    return GroupedError(
+        event_id=event.event_id,
+        ts=event.ts,
+        app=event.app,
+        env=event.env,
+        release=event.release,
+        host=event.host,
+        instance=event.instance,
+        user_id=event.user_id,
+        customer_id=event.customer_id,
+        route=event.route,
+        handled=event.handled,
+        level=event.level,
+        exception_type=event.exception_type,
+        root_type=a.exception_type,
+        title=a.title,
+        culprit=a.culprit,
+        group_id=a.group_id,
+        fingerprint=a.fingerprint,
+        basis=a.basis,  # type: ignore[arg-type]  # one of stack/message/rule by construction
+        rules_version=a.rules_version,
+        rule=a.rule,
+        health_ts=datetime.fromtimestamp(snapshot.ts_ms / 1000, UTC) if snapshot else None,
+        health_age_ms=age_ms if snapshot else None,
+        health=dict(snapshot.metrics) if snapshot else {},
+    )

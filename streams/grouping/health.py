@@ -1,0 +1,158 @@
+"""The health of an error's host at the moment it was thrown.
+
+:class:`HealthCache` keeps, per ``(app, env, host)``, the snapshots of the last couple of
+minutes (not only the latest: health and errors arrive on different topics, so a later
+snapshot may already be in when an earlier error is processed). :meth:`HealthCache.lookup`
+answers "the latest snapshot taken within 60 s before the error" and its age.
+
+:class:`HealthJoin` adds the timing: an error waits until its host's health has reached
+the error's time (then the answer is final: health of one host arrives in order), or
+until the error stream itself is ``max_wait_ms`` past the error (the host reports late
+or not at all). With health on time the result equals the ASOF JOIN of the warehouse
+view ``errors_with_health``, whatever the interleaving of the two topics.
+
+Co-partitioning: health is keyed ``app|env|host`` but errors ``app|env|exception_type``,
+so the two meet in one worker only after errors are re-keyed by host
+(``schemas.topics.ERRORS_BY_HOST``, same partition count as the health topic).
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import insort
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.events import ErrorEvent, HealthEvent
+
+WINDOW_MS = 60_000
+HostKey = tuple[str, str, str]  # app, env, host
+
+
+def _ms(event: ErrorEvent | HealthEvent) -> int:
+    return int(event.ts.timestamp() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    ts_ms: int
+    metrics: dict[str, float]
+    instance: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Attached:
+    """An error and the snapshot found for it (None when there is none within the window)."""
+
+    error: ErrorEvent
+    snapshot: Snapshot | None
+    age_ms: int | None
+
+
+@dataclass
+class HealthCache:
+    window_ms: int = WINDOW_MS
+    keep_ms: int = 3 * WINDOW_MS
+    hosts: dict[HostKey, list[tuple[int, dict[str, float], str]]] = field(default_factory=dict)
+
+    def add(self, event: HealthEvent) -> None:
+        series = self.hosts.setdefault((event.app, event.env, event.host), [])
+        entry = (_ms(event), dict(event.metrics), event.instance)
+        if series and series[-1][0] <= entry[0]:
+            series.append(entry)
+        else:
+            insort(series, entry, key=lambda e: e[0])
+        cut = series[-1][0] - self.keep_ms
+        while len(series) > 1 and series[0][0] < cut:
+            series.pop(0)
+
+    def latest_ms(self, key: HostKey) -> int | None:
+        series = self.hosts.get(key)
+        return series[-1][0] if series else None
+
+    def lookup(self, app: str, env: str, host: str, ts_ms: int) -> tuple[Snapshot, int] | None:
+        """The latest snapshot at or before ``ts_ms`` and no more than the window older."""
+        for when, metrics, instance in reversed(self.hosts.get((app, env, host), ())):
+            if when <= ts_ms:
+                age = ts_ms - when
+                return (Snapshot(when, metrics, instance), age) if age <= self.window_ms else None
+        return None
+
+    def attach(self, error: ErrorEvent) -> Attached:
+        found = self.lookup(error.app, error.env, error.host, _ms(error))
+        return Attached(error, *found) if found else Attached(error, None, None)
+
+
+@dataclass
+class HealthJoin:
+    """Errors held until their host's health is known up to their time (see module doc)."""
+
+    cache: HealthCache = field(default_factory=HealthCache)
+    max_wait_ms: int = 15_000
+    max_held: int = 50_000
+    held: list[ErrorEvent] = field(default_factory=list)
+    max_error_ms: int = 0
+    offsets: dict[str, int] = field(default_factory=dict)  # source topic -> last offset applied
+
+    def seen(self, topic: str, offset: int) -> bool:
+        return offset <= self.offsets.get(topic, -1)
+
+    def add_health(self, event: HealthEvent, topic: str = "", offset: int = -1) -> list[Attached]:
+        """Cache a snapshot; the held errors it completes."""
+        self._advance(topic, offset)
+        self.cache.add(event)
+        return self._release()
+
+    def add_error(self, event: ErrorEvent, topic: str = "", offset: int = -1) -> list[Attached]:
+        """Hold an error; those now ready (this one included when its host is current)."""
+        self._advance(topic, offset)
+        self.held.append(event)
+        self.max_error_ms = max(self.max_error_ms, _ms(event))
+        return self._release()
+
+    def flush(self) -> list[Attached]:
+        """Release everything held, with what is known now (e.g. at shutdown)."""
+        out = [self.cache.attach(e) for e in self.held]
+        self.held.clear()
+        return out
+
+    def _advance(self, topic: str, offset: int) -> None:
+        if topic:
+            self.offsets[topic] = max(self.offsets.get(topic, -1), offset)
+
+    def _release(self) -> list[Attached]:
+        ready, waiting = [], []
+        overflow = len(self.held) - self.max_held
+        for i, error in enumerate(self.held):
+            if i < overflow or self._ready(error):
+                ready.append(self.cache.attach(error))
+            else:
+                waiting.append(error)
+        self.held = waiting
+        return ready
+
+    def _ready(self, error: ErrorEvent) -> bool:
+        ts = _ms(error)
+        latest = self.cache.latest_ms((error.app, error.env, error.host))
+        return (latest is not None and latest >= ts) or self.max_error_ms - ts >= self.max_wait_ms
+
+    def dumps(self) -> bytes:
+        state: dict[str, Any] = {
+            "window_ms": self.cache.window_ms,
+            "keep_ms": self.cache.keep_ms,
+            "hosts": [[list(k), v] for k, v in self.cache.hosts.items()],
+            "max_wait_ms": self.max_wait_ms,
+            "max_held": self.max_held,
+            "held": [e.model_dump(mode="json") for e in self.held],
+            "max_error_ms": self.max_error_ms,
+            "offsets": self.offsets,
+        }
+        return json.dumps(state, separators=(",", ":")).encode()
+
+    @classmethod
+    def loads(cls, raw: bytes) -> HealthJoin:
+        s = json.loads(raw)
+        hosts = {tuple(k): [(e[0], e[1], e[2]) for e in v] for k, v in s["hosts"]}
+        cache = HealthCache(s["window_ms"], s["keep_ms"], hosts)  # type: ignore[arg-type]
+        held = [ErrorEvent.model_validate(e) for e in s["held"]]
+        return cls(cache, s["max_wait_ms"], s["max_held"], held, s["max_error_ms"], s["offsets"])

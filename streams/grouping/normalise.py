@@ -1,0 +1,72 @@
+"""Exception messages with their variable parts replaced by placeholders.
+
+Two errors from the same code site differ in the values they mention (an order id, a
+user's e-mail, a timeout in ms); the normalised message keeps the words and drops the
+values, so it can name a group and, when there is no usable stack, key it.
+
+The order of the patterns matters: wider shapes (URLs, e-mails, paths, timestamps,
+UUIDs) are replaced before the digits inside them would be.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+_MAX_CHARS: Final = 2000
+
+# (placeholder, pattern). Each pattern is tried on the text left by the ones before it.
+_RULES: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
+    ("<url>", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>()]+")),
+    ("<email>", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\b")),
+    (
+        "<timestamp>",
+        re.compile(
+            r"\b\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)?\b"
+            r"|\b\d\d:\d\d:\d\d(?:[.,]\d+)?\b"
+        ),
+    ),
+    (
+        "<uuid>",
+        re.compile(
+            r"\b[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\b"
+        ),
+    ),
+    ("<ip>", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b")),
+    ("<ip>", re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}\b")),
+    ("<path>", re.compile(r"(?:\b[A-Za-z]:\\|(?<![\w.])/)[\w.@~+-]+(?:[/\\][\w.@~+-]+)+/?")),
+    # 8+ hex digits with at least one decimal digit: hashes, request and trace ids (an
+    # all-digit one too, so an id never flips between <hex> and <num> by chance).
+    ("<hex>", re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b")),
+    # A token glued to digits (req_8f3a, SKU-10442, user-0042, products-12) is an id.
+    ("<id>", re.compile(r"\b[A-Za-z]+[_-](?=\w*\d)\w{3,}\b")),
+    # A number keeps its unit: "1380s" -> "<num>s", "512MiB" -> "<num>MiB".
+    (
+        "<num>",
+        re.compile(
+            r"(?<![\w.])[-+]?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?(?=(?:[a-zA-Z\u00b5]{1,3})?(?!\w))"
+        ),
+    ),
+)
+# A quote opens after a non-word character, so the apostrophe in "can't" opens nothing.
+_QUOTED: Final = re.compile(r"""(?<!\w)(?:'[^'\n]{0,200}'|"[^"\n]{0,200}")(?!\w)""")
+_SPACES: Final = re.compile(r"\s+")
+_PLACEHOLDER_ONLY: Final = re.compile(r"^<\w+>$")
+
+
+def normalise_message(message: str) -> str:
+    """``message`` with values (numbers, ids, addresses, paths, times, quoted values)
+    replaced by ``<num>``, ``<uuid>``, ``<hex>``, ``<id>``, ``<email>``, ``<path>``,
+    ``<timestamp>``, ``<ip>``, ``<url>`` and ``<str>``; whitespace collapsed."""
+    text = message[:_MAX_CHARS]
+    for placeholder, pattern in _RULES:
+        text = pattern.sub(placeholder, text)
+    text = _QUOTED.sub(_quoted, text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def _quoted(match: re.Match[str]) -> str:
+    """A quoted value becomes ``'<str>'``; a quote around a single placeholder keeps it
+    (``'<path>'`` says more than ``'<str>'``)."""
+    quote, inner = match[0][0], match[0][1:-1]
+    return match[0] if _PLACEHOLDER_ONLY.match(inner) else f"{quote}<str>{quote}"

@@ -1,0 +1,132 @@
+"""Error analytics in the real ClickHouse engine: the 0004 migration applies (and re-applies
+as a no-op), the records the grouping emits fit their tables, and the SQL view
+``errors_with_health`` attaches the same health snapshots as the stream's HealthJoin."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from infra.clickhouse import get_client
+from infra.settings import ClickHouseSettings
+from producers.simulator import Simulator
+from schemas.events import EVENT_ADAPTER, ErrorEvent, HealthEvent
+from schemas.migrate import load_migrations, migrate
+from schemas.records import ErrorGroupCommand
+from sinks.rows import COLUMNS, Position, event_row
+from streams.grouping import GroupBook, Grouper, HealthJoin, grouped_error
+
+# Recent: the raw tables expire rows after 90-180 days, at insert too.
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+POSITION = {"_topic": "t", "_partition": 0, "_offset": 0}
+
+
+@pytest.fixture
+def client(clickhouse_url: str) -> Iterator[Client]:
+    database = f"t{uuid.uuid4().hex[:10]}"
+    made = get_client(ClickHouseSettings(url=clickhouse_url), database=None)
+    migrate(made, database)
+    made.close()
+    scoped = get_client(ClickHouseSettings(url=clickhouse_url), database=database)
+    yield scoped
+    scoped.command(f"DROP DATABASE IF EXISTS {database}")
+    scoped.close()
+
+
+def insert_models(client: Client, table: str, models: list[Any]) -> None:
+    dicts = [{**m.model_dump(), **POSITION} for m in models]
+    names = list(dicts[0])
+    client.insert(table, [[d[n] for n in names] for d in dicts], column_names=names)
+
+
+def test_migrations_apply_once_and_again_as_a_no_op(client: Client) -> None:
+    database = client.database
+    assert migrate(client, database) == []  # idempotent: nothing pending
+    versions = {
+        r[0] for r in client.query("SELECT version FROM schema_migrations FINAL").result_rows
+    }
+    assert versions == {m.version for m in load_migrations()}
+    tables = {r[0] for r in client.query("SHOW TABLES").result_rows}
+    assert {
+        "errors_grouped",
+        "error_groups",
+        "error_group_transitions",
+        "errors_with_health",
+    } <= tables
+
+
+def test_health_view_and_stream_attach_the_same_snapshots(client: Client) -> None:
+    raw = Simulator(seed=21, rate=40).tick(T0, 300)
+    events = [EVENT_ADAPTER.validate_python(e) for e in raw]
+    health = [e for e in events if isinstance(e, HealthEvent)]
+    errors = [e for e in events if isinstance(e, ErrorEvent)]
+    for table, rows in (("events_health", health), ("events_error", errors)):
+        data = [event_row(e, e.ts, Position("t", 0, i)) for i, e in enumerate(rows)]
+        client.insert(table, data, column_names=list(COLUMNS[table]))
+
+    join = HealthJoin()
+    attached = []
+    for event in events:  # the stream's order: by event time, topics interleaved
+        if isinstance(event, HealthEvent):
+            attached += join.add_health(event)
+        elif isinstance(event, ErrorEvent):
+            attached += join.add_error(event)
+    attached += join.flush()
+    stream = {
+        a.error.event_id: (a.snapshot.ts_ms if a.snapshot else None, a.age_ms) for a in attached
+    }
+
+    rows = client.query(
+        "SELECT event_id, toUnixTimestamp64Milli(health_ts), health_age_ms, health "
+        "FROM errors_with_health"
+    ).result_rows
+    view = {r[0]: (r[1], r[2]) for r in rows}
+    assert len(errors) > 50 and len(view) == len(errors) == len(stream)
+    assert view == stream
+    # Every host reports every 10 s, so after its first report every error has a snapshot.
+    after_first = [e.event_id for e in errors if e.ts >= T0 + timedelta(seconds=10)]
+    with_health = sum(view[i][1] is not None for i in after_first)
+    assert with_health == len(after_first)
+    assert all(0 <= age <= 60_000 for _, age in view.values() if age is not None)
+    assert all(r[3]["system.cpu.utilization"] > 0 for r in rows if r[2] is not None)
+
+
+def test_grouping_records_land_in_their_tables(client: Client) -> None:
+    raw = Simulator(seed=5).generate("error", 400, T0, T0 + timedelta(hours=1))
+    errors = [ErrorEvent.model_validate(e) for e in raw]
+    grouper, book = Grouper(), GroupBook()
+    grouped, transitions = [], []
+    for offset, event in enumerate(errors):
+        a = grouper.assign(event)
+        transitions += book.apply(offset, event, a)
+        grouped.append(grouped_error(event, a, None, None))
+    target = grouped[0]
+    book.command(len(errors), ErrorGroupCommand(
+        app=target.app, group_id=target.group_id, action="resolve_in_next_release",
+        ts=T0 + timedelta(hours=1), release="1.4.2",
+    ))  # fmt: skip
+    rows = book.take_rows()
+    insert_models(client, "errors_grouped", grouped)
+    insert_models(client, "error_groups", rows)
+    insert_models(client, "error_group_transitions", transitions)
+
+    stored = client.query(
+        "SELECT group_id, count, status, resolved_in_release, env_count, users FROM error_groups FINAL"
+    ).result_rows
+    assert len(stored) == len(rows) == len({g.group_id for g in grouped})
+    assert sum(r[1] for r in stored) == len(errors)
+    resolved = [r for r in stored if r[0] == target.group_id]
+    assert resolved[0][2:4] == ("resolved_in_next_release", "1.4.2")
+    per_group = dict(
+        client.query("SELECT group_id, count() FROM errors_grouped GROUP BY group_id").result_rows
+    )
+    assert per_group == {r[0]: r[1] for r in stored}
+    kinds = dict(
+        client.query("SELECT kind, count() FROM error_group_transitions GROUP BY kind").result_rows
+    )
+    assert kinds["new"] == len(rows)
