@@ -241,6 +241,50 @@ from producers.gateway.cli import gateway_app  # noqa: E402
 app.add_typer(gateway_app, name="gateway")
 
 
+# -- mark: change events from CI (delegates to the SDK) -------------------------------------
+mark_app = typer.Typer(no_args_is_help=True, help="Mark a deploy or a feature-flag flip.")
+app.add_typer(mark_app, name="mark")
+
+
+def _mark(ok: bool, what: str) -> None:
+    if not ok:
+        _fail(f"could not mark {what}: Kafka did not acknowledge it")
+    out.print(f"marked {what}")
+
+
+@mark_app.command("deploy")
+def mark_deploy(
+    app_name: Annotated[str, typer.Option("--app")],
+    env: Annotated[str, typer.Option()],
+    release: Annotated[str, typer.Option()],
+    description: Annotated[str, typer.Option()] = "",
+) -> None:
+    """A release reached an environment: `shiftright mark deploy --app checkout --env prod --release 1.4.3`."""
+    from shiftright.cli import mark_deploy as send
+
+    s = _settings()
+    ok = send(app_name, env, release, kafka=s.kafka.bootstrap_servers, namespace=s.namespace,
+              description=description)  # fmt: skip
+    _mark(ok, f"deploy of {release} to {app_name}/{env}")
+
+
+@mark_app.command("flag")
+def mark_flag(
+    name: str,
+    state: Annotated[str, typer.Argument(help="on or off")],
+    app_name: Annotated[str, typer.Option("--app")],
+    env: Annotated[str, typer.Option()],
+) -> None:
+    """A feature flag was switched: `shiftright mark flag new-checkout on --app checkout --env prod`."""
+    from shiftright.cli import mark_flag as send
+
+    if state not in ("on", "off"):
+        _fail("state must be on or off")
+    s = _settings()
+    ok = send(name, state, app_name, env, kafka=s.kafka.bootstrap_servers, namespace=s.namespace)
+    _mark(ok, f"flag {name} {state} in {app_name}/{env}")
+
+
 def main() -> None:
     app()
 
