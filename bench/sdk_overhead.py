@@ -1,0 +1,150 @@
+"""App-thread cost of the shiftright SDK next to sentry-sdk and posthog, in one run.
+
+    python -m bench.sdk_overhead [--n 20000] [--rounds 5]
+
+What is timed is only the call the app makes (``track()``, ``capture_exception()``, …):
+each SDK hands the rest to its own background thread. All three point at addresses where
+nothing listens (Kafka at 127.0.0.1:9, Sentry's DSN and PostHog's host at 127.0.0.1:9),
+so nothing is delivered; each SDK buffers up to its bound and then drops, which is the
+cost an app pays while its backend is away. Rounds interleave the SDKs so machine noise
+hits all of them alike. A benchmark prints figures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import statistics
+import time
+from collections.abc import Callable
+
+Op = Callable[[int], None]
+
+
+def _deep(depth: int, n: int) -> None:
+    """Raise from ``depth`` frames down, like an exception from inside a service layer."""
+    if depth == 0:
+        raise ValueError(f"order {n} has no lines")
+    _deep(depth - 1, n)
+
+
+def _fresh_error(n: int) -> BaseException:
+    try:
+        _deep(8, n)
+    except ValueError as exc:
+        return exc
+    raise AssertionError("unreachable")
+
+
+def setup() -> dict[str, tuple[Op, Callable[[int], object] | None]]:
+    """name -> (timed call, untimed preparation of its argument)."""
+    import posthog
+    import sentry_sdk
+    import shiftright
+
+    logging.getLogger("shiftright").setLevel(logging.CRITICAL)  # the broker is away on purpose
+    logging.getLogger("posthog").setLevel(logging.CRITICAL)
+    logging.getLogger("sentry_sdk").setLevel(logging.CRITICAL)
+    shiftright.init(
+        app="bench",
+        env="bench",
+        release="1",
+        kafka="127.0.0.1:9",
+        health_interval=0,
+        rate_limits={},
+    )  # every capture does its full work
+    sentry_sdk.init(dsn="http://public@127.0.0.1:9/1", traces_sample_rate=0.0)
+    ph = posthog.Posthog("phc_bench", host="http://127.0.0.1:9", max_retries=0)
+
+    def sr_track(n: int) -> None:
+        shiftright.track("checkout.submit", user_id="u-42", customer_id="acme", duration_ms=42.0)
+
+    def ph_capture(n: int) -> None:
+        ph.capture("checkout.submit", distinct_id="u-42",
+                   properties={"customer_id": "acme", "duration_ms": 42.0})  # fmt: skip
+
+    errors: dict[int, BaseException] = {}
+
+    def prepare(n: int) -> object:
+        errors[0] = _fresh_error(n)
+        return None
+
+    return {
+        "shiftright.track": (sr_track, None),
+        "posthog.capture": (ph_capture, None),
+        "shiftright.capture_exception": (
+            lambda n: shiftright.capture_exception(errors[0]),
+            prepare,
+        ),
+        "sentry_sdk.capture_exception": (
+            lambda n: sentry_sdk.capture_exception(errors[0]),
+            prepare,
+        ),
+        "shiftright.capture_message": (lambda n: shiftright.capture_message("stock low"), None),
+        "sentry_sdk.capture_message": (lambda n: sentry_sdk.capture_message("stock low"), None),
+    }
+
+
+def measure(op: Op, prepare: Callable[[int], object] | None, n: int) -> list[int]:
+    out = [0] * n
+    clock = time.perf_counter_ns
+    for i in range(n):
+        if prepare is not None:
+            prepare(i)
+        started = clock()
+        op(i)
+        out[i] = clock() - started
+    return out
+
+
+def pct(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000.0  # µs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=20_000, help="calls per SDK per round (events)")
+    parser.add_argument("--n-errors", type=int, default=2_000, help="calls per round (errors)")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    ops = setup()
+    samples: dict[str, list[int]] = {name: [] for name in ops}
+    for op, prepare in ops.values():  # warm-up: imports, caches, first allocations
+        measure(op, prepare, 200)
+    for _ in range(args.rounds):
+        for name, (op, prepare) in ops.items():
+            n = args.n_errors if "capture_" in name else args.n
+            gc.collect()
+            samples[name].extend(measure(op, prepare, n))
+
+    print(
+        f"\napp-thread cost per call, µs ({args.rounds} interleaved rounds; backends unreachable)\n"
+    )
+    print(f"{'call':<32}{'calls':>9}{'p50':>10}{'p90':>10}{'p99':>10}{'mean':>10}")
+    for name, values in samples.items():
+        print(f"{name:<32}{len(values):>9,}{pct(values, 0.5):>10.2f}{pct(values, 0.9):>10.2f}"
+              f"{pct(values, 0.99):>10.2f}{statistics.fmean(values) / 1000:>10.2f}")  # fmt: skip
+    print("\nratios (shiftright / other; below 1 means shiftright costs the app less)\n")
+    for ours, theirs in (
+        ("shiftright.track", "posthog.capture"),
+        ("shiftright.capture_exception", "sentry_sdk.capture_exception"),
+        ("shiftright.capture_message", "sentry_sdk.capture_message"),
+    ):
+        a, b = samples[ours], samples[theirs]
+        print(f"{ours:<30} vs {theirs:<30} p50 {pct(a, 0.5) / pct(b, 0.5):6.3f}"
+              f"   p99 {pct(a, 0.99) / pct(b, 0.99):6.3f}")  # fmt: skip
+    track = samples["shiftright.track"]
+    print(
+        f"\ngoal track() p50 < 5 µs: {pct(track, 0.5):.2f} µs;  p99 < 50 µs: {pct(track, 0.99):.2f} µs"
+    )
+
+    import shiftright
+
+    print(f"shiftright SDK counters: {shiftright.stats()}")
+    shiftright.close(0.5)
+
+
+if __name__ == "__main__":
+    main()

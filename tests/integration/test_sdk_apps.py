@@ -1,0 +1,267 @@
+"""Example apps instrumented with the SDK, driven over real HTTP, through the real pipeline
+(Kafka → stream worker + sink → ClickHouse): route templates, statuses, exception types and
+users as an analyst queries them; a broker outage the app does not feel."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import shiftright
+
+from infra.clickhouse import get_client
+from infra.settings import Settings
+from infra.startup import create_topics
+from tests.integration.conftest import wait_for
+from tests.integration.kafka_fixture import start_kafka, stop_kafka
+from tests.integration.pipeline import Pipeline
+from tests.integration.warehouse_fixture import free_port
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "producers" / "sdk" / "examples"
+
+
+@pytest.fixture(scope="module")
+def examples() -> Iterator[Any]:
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import fastapi_app
+        import flask_app
+
+        yield fastapi_app, flask_app
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+
+@contextmanager
+def serve_asgi(app: Any) -> Iterator[str]:
+    """uvicorn on a free loopback port, in a thread."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@contextmanager
+def serve_wsgi(app: Any) -> Iterator[str]:
+    """werkzeug's threaded server on a free loopback port."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+
+
+def client_for(base: str) -> httpx.Client:
+    """A fresh connection per request: uvicorn closes a kept-alive connection after a
+    handler raised, racing the client's next request on it."""
+    return httpx.Client(base_url=base, limits=httpx.Limits(max_keepalive_connections=0))
+
+
+def init_sdk(app: str, settings: Settings, **options: Any) -> None:
+    shiftright.init(app=app, env="preprod", release="1.0.0", kafka=settings.kafka.bootstrap_servers,
+                    namespace=settings.namespace, **options)  # fmt: skip
+
+
+def rows(client: Any, query: str) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in client.query(query).result_rows]
+
+
+def test_fastapi_and_flask_apps_end_as_rows_in_clickhouse(
+    settings: Settings, examples: Any, sql: Callable[[str], list[tuple[Any, ...]]]
+) -> None:
+    fastapi_app, flask_app = examples
+    pipeline = Pipeline(settings)
+    pipeline.start()
+    try:
+        init_sdk("shop-api", settings, health_interval=1.0)
+        with serve_asgi(fastapi_app.create_app()) as base, client_for(base) as http:
+            for _ in range(5):
+                assert http.get("/orders/1", params={"user": "u-1"}).status_code == 200
+            assert http.get("/orders/99").status_code == 404
+            for order in (1, 3, 5, 2, 4):
+                http.post(f"/orders/{order}/pay")
+            assert http.get("/health").status_code == 200
+            time.sleep(1.5)  # at least one health snapshot
+        assert shiftright.close(30) == 0, shiftright.stats()
+
+        init_sdk("catalog", settings, health_interval=0)
+        with serve_wsgi(flask_app.create_app()) as base, client_for(base) as http:
+            for _ in range(3):
+                assert http.get("/products/sku-1").status_code == 200
+            assert http.get("/products/nope").status_code == 404
+            assert http.post("/products/sku-1/reserve").status_code == 200
+            for _ in range(2):
+                assert http.post("/products/zzz/reserve").status_code == 500
+        assert shiftright.close(30) == 0
+
+        requests = """SELECT app, route, method, status_code, count() FROM events_usage
+                      WHERE name != 'checkout.pay' GROUP BY ALL ORDER BY ALL"""
+        expected = [
+            ("catalog", "/products/<sku>", "GET", 200, 3),
+            ("catalog", "/products/<sku>", "GET", 404, 1),
+            ("catalog", "/products/<sku>/reserve", "POST", 200, 1),
+            ("catalog", "/products/<sku>/reserve", "POST", 500, 2),
+            ("shop-api", "/health", "GET", 200, 1),
+            ("shop-api", "/orders/{order_id}", "GET", 200, 5),
+            ("shop-api", "/orders/{order_id}", "GET", 404, 1),
+            ("shop-api", "/orders/{order_id}/pay", "POST", 200, 3),
+            ("shop-api", "/orders/{order_id}/pay", "POST", 500, 2),
+        ]
+        wait_for(lambda: sql(requests) == expected, 90,
+                 lambda: f"request rows {sql(requests)}\n{pipeline.log('sink')}")  # fmt: skip
+
+        errors = sql("""SELECT app, exception_type, route, handled, user_id, count()
+                        FROM events_error GROUP BY ALL ORDER BY ALL""")  # fmt: skip
+        assert errors == [
+            ("catalog", "KeyError", "/products/<sku>/reserve", False, "u-flask", 2),
+            ("shop-api", "fastapi_app.PaymentDeclined", "/orders/{order_id}/pay", False, "", 2),
+        ]
+        linked = sql("""SELECT count() FROM events_error AS e JOIN events_usage AS u
+                        ON e.attributes['request.id'] = u.attributes['request.id']
+                        WHERE u.status_code = 500 AND u.name != 'checkout.pay'""")  # fmt: skip
+        assert linked == [(4,)], "each error event shares its request's id"
+        in_app = sql("""SELECT tupleElement(frames[-1], 'function'), tupleElement(frames[-1], 'in_app')
+                        FROM events_error WHERE app = 'shop-api' LIMIT 1""")  # fmt: skip
+        assert in_app == [("create_app.<locals>.pay", True)]
+        assert sql(
+            "SELECT count(), uniqExact(user_id) FROM events_usage WHERE user_id = 'u-1'"
+        ) == [(5, 1)]
+        assert sql("SELECT count() FROM events_usage WHERE name = 'checkout.pay'") == [(5,)]
+        health = sql("""SELECT metrics['system.cpu.utilization'] BETWEEN 0 AND 1,
+                        metrics['process.memory.usage'] > 0 FROM events_health WHERE app = 'shop-api'""")
+        assert health and all(row == (True, True) for row in health)
+        assert sql("SELECT count() FROM dead_letters") == [(0,)]
+    finally:
+        shiftright.close(1)
+        pipeline.stop()
+
+
+def test_mark_deploy_and_flag_from_both_clis(
+    settings: Settings, sql: Callable[[str], list[tuple[Any, ...]]]
+) -> None:
+    pipeline = Pipeline(settings)
+    pipeline.start("sink")
+    env = {**os.environ, "SHIFTRIGHT_KAFKA__BOOTSTRAP": settings.kafka.bootstrap_servers,
+           "SHIFTRIGHT_NAMESPACE": settings.namespace}  # fmt: skip
+    try:
+        sdk_cli = [sys.executable, "-m", "shiftright", "mark", "deploy", "--app", "checkout",
+                   "--env", "prod", "--release", "1.4.3", "--actor", "ci-bot"]  # fmt: skip
+        done = subprocess.run(sdk_cli, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and "marked deploy of 1.4.3" in done.stdout, done.stderr
+        main_cli = [sys.executable, "-m", "infra.cli", "mark", "flag", "new-checkout", "on",
+                    "--app", "checkout", "--env", "prod"]  # fmt: skip
+        done = subprocess.run(main_cli, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and "marked flag new-checkout on" in done.stdout, done.stderr
+        query = """SELECT change_type, name, value, previous_value, actor FROM events_change
+                   ORDER BY change_type"""
+        wait_for(lambda: len(sql(query)) == 2, 60, lambda: f"change rows: {sql(query)}")
+        assert sql(query)[0] == ("deploy", "1.4.3", "1.4.3", "", "ci-bot")
+        assert sql(query)[1][:4] == ("flag", "new-checkout", "on", "off")
+    finally:
+        pipeline.stop()
+
+
+def test_unreachable_broker_makes_mark_fail_quickly(settings: Settings) -> None:
+    from tests.integration.kafka_fixture import free_ports
+
+    [port] = free_ports(1)
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "shiftright", "mark", "flag", "f", "off", "--app", "a", "--env", "e",
+         "--kafka", f"127.0.0.1:{port}", "--timeout", "3"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1 and "did not acknowledge" in done.stderr
+    assert time.monotonic() - started < 20
+
+
+def test_broker_outage_app_keeps_serving_drops_are_counted_events_resume(
+    settings: Settings, tmp_path: Path, examples: Any
+) -> None:
+    fastapi_app, _ = examples
+    launcher = start_kafka(tmp_path / "own-kafka")
+    own = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"bootstrap": launcher.bootstrap})}
+    )
+    create_topics(own)
+    pipeline = Pipeline(own)
+    pipeline.start("sink")
+    warehouse = get_client(own.clickhouse, database=own.clickhouse.database)
+
+    def count(user: str) -> int:
+        query = (
+            f"SELECT count() FROM events_usage WHERE user_id = '{user}' AND name != 'checkout.pay'"
+        )
+        return int(warehouse.command(query))
+
+    init_sdk("shop-api", own, health_interval=0, message_timeout_ms=3000)
+    try:
+        with serve_asgi(fastapi_app.create_app()) as base, client_for(base) as http:
+
+            def timed(user: str, n: int, pause: float = 0.0) -> list[float]:
+                took = []
+                for _ in range(n):
+                    started = time.perf_counter()
+                    assert http.get("/orders/1", params={"user": user}).status_code == 200
+                    took.append(time.perf_counter() - started)
+                    time.sleep(pause)
+                return took
+
+            before = timed("before", 100)
+            assert shiftright.flush(30) == 0
+            wait_for(lambda: count("before") == 100, 60, "events sent before the outage")
+
+            launcher.stop()
+            during = timed("during", 200, pause=0.03)  # ~7 s, longer than the message timeout
+            time.sleep(4)  # let the last batches time out too
+            shiftright.flush(0.5)
+            stats = shiftright.stats()
+            lost = sum(stats["failed"].values()) + sum(stats["dropped"].values())
+            assert lost > 0, stats
+
+            launcher.launch()
+            timed("after", 50)
+            deadline = time.monotonic() + 60
+            while shiftright.flush(5) and time.monotonic() < deadline:
+                pass
+            wait_for(lambda: count("after") == 50, 90,
+                     lambda: f"events after the broker returned: {count('after')}/50, {shiftright.stats()}")  # fmt: skip
+
+        p50 = statistics.median(before), statistics.median(during)
+        p99 = sorted(before)[98], sorted(during)[197]
+        assert p50[1] < p50[0] * 3 + 0.005, (
+            f"p50 {p50[0] * 1e3:.1f} ms before vs {p50[1] * 1e3:.1f} ms during"
+        )
+        assert p99[1] < max(p99[0] * 5, 0.1), (
+            f"p99 {p99[0] * 1e3:.1f} ms before vs {p99[1] * 1e3:.1f} ms during"
+        )
+    finally:
+        shiftright.close(1)
+        pipeline.stop()
+        stop_kafka(launcher)
