@@ -71,6 +71,7 @@ class GroupedError(BaseModel):
     basis: Literal["stack", "message", "rule"]
     rules_version: int = Field(ge=0)
     rule: str = ""
+    merged_from: str = ""  # the group a merge rule redirected this error from
     health_ts: datetime | None = None
     health_age_ms: int | None = Field(default=None, ge=0)
     health: dict[str, float] = Field(default_factory=dict)

@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS {db}.errors_grouped
     basis          LowCardinality(String),
     rules_version  UInt32,
     rule           LowCardinality(String),
+    merged_from    String,
     health_ts      Nullable(DateTime64(3, 'UTC')),
     health_age_ms  Nullable(UInt32),
     health         Map(LowCardinality(String), Float64),

@@ -5,7 +5,7 @@ Flow for one error event::
     Grouper(rules).assign(event)            -> Assignment (fingerprint, group id, title ...)
     HealthJoin.add_error / add_health       -> Attached (error + snapshot within 60 s)
     grouped_error(event, assignment, ...)   -> GroupedError      (topic errors.grouped.v1)
-    GroupBook.apply(offset, event, a)       -> transitions       (errors.transitions.v1)
+    GroupBook.apply(offset, grouped_error)  -> transitions       (errors.transitions.v1)
     GroupBook.take_rows()                   -> ErrorGroup rows   (errors.groups.v1)
 
 Modules: ``normalise`` (messages), ``chain`` (root cause), ``fingerprint``, ``rules``

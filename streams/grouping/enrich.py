@@ -35,6 +35,7 @@ def grouped_error(
         basis=a.basis,  # type: ignore[arg-type]  # one of stack/message/rule by construction
         rules_version=a.rules_version,
         rule=a.rule,
+        merged_from=a.merged_from,
         health_ts=datetime.fromtimestamp(snapshot.ts_ms / 1000, UTC) if snapshot else None,
         health_age_ms=age_ms if snapshot else None,
         health=dict(snapshot.metrics) if snapshot else {},

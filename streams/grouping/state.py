@@ -29,9 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.events import ErrorEvent
-from schemas.records import ErrorGroup, ErrorGroupCommand, ErrorGroupTransition
-from streams.grouping.assign import Assignment
+from schemas.records import ErrorGroup, ErrorGroupCommand, ErrorGroupTransition, GroupedError
 from streams.grouping.distinct import DistinctCounter
 from streams.grouping.spike import SpikeDetector, SpikePolicy
 
@@ -77,20 +75,18 @@ class GroupState:
     version: int = 0
 
     @classmethod
-    def start(cls, a: Assignment) -> GroupState:
+    def start(cls, g: GroupedError) -> GroupState:
         return cls(
-            a.group_id, a.app, a.fingerprint, a.basis, a.rules_version, a.rule,
-            a.exception_type, a.title, a.culprit,
+            g.group_id, g.app, g.fingerprint, g.basis, g.rules_version, g.rule,
+            g.root_type, g.title, g.culprit,
         )  # fmt: skip
 
     # -- events -----------------------------------------------------------------------------
-    def apply(
-        self, event: ErrorEvent, a: Assignment, policy: SpikePolicy
-    ) -> list[ErrorGroupTransition]:
+    def apply(self, event: GroupedError, policy: SpikePolicy) -> list[ErrorGroupTransition]:
         ts = _ms(event.ts)
         before = self.status
         kinds = self._lifecycle(event, ts)
-        self._count(event, ts, a)
+        self._count(event, ts)
         out = [self._transition(event, k, before) for k in kinds]
         spike = self.spikes.setdefault(event.env, SpikeDetector())
         baseline = spike.baseline
@@ -104,14 +100,17 @@ class GroupState:
             )  # fmt: skip
         return out
 
-    def _lifecycle(self, event: ErrorEvent, ts: int) -> list[str]:
+    def _lifecycle(self, event: GroupedError, ts: int) -> list[str]:
         kinds = []
         if self.count == 0:
             kinds.append("new")
         elif event.env not in self.envs:
             kinds.append("new_in_env")
-        if self.status == "resolved" and ts >= self.resolved_ms or self.status == "resolved_in_next_release" and self.newer(
-            event.release, self.resolved_in_release
+        if (
+            self.status == "resolved"
+            and ts >= self.resolved_ms
+            or self.status == "resolved_in_next_release"
+            and self.newer(event.release, self.resolved_in_release)
         ):
             kinds.append("regressed")
         elif self.status == "ignored" and self._ignore_over(ts):
@@ -125,7 +124,7 @@ class GroupState:
         by_count = self.ignored_until_count and self.count + 1 >= self.ignored_until_count
         return bool(by_time or by_count)
 
-    def _count(self, event: ErrorEvent, ts: int, a: Assignment) -> None:
+    def _count(self, event: GroupedError, ts: int) -> None:
         self.version += 1
         if self.count == 0 or ts < self.first_ms:
             self.first_ms, self.first_release = ts, event.release
@@ -136,9 +135,9 @@ class GroupState:
         _seen(self.releases, event.release, ts)
         self.users.add(event.user_id)
         self.customers.add(event.customer_id)
-        self.rules_version = max(self.rules_version, a.rules_version)
-        if a.merged_from and a.merged_from not in self.merged_from:
-            self.merged_from.append(a.merged_from)
+        self.rules_version = max(self.rules_version, event.rules_version)
+        if event.merged_from and event.merged_from not in self.merged_from:
+            self.merged_from.append(event.merged_from)
 
     def newer(self, release: str, than: str) -> bool:
         """Whether ``release`` came after ``than`` (see the module docstring)."""
@@ -175,7 +174,7 @@ class GroupState:
     # -- output -----------------------------------------------------------------------------
     def _transition(
         self,
-        event: ErrorEvent,
+        event: GroupedError,
         kind: str,
         before: str,
         minute_count: int = 0,
@@ -257,16 +256,16 @@ class GroupBook:
         """True when the record at ``offset`` was applied before (skip it on replay)."""
         return offset <= self.offset
 
-    def apply(self, offset: int, event: ErrorEvent, a: Assignment) -> list[ErrorGroupTransition]:
-        """Add one error; the transitions it causes (possibly none)."""
+    def apply(self, offset: int, error: GroupedError) -> list[ErrorGroupTransition]:
+        """Add one grouped error; the transitions it causes (possibly none)."""
         if self.seen(offset):
             return []
         self.offset = offset
-        group = self.groups.get(a.group_id)
+        group = self.groups.get(error.group_id)
         if group is None:
-            group = self.groups[a.group_id] = GroupState.start(a)
-        self.changed.add(a.group_id)
-        return group.apply(event, a, self.policy)
+            group = self.groups[error.group_id] = GroupState.start(error)
+        self.changed.add(error.group_id)
+        return group.apply(error, self.policy)
 
     def command(self, offset: int, cmd: ErrorGroupCommand) -> bool:
         """Apply a resolve/ignore decision; False when the group is unknown here."""

@@ -102,9 +102,8 @@ def test_grouping_records_land_in_their_tables(client: Client) -> None:
     grouper, book = Grouper(), GroupBook()
     grouped, transitions = [], []
     for offset, event in enumerate(errors):
-        a = grouper.assign(event)
-        transitions += book.apply(offset, event, a)
-        grouped.append(grouped_error(event, a, None, None))
+        grouped.append(grouped_error(event, grouper.assign(event), None, None))
+        transitions += book.apply(offset, grouped[-1])
     target = grouped[0]
     book.command(len(errors), ErrorGroupCommand(
         app=target.app, group_id=target.group_id, action="resolve_in_next_release",

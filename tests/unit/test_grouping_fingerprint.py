@@ -1,0 +1,244 @@
+"""Fingerprints of real Python tracebacks: the same bug groups together whatever ids,
+messages and line numbers it carries; different bugs never share a group."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from schemas.events import ErrorEvent
+from streams.grouping import Grouper
+from streams.grouping.chain import CHAIN_ATTRIBUTE, chain_of, root_cause
+from streams.grouping.frames import error_fields
+from streams.grouping.normalise import normalise_message
+
+# -- app code that fails (in-app frames: this file is not a library) -------------------------
+
+ORDERS = {"o-1": 10}
+
+
+def load_order(order_id: str) -> int:
+    return ORDERS[order_id]
+
+
+def load_user(user_id: str) -> int:
+    return ORDERS[user_id]
+
+
+def parse_quantity(raw: str) -> int:
+    return int(raw)
+
+
+def average_of(items: Any) -> float:
+    return sum(items) / len(items)  # TypeError for strings, ZeroDivisionError when empty
+
+
+def walk(depth: int) -> int:
+    if depth == 0:
+        raise RecursionError(f"tree too deep at node {depth * 7 + 3}")
+    return walk(depth - 1)
+
+
+class UpstreamError(Exception):
+    pass
+
+
+def handler(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except Exception as exc:
+        raise UpstreamError("upstream dependency failed") from exc
+
+
+def handler_swallowing_context(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except Exception:
+        raise UpstreamError("upstream dependency failed") from None
+
+
+def release_module(padding: int) -> dict[str, Any]:
+    """The same module "deployed" in another release: its code moved down by ``padding``."""
+    source = "\n" * padding + textwrap.dedent(
+        """
+        def apply_discount(cart, promo):
+            pct = promo.percent / 100
+            return cart * (1 - pct)
+        """
+    )
+    namespace: dict[str, Any] = {"__name__": "shop.pricing"}
+    exec(compile(source, "/srv/shop/shop/pricing.py", "exec"), namespace)
+    return namespace
+
+
+def raised(call: Callable[[], Any]) -> BaseException:
+    try:
+        call()
+    except BaseException as exc:  # noqa: BLE001 - the test wants whatever it raised
+        return exc
+    raise AssertionError("expected an exception")
+
+
+def event_of(exc: BaseException, app: str = "shop", **extra: Any) -> ErrorEvent:
+    return ErrorEvent.model_validate({"app": app, "env": "prod", **error_fields(exc), **extra})
+
+
+def group(call: Callable[[], Any], **extra: Any) -> str:
+    return Grouper().assign(event_of(raised(call), **extra)).group_id
+
+
+# -- the table -----------------------------------------------------------------------------
+
+SAME_BUG: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
+    ("KeyError, different order ids", lambda: load_order("o-42"), lambda: load_order("o-9001")),
+    ("ValueError, different input", lambda: parse_quantity("abc"), lambda: parse_quantity("1e9")),
+    (
+        "AttributeError, lines moved by a release",
+        lambda: release_module(0)["apply_discount"](10, None),
+        lambda: release_module(37)["apply_discount"](10, None),
+    ),
+    ("recursion depth differs", lambda: walk(3), lambda: walk(11)),
+    (
+        "chained: same root cause, different wrapper messages",
+        lambda: handler(lambda: load_order("o-1001")),
+        lambda: handler(lambda: load_order("o-2002")),
+    ),
+]
+
+DIFFERENT_BUGS: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
+    ("same type, other function", lambda: load_order("x"), lambda: load_user("x")),
+    ("same function, other type", lambda: average_of(["a"]), lambda: average_of([])),
+    (
+        "same wrapper, different root causes",
+        lambda: handler(lambda: load_order("x")),
+        lambda: handler(lambda: parse_quantity("x")),
+    ),
+    ("other function, same message shape", lambda: parse_quantity("x"), lambda: int("x")),
+]
+
+
+@pytest.mark.parametrize(("case", "first", "second"), SAME_BUG, ids=[c[0] for c in SAME_BUG])
+def test_the_same_bug_lands_in_one_group(case: str, first: Callable, second: Callable) -> None:  # type: ignore[type-arg]
+    a, b = event_of(raised(first)), event_of(raised(second))
+    assert (a.exception_message, [f.lineno for f in a.frames]) != (
+        b.exception_message,
+        [f.lineno for f in b.frames],
+    ) or a.attributes != b.attributes, "the case must differ in something"
+    assert Grouper().assign(a).group_id == Grouper().assign(b).group_id
+
+
+@pytest.mark.parametrize(
+    ("case", "first", "second"), DIFFERENT_BUGS, ids=[c[0] for c in DIFFERENT_BUGS]
+)
+def test_different_bugs_land_in_different_groups(
+    case: str,
+    first: Callable,  # type: ignore[type-arg]
+    second: Callable,  # type: ignore[type-arg]
+) -> None:
+    assert group(first) != group(second)
+
+
+def test_line_numbers_really_differ_between_the_two_releases() -> None:
+    v1 = event_of(raised(lambda: release_module(0)["apply_discount"](10, None)))
+    v2 = event_of(raised(lambda: release_module(37)["apply_discount"](10, None)))
+    assert v1.frames[-1].module == "shop.pricing" and v1.frames[-1].in_app
+    assert v2.frames[-1].lineno - v1.frames[-1].lineno == 37
+
+
+def test_the_same_code_in_two_apps_is_two_groups() -> None:
+    exc = raised(lambda: load_order("x"))
+    assert Grouper().assign(event_of(exc, app="shop")).group_id != (
+        Grouper().assign(event_of(exc, app="admin")).group_id
+    )
+
+
+def test_library_frames_do_not_count_when_there_are_in_app_frames() -> None:
+    exc = raised(lambda: json.loads("{bad"))
+    event = event_of(exc)
+    assert any(not f.in_app for f in event.frames)  # json's own frames were captured
+    stripped = event.model_copy(update={"frames": [f for f in event.frames if f.in_app]})
+    assert Grouper().assign(event).group_id == Grouper().assign(stripped).group_id
+
+
+def test_a_chain_is_carried_and_its_root_cause_names_the_group() -> None:
+    event = event_of(raised(lambda: handler(lambda: load_order("o-77"))))
+    chain = chain_of(event)
+    assert [c.type for c in chain] == [f"{__name__}.UpstreamError", "KeyError"]
+    assert json.loads(event.attributes[CHAIN_ATTRIBUTE])[0]["relation"] == "cause"
+    a = Grouper().assign(event)
+    assert a.exception_type == "KeyError"
+    assert a.title == "KeyError: '<str>'"
+    assert a.culprit == f"{__name__} in load_order"
+
+
+def test_implicit_context_counts_and_from_none_hides_it() -> None:
+    def during_handling() -> None:
+        try:
+            load_order("nope")
+        except KeyError:
+            parse_quantity("x")  # raised while handling: __context__
+
+    assert [c.type for c in chain_of(event_of(raised(during_handling)))] == [
+        "ValueError",
+        "KeyError",
+    ]
+    hidden = event_of(raised(lambda: handler_swallowing_context(lambda: load_order("x"))))
+    assert root_cause(hidden).type == f"{__name__}.UpstreamError"
+
+
+def test_a_malformed_chain_falls_back_to_the_reported_exception() -> None:
+    event = event_of(raised(lambda: load_order("x")), attributes={CHAIN_ATTRIBUTE: "{not json"})
+    assert Grouper().assign(event).group_id == group(lambda: load_order("x"))
+
+
+def test_without_a_stack_type_and_normalised_message_decide() -> None:
+    def bare(message: str, type_: str = "PaymentDeclined") -> str:
+        event = ErrorEvent(app="shop", env="prod", exception_type=type_, exception_message=message)
+        a = Grouper().assign(event)
+        assert a.basis == "message"
+        return a.group_id
+
+    same = bare("card 4242 declined for order 1234 (ann@example.com)")
+    assert same == bare("card 9999 declined for order 77 (bob@shop.test)")
+    assert same != bare("card 4242 expired for order 1234 (ann@example.com)")
+    assert same != bare("card 4242 declined for order 1234 (ann@example.com)", "Timeout")
+
+
+NORMALISED = [
+    ("order 12345 not found", "order <num> not found"),
+    ("timed out after 1500ms", "timed out after <num>ms"),
+    ("-3.5e-2 is negative", "<num> is negative"),
+    ("user 550e8400-e29b-41d4-a716-446655440000 gone", "user <uuid> gone"),
+    ("request 9f86d081884c7d65 failed", "request <hex> failed"),
+    ("bad pointer 0xdeadbeef", "bad pointer <hex>"),
+    ("KeyError 'SKU-10442'", "KeyError '<id>'"),
+    ("no such user 'ann'", "no such user '<str>'"),
+    ('column "email" is null', 'column "<str>" is null'),
+    ("mail to ann.lee+x@example.co.uk bounced", "mail to <email> bounced"),
+    ("cannot open /var/lib/shop/receipts/1234.pdf", "cannot open <path>"),
+    (r"cannot open C:\Users\bob\report.txt now", "cannot open <path> now"),
+    ("at 2026-03-04T14:05:09.123Z and 14:05:09", "at <timestamp> and <timestamp>"),
+    ("on 2026-03-04 only", "on <timestamp> only"),
+    ("connect to 10.0.12.7:5432 refused", "connect to <ip> refused"),
+    ("GET https://api.example.com/v1/orders/77?x=1 failed", "GET <url> failed"),
+    ("can't decode byte 0x9c", "can't decode byte <hex>"),
+    ("  lots\n of   space ", "lots of space"),
+    ("HTTP2 over sha256 stays", "HTTP2 over sha256 stays"),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), NORMALISED, ids=[n[0][:30] for n in NORMALISED])
+def test_normalise_message(raw: str, expected: str) -> None:
+    assert normalise_message(raw) == expected
+
+
+def test_title_is_type_and_normalised_message_and_stays_short() -> None:
+    event = ErrorEvent(
+        app="shop", env="prod", exception_type="ValueError", exception_message="x" * 5000
+    )
+    title = Grouper().assign(event).title
+    assert title.startswith("ValueError: ") and len(title) <= 200

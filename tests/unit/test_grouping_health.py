@@ -1,0 +1,145 @@
+"""The health snapshot stored with each error: the latest one its host took within 60 s
+before it, the same whatever order the two topics deliver in; and the keys that make
+errors and health meet in one worker."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from aiokafka.partitioner import murmur2
+
+from producers.simulator import Simulator
+from schemas.events import EVENT_ADAPTER, ErrorEvent, HealthEvent, partition_key
+from streams.grouping import HealthCache, HealthJoin
+from streams.grouping.keys import group_key, host_key
+
+T0 = datetime(2026, 3, 4, 14, tzinfo=UTC)
+
+
+def health(seconds: float, host: str = "h1", cpu: float = 0.5) -> HealthEvent:
+    return HealthEvent(
+        app="shop", env="prod", host=host, ts=T0 + timedelta(seconds=seconds),
+        metrics={"system.cpu.utilization": cpu},
+    )  # fmt: skip
+
+
+def error(seconds: float, host: str = "h1") -> ErrorEvent:
+    return ErrorEvent(
+        app="shop", env="prod", host=host, ts=T0 + timedelta(seconds=seconds),
+        exception_type="KeyError",
+    )  # fmt: skip
+
+
+def test_a_snapshot_within_60_s_before_the_error_is_attached_with_its_age() -> None:
+    cache = HealthCache()
+    cache.add(health(0, cpu=0.2))
+    cache.add(health(30, cpu=0.9))
+    attached = cache.attach(error(45))
+    assert attached.snapshot is not None and attached.snapshot.metrics == {
+        "system.cpu.utilization": 0.9
+    }
+    assert attached.age_ms == 15_000
+    assert cache.attach(error(90)).age_ms == 60_000  # exactly 60 s still counts
+    assert cache.attach(error(90.001)).snapshot is None  # older than 60 s: none
+    assert cache.attach(error(-1)).snapshot is None  # nothing before the error
+    assert cache.attach(error(45, host="h2")).snapshot is None  # another host's is not used
+
+
+def test_a_snapshot_taken_after_the_error_is_never_used() -> None:
+    cache = HealthCache()
+    cache.add(health(0, cpu=0.2))
+    cache.add(health(10, cpu=0.9))  # arrived first in the stream, but later than the error
+    attached = cache.attach(error(5))
+    assert attached.age_ms == 5000 and attached.snapshot.metrics["system.cpu.utilization"] == 0.2  # type: ignore[union-attr]
+
+
+def test_an_error_waits_for_its_hosts_health_then_gets_the_final_answer() -> None:
+    join = HealthJoin()
+    join.add_health(health(0, cpu=0.2))
+    assert join.add_error(error(15)) == []  # health up to 15 s not seen yet: held
+    released = join.add_health(health(10, cpu=0.7))
+    assert released == []  # still before the error
+    released = join.add_health(health(20, cpu=0.1))
+    assert [(a.age_ms, a.snapshot.metrics["system.cpu.utilization"]) for a in released] == [  # type: ignore[union-attr]
+        (5000, 0.7)
+    ]
+
+
+def test_errors_of_a_silent_host_are_released_after_the_wait_without_health() -> None:
+    join = HealthJoin(max_wait_ms=15_000)
+    assert join.add_error(error(0, host="silent")) == []
+    assert join.add_error(error(10, host="silent")) == []
+    released = join.add_error(error(16, host="silent"))
+    assert [a.error.ts for a in released] == [T0] and released[0].snapshot is None
+
+
+def test_the_result_does_not_depend_on_how_the_two_topics_interleave() -> None:
+    raw = Simulator(seed=3, rate=60).tick(T0, 240)
+    events = [EVENT_ADAPTER.validate_python(e) for e in raw]
+    hs = [e for e in events if isinstance(e, HealthEvent)]
+    es = [e for e in events if isinstance(e, ErrorEvent)]
+
+    def attach(order: list[HealthEvent | ErrorEvent]) -> dict[object, int | None]:
+        join, out = HealthJoin(), []
+        for e in order:
+            out += join.add_health(e) if isinstance(e, HealthEvent) else join.add_error(e)
+        out += join.flush()
+        return {a.error.event_id: a.age_ms for a in out}
+
+    in_time_order = attach(sorted(hs + es, key=lambda e: e.ts))
+    rng = random.Random(1)
+    for _ in range(3):  # each topic in order, merged at random: health up to ~5 s behind
+        merged, i, j = [], 0, 0
+        while i < len(hs) or j < len(es):
+            take_health = j >= len(es) or (i < len(hs) and rng.random() < 0.5)
+            merged.append(hs[i] if take_health else es[j])
+            i, j = (i + 1, j) if take_health else (i, j + 1)
+        assert attach(merged) == in_time_order
+    attached = [age for age in in_time_order.values() if age is not None]
+    assert len(attached) >= 0.95 * len(es) and max(attached) <= 10_000  # reports every 10 s
+
+
+def test_join_state_round_trips_with_held_errors() -> None:
+    join = HealthJoin()
+    join.add_health(health(0), "events.health.v1", 7)
+    join.add_error(error(5), "errors.byhost.v1", 3)
+    restored = HealthJoin.loads(join.dumps())
+    assert restored.dumps() == join.dumps()
+    assert restored.seen("errors.byhost.v1", 3) and not restored.seen("errors.byhost.v1", 4)
+    released = restored.add_health(health(10))
+    assert [a.age_ms for a in released] == [5000]
+
+
+def partition(key: bytes, partitions: int = 8) -> int:
+    return (murmur2(key) & 0x7FFFFFFF) % partitions  # what Faust and murmur2_random producers do
+
+
+def test_raw_errors_do_not_meet_their_hosts_health_until_rekeyed_by_host() -> None:
+    raw = Simulator(seed=1, rate=200).tick(T0, 120)
+    events = [EVENT_ADAPTER.validate_python(e) for e in raw]
+    health_part = {
+        (e.app, e.env, e.host): partition(partition_key(e))
+        for e in events
+        if isinstance(e, HealthEvent)
+    }
+    errors = [e for e in events if isinstance(e, ErrorEvent)]
+    together = sum(
+        partition(partition_key(e)) == health_part[(e.app, e.env, e.host)] for e in errors
+    )
+    assert together < 0.3 * len(errors)  # raw keys: about 1 in 8 by chance
+    assert all(partition(host_key(e)) == health_part[(e.app, e.env, e.host)] for e in errors)
+    assert all(host_key(e) == partition_key(e) for e in events if isinstance(e, HealthEvent))
+
+
+def test_a_groups_errors_span_raw_partitions_until_rekeyed_by_group() -> None:
+    from streams.grouping import Grouper, grouped_error
+
+    raw = Simulator(seed=1).generate("error", 2000, T0, T0 + timedelta(hours=1))
+    grouper, by_raw, by_group = Grouper(), {}, {}
+    for e in (ErrorEvent.model_validate(r) for r in raw):
+        g = grouped_error(e, grouper.assign(e), None, None)
+        by_raw.setdefault(g.group_id, set()).add(partition(partition_key(e)))
+        by_group.setdefault(g.group_id, set()).add(partition(group_key(g)))
+    assert any(len(p) > 1 for p in by_raw.values())  # prod and preprod, wrapper vs root type
+    assert all(len(p) == 1 for p in by_group.values())
