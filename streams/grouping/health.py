@@ -85,56 +85,92 @@ class HealthCache:
 
 @dataclass
 class HealthJoin:
-    """Errors held until their host's health is known up to their time (see module doc)."""
+    """Errors held until their host's health is known up to their time (see module doc).
+
+    Held errors are indexed by host, so a snapshot only looks at its own host's errors;
+    the wait is measured in error event time (the highest error ``ts`` seen), never on a
+    wall clock. Past ``max_held`` held errors everything held is released (a safety valve
+    for a health topic that stopped entirely).
+    """
 
     cache: HealthCache = field(default_factory=HealthCache)
     max_wait_ms: int = 15_000
     max_held: int = 50_000
-    held: list[ErrorEvent] = field(default_factory=list)
+    held: dict[HostKey, list[ErrorEvent]] = field(default_factory=dict)
     max_error_ms: int = 0
     offsets: dict[str, int] = field(default_factory=dict)  # source topic -> last offset applied
+    _oldest_ms: int | None = None
+    _count: int = 0
+
+    def __post_init__(self) -> None:
+        self._recount()
 
     def seen(self, topic: str, offset: int) -> bool:
+        """True when this topic's record at ``offset`` was applied before (skip on replay)."""
         return offset <= self.offsets.get(topic, -1)
 
     def add_health(self, event: HealthEvent, topic: str = "", offset: int = -1) -> list[Attached]:
-        """Cache a snapshot; the held errors it completes."""
+        """Cache a snapshot; the held errors of its host it completes."""
         self._advance(topic, offset)
         self.cache.add(event)
-        return self._release()
+        key = (event.app, event.env, event.host)
+        waiting = self.held.get(key)
+        latest = self.cache.latest_ms(key)
+        if not waiting or latest is None:
+            return []
+        ready = [e for e in waiting if _ms(e) <= latest]
+        if not ready:
+            return []
+        self.held[key] = [e for e in waiting if _ms(e) > latest]
+        self._count -= len(ready)
+        return [self.cache.attach(e) for e in ready]
 
     def add_error(self, event: ErrorEvent, topic: str = "", offset: int = -1) -> list[Attached]:
-        """Hold an error; those now ready (this one included when its host is current)."""
+        """Hold an error; the errors now ready (this one first when its host is current)."""
         self._advance(topic, offset)
-        self.held.append(event)
-        self.max_error_ms = max(self.max_error_ms, _ms(event))
-        return self._release()
+        ts = _ms(event)
+        self.max_error_ms = max(self.max_error_ms, ts)
+        key = (event.app, event.env, event.host)
+        latest = self.cache.latest_ms(key)
+        out = []
+        if latest is not None and latest >= ts:
+            out.append(self.cache.attach(event))
+        else:
+            self.held.setdefault(key, []).append(event)
+            self._count += 1
+            self._oldest_ms = ts if self._oldest_ms is None else min(self._oldest_ms, ts)
+        overdue = (
+            self._oldest_ms is not None and self.max_error_ms - self._oldest_ms >= self.max_wait_ms
+        )
+        if overdue or self._count > self.max_held:
+            out += self._expire(everything=self._count > self.max_held)
+        return out
 
     def flush(self) -> list[Attached]:
         """Release everything held, with what is known now (e.g. at shutdown)."""
-        out = [self.cache.attach(e) for e in self.held]
-        self.held.clear()
-        return out
+        return self._expire(everything=True)
 
     def _advance(self, topic: str, offset: int) -> None:
         if topic:
             self.offsets[topic] = max(self.offsets.get(topic, -1), offset)
 
-    def _release(self) -> list[Attached]:
-        ready, waiting = [], []
-        overflow = len(self.held) - self.max_held
-        for i, error in enumerate(self.held):
-            if i < overflow or self._ready(error):
-                ready.append(self.cache.attach(error))
-            else:
-                waiting.append(error)
-        self.held = waiting
-        return ready
+    def _expire(self, everything: bool) -> list[Attached]:
+        cut = self.max_error_ms - self.max_wait_ms
+        out = []
+        for key in sorted(self.held):
+            keep = []
+            for error in self.held[key]:
+                (out if everything or _ms(error) <= cut else keep).append(error)
+            self.held[key] = keep
+        self._recount()
+        out.sort(key=lambda e: (e.ts, str(e.event_id)))
+        return [self.cache.attach(e) for e in out]
 
-    def _ready(self, error: ErrorEvent) -> bool:
-        ts = _ms(error)
-        latest = self.cache.latest_ms((error.app, error.env, error.host))
-        return (latest is not None and latest >= ts) or self.max_error_ms - ts >= self.max_wait_ms
+    def _recount(self) -> None:
+        self.held = {k: v for k, v in self.held.items() if v}
+        self._count = sum(len(v) for v in self.held.values())
+        times = [_ms(e) for v in self.held.values() for e in v]
+        self._oldest_ms = min(times) if times else None
 
     def dumps(self) -> bytes:
         state: dict[str, Any] = {
@@ -143,7 +179,9 @@ class HealthJoin:
             "hosts": [[list(k), v] for k, v in self.cache.hosts.items()],
             "max_wait_ms": self.max_wait_ms,
             "max_held": self.max_held,
-            "held": [e.model_dump(mode="json") for e in self.held],
+            "held": [
+                [list(k), [e.model_dump(mode="json") for e in v]] for k, v in self.held.items()
+            ],
             "max_error_ms": self.max_error_ms,
             "offsets": self.offsets,
         }
@@ -154,5 +192,5 @@ class HealthJoin:
         s = json.loads(raw)
         hosts = {tuple(k): [(e[0], e[1], e[2]) for e in v] for k, v in s["hosts"]}
         cache = HealthCache(s["window_ms"], s["keep_ms"], hosts)  # type: ignore[arg-type]
-        held = [ErrorEvent.model_validate(e) for e in s["held"]]
-        return cls(cache, s["max_wait_ms"], s["max_held"], held, s["max_error_ms"], s["offsets"])
+        held = {tuple(k): [ErrorEvent.model_validate(e) for e in v] for k, v in s["held"]}
+        return cls(cache, s["max_wait_ms"], s["max_held"], held, s["max_error_ms"], s["offsets"])  # type: ignore[arg-type]

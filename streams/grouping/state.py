@@ -89,8 +89,8 @@ class GroupState:
         self._count(event, ts)
         out = [self._transition(event, k, before) for k in kinds]
         spike = self.spikes.setdefault(event.env, SpikeDetector())
-        baseline = spike.baseline
         if spike.observe(ts, policy) and self.status != "ignored":
+            baseline = spike.baseline  # of the minutes before this one
             out.append(
                 self._transition(
                     event, "spiking", before, spike.count, baseline,
