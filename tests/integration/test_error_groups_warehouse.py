@@ -60,6 +60,24 @@ def test_migrations_apply_once_and_again_as_a_no_op(client: Client) -> None:
     } <= tables
 
 
+def test_a_warehouse_on_the_previous_schema_upgrades_with_just_0004(
+    clickhouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = f"t{uuid.uuid4().hex[:10]}"
+    client = get_client(ClickHouseSettings(url=clickhouse_url))
+    try:
+        everything = load_migrations()
+        previous = [m for m in everything if m.version < 4]
+        monkeypatch.setattr("schemas.migrate.load_migrations", lambda: previous)
+        assert [m.version for m in migrate(client, database)] == [1, 2, 3]
+        monkeypatch.setattr("schemas.migrate.load_migrations", lambda: everything)
+        assert [m.name for m in migrate(client, database)] == ["error_groups"]
+        assert migrate(client, database) == []
+    finally:
+        client.command(f"DROP DATABASE IF EXISTS {database}")
+        client.close()
+
+
 def test_health_view_and_stream_attach_the_same_snapshots(client: Client) -> None:
     raw = Simulator(seed=21, rate=40).tick(T0, 300)
     events = [EVENT_ADAPTER.validate_python(e) for e in raw]
