@@ -1,10 +1,12 @@
 """Error groups: counts, first/last seen, status, and the transitions they go through.
 
-:class:`GroupBook` holds the groups of one source partition (errors keyed ``app|group_id``
-so a group's events and commands meet in one place) and the offset of the last record it
-applied; like :class:`~streams.rollup.PartitionRollup` it serialises to bytes for a
-changelog and, restored, skips what it already applied. Everything is a function of the
-records in order: event time is the only clock.
+:class:`GroupBook` holds the groups of one partition number (grouped errors and commands
+both keyed ``app|group_id``, so a group's events and the decisions about it meet in one
+place). Each group remembers the offset of the last error and of the last command it
+applied, so a restored group skips what it already counted: the whole book can be saved
+as one changelog record (:meth:`GroupBook.dumps`) or each changed group as its own
+(:meth:`GroupBook.state_of`, keyed by group id), and either way a replay counts nothing
+twice. Everything is a function of the records in order: event time is the only clock.
 
 Status and transitions:
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +76,8 @@ class GroupState:
     merged_from: list[str] = field(default_factory=list)
     spikes: dict[str, SpikeDetector] = field(default_factory=dict)
     version: int = 0
+    offset: int = -1  # of the last error applied (grouped-errors topic)
+    command_offset: int = -1  # of the last command applied (commands topic)
 
     @classmethod
     def start(cls, g: GroupedError) -> GroupState:
@@ -244,37 +249,32 @@ def _version_key(text: str) -> tuple[int, ...]:
 
 @dataclass
 class GroupBook:
-    """The groups of one source partition, and the offset of the last record applied."""
+    """The groups of one partition number (see the module docstring)."""
 
     partition: int = 0
     policy: SpikePolicy = field(default_factory=SpikePolicy)
-    offset: int = -1
     groups: dict[str, GroupState] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
 
-    def seen(self, offset: int) -> bool:
-        """True when the record at ``offset`` was applied before (skip it on replay)."""
-        return offset <= self.offset
-
     def apply(self, offset: int, error: GroupedError) -> list[ErrorGroupTransition]:
-        """Add one grouped error; the transitions it causes (possibly none)."""
-        if self.seen(offset):
-            return []
-        self.offset = offset
+        """Add one grouped error (``offset`` in the grouped-errors topic); the transitions it
+        causes. A record its group already applied is skipped: no transitions."""
         group = self.groups.get(error.group_id)
         if group is None:
             group = self.groups[error.group_id] = GroupState.start(error)
+        elif offset <= group.offset:
+            return []
+        group.offset = offset
         self.changed.add(error.group_id)
         return group.apply(error, self.policy)
 
     def command(self, offset: int, cmd: ErrorGroupCommand) -> bool:
-        """Apply a resolve/ignore decision; False when the group is unknown here."""
-        if self.seen(offset):
-            return False
-        self.offset = offset
+        """Apply a resolve/ignore decision (``offset`` in the commands topic); False when
+        the group is unknown here or the command was applied before."""
         group = self.groups.get(cmd.group_id)
-        if group is None:
+        if group is None or offset <= group.command_offset:
             return False
+        group.command_offset = offset
         group.command(cmd)
         self.changed.add(cmd.group_id)
         return True
@@ -285,11 +285,12 @@ class GroupBook:
         self.changed.clear()
         return rows
 
+    # -- persistence ------------------------------------------------------------------------
     def dumps(self) -> bytes:
+        """The whole book as one changelog record."""
         state = {
             "partition": self.partition,
             "policy": self.policy.__dict__,
-            "offset": self.offset,
             "groups": [g.dump() for g in self.groups.values()],
             "changed": sorted(self.changed),
         }
@@ -299,6 +300,14 @@ class GroupBook:
     def loads(cls, raw: bytes) -> GroupBook:
         s = json.loads(raw)
         groups = {g["group_id"]: GroupState.load(g) for g in s["groups"]}
-        return cls(
-            s["partition"], SpikePolicy(**s["policy"]), s["offset"], groups, set(s["changed"])
-        )
+        return cls(s["partition"], SpikePolicy(**s["policy"]), groups, set(s["changed"]))
+
+    def state_of(self, group_id: str) -> bytes:
+        """One group as a changelog record keyed by its id (smaller writes than the book)."""
+        return json.dumps(self.groups[group_id].dump(), separators=(",", ":")).encode()
+
+    def restore(self, states: Iterable[bytes]) -> None:
+        """Load groups saved with :meth:`state_of` (e.g. a keyed table's values)."""
+        for raw in states:
+            group = GroupState.load(json.loads(raw))
+            self.groups[group.group_id] = group

@@ -143,3 +143,9 @@ def test_a_groups_errors_span_raw_partitions_until_rekeyed_by_group() -> None:
         by_group.setdefault(g.group_id, set()).add(partition(group_key(g)))
     assert any(len(p) > 1 for p in by_raw.values())  # prod and preprod, wrapper vs root type
     assert all(len(p) == 1 for p in by_group.values())
+
+
+def test_past_the_hold_limit_everything_held_is_released() -> None:
+    join = HealthJoin(max_held=3)
+    released = [a for i in range(4) for a in join.add_error(error(i * 0.1, host=f"h{i}"))]
+    assert len(released) == 4 and all(a.snapshot is None for a in released)

@@ -144,3 +144,12 @@ def test_rules_load_from_a_file(tmp_path: Path) -> None:
 def test_a_bad_rules_file_names_the_line_and_the_field(text: str, message: str) -> None:
     with pytest.raises(RulesError, match=message):
         Rules.parse(textwrap.dedent(text), source="grouping.yaml")
+
+
+def test_the_documented_example_is_a_valid_rules_file() -> None:
+    import streams.grouping.rules as module
+
+    doc = module.__doc__ or ""
+    example = textwrap.dedent(doc.split("::\n\n", 1)[1].split("\n\n", 1)[0])
+    parsed = Rules.parse(example)
+    assert parsed.version == 3 and [bool(r.fingerprint) for r in parsed.rules] == [True, False]

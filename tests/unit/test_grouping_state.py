@@ -232,3 +232,29 @@ def test_a_command_for_a_group_not_held_here_is_refused() -> None:
     book = GroupBook()
     cmd = ErrorGroupCommand(app="shop", group_id="00000000000000ff", action="resolve", ts=T0)
     assert not book.command(0, cmd)
+
+
+def test_groups_saved_one_by_one_restore_as_exactly_as_the_whole_book() -> None:
+    stream = events()
+    expected = play(GroupBook(), stream)
+    part = GroupBook()
+    got = play(part, stream[:1200])
+    saved = {row.group_id: part.state_of(row.group_id) for row in part.take_rows()}
+    got += play(part, stream[:1500], start=1200)
+    for row in part.take_rows():  # a second batch overwrites the groups it changed
+        saved[row.group_id] = part.state_of(row.group_id)
+    restored = GroupBook()
+    restored.restore(saved.values())
+    got += play(restored, stream, start=900)  # redelivered from before both saves
+    assert got == expected
+
+
+def test_a_redelivered_command_is_not_applied_twice() -> None:
+    run = Run()
+    run.error(0)
+    gid = run.grouper.assign(make_error(0)).group_id
+    resolve = ErrorGroupCommand(app="shop", group_id=gid, action="resolve", ts=T0)
+    assert run.book.command(7, resolve)
+    run.error(10)  # regressed
+    assert not run.book.command(7, resolve)  # redelivered: the regression stands
+    assert run.row().status == "unresolved"
