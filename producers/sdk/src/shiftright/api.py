@@ -54,7 +54,7 @@ def track(
     client = _client
     if client is None:
         return
-    try:
+    try:  # noqa: SIM105 - free on the hot path, unlike contextlib.suppress
         client.enqueue("usage", {"name": name, "user_id": user_id, "customer_id": customer_id,
                                  "duration_ms": duration_ms, "value": value, "attributes": attributes})  # fmt: skip
     except Exception:
@@ -68,7 +68,7 @@ def request(
     client = _client
     if client is None:
         return
-    try:
+    try:  # noqa: SIM105 - free on the hot path, unlike contextlib.suppress
         client.enqueue("usage", {"name": f"{method} {route or '<unmatched>'}", "route": route,
                                  "method": method, "status_code": status_code,
                                  "duration_ms": duration_ms, "attributes": attributes})  # fmt: skip
@@ -118,7 +118,7 @@ def change(change_type: str, name: str, value: str = "", previous_value: str = "
     client = _client
     if client is None:
         return
-    try:
+    try:  # noqa: SIM105 - free on the hot path, unlike contextlib.suppress
         client.enqueue("change", {"change_type": change_type, "name": name, "value": value,
                                   "previous_value": previous_value, "actor": actor,
                                   "description": description})  # fmt: skip
@@ -170,7 +170,7 @@ def _capture(
     try:
         if getattr(error, _SEEN, False):
             return
-        try:
+        try:  # noqa: SIM105 - keeps the reason comment next to the except
             setattr(error, _SEEN, True)
         except Exception:
             pass  # some C exceptions refuse attributes; they may be reported twice

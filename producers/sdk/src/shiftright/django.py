@@ -37,7 +37,7 @@ class ShiftrightMiddleware:
             current.reset(token)
             user = getattr(request, "_cached_user", None)  # only if the app already loaded it
             if not scope.user_id and getattr(user, "is_authenticated", False):
-                scope.user_id = str(user.pk)
+                scope.user_id = str(getattr(user, "pk", ""))
             web.finish(client, scope, request.method or "", route_of(request), status, started)
 
     def process_exception(self, request: Any, exception: Exception) -> None:

@@ -20,7 +20,7 @@ _installed: list[Callable[[], None]] = []
 LEVELS = {logging.CRITICAL: "fatal", logging.ERROR: "error", logging.WARNING: "warning"}
 
 
-def install(capture: Capture, on_fatal: Callable[[], None]) -> None:
+def install(capture: Capture, on_fatal: Callable[[], object]) -> None:
     """sys.excepthook and threading.excepthook (and the running loop's handler, if any)."""
     previous_sys = sys.excepthook
 
@@ -51,7 +51,7 @@ def install(capture: Capture, on_fatal: Callable[[], None]) -> None:
             threading.excepthook = previous_thread
 
     _installed.append(restore)
-    try:
+    try:  # noqa: SIM105 - keeps the reason comment next to the except
         install_loop_handler(capture, asyncio.get_running_loop())
     except RuntimeError:
         pass  # no loop running now; the ASGI middleware installs it on the first request

@@ -62,10 +62,11 @@ def instrument_flask(app: Any) -> Any:
 
     app.wsgi_app = ShiftrightWSGIMiddleware(app.wsgi_app)
 
-    @app.before_request
     def _route() -> None:
         if request.url_rule is not None:
             request.environ[ROUTE_KEY] = request.url_rule.rule
+
+    app.before_request(_route)
 
     def _exception(sender: Any, exception: BaseException, **extra: Any) -> None:
         scope = request.environ.get(SCOPE_KEY)
