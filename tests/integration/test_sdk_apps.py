@@ -255,6 +255,8 @@ def test_broker_outage_app_keeps_serving_drops_are_counted_events_resume(
 
         p50 = statistics.median(before), statistics.median(during)
         p99 = sorted(before)[98], sorted(during)[197]
+        print(f"request latency before/during the outage: p50 {p50[0] * 1e3:.2f}/{p50[1] * 1e3:.2f} ms,"
+              f" p99 {p99[0] * 1e3:.2f}/{p99[1] * 1e3:.2f} ms; SDK counters at the outage's end: {stats}")  # fmt: skip
         assert p50[1] < p50[0] * 3 + 0.005, (
             f"p50 {p50[0] * 1e3:.1f} ms before vs {p50[1] * 1e3:.1f} ms during"
         )

@@ -3,7 +3,9 @@ counted by reason, and the app thread never waits."""
 
 from __future__ import annotations
 
+import logging
 import time
+from typing import Any
 
 import shiftright
 
@@ -105,3 +107,15 @@ def test_calls_before_init_and_after_close_are_harmless(sdk: SDK) -> None:
     shiftright.close()
     shiftright.track("after close")
     assert sdk.transport.closed and sdk.transport.events() == []
+
+
+def test_delivery_failures_are_logged_at_most_once_a_minute(sdk: SDK, caplog: Any) -> None:
+    sdk.init(flush_interval=0.01)
+    sdk.transport.fail_with = "_MSG_TIMED_OUT"
+    with caplog.at_level(logging.WARNING, logger="shiftright"):
+        for _ in range(20):
+            shiftright.track("e")
+            shiftright.flush(1)
+    reports = [r for r in caplog.records if "events_undelivered" in r.getMessage()]
+    assert len(reports) == 1 and "_MSG_TIMED_OUT" in reports[0].getMessage()
+    assert shiftright.stats()["failed"] == {"_MSG_TIMED_OUT": 20}

@@ -38,7 +38,6 @@ MAX_BATCH_EVENTS = 1000
 
 Item = tuple[str, float, dict[str, Any], Scope]
 
-_log = RateLimitedLog(logging.getLogger("shiftright"), every=60.0)
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 #: Transports inherited across a fork are kept, never closed: tearing down a librdkafka
 #: handle whose threads did not survive the fork can hang.
@@ -48,6 +47,7 @@ _abandoned: list[Transport] = []
 class Client:
     def __init__(self, config: Config) -> None:
         self.config = config
+        self._log = RateLimitedLog(logging.getLogger("shiftright"), every=60.0)
         self._builder = Builder(config)
         self._gates = {k: Gate(config.sample_rate(k), config.rate_limits.get(k)) for k in KINDS}
         self._max = max(1, config.queue_size)
@@ -160,7 +160,7 @@ class Client:
                 self._drain()
                 self._transport.poll(0)
             except Exception as exc:  # the sender must outlive any bug in one batch
-                _log.warning("sender_failed", "sender", "%r", exc)
+                self._log.warning("sender_failed", "sender", "%r", exc)
                 self._busy = False
             if self._stop.is_set() and not self._queue:
                 return
@@ -179,7 +179,7 @@ class Client:
                     continue
                 except Exception as exc:
                     self._drop("build_failed")
-                    _log.warning("event_build_failed", "build", "%r", exc)
+                    self._log.warning("event_build_failed", "build", "%r", exc)
                     continue
                 groups[(topic, key)].append(value)
             for (topic, key), values in groups.items():
@@ -195,7 +195,7 @@ class Client:
                     self.delivered += count
                     return
                 self.failed[error] += count
-            _log.warning("events_undelivered", error, "%d events to %s: %s", count, topic, error)
+            self._log.warning("events_undelivered", error, "%d events to %s: %s", count, topic, error)
 
         with self._lock:  # before produce: another thread's poll may report delivery
             self.sent += count
@@ -211,7 +211,7 @@ class Client:
                 reason = "transport_full"
             except Exception as exc:
                 reason = "transport_error"
-                _log.warning("produce_failed", type(exc).__name__, "%r", exc)
+                self._log.warning("produce_failed", type(exc).__name__, "%r", exc)
             with self._lock:
                 self.sent -= count
                 self._in_flight -= count
