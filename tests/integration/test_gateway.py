@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -284,7 +283,7 @@ def test_schemathesis_finds_no_server_errors(gateway: Running, tmp_path: Path) -
         [
             str(Path(sys.executable).parent / "schemathesis"), "run", f"{gateway.url}/openapi.json",
             "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-            "--max-examples", "40", "--seed", "20261126", "--workers", "1", "--max-time", "60",
+            "--max-examples", "40", "--seed", "20261126", "--workers", "1", "--max-time", "40",
             "--header", f"Authorization: Bearer {gateway.token}",
             "--report", "json", "--report-json-path", str(report), "--no-color",
         ],
@@ -292,19 +291,8 @@ def test_schemathesis_finds_no_server_errors(gateway: Running, tmp_path: Path) -
     )  # fmt: skip
     output = run.stdout[-6000:] + run.stderr[-2000:]
     assert run.returncode == 0, output
-    assert "server error" not in output.lower() or "0 server error" in output.lower(), output
-    assert time.monotonic() - started < 120
     summary = json.loads(report.read_text())
-    assert _cases(summary) >= 50, output
-
-
-def _cases(summary: Any) -> int:
-    """Test cases schemathesis ran, from its JSON report (searched, as its layout may vary)."""
-    if isinstance(summary, dict):
-        for key in ("total_cases", "cases", "test_cases"):
-            if isinstance(summary.get(key), int):
-                return int(summary[key])
-        return sum(_cases(v) for v in summary.values())
-    if isinstance(summary, list):
-        return sum(_cases(v) for v in summary)
-    return 0
+    assert summary["test_cases"]["generated"] >= 200, output
+    assert summary["test_cases"]["with_failures"] == 0 and summary["failures"] == [], output
+    assert summary["errors"] == [] and summary["operations"]["tested"] == 6, output
+    assert time.monotonic() - started < 90
