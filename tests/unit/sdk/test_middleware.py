@@ -27,6 +27,14 @@ def _check_request_pair(
     assert error["attributes"]["request.id"] == failed["attributes"]["request.id"]
     assert error["frames"][-1]["function"].endswith("broken")
     assert failed["user_id"] == error["user_id"] == "u-9"
+    headers = error["attributes"]
+    assert headers["http.request.header.authorization"] == "[redacted]"
+    assert headers["http.request.header.cookie"] == "[redacted]"
+    assert headers["http.request.header.x-note"] == "kept"
+    assert "s3cret" not in str(error)
+
+
+SECRET_HEADERS = {"Authorization": "Bearer s3cret", "Cookie": "sid=s3cret", "X-Note": "kept"}
 
 
 # -- Starlette / FastAPI ---------------------------------------------------------------------
@@ -59,7 +67,7 @@ def test_starlette_reports_route_templates_statuses_and_linked_errors(sdk: SDK) 
     assert client.get("/api/items/43").status_code == 200
     assert client.get("/nope").status_code == 404
     assert client.post("/api/items/42").status_code == 405
-    assert client.get("/broken").status_code == 500
+    assert client.get("/broken", headers=SECRET_HEADERS).status_code == 500
     usage, errors = _by_kind(sdk)
     seen = sorted((u["method"], u["route"], u["status_code"]) for u in usage)
     assert seen == [("GET", "", 404), ("GET", "/api/items/{item_id}", 200),
@@ -97,7 +105,7 @@ def test_fastapi_reports_the_path_template_and_trace_context(sdk: SDK) -> None:
     client = TestClient(app, raise_server_exceptions=False)
     trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     assert client.get("/orders/7", headers={"traceparent": trace}).status_code == 200
-    assert client.get("/broken").status_code == 500
+    assert client.get("/broken", headers=SECRET_HEADERS).status_code == 500
     usage, errors = _by_kind(sdk)
     request = next(u for u in usage if u["name"] == "GET /orders/{order_id}")
     tracked = next(u for u in usage if u["name"] == "order.viewed")
@@ -127,8 +135,11 @@ def test_flask_reports_url_rules_and_linked_errors(sdk: SDK) -> None:
 
     instrument_flask(app)
     client = app.test_client()
+    client.set_cookie(
+        "sid", "s3cret"
+    )  # werkzeug's client sends its own cookie jar, not a Cookie header
     assert client.get("/carts/5").status_code == 200
-    assert client.get("/broken").status_code == 500
+    assert client.get("/broken", headers=SECRET_HEADERS).status_code == 500
     assert client.get("/missing").status_code == 404
     usage, errors = _by_kind(sdk)
     seen = sorted((u["route"], u["status_code"], u["user_id"]) for u in usage)
@@ -176,7 +187,7 @@ def django_client() -> Any:
 def test_django_reports_resolver_routes_and_linked_errors(sdk: SDK, django_client: Any) -> None:
     sdk.init()
     assert django_client.get("/invoices/12/").status_code == 200
-    assert django_client.get("/broken").status_code == 500
+    assert django_client.get("/broken", headers=SECRET_HEADERS).status_code == 500
     assert django_client.get("/nowhere").status_code == 404
     usage, errors = _by_kind(sdk)
     seen = sorted((u["route"], u["status_code"], u["user_id"]) for u in usage)

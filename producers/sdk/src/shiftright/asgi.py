@@ -7,6 +7,7 @@ stores the matched route there), so ``/items/{item_id}`` is reported, never ``/i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -31,11 +32,11 @@ class ShiftrightMiddleware:
             await self.app(scope, receive, send)
             return
         if client.config.hooks:
-            hooks.install_loop_handler(api._capture, asyncio.get_running_loop())
+            with contextlib.suppress(Exception):
+                hooks.install_loop_handler(api._capture, asyncio.get_running_loop())
         started = time.perf_counter()
-        method = scope.get("method", "")
-        headers = _headers(scope)
-        request_scope = web.begin(method, scope.get("path", ""), headers.get)
+        method = str(scope.get("method", ""))
+        request_scope = web.begin(method, str(scope.get("path", "")), lambda n: _header(scope, n))
         status = 0
 
         async def send_status(message: Message) -> None:
@@ -48,15 +49,14 @@ class ShiftrightMiddleware:
         try:
             await self.app(scope, receive, send_status)
         except Exception as exc:
-            web.capture(request_scope, exc, route_template(scope), "asgi")
+            web.capture(request_scope, exc, lambda: route_template(scope), "asgi",
+                        lambda: _headers(scope))  # fmt: skip
             status = status or 500
             raise
         finally:
             current.reset(token)
-            user = scope.get("user")
-            if not request_scope.user_id and getattr(user, "is_authenticated", False):
-                request_scope.user_id = str(getattr(user, "identity", "") or "")
-            web.finish(client, request_scope, method, route_template(scope), status or 500, started)
+            web.finish(client, request_scope, method, lambda: route_template(scope),
+                       status or 500, started, lambda: _user(scope))  # fmt: skip
 
 
 def route_template(scope: Scope) -> str:
@@ -71,5 +71,21 @@ def route_template(scope: Scope) -> str:
     return f"{prefix}{path}"
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+def _headers(scope: Scope) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ())]
+
+
+def _header(scope: Scope, name: str) -> str | None:
+    wanted = name.encode("latin-1")
+    for key, value in scope.get("headers", ()):
+        if key.lower() == wanted:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _user(scope: Scope) -> str:
+    """Starlette's AuthenticationMiddleware user, when there is one."""
+    user = scope.get("user")
+    if getattr(user, "is_authenticated", False):
+        return str(getattr(user, "identity", "") or "")
+    return ""

@@ -195,7 +195,9 @@ class Client:
                     self.delivered += count
                     return
                 self.failed[error] += count
-            self._log.warning("events_undelivered", error, "%d events to %s: %s", count, topic, error)
+            self._log.warning(
+                "events_undelivered", error, "%d events to %s: %s", count, topic, error
+            )
 
         with self._lock:  # before produce: another thread's poll may report delivery
             self.sent += count

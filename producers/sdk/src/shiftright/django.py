@@ -25,7 +25,8 @@ class ShiftrightMiddleware:
         if client is None:
             return self.get_response(request)
         started = time.perf_counter()
-        scope = web.begin(request.method or "", request.path, request.headers.get)
+        method = str(request.method or "")
+        scope = web.begin(method, str(request.path), request.headers.get)
         setattr(request, SCOPE_ATTR, scope)
         status = 500
         token = current.set(scope)
@@ -35,18 +36,24 @@ class ShiftrightMiddleware:
             return response
         finally:
             current.reset(token)
-            user = getattr(request, "_cached_user", None)  # only if the app already loaded it
-            if not scope.user_id and getattr(user, "is_authenticated", False):
-                scope.user_id = str(getattr(user, "pk", ""))
-            web.finish(client, scope, request.method or "", route_of(request), status, started)
+            web.finish(client, scope, method, lambda: route_of(request), status, started,
+                       lambda: _user(request))  # fmt: skip
 
     def process_exception(self, request: Any, exception: Exception) -> None:
         scope = getattr(request, SCOPE_ATTR, None)
         if scope is not None:
-            web.capture(scope, exception, route_of(request), "django")
+            web.capture(scope, exception, lambda: route_of(request), "django",
+                        lambda: request.headers.items())  # fmt: skip
 
 
 def route_of(request: Any) -> str:
     match = getattr(request, "resolver_match", None)
     route = getattr(match, "route", None) if match is not None else None
     return "/" + route.lstrip("/").lstrip("^") if route else ""
+
+
+def _user(request: Any) -> str:
+    user = getattr(request, "_cached_user", None)  # only if the app already loaded the user
+    if getattr(user, "is_authenticated", False):
+        return str(getattr(user, "pk", ""))
+    return ""

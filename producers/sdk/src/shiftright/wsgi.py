@@ -4,7 +4,8 @@
     instrument_flask(app)
 
 For other WSGI frameworks wrap the app in :class:`ShiftrightWSGIMiddleware`; a framework
-that knows the route template puts it in ``environ["shiftright.route"]``.
+that knows the route template puts it in ``environ["shiftright.route"]``. The duration is
+measured until the app returns its response iterable.
 """
 
 from __future__ import annotations
@@ -31,29 +32,39 @@ class ShiftrightWSGIMiddleware:
         if client is None:
             return self.app(environ, start_response)
         started = time.perf_counter()
-        method = environ.get("REQUEST_METHOD", "")
-        request_scope = web.begin(method, environ.get("PATH_INFO", ""),
+        method = str(environ.get("REQUEST_METHOD", ""))
+        request_scope = web.begin(method, str(environ.get("PATH_INFO", "")),
                                   lambda name: environ.get("HTTP_" + name.upper().replace("-", "_")))  # fmt: skip
         environ[SCOPE_KEY] = request_scope
+        route: Callable[[], str] = lambda: str(environ.get(ROUTE_KEY, ""))  # noqa: E731
         status = 0
 
         def start(status_line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             nonlocal status
-            status = int(status_line.split(" ", 1)[0])
+            try:
+                status = int(status_line.split(" ", 1)[0])
+            except ValueError:
+                status = 0
             return start_response(status_line, headers, exc_info)
 
         token = current.set(request_scope)
         try:
             return self.app(environ, start)
         except Exception as exc:
-            web.capture(request_scope, exc, environ.get(ROUTE_KEY, ""), "wsgi")
+            web.capture(request_scope, exc, route, "wsgi", lambda: environ_headers(environ))
             status = status or 500
             raise
         finally:
             current.reset(token)
-            web.finish(
-                client, request_scope, method, environ.get(ROUTE_KEY, ""), status or 500, started
-            )
+            web.finish(client, request_scope, method, route, status or 500, started)
+
+
+def environ_headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (k[5:].replace("_", "-").lower(), str(v))
+        for k, v in environ.items()
+        if k.startswith("HTTP_")
+    ]
 
 
 def instrument_flask(app: Any) -> Any:
@@ -66,12 +77,13 @@ def instrument_flask(app: Any) -> Any:
         if request.url_rule is not None:
             request.environ[ROUTE_KEY] = request.url_rule.rule
 
-    app.before_request(_route)
-
     def _exception(sender: Any, exception: BaseException, **extra: Any) -> None:
-        scope = request.environ.get(SCOPE_KEY)
+        environ = request.environ
+        scope = environ.get(SCOPE_KEY)
         if scope is not None:
-            web.capture(scope, exception, request.environ.get(ROUTE_KEY, ""), "flask")
+            web.capture(scope, exception, lambda: str(environ.get(ROUTE_KEY, "")), "flask",
+                        lambda: environ_headers(environ))  # fmt: skip
 
+    app.before_request(_route)
     got_request_exception.connect(_exception, app, weak=False)
     return app
