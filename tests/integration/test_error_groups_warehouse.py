@@ -15,7 +15,8 @@ from clickhouse_connect.driver.client import Client
 from infra.clickhouse import get_client
 from infra.settings import ClickHouseSettings
 from producers.simulator import Simulator
-from schemas.events import EVENT_ADAPTER, ErrorEvent, HealthEvent
+from schemas.error_queries import QUERIES
+from schemas.events import EVENT_ADAPTER, HEALTH_METRICS, ErrorEvent, HealthEvent
 from schemas.migrate import load_migrations, migrate
 from schemas.records import ErrorGroupCommand
 from sinks.rows import COLUMNS, Position, event_row
@@ -147,3 +148,67 @@ def test_grouping_records_land_in_their_tables(client: Client) -> None:
         client.query("SELECT kind, count() FROM error_group_transitions GROUP BY kind").result_rows
     )
     assert kinds["new"] == len(rows)
+
+
+def test_the_documented_questions_answer_from_the_tables(client: Client) -> None:
+    start, minutes = T0, 20
+    raw = Simulator(seed=12, rate=150).tick(start, minutes * 60)
+    events = [EVENT_ADAPTER.validate_python(e) for e in raw]
+    for kind, table in (("usage", "events_usage"), ("health", "events_health")):
+        rows = [e for e in events if e.kind == kind]
+        data = [event_row(e, e.ts, Position("t", 0, i)) for i, e in enumerate(rows)]
+        client.insert(table, data, column_names=list(COLUMNS[table]))
+    grouper, book, join = Grouper(), GroupBook(), HealthJoin()
+    attached = []
+    for e in events:
+        if isinstance(e, HealthEvent):
+            attached += join.add_health(e)
+        elif isinstance(e, ErrorEvent):
+            attached += join.add_error(e)
+    attached += join.flush()
+    attached.sort(key=lambda a: a.error.ts)
+    grouped = [
+        grouped_error(a.error, grouper.assign(a.error), a.snapshot, a.age_ms) for a in attached
+    ]
+    transitions = [t for offset, g in enumerate(grouped) for t in book.apply(offset, g)]
+    top = max(book.groups.values(), key=lambda g: g.count)
+    book.command(
+        0, ErrorGroupCommand(app=top.app, group_id=top.group_id, action="resolve", ts=start)
+    )
+    again = next(g for g in grouped if g.group_id == top.group_id)
+    again = again.model_copy(
+        update={"ts": start + timedelta(minutes=minutes), "event_id": uuid.uuid4()}
+    )
+    transitions += book.apply(len(grouped), again)
+    grouped.append(again)
+    insert_models(client, "errors_grouped", grouped)
+    insert_models(client, "error_groups", book.take_rows())
+    insert_models(client, "error_group_transitions", transitions)
+
+    def ask(name: str, **params: Any) -> list[tuple[Any, ...]]:
+        window = {"start": start, "end": start + timedelta(minutes=minutes + 1)}
+        return [
+            tuple(r)
+            for r in client.query(QUERIES[name], parameters={**window, **params}).result_rows
+        ]
+
+    types = ask("top-types", limit=1000)
+    assert sum(r[3] for r in types) == len(grouped) and types[0][3] >= types[-1][3]
+    groups = ask("top-groups", limit=5)
+    assert groups[0][2] == top.group_id or groups[0][5] >= top.count // 2
+    rate = ask("group-rate", group_id=top.group_id, step_s=300)
+    assert sum(r[4] for r in rate) == top.count
+    end = (start + timedelta(minutes=minutes)).replace(tzinfo=None)
+    during = [r for r in rate if r[0].replace(tzinfo=None) < end]  # not the re-thrown one
+    assert during and all(r[5] >= r[4] and 0 < r[6] <= 1000 for r in during), during
+    affecting = ask("most-affecting", limit=10)
+    assert [r[4] for r in affecting] == sorted((r[4] for r in affecting), reverse=True)
+    new = ask("new-in-release", app="catalog", release="2.8.0")
+    assert new and all(r[1] in book.groups for r in new)
+    regressed = ask("regressed")
+    assert [(r[3], r[5]) for r in regressed] == [(top.group_id, "resolved")]
+    promoted = ask("promoted", from_env="preprod", to_env="prod")
+    assert all(r[5] >= 0 and r[3] < r[4] for r in promoted)
+    health = ask("health-at-errors", group_id=top.group_id)
+    assert {r[0] for r in health} == set(HEALTH_METRICS)
+    assert all(r[4] > 0 and r[2] is not None and 0.2 < r[3] < 5 for r in health)
