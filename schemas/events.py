@@ -109,7 +109,8 @@ class Envelope(BaseModel):
         if "ts" not in filled and "now" in context:
             filled["ts"] = context["now"]
         if "event_id" not in filled and "event_id" in context:
-            filled["event_id"] = context["event_id"]
+            given = context["event_id"]  # a value, or a callable so it is made only if needed
+            filled["event_id"] = given() if callable(given) else given
         return filled
 
     @field_validator("ts")

@@ -7,6 +7,7 @@ machine-readable reason and a human-readable detail. It never raises for bad inp
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -61,12 +62,13 @@ def parse_event(
     expected_kind: str | None,
     now: datetime,
     limits: Limits = Limits(),
-    event_id: uuid.UUID | None = None,
+    event_id: uuid.UUID | Callable[[], uuid.UUID] | None = None,
 ) -> AnyEvent | Rejection:
     """Validate one raw message: size, JSON, schema, kind/topic agreement, time bounds.
 
     ``now`` is the record's own timestamp; it is also the event time of an event that
-    carries none. ``event_id`` is the id given to an event that carries none.
+    carries none. ``event_id`` is the id given to an event that carries none (or a function
+    making it, called only for such an event).
     """
     if raw is None:
         return Rejection(MALFORMED_JSON, "empty message (no value)")

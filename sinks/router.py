@@ -79,7 +79,7 @@ class Router:
 
     def _event(self, kind: str, payload: bytes | None, at: datetime, pos: Position) -> Routed:
         # The record's own timestamp is "now", so streams and sink judge alike.
-        parsed = parse_event(payload, kind, at, self._limits, position_id(pos))
+        parsed = parse_event(payload, kind, at, self._limits, lambda: position_id(pos))
         if isinstance(parsed, Rejection):
             return Skipped(parsed.reason)
         return Row(TABLE_BY_KIND[kind], event_row(parsed, at, pos))

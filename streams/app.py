@@ -23,6 +23,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from infra.settings import Settings
 from schemas import topics
+from streams.gaps import GapReader
 from streams.processor import DeadLetterOut, Outcome, Processor, Record, TopicPartition
 
 log = structlog.get_logger("shiftright.streams")
@@ -74,7 +75,8 @@ def build_app(settings: Settings) -> faust.App:
         "rollups": 0,
         "late": 0,
         "replayed": 0,
-        "gap_records": 0,
+        "gap_records": 0,  # records skipped past (should stay 0)
+        "gap_records_read": 0,  # records read to close a gap after a restart
     }
 
     async def publish(out: Outcome) -> None:
@@ -115,17 +117,79 @@ def build_app(settings: Settings) -> faust.App:
                       expected_offset=expected, delivered_offset=got)  # fmt: skip
             totals["gap_records"] += got - expected
 
+    gap_reader = GapReader(settings.kafka.bootstrap_servers)
+    log_ends = LogEnds(settings.kafka.bootstrap_servers)
+
+    async def read_gaps(missing: dict[TopicPartition, tuple[int, int]]) -> list[Record]:
+        """The records in these ranges, read from Kafka. Retries until the broker hands
+        them over: processing past a gap would lose those events."""
+        loop = asyncio.get_running_loop()
+        delay = 0.5
+        while True:
+            try:
+                found = await loop.run_in_executor(None, gap_reader.read, missing)
+                break
+            except Exception as exc:  # broker unreachable: wait, keep the batch unacked
+                log.warning("gap_read_retry", ranges=len(missing), error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        log.warning("state_behind_committed_offset", records_read=len(found),
+                    ranges={f"{t}:{p}": r for (t, p), r in missing.items()})  # fmt: skip
+        totals["gap_records_read"] += len(found)
+        return found
+
+    async def with_gaps(records: list[Record]) -> list[Record]:
+        """The batch plus the records the state lacks, in offset order per partition."""
+        missing = processor.missing(records)
+        return merge(records, await read_gaps(missing)) if missing else records
+
+    checked: set[TopicPartition] = set()
+
+    @app.timer(2.0)
+    async def read_committed_gaps() -> None:
+        """Once per assignment, compare where Kafka resumes each source partition (the
+        group's committed offset) with the restored state, and process what lies between
+        at once: the partition may get no new records that would reveal the gap."""
+        if not app.tables.recovery.completed.is_set() or app.in_recovery or app.rebalancing:
+            return
+        todo = [
+            (tp.topic, tp.partition)
+            for tp in app.consumer.assignment()
+            if tp.topic in kind_by_topic and (tp.topic, tp.partition) not in checked
+        ]
+        if not todo:
+            return
+        try:
+            committed = await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(
+                    None, log_ends.committed, todo, app.conf.id
+                ),
+                10.0,
+            )
+        except Exception as exc:  # try again on the next tick
+            log.warning("committed_offsets_unavailable", error=repr(exc))
+            return
+        async with lock:
+            missing = processor.missing_before(
+                (t, p, o) for (t, p), o in committed.items() if o > 0
+            )
+            if missing:
+                out = processor.process(await read_gaps(missing))
+                report_gaps(out)
+                await publish(out)
+            checked.update(todo)
+
     @app.agent(source, concurrency=1)
     async def validate_and_roll_up(stream: Any) -> None:
         async for events in stream.take_events(s.batch_max, within=s.batch_within_seconds):
             records = [_record(e.message) for e in events]
             async with lock:
+                records = await with_gaps(records)
                 out = processor.process(records)
                 totals["events"] += len(records)
                 report_gaps(out)
                 await publish(out)
 
-    log_ends = LogEnds(settings.kafka.bootstrap_servers)
     idle_lateness_ms = max(s.idle_lateness_seconds, s.allowed_lateness_seconds) * 1000
     hold_idle_until = [0.0]
 
@@ -157,6 +221,7 @@ def build_app(settings: Settings) -> faust.App:
     @app.on_partitions_revoked.connect
     async def forget_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         processor.forget((tp.topic, tp.partition) for tp in revoked)
+        checked.difference_update((tp.topic, tp.partition) for tp in revoked)
 
     return app
 
@@ -169,7 +234,7 @@ class LogEnds:
         self._bootstrap = bootstrap
         self._consumer: Consumer | None = None
 
-    def fetch(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    def _client(self) -> Consumer:
         if self._consumer is None:
             self._consumer = Consumer(
                 {
@@ -178,16 +243,37 @@ class LogEnds:
                     "enable.auto.commit": False,
                 }  # fmt: skip
             )
+        return self._consumer
+
+    def fetch(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         return {
-            (t, p): int(self._consumer.get_watermark_offsets(KafkaTopicPartition(t, p), 2.0)[1])
+            (t, p): int(self._client().get_watermark_offsets(KafkaTopicPartition(t, p), 2.0)[1])
             for t, p in tps
         }
+
+    def committed(self, tps: list[tuple[str, int]], group: str) -> dict[tuple[str, int], int]:
+        """The group's committed offsets (negative: none). Reading them does not join it."""
+        reader = Consumer(
+            {"bootstrap.servers": self._bootstrap, "group.id": group, "enable.auto.commit": False}
+        )
+        try:
+            found = reader.committed([KafkaTopicPartition(t, p) for t, p in tps], timeout=5.0)
+        finally:
+            reader.close()
+        return {(tp.topic, tp.partition): int(tp.offset) for tp in found}
+
+
+def merge(batch: list[Record], read: list[Record]) -> list[Record]:
+    """Batch and gap records together, each position once, ordered per partition."""
+    by_position = {(r.topic, r.partition, r.offset): r for r in read}
+    by_position.update({(r.topic, r.partition, r.offset): r for r in batch})
+    return [by_position[k] for k in sorted(by_position)]
 
 
 def _record(message: Any) -> Record:
     return Record(
         message.topic, message.partition, message.offset, message.value,
-        int(message.timestamp * 1000), message.headers,
+        round(message.timestamp * 1000), message.headers,
     )  # fmt: skip
 
 

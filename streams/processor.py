@@ -71,6 +71,7 @@ class Processor:
         self.states: dict[TopicPartition, PartitionRollup] = {}
         self._last_seen: dict[TopicPartition, float] = {}
         self._gaps: dict[TopicPartition, tuple[int, float]] = {}  # expected offset, since
+        self._asked: set[tuple[TopicPartition, int]] = set()  # holes read (see missing)
 
     def state(self, tp: TopicPartition) -> PartitionRollup:
         found = self.states.get(tp)
@@ -90,6 +91,7 @@ class Processor:
             self.states.pop(tp, None)
             self._last_seen.pop(tp, None)
             self._gaps.pop(tp, None)
+        self._asked = {hole for hole in self._asked if hole[0] in self.states}
 
     def process(self, records: Iterable[Record]) -> Outcome:
         out = Outcome()
@@ -125,15 +127,47 @@ class Processor:
 
     def _behind(
         self, tp: TopicPartition, state: PartitionRollup, offset: int, out: Outcome
-    ) -> bool:
-        """Report (once per gap) records missing between the saved state and this one:
-        Kafka's committed position got ahead of the state, so those events are not in the
-        rollups. Known open bug; re-reading the gap by seeking is the planned fix."""
+    ) -> None:
+        """Report (once per gap) records missing between the saved state and this one.
+        The worker reads such gaps before processing (:meth:`missing`), so this only fires
+        when a gap could not be read (e.g. the records were deleted by retention)."""
         expected = state.offset + 1
         if state.offset >= 0 and offset > expected and self._gaps.get(tp, (None,))[0] != expected:
             self._gaps[tp] = (expected, self._clock())
             out.gaps[tp] = (expected, offset)
-        return False
+
+    def missing(self, records: Iterable[Record]) -> dict[TopicPartition, tuple[int, int]]:
+        """Offset spans ``[first, end)`` holding records that are neither in the saved state
+        nor in this batch, which must be read and processed with it.
+
+        Kafka's committed position can be ahead of the state a restarted worker restores,
+        and Faust's consumer skips offsets it believes empty (it treats jumps in fetched
+        offsets as gaps and commits them as done); either way the state, not Kafka's
+        bookkeeping, says what was applied. A partition with no saved state but records
+        after offset 0 is re-read from the start of its log (``first`` = 0). A hole is
+        asked for once; if reading it yields nothing (e.g. transaction markers), it is
+        not asked again."""
+        return self.missing_before((r.topic, r.partition, r.offset) for r in records)
+
+    def missing_before(
+        self, positions: Iterable[tuple[str, int, int]]
+    ) -> dict[TopicPartition, tuple[int, int]]:
+        """Like :meth:`missing`, for (topic, partition, offset) positions, e.g. the group's
+        committed offsets (where the consumer resumes)."""
+        spans: dict[TopicPartition, tuple[int, int]] = {}
+        last: dict[TopicPartition, int] = {}
+        for topic, partition, offset in positions:
+            tp = (topic, partition)
+            prev = last.get(tp)
+            if prev is None:
+                prev = self.state(tp).offset
+            hole = (tp, prev + 1)
+            if offset > prev + 1 and hole not in self._asked:
+                self._asked.add(hole)
+                lo, hi = spans.get(tp, (prev + 1, offset))
+                spans[tp] = (min(lo, prev + 1), max(hi, offset))
+            last[tp] = max(prev, offset)
+        return spans
 
     def idle(self, idle_seconds: float) -> list[TopicPartition]:
         """Partitions with open buckets that received nothing for ``idle_seconds``."""

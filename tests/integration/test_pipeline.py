@@ -9,8 +9,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-import pytest
-
 from infra.settings import Settings
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import KINDS, TABLES, Pipeline, emit, emit_batched, make_events
@@ -135,15 +133,14 @@ def test_stream_worker_killed_9_mid_run_restarts_without_loss_or_double_counting
         wait_for(lambda: stored(sql) == want, 240, lambda: f"{N} rows per kind: {stored(sql)}")
         for table in TABLES.values():
             assert sql(f"SELECT uniqExact(event_id) FROM {table}")[0][0] == N, table
-        try:
-            wait_for(lambda: rolled_up(sql) == want, 240, lambda: f"rollups: {rolled_up(sql)}")
-        except pytest.fail.Exception:
-            assert over_counted(sql) == [], "a bucket counted an event twice after the restart"
-            # Known open bug (see the issue note): sometimes a worker killed -9 can
-            # lose a few events' worth of rollup state that Kafka already committed.
-            pytest.xfail(
-                f"rollups short after kill -9: {rolled_up(sql)}; {bucket_mismatches(sql)[:5]}"
-            )
+        wait_for(
+            lambda: rolled_up(sql) == want,
+            240,
+            lambda: (
+                f"rollups: {rolled_up(sql)}; over-counted: {over_counted(sql)[:5]}; "
+                f"differing buckets: {bucket_mismatches(sql)[:5]}\n{pipeline.log('streams')}"
+            ),
+        )
         assert over_counted(sql) == [] and bucket_mismatches(sql) == []
     finally:
         finished.set()

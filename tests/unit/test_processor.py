@@ -114,3 +114,46 @@ def test_a_state_behind_the_delivered_records_is_reported_once() -> None:
     assert out.gaps == {(TOPIC, 0): (100, 150)}
     assert out.valid == 50
     assert second.process(recs[200:250]).gaps == {}
+
+
+def test_records_between_the_saved_state_and_the_batch_are_asked_for_once() -> None:
+    recs = records(300)
+    saved: dict = {}
+    first = processor(load=lambda tp: saved.get(tp))
+    first.process(recs[:100])
+    saved[(TOPIC, 0)] = first.states[(TOPIC, 0)].dumps()  # state durable up to offset 99
+    second = processor(load=lambda tp: saved.get(tp))
+    assert second.missing(recs[150:200]) == {(TOPIC, 0): (100, 150)}
+    assert second.missing(recs[150:200]) == {}  # asked already: not again
+    assert second.missing(recs[100:200]) == {}  # no gap: the batch starts where the state ends
+    # No saved state at all, records after offset 0: read from the start of the log.
+    assert processor().missing(recs[40:60]) == {(TOPIC, 0): (0, 40)}
+    # Holes inside a batch (offsets the consumer skipped) are one span to read.
+    third = processor(load=lambda tp: saved.get(tp))
+    holed = recs[100:120] + recs[130:140] + recs[150:160]
+    assert third.missing(holed) == {(TOPIC, 0): (120, 150)}
+
+
+def test_reading_the_gap_first_makes_the_rollups_whole_after_commit_got_ahead() -> None:
+    recs = records(600)
+    saved: dict = {}
+    first = processor(load=lambda tp: saved.get(tp))
+    out_a = first.process(recs[:250])
+    saved[(TOPIC, 0)] = first.states[(TOPIC, 0)].dumps()
+    out_lost = first.process(recs[250:400])  # emitted, then the state write was lost...
+    second = processor(load=lambda tp: saved.get(tp))
+    batch = recs[400:]  # ...while Kafka committed up to offset 399
+    (start, end) = second.missing(batch)[(TOPIC, 0)]
+    out_b = second.process(recs[start:end] + batch)  # what the worker does with the gap
+    assert out_b.gaps == {}
+    idle = second.close_idle(second.idle(0), int((T0 + timedelta(hours=1)).timestamp() * 1000))
+    # Buckets closed before the crash are emitted again, identically (ReplacingMergeTree
+    # collapses them); per bucket, the latest emission equals the true count.
+    latest: dict = {}
+    for r in out_a.rollups + out_lost.rollups + out_b.rollups + idle.rollups:
+        latest[(r.bucket_start, r.key)] = r.count
+    per_bucket: Counter = Counter()
+    for (bucket, _key), count in latest.items():
+        per_bucket[bucket] += count
+    assert per_bucket == expected_counts(recs, T0 + timedelta(hours=1))
+    assert sum(latest.values()) == 600

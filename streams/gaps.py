@@ -1,0 +1,94 @@
+"""Reading the records a restarted worker's state has not applied yet.
+
+Faust resumes a partition at the consumer group's committed offset. After a ``kill -9``
+that offset can be ahead of the state restored from the changelog (both are written
+asynchronously by different clients), so the records in between would never reach the
+rollups. :meth:`Processor.missing` names those ranges; :class:`GapReader` reads them with
+a plain confluent-kafka consumer (no group, nothing committed) so they can be processed
+before the batch Faust delivered.
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError
+from confluent_kafka import TopicPartition as KafkaTopicPartition
+
+from streams.processor import Record, TopicPartition
+
+log = structlog.get_logger("shiftright.streams")
+
+
+class GapReaderError(RuntimeError):
+    """The broker did not hand over a gap in time; the batch must not be processed."""
+
+
+class GapReader:
+    """Blocking; run it in an executor thread."""
+
+    def __init__(self, bootstrap: str, timeout_s: float = 30.0) -> None:
+        self._bootstrap = bootstrap
+        self._timeout_s = timeout_s
+
+    def read(self, ranges: dict[TopicPartition, tuple[int, int]]) -> list[Record]:
+        """All records with ``first <= offset < end`` per partition, in offset order.
+        ``first`` 0 means from the start of the log (whatever retention kept)."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self._bootstrap,
+                "group.id": "shiftright-gap-reader",  # required by the client; never joined
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        try:
+            return self._read(consumer, ranges)
+        finally:
+            consumer.close()
+
+    def _read(
+        self, consumer: Consumer, ranges: dict[TopicPartition, tuple[int, int]]
+    ) -> list[Record]:
+        consumer.assign(
+            [
+                KafkaTopicPartition(t, p, first if first > 0 else OFFSET_BEGINNING)
+                for (t, p), (first, _end) in ranges.items()
+            ]
+        )
+        pending = dict(ranges)
+        found: list[Record] = []
+        deadline = time.monotonic() + self._timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise GapReaderError(f"gap not read within {self._timeout_s:.0f} s: {pending}")
+            for msg in consumer.consume(num_messages=2000, timeout=0.5):
+                tp = (msg.topic(), msg.partition())
+                if tp not in pending:
+                    continue
+                end = pending[tp][1]
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        del pending[tp]  # the log ends before the gap does: nothing more
+                        continue
+                    raise GapReaderError(f"reading {tp}: {error}")
+                if msg.offset() >= end:
+                    del pending[tp]
+                    continue
+                found.append(
+                    Record(
+                        tp[0],
+                        tp[1],
+                        msg.offset(),
+                        msg.value(),
+                        msg.timestamp()[1],
+                        msg.headers(),
+                    )  # fmt: skip
+                )
+                if msg.offset() == end - 1:
+                    del pending[tp]
+        found.sort(key=lambda r: (r.topic, r.partition, r.offset))
+        return found
