@@ -41,25 +41,29 @@ def is_library(filename: str) -> bool:
     return filename.startswith(_LIBRARY_DIRS) or any(m in filename for m in _LIBRARY_MARKS)
 
 
-def frames_of(tb: TracebackType | None) -> tuple[Frame, ...]:
+def frames_of(tb: TracebackType | None, in_app: tuple[str, ...] = ()) -> tuple[Frame, ...]:
+    """Frames outermost first. A module under one of the ``in_app`` package names is the
+    app's own even when installed in site-packages (as deployed apps often are)."""
     out = []
     while tb is not None:
         code = tb.tb_frame.f_code
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        mine = any(module == p or module.startswith(p + ".") for p in in_app)
         out.append(
             Frame(
-                module=str(tb.tb_frame.f_globals.get("__name__", "")),
+                module=module,
                 function=getattr(code, "co_qualname", code.co_name),
                 filename=code.co_filename,
                 lineno=tb.tb_lineno or 0,
-                in_app=not is_library(code.co_filename),
+                in_app=mine or not is_library(code.co_filename),
             )
         )
         tb = tb.tb_next
     return tuple(out)
 
 
-def info_of(exc: BaseException) -> ExceptionInfo:
-    return ExceptionInfo(type_name(exc), str(exc), frames_of(exc.__traceback__))
+def info_of(exc: BaseException, in_app: tuple[str, ...] = ()) -> ExceptionInfo:
+    return ExceptionInfo(type_name(exc), str(exc), frames_of(exc.__traceback__, in_app))
 
 
 def causes_of(exc: BaseException) -> tuple[list[BaseException], list[str]]:
@@ -79,9 +83,9 @@ def causes_of(exc: BaseException) -> tuple[list[BaseException], list[str]]:
     return causes, relations
 
 
-def error_fields(exc: BaseException) -> dict[str, Any]:
+def error_fields(exc: BaseException, in_app: tuple[str, ...] = ()) -> dict[str, Any]:
     """The exception-specific fields of an error event (wire shape) for ``exc``."""
-    info = info_of(exc)
+    info = info_of(exc, in_app)
     causes, relations = causes_of(exc)
     fields: dict[str, Any] = {
         "exception_type": info.type,
@@ -92,7 +96,7 @@ def error_fields(exc: BaseException) -> dict[str, Any]:
     }
     if causes:
         fields["attributes"][CHAIN_ATTRIBUTE] = encode_chain(
-            [info_of(c) for c in causes], relations
+            [info_of(c, in_app) for c in causes], relations
         )
     return fields
 

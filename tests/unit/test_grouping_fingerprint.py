@@ -242,3 +242,14 @@ def test_title_is_type_and_normalised_message_and_stays_short() -> None:
     )
     title = Grouper().assign(event).title
     assert title.startswith("ValueError: ") and len(title) <= 200
+
+
+def test_an_app_installed_in_site_packages_is_still_in_app_when_named() -> None:
+    import json.decoder
+
+    exc = raised(lambda: json.loads("{bad"))
+    as_library = error_fields(exc)["frames"]
+    named = error_fields(exc, in_app=("json",))["frames"]
+    decoder = [f for f in named if f["module"] == json.decoder.__name__]
+    assert decoder and all(f["in_app"] for f in decoder)
+    assert not any(f["in_app"] for f in as_library if f["module"].startswith("json"))
