@@ -233,7 +233,7 @@ def test_broker_outage_app_keeps_serving_drops_are_counted_events_resume(
                     time.sleep(pause)
                 return took
 
-            before = timed("before", 100)
+            before = timed("before", 100, pause=0.03)  # paced like the outage phase
             assert shiftright.flush(30) == 0
             wait_for(lambda: count("before") == 100, 60, "events sent before the outage")
 
@@ -267,3 +267,39 @@ def test_broker_outage_app_keeps_serving_drops_are_counted_events_resume(
         shiftright.close(1)
         pipeline.stop()
         stop_kafka(launcher)
+
+
+def test_forked_workers_deliver_through_their_own_producers(
+    settings: Settings, sql: Callable[[str], list[tuple[Any, ...]]]
+) -> None:
+    """gunicorn-style pre-fork: init in the parent, events from each forked child."""
+    pipeline = Pipeline(settings)
+    pipeline.start("sink")
+    init_sdk("forked", settings, health_interval=0)
+    try:
+        shiftright.track("parent.started")
+        assert shiftright.flush(30) == 0
+        children = []
+        for worker in range(2):
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    for _ in range(10):
+                        shiftright.track(f"worker.{worker}")
+                    code = (
+                        0
+                        if shiftright.flush(30) == 0 and shiftright.stats()["delivered"] == 10
+                        else 2
+                    )
+                finally:
+                    os._exit(code)
+            children.append(pid)
+        codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
+        assert codes == [0, 0], "each child delivered its 10 events itself"
+        query = "SELECT name, count() FROM events_usage WHERE app = 'forked' GROUP BY name ORDER BY name"
+        expected = [("parent.started", 1), ("worker.0", 10), ("worker.1", 10)]
+        wait_for(lambda: sql(query) == expected, 60, lambda: f"rows {sql(query)}")
+    finally:
+        shiftright.close(1)
+        pipeline.stop()
