@@ -52,7 +52,8 @@ class Attached:
 @dataclass
 class HealthCache:
     window_ms: int = WINDOW_MS
-    keep_ms: int = WINDOW_MS + 30_000  # the window plus the longest wait, with a margin
+    # Errors may lag their host's health by up to keep_ms - window (2 min) and still be matched.
+    keep_ms: int = 3 * WINDOW_MS
     hosts: dict[HostKey, list[tuple[int, dict[str, float], str]]] = field(default_factory=dict)
 
     def add(self, event: HealthEvent) -> None:
