@@ -74,6 +74,24 @@ def test_asyncio_task_exception_nobody_awaited_is_reported_once(sdk: SDK) -> Non
     assert errors[0]["attributes"]["mechanism"] == "asyncio"
 
 
+def test_asyncio_task_exception_is_reported_when_init_ran_before_the_loop(sdk: SDK) -> None:
+    sdk.init()  # the usual order: init at import time, asyncio.run(main()) later
+
+    async def fail() -> None:
+        raise ConnectionResetError("peer went away")
+
+    async def main() -> None:
+        task = asyncio.get_running_loop().create_task(fail())
+        await asyncio.sleep(0.01)
+        del task
+        gc.collect()
+
+    asyncio.run(main())
+    [error] = sdk.events("error")
+    assert error["exception_type"] == "ConnectionResetError" and not error["handled"]
+    assert error["attributes"]["mechanism"] == "asyncio"
+
+
 def test_logged_exceptions_become_handled_errors_and_plain_error_logs_do_not(sdk: SDK) -> None:
     sdk.init()
     log = logging.getLogger("shop.payments")

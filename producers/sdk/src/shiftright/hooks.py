@@ -106,7 +106,10 @@ class LoggingHandler(logging.Handler):
             exc = record.exc_info[1] if record.exc_info else None
             if exc is not None:
                 attributes["log.message"] = record.getMessage()[:2000]
-                self._capture(exc, handled=True, level=level, mechanism="logging",
+                # asyncio's default handler logs what no task retrieved: that was not handled
+                unhandled = record.name == "asyncio"
+                self._capture(exc, handled=not unhandled, level=level,
+                              mechanism="asyncio" if unhandled else "logging",
                               attributes=attributes)  # fmt: skip
             elif self._message is not None:
                 self._message(record.getMessage(), level=level, attributes=attributes)
