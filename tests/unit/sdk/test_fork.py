@@ -28,11 +28,12 @@ def test_forked_child_sends_through_its_own_fresh_transport(sdk: SDK) -> None:
             shiftright.track("child.event")
             left = shiftright.flush(3)
             names = [e["name"] for e in child_transport.events()]
+            own_instance = child_transport.events()[0]["instance"].endswith(f":{os.getpid()}")
             threads = sorted(
                 t.name for t in threading.enumerate() if t.name.startswith("shiftright")
             )
             report = {"left": left, "names": names, "fresh": child_transport is not parent_transport,
-                      "threads": threads, "queued": shiftright.stats()["queued"]}  # fmt: skip
+                      "threads": threads, "queued": shiftright.stats()["queued"], "own_instance": own_instance}  # fmt: skip
             os.write(write, json.dumps(report).encode())
         finally:
             os._exit(0)
@@ -41,7 +42,7 @@ def test_forked_child_sends_through_its_own_fresh_transport(sdk: SDK) -> None:
         report = json.loads(pipe.read() or "{}")
     os.waitpid(pid, 0)
     assert report == {"left": 0, "names": ["child.event"], "fresh": True,
-                      "threads": ["shiftright-sender"], "queued": 0}  # fmt: skip
+                      "threads": ["shiftright-sender"], "queued": 0, "own_instance": True}  # fmt: skip
     parent_transport.gate.set()
     assert shiftright.flush(3) == 0
     assert [e["name"] for e in parent_transport.events()] == ["parent.stuck", "parent.queued"]

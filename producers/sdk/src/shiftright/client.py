@@ -88,6 +88,7 @@ class Client:
         if self.closed:
             return
         _abandoned.append(self._transport)
+        self._builder = Builder(self.config)  # the child's own instance id (host:pid)
         self._start()
 
     def close(self, timeout: float | None = None) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,7 +48,8 @@ class Config:
     #: Topic prefix (``<namespace>.events.usage.v1``), to share a cluster; "" for none.
     namespace: str = ""
     host: str = field(default_factory=socket.gethostname)
-    instance: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    #: Service instance id; "" means ``host:pid`` of each process (a forked worker gets its own).
+    instance: str = ""
     origin: str = "user"
     #: Events waiting for the sender thread; beyond this they are dropped (``queue_full``).
     queue_size: int = 100_000

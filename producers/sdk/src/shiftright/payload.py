@@ -80,7 +80,7 @@ class Builder:
             "env": clip(config.env) or "unknown",
             "release": clip(config.release),
             "host": clip(config.host),
-            "instance": clip(config.instance),
+            "instance": clip(config.instance or f"{config.host}:{os.getpid()}"),
         }
         self._origin = config.origin if config.origin in ("user", "test", "synthetic") else "user"
         prefix = f"{config.namespace}." if config.namespace else ""
