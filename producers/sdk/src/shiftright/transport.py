@@ -108,7 +108,7 @@ class KafkaTransport:
     def _on_error(self, err: Any) -> None:
         if err.fatal():
             self._fatal = True
-        self._log.warning("kafka_error", err.name(), "%s", err.str())
+        self._log.warning("kafka_error_reported", err.name(), "%s", err.str())
 
 
 class _KafkaLogAdapter:
@@ -120,7 +120,7 @@ class _KafkaLogAdapter:
     def log(self, level: int, fmt: str, *args: Any) -> None:
         if level <= logging.WARNING:
             return
-        self._log.warning("kafka_log", fmt, fmt, *args)
+        self._log.warning("kafka_message_logged", str(args[0]) if args else fmt, fmt, *args)
 
     def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging.Logger's API
         return True
