@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infra.settings import Settings
+from infra.settings import GatewaySettings, KafkaSettings, Settings
 from infra.supervisor import Component, Supervisor
 from tests.builders import event
 from tests.integration.conftest import wait_for
@@ -296,3 +296,48 @@ def test_schemathesis_finds_no_server_errors(gateway: Running, tmp_path: Path) -
     assert summary["test_cases"]["with_failures"] == 0 and summary["failures"] == [], output
     assert summary["errors"] == [] and summary["operations"]["tested"] == 6, output
     assert time.monotonic() - started < 90
+
+
+def test_unreachable_broker_is_503_with_retry_after(tmp_path: Path) -> None:
+    """No broker at the bootstrap address: the first request waits at most the ack timeout,
+    then librdkafka's "all brokers down" makes every request a prompt 503."""
+    settings = Settings(
+        state_dir=tmp_path / "state",
+        kafka=KafkaSettings(bootstrap=f"127.0.0.1:{free_port()}"),
+        gateway=GatewaySettings(ack_timeout_seconds=3.0),
+    )
+    supervisor = Supervisor(settings)
+    port = free_port()
+    running = Running(f"http://127.0.0.1:{port}", "", "", settings, supervisor)
+    created = running.cli("keys", "create", "--app", "checkout", "--env", "prod")
+    running.token = created.stdout.strip()
+    argv = [sys.executable, "-m", "infra.cli", "gateway", "--port", str(port)]
+    supervisor.start(Component("gateway", argv))
+    try:
+        supervisor.wait_until("gateway", lambda: _listening(running.url), timeout=30)
+        one = [event("usage", datetime.now(UTC))]
+        with httpx.Client(base_url=running.url, headers=running.auth(), timeout=30) as client:
+            first = client.post("/v1/events", json=one)
+            assert first.status_code == 503 and first.headers["retry-after"] == "5", first.text
+            wait_for(
+                lambda: client.get("/healthz").status_code == 503,
+                15,
+                "healthz to report Kafka down",
+            )
+            started = time.monotonic()
+            refused = client.post("/v1/events", json=one)
+            assert refused.status_code == 503 and time.monotonic() - started < 1.0
+            assert "unreachable" in refused.json()["message"]
+            metrics = client.get("/metrics").text
+            assert 'shiftright_gateway_rejects_total{reason="kafka_unavailable"}' in metrics
+            assert "shiftright_gateway_kafka_up 0.0" in metrics
+    finally:
+        supervisor.stop("gateway", timeout=15)
+
+
+def _listening(url: str) -> bool:
+    try:
+        httpx.get(f"{url}/healthz", timeout=1)
+    except httpx.HTTPError:
+        return False
+    return True
