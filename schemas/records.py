@@ -45,7 +45,9 @@ class GroupedError(BaseModel):
     """One error event with its group and the health of its host when it was thrown.
 
     Natural key: ``event_id``. ``health_*`` are empty when the host reported no health
-    snapshot in the 60 s before the error.
+    snapshot in the 60 s before the error. ``source_*`` is the error's position in the
+    partition it was grouped from (errors.byhost.v1): a group counts each position once,
+    so a stage that re-emits after a restart does not count twice.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -72,6 +74,9 @@ class GroupedError(BaseModel):
     rules_version: int = Field(ge=0)
     rule: str = ""
     merged_from: str = ""  # the group a merge rule redirected this error from
+    source_partition: int = Field(default=0, ge=0)
+    source_offset: int = Field(default=-1, ge=-1)  # -1: unknown (no de-duplication)
+    source_index: int = Field(default=0, ge=0)
     health_ts: datetime | None = None
     health_age_ms: int | None = Field(default=None, ge=0)
     health: dict[str, float] = Field(default_factory=dict)

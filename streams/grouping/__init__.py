@@ -5,8 +5,11 @@ Flow for one error event::
     Grouper(rules).assign(event)            -> Assignment (fingerprint, group id, title ...)
     HealthJoin.add_error / add_health       -> Attached (error + snapshot within 60 s)
     grouped_error(event, assignment, ...)   -> GroupedError      (topic errors.grouped.v1)
-    GroupBook.apply(offset, grouped_error)  -> transitions       (errors.transitions.v1)
+    GroupBook.apply(grouped_error)          -> transitions       (errors.transitions.v1)
     GroupBook.take_rows()                   -> ErrorGroup rows   (errors.groups.v1)
+
+``stages`` wraps these per partition number for the Faust agents (``AttachStage``,
+``GroupStage``); ``keys`` gives the message keys of the two re-keys.
 
 Modules: ``normalise`` (messages), ``chain`` (root cause), ``fingerprint``, ``rules``
 (YAML), ``assign``, ``state`` (groups, status, transitions), ``spike``, ``distinct``

@@ -11,8 +11,13 @@ from streams.grouping.health import Snapshot
 
 
 def grouped_error(
-    event: ErrorEvent, a: Assignment, snapshot: Snapshot | None, age_ms: int | None
+    event: ErrorEvent,
+    a: Assignment,
+    snapshot: Snapshot | None,
+    age_ms: int | None,
+    position: tuple[int, int, int] = (0, -1, 0),
 ) -> GroupedError:
+    """``position``: (partition, offset, index) of the error where it was grouped from."""
     return GroupedError(
         event_id=event.event_id,
         ts=event.ts,
@@ -36,6 +41,9 @@ def grouped_error(
         rules_version=a.rules_version,
         rule=a.rule,
         merged_from=a.merged_from,
+        source_partition=position[0],
+        source_offset=position[1],
+        source_index=position[2],
         health_ts=datetime.fromtimestamp(snapshot.ts_ms / 1000, UTC) if snapshot else None,
         health_age_ms=age_ms if snapshot else None,
         health=dict(snapshot.metrics) if snapshot else {},

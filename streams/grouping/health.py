@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from bisect import insort
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from schemas.events import ErrorEvent, HealthEvent
 
 WINDOW_MS = 60_000
 HostKey = tuple[str, str, str]  # app, env, host
+Position = tuple[int, int]  # offset, index of the event within a batch message
 
 
 def _ms(event: ErrorEvent | HealthEvent) -> int:
@@ -42,11 +44,14 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Attached:
-    """An error and the snapshot found for it (None when there is none within the window)."""
+    """An error and the snapshot found for it (None when there is none within the window),
+    with the error's position (offset, index) in its source partition."""
 
     error: ErrorEvent
     snapshot: Snapshot | None
     age_ms: int | None
+    offset: int = -1
+    index: int = 0
 
 
 @dataclass
@@ -88,90 +93,67 @@ class HealthCache:
 class HealthJoin:
     """Errors held until their host's health is known up to their time (see module doc).
 
-    Held errors are indexed by host, so a snapshot only looks at its own host's errors;
-    the wait is measured in error event time (the highest error ``ts`` seen), never on a
-    wall clock. Past ``max_held`` held errors everything held is released (a safety valve
-    for a health topic that stopped entirely).
+    Errors leave in the order they came (a prefix of the held queue), so the output is an
+    ordered function of the input: an error waits for the ones before it. The wait is
+    measured in error event time (the highest error ``ts`` seen), never on a wall clock.
+    Past ``max_held`` held errors the oldest leave without waiting (a safety valve for a
+    health topic that stopped entirely).
     """
 
     cache: HealthCache = field(default_factory=HealthCache)
     max_wait_ms: int = 15_000
     max_held: int = 50_000
-    held: dict[HostKey, list[ErrorEvent]] = field(default_factory=dict)
+    held: deque[tuple[Position, ErrorEvent]] = field(default_factory=deque)
     max_error_ms: int = 0
-    offsets: dict[str, int] = field(default_factory=dict)  # source topic -> last offset applied
-    _oldest_ms: int | None = None
-    _count: int = 0
+    positions: dict[str, Position] = field(default_factory=dict)  # topic -> last applied
 
-    def __post_init__(self) -> None:
-        self._recount()
+    def seen(self, topic: str, offset: int, index: int = 0) -> bool:
+        """True when this topic's event at (offset, index) was applied (skip on replay)."""
+        return (offset, index) <= self.positions.get(topic, (-1, 0))
 
-    def seen(self, topic: str, offset: int) -> bool:
-        """True when this topic's record at ``offset`` was applied before (skip on replay)."""
-        return offset <= self.offsets.get(topic, -1)
-
-    def add_health(self, event: HealthEvent, topic: str = "", offset: int = -1) -> list[Attached]:
-        """Cache a snapshot; the held errors of its host it completes."""
-        self._advance(topic, offset)
+    def add_health(
+        self, event: HealthEvent, topic: str = "", offset: int = -1, index: int = 0
+    ) -> list[Attached]:
+        """Cache a snapshot; the held errors now ready."""
+        self._advance(topic, (offset, index))
         self.cache.add(event)
-        key = (event.app, event.env, event.host)
-        waiting = self.held.get(key)
-        latest = self.cache.latest_ms(key)
-        if not waiting or latest is None:
-            return []
-        ready = [e for e in waiting if _ms(e) <= latest]
-        if not ready:
-            return []
-        self.held[key] = [e for e in waiting if _ms(e) > latest]
-        self._count -= len(ready)
-        return [self.cache.attach(e) for e in ready]
+        return self._release()
 
-    def add_error(self, event: ErrorEvent, topic: str = "", offset: int = -1) -> list[Attached]:
-        """Hold an error; the errors now ready (this one first when its host is current)."""
-        self._advance(topic, offset)
-        ts = _ms(event)
-        self.max_error_ms = max(self.max_error_ms, ts)
-        key = (event.app, event.env, event.host)
-        latest = self.cache.latest_ms(key)
-        out = []
-        if latest is not None and latest >= ts:
-            out.append(self.cache.attach(event))
-        else:
-            self.held.setdefault(key, []).append(event)
-            self._count += 1
-            self._oldest_ms = ts if self._oldest_ms is None else min(self._oldest_ms, ts)
-        overdue = (
-            self._oldest_ms is not None and self.max_error_ms - self._oldest_ms >= self.max_wait_ms
-        )
-        if overdue or self._count > self.max_held:
-            out += self._expire(everything=self._count > self.max_held)
-        return out
+    def add_error(
+        self, event: ErrorEvent, topic: str = "", offset: int = -1, index: int = 0
+    ) -> list[Attached]:
+        """Queue an error; the errors now ready (this one too when its host is current and
+        nothing before it waits)."""
+        self._advance(topic, (offset, index))
+        self.max_error_ms = max(self.max_error_ms, _ms(event))
+        self.held.append(((offset, index), event))
+        return self._release()
 
     def flush(self) -> list[Attached]:
         """Release everything held, with what is known now (e.g. at shutdown)."""
-        return self._expire(everything=True)
+        out = [self._attach(p, e) for p, e in self.held]
+        self.held.clear()
+        return out
 
-    def _advance(self, topic: str, offset: int) -> None:
+    def _advance(self, topic: str, position: Position) -> None:
         if topic:
-            self.offsets[topic] = max(self.offsets.get(topic, -1), offset)
+            self.positions[topic] = max(self.positions.get(topic, (-1, 0)), position)
 
-    def _expire(self, everything: bool) -> list[Attached]:
-        cut = self.max_error_ms - self.max_wait_ms
+    def _release(self) -> list[Attached]:
         out = []
-        for key in sorted(self.held):
-            keep = []
-            for error in self.held[key]:
-                (out if everything or _ms(error) <= cut else keep).append(error)
-            self.held[key] = keep
-        self._recount()
-        out.sort(key=lambda e: (e.ts, str(e.event_id)))
-        return [self.cache.attach(e) for e in out]
+        while self.held and (len(self.held) > self.max_held or self._ready(self.held[0][1])):
+            position, error = self.held.popleft()
+            out.append(self._attach(position, error))
+        return out
 
-    def _recount(self) -> None:
-        self.held = {k: v for k, v in self.held.items() if v}
-        self._count = sum(len(v) for v in self.held.values())
-        times = [_ms(e) for v in self.held.values() for e in v]
-        self._oldest_ms = min(times) if times else None
+    def _ready(self, error: ErrorEvent) -> bool:
+        ts = _ms(error)
+        latest = self.cache.latest_ms((error.app, error.env, error.host))
+        return (latest is not None and latest >= ts) or self.max_error_ms - ts >= self.max_wait_ms
+
+    def _attach(self, position: Position, error: ErrorEvent) -> Attached:
+        found = self.cache.attach(error)
+        return Attached(error, found.snapshot, found.age_ms, *position)
 
     def dumps(self) -> bytes:
         state: dict[str, Any] = {
@@ -180,11 +162,9 @@ class HealthJoin:
             "hosts": [[list(k), v] for k, v in self.cache.hosts.items()],
             "max_wait_ms": self.max_wait_ms,
             "max_held": self.max_held,
-            "held": [
-                [list(k), [e.model_dump(mode="json") for e in v]] for k, v in self.held.items()
-            ],
+            "held": [[list(p), e.model_dump(mode="json")] for p, e in self.held],
             "max_error_ms": self.max_error_ms,
-            "offsets": self.offsets,
+            "positions": {t: list(p) for t, p in self.positions.items()},
         }
         return json.dumps(state, separators=(",", ":")).encode()
 
@@ -193,5 +173,6 @@ class HealthJoin:
         s = json.loads(raw)
         hosts = {tuple(k): [(e[0], e[1], e[2]) for e in v] for k, v in s["hosts"]}
         cache = HealthCache(s["window_ms"], s["keep_ms"], hosts)  # type: ignore[arg-type]
-        held = {tuple(k): [ErrorEvent.model_validate(e) for e in v] for k, v in s["held"]}
-        return cls(cache, s["max_wait_ms"], s["max_held"], held, s["max_error_ms"], s["offsets"])  # type: ignore[arg-type]
+        held = deque((tuple(p), ErrorEvent.model_validate(e)) for p, e in s["held"])
+        positions = {t: (p[0], p[1]) for t, p in s["positions"].items()}
+        return cls(cache, s["max_wait_ms"], s["max_held"], held, s["max_error_ms"], positions)  # type: ignore[arg-type]

@@ -2,11 +2,12 @@
 
 :class:`GroupBook` holds the groups of one partition number (grouped errors and commands
 both keyed ``app|group_id``, so a group's events and the decisions about it meet in one
-place). Each group remembers the offset of the last error and of the last command it
-applied, so a restored group skips what it already counted: the whole book can be saved
-as one changelog record (:meth:`GroupBook.dumps`) or each changed group as its own
-(:meth:`GroupBook.state_of`, keyed by group id), and either way a replay counts nothing
-twice. Everything is a function of the records in order: event time is the only clock.
+place). Each group remembers, per source partition, the position of the last error it
+counted (errors arrive in source order: :class:`~streams.grouping.health.HealthJoin`
+releases them in order), and the offset of the last command; so a redelivered or
+re-emitted error is not counted twice, and the whole book can be saved as one changelog
+record (:meth:`GroupBook.dumps`) or each changed group as its own
+(:meth:`GroupBook.state_of`, keyed by group id). Everything is a function of the records in order: event time is the only clock.
 
 Status and transitions:
 
@@ -76,7 +77,7 @@ class GroupState:
     merged_from: list[str] = field(default_factory=list)
     spikes: dict[str, SpikeDetector] = field(default_factory=dict)
     version: int = 0
-    offset: int = -1  # of the last error applied (grouped-errors topic)
+    sources: dict[int, list[int]] = field(default_factory=dict)  # partition -> [offset, index]
     command_offset: int = -1  # of the last command applied (commands topic)
 
     @classmethod
@@ -229,7 +230,8 @@ class GroupState:
         users = DistinctCounter.load(raw.pop("users"))
         customers = DistinctCounter.load(raw.pop("customers"))
         spikes = {env: SpikeDetector.load(s) for env, s in raw.pop("spikes").items()}
-        return cls(**raw, users=users, customers=customers, spikes=spikes)
+        sources = {int(p): list(pos) for p, pos in raw.pop("sources").items()}  # JSON keys: str
+        return cls(**raw, users=users, customers=customers, spikes=spikes, sources=sources)
 
 
 def _seen(table: dict[str, Seen], key: str, ts: int) -> None:
@@ -256,15 +258,18 @@ class GroupBook:
     groups: dict[str, GroupState] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
 
-    def apply(self, offset: int, error: GroupedError) -> list[ErrorGroupTransition]:
-        """Add one grouped error (``offset`` in the grouped-errors topic); the transitions it
-        causes. A record its group already applied is skipped: no transitions."""
+    def apply(self, error: GroupedError) -> list[ErrorGroupTransition]:
+        """Count one grouped error; the transitions it causes. An error at or before the
+        last position its group counted from the same source partition is skipped."""
         group = self.groups.get(error.group_id)
         if group is None:
             group = self.groups[error.group_id] = GroupState.start(error)
-        elif offset <= group.offset:
-            return []
-        group.offset = offset
+        if error.source_offset >= 0:
+            position = [error.source_offset, error.source_index]
+            last = group.sources.get(error.source_partition)
+            if last is not None and position <= last:
+                return []
+            group.sources[error.source_partition] = position
         self.changed.add(error.group_id)
         return group.apply(error, self.policy)
 

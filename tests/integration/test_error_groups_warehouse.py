@@ -120,9 +120,9 @@ def test_grouping_records_land_in_their_tables(client: Client) -> None:
     errors = [ErrorEvent.model_validate(e) for e in raw]
     grouper, book = Grouper(), GroupBook()
     grouped, transitions = [], []
-    for offset, event in enumerate(errors):
+    for event in errors:
         grouped.append(grouped_error(event, grouper.assign(event), None, None))
-        transitions += book.apply(offset, grouped[-1])
+        transitions += book.apply(grouped[-1])
     target = grouped[0]
     book.command(len(errors), ErrorGroupCommand(
         app=target.app, group_id=target.group_id, action="resolve_in_next_release",
@@ -170,7 +170,7 @@ def test_the_documented_questions_answer_from_the_tables(client: Client) -> None
     grouped = [
         grouped_error(a.error, grouper.assign(a.error), a.snapshot, a.age_ms) for a in attached
     ]
-    transitions = [t for offset, g in enumerate(grouped) for t in book.apply(offset, g)]
+    transitions = [t for g in grouped for t in book.apply(g)]
     top = max(book.groups.values(), key=lambda g: g.count)
     book.command(
         0, ErrorGroupCommand(app=top.app, group_id=top.group_id, action="resolve", ts=start)
@@ -179,7 +179,7 @@ def test_the_documented_questions_answer_from_the_tables(client: Client) -> None
     again = again.model_copy(
         update={"ts": start + timedelta(minutes=minutes), "event_id": uuid.uuid4()}
     )
-    transitions += book.apply(len(grouped), again)
+    transitions += book.apply(again)
     grouped.append(again)
     insert_models(client, "errors_grouped", grouped)
     insert_models(client, "error_groups", book.take_rows())

@@ -145,7 +145,17 @@ def test_a_groups_errors_span_raw_partitions_until_rekeyed_by_group() -> None:
     assert all(len(p) == 1 for p in by_group.values())
 
 
-def test_past_the_hold_limit_everything_held_is_released() -> None:
+def test_past_the_hold_limit_the_oldest_leave_without_waiting() -> None:
     join = HealthJoin(max_held=3)
-    released = [a for i in range(4) for a in join.add_error(error(i * 0.1, host=f"h{i}"))]
-    assert len(released) == 4 and all(a.snapshot is None for a in released)
+    released = [a for i in range(5) for a in join.add_error(error(i * 0.1, host=f"h{i}"))]
+    assert [a.error.host for a in released] == ["h0", "h1"] and released[0].snapshot is None
+
+
+def test_errors_leave_in_the_order_they_came() -> None:
+    join = HealthJoin()
+    join.add_health(health(0, host="fast"))
+    assert join.add_error(error(5, host="slow"), "e", 0) == []
+    assert join.add_error(error(6, host="fast"), "e", 1) == []  # waits behind "slow"
+    join.add_health(health(8, host="fast"))  # "fast" is current, "slow" is not
+    released = join.add_health(health(10, host="slow"))
+    assert [(a.error.host, a.offset) for a in released] == [("slow", 0), ("fast", 1)]

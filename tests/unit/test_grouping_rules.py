@@ -65,7 +65,7 @@ def test_a_merge_rule_redirects_into_an_existing_group_and_remembers_where_from(
     a = Grouper(rules()).assign(KEY)
     assert a.group_id == "00000000000000aa" and a.merged_from == own
     book = GroupBook()
-    book.apply(0, grouped_error(KEY, a, None, None))
+    book.apply(grouped_error(KEY, a, None, None))
     assert book.take_rows()[0].merged_from == [own]
 
 
@@ -81,11 +81,11 @@ def test_changing_rules_never_rekeys_groups_made_before() -> None:
     v1 = Grouper(Rules.parse("version: 1\nrules: []\n"))
     book = GroupBook()
     before = v1.assign(PG)
-    book.apply(0, grouped_error(PG, before, None, None))
+    book.apply(grouped_error(PG, before, None, None))
     v2 = Grouper(rules())
     after_event = PG.model_copy(update={"ts": T0 + timedelta(hours=1)})
     after = v2.assign(after_event)
-    book.apply(1, grouped_error(after_event, after, None, None))
+    book.apply(grouped_error(after_event, after, None, None))
     rows = {r.group_id: r for r in book.take_rows()}
     assert rows[before.group_id].count == 1 and rows[before.group_id].rules_version == 1
     assert rows[after.group_id].count == 1 and rows[after.group_id].rules_version == 3

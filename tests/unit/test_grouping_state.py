@@ -26,9 +26,8 @@ class Run:
 
     def error(self, seconds: float, **fields: Any) -> list[str]:
         event = make_error(seconds, **fields)
-        out = self.book.apply(
-            self.offset, grouped_error(event, self.grouper.assign(event), None, None)
-        )
+        a = self.grouper.assign(event)
+        out = self.book.apply(grouped_error(event, a, None, None, (0, self.offset, 0)))
         self.offset += 1
         self.transitions += out
         return [t.kind for t in out]
@@ -203,7 +202,8 @@ def play(book: GroupBook, stream: list[ErrorEvent], start: int = 0) -> list[Any]
     grouper = Grouper()
     out: list[Any] = []
     for offset, event in enumerate(stream[start:], start):
-        out += book.apply(offset, grouped_error(event, grouper.assign(event), None, None))
+        a = grouper.assign(event)
+        out += book.apply(grouped_error(event, a, None, None, (0, offset, 0)))
     return out
 
 

@@ -1,0 +1,120 @@
+"""The two stateful steps of error analytics, one state per partition number, ready for a
+Faust agent to drive (records in, records out, state as bytes; no I/O here).
+
+1. :class:`AttachStage` consumes ``events.health.v1`` and ``errors.byhost.v1`` (errors
+   re-keyed ``app|env|host``, same partition count): each error meets its host's health,
+   is grouped, and leaves as a :class:`~schemas.records.GroupedError` for
+   ``errors.grouped.v1``, keyed ``app|group_id`` (:func:`~streams.grouping.keys.group_key`).
+2. :class:`GroupStage` consumes ``errors.grouped.v1`` and ``errors.commands.v1`` (both
+   keyed ``app|group_id``): counts, statuses, transitions for ``errors.transitions.v1``
+   and group rows for ``errors.groups.v1``.
+
+Save ``dumps(partition)`` to the changelog after each batch, once the batch's outputs are
+delivered; a restarted worker loads it and skips the records it already applied. When
+the first stage re-emits grouped errors after a restart, the second counts each source
+position once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from schemas.events import ErrorEvent, HealthEvent
+from schemas.records import ErrorGroup, ErrorGroupCommand, ErrorGroupTransition, GroupedError
+from streams.grouping.assign import Grouper
+from streams.grouping.enrich import grouped_error
+from streams.grouping.health import Attached, HealthJoin
+from streams.grouping.spike import SpikePolicy
+from streams.grouping.state import GroupBook
+
+StateLoader = Callable[[int], bytes | None]
+
+
+class AttachStage:
+    def __init__(
+        self,
+        grouper: Grouper,
+        load_state: StateLoader = lambda partition: None,
+        max_wait_ms: int = 15_000,
+    ) -> None:
+        self.grouper = grouper
+        self._load = load_state
+        self._max_wait_ms = max_wait_ms
+        self.joins: dict[int, HealthJoin] = {}
+
+    def join(self, partition: int) -> HealthJoin:
+        found = self.joins.get(partition)
+        if found is None:
+            raw = self._load(partition)
+            found = HealthJoin.loads(raw) if raw else HealthJoin(max_wait_ms=self._max_wait_ms)
+            self.joins[partition] = found
+        return found
+
+    def health(
+        self, partition: int, topic: str, offset: int, event: HealthEvent, index: int = 0
+    ) -> list[GroupedError]:
+        """A health event at (offset, index) of ``topic``; the grouped errors it releases."""
+        join = self.join(partition)
+        if join.seen(topic, offset, index):
+            return []
+        return self._grouped(partition, join.add_health(event, topic, offset, index))
+
+    def error(
+        self, partition: int, topic: str, offset: int, event: ErrorEvent, index: int = 0
+    ) -> list[GroupedError]:
+        """An error at (offset, index) of ``topic``; the grouped errors now ready, in order."""
+        join = self.join(partition)
+        if join.seen(topic, offset, index):
+            return []
+        return self._grouped(partition, join.add_error(event, topic, offset, index))
+
+    def dumps(self, partition: int) -> bytes:
+        return self.join(partition).dumps()
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Drop in-memory state of partitions this worker no longer owns."""
+        for p in partitions:
+            self.joins.pop(p, None)
+
+    def _grouped(self, partition: int, attached: list[Attached]) -> list[GroupedError]:
+        return [
+            grouped_error(
+                a.error, self.grouper.assign(a.error), a.snapshot, a.age_ms,
+                (partition, a.offset, a.index),
+            )
+            for a in attached
+        ]  # fmt: skip
+
+
+class GroupStage:
+    def __init__(
+        self, policy: SpikePolicy | None = None, load_state: StateLoader = lambda partition: None
+    ) -> None:
+        self.policy = policy or SpikePolicy()
+        self._load = load_state
+        self.books: dict[int, GroupBook] = {}
+
+    def book(self, partition: int) -> GroupBook:
+        found = self.books.get(partition)
+        if found is None:
+            raw = self._load(partition)
+            found = GroupBook.loads(raw) if raw else GroupBook(partition, self.policy)
+            self.books[partition] = found
+        return found
+
+    def error(self, partition: int, error: GroupedError) -> list[ErrorGroupTransition]:
+        """A grouped error; its transitions (none for one its group already counted)."""
+        return self.book(partition).apply(error)
+
+    def command(self, partition: int, offset: int, cmd: ErrorGroupCommand) -> bool:
+        return self.book(partition).command(offset, cmd)
+
+    def take_rows(self, partition: int) -> list[ErrorGroup]:
+        return self.book(partition).take_rows()
+
+    def dumps(self, partition: int) -> bytes:
+        return self.book(partition).dumps()
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            self.books.pop(p, None)
