@@ -94,10 +94,12 @@ class HealthJoin:
     """Errors held until their host's health is known up to their time (see module doc).
 
     Errors leave in the order they came (a prefix of the held queue), so the output is an
-    ordered function of the input: an error waits for the ones before it. The wait is
-    measured in error event time (the highest error ``ts`` seen), never on a wall clock.
-    Past ``max_held`` held errors the oldest leave without waiting (a safety valve for a
-    health topic that stopped entirely).
+    ordered function of the input: an error waits for the ones before it. An error is
+    ready when its host's health has reached its time; or when the partition's health has
+    gone ``grace_ms`` past it (its host is silent or late, and others report); or when the
+    errors themselves have gone ``max_wait_ms`` past it (no health flows at all). All of
+    these are event time, never a wall clock. Past ``max_held`` held errors the oldest
+    leave without waiting.
     """
 
     cache: HealthCache = field(default_factory=HealthCache)
@@ -106,6 +108,8 @@ class HealthJoin:
     held: deque[tuple[Position, ErrorEvent]] = field(default_factory=deque)
     max_error_ms: int = 0
     positions: dict[str, Position] = field(default_factory=dict)  # topic -> last applied
+    grace_ms: int = 10_000
+    max_health_ms: int = 0
 
     def seen(self, topic: str, offset: int, index: int = 0) -> bool:
         """True when this topic's event at (offset, index) was applied (skip on replay)."""
@@ -117,6 +121,7 @@ class HealthJoin:
         """Cache a snapshot; the held errors now ready."""
         self._advance(topic, (offset, index))
         self.cache.add(event)
+        self.max_health_ms = max(self.max_health_ms, _ms(event))
         return self._release()
 
     def add_error(
@@ -149,7 +154,11 @@ class HealthJoin:
     def _ready(self, error: ErrorEvent) -> bool:
         ts = _ms(error)
         latest = self.cache.latest_ms((error.app, error.env, error.host))
-        return (latest is not None and latest >= ts) or self.max_error_ms - ts >= self.max_wait_ms
+        return (
+            (latest is not None and latest >= ts)
+            or self.max_health_ms - ts >= self.grace_ms
+            or self.max_error_ms - ts >= self.max_wait_ms
+        )
 
     def _attach(self, position: Position, error: ErrorEvent) -> Attached:
         found = self.cache.attach(error)
@@ -165,6 +174,8 @@ class HealthJoin:
             "held": [[list(p), e.model_dump(mode="json")] for p, e in self.held],
             "max_error_ms": self.max_error_ms,
             "positions": {t: list(p) for t, p in self.positions.items()},
+            "grace_ms": self.grace_ms,
+            "max_health_ms": self.max_health_ms,
         }
         return json.dumps(state, separators=(",", ":")).encode()
 
@@ -175,4 +186,7 @@ class HealthJoin:
         cache = HealthCache(s["window_ms"], s["keep_ms"], hosts)  # type: ignore[arg-type]
         held = deque((tuple(p), ErrorEvent.model_validate(e)) for p, e in s["held"])
         positions = {t: (p[0], p[1]) for t, p in s["positions"].items()}
-        return cls(cache, s["max_wait_ms"], s["max_held"], held, s["max_error_ms"], positions)  # type: ignore[arg-type]
+        return cls(
+            cache, s["max_wait_ms"], s["max_held"], held, s["max_error_ms"], positions,
+            s["grace_ms"], s["max_health_ms"],
+        )  # type: ignore[arg-type]  # fmt: skip

@@ -159,3 +159,11 @@ def test_errors_leave_in_the_order_they_came() -> None:
     join.add_health(health(8, host="fast"))  # "fast" is current, "slow" is not
     released = join.add_health(health(10, host="slow"))
     assert [(a.error.host, a.offset) for a in released] == [("slow", 0), ("fast", 1)]
+
+
+def test_a_silent_hosts_errors_leave_once_other_hosts_report_past_them() -> None:
+    join = HealthJoin(grace_ms=10_000)
+    assert join.add_error(error(5, host="silent")) == []
+    assert join.add_health(health(14, host="h1")) == []
+    released = join.add_health(health(15, host="h1"))
+    assert [(a.error.host, a.snapshot) for a in released] == [("silent", None)]
