@@ -3,6 +3,7 @@ route template, and handler exceptions as error events linked to their request."
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -160,7 +161,20 @@ def _django_views() -> list[Any]:
         shiftright.set_user("u-9")
         return JsonResponse({}["missing"])
 
-    return [path("invoices/<int:invoice_id>/", invoice), path("broken", broken)]
+    async def shipment(request: Any, shipment_id: int) -> JsonResponse:
+        shiftright.set_user("u-5")
+        return JsonResponse({"id": shipment_id})
+
+    async def async_broken(request: Any) -> JsonResponse:
+        shiftright.set_user("u-9")
+        return JsonResponse({}["missing"])
+
+    return [
+        path("invoices/<int:invoice_id>/", invoice),
+        path("broken", broken),
+        path("shipments/<int:shipment_id>", shipment),
+        path("async-broken", async_broken),
+    ]
 
 
 urlpatterns: list[Any] = []
@@ -197,6 +211,24 @@ def test_django_reports_resolver_routes_and_linked_errors(sdk: SDK, django_clien
         ("/invoices/<int:invoice_id>/", 200, "u-4"),
     ]
     _check_request_pair(usage, errors, "/broken")
+
+
+def test_django_async_views_under_asgi_report_the_same_events(sdk: SDK, django_client: Any) -> None:
+    from django.test import AsyncClient
+
+    sdk.init()
+    client = AsyncClient(raise_request_exception=False)
+
+    async def drive() -> list[int]:
+        ok = await client.get("/shipments/3")
+        failed = await client.get("/async-broken", headers=SECRET_HEADERS)
+        return [ok.status_code, failed.status_code]
+
+    assert asyncio.run(drive()) == [200, 500]
+    usage, errors = _by_kind(sdk)
+    seen = sorted((u["route"], u["status_code"], u["user_id"]) for u in usage)
+    assert seen == [("/async-broken", 500, "u-9"), ("/shipments/<int:shipment_id>", 200, "u-5")]
+    _check_request_pair(usage, errors, "/async-broken")
 
 
 def test_middleware_passes_requests_through_when_the_sdk_is_not_initialised() -> None:
