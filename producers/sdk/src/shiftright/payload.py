@@ -13,7 +13,6 @@ import json
 import math
 import os
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +39,9 @@ LEVEL_ALIASES = {"warn": "warning", "critical": "fatal", "exception": "error"}
 CHANGE_TYPES = {"deploy", "flag", "config"}
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
 class Unsendable(ValueError):
     """An item that cannot become a valid event (its reason is the drop reason)."""
 
@@ -49,7 +51,8 @@ def uuid7(ms: int) -> str:
     rand = int.from_bytes(os.urandom(10), "big")
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
     value |= 0b10 << 62 | rand & ((1 << 62) - 1)
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def iso_ms(ms: int) -> str:
@@ -87,6 +90,8 @@ class Builder:
         self.topics = {kind: prefix + topic for kind, topic in TOPICS.items()}
         self.scrubber = Scrubber(config.scrub_keys)
         self.renderer = Renderer(config.in_app_include, config.in_app_exclude)
+        self._kinds = {"usage": self._usage, "error": self._error, "health": self._health,
+                       "change": self._change}  # fmt: skip
 
     def event(
         self, kind: str, ts: float, fields: Mapping[str, Any], scope: Scope
@@ -99,7 +104,7 @@ class Builder:
         event["customer_id"] = clip(fields.get("customer_id") or scope.customer_id)
         event["origin"] = self._origin
         event["attributes"] = self._attributes(scope.attributes, fields.get("attributes"))
-        getattr(self, f"_{kind}")(event, fields, scope)
+        self._kinds[kind](event, fields, scope)
         return event
 
     def encode(
@@ -108,7 +113,7 @@ class Builder:
         event = self.event(kind, ts, fields, scope)
         key = f"{event['app']}|{event['env']}|{event[KEY_FIELD[kind]]}".encode()
         try:
-            value = json.dumps(event, separators=(",", ":"), allow_nan=False).encode()
+            value = _encode(event).encode()
         except (TypeError, ValueError) as exc:
             raise Unsendable("unserializable") from exc
         return self.topics[kind], key, value
