@@ -59,6 +59,23 @@ def iso_ms(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
+class _Clock:
+    """ISO 8601 timestamps, formatting the date and time only once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def iso(self, ms: int) -> str:
+        second = ms // 1000
+        if second != self._second:
+            self._second, self._prefix = (
+                second,
+                time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
+            )
+        return f"{self._prefix}.{ms % 1000:03d}Z"
+
+
 def clip(value: Any, limit: int = SHORT) -> str:
     text = "" if value is None else str(value)
     return text[:limit]
@@ -85,7 +102,12 @@ class Builder:
             "host": clip(config.host),
             "instance": clip(config.instance or f"{config.host}:{os.getpid()}"),
         }
-        self._origin = config.origin if config.origin in ("user", "test", "synthetic") else "user"
+        self._base["origin"] = (
+            config.origin if config.origin in ("user", "test", "synthetic") else "user"
+        )
+        self._fixed_json = _encode(self._base)[:-1] + ","  # '{"app":…,"origin":"user",'
+        self._key_prefix = f"{self._base['app']}|{self._base['env']}|"
+        self._clock = _Clock()
         prefix = f"{config.namespace}." if config.namespace else ""
         self.topics = {kind: prefix + topic for kind, topic in TOPICS.items()}
         self.scrubber = Scrubber(config.scrub_keys)
@@ -96,27 +118,36 @@ class Builder:
     def event(
         self, kind: str, ts: float, fields: Mapping[str, Any], scope: Scope
     ) -> dict[str, Any]:
-        ms = int(ts * 1000)
-        event: dict[str, Any] = {"kind": kind, "event_id": uuid7(ms), "ts": iso_ms(ms)}
+        """The whole event as a dict (``encode`` sends the same, spliced for speed)."""
+        event = self._varying(kind, ts, fields, scope)
         event.update(self._base)
-        event["session_id"] = clip(fields.get("session_id") or scope.session_id)
-        event["user_id"] = clip(fields.get("user_id") or scope.user_id)
-        event["customer_id"] = clip(fields.get("customer_id") or scope.customer_id)
-        event["origin"] = self._origin
-        event["attributes"] = self._attributes(scope.attributes, fields.get("attributes"))
-        self._kinds[kind](event, fields, scope)
         return event
 
     def encode(
         self, kind: str, ts: float, fields: Mapping[str, Any], scope: Scope
     ) -> tuple[str, bytes, bytes]:
-        event = self.event(kind, ts, fields, scope)
-        key = f"{event['app']}|{event['env']}|{event[KEY_FIELD[kind]]}".encode()
+        """(topic, key, JSON): the fields that vary per event are encoded, the fixed ones
+        (app, env, release, host, instance, origin) were encoded once at start."""
+        event = self._varying(kind, ts, fields, scope)
+        field = KEY_FIELD[kind]
+        key = f"{self._key_prefix}{event[field] if field in event else self._base[field]}"
         try:
-            value = _encode(event).encode()
+            varying = _encode(event)
         except (TypeError, ValueError) as exc:
             raise Unsendable("unserializable") from exc
-        return self.topics[kind], key, value
+        return self.topics[kind], key.encode(), (self._fixed_json + varying[1:]).encode()
+
+    def _varying(
+        self, kind: str, ts: float, fields: Mapping[str, Any], scope: Scope
+    ) -> dict[str, Any]:
+        ms = int(ts * 1000)
+        event: dict[str, Any] = {"kind": kind, "event_id": uuid7(ms), "ts": self._clock.iso(ms)}
+        event["session_id"] = clip(fields.get("session_id") or scope.session_id)
+        event["user_id"] = clip(fields.get("user_id") or scope.user_id)
+        event["customer_id"] = clip(fields.get("customer_id") or scope.customer_id)
+        event["attributes"] = self._attributes(scope.attributes, fields.get("attributes"))
+        self._kinds[kind](event, fields, scope)
+        return event
 
     def _attributes(self, *sources: Mapping[str, Any] | None) -> dict[str, str]:
         out: dict[str, str] = {}
