@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_pb
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
@@ -31,7 +32,7 @@ from producers.gateway import body as bodies
 from producers.gateway import intake, openapi
 from producers.gateway.errors import GatewayError, Rejected
 from producers.gateway.keys import IngestKey, Lookup
-from producers.gateway.metrics import CONTENT_TYPE, GatewayMetrics
+from producers.gateway.metrics import GatewayMetrics
 from producers.gateway.otlp import decode
 from producers.gateway.otlp.common import Translation
 from producers.gateway.otlp.logs import translate_logs
@@ -157,7 +158,7 @@ class Gateway:
         rejected = translation.skipped_total + checked.rejected
         if rejected:
             self.metrics.records_skipped.labels(signal).inc(translation.skipped_total)
-            partial = answer.partial_success  # type: ignore[attr-defined]  # generated protobuf field
+            partial = answer.partial_success
             setattr(partial, rejected_field, rejected)
             partial.error_message = _summary(translation, checked)
         return Response(decode.encode(answer, ctype), media_type=ctype)
@@ -194,7 +195,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     _routes(app, gateway)
     _errors(app, gateway)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way
-    app.add_middleware(_Measure, metrics=gateway.metrics)  # type: ignore[arg-type]  # pure ASGI class
+    app.add_middleware(_Measure, metrics=gateway.metrics)
     return app
 
 
@@ -210,7 +211,7 @@ def _routes(app: FastAPI, gw: Gateway) -> None:
     async def post_events(request: Request) -> Response:
         return await gw.events(request)
 
-    otlp = [
+    otlp: list[tuple[str, type[Message], Callable[[Any], Translation], type[Message], str, str]] = [
         ("/v1/logs", logs_pb.ExportLogsServiceRequest, translate_logs, logs_pb.ExportLogsServiceResponse, "rejected_log_records", "logs"),
         ("/v1/metrics", metrics_pb.ExportMetricsServiceRequest, translate_metrics, metrics_pb.ExportMetricsServiceResponse, "rejected_data_points", "metrics"),
         ("/v1/traces", trace_pb.ExportTraceServiceRequest, translate_traces, trace_pb.ExportTraceServiceResponse, "rejected_spans", "traces"),
@@ -243,7 +244,7 @@ def _routes(app: FastAPI, gw: Gateway) -> None:
     async def metrics() -> Response:
         gw.metrics.pending.set(gw.publisher.pending_events)
         gw.metrics.kafka_up.set(1 if gw.publisher.kafka_up else 0)
-        return Response(gw.metrics.render(), media_type=CONTENT_TYPE)
+        return Response(gw.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 def _otlp_endpoint(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from infra.settings import Settings
+    from producers.gateway.keys import KeyStore
 
 gateway_app = typer.Typer(
     no_args_is_help=False,
@@ -18,7 +22,7 @@ gateway_app.add_typer(keys_app, name="keys")
 out = Console()
 
 
-def _settings():  # type: ignore[no-untyped-def]  # infra.settings.Settings, imported lazily
+def _settings() -> Settings:
     from infra.logs import configure_logging
     from infra.settings import load_settings
 
@@ -27,7 +31,7 @@ def _settings():  # type: ignore[no-untyped-def]  # infra.settings.Settings, imp
     return settings
 
 
-def _store():  # type: ignore[no-untyped-def]  # producers.gateway.keys.KeyStore
+def _store() -> KeyStore:
     from producers.gateway.keys import KeyStore
     from producers.gateway.server import keys_path
 

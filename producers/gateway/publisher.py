@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import structlog
 
@@ -253,4 +253,8 @@ def kafka_publisher(bootstrap: str, namespace: str, limits: PublisherLimits) -> 
             "queue.buffering.max.kbytes": limits.max_pending_bytes // 1024 + 1024,
         },
     )
-    return KafkaPublisher(lambda extra: Producer({**config, **extra}), namespace, limits)
+
+    def make(extra: dict[str, Any]) -> ProducerLike:
+        return cast(ProducerLike, Producer({**config, **extra}))  # its stubs type headers narrower
+
+    return KafkaPublisher(make, namespace, limits)

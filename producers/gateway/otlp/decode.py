@@ -46,7 +46,7 @@ def parse(body: bytes, content_type: str | None, message: type[M]) -> M:
 
 
 def _from_protobuf(body: bytes, message: type[M]) -> M:
-    out = message()
+    out: M = message()
     try:
         out.ParseFromString(body)
     except (DecodeError, RuntimeWarning, ValueError) as exc:
@@ -66,11 +66,14 @@ def _from_json(body: bytes, message: type[M]) -> M:
             400, "malformed_json", f"the body must be a JSON object ({message.__name__})"
         )
     try:
-        return json_format.ParseDict(_ids_to_base64(value), message(), ignore_unknown_fields=True)
+        parsed: M = json_format.ParseDict(
+            _ids_to_base64(value), message(), ignore_unknown_fields=True
+        )
     except (json_format.ParseError, RecursionError, ValueError, TypeError) as exc:
         raise Rejected(
             400, "malformed_otlp_json", f"not a valid OTLP/JSON {message.__name__}: {exc}"
         ) from None
+    return parsed
 
 
 def _ids_to_base64(value: Any) -> Any:
@@ -89,8 +92,10 @@ def _id_value(value: Any) -> Any:
 
 def encode(message: Message, content_type: str) -> bytes:
     if content_type == PROTOBUF:
-        return message.SerializeToString()
-    return pydantic_core.to_json(json_format.MessageToDict(message))
+        data: bytes = message.SerializeToString()
+        return data
+    as_dict: dict[str, Any] = json_format.MessageToDict(message)
+    return pydantic_core.to_json(as_dict)
 
 
 def status(code: int, text: str, content_type: str) -> bytes:
