@@ -16,6 +16,8 @@ import argparse
 import gc
 import logging
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -37,8 +39,9 @@ def _fresh_error(n: int) -> BaseException:
     raise AssertionError("unreachable")
 
 
-def setup() -> dict[str, tuple[Op, Callable[[int], object] | None]]:
-    """name -> (timed call, untimed preparation of its argument)."""
+def setup(lean: bool = False) -> dict[str, tuple[Op, Callable[[int], object] | None]]:
+    """name -> (timed call, untimed preparation of its argument). ``lean``: sentry-sdk
+    without local variables, source context or default integrations (its cheapest)."""
     import posthog
     import sentry_sdk
     import shiftright
@@ -54,7 +57,11 @@ def setup() -> dict[str, tuple[Op, Callable[[int], object] | None]]:
         health_interval=0,
         rate_limits={},
     )  # every capture does its full work
-    sentry_sdk.init(dsn="http://public@127.0.0.1:9/1", traces_sample_rate=0.0)
+    lean_options = {"include_local_variables": False, "include_source_context": False,
+                    "default_integrations": False}  # fmt: skip
+    sentry_sdk.init(dsn="http://public@127.0.0.1:9/1", traces_sample_rate=0.0,
+                    **(lean_options if lean else {}))  # fmt: skip
+    sentry = "sentry_sdk(lean)" if lean else "sentry_sdk"
     ph = posthog.Posthog("phc_bench", host="http://127.0.0.1:9", max_retries=0)
 
     def sr_track(n: int) -> None:
@@ -77,12 +84,12 @@ def setup() -> dict[str, tuple[Op, Callable[[int], object] | None]]:
             lambda n: shiftright.capture_exception(errors[0]),
             prepare,
         ),
-        "sentry_sdk.capture_exception": (
+        f"{sentry}.capture_exception": (
             lambda n: sentry_sdk.capture_exception(errors[0]),
             prepare,
         ),
         "shiftright.capture_message": (lambda n: shiftright.capture_message("stock low"), None),
-        "sentry_sdk.capture_message": (lambda n: sentry_sdk.capture_message("stock low"), None),
+        f"{sentry}.capture_message": (lambda n: sentry_sdk.capture_message("stock low"), None),
     }
 
 
@@ -103,13 +110,9 @@ def pct(values: list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000.0  # µs
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=20_000, help="calls per SDK per round (events)")
-    parser.add_argument("--n-errors", type=int, default=2_000, help="calls per round (errors)")
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    ops = setup()
+def run(
+    ops: dict[str, tuple[Op, Callable[[int], object] | None]], args: argparse.Namespace
+) -> dict[str, list[int]]:
     samples: dict[str, list[int]] = {name: [] for name in ops}
     for op, prepare in ops.values():  # warm-up: imports, caches, first allocations
         measure(op, prepare, 200)
@@ -118,23 +121,52 @@ def main() -> None:
             n = args.n_errors if "capture_" in name else args.n
             gc.collect()
             samples[name].extend(measure(op, prepare, n))
+    return samples
 
+
+def print_rows(samples: dict[str, list[int]]) -> None:
+    for name, values in samples.items():
+        print(f"{name:<34}{len(values):>9,}{pct(values, 0.5):>10.2f}{pct(values, 0.9):>10.2f}"
+              f"{pct(values, 0.99):>10.2f}{statistics.fmean(values) / 1000:>10.2f}")  # fmt: skip
+
+
+def print_ratios(samples: dict[str, list[int]], pairs: list[tuple[str, str]]) -> None:
+    for ours, theirs in pairs:
+        a, b = samples[ours], samples[theirs]
+        print(f"{ours:<30} vs {theirs:<34} p50 {pct(a, 0.5) / pct(b, 0.5):6.3f}"
+              f"   p99 {pct(a, 0.99) / pct(b, 0.99):6.3f}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=20_000, help="calls per SDK per round (events)")
+    parser.add_argument("--n-errors", type=int, default=2_000, help="calls per round (errors)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--total-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--lean-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.total_only:  # a process of its own: no other SDK's threads on the CPU clock
+        print_total_cost(args.n * args.rounds)
+        return
+    if args.lean_only:  # sentry-sdk can have one client per process
+        samples = run({k: v for k, v in setup(lean=True).items() if "capture_" in k}, args)
+        print_rows(samples)
+        print()
+        print_ratios(samples, [("shiftright.capture_exception", "sentry_sdk(lean).capture_exception"),
+                               ("shiftright.capture_message", "sentry_sdk(lean).capture_message")])  # fmt: skip
+        return
+    samples = run(setup(), args)
     print(
         f"\napp-thread cost per call, µs ({args.rounds} interleaved rounds; backends unreachable)\n"
     )
-    print(f"{'call':<32}{'calls':>9}{'p50':>10}{'p90':>10}{'p99':>10}{'mean':>10}")
-    for name, values in samples.items():
-        print(f"{name:<32}{len(values):>9,}{pct(values, 0.5):>10.2f}{pct(values, 0.9):>10.2f}"
-              f"{pct(values, 0.99):>10.2f}{statistics.fmean(values) / 1000:>10.2f}")  # fmt: skip
+    print(f"{'call':<34}{'calls':>9}{'p50':>10}{'p90':>10}{'p99':>10}{'mean':>10}")
+    print_rows(samples)
     print("\nratios (shiftright / other; below 1 means shiftright costs the app less)\n")
-    for ours, theirs in (
+    print_ratios(samples, [
         ("shiftright.track", "posthog.capture"),
         ("shiftright.capture_exception", "sentry_sdk.capture_exception"),
         ("shiftright.capture_message", "sentry_sdk.capture_message"),
-    ):
-        a, b = samples[ours], samples[theirs]
-        print(f"{ours:<30} vs {theirs:<30} p50 {pct(a, 0.5) / pct(b, 0.5):6.3f}"
-              f"   p99 {pct(a, 0.99) / pct(b, 0.99):6.3f}")  # fmt: skip
+    ])  # fmt: skip
     track = samples["shiftright.track"]
     print(
         f"\ngoal track() p50 < 5 µs: {pct(track, 0.5):.2f} µs;  p99 < 50 µs: {pct(track, 0.99):.2f} µs"
@@ -144,7 +176,17 @@ def main() -> None:
 
     print(f"shiftright SDK counters: {shiftright.stats()}")
     shiftright.close(0.5)
-    print_total_cost(args.n * args.rounds)
+    common = ["--n", str(args.n), "--n-errors", str(args.n_errors), "--rounds", str(args.rounds)]
+    print(
+        "\nagainst sentry-sdk at its cheapest (no locals, no source context, no default"
+        " integrations), in a process of its own:\n"
+    )
+    subprocess.run(
+        [sys.executable, "-m", "bench.sdk_overhead", "--lean-only", *common], check=False
+    )
+    subprocess.run(
+        [sys.executable, "-m", "bench.sdk_overhead", "--total-only", *common], check=False
+    )
 
 
 class NullTransport:
