@@ -141,9 +141,7 @@ class Gateway:
         signal: str,
     ) -> Response:
         key = self.authenticate(request)
-        ctype = decode.media_type(request.headers.get("content-type"))
-        if ctype not in (decode.PROTOBUF, decode.JSON):
-            decode.parse(b"", ctype, message)  # raises the precise 415
+        ctype = decode.require_media_type(request.headers.get("content-type"))
         self.publisher.check()
         parsed = decode.parse(await self.read(request), ctype, message)
         translation = translate(parsed)
@@ -155,7 +153,7 @@ class Gateway:
                 len(translation.items),
             )
         await self._publish(checked.accepted)
-        rejected = translation.skipped_total + checked.rejected
+        rejected = translation.skipped_total + checked.rejected_records
         if rejected:
             self.metrics.records_skipped.labels(signal).inc(translation.skipped_total)
             partial = answer.partial_success

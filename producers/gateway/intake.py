@@ -53,6 +53,7 @@ class Item:
     path: str
     value: Any
     index: int | None = None
+    records: int = 1  # OTLP records (log records, spans, data points) the event stands for
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Checked:
     invalid: list[FieldError] = field(default_factory=list)  # 422 / 413
     forbidden: list[FieldError] = field(default_factory=list)  # 403
     rejected: int = 0  # items refused (an item can have several field errors)
+    rejected_records: int = 0  # the OTLP records those items stood for
 
 
 def parse_batch(body: bytes, max_events: int) -> list[Item]:
@@ -96,9 +98,11 @@ def check(items: Sequence[Item], key: IngestKey | None, now: datetime, limits: L
         if isinstance(result, Rejection):
             out.invalid.extend(_field_errors(result, raw, item, now))
             out.rejected += 1
+            out.rejected_records += item.records
         elif problem := _binding_problem(result, key, item):
             out.forbidden.append(problem)
             out.rejected += 1
+            out.rejected_records += item.records
         else:
             out.accepted.append(result)
     return out

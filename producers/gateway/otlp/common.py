@@ -22,6 +22,9 @@ _FIELDS_OF_KIND = {kind: set(model.model_fields) for kind, model in EVENT_MODELS
 _INT_FIELDS = {"status_code"}
 _SECONDS_TO_MS = {"http.server.request.duration"}
 
+#: OTel SDKs name a service ``unknown_service[:process]`` when the app configured none.
+UNKNOWN_SERVICE = "unknown_service"
+
 #: An event keeps at most this many attributes; the rest go, JSON-encoded, into one more.
 MAX_ATTRIBUTES = 64
 OVERFLOW_ATTRIBUTE = "otel.attributes.overflow"
@@ -96,6 +99,8 @@ class Draft:
         """Attributes that name one of this kind's fields set it; the rest are kept."""
         for name, value in attrs.items():
             target = FIELD_OF_ATTRIBUTE.get(name)
+            if name == "service.name" and str(value).startswith(UNKNOWN_SERVICE):
+                target = None  # the SDK's default: the app is the key's (kept as an attribute)
             if target in _FIELDS_OF_KIND[self.kind] and self._set(target, name, value):
                 continue
             self.attrs[name] = text_of(value)

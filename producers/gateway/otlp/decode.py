@@ -32,17 +32,21 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
-def parse(body: bytes, content_type: str | None, message: type[M]) -> M:
+def require_media_type(content_type: str | None) -> str:
+    """The request's OTLP encoding, or 415."""
     kind = media_type(content_type)
-    if kind == PROTOBUF:
-        return _from_protobuf(body, message)
-    if kind == JSON:
-        return _from_json(body, message)
-    raise Rejected(
-        415,
-        "unsupported_media_type",
-        f"Content-Type {content_type!r} is not supported; use {PROTOBUF} or {JSON}",
-    )
+    if kind not in (PROTOBUF, JSON):
+        raise Rejected(
+            415,
+            "unsupported_media_type",
+            f"Content-Type {content_type!r} is not supported; use {PROTOBUF} or {JSON}",
+        )
+    return kind
+
+
+def parse(body: bytes, content_type: str | None, message: type[M]) -> M:
+    kind = require_media_type(content_type)
+    return _from_protobuf(body, message) if kind == PROTOBUF else _from_json(body, message)
 
 
 def _from_protobuf(body: bytes, message: type[M]) -> M:

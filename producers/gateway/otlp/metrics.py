@@ -11,7 +11,7 @@ summaries give ``.count``, ``.sum``, ``.min``, ``.max`` (and quantiles as labels
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,24 +33,48 @@ def translate_metrics(request: ExportMetricsServiceRequest) -> Translation:
     out = Translation()
     for i, resource_metrics in enumerate(request.resource_metrics):
         resource = attributes(resource_metrics.resource.attributes)
-        by_time: dict[int, dict[str, float]] = defaultdict(dict)
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                for nanos, name, attrs, value in points(metric):
-                    if not math.isfinite(value):
-                        out.skipped[NOT_FINITE] += 1
-                        continue
-                    by_time[nanos][series_name(name, attrs)] = value
+        by_time, counts = _snapshots(resource_metrics.scope_metrics, out)
         for n, (nanos, values) in enumerate(sorted(by_time.items())):
             add_derived(values)
-            for part, chunk in enumerate(_chunks(values)):
+            chunks = _chunks(values)
+            for part, (chunk, records) in enumerate(
+                zip(chunks, _shares(counts[nanos], chunks), strict=True)
+            ):
                 draft = Draft("health", resource)
                 draft.set_time(nanos)
                 draft.fields["metrics"] = chunk
-                out.items.append(
-                    Item(f"resourceMetrics[{i}] (time {n}, part {part})", draft.build())
-                )
+                path = f"resourceMetrics[{i}] (time {n}, part {part})"
+                out.items.append(Item(path, draft.build(), records=records))
     return out
+
+
+def _snapshots(
+    scopes: Iterable[Any], out: Translation
+) -> tuple[dict[int, dict[str, float]], Counter[int]]:
+    """Series values per timestamp, and how many OTLP data points each timestamp had."""
+    by_time: dict[int, dict[str, float]] = defaultdict(dict)
+    counts: Counter[int] = Counter()
+    for scope_metrics in scopes:
+        for metric in scope_metrics.metrics:
+            which = metric.WhichOneof("data")
+            if which is not None:
+                counts.update(dp.time_unix_nano for dp in getattr(metric, which).data_points)
+            for nanos, name, attrs, value in points(metric):
+                if not math.isfinite(value):
+                    out.skipped[NOT_FINITE] += 1
+                    continue
+                by_time[nanos][series_name(name, attrs)] = value
+    return by_time, counts
+
+
+def _shares(points: int, chunks: list[dict[str, float]]) -> list[int]:
+    """The data points each chunk stands for (in proportion to its series)."""
+    total = sum(len(c) for c in chunks)
+    if not total:
+        return [0] * len(chunks)
+    shares = [points * len(c) // total for c in chunks]
+    shares[-1] += points - sum(shares)
+    return shares
 
 
 def points(metric: Metric) -> Iterable[Point]:

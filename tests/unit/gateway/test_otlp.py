@@ -244,3 +244,28 @@ def test_invalid_translated_events_are_partial_success(
         in answer.partial_success.error_message
     )
     assert len(sent(harness, "error")) == 1
+
+
+def test_the_sdks_unknown_service_name_means_the_keys_app(
+    client: TestClient, harness: Harness, auth: dict[str, str]
+) -> None:
+    request = p.logs_request(p.exception_record())
+    request.resource_logs[0].resource.attributes[0].value.string_value = "unknown_service:java"
+    body = request.SerializeToString()
+    assert client.post("/v1/logs", content=body, headers={**auth, **PROTOBUF}).status_code == 200
+    [error] = sent(harness, "error")
+    assert error["app"] == "checkout"
+    assert error["attributes"]["service.name"] == "unknown_service:java"
+
+
+def test_rejected_metric_points_are_counted_as_data_points(
+    client: TestClient, harness: Harness, auth: dict[str, str]
+) -> None:
+    request = p.metrics_request()
+    request.resource_metrics[0].resource.attributes[3].value.string_value = "h" * 300  # host.name
+    body = request.SerializeToString()
+    response = client.post("/v1/metrics", content=body, headers={**auth, **PROTOBUF})
+    answer = ExportMetricsServiceResponse.FromString(response.content)
+    assert answer.partial_success.rejected_data_points == 10  # every data point of the snapshot
+    assert "host: String should have at most 200 characters" in answer.partial_success.error_message
+    assert sent(harness, "health") == []
