@@ -8,6 +8,8 @@ refused; schemathesis fuzzes the served OpenAPI spec and must see no 5xx.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import subprocess
@@ -45,7 +47,7 @@ class Running:
         env = self.supervisor.child_env()
         return subprocess.run(
             [sys.executable, "-m", "infra.cli", "gateway", *args],
-            env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60,
+            env=env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
 
     def auth(self) -> dict[str, str]:
@@ -60,8 +62,17 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def gateway(settings: Settings) -> Iterator[Running]:
+def _listening(url: str) -> bool:
+    try:
+        httpx.get(f"{url}/healthz", timeout=1)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def serving(settings: Settings, ready: Callable[[str], bool] = _healthy) -> Iterator[Running]:
+    """`shiftright gateway` on a free port, with a key for checkout/prod made by the CLI."""
     supervisor = Supervisor(settings)
     port = free_port()
     running = Running(f"http://127.0.0.1:{port}", "", "", settings, supervisor)
@@ -69,15 +80,23 @@ def gateway(settings: Settings) -> Iterator[Running]:
     assert created.returncode == 0, created.stderr
     running.token = created.stdout.strip()
     running.key_id = running.token.split("_")[1]
-    pipeline = Pipeline(settings)
-    pipeline.start()
     argv = [sys.executable, "-m", "infra.cli", "gateway", "--port", str(port)]
     supervisor.start(Component("gateway", argv))
     try:
-        supervisor.wait_until("gateway", lambda: _healthy(running.url), timeout=30)
+        supervisor.wait_until("gateway", lambda: ready(running.url), timeout=30)
         yield running
     finally:
         supervisor.stop("gateway", timeout=15)
+
+
+@pytest.fixture
+def gateway(settings: Settings) -> Iterator[Running]:
+    pipeline = Pipeline(settings)
+    pipeline.start()
+    try:
+        with serving(settings) as running:
+            yield running
+    finally:
         pipeline.stop()
 
 
@@ -310,15 +329,7 @@ def test_unreachable_broker_is_503_with_retry_after(tmp_path: Path) -> None:
         kafka=KafkaSettings(bootstrap=f"127.0.0.1:{free_port()}"),
         gateway=GatewaySettings(ack_timeout_seconds=3.0),
     )
-    supervisor = Supervisor(settings)
-    port = free_port()
-    running = Running(f"http://127.0.0.1:{port}", "", "", settings, supervisor)
-    created = running.cli("keys", "create", "--app", "checkout", "--env", "prod")
-    running.token = created.stdout.strip()
-    argv = [sys.executable, "-m", "infra.cli", "gateway", "--port", str(port)]
-    supervisor.start(Component("gateway", argv))
-    try:
-        supervisor.wait_until("gateway", lambda: _listening(running.url), timeout=30)
+    with serving(settings, ready=_listening) as running:
         one = [event("usage", datetime.now(UTC))]
         with httpx.Client(base_url=running.url, headers=running.auth(), timeout=30) as client:
             first = client.post("/v1/events", json=one)
@@ -335,13 +346,32 @@ def test_unreachable_broker_is_503_with_retry_after(tmp_path: Path) -> None:
             metrics = client.get("/metrics").text
             assert 'shiftright_gateway_rejects_total{reason="kafka_unavailable"}' in metrics
             assert "shiftright_gateway_kafka_up 0.0" in metrics
-    finally:
-        supervisor.stop("gateway", timeout=15)
 
 
-def _listening(url: str) -> bool:
-    try:
-        httpx.get(f"{url}/healthz", timeout=1)
-    except httpx.HTTPError:
-        return False
-    return True
+def test_back_pressure_is_429_with_retry_after_and_bounded(settings: Settings) -> None:
+    """With at most 150 events waiting for Kafka, 20 concurrent 100-event requests cannot all
+    be taken at once: some get 429 + Retry-After; every 200 is stored; nothing is left over."""
+    bounded = settings.model_copy(update={"gateway": GatewaySettings(max_pending_events=150)})
+    with serving(bounded) as running:
+
+        async def burst() -> list[httpx.Response]:
+            batch = [event("usage", datetime.now(UTC), name=f"n{i}") for i in range(100)]
+            async with httpx.AsyncClient(
+                base_url=running.url, headers=running.auth(), timeout=30
+            ) as client:
+                return await asyncio.gather(
+                    *(client.post("/v1/events", json=batch) for _ in range(20))
+                )
+
+        answers = [r.status_code for r in asyncio.run(burst())]
+        assert set(answers) <= {200, 429} and answers.count(429) > 0 and answers.count(200) > 0, (
+            answers
+        )
+        metrics = httpx.get(f"{running.url}/metrics").text
+        assert (
+            f'shiftright_gateway_rejects_total{{reason="backpressure"}} {answers.count(429)}.0'
+            in metrics
+        )
+        assert "shiftright_gateway_pending_events 0.0" in metrics
+        accepted = 'shiftright_gateway_events_accepted_total{kind="usage"} '
+        assert f"{accepted}{answers.count(200) * 100}.0" in metrics
