@@ -363,7 +363,9 @@ def test_back_pressure_is_429_with_retry_after_and_bounded(settings: Settings) -
                     *(client.post("/v1/events", json=batch) for _ in range(20))
                 )
 
-        answers = [r.status_code for r in asyncio.run(burst())]
+        responses = asyncio.run(burst())
+        answers = [r.status_code for r in responses]
+        assert all(r.headers["retry-after"] == "1" for r in responses if r.status_code == 429)
         assert set(answers) <= {200, 429} and answers.count(429) > 0 and answers.count(200) > 0, (
             answers
         )
