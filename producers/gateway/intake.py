@@ -94,7 +94,7 @@ def check(items: Sequence[Item], key: IngestKey | None, now: datetime, limits: L
     for item in items:
         value = _with_key_defaults(item.value, key)
         raw = pydantic_core.to_json(value)
-        result = parse_event(raw, None, now, limits, event_id=uuid7())
+        result = parse_event(raw, None, now, limits, event_id=uuid7)  # made only when absent
         if isinstance(result, Rejection):
             out.invalid.extend(_field_errors(result, raw, item, now))
             out.rejected += 1
