@@ -226,3 +226,12 @@ def test_openapi_spec_documents_the_event_envelope(client: TestClient) -> None:
         "application/x-protobuf",
         "application/json",
     }
+
+
+def test_a_client_event_id_is_kept(
+    client: TestClient, harness: Harness, auth: dict[str, str]
+) -> None:
+    given = "01936f0e-5c4a-7b3e-9a1d-2f4e6a8b0c1d"
+    response = client.post("/v1/events", json=usage(event_id=given), headers=auth)
+    assert response.json()["event_ids"] == [given]
+    assert json.loads(harness.producer.events()[0])["event_id"] == given
