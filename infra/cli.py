@@ -246,6 +246,14 @@ mark_app = typer.Typer(no_args_is_help=True, help="Mark a deploy or a feature-fl
 app.add_typer(mark_app, name="mark")
 
 
+def _sdk_cli() -> Any:
+    try:
+        import shiftright.cli
+    except ImportError:
+        _fail("the SDK is not installed: pip install -e producers/sdk (make does this)")
+    return shiftright.cli
+
+
 def _mark(ok: bool, what: str) -> None:
     if not ok:
         _fail(f"could not mark {what}: Kafka did not acknowledge it")
@@ -260,11 +268,11 @@ def mark_deploy(
     description: Annotated[str, typer.Option()] = "",
 ) -> None:
     """A release reached an environment: `shiftright mark deploy --app checkout --env prod --release 1.4.3`."""
-    from shiftright.cli import mark_deploy as send
-
     s = _settings()
-    ok = send(app_name, env, release, kafka=s.kafka.bootstrap_servers, namespace=s.namespace,
-              description=description)  # fmt: skip
+    ok = _sdk_cli().mark_deploy(
+        app_name, env, release, kafka=s.kafka.bootstrap_servers, namespace=s.namespace,
+        description=description,
+    )  # fmt: skip
     _mark(ok, f"deploy of {release} to {app_name}/{env}")
 
 
@@ -276,12 +284,12 @@ def mark_flag(
     env: Annotated[str, typer.Option()],
 ) -> None:
     """A feature flag was switched: `shiftright mark flag new-checkout on --app checkout --env prod`."""
-    from shiftright.cli import mark_flag as send
-
     if state not in ("on", "off"):
         _fail("state must be on or off")
     s = _settings()
-    ok = send(name, state, app_name, env, kafka=s.kafka.bootstrap_servers, namespace=s.namespace)
+    ok = _sdk_cli().mark_flag(
+        name, state, app_name, env, kafka=s.kafka.bootstrap_servers, namespace=s.namespace
+    )
     _mark(ok, f"flag {name} {state} in {app_name}/{env}")
 
 
