@@ -63,6 +63,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from infra.settings import KafkaSettings
 from schemas import topics, wire
 from schemas.events import ROLLUP_KEY_FIELD
 
@@ -72,6 +73,7 @@ KINDS = ("usage", "error", "health", "change")  # index = position in topics.EVE
 MIX = {"usage": 0.85, "error": 0.05, "health": 0.0995, "change": 0.0005}
 RAW_TABLES = ("events_usage", "events_error", "events_health", "events_change")
 PROBES_PER_SECOND = 10
+PARTITIONS = KafkaSettings().partitions  # of every topic the bench creates
 PROBE_APP, PROBE_ENV = "bench", "probe"
 #: (kind index, key, value): what the producers send.
 Record = tuple[int, bytes, bytes]
@@ -84,14 +86,19 @@ Message = tuple[int, bytes, bytes, list[tuple[str, bytes]] | None, int]
 
 
 def to_messages(records: list[Record], per_message: int) -> list[Message]:
-    """Group records by topic and key (order kept within a key) into batch messages."""
+    """Group records by topic and partition (order kept within a key) into batch messages,
+    as ``Emitter.emit_many`` does; a message's key is its first event's key, which maps to
+    the same partition as every other key in it."""
     if per_message <= 1:
         return [(k, key, value, None, 1) for k, key, value in records]
-    groups: dict[tuple[int, bytes], list[bytes]] = {}
+    groups: dict[tuple[int, int], tuple[bytes, list[bytes]]] = {}
     for k, key, value in records:
-        groups.setdefault((k, key), []).append(value)
+        group = (k, wire.partition_of(key, PARTITIONS))
+        if group not in groups:
+            groups[group] = (key, [])
+        groups[group][1].append(value)
     out: list[Message] = []
-    for (k, key), values in groups.items():
+    for (k, _partition), (key, values) in groups.items():
         for i in range(0, len(values), per_message):
             chunk = values[i : i + per_message]
             out.append((k, key, b"\n".join(chunk), wire.BATCH_HEADERS, len(chunk)))

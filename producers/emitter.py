@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -58,6 +59,9 @@ class Emitter:
         self.delivered = 0
         self.failed: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
+        self._partitions: dict[str, int] = {}  # topic -> partition count
+        self._key_partition: dict[tuple[str, bytes], int] = {}
+        self._metadata_retry_at = 0.0
 
     def emit(self, event: AnyEvent) -> bool:
         topic = topics.EVENT_TOPIC_BY_KIND[event.kind]
@@ -71,25 +75,66 @@ class Emitter:
         return self.emit_raw(topics.EVENT_TOPIC_BY_KIND[kind], payload, key)
 
     def emit_many(self, events: Iterable[dict[str, Any]]) -> int:
-        """Send plain dicts as NDJSON batch messages, one group per topic and key.
+        """Send plain dicts as NDJSON batch messages, one group per topic and partition.
+
+        Each event goes to the partition its own key maps to (Kafka's murmur2), so batching
+        by partition instead of by key changes nothing downstream but makes messages
+        several times larger: per-message costs dominate every Python consumer. Until the
+        broker has told how many partitions a topic has, events are grouped per key.
 
         Returns how many events were handed to the producer (the rest are counted in
-        ``dropped``). Batches cut per-message costs for every consumer downstream."""
-        groups: dict[tuple[str, bytes], list[bytes]] = defaultdict(list)
+        ``dropped``)."""
+        groups: dict[tuple[str, int | bytes], list[bytes]] = defaultdict(list)
+        first_key: dict[tuple[str, int | bytes], bytes] = {}
         for event in events:
             kind = event["kind"]
-            key = f"{event['app']}|{event['env']}|{event.get(ROLLUP_KEY_FIELD[kind], '')}"
-            payload = json.dumps(event, separators=(",", ":")).encode()
-            groups[(topics.EVENT_TOPIC_BY_KIND[kind], key.encode())].append(payload)
+            topic = topics.EVENT_TOPIC_BY_KIND[kind]
+            key = f"{event['app']}|{event['env']}|{event.get(ROLLUP_KEY_FIELD[kind], '')}".encode()
+            group = (topic, self._partition(topic, key))
+            groups[group].append(json.dumps(event, separators=(",", ":")).encode())
+            first_key.setdefault(group, key)
         sent = 0
-        for (topic, key), payloads in groups.items():
+        for (topic, where), payloads in groups.items():
+            partition = where if isinstance(where, int) else None
             for value in wire.pack(payloads):
                 count = value.count(b"\n") + 1
-                if self.emit_raw(topic, value, key, wire.BATCH_HEADERS):
+                if self.emit_raw(topic, value, first_key[(topic, where)], wire.BATCH_HEADERS,
+                                 partition=partition):  # fmt: skip
                     sent += count
                 else:
                     self.dropped["queue_full_events"] += count
         return sent
+
+    def _partition(self, topic: str, key: bytes) -> int | bytes:
+        """The key's partition, or the key itself while the partition count is unknown."""
+        found = self._key_partition.get((topic, key))
+        if found is not None:
+            return found
+        count = self._partition_count(topic)
+        if count is None:
+            return key
+        if len(self._key_partition) > 100_000:
+            self._key_partition.clear()
+        found = self._key_partition[(topic, key)] = wire.partition_of(key, count)
+        return found
+
+    def _partition_count(self, topic: str) -> int | None:
+        known = self._partitions.get(topic)
+        if known is not None:
+            return known
+        if time.monotonic() < self._metadata_retry_at:
+            return None
+        name = topics.named(topic, self._namespace)
+        try:
+            meta = self._producer.list_topics(name, timeout=2.0).topics.get(name)
+            count = len(meta.partitions) if meta is not None and meta.error is None else 0
+        except Exception:  # broker away: group per key for now, ask again later
+            count = 0
+        if count <= 0:
+            self._metadata_retry_at = time.monotonic() + 30.0
+            return None
+        self._partitions[topic] = count
+        return count
 
     def emit_raw(
         self,
@@ -97,12 +142,14 @@ class Emitter:
         value: bytes,
         key: bytes | None = None,
         headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
     ) -> bool:
         """Hand bytes to the producer queue; False (and counted) when it is full."""
+        extra = {} if partition is None else {"partition": partition}
         try:
             self._producer.produce(
                 topics.named(topic, self._namespace), value, key,
-                on_delivery=self._delivered, headers=headers,
+                on_delivery=self._delivered, headers=headers, **extra,
             )  # fmt: skip
         except BufferError:
             self._producer.poll(0)

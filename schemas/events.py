@@ -118,8 +118,11 @@ class Envelope(BaseModel):
     def _utc_ms(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("ts must carry a timezone (use UTC, e.g. 2026-01-01T12:00:00Z)")
-        value = value.astimezone(UTC)
-        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+        if value.utcoffset():  # the common case, already UTC, skips the conversion
+            value = value.astimezone(UTC)
+        if value.microsecond % 1000:
+            value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+        return value
 
 
 class UsageEvent(Envelope):

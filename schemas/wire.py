@@ -1,8 +1,9 @@
 """How events sit in Kafka messages on the raw topics.
 
 A message value is either one JSON event, or — when the message carries the header
-``content-type: application/x-ndjson`` — several JSON events, one per line, all with the
-same message key. Batches let a producer hand Kafka hundreds of events in one message;
+``content-type: application/x-ndjson`` — several JSON events, one per line, whose keys
+all map to the message's partition (:func:`partition_of`, Kafka's murmur2 partitioner),
+so each event sits where its own key would have put it. Batches let a producer hand Kafka hundreds of events in one message;
 consumers in Python pay per message, so this is what lets one stream worker keep up with
 tens of thousands of events a second. An event's position is (topic, partition, offset,
 index in the message).
@@ -10,6 +11,7 @@ index in the message).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -52,3 +54,33 @@ def pack(payloads: Sequence[bytes]) -> list[bytes]:
     if chunk:
         out.append(b"\n".join(chunk))
     return out
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash (what the Java client's default partitioner and librdkafka's
+    ``murmur2_random`` partitioner use for keyed messages), as an unsigned 32-bit int."""
+    m = 0x5BD1E995
+    n = len(data)
+    h = (0x9747B28C ^ n) & 0xFFFFFFFF
+    whole = n // 4
+    for k in struct.unpack_from(f"<{whole}I", data):
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = data[whole * 4 :]
+    if len(tail) == 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if tail:
+        h ^= tail[0]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's murmur2 partitioners give a keyed message."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -70,19 +70,21 @@ class Router:
         kind = self._kind_by_topic.get(pos.topic)
         if kind is not None:
             return [
-                self._event(kind, payload, at, pos.at(i))
+                self._event(kind, payload, at, timestamp_ms, pos.at(i))
                 for i, payload in enumerate(wire.split_events(value, headers))
             ]
         if pos.topic == self.rollups_topic:
             return [self._rollup(value, pos, at)]
         return [Row("dead_letters", dead_letter_row(_letter_from(value, headers), at, pos))]
 
-    def _event(self, kind: str, payload: bytes | None, at: datetime, pos: Position) -> Routed:
+    def _event(
+        self, kind: str, payload: bytes | None, at: datetime, at_ms: int, pos: Position
+    ) -> Routed:
         # The record's own timestamp is "now", so streams and sink judge alike.
         parsed = parse_event(payload, kind, at, self._limits, lambda: position_id(pos))
         if isinstance(parsed, Rejection):
             return Skipped(parsed.reason)
-        return Row(TABLE_BY_KIND[kind], event_row(parsed, at, pos))
+        return Row(TABLE_BY_KIND[kind], event_row(parsed, at_ms, pos))
 
     def _rollup(self, value: bytes | None, pos: Position, at: datetime) -> Row:
         try:

@@ -86,15 +86,19 @@ class Position:
 
 
 def event_row(
-    event: UsageEvent | ErrorEvent | HealthEvent | ChangeEvent, received_at: datetime, pos: Position
+    event: UsageEvent | ErrorEvent | HealthEvent | ChangeEvent, received_at_ms: int, pos: Position
 ) -> tuple[Any, ...]:
+    """DateTime64(3) columns get epoch milliseconds: clickhouse-connect writes ints as they
+    are, but converts every datetime object on its own (a few µs per value)."""
     head = (
-        event.event_id, event.ts, event.app, event.env, event.release, event.host,
+        event.event_id, round(event.ts.timestamp() * 1000), event.app, event.env, event.release, event.host,
         event.instance, event.session_id, event.user_id, event.customer_id, event.origin,
         event.attributes,
     )  # fmt: skip
     return (
-        head + _kind_fields(event) + (received_at, pos.topic, pos.partition, pos.offset, pos.index)
+        head
+        + _kind_fields(event)
+        + (received_at_ms, pos.topic, pos.partition, pos.offset, pos.index)
     )
 
 

@@ -23,3 +23,23 @@ def test_pack_respects_the_event_and_byte_bounds_and_round_trips() -> None:
     assert back == payloads
     big = [b"x" * 300_000, b"y" * 300_000]
     assert len(wire.pack(big)) == 2
+
+
+def test_murmur2_agrees_with_kafkas_published_values() -> None:
+    # Expected values (signed 32-bit, as Java returns them) from Apache Kafka's own tests.
+    cases = {
+        b"21": -973932308,
+        b"foobar": -790332482,
+        b"a-little-bit-long-string": -985981536,
+        b"a-little-bit-longer-string": -1486304829,
+        b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+        b"abc": 479470107,
+    }
+    for key, signed in cases.items():
+        assert wire.murmur2(key) == signed & 0xFFFFFFFF, key
+
+
+def test_partition_of_is_the_positive_hash_modulo_the_partition_count() -> None:
+    assert wire.partition_of(b"21", 8) == (-973932308 & 0x7FFFFFFF) % 8
+    spread = {wire.partition_of(f"checkout|prod|feature.{i}".encode(), 8) for i in range(200)}
+    assert spread == set(range(8))
