@@ -14,10 +14,12 @@ import argparse
 import getpass
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from shiftright.client import Client
 from shiftright.config import Config
+from shiftright.transport import Transport
 
 DEFAULT_KAFKA = "127.0.0.1:19092"
 
@@ -36,10 +38,12 @@ def mark(
     actor: str = "",
     description: str = "",
     timeout: float = 15.0,
+    transport: Callable[[Config], Transport] | None = None,
 ) -> bool:
     """Send one change event and wait for the broker; True when it was acknowledged."""
     config = Config(app=app, env=env, release=release, kafka=kafka, namespace=namespace,
-                    health_interval=0, hooks=False, logging_level=None, rate_limits={})  # fmt: skip
+                    health_interval=0, hooks=False, logging_level=None, rate_limits={},
+                    transport=transport)  # fmt: skip
     client = Client(config)
     client.enqueue("change", {"change_type": change_type, "name": name, "value": value,
                               "previous_value": previous_value, "actor": actor or _actor(),
@@ -48,13 +52,13 @@ def mark(
     return left == 0 and client.delivered == 1
 
 
-def mark_deploy(app: str, env: str, release: str, **options: str | float) -> bool:
-    return mark("deploy", release, app=app, env=env, release=release, value=release, **options)  # type: ignore[arg-type]
+def mark_deploy(app: str, env: str, release: str, **options: Any) -> bool:
+    return mark("deploy", release, app=app, env=env, release=release, value=release, **options)
 
 
-def mark_flag(name: str, state: str, app: str, env: str, **options: str | float) -> bool:
+def mark_flag(name: str, state: str, app: str, env: str, **options: Any) -> bool:
     previous = {"on": "off", "off": "on"}.get(state, "")
-    return mark("flag", name, app=app, env=env, value=state, previous_value=previous, **options)  # type: ignore[arg-type]
+    return mark("flag", name, app=app, env=env, value=state, previous_value=previous, **options)
 
 
 def _actor() -> str:
