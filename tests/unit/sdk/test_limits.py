@@ -51,7 +51,7 @@ def test_slow_broker_fills_the_bounded_queue_then_drops_without_blocking(sdk: SD
         slowest = max(slowest, time.perf_counter() - started)
     stats = shiftright.stats()
     assert stats["queued"] == 1000 and stats["dropped"] == {"queue_full": 4000}
-    assert slowest < 0.05, f"track() waited {slowest * 1000:.1f} ms"
+    assert slowest < 1.0, f"track() waited {slowest * 1000:.1f} ms"  # blocked would be forever
     transport.gate.set()
     assert shiftright.flush(5) == 0
     assert len(transport.events("usage")) == 1001
