@@ -1,6 +1,6 @@
 """``python -m bench.gateway``: what the ingest gateway accepts, against Kafka alone.
 
-    .venv/bin/python -m bench.gateway [--seconds 15] [--concurrency 32] [--kafka HOST:PORT]
+    .venv/bin/python -m bench.gateway [--seconds 15] [--concurrency 32] [--workers 1] [--kafka HOST:PORT]
 
 Starts a broker on free ports (unless ``--kafka``) and ``shiftright gateway`` as its own
 process, then for each scenario sends for ``--seconds`` from ``--concurrency`` concurrent
@@ -164,6 +164,11 @@ def _cpu(proc: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+def _tree_cpu(proc: psutil.Process) -> float:
+    """CPU of a process and its children (the gateway's worker processes)."""
+    return _cpu(proc) + sum(_cpu(child) for child in proc.children(recursive=True))
+
+
 def _pcts(latencies: list[float]) -> tuple[float, float]:
     if len(latencies) < 2:
         return (float("nan"), float("nan"))
@@ -257,7 +262,7 @@ def run(args: argparse.Namespace) -> list[Figures]:
     env = {**os.environ, "SHIFTRIGHT_STATE_DIR": str(tmp / "state"), "SHIFTRIGHT_NAMESPACE": namespace,
            "SHIFTRIGHT_KAFKA__BOOTSTRAP": bootstrap, "SHIFTRIGHT_LOG_JSON": "true"}  # fmt: skip
     token = _cli(env, "keys", "create", "--app", "bench", "--env", "prod")
-    gateway = subprocess.Popen([sys.executable, "-m", "infra.cli", "gateway", "--port", str(port)],
+    gateway = subprocess.Popen([sys.executable, "-m", "infra.cli", "gateway", "--port", str(port), "--workers", str(args.workers)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     results: list[Figures] = []
@@ -277,11 +282,11 @@ def run(args: argparse.Namespace) -> list[Figures]:
         ]
         for path, body, ctype, n in scenarios:
             asyncio.run(_drive(port, token, path, body, ctype, n, 2, args.concurrency))  # warm-up
-            before = _cpu(proc), _cpu(psutil.Process()), _cpu(broker) if broker else 0.0
+            before = _tree_cpu(proc), _cpu(psutil.Process()), _cpu(broker) if broker else 0.0
             figures = asyncio.run(
                 _drive(port, token, path, body, ctype, n, args.seconds, args.concurrency)
             )
-            figures.gateway_cpu = (_cpu(proc) - before[0]) / figures.seconds
+            figures.gateway_cpu = (_tree_cpu(proc) - before[0]) / figures.seconds
             figures.client_cpu = (_cpu(psutil.Process()) - before[1]) / figures.seconds
             if broker:
                 figures.kafka_cpu = (_cpu(broker) - before[2]) / figures.seconds
@@ -328,6 +333,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--kafka", default=None, help="An existing broker; default: start one")
+    parser.add_argument("--workers", type=int, default=1, help="Gateway processes")
     args = parser.parse_args()
     report(run(args), args)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -45,6 +46,9 @@ log = structlog.get_logger("shiftright.gateway")
 
 OTLP_ROUTES = ("/v1/logs", "/v1/metrics", "/v1/traces")
 _JSON_TYPES = ("", "application/json", "application/x-ndjson")
+
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 class Publisher(Protocol):
@@ -183,8 +187,9 @@ def _summary(translation: Translation, checked: intake.Checked) -> str:
     return "; ".join(parts)
 
 
-def create_app(gateway: Gateway) -> FastAPI:
+def create_app(gateway: Gateway, lifespan: Lifespan | None = None) -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan,
         title="shiftright ingest gateway",
         version="1",
         description="Events from apps in any language: JSON batches and OTLP/HTTP, into Kafka. "

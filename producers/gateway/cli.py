@@ -43,13 +43,16 @@ def gateway(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 14318).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes sharing the port (default 1).")
+    ] = None,
 ) -> None:
     """Run the gateway (HTTP JSON /v1/events, OTLP /v1/logs /v1/metrics /v1/traces)."""
     if ctx.invoked_subcommand is not None:
         return
     from producers.gateway.server import serve
 
-    serve(_settings(), host, port)
+    serve(_settings(), host, port, workers)
 
 
 @keys_app.command("create")

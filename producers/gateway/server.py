@@ -1,13 +1,25 @@
-"""Running the gateway: a Kafka publisher, the key store, the app, and uvicorn."""
+"""Running the gateway: a Kafka publisher, the key store, the app, and uvicorn.
+
+uvicorn builds the app with :func:`build_app` in each worker process (``--workers``), so
+every process has its own producer with its own bound on unacknowledged events; on
+shutdown each delivers what it still has queued before exiting.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from infra.settings import Settings
-from producers.gateway.publisher import KafkaPublisher, PublisherLimits, kafka_publisher
+from producers.gateway.publisher import PublisherLimits
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = structlog.get_logger("shiftright.gateway")
 
@@ -27,37 +39,56 @@ def publisher_limits(settings: Settings) -> PublisherLimits:
     )
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
-    """Serve until SIGINT/SIGTERM; then deliver what Kafka still has queued."""
-    import uvicorn
+def build_app() -> FastAPI:
+    """uvicorn's app factory: settings from the environment, as every component reads them."""
+    from infra.logs import configure_logging
+    from infra.settings import load_settings
 
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return assemble(settings)
+
+
+def assemble(settings: Settings) -> FastAPI:
     from producers.gateway.app import Gateway, create_app
     from producers.gateway.keys import KeyStore
+    from producers.gateway.publisher import kafka_publisher
 
-    g = settings.gateway
-    publisher: KafkaPublisher = kafka_publisher(
+    publisher = kafka_publisher(
         settings.kafka.bootstrap_servers, settings.namespace, publisher_limits(settings)
     )
     keys = KeyStore(keys_path(settings))
-    gateway = Gateway(g, keys, publisher, settings.streams.limits())
-    app = create_app(gateway)
-    bind_host, bind_port = host or g.host, port or g.port
-    log.info(
-        "gateway_started", host=bind_host, port=bind_port, kafka=settings.kafka.bootstrap_servers
-    )
-    config = uvicorn.Config(
-        app,
-        host=bind_host,
-        port=bind_port,
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        log.info("gateway_started", kafka=settings.kafka.bootstrap_servers)
+        try:
+            yield
+        finally:
+            left = await asyncio.to_thread(publisher.close, 10.0)
+            keys.close()
+            log.info("gateway_stopped", undelivered=left)
+
+    gateway = Gateway(settings.gateway, keys, publisher, settings.streams.limits())
+    return create_app(gateway, lifespan)
+
+
+def serve(
+    settings: Settings, host: str | None = None, port: int | None = None, workers: int | None = None
+) -> None:
+    """Serve until SIGINT/SIGTERM (the app is built from the environment's settings)."""
+    import uvicorn
+
+    g = settings.gateway
+    uvicorn.run(
+        "producers.gateway.server:build_app",
+        factory=True,
+        host=host or g.host,
+        port=port or g.port,
+        workers=workers or g.workers,
         loop="uvloop",
         http="httptools",
         access_log=False,
         log_level="warning",
         server_header=False,
     )
-    try:
-        uvicorn.Server(config).run()
-    finally:
-        left = publisher.close(10.0)
-        keys.close()
-        log.info("gateway_stopped", undelivered=left)
