@@ -105,6 +105,11 @@ class GatewaySettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 14318
+    workers: int = Field(
+        default=1,
+        description="Gateway processes sharing the port, each with its own bounded producer "
+        "(and its own /metrics).",
+    )
     max_body_bytes: int = Field(
         default=5 * 1024 * 1024,
         description="Largest request body, before and after Content-Encoding is undone (413 above).",
@@ -116,7 +121,8 @@ class GatewaySettings(BaseModel):
     )
     max_pending_bytes: int = 64 * 1024 * 1024
     ack_timeout_seconds: float = Field(
-        default=10.0, description="How long a request waits for Kafka's acknowledgement (503 after)."
+        default=10.0,
+        description="How long a request waits for Kafka's acknowledgement (503 after).",
     )
     retry_after_seconds: int = 1
     unavailable_retry_after_seconds: int = 5
