@@ -241,6 +241,12 @@ from producers.gateway.cli import gateway_app  # noqa: E402
 app.add_typer(gateway_app, name="gateway")
 
 
+# -- error analytics: reports and decisions (infra/errors_cli.py) --------------------------
+from infra.errors_cli import errors_app  # noqa: E402
+
+app.add_typer(errors_app, name="errors")
+
+
 # -- mark: change events from CI (delegates to the SDK) -------------------------------------
 mark_app = typer.Typer(no_args_is_help=True, help="Mark a deploy or a feature-flag flip.")
 app.add_typer(mark_app, name="mark")

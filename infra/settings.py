@@ -88,6 +88,15 @@ class StreamSettings(BaseModel):
     batch_max: int = 5_000
     batch_within_seconds: float = 0.25
     web_port: int = 16066
+    grouping_rules: Path | None = Field(
+        default=None,
+        description="Custom error-grouping rules (YAML, see streams/grouping/rules.py); none by default.",
+    )
+    health_max_wait_ms: int = Field(
+        default=15_000,
+        description="How far (event time) the error stream may run past an error still "
+        "waiting for its host's health before it is grouped without it.",
+    )
 
     def limits(self) -> Limits:
         """What the validator accepts (shared by the stream workers and the sink)."""

@@ -26,6 +26,21 @@ def create_topics(settings: Settings) -> None:
     bootstrap = settings.kafka.bootstrap_servers
     ensure_topics(bootstrap, raw, {"max.message.bytes": str(topics.RAW_TOPIC_MAX_MESSAGE_BYTES)})
     ensure_topics(bootstrap, derived)
+    errors, compacted = error_topic_plan(settings)
+    ensure_topics(bootstrap, errors)
+    ensure_topics(bootstrap, compacted, {"cleanup.policy": "compact"})
+
+
+def error_topic_plan(settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
+    """Error-analytics topics (issue 4); ``errors.byhost.v1`` must have as many partitions
+    as ``events.health.v1`` (the two are joined partition by partition). The group rows
+    are compacted: the latest row per group is what matters."""
+    ns, parts = settings.namespace, settings.kafka.partitions
+    plain = (topics.ERRORS_BY_HOST, topics.ERRORS_GROUPED, topics.ERRORS_TRANSITIONS,
+             topics.ERRORS_COMMANDS)  # fmt: skip
+    return {topics.named(t, ns): parts for t in plain}, {
+        topics.named(topics.ERRORS_GROUPS, ns): parts
+    }
 
 
 def apply_schema(settings: Settings) -> None:
@@ -42,7 +57,7 @@ def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: floa
     steps: list[tuple[str, Callable[[], str]]] = [
         ("Kafka", lambda: _kafka(settings, sup, console)),
         ("Warehouse", lambda: _warehouse(settings, sup)),
-        ("Topics", lambda: (create_topics(settings), "6 topics ready")[1]),
+        ("Topics", lambda: (create_topics(settings), "11 topics ready")[1]),
         (
             "Schema",
             lambda: (apply_schema(settings), f"database {settings.clickhouse.database} migrated")[

@@ -15,11 +15,13 @@ from schemas import topics, wire
 from schemas.records import Rollup
 from schemas.validation import SCHEMA_VIOLATION, Limits, Rejection, parse_event
 from sinks.rows import (
+    RECORD_MODELS,
     TABLE_BY_KIND,
     DeadLetter,
     Position,
     dead_letter_row,
     event_row,
+    record_row,
     rollup_row,
 )
 
@@ -48,14 +50,24 @@ class Router:
         }
         self.rollups_topic = topics.named(topics.ROLLUPS, namespace)
         self.dlq_topic = topics.named(topics.DLQ_EVENTS, namespace)
+        self._record_tables = {
+            topics.named(t, namespace): table
+            for t, table in (
+                (topics.ERRORS_GROUPED, "errors_grouped"),
+                (topics.ERRORS_GROUPS, "error_groups"),
+                (topics.ERRORS_TRANSITIONS, "error_group_transitions"),
+            )
+        }
 
     @property
     def subscriptions(self) -> list[str]:
-        return [*self._kind_by_topic, self.rollups_topic, self.dlq_topic]
+        return [*self._kind_by_topic, self.rollups_topic, self.dlq_topic, *self._record_tables]
 
     def table_for(self, topic: str) -> str:
         if topic in self._kind_by_topic:
             return TABLE_BY_KIND[self._kind_by_topic[topic]]
+        if topic in self._record_tables:
+            return self._record_tables[topic]
         return "rollups" if topic == self.rollups_topic else "dead_letters"
 
     def route(
@@ -75,6 +87,9 @@ class Router:
             ]
         if pos.topic == self.rollups_topic:
             return [self._rollup(value, pos, at)]
+        table = self._record_tables.get(pos.topic)
+        if table is not None:
+            return [self._record(table, value, pos, at)]
         return [Row("dead_letters", dead_letter_row(_letter_from(value, headers), at, pos))]
 
     def _event(
@@ -94,6 +109,16 @@ class Router:
                                 len(value or b""), pos)  # fmt: skip
             return Row("dead_letters", dead_letter_row(letter, at, pos))
         return Row("rollups", rollup_row(rollup, pos))
+
+    def _record(self, table: str, value: bytes | None, pos: Position, at: datetime) -> Row:
+        """An error-analytics record (GroupedError, ErrorGroup, ErrorGroupTransition)."""
+        try:
+            record = RECORD_MODELS[table].model_validate_json(value or b"")
+        except ValidationError as exc:
+            letter = DeadLetter("sink", SCHEMA_VIOLATION, f"{table}: {exc}", value or b"",
+                                len(value or b""), pos)  # fmt: skip
+            return Row("dead_letters", dead_letter_row(letter, at, pos))
+        return Row(table, record_row(record, pos))
 
 
 def position_id(pos: Position) -> uuid.UUID:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.events import ChangeEvent, ErrorEvent, HealthEvent, UsageEvent
-from schemas.records import Rollup
+from schemas.records import ErrorGroup, ErrorGroupTransition, GroupedError, Rollup
 
 ENVELOPE = (
     "event_id", "ts", "app", "env", "release", "host", "instance", "session_id",
@@ -62,6 +62,15 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "_offset",
     ),  # fmt: skip
 }
+#: Error-analytics records (issue 4): table -> model; columns are the model's fields.
+RECORD_MODELS: dict[str, type[GroupedError | ErrorGroup | ErrorGroupTransition]] = {
+    "errors_grouped": GroupedError,
+    "error_groups": ErrorGroup,
+    "error_group_transitions": ErrorGroupTransition,
+}
+for _table, _model in RECORD_MODELS.items():
+    COLUMNS[_table] = (*_model.model_fields, "_topic", "_partition", "_offset")
+
 TABLE_BY_KIND = {
     "usage": "events_usage",
     "error": "events_error",
@@ -123,6 +132,13 @@ def rollup_row(rollup: Rollup, pos: Position) -> tuple[Any, ...]:
         rollup.first_ts, rollup.last_ts, rollup.source_partition, rollup.emitted_at,
         pos.topic, pos.partition, pos.offset,
     )  # fmt: skip
+
+
+def record_row(
+    record: GroupedError | ErrorGroup | ErrorGroupTransition, pos: Position
+) -> tuple[Any, ...]:
+    values = tuple(getattr(record, name) for name in type(record).model_fields)
+    return (*values, pos.topic, pos.partition, pos.offset)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from infra.settings import Settings
 from schemas import topics
+from streams.error_agents import register_error_agents
 from streams.gaps import GapReader
 from streams.processor import DeadLetterOut, Outcome, Processor, Record, TopicPartition
 
@@ -213,6 +214,8 @@ def build_app(settings: Settings) -> faust.App:
             out = processor.close_idle(done, int(time.time() * 1000), idle_lateness_ms)
             if out.rollups:
                 await publish(out)
+
+    register_error_agents(app, settings)
 
     @app.timer(10.0)
     async def report_progress() -> None:

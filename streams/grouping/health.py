@@ -60,15 +60,23 @@ class HealthCache:
     # Errors may lag their host's health by up to keep_ms - window (2 min) and still be matched.
     keep_ms: int = 3 * WINDOW_MS
     hosts: dict[HostKey, list[tuple[int, dict[str, float], str]]] = field(default_factory=dict)
+    # When the error stream runs behind health (a backlog: errors take one more hop than
+    # health), snapshots are kept back to where the errors are, up to this far.
+    horizon_ms: int = 15 * WINDOW_MS
 
-    def add(self, event: HealthEvent) -> None:
+    def add(self, event: HealthEvent, errors_ms: int | None = None) -> None:
+        """Cache a snapshot. ``errors_ms``: how far the errors have come (event time); what
+        they may still need is kept (within ``horizon_ms`` of the host's latest)."""
         series = self.hosts.setdefault((event.app, event.env, event.host), [])
         entry = (_ms(event), dict(event.metrics), event.instance)
         if series and series[-1][0] <= entry[0]:
             series.append(entry)
         else:
             insort(series, entry, key=lambda e: e[0])
-        cut = series[-1][0] - self.keep_ms
+        latest = series[-1][0]
+        cut = latest - self.keep_ms
+        if errors_ms is not None:
+            cut = max(min(cut, errors_ms - self.keep_ms), latest - self.horizon_ms)
         while len(series) > 1 and series[0][0] < cut:
             series.pop(0)
 
@@ -120,7 +128,8 @@ class HealthJoin:
     ) -> list[Attached]:
         """Cache a snapshot; the held errors now ready."""
         self._advance(topic, (offset, index))
-        self.cache.add(event)
+        held = self.held[0][1] if self.held else None
+        self.cache.add(event, min(self.max_error_ms, _ms(held)) if held else self.max_error_ms)
         self.max_health_ms = max(self.max_health_ms, _ms(event))
         return self._release()
 
@@ -168,6 +177,7 @@ class HealthJoin:
         state: dict[str, Any] = {
             "window_ms": self.cache.window_ms,
             "keep_ms": self.cache.keep_ms,
+            "horizon_ms": self.cache.horizon_ms,
             "hosts": [[list(k), v] for k, v in self.cache.hosts.items()],
             "max_wait_ms": self.max_wait_ms,
             "max_held": self.max_held,
@@ -183,7 +193,9 @@ class HealthJoin:
     def loads(cls, raw: bytes) -> HealthJoin:
         s = json.loads(raw)
         hosts = {tuple(k): [(e[0], e[1], e[2]) for e in v] for k, v in s["hosts"]}
-        cache = HealthCache(s["window_ms"], s["keep_ms"], hosts)  # type: ignore[arg-type]
+        cache = HealthCache(
+            s["window_ms"], s["keep_ms"], hosts, s.get("horizon_ms", 15 * WINDOW_MS)
+        )  # type: ignore[arg-type]
         held = deque((tuple(p), ErrorEvent.model_validate(e)) for p, e in s["held"])
         positions = {t: (p[0], p[1]) for t, p in s["positions"].items()}
         return cls(

@@ -1,0 +1,347 @@
+"""The three error-analytics steps of the stream worker as pure batch functions: Kafka
+records in; messages to send and partition states to save out (the Faust agents in
+:mod:`streams.error_agents` do the I/O).
+
+1. :class:`Rekey` ``events.error.v1`` -> ``errors.byhost.v1``: each valid error (same
+   validation as the rollup agent, same event id as the sink gives it) re-keyed
+   ``app|env|host``, so it lands on the partition number of its host's health. The
+   message carries the error's origin position in headers.
+2. :class:`Attach` ``events.health.v1`` + ``errors.byhost.v1`` -> ``errors.grouped.v1``:
+   :class:`~streams.grouping.stages.AttachStage` (health join + grouping). A re-key
+   replayed after a crash sends some errors twice, at new offsets; each origin
+   partition's errors reach a byhost partition in origin order, so an error at or before
+   the last origin position applied from that origin partition is a duplicate.
+3. :class:`Group` ``errors.grouped.v1`` + ``errors.commands.v1`` -> transitions and
+   group rows: :class:`~streams.grouping.stages.GroupStage`.
+
+Every step keeps, per source (topic, partition), the last offset it applied. Records at
+or before it are replays and skipped; :meth:`Offsets.missing_before` names the records
+the state lacks (Kafka's committed offset can be ahead of the restored state after a
+``kill -9``, and Faust's consumer can skip offsets), which the agent reads and processes
+first. States are saved per partition number after the batch's outputs were delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas import wire
+from schemas.events import ErrorEvent, HealthEvent
+from schemas.records import ErrorGroup, ErrorGroupCommand, ErrorGroupTransition, GroupedError
+from schemas.validation import Limits, parse_event
+from sinks.router import position_id as sink_position_id
+from sinks.rows import Position
+from streams.grouping.health import HealthJoin
+from streams.grouping.keys import host_key
+from streams.grouping.stages import AttachStage, GroupStage
+from streams.grouping.state import GroupBook
+from streams.processor import Record, TopicPartition
+
+HEADER_ORIGIN = "shiftright-origin"  # "partition:offset:index" in events.error.v1
+Loader = Callable[[int], bytes | None]
+
+
+def pack(state: dict[str, Any]) -> bytes:
+    """A state as a changelog value (compressed: health caches and stacks repeat a lot)."""
+    return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 3)
+
+
+def unpack(raw: bytes) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(zlib.decompress(raw))
+    return loaded
+
+
+@dataclass
+class Offsets:
+    """The last applied offset per source (topic, partition)."""
+
+    last: dict[TopicPartition, int] = field(default_factory=dict)
+    _asked: set[tuple[TopicPartition, int]] = field(default_factory=set)
+
+    def seen(self, tp: TopicPartition, offset: int) -> bool:
+        return offset <= self.last.get(tp, -1)
+
+    def applied(self, tp: TopicPartition, offset: int) -> None:
+        self.last[tp] = max(offset, self.last.get(tp, -1))
+
+    def of(self, partition: int) -> dict[str, int]:
+        return {t: o for (t, p), o in self.last.items() if p == partition}
+
+    def restore(self, partition: int, saved: dict[str, int]) -> None:
+        for topic, offset in saved.items():
+            self.last[(topic, partition)] = offset
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        gone = set(partitions)
+        self.last = {tp: o for tp, o in self.last.items() if tp[1] not in gone}
+        self._asked = {h for h in self._asked if h[0][1] not in gone}
+
+    def missing_before(
+        self, positions: Iterable[tuple[str, int, int]]
+    ) -> dict[TopicPartition, tuple[int, int]]:
+        """Spans ``[first, end)`` before these positions that were never applied (each
+        hole asked for once; ``first`` 0 means from the start of the log)."""
+        spans: dict[TopicPartition, tuple[int, int]] = {}
+        last: dict[TopicPartition, int] = {}
+        for topic, partition, offset in positions:
+            tp = (topic, partition)
+            prev = last.get(tp, self.last.get(tp, -1))
+            hole = (tp, prev + 1)
+            if offset > prev + 1 and hole not in self._asked:
+                self._asked.add(hole)
+                lo, hi = spans.get(tp, (prev + 1, offset))
+                spans[tp] = (min(lo, prev + 1), max(hi, offset))
+            last[tp] = max(prev, offset)
+        return spans
+
+    def missing(self, records: Iterable[Record]) -> dict[TopicPartition, tuple[int, int]]:
+        return self.missing_before((r.topic, r.partition, r.offset) for r in records)
+
+
+@dataclass
+class Out:
+    """What one batch produced: messages per output, and the partitions to save."""
+
+    byhost: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
+    grouped: list[GroupedError] = field(default_factory=list)
+    transitions: list[ErrorGroupTransition] = field(default_factory=list)
+    rows: list[ErrorGroup] = field(default_factory=list)
+    touched: set[int] = field(default_factory=set)
+    changed_groups: dict[int, set[str]] = field(default_factory=dict)
+    replayed: int = 0
+    skipped: int = 0  # invalid events (the rollup agent dead-letters them)
+
+
+class _Step:
+    """Offsets and per-partition state loading shared by the three steps."""
+
+    def __init__(self, load: Loader) -> None:
+        self._load = load
+        self.offsets = Offsets()
+        self.loaded: set[int] = set()
+
+    def ensure(self, partition: int) -> None:
+        if partition in self.loaded:
+            return
+        raw = self._load(partition)
+        state = unpack(raw) if raw else {}
+        self.offsets.restore(partition, state.get("offsets", {}))
+        self._restore(partition, state)
+        self.loaded.add(partition)
+
+    def _restore(self, partition: int, state: dict[str, Any]) -> None:
+        """Load the step's own part of a saved state."""
+
+    def missing(self, records: list[Record]) -> dict[TopicPartition, tuple[int, int]]:
+        for r in records:
+            self.ensure(r.partition)
+        return self.offsets.missing(records)
+
+    def missing_before(
+        self, positions: list[tuple[str, int, int]]
+    ) -> dict[TopicPartition, tuple[int, int]]:
+        for _, p, _ in positions:
+            self.ensure(p)
+        return self.offsets.missing_before(positions)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        gone = set(partitions)
+        self.offsets.forget(gone)
+        self.loaded -= gone
+
+    def _fresh(self, r: Record, out: Out) -> bool:
+        """Load the partition; False (counted) for a record already applied."""
+        self.ensure(r.partition)
+        if self.offsets.seen((r.topic, r.partition), r.offset):
+            out.replayed += 1
+            return False
+        self.offsets.applied((r.topic, r.partition), r.offset)
+        out.touched.add(r.partition)
+        return True
+
+
+class Rekey(_Step):
+    def __init__(self, limits: Limits, load: Loader = lambda p: None) -> None:
+        super().__init__(load)
+        self._limits = limits
+
+    def process(self, records: Iterable[Record]) -> Out:
+        out = Out()
+        for r in records:
+            if not self._fresh(r, out):
+                continue
+            now = datetime.fromtimestamp(r.timestamp_ms / 1000, UTC)
+            for i, payload in enumerate(wire.split_events(r.value, r.headers)):
+                made = position_id(r.topic, r.partition, r.offset, i)
+                event = parse_event(payload, "error", now, self._limits, lambda m=made: m)
+                if not isinstance(event, ErrorEvent):
+                    out.skipped += 1
+                    continue
+                origin = f"{r.partition}:{r.offset}:{i}".encode()
+                out.byhost.append(
+                    (host_key(event), event.model_dump_json().encode(), [(HEADER_ORIGIN, origin)])
+                )
+        return out
+
+    def dumps(self, partition: int) -> bytes:
+        return pack({"offsets": self.offsets.of(partition)})
+
+
+def position_id(topic: str, partition: int, offset: int, index: int) -> uuid.UUID:
+    """The id the sink gives an event that arrived without one (``sinks.router``), so a
+    grouped error joins its raw row on ``event_id``."""
+    return sink_position_id(Position(topic, partition, offset, index))
+
+
+class Attach(_Step):
+    def __init__(
+        self, stage: AttachStage, health_topic: str, limits: Limits, load: Loader = lambda p: None
+    ) -> None:
+        super().__init__(load)
+        self.stage = stage
+        self._health_topic = health_topic
+        self._limits = limits
+        self.origins: dict[int, dict[int, list[int]]] = {}  # partition -> origin -> pos
+
+    def _restore(self, partition: int, state: dict[str, Any]) -> None:
+        self.stage.joins.pop(partition, None)
+        if "join" in state:
+            self.stage.joins[partition] = HealthJoin.loads(state["join"].encode())
+        saved = state.get("origins", {})
+        self.origins[partition] = {int(o): list(pos) for o, pos in saved.items()}
+
+    def process(self, records: Iterable[Record]) -> Out:
+        out = Out()
+        for r in records:
+            if not self._fresh(r, out):
+                continue
+            if r.topic == self._health_topic:
+                self._health(r, out)
+            else:
+                self._error(r, out)
+        return out
+
+    def _health(self, r: Record, out: Out) -> None:
+        now = datetime.fromtimestamp(r.timestamp_ms / 1000, UTC)
+        for i, payload in enumerate(wire.split_events(r.value, r.headers)):
+            event = parse_event(payload, "health", now, self._limits)
+            if isinstance(event, HealthEvent):
+                out.grouped += self.stage.health(r.partition, r.topic, r.offset, event, i)
+
+    def _error(self, r: Record, out: Out) -> None:
+        origin = _origin(r.headers)
+        seen = self.origins.setdefault(r.partition, {})
+        if origin is not None:
+            last = seen.get(origin[0])
+            if last is not None and [origin[1], origin[2]] <= last:
+                out.replayed += 1  # a duplicate sent by a re-key replay
+                return
+            seen[origin[0]] = [origin[1], origin[2]]
+        try:
+            event = ErrorEvent.model_validate_json(r.value or b"")
+        except ValidationError:
+            out.skipped += 1
+            return
+        out.grouped += self.stage.error(r.partition, r.topic, r.offset, event)
+
+    def held(self) -> list[int]:
+        """Partitions with errors waiting for health."""
+        return [p for p, j in self.stage.joins.items() if j.held]
+
+    def flush(self, partition: int) -> Out:
+        """Release a quiet partition's held errors with the health known now."""
+        out = Out(touched={partition})
+        join = self.stage.join(partition)
+        out.grouped = self.stage._grouped(partition, join.flush())
+        return out
+
+    def dumps(self, partition: int) -> bytes:
+        origins = {str(o): pos for o, pos in self.origins.get(partition, {}).items()}
+        return pack(
+            {
+                "offsets": self.offsets.of(partition),
+                "origins": origins,
+                "join": self.stage.dumps(partition).decode(),
+            }
+        )
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        gone = set(partitions)
+        super().forget(gone)
+        self.stage.forget(gone)
+        for p in gone:
+            self.origins.pop(p, None)
+
+
+def _origin(headers: wire.Headers) -> tuple[int, int, int] | None:
+    for key, value in headers or ():
+        if key == HEADER_ORIGIN and value:
+            p, o, i = value.decode().split(":")
+            return int(p), int(o), int(i)
+    return None
+
+
+GroupsLoader = Callable[[int], Iterable[bytes]]
+
+
+class Group(_Step):
+    """Saved as one record per changed group (``GroupBook.state_of``) plus one per
+    partition with the offsets: a book of many groups would not fit one Kafka message.
+    A group's record is self-consistent (it knows the positions it counted), so a crash
+    between the two writes only makes the replay skip more."""
+
+    def __init__(
+        self,
+        stage: GroupStage,
+        commands_topic: str,
+        load: Loader = lambda p: None,
+        load_groups: GroupsLoader = lambda p: (),
+    ) -> None:
+        super().__init__(load)
+        self.stage = stage
+        self._commands_topic = commands_topic
+        self._load_groups = load_groups
+
+    def _restore(self, partition: int, state: dict[str, Any]) -> None:
+        book = GroupBook(partition, self.stage.policy)
+        book.restore(zlib.decompress(raw) for raw in self._load_groups(partition))
+        self.stage.books[partition] = book
+
+    def process(self, records: Iterable[Record]) -> Out:
+        out = Out()
+        for r in records:
+            if not self._fresh(r, out):
+                continue
+            try:
+                if r.topic == self._commands_topic:
+                    cmd = ErrorGroupCommand.model_validate_json(r.value or b"")
+                    self.stage.command(r.partition, r.offset, cmd)
+                else:
+                    grouped = GroupedError.model_validate_json(r.value or b"")
+                    out.transitions += self.stage.error(r.partition, grouped)
+            except ValidationError:
+                out.skipped += 1
+        for p in out.touched:
+            book = self.stage.book(p)
+            out.changed_groups[p] = set(book.changed)
+            out.rows += book.take_rows()
+        return out
+
+    def group_state(self, partition: int, group_id: str) -> bytes:
+        return zlib.compress(self.stage.book(partition).state_of(group_id), 3)
+
+    def dumps(self, partition: int) -> bytes:
+        return pack({"offsets": self.offsets.of(partition)})
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        gone = set(partitions)
+        super().forget(gone)
+        self.stage.forget(gone)

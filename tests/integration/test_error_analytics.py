@@ -1,0 +1,164 @@
+"""Error analytics through the real pipeline: simulator traffic → stream worker (re-key by
+host, health join + grouping, group counting) + sink → ClickHouse, and the CLI on top."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from infra.settings import Settings, to_env
+from producers.simulator import Simulator
+from schemas.events import ErrorEvent
+from streams.grouping import Grouper
+from tests.builders import event
+from tests.integration.conftest import wait_for
+from tests.integration.pipeline import Pipeline, emit, emit_batched
+
+Sql = Callable[[str], list[tuple]]  # type: ignore[type-arg]
+
+
+def shiftright(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **to_env(settings), "COLUMNS": "250"}
+    return subprocess.run(
+        [sys.executable, "-m", "infra.cli", *args],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def expected_groups(errors: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What the groups must say, from the pure grouping of the same events."""
+    grouper = Grouper()
+    out: dict[str, dict[str, Any]] = defaultdict(lambda: {"count": 0, "ts": [], "envs": set()})
+    for raw in errors:
+        e = ErrorEvent.model_validate(raw)
+        g = out[grouper.assign(e).group_id]
+        g["count"] += 1
+        g["ts"].append(_utc(e.ts))
+        g["envs"].add(e.env)
+    return out
+
+
+def test_simulated_errors_become_groups_with_health_and_reports(
+    settings: Settings, sql: Sql
+) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=9)
+    traffic = Simulator(seed=11, rate=150).tick(start, 6 * 60)
+    errors = [e for e in traffic if e["kind"] == "error"]
+    want = expected_groups(errors)
+    assert len(errors) > 300 and len(want) > 10
+    pipeline = Pipeline(settings)
+    pipeline.start()
+    try:
+        emit_batched(settings, traffic)
+        wait_for(
+            lambda: (
+                sql("SELECT count() FROM errors_grouped FINAL") == [(len(errors),)]
+                and sql("SELECT sum(count) FROM error_groups FINAL") == [(len(errors),)]
+            ),
+            120,
+            lambda: (
+                f"{len(errors)} grouped errors: {sql('SELECT count() FROM errors_grouped')}"
+                f" / counted {sql('SELECT sum(count) FROM error_groups FINAL')}\n{pipeline.log('streams')}"
+            ),
+        )
+        rows = sql(
+            "SELECT group_id, count, first_seen, last_seen, mapKeys(env_count) "
+            "FROM error_groups FINAL"
+        )
+        got = {r[0]: (r[1], _utc(r[2]), _utc(r[3]), set(r[4])) for r in rows}
+        assert got == {
+            gid: (g["count"], min(g["ts"]), max(g["ts"]), g["envs"]) for gid, g in want.items()
+        }
+        new = sql("SELECT group_id, count() FROM error_group_transitions FINAL "
+                  "WHERE kind = 'new' GROUP BY group_id")  # fmt: skip
+        assert dict(new) == dict.fromkeys(want, 1)
+        in_env = sql("SELECT count() FROM error_group_transitions FINAL WHERE kind = 'new_in_env'")
+        assert in_env == [(sum(len(g["envs"]) - 1 for g in want.values()),)]
+
+        # Health at the moment of the error: on >= 99 % of the errors whose host had
+        # reported within the 60 s before (what the ASOF view says), and the same snapshot.
+        joined = sql(
+            "SELECT count(), countIf(g.health_ts IS NOT NULL), "
+            "countIf(g.health_ts = v.health_ts AND g.health_age_ms = v.health_age_ms) "
+            "FROM errors_grouped AS g FINAL JOIN errors_with_health AS v USING (event_id) "
+            "WHERE v.has_health"
+        )[0]
+        assert joined[0] > 0.9 * len(errors)
+        assert joined[1] >= 0.99 * joined[0], joined
+        assert joined[2] >= 0.99 * joined[0], joined
+
+        top_type = sql(
+            "SELECT root_type FROM errors_grouped FINAL GROUP BY root_type "
+            "ORDER BY count() DESC, root_type LIMIT 1"
+        )[0][0]
+        report = shiftright(settings, "errors", "top", "--since", "1d")
+        assert report.returncode == 0, report.stderr
+        first_row = next(line for line in report.stdout.splitlines() if top_type in line)
+        assert report.stdout.index(first_row) < min(
+            report.stdout.index(t)
+            for (t,) in sql("SELECT DISTINCT root_type FROM errors_grouped")
+            if t != top_type and t in report.stdout
+        )
+        groups = shiftright(settings, "errors", "groups", "--since", "1d", "--limit", "3")
+        assert groups.returncode == 0 and "errors" in groups.stdout, groups.stderr
+    finally:
+        pipeline.stop()
+
+
+def test_a_group_resolved_in_release_n_and_thrown_in_n_plus_1_is_reported_regressed(
+    settings: Settings, sql: Sql
+) -> None:
+    now = datetime.now(UTC)
+    stack = [{"module": "checkout.cart", "function": "add_item", "filename": "cart.py",
+              "lineno": 42, "in_app": True}]  # fmt: skip
+
+    def thrown(release: str, n: int, at: datetime) -> list[dict[str, Any]]:
+        return [
+            event("error", at + timedelta(seconds=i), "checkout", "prod", release=release,
+                  host="web-1", exception_type="KeyError", exception_message=f"'sku-{i}'",
+                  frames=stack)
+            for i in range(n)
+        ]  # fmt: skip
+
+    pipeline = Pipeline(settings)
+    pipeline.start()
+    try:
+        emit(settings, thrown("1.4.2", 5, now - timedelta(minutes=5)))
+        wait_for(lambda: sql("SELECT sum(count) FROM error_groups FINAL") == [(5,)], 90,
+                 lambda: f"the group to count 5\n{pipeline.log('streams')}")  # fmt: skip
+        (group_id,) = sql("SELECT group_id FROM error_groups FINAL")[0]
+        done = shiftright(settings, "errors", "resolve", group_id, "--app", "checkout",
+                          "--in-next-release")  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        wait_for(
+            lambda: (
+                sql("SELECT status, resolved_in_release FROM error_groups FINAL")
+                == [("resolved_in_next_release", "1.4.2")]
+            ),
+            60,
+            "the group to be resolved in the next release",
+        )
+        emit(settings, thrown("1.4.2", 2, now - timedelta(minutes=3)))  # still the old release
+        emit(settings, thrown("1.4.3", 1, now - timedelta(minutes=2)))
+        wait_for(lambda: sql("SELECT sum(count) FROM error_groups FINAL") == [(8,)], 90,
+                 "the group to count 8")  # fmt: skip
+        regressed = sql("SELECT release, previous_status FROM error_group_transitions FINAL "
+                        "WHERE kind = 'regressed'")  # fmt: skip
+        assert regressed == [("1.4.3", "resolved_in_next_release")]
+        assert sql("SELECT status FROM error_groups FINAL") == [("unresolved",)]
+        report = shiftright(settings, "errors", "regressed", "--since", "1h", "--format", "json")
+        assert report.returncode == 0, report.stderr
+        rows = [json.loads(line) for line in report.stdout.splitlines() if line.strip()]
+        assert [(r["group_id"], r["release"]) for r in rows] == [(group_id, "1.4.3")]
+    finally:
+        pipeline.stop()
