@@ -102,14 +102,19 @@ def test_a_batch_message_rolls_up_each_event_and_dead_letters_only_the_bad_line(
     assert rollup.count == 2
 
 
-def test_a_state_behind_the_delivered_records_is_reported_once() -> None:
-    recs = records(300)
+def restarted_with_state_upto(recs: list[Record], applied: int) -> Processor:
+    """A worker restarted from a changelog state that applied ``recs[:applied]``."""
     saved: dict = {}
     first = processor(load=lambda tp: saved.get(tp))
-    first.process(recs[:100])
-    saved[(TOPIC, 0)] = first.states[(TOPIC, 0)].dumps()  # state durable up to offset 99
+    first.process(recs[:applied])
+    saved[(TOPIC, 0)] = first.states[(TOPIC, 0)].dumps()
+    return processor(load=lambda tp: saved.get(tp))
+
+
+def test_a_state_behind_the_delivered_records_is_reported_once() -> None:
+    recs = records(300)
     # Kafka's commit got ahead of the state: the restarted worker is handed offset 150 on.
-    second = processor(load=lambda tp: saved.get(tp))
+    second = restarted_with_state_upto(recs, 100)
     out = second.process(recs[150:200])
     assert out.gaps == {(TOPIC, 0): (100, 150)}
     assert out.valid == 50
@@ -118,18 +123,14 @@ def test_a_state_behind_the_delivered_records_is_reported_once() -> None:
 
 def test_records_between_the_saved_state_and_the_batch_are_asked_for_once() -> None:
     recs = records(300)
-    saved: dict = {}
-    first = processor(load=lambda tp: saved.get(tp))
-    first.process(recs[:100])
-    saved[(TOPIC, 0)] = first.states[(TOPIC, 0)].dumps()  # state durable up to offset 99
-    second = processor(load=lambda tp: saved.get(tp))
+    second = restarted_with_state_upto(recs, 100)
     assert second.missing(recs[150:200]) == {(TOPIC, 0): (100, 150)}
     assert second.missing(recs[150:200]) == {}  # asked already: not again
     assert second.missing(recs[100:200]) == {}  # no gap: the batch starts where the state ends
     # No saved state at all, records after offset 0: read from the start of the log.
     assert processor().missing(recs[40:60]) == {(TOPIC, 0): (0, 40)}
     # Holes inside a batch (offsets the consumer skipped) are one span to read.
-    third = processor(load=lambda tp: saved.get(tp))
+    third = restarted_with_state_upto(recs, 100)
     holed = recs[100:120] + recs[130:140] + recs[150:160]
     assert third.missing(holed) == {(TOPIC, 0): (120, 150)}
 
