@@ -242,9 +242,10 @@ app.add_typer(gateway_app, name="gateway")
 
 
 # -- error analytics: reports and decisions (infra/errors_cli.py) --------------------------
-from infra.errors_cli import errors_app  # noqa: E402
+from infra.errors_cli import errors_app, import_app  # noqa: E402
 
 app.add_typer(errors_app, name="errors")
+app.add_typer(import_app, name="import")
 
 
 # -- mark: change events from CI (delegates to the SDK) -------------------------------------

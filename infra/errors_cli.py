@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -280,3 +281,63 @@ def ignore(
 def unresolve(group_id: str, app: App = "") -> None:
     """Back to unresolved (undo resolve or ignore)."""
     _decide(group_id, app, "unresolve")
+
+
+# -- import: errors the team already logs to a database -----------------------------------
+import_app = typer.Typer(no_args_is_help=True, help="Bring in data you already have.")
+
+
+@import_app.command("errors")
+def import_errors(
+    url: Annotated[str, typer.Option(help="SQLAlchemy URL, e.g. postgresql+psycopg://u:p@db/app or sqlite:///errors.db")],
+    table: Annotated[str, typer.Option(help="The table holding one exception per row.")],
+    mapping: Annotated[str, typer.Option("--map", help="field=column pairs: ts and type required; also id, message, stacktrace, app, env, release, host, instance, user_id, customer_id, session_id, route, level, handled.")],
+    follow: Annotated[bool, typer.Option("--follow", help="Keep importing new rows.")] = False,
+    interval: Annotated[float, typer.Option(help="With --follow: seconds between polls.")] = 5.0,
+    app: App = "", env: Env = "",
+) -> None:  # fmt: skip
+    """Rows of a table → error events, from where the last run stopped (position kept in
+    the state dir). Without --follow: everything new, once."""
+    import signal
+    import threading
+
+    from producers.emitter import Emitter
+    from producers.importer import (
+        ImportSetupError,
+        ImportStats,
+        PositionFile,
+        RowMapper,
+        TableImporter,
+        parse_mapping,
+        position_path,
+    )
+
+    settings = _settings()
+    try:
+        mapper = RowMapper(parse_mapping(mapping), table, {"app": app, "env": env},
+                           timedelta(days=settings.streams.max_age_days))  # fmt: skip
+        positions = PositionFile(position_path(settings.resolved_state_dir(), url, table))
+        importer = TableImporter(url, table, mapper, positions)
+    except ImportSetupError as exc:
+        _fail(str(exc))
+        return
+    except Exception as exc:  # unreachable database, unknown table, missing driver
+        _fail(f"cannot read {table}: {str(exc).strip().splitlines()[0]}")
+        return
+    emitter = Emitter(settings.kafka.bootstrap_servers, settings.namespace)
+
+    def report(stats: ImportStats) -> None:
+        skipped = ", ".join(f"{k} {v:,}" for k, v in stats.skipped.items()) or "none"
+        out.print(f"rows {stats.rows:,} · emitted {stats.emitted:,} · skipped: {skipped}")
+
+    try:
+        if not follow:
+            report(importer.run_once(emitter))
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        out.print(f"following {table} every {interval:g} s (Ctrl-C stops)")
+        with contextlib.suppress(KeyboardInterrupt):
+            importer.follow(emitter, interval, stop.is_set, report)
+    except RuntimeError as exc:
+        _fail(str(exc))
