@@ -1,0 +1,142 @@
+"""The stream worker's three error steps as batch functions (``streams.error_flow``): records
+in, messages and states out; replays, re-key duplicates, gaps and restarts from saved
+states change no count."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from producers.simulator import Simulator
+from schemas.records import GroupedError
+from schemas.validation import Limits
+from streams.error_flow import Attach, Group, Offsets, Rekey
+from streams.grouping import Grouper
+from streams.grouping.stages import AttachStage, GroupStage
+from streams.processor import Record
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+ERR, HEALTH, BYHOST, GROUPED, CMDS = (
+    "events.error.v1", "events.health.v1", "errors.byhost.v1", "errors.grouped.v1",
+    "errors.commands.v1",
+)  # fmt: skip
+
+
+def traffic() -> list[dict[str, Any]]:
+    return [e for e in Simulator(seed=9, rate=60).tick(T0, 240) if e["kind"] in ("error", "health")]
+
+
+def raw_records(events: list[dict[str, Any]], kind: str, topic: str) -> list[Record]:
+    chosen = [e for e in events if e["kind"] == kind]
+    ms = int((T0 + timedelta(minutes=5)).timestamp() * 1000)
+    return [Record(topic, 0, i, json.dumps(e).encode(), ms) for i, e in enumerate(chosen)]
+
+
+def byhost_records(rekeyed: list[tuple[bytes, bytes, Any]], first: int = 0) -> list[Record]:
+    return [Record(BYHOST, 0, first + i, v, 0, h) for i, (_, v, h) in enumerate(rekeyed)]
+
+
+def attach(load: Any = lambda p: None) -> Attach:
+    return Attach(AttachStage(Grouper()), HEALTH, Limits(), load)
+
+
+def interleave(health: list[Record], errors: list[Record]) -> list[Record]:
+    return sorted(health + errors, key=lambda r: (r.topic == BYHOST, r.offset))
+
+
+def test_rekey_keeps_valid_errors_keyed_by_host_with_their_origin() -> None:
+    records = raw_records(traffic(), "error", ERR)
+    bad = Record(ERR, 0, len(records), b"{oops", 0)
+    out = Rekey(Limits()).process([*records, bad])
+    assert len(out.byhost) == len(records) and out.skipped == 1
+    key, value, headers = out.byhost[0]
+    event = json.loads(value)
+    assert key == f"{event['app']}|{event['env']}|{event['host']}".encode()
+    assert headers == [("shiftright-origin", b"0:0:0")]
+
+
+def test_a_rekey_replay_sends_duplicates_that_the_attach_step_drops() -> None:
+    events = traffic()
+    errors = raw_records(events, "error", ERR)
+    rekey = Rekey(Limits())
+    sent = rekey.process(errors[:50]).byhost
+    saved = rekey.dumps(0)
+    sent += rekey.process(errors[50:80]).byhost  # delivered, then the worker died unsaved
+    restarted = Rekey(Limits(), lambda p: saved)
+    sent += restarted.process(errors[40:]).byhost  # Kafka redelivers from before the save
+    assert len(sent) == len(errors) + 30
+    step = attach()
+    out = step.process(interleave(raw_records(events, "health", HEALTH), byhost_records(sent)))
+    grouped = out.grouped + step.flush(0).grouped
+    assert out.replayed == 30
+    assert sorted(str(g.event_id) for g in grouped) == sorted(
+        json.loads(e.value or b"")["event_id"] for e in errors
+    )
+    assert sum(g.health_ts is not None for g in grouped) >= 0.95 * len(grouped)
+
+
+def test_a_restarted_attach_step_reemits_in_order_and_groups_count_once() -> None:
+    events = traffic()
+    byhost = byhost_records(Rekey(Limits()).process(raw_records(events, "error", ERR)).byhost)
+    stream = interleave(raw_records(events, "health", HEALTH), byhost)
+    clean = attach()
+    expected = clean.process(stream).grouped + clean.flush(0).grouped
+
+    first = attach()
+    sent = first.process(stream[:300]).grouped
+    saved = first.dumps(0)
+    sent += first.process(stream[300:400]).grouped  # lost with the crash
+    again = attach(lambda p: saved)
+    sent += again.process(stream[250:]).grouped + again.flush(0).grouped
+    group = Group(GroupStage(), CMDS)
+    records = [Record(GROUPED, 0, i, g.model_dump_json().encode(), 0) for i, g in enumerate(sent)]
+    out = group.process(records)
+    counts = {r.group_id: r.count for r in out.rows}
+    want: dict[str, int] = {}
+    for g in expected:
+        want[g.group_id] = want.get(g.group_id, 0) + 1
+    assert counts == want
+    assert sum(t.kind == "new" for t in out.transitions) == len(want)
+
+
+def test_group_state_saved_per_group_restores_and_skips_applied_records() -> None:
+    events = traffic()
+    byhost = byhost_records(Rekey(Limits()).process(raw_records(events, "error", ERR)).byhost)
+    step = attach()
+    grouped = step.process(byhost).grouped + step.flush(0).grouped
+    records = [
+        Record(GROUPED, 0, i, g.model_dump_json().encode(), 0) for i, g in enumerate(grouped)
+    ]
+    group = Group(GroupStage(), CMDS)
+    out = group.process(records[:60])
+    table = {f"group:0:{gid}": group.group_state(0, gid) for gid in out.changed_groups[0]}
+    partition_state = group.dumps(0)
+
+    restored = Group(GroupStage(), CMDS, lambda p: partition_state,
+                     lambda p: [v for k, v in table.items() if k.startswith(f"group:{p}:")])  # fmt: skip
+    again = restored.process(records)  # the first 60 are replays
+    assert again.replayed == 60
+    total = {r.group_id: r.count for r in out.rows} | {r.group_id: r.count for r in again.rows}
+    assert sum(total.values()) == len(grouped)
+    assert not any(
+        t.kind == "new" for t in again.transitions if t.group_id in out.changed_groups[0]
+    )
+
+
+def test_offsets_name_the_records_a_restored_state_lacks_once() -> None:
+    offsets = Offsets()
+    offsets.applied((GROUPED, 0), 9)
+    batch = [Record(GROUPED, 0, 15, b"", 0), Record(GROUPED, 0, 16, b"", 0),
+             Record(GROUPED, 3, 4, b"", 0)]  # fmt: skip
+    assert offsets.missing(batch) == {(GROUPED, 0): (10, 15), (GROUPED, 3): (0, 4)}
+    assert offsets.missing(batch) == {}  # asked once
+    assert offsets.missing_before([(GROUPED, 0, 10)]) == {}
+
+
+def test_grouped_errors_keep_their_source_position_in_the_byhost_partition() -> None:
+    events = traffic()
+    byhost = byhost_records(Rekey(Limits()).process(raw_records(events, "error", ERR)).byhost)
+    step = attach()
+    grouped: list[GroupedError] = step.process(byhost).grouped + step.flush(0).grouped
+    assert [g.source_offset for g in grouped] == [r.offset for r in byhost]
