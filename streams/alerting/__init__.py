@@ -1,0 +1,1 @@
+"""Alerting core: rules, evaluation, anomaly detection and notification planning (pure)."""

@@ -1,0 +1,224 @@
+"""A seasonality-aware, robust anomaly detector for one series; scores use past points only.
+
+Model: ``expected(t) = seasonal(t) + level``.
+
+* ``seasonal(t)``: per hour-of-day slot, the median over past days of that slot's mean
+  (per hour-of-week slot once two weeks are known, so weekends get their own shape),
+  interpolated between slot centres. Unknown slots count as 0, so with no seasonal
+  history the model is a robust local level.
+* ``level``: the median of the last ``level_window`` de-seasonalised values; it follows
+  level shifts after about ``level_window / 2`` points, so a shift is flagged at its onset and then
+  becomes the new normal.
+* ``scale``: 1.4826 × the MAD of the last ``window`` residuals (robust to the outliers
+  it is looking for), floored at 1 % of the expected value.
+
+``z = (x − expected) / scale`` (only the rule's direction counts) and
+``score = z² / (z² + z_fire²)``, where ``z_fire`` comes from the sensitivity: a score of
+0.5 is the firing point at any sensitivity. Warm-up: 0 for the first ``warmup`` points.
+Minimum volume: 0 while both the point's volume and the expected value are below it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Any
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+WEEK_MS = 7 * DAY_MS
+_EPOCH_MONDAY_OFFSET = 3 * DAY_MS  # 1970-01-01 was a Thursday
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    direction: str = "both"  # up, down, both
+    sensitivity: float = 0.5  # 0 (only huge deviations) … 1 (small ones)
+    min_volume: float = 0.0
+    warmup: int = 30
+    level_window: int = 12  # points for the level (a shift is the new normal after half)
+    window: int = 48  # points for the residual scale
+    days_kept: int = 8  # per hour-of-day slot
+    weeks_kept: int = 4  # per hour-of-week slot
+
+    def z_fire(self) -> float:
+        return 3.0 + 7.0 * (1.0 - self.sensitivity)
+
+
+@dataclass
+class _Slot:
+    """Means of one seasonal slot, one per past day (or week), newest last."""
+
+    means: deque[float]
+    period: int = -1  # index of the day/week being accumulated
+    total: float = 0.0
+    n: int = 0
+
+    def add(self, period: int, value: float) -> None:
+        if period != self.period:
+            self._close()
+            self.period, self.total, self.n = period, 0.0, 0
+        self.total += value
+        self.n += 1
+
+    def _close(self) -> None:
+        if self.n:
+            self.means.append(self.total / self.n)
+
+    def typical(self, period: int) -> float | None:
+        """Median of complete past periods (not the one in progress)."""
+        past = list(self.means)
+        if self.n and self.period < period:
+            past.append(self.total / self.n)
+        return median(past) if past else None
+
+    def count(self, period: int) -> int:
+        return len(self.means) + (1 if self.n and self.period < period else 0)
+
+
+@dataclass
+class AnomalyDetector:
+    config: DetectorConfig = field(default_factory=DetectorConfig)
+    seen: int = 0
+    last_ms: int | None = None
+    daily: dict[int, _Slot] = field(default_factory=dict)
+    weekly: dict[int, _Slot] = field(default_factory=dict)
+    values: deque[float] = field(default_factory=deque)  # de-seasonalised
+    residuals: deque[float] = field(default_factory=deque)
+    _means: dict[int, float | None] = field(default_factory=dict, repr=False)
+
+    def score(self, ts_ms: int, value: float, volume: float | None = None) -> float:
+        """Score ``value`` at ``ts_ms`` against the past, then learn it. In [0, 1]."""
+        seasonal = self._seasonal(ts_ms)
+        out = self._score(seasonal, value, value if volume is None else volume)
+        self._learn(ts_ms, seasonal, value)
+        return out
+
+    def expected(self, ts_ms: int) -> tuple[float, float] | None:
+        """(expected value, scale) at ``ts_ms`` from the past; None before any data."""
+        return self._expected(self._seasonal(ts_ms))
+
+    def _expected(self, seasonal: float) -> tuple[float, float] | None:
+        if not self.values:
+            return None
+        exp = seasonal + median(self.values)
+        mid = median(self.residuals) if self.residuals else 0.0
+        mad = median(abs(r - mid) for r in self.residuals) if self.residuals else 0.0
+        return exp, max(1.4826 * mad, 0.01 * abs(exp), 1e-9)
+
+    def _score(self, seasonal: float, value: float, volume: float) -> float:
+        if self.seen < self.config.warmup or len(self.residuals) < 8:
+            return 0.0
+        found = self._expected(seasonal)
+        if found is None:
+            return 0.0
+        exp, scale = found
+        if max(volume, exp) < self.config.min_volume:
+            return 0.0
+        z = (value - exp) / scale
+        if self.config.direction == "up":
+            z = max(z, 0.0)
+        elif self.config.direction == "down":
+            z = min(z, 0.0)
+        z2, zf = z * z, self.config.z_fire()
+        return z2 / (z2 + zf * zf)
+
+    def _learn(self, ts_ms: int, seasonal: float, value: float) -> None:
+        if self.values:
+            self.residuals.append(value - seasonal - median(self.values))
+            if len(self.residuals) > self.config.window:
+                self.residuals.popleft()
+        self.values.append(value - seasonal)
+        if len(self.values) > self.config.level_window:
+            self.values.popleft()
+        hour, week_hour = _slots(ts_ms)
+        self._slot(self.daily, hour, self.config.days_kept).add(ts_ms // DAY_MS, value)
+        weekly = self._slot(self.weekly, week_hour, self.config.weeks_kept)
+        weekly.add((ts_ms + _EPOCH_MONDAY_OFFSET) // WEEK_MS, value)
+        self.seen += 1
+        self.last_ms = ts_ms
+
+    @staticmethod
+    def _slot(table: dict[int, _Slot], index: int, kept: int) -> _Slot:
+        slot = table.get(index)
+        if slot is None:
+            slot = table[index] = _Slot(deque(maxlen=kept))
+        return slot
+
+    def _seasonal(self, ts_ms: int) -> float:
+        """Profile at ``ts_ms``, interpolated between hour-slot centres (0 when unknown)."""
+        pos = (ts_ms % DAY_MS) / HOUR_MS - 0.5  # hours past the centre of slot 0
+        lo = int(pos // 1)
+        frac = pos - lo
+        a = self._profile(ts_ms + int((lo - pos) * HOUR_MS), lo % 24)
+        b = self._profile(ts_ms + int((lo + 1 - pos) * HOUR_MS), (lo + 1) % 24)
+        if a is None or b is None:
+            return 0.0
+        return a * (1 - frac) + b * frac
+
+    def _profile(self, at: int, hour: int) -> float | None:
+        """Typical value of the slot holding ``at`` minus the typical daily mean."""
+        week_hour = ((at + _EPOCH_MONDAY_OFFSET) % WEEK_MS) // HOUR_MS
+        week = (at + _EPOCH_MONDAY_OFFSET) // WEEK_MS
+        table, period, index = self.daily, at // DAY_MS, hour
+        wslot = self.weekly.get(week_hour)
+        if wslot is not None and wslot.count(week) >= 2:
+            table, period, index = self.weekly, week, week_hour
+        slot = table.get(index)
+        if slot is None or slot.count(period) < 2:
+            return None
+        typical = slot.typical(period)
+        base = self._daily_mean(period if table is self.daily else at // DAY_MS)
+        return None if typical is None or base is None else typical - base
+
+    def _daily_mean(self, day: int) -> float | None:
+        """Mean of the typical slot values as known on ``day`` (cached: fixed for a day)."""
+        if day not in self._means:
+            found = [t for s in self.daily.values() if (t := s.typical(day)) is not None]
+            self._means.clear()
+            self._means[day] = sum(found) / len(found) if len(found) >= 12 else None
+        return self._means[day]
+
+    # -- persistence ----------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "seen": self.seen,
+            "last_ms": self.last_ms,
+            "daily": {str(k): _slot_state(s) for k, s in self.daily.items()},
+            "weekly": {str(k): _slot_state(s) for k, s in self.weekly.items()},
+            "values": list(self.values),
+            "residuals": list(self.residuals),
+        }
+
+    @classmethod
+    def from_state(cls, config: DetectorConfig, s: dict[str, Any]) -> AnomalyDetector:
+        return cls(
+            config,
+            s["seen"],
+            s["last_ms"],
+            {int(k): _slot_load(v, config.days_kept) for k, v in s["daily"].items()},
+            {int(k): _slot_load(v, config.weeks_kept) for k, v in s["weekly"].items()},
+            deque(s["values"]),
+            deque(s["residuals"]),
+        )
+
+    def dumps(self) -> bytes:
+        return json.dumps(self.to_state(), separators=(",", ":")).encode()
+
+    @classmethod
+    def loads(cls, config: DetectorConfig, raw: bytes) -> AnomalyDetector:
+        return cls.from_state(config, json.loads(raw))
+
+
+def _slots(ts_ms: int) -> tuple[int, int]:
+    return (ts_ms % DAY_MS) // HOUR_MS, ((ts_ms + _EPOCH_MONDAY_OFFSET) % WEEK_MS) // HOUR_MS
+
+
+def _slot_state(s: _Slot) -> list[Any]:
+    return [list(s.means), s.period, s.total, s.n]
+
+
+def _slot_load(v: list[Any], kept: int) -> _Slot:
+    return _Slot(deque(v[0], maxlen=kept), v[1], v[2], v[3])
