@@ -120,3 +120,19 @@ def test_events_from_asyncio_code_carry_their_task_context(sdk: SDK) -> None:
     asyncio.run(main())
     users = sorted(m.user_id for m in _validate_all(sdk))
     assert users == [f"u{i}" for i in range(5)]
+
+
+def test_a_chained_exception_carries_its_causes_and_groups_on_the_root_cause(sdk: SDK) -> None:
+    from streams.grouping.chain import chain_of, root_cause
+
+    sdk.init()
+    try:
+        _pay()
+    except PaymentDeclined:
+        shiftright.capture_exception()
+    (error,) = _validate_all(sdk)
+    chain = chain_of(error)
+    assert [c.type for c in chain] == ["tests.unit.sdk.test_payloads.PaymentDeclined", "KeyError"]
+    root = root_cause(error)
+    assert root.type == "KeyError" and root.message == "'card'"
+    assert root.frames[-1].function == "_pay" and root.frames[-1].in_app

@@ -32,6 +32,7 @@ KEY_FIELD = {"usage": "name", "error": "exception_type", "health": "host", "chan
 
 SHORT = 200
 MAX_ATTRIBUTES = 64
+CHAIN_ATTRIBUTE = "exception.chain"
 MAX_ATTRIBUTE_VALUE = 4096
 MAX_METRICS = 128
 LEVELS = {"debug", "info", "warning", "error", "fatal"}
@@ -180,11 +181,28 @@ class Builder:
         event["exception_message"] = raw.message
         event["stacktrace"] = self.renderer.text(raw)
         event["frames"] = self.renderer.frames(raw.frames)
+        if raw.chain:  # what it was raised from: grouping keys on the root cause
+            attributes = event["attributes"]
+            if len(attributes) >= MAX_ATTRIBUTES:
+                attributes.pop(next(reversed(attributes)))
+            attributes[CHAIN_ATTRIBUTE] = self._chain(raw)
         event["handled"] = bool(fields.get("handled", True))
         level = str(fields.get("level") or "error").lower()
         level = LEVEL_ALIASES.get(level, level)
         event["level"] = level if level in LEVELS else "error"
         event["route"] = clip(fields.get("route") or scope.route)
+
+    def _chain(self, raw: RawError) -> str:
+        """``exception.chain``: the exceptions this one was raised from, nearest first and
+        root cause last, each with its relation to the one before (``cause``: ``raise …
+        from``; ``context``: raised while handling it)."""
+        return _encode(
+            [
+                {"type": clip(etype), "message": message[:2000],
+                 "frames": self.renderer.frames(frames), "relation": link}
+                for etype, message, frames, link in reversed(raw.chain)
+            ]
+        )  # fmt: skip
 
     def _health(self, event: dict[str, Any], fields: Mapping[str, Any], scope: Scope) -> None:
         metrics: dict[str, float] = {}
