@@ -49,33 +49,34 @@ class DetectorConfig:
 
 @dataclass
 class _Slot:
-    """Means of one seasonal slot, one per past day (or week), newest last."""
+    """Means of one seasonal slot, one per past day (or week): ``[period, mean]``."""
 
-    means: deque[float]
+    means: deque[list[float]]
     period: int = -1  # index of the day/week being accumulated
     total: float = 0.0
     n: int = 0
 
     def add(self, period: int, value: float) -> None:
         if period != self.period:
-            self._close()
+            if self.n:
+                self.means.append([self.period, self.total / self.n])
             self.period, self.total, self.n = period, 0.0, 0
         self.total += value
         self.n += 1
 
-    def _close(self) -> None:
-        if self.n:
-            self.means.append(self.total / self.n)
-
-    def typical(self, period: int) -> float | None:
-        """Median of complete past periods (not the one in progress)."""
-        past = list(self.means)
+    def _before(self, period: int) -> list[float]:
+        """Means of periods before ``period`` only, so the answer never changes later."""
+        past = [m for p, m in self.means if p < period]
         if self.n and self.period < period:
             past.append(self.total / self.n)
+        return past
+
+    def typical(self, period: int) -> float | None:
+        past = self._before(period)
         return median(past) if past else None
 
     def count(self, period: int) -> int:
-        return len(self.means) + (1 if self.n and self.period < period else 0)
+        return len(self._before(period))
 
 
 @dataclass
@@ -85,33 +86,39 @@ class AnomalyDetector:
     last_ms: int | None = None
     daily: dict[int, _Slot] = field(default_factory=dict)
     weekly: dict[int, _Slot] = field(default_factory=dict)
-    values: deque[float] = field(default_factory=deque)  # de-seasonalised
+    values: deque[list[float]] = field(default_factory=deque)  # [ts_ms, value]
     residuals: deque[float] = field(default_factory=deque)
     _means: dict[int, float | None] = field(default_factory=dict, repr=False)
 
     def score(self, ts_ms: int, value: float, volume: float | None = None) -> float:
         """Score ``value`` at ``ts_ms`` against the past, then learn it. In [0, 1]."""
-        seasonal = self._seasonal(ts_ms)
-        out = self._score(seasonal, value, value if volume is None else volume)
+        seasonal = self._seasonal(ts_ms, ts_ms)
+        out = self._score(ts_ms, seasonal, value, value if volume is None else volume)
         self._learn(ts_ms, seasonal, value)
         return out
 
     def expected(self, ts_ms: int) -> tuple[float, float] | None:
         """(expected value, scale) at ``ts_ms`` from the past; None before any data."""
-        return self._expected(self._seasonal(ts_ms))
+        return self._expected(ts_ms, self._seasonal(ts_ms, ts_ms))
 
-    def _expected(self, seasonal: float) -> tuple[float, float] | None:
+    def _level(self, now_ms: int) -> float:
+        """Median of recent values less the profile as known now (not when they came)."""
+        return median(v - self._seasonal(int(t), now_ms) for t, v in self.values)
+
+    def _expected(self, ts_ms: int, seasonal: float) -> tuple[float, float] | None:
+        """Expected value and scale; the residuals' median corrects the level's lag
+        behind a ramp (the level is a median of the last points, centred behind now)."""
         if not self.values:
             return None
-        exp = seasonal + median(self.values)
         mid = median(self.residuals) if self.residuals else 0.0
+        exp = seasonal + self._level(ts_ms) + mid
         mad = median(abs(r - mid) for r in self.residuals) if self.residuals else 0.0
         return exp, max(1.4826 * mad, 0.01 * abs(exp), 1e-9)
 
-    def _score(self, seasonal: float, value: float, volume: float) -> float:
+    def _score(self, ts_ms: int, seasonal: float, value: float, volume: float) -> float:
         if self.seen < self.config.warmup or len(self.residuals) < 8:
             return 0.0
-        found = self._expected(seasonal)
+        found = self._expected(ts_ms, seasonal)
         if found is None:
             return 0.0
         exp, scale = found
@@ -127,10 +134,10 @@ class AnomalyDetector:
 
     def _learn(self, ts_ms: int, seasonal: float, value: float) -> None:
         if self.values:
-            self.residuals.append(value - seasonal - median(self.values))
+            self.residuals.append(value - seasonal - self._level(ts_ms))
             if len(self.residuals) > self.config.window:
                 self.residuals.popleft()
-        self.values.append(value - seasonal)
+        self.values.append([ts_ms, value])
         if len(self.values) > self.config.level_window:
             self.values.popleft()
         hour, week_hour = _slots(ts_ms)
@@ -147,37 +154,39 @@ class AnomalyDetector:
             slot = table[index] = _Slot(deque(maxlen=kept))
         return slot
 
-    def _seasonal(self, ts_ms: int) -> float:
-        """Profile at ``ts_ms``, interpolated between hour-slot centres (0 when unknown)."""
+    def _seasonal(self, ts_ms: int, now_ms: int) -> float:
+        """Profile at ``ts_ms`` as known at ``now_ms``, interpolated between hour-slot
+        centres (0 while unknown)."""
         pos = (ts_ms % DAY_MS) / HOUR_MS - 0.5  # hours past the centre of slot 0
         lo = int(pos // 1)
         frac = pos - lo
-        a = self._profile(ts_ms + int((lo - pos) * HOUR_MS), lo % 24)
-        b = self._profile(ts_ms + int((lo + 1 - pos) * HOUR_MS), (lo + 1) % 24)
+        a = self._profile(ts_ms + int((lo - pos) * HOUR_MS), now_ms)
+        b = self._profile(ts_ms + int((lo + 1 - pos) * HOUR_MS), now_ms)
         if a is None or b is None:
             return 0.0
         return a * (1 - frac) + b * frac
 
-    def _profile(self, at: int, hour: int) -> float | None:
-        """Typical value of the slot holding ``at`` minus the typical daily mean."""
-        week_hour = ((at + _EPOCH_MONDAY_OFFSET) % WEEK_MS) // HOUR_MS
-        week = (at + _EPOCH_MONDAY_OFFSET) // WEEK_MS
-        table, period, index = self.daily, at // DAY_MS, hour
+    def _profile(self, at: int, now_ms: int) -> float | None:
+        """Typical value of the slot holding ``at`` less the typical daily mean, from the
+        days (weeks) before ``now_ms``'s."""
+        day = now_ms // DAY_MS
+        week = (now_ms + _EPOCH_MONDAY_OFFSET) // WEEK_MS
+        hour, week_hour = _slots(at)
+        slot, period = self.daily.get(hour), day
         wslot = self.weekly.get(week_hour)
         if wslot is not None and wslot.count(week) >= 2:
-            table, period, index = self.weekly, week, week_hour
-        slot = table.get(index)
+            slot, period = wslot, week
         if slot is None or slot.count(period) < 2:
             return None
-        typical = slot.typical(period)
-        base = self._daily_mean(period if table is self.daily else at // DAY_MS)
+        typical, base = slot.typical(period), self._daily_mean(day)
         return None if typical is None or base is None else typical - base
 
     def _daily_mean(self, day: int) -> float | None:
         """Mean of the typical slot values as known on ``day`` (cached: fixed for a day)."""
         if day not in self._means:
             found = [t for s in self.daily.values() if (t := s.typical(day)) is not None]
-            self._means.clear()
+            if len(self._means) > 2:
+                del self._means[min(self._means)]
             self._means[day] = sum(found) / len(found) if len(found) >= 12 else None
         return self._means[day]
 
@@ -200,7 +209,7 @@ class AnomalyDetector:
             s["last_ms"],
             {int(k): _slot_load(v, config.days_kept) for k, v in s["daily"].items()},
             {int(k): _slot_load(v, config.weeks_kept) for k, v in s["weekly"].items()},
-            deque(s["values"]),
+            deque([list(v) for v in s["values"]]),
             deque(s["residuals"]),
         )
 

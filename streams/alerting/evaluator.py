@@ -97,6 +97,12 @@ class Evaluator:
     ) -> None:
         """One measure point (value, and the events behind it for volume guards)."""
         vol = 1.0 if volume is None else volume
+        found = self.rules.get(rule)
+        if found is not None:  # the scope's app and env, unless the caller named them
+            scoped = {
+                k: v for k, v in (("app", found.scope.app), ("env", found.scope.env)) if v != "*"
+            }
+            labels = scoped | labels
         self._add(rule, labels, Sample(_ms(ts), value, 1.0, vol, "replace"), seen_until)
 
     def observe_rollup(self, rollup: Rollup) -> None:

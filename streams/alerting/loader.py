@@ -61,8 +61,11 @@ def load_rules_file(path: str) -> RuleFile:
 
 def _problem(root: yaml.Node, data: Any, err: Any) -> Problem:
     node, parts, value = root, [], data
+    loc = list(err["loc"])
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc.append("kind")  # the discriminator itself is the field at fault
     tag = None  # pydantic names the discriminator (a rule's kind) before its fields
-    for step in err["loc"]:
+    for step in loc:
         if step == tag:
             tag = None
             continue
