@@ -300,6 +300,18 @@ def mark_flag(
     _mark(ok, f"flag {name} {state} in {app_name}/{env}")
 
 
+# -- detect: the stream's anomaly detector, offline (streams/alerting/detect.py) ------------
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def detect(ctx: typer.Context) -> None:
+    """One anomaly score per `timestamp,value` row: `shiftright detect --csv FILE` (see --help)."""
+    from streams.alerting.detect import main as detect_main
+
+    raise typer.Exit(detect_main(ctx.args))
+
+
 def main() -> None:
     app()
 
