@@ -7,7 +7,13 @@ from collections.abc import Callable
 from rich.console import Console
 
 from infra.settings import Settings
-from infra.supervisor import Supervisor, kafka_launcher, python_components, warehouse_ready
+from infra.supervisor import (
+    Component,
+    Supervisor,
+    kafka_launcher,
+    python_components,
+    warehouse_ready,
+)
 from schemas import topics
 
 
@@ -66,6 +72,7 @@ def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: floa
         ),
         ("Stream workers", lambda: f"pid {sup.start(comps['streams'])}"),
         ("ClickHouse sink", lambda: f"pid {sup.start(comps['sink'])}"),
+        ("Ingest gateway", lambda: _gateway(settings, sup, comps["gateway"])),
     ]
     if simulate:
         steps.append(
@@ -75,7 +82,7 @@ def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: floa
         with console.status(f"{title}…"):
             detail = step()
         console.print(f"[green]✓[/] {title:<16} {detail}")
-    _check_alive(sup, ["streams", "sink"] + (["simulator"] if simulate else []))
+    _check_alive(sup, ["streams", "sink", "gateway"] + (["simulator"] if simulate else []))
 
 
 def _kafka(settings: Settings, sup: Supervisor, console: Console) -> str:
@@ -102,6 +109,29 @@ def _warehouse(settings: Settings, sup: Supervisor) -> str:
     sup.start(comps["warehouse"])
     sup.wait_until("warehouse", lambda: warehouse_ready(url), timeout=60)
     return f"embedded ClickHouse (chDB) at {url}"
+
+
+def gateway_url(settings: Settings) -> str:
+    return f"http://{settings.gateway.host}:{settings.gateway.port}"
+
+
+def _gateway_ready(settings: Settings) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{gateway_url(settings)}/healthz", timeout=1) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def _gateway(settings: Settings, sup: Supervisor, component: Component) -> str:
+    pid = sup.start(component)
+    sup.wait_until("gateway", lambda: _gateway_ready(settings), timeout=60)
+    return (
+        f"pid {pid} at {gateway_url(settings)} "
+        "(HTTP JSON + OTLP; a key: shiftright gateway keys create --app NAME)"
+    )
 
 
 def _check_alive(sup: Supervisor, names: list[str]) -> None:
@@ -133,9 +163,12 @@ def component_health(settings: Settings) -> list[tuple[str, bool, str]]:
     url = settings.clickhouse.http_url
     ok = warehouse_ready(url)
     rows.append(("warehouse", ok, f"{url} {'answers' if ok else 'does not answer'} /ping"))
-    for name in ("streams", "sink", "simulator"):
+    for name in ("streams", "sink", "gateway", "simulator"):
         pid = sup.pid(name)
         detail = f"pid {pid}" if pid else "not running"
+        if name == "gateway" and pid:
+            ready = _gateway_ready(settings)
+            detail += f" · {gateway_url(settings)} " + ("ready" if ready else "not ready")
         if name == "sink" and pid:
             c = sink_counters(settings)
             detail += f" · batches {c.get('batches', 0):,} · retries {c.get('retries', 0)}"

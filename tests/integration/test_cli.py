@@ -21,13 +21,14 @@ def shiftright(
 
 
 def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path) -> None:
-    kafka, controller, warehouse = free_ports(3)
+    kafka, controller, warehouse, gateway = free_ports(4)
     env = {
         **os.environ,
         "SHIFTRIGHT_STATE_DIR": str(tmp_path / "state"),
         "SHIFTRIGHT_KAFKA__PORT": str(kafka),
         "SHIFTRIGHT_KAFKA__CONTROLLER_PORT": str(controller),
         "SHIFTRIGHT_CLICKHOUSE__PORT": str(warehouse),
+        "SHIFTRIGHT_GATEWAY__PORT": str(gateway),
         "COLUMNS": "200",
     }
     try:
@@ -40,10 +41,12 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path) -> None:
             "Schema",
             "Stream workers",
             "ClickHouse sink",
+            "Ingest gateway",
             "Simulator",
         ):
             assert f"✓ {step}" in up.stdout, up.stdout
         assert f"http://127.0.0.1:{warehouse}" in up.stdout
+        assert f"http://127.0.0.1:{gateway}" in up.stdout
         assert "events in" in up.stdout and "dead letters" in up.stdout
 
         deadline = time.monotonic() + 90
@@ -66,7 +69,7 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path) -> None:
 
         status = shiftright(env, "status")
         assert status.returncode == 0, status.stdout + status.stderr
-        for component in ("kafka", "warehouse", "streams", "sink", "simulator"):
+        for component in ("kafka", "warehouse", "streams", "sink", "gateway", "simulator"):
             assert component in status.stdout
 
         bad = shiftright(env, "sql", "SELECT * FROM no_such_table")
@@ -75,6 +78,6 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path) -> None:
     finally:
         down = shiftright(env, "down")
     assert down.returncode == 0, down.stdout + down.stderr
-    assert down.stdout.count("stopped") >= 5, down.stdout
+    assert down.stdout.count("stopped") >= 6, down.stdout
     after = shiftright(env, "status")
     assert after.returncode == 3, "status must say the pipeline is down"
