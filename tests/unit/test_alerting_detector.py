@@ -131,3 +131,15 @@ def test_detect_runs_as_a_module(tmp_path: Path) -> None:
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     assert done.stdout.splitlines() == ["0.000000", "0.000000", "0.000000"]
+
+
+def test_shiftright_detect_is_the_same_command(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from infra.cli import app
+
+    rng = random.Random(4)
+    _csv(tmp_path / "a.csv", [100 + rng.gauss(0, 2) for _ in range(50)])
+    result = CliRunner().invoke(app, ["detect", "--csv", str(tmp_path / "a.csv")])
+    assert result.exit_code == 0
+    assert [float(x) for x in result.output.splitlines()] == _detect(tmp_path / "a.csv")

@@ -203,3 +203,12 @@ def test_removing_a_rule_resolves_its_firing_alerts() -> None:
     (t,) = ev.evaluate(at(2))
     assert (t.rule, t.state) == ("cpu", "resolved")
     assert ev.evaluate(at(3)) == []
+
+
+def test_anomaly_rule_fires_on_a_spike_after_warm_up_and_resolves() -> None:
+    r = rule(name="odd", kind="anomaly", warmup_points=20, scope={"app": "checkout"})
+    ev = Evaluator([r])
+    values = [100.0 + (i % 5) for i in range(60)] + [400.0, 101.0, 102.0]
+    values[10] = 900.0  # during warm-up: no alert
+    rows = run(ev, "odd", values, {"feature": "pay"})
+    assert rows == [(60, "inactive", "firing"), (61, "firing", "resolved")]
