@@ -118,7 +118,7 @@ def rules(rate: float) -> dict[str, list[Rule]]:
     adapter: TypeAdapter[Rule] = TypeAdapter(Rule)
     scope = {"app": "checkout", "env": "prod", "source": "usage", "per_key": False}
     low, high = 0.12 * rate, 2.6 * rate
-    specs = {
+    specs: dict[str, list[dict[str, object]]] = {
         "threshold": [
             {"name": "low", "kind": "threshold", "op": "<", "threshold": low,
              "resolve_threshold": low * 1.2, "window": "1m", "for": "2m"},

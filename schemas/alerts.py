@@ -187,10 +187,17 @@ class AbsenceRule(_RuleBase):
     after: Duration = Field(gt=0)  # no data for this long
 
 
+GroupTransitionKind = Literal["new", "new_in_env", "regressed", "spiking", "unignored"]
+
+
+def _default_group_transitions() -> list[GroupTransitionKind]:
+    return ["new", "regressed", "spiking"]
+
+
 class ErrorGroupRule(_RuleBase):
     kind: Literal["error_group"] = "error_group"
-    transitions: list[Literal["new", "new_in_env", "regressed", "spiking", "unignored"]] = Field(
-        default_factory=lambda: ["new", "regressed", "spiking"], min_length=1
+    transitions: list[GroupTransitionKind] = Field(
+        default_factory=_default_group_transitions, min_length=1
     )
     resolve_after: Duration = 1800.0  # quiet for this long: resolved
 

@@ -288,7 +288,7 @@ def _change(rule: ChangeRule, s: Series, holding: bool) -> tuple[bool, float | N
 
 def _anomaly(rule: AnomalyRule, s: Series, holding: bool) -> tuple[bool, float, float]:
     if s.detector is None:
-        s.detector = AnomalyDetector(_detector_config(rule))
+        s.detector = AnomalyDetector(_anomaly_config(rule))
     for p in s.points:
         if p[4] is None:
             p[4] = s.detector.score(p[0], _value(p), p[3])
@@ -300,8 +300,10 @@ def _anomaly(rule: AnomalyRule, s: Series, holding: bool) -> tuple[bool, float, 
 
 
 def _detector_config(rule: Rule) -> DetectorConfig | None:
-    if not isinstance(rule, AnomalyRule):
-        return None
+    return _anomaly_config(rule) if isinstance(rule, AnomalyRule) else None
+
+
+def _anomaly_config(rule: AnomalyRule) -> DetectorConfig:
     return DetectorConfig(rule.direction, rule.sensitivity, rule.min_volume, rule.warmup_points)
 
 
@@ -325,8 +327,12 @@ def _aggregate(how: str, pts: list[list[Any]]) -> float:
         return 0.0
     if how == "last":
         return values[-1]
-    if how in ("sum", "max", "min"):
-        return {"sum": sum, "max": max, "min": min}[how](values)
+    if how == "sum":
+        return sum(values)
+    if how == "max":
+        return max(values)
+    if how == "min":
+        return min(values)
     return sum(values) / len(values)
 
 
