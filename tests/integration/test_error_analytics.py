@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -161,4 +162,49 @@ def test_a_group_resolved_in_release_n_and_thrown_in_n_plus_1_is_reported_regres
         rows = [json.loads(line) for line in report.stdout.splitlines() if line.strip()]
         assert [(r["group_id"], r["release"]) for r in rows] == [(group_id, "1.4.3")]
     finally:
+        pipeline.stop()
+
+
+def test_stream_worker_killed_9_mid_run_counts_every_error_once(
+    settings: Settings, sql: Sql
+) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=9)
+    traffic = [e for e in Simulator(seed=23, rate=200).tick(start, 6 * 60) if e["kind"] != "usage"]
+    errors = [e for e in traffic if e["kind"] == "error"]
+    want = {gid: g["count"] for gid, g in expected_groups(errors).items()}
+    pipeline = Pipeline(settings)
+    pipeline.start()
+    finished = threading.Event()
+
+    def produce() -> None:
+        chunk = len(traffic) // 30 + 1
+        for i in range(0, len(traffic), chunk):
+            emit_batched(settings, traffic[i : i + chunk])
+            finished.wait(0.4)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        wait_for(lambda: sql("SELECT count() FROM error_groups")[0][0] > 0, 90,
+                 "the first group rows")  # fmt: skip
+        pipeline.kill9("streams")
+        counted = sql("SELECT sum(count) FROM error_groups FINAL")[0][0]
+        assert counted < len(errors), "everything was counted before the kill; proves nothing"
+        pipeline.start("streams")
+        producer.join()
+
+        def counts() -> dict[str, int]:
+            return dict(sql("SELECT group_id, count FROM error_groups FINAL"))
+
+        wait_for(lambda: counts() == want, 150,
+                 lambda: f"counts per group (got {sum(counts().values())} of {len(errors)}; "
+                 f"differing: {[(g, n, want.get(g)) for g, n in counts().items() if want.get(g) != n][:5]})"
+                 f"\n{pipeline.log('streams')}")  # fmt: skip
+        assert sql("SELECT count() FROM errors_grouped FINAL") == [(len(errors),)]
+        new = sql("SELECT group_id, count() FROM error_group_transitions FINAL "
+                  "WHERE kind = 'new' GROUP BY group_id")  # fmt: skip
+        assert dict(new) == dict.fromkeys(want, 1)
+    finally:
+        finished.set()
+        producer.join()
         pipeline.stop()
