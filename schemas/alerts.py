@@ -225,8 +225,8 @@ class Subscription(BaseModel):
     rules: list[str] = Field(default_factory=list)  # or subscribe to rules by name
     send_resolved: bool = True
     group_by: list[str] = Field(default_factory=lambda: ["alertname", "app", "env"])
-    group_wait: Duration = 5.0
-    group_interval: Duration = 60.0
+    group_wait: Duration = 1.0  # seconds, not Alertmanager's 30: notifications in seconds
+    group_interval: Duration = 30.0
     repeat_interval: Duration = 4 * 3600.0
 
     def wants(self, labels: dict[str, str]) -> bool:

@@ -10,7 +10,11 @@ Model: ``expected(t) = seasonal(t) + level``.
   level shifts after about ``level_window / 2`` points, so a shift is flagged at its onset and then
   becomes the new normal.
 * ``scale``: 1.4826 × the MAD of the last ``window`` residuals (robust to the outliers
-  it is looking for), floored at 1 % of the expected value.
+  it is looking for; the mean absolute deviation where the MAD is 0), floored at half
+  its slow-moving long-run value (so a quiet spell does not make ordinary noise news)
+  and at 1 % of the expected value.
+* ``bias``: the residuals' median, added to the expectation, takes out the level's lag
+  behind a ramp.
 
 ``z = (x − expected) / scale`` (only the rule's direction counts) and
 ``score = z² / (z² + z_fire²)``, where ``z_fire`` comes from the sensitivity: a score of
@@ -88,6 +92,7 @@ class AnomalyDetector:
     weekly: dict[int, _Slot] = field(default_factory=dict)
     values: deque[list[float]] = field(default_factory=deque)  # [ts_ms, value]
     residuals: deque[float] = field(default_factory=deque)
+    slow_scale: float = 0.0  # long-run spread: a quiet hour does not make noise news
     _means: dict[int, float | None] = field(default_factory=dict, repr=False)
 
     def score(self, ts_ms: int, value: float, volume: float | None = None) -> float:
@@ -112,8 +117,16 @@ class AnomalyDetector:
             return None
         mid = median(self.residuals) if self.residuals else 0.0
         exp = seasonal + self._level(ts_ms) + mid
-        mad = median(abs(r - mid) for r in self.residuals) if self.residuals else 0.0
-        return exp, max(1.4826 * mad, 0.01 * abs(exp), 1e-9)
+        return exp, max(self._spread(mid), 0.5 * self.slow_scale, 0.01 * abs(exp), 1e-9)
+
+    def _spread(self, mid: float) -> float:
+        """Robust spread of recent residuals: 1.4826·MAD, or 1.2533·mean absolute
+        deviation when more than half of them are equal (MAD 0 on integer or flat data)."""
+        if not self.residuals:
+            return 0.0
+        dev = [abs(r - mid) for r in self.residuals]
+        mad = median(dev)
+        return 1.4826 * mad if mad > 0 else 1.2533 * sum(dev) / len(dev)
 
     def _score(self, ts_ms: int, seasonal: float, value: float, volume: float) -> float:
         if self.seen < self.config.warmup or len(self.residuals) < 8:
@@ -137,6 +150,8 @@ class AnomalyDetector:
             self.residuals.append(value - seasonal - self._level(ts_ms))
             if len(self.residuals) > self.config.window:
                 self.residuals.popleft()
+            spread = self._spread(median(self.residuals))
+            self.slow_scale = spread if self.seen < 2 else 0.99 * self.slow_scale + 0.01 * spread
         self.values.append([ts_ms, value])
         if len(self.values) > self.config.level_window:
             self.values.popleft()
@@ -199,6 +214,7 @@ class AnomalyDetector:
             "weekly": {str(k): _slot_state(s) for k, s in self.weekly.items()},
             "values": list(self.values),
             "residuals": list(self.residuals),
+            "slow_scale": self.slow_scale,
         }
 
     @classmethod
@@ -211,6 +227,7 @@ class AnomalyDetector:
             {int(k): _slot_load(v, config.weeks_kept) for k, v in s["weekly"].items()},
             deque([list(v) for v in s["values"]]),
             deque(s["residuals"]),
+            s["slow_scale"],
         )
 
     def dumps(self) -> bytes:
