@@ -112,6 +112,23 @@ def test_simulated_errors_become_groups_with_health_and_reports(
         )
         groups = shiftright(settings, "errors", "groups", "--since", "1d", "--limit", "3")
         assert groups.returncode == 0 and "errors" in groups.stdout, groups.stderr
+        top_group = max(want, key=lambda g: want[g]["count"])
+        for args in (
+            ("trend", top_group, "--step", "minute"),
+            ("users", "--app", "catalog"),
+            ("new", "--app", "catalog", "--release", "2.8.0"),
+            ("promoted",),
+            ("health", top_group),
+        ):
+            answer = shiftright(settings, "errors", *args, "--format", "json")
+            assert answer.returncode == 0, (args, answer.stderr)
+            rows = [json.loads(line) for line in answer.stdout.splitlines()]
+            if args[0] == "trend":  # every error of the group, per minute, with its rate
+                assert sum(r["errors"] for r in rows) == want[top_group]["count"]
+            if args[0] == "health":
+                assert {r["metric"] for r in rows} >= {"system.cpu.utilization"}
+            if args[0] == "users":
+                assert rows and {r["app"] for r in rows} == {"catalog"}
     finally:
         pipeline.stop()
 
