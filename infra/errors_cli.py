@@ -9,7 +9,7 @@ import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -29,6 +29,7 @@ Until = Annotated[str, typer.Option(help="End: like --since; default now.")]
 Release = Annotated[str, typer.Option("--release", help="Only this release.")]
 Limit = Annotated[int, typer.Option(help="At most this many rows.")]
 Fmt = Annotated[str, typer.Option("--format", help="table or json (one object per line).")]
+Action = Literal["resolve", "resolve_in_next_release", "ignore", "unresolve"]
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -226,7 +227,7 @@ def _app_of(settings: Settings, group_id: str, app: str) -> str:
     return str(rows[0][0])
 
 
-def _decide(group_id: str, app: str, action: str, **fields: Any) -> None:
+def _decide(group_id: str, app: str, action: Action, **fields: Any) -> None:
     from schemas.records import ErrorGroupCommand
 
     settings = _settings()

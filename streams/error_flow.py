@@ -181,7 +181,7 @@ class Rekey(_Step):
             now = datetime.fromtimestamp(r.timestamp_ms / 1000, UTC)
             for i, payload in enumerate(wire.split_events(r.value, r.headers)):
                 made = position_id(r.topic, r.partition, r.offset, i)
-                event = parse_event(payload, "error", now, self._limits, lambda m=made: m)
+                event = parse_event(payload, "error", now, self._limits, made)
                 if not isinstance(event, ErrorEvent):
                     out.skipped += 1
                     continue

@@ -193,12 +193,11 @@ class HealthJoin:
     def loads(cls, raw: bytes) -> HealthJoin:
         s = json.loads(raw)
         hosts = {tuple(k): [(e[0], e[1], e[2]) for e in v] for k, v in s["hosts"]}
-        cache = HealthCache(
-            s["window_ms"], s["keep_ms"], hosts, s.get("horizon_ms", 15 * WINDOW_MS)
-        )  # type: ignore[arg-type]
+        horizon = s.get("horizon_ms", 15 * WINDOW_MS)  # states saved before it existed
+        cache = HealthCache(s["window_ms"], s["keep_ms"], hosts, horizon)
         held = deque((tuple(p), ErrorEvent.model_validate(e)) for p, e in s["held"])
         positions = {t: (p[0], p[1]) for t, p in s["positions"].items()}
         return cls(
             cache, s["max_wait_ms"], s["max_held"], held, s["max_error_ms"], positions,
             s["grace_ms"], s["max_health_ms"],
-        )  # type: ignore[arg-type]  # fmt: skip
+        )  # fmt: skip
