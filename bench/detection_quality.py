@@ -24,7 +24,8 @@ stream runs, evaluated 70 s after each bucket starts (a one-minute bucket closes
   static bounds around normal traffic), ``for`` 2 min, resolve with 20 % hysteresis;
 * change: 10-minute average vs the 10 minutes before, ±50 %, ``for`` 2 min, at least
   200 events in the earlier 10 minutes;
-* anomaly: the seasonal detector, sensitivity 0.5, both directions, min volume 20;
+* anomaly: the seasonal detector, sensitivity 0.5 (the default), both directions, min
+  volume 20; anomaly-0.7: the same at sensitivity 0.7;
 * absence: no data for 5 minutes.
 
 An alert (a firing transition) is a true positive when it fires between the incident's
@@ -59,7 +60,7 @@ DAYS = 4
 WARMUP = 2 * 24 * 60  # minutes
 GRACE = 15  # minutes after an incident in which an alert still counts as detection
 SCENARIOS = ("level_shift", "spike", "drift", "season_change", "near_zero", "dropout", "none")
-KINDS = ("threshold", "change", "anomaly", "absence")
+KINDS = ("threshold", "change", "anomaly", "anomaly-0.7", "absence")
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,9 @@ def rules(rate: float) -> dict[str, list[Rule]]:
         "anomaly": [
             {"name": "anomaly", "kind": "anomaly", "sensitivity": 0.5, "min_volume": 20},
         ],
+        "anomaly-0.7": [
+            {"name": "anomaly", "kind": "anomaly", "sensitivity": 0.7, "min_volume": 20},
+        ],
         "absence": [{"name": "absence", "kind": "absence", "after": "5m"}],
     }  # fmt: skip
     return {
@@ -194,7 +198,7 @@ def main() -> None:
 
 def _report(table: dict[tuple[str, str], list[tuple[int, int, float | None]]], seeds: int) -> None:
     print("per rule kind and scenario: detected/incidents, false alarms, delay min (median)")
-    print(f"{'':10}" + "".join(f"{sc:>16}" for sc in SCENARIOS))
+    print(f"{'':12}" + "".join(f"{sc:>16}" for sc in SCENARIOS))
     for kind in KINDS:
         cells = []
         for sc in SCENARIOS:
@@ -207,9 +211,9 @@ def _report(table: dict[tuple[str, str], list[tuple[int, int, float | None]]], s
             delays = [r[2] for r in hit if r[2] is not None]
             med = f" {statistics.median(delays):.0f}m" if delays else ""
             cells.append(f"{len(hit)}/{len(rows)} fa {fp}{med}")
-        print(f"{kind:10}" + "".join(f"{c:>16}" for c in cells))
+        print(f"{kind:12}" + "".join(f"{c:>16}" for c in cells))
     print("\nper rule kind over all scenarios")
-    print(f"{'kind':10} {'precision':>9} {'recall':>7} {'delay p50':>9} {'delay p90':>9}")
+    print(f"{'kind':12} {'precision':>9} {'recall':>7} {'delay p50':>9} {'delay p90':>9}")
     for kind in KINDS:
         rows = [r for sc in SCENARIOS for r in table[(kind, sc)]]
         tp, fp = sum(r[0] for r in rows), sum(r[1] for r in rows)
@@ -220,7 +224,7 @@ def _report(table: dict[tuple[str, str], list[tuple[int, int, float | None]]], s
         recall = len(detected) / len(labelled)
         p50 = f"{statistics.median(delays):.1f}m" if delays else "-"
         p90 = f"{delays[int(0.9 * (len(delays) - 1))]:.1f}m" if delays else "-"
-        print(f"{kind:10} {precision:>9.2f} {recall:>7.2f} {p50:>9} {p90:>9}")
+        print(f"{kind:12} {precision:>9.2f} {recall:>7.2f} {p50:>9} {p90:>9}")
 
 
 if __name__ == "__main__":
