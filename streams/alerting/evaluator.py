@@ -44,6 +44,8 @@ from streams.alerting.measures import KEY_LABEL, Sample, sample_of, scope_matche
 
 WEEK_S = 7 * 86400
 STALE_S = 300.0  # a series with no point for window + this has no data
+GC_AFTER_S = 3600.0  # a quiet series is forgotten this long after it stops mattering
+ANOMALY_GC_S = 8 * 86400.0  # ... but an anomaly series keeps its learnt profile this long
 ANOMALY_FIRE, ANOMALY_RESOLVE = 0.5, 0.35
 MeasuredRule = ThresholdRule | ChangeRule | AnomalyRule
 
@@ -68,6 +70,9 @@ class Evaluator:
         self.rules: dict[str, Rule] = {}
         self.series: dict[str, dict[str, Series]] = {}  # rule -> fingerprint -> series
         self._retired: dict[str, dict[str, Series]] = {}
+        #: last sequence number of alerts no longer held ("rule|fingerprint"), so an alert
+        #: that comes back continues its numbering and never reuses an idempotency key
+        self.seqs: dict[str, int] = {}
         self.set_rules(rules)
 
     # -- rules ------------------------------------------------------------------------------
@@ -147,6 +152,7 @@ class Evaluator:
         series = self.series.setdefault(rule_name, {}).get(fp)
         if series is None:
             series = self.series[rule_name][fp] = Series(full)
+            series.seq = self.seqs.pop(f"{rule_name}|{fp}", 0)
         until = s.ts_ms if seen is None else _ms(seen)
         series.last_seen = max(series.last_seen or until, until)
         pts = series.points
@@ -166,12 +172,29 @@ class Evaluator:
                 s = self._retired[name][fp]
                 if s.state == "firing":
                     out.append(_transition(name, "removed", None, s, fp, "resolved", now_ms))
+                self.seqs[f"{name}|{fp}"] = s.seq
         self._retired.clear()
         for name in sorted(self.series):
             rule = self.rules[name]
             for fp in sorted(self.series[name]):
                 out.extend(self._step(rule, fp, self.series[name][fp], now_ms))
+            self._forget(rule, now_ms)
         return out
+
+    def _forget(self, rule: Rule, now: int) -> None:
+        """Drop quiet series that can no longer alert (a host replaced, a feature gone);
+        absence rules keep theirs, since silence is what they report."""
+        if isinstance(rule, AbsenceRule):
+            return
+        extra = ANOMALY_GC_S if isinstance(rule, AnomalyRule) else GC_AFTER_S
+        horizon = int((_keep_seconds(rule) + extra) * 1000)
+        by_fp = self.series[rule.name]
+        for fp in [
+            fp
+            for fp, s in by_fp.items()
+            if s.state in ("inactive", "resolved") and now - (s.last_seen or now) > horizon
+        ]:
+            self.seqs[f"{rule.name}|{fp}"] = by_fp.pop(fp).seq
 
     def _step(self, rule: Rule, fp: str, s: Series, now: int) -> list[AlertTransition]:
         holding = s.state == "firing"  # hysteresis applies once firing
@@ -210,6 +233,7 @@ class Evaluator:
                 name: {fp: _series_state(s) for fp, s in by_fp.items()}
                 for name, by_fp in self._retired.items()
             },
+            "seqs": self.seqs,
         }
         return json.dumps(state, separators=(",", ":"), sort_keys=True).encode()
 
@@ -225,6 +249,7 @@ class Evaluator:
             ev._retired.setdefault(name, {}).update(
                 {fp: _series_load(v, None) for fp, v in by_fp.items()}
             )
+        ev.seqs = dict(state["seqs"])
         return ev
 
 
@@ -354,15 +379,22 @@ def _merge(p: list[Any], s: Sample) -> None:
             p[2] += s.den
 
 
-def _trim(rule: Rule, pts: list[list[Any]]) -> None:
-    keep = 3600.0
-    if isinstance(rule, ThresholdRule | AnomalyRule):
-        keep = rule.window + STALE_S
-    elif isinstance(rule, ChangeRule):
+def _keep_seconds(rule: Rule) -> float:
+    """How much history a series of this rule needs."""
+    if isinstance(rule, ThresholdRule):
+        return rule.window + STALE_S
+    if isinstance(rule, AnomalyRule):  # the detector's profile spans weeks; points do not
+        return rule.window + STALE_S
+    if isinstance(rule, ChangeRule):
         shift = rule.window if rule.compare_to == "previous_period" else WEEK_S
-        keep = 2 * rule.window + shift
-    elif isinstance(rule, ErrorGroupRule):
-        keep = 0.0
+        return 2 * rule.window + shift
+    if isinstance(rule, ErrorGroupRule):
+        return rule.resolve_after
+    return 3600.0
+
+
+def _trim(rule: Rule, pts: list[list[Any]]) -> None:
+    keep = 0.0 if isinstance(rule, ErrorGroupRule) else _keep_seconds(rule)
     cut = pts[-1][0] - int(keep * 1000)
     drop = bisect_left(pts, cut, key=lambda p: p[0])
     if isinstance(rule, AnomalyRule):  # unscored points still have to be learnt

@@ -212,3 +212,25 @@ def test_anomaly_rule_fires_on_a_spike_after_warm_up_and_resolves() -> None:
     values[10] = 900.0  # during warm-up: no alert
     rows = run(ev, "odd", values, {"feature": "pay"})
     assert rows == [(60, "inactive", "firing"), (61, "firing", "resolved")]
+
+
+def test_an_alert_that_comes_back_never_reuses_an_idempotency_key() -> None:
+    r = CPU.model_copy(update={"for_": 0.0})
+    ev = Evaluator([r])
+    keys = [t.idempotency_key for t in ev_run_keys(ev, [0.95, 0.1])]
+    ev.set_rules([])  # removed ...
+    ev.evaluate(at(3))
+    ev.set_rules([r])  # ... and applied again
+    keys += [t.idempotency_key for t in ev_run_keys(ev, [0.95, 0.1], start=4)]
+    restored = Evaluator.loads(ev.dumps(), [r])
+    assert restored.evaluate(at(200)) == [] and restored.series["cpu"] == {}  # quiet: forgotten
+    keys += [t.idempotency_key for t in ev_run_keys(restored, [0.95], start=300)]
+    assert len(keys) == len(set(keys)) == 5
+
+
+def ev_run_keys(ev: Evaluator, values: list[float], start: int = 0):  # type: ignore[no-untyped-def]
+    out = []
+    for i, v in enumerate(values, start):
+        ev.observe("cpu", {"host": "h1"}, at(i), v)
+        out += ev.evaluate(at(i + 0.5))
+    return out
