@@ -234,3 +234,22 @@ def ev_run_keys(ev: Evaluator, values: list[float], start: int = 0):  # type: ig
         ev.observe("cpu", {"host": "h1"}, at(i), v)
         out += ev.evaluate(at(i + 0.5))
     return out
+
+
+def test_backtest_replays_stored_rollups_through_the_same_rules() -> None:
+    from streams.alerting.backtest import backtest, when_fired
+
+    def usage(minute: int, count: int) -> Rollup:
+        return Rollup(
+            app="checkout", env="prod", kind="usage", key="pay", bucket_start=at(minute),
+            bucket_seconds=60, count=count, first_ts=at(minute), last_ts=at(minute + 0.9),
+            source_partition=0, emitted_at=at(minute + 1),
+        )  # fmt: skip
+
+    history = [usage(m, 100) for m in range(30)] + [usage(m, 100) for m in range(40, 50)]
+    quiet = rule(name="quiet", kind="absence", after="3m", scope={"app": "checkout"})
+    (episode,) = when_fired(backtest([quiet], history))
+    # the last bucket before the gap held events up to 29:54; 3 minutes later, at the
+    # next evaluation (every minute, 10 s after a bucket ends), it fires; it resolves
+    # when the stream would have closed the first bucket after the gap (40:00 + 1 min + 10 s)
+    assert episode == (at(33) + timedelta(seconds=10), at(41) + timedelta(seconds=10))
