@@ -185,6 +185,9 @@ class AnomalyRule(_MeasuredRule):
 class AbsenceRule(_RuleBase):
     kind: Literal["absence"] = "absence"
     after: Duration = Field(gt=0)  # no data for this long
+    #: only series that averaged at least this many events per point over their last
+    #: hour of data are watched: a feature used twice an hour is not missed after 3 min
+    min_volume: float = Field(default=0.0, ge=0)
 
 
 GroupTransitionKind = Literal["new", "new_in_env", "regressed", "spiking", "unignored"]

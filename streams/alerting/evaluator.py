@@ -262,7 +262,8 @@ def _condition(
     """(condition holds, the value it read, the threshold it used)."""
     if isinstance(rule, AbsenceRule):
         quiet = (now - s.last_seen) / 1000 if s.last_seen is not None else 0.0
-        return quiet >= rule.after, quiet, rule.after
+        usual = sum(p[3] for p in s.points) / len(s.points) if s.points else 0.0
+        return quiet >= rule.after and usual >= rule.min_volume, quiet, rule.after
     if isinstance(rule, ErrorGroupRule):
         if not s.points:
             return False, None, None

@@ -253,3 +253,13 @@ def test_backtest_replays_stored_rollups_through_the_same_rules() -> None:
     # next evaluation (every minute, 10 s after a bucket ends), it fires; it resolves
     # when the stream would have closed the first bucket after the gap (40:00 + 1 min + 10 s)
     assert episode == (at(33) + timedelta(seconds=10), at(41) + timedelta(seconds=10))
+
+
+def test_absence_ignores_series_too_rare_to_be_missed() -> None:
+    ev = Evaluator([rule(name="quiet", kind="absence", after="3m", min_volume=5)])
+    for i in range(10):
+        ev.observe("quiet", {"feature": "busy"}, at(i), 50.0, volume=50.0)
+        if i % 4 == 0:
+            ev.observe("quiet", {"feature": "rare"}, at(i), 1.0, volume=1.0)
+    fired = [t.labels["feature"] for t in ev.evaluate(at(20))]
+    assert fired == ["busy"]
