@@ -34,6 +34,7 @@ class FakeTransport:
     gate: threading.Event = field(default_factory=threading.Event)
     produced: threading.Event = field(default_factory=threading.Event)
     closed: bool = False
+    partition_count: int | None = None  # what the broker would say (None: not known yet)
 
     def __post_init__(self) -> None:
         self.gate.set()
@@ -50,6 +51,9 @@ class FakeTransport:
         pending, self.pending = self.pending, []
         for report in pending:
             report(self.fail_with)
+
+    def partitions(self, topic: str) -> int | None:
+        return self.partition_count
 
     def flush(self, timeout: float) -> int:
         if self.fail_with == "_MSG_TIMED_OUT_LATER":

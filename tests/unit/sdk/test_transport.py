@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import shiftright
 from shiftright.transport import producer_config
 
 from producers.emitter import producer_config as emitter_config
+from schemas import wire
+from tests.unit.sdk.conftest import SDK
 
 
 def test_producer_settings_match_the_pipeline_expectations() -> None:
@@ -18,3 +22,38 @@ def test_producer_settings_match_the_pipeline_expectations() -> None:
     assert settings["message.timeout.ms"] == 9000 < 300_000  # librdkafka's default is 5 min
     assert settings["linger.ms"] == 5  # overrides win
     assert settings["message.max.bytes"] == emitter_config("x")["message.max.bytes"]
+
+
+def test_the_sdks_partitioner_is_the_pipelines() -> None:
+    from shiftright.partition import partition_of
+
+    keys = [f"checkout|prod|feature.{i}".encode() * (1 + i % 3) for i in range(500)] + [b""]
+    for n in (1, 3, 8, 24):
+        assert [partition_of(k, n) for k in keys] == [wire.partition_of(k, n) for k in keys]
+
+
+def test_events_are_batched_per_partition_once_the_partition_count_is_known(sdk: SDK) -> None:
+    sdk.init(flush_interval=30)  # the sender drains once, at flush()
+    sdk.transport.partition_count = 4
+    names = [f"feature.{i}" for i in range(40)]
+    for name in names * 5:
+        shiftright.track(name)
+    assert shiftright.flush(5) == 0
+    messages = sdk.transport.messages
+    assert len(messages) <= 4 < len(names)  # one message per partition, not per key
+    for m in messages:  # every event sits on the partition its own key maps to
+        for line in m.value.split(b"\n"):
+            name = json.loads(line)["name"]
+            own = wire.partition_of(f"checkout|test|{name}".encode(), 4)
+            assert wire.partition_of(m.key, 4) == own
+    assert sorted(e["name"] for e in sdk.transport.events()) == sorted(names * 5)
+
+
+def test_until_the_partition_count_is_known_events_are_batched_per_key(sdk: SDK) -> None:
+    sdk.init(flush_interval=30)  # the fake broker has not answered metadata
+    for name in ("a", "b", "a", "c"):
+        shiftright.track(name)
+    assert shiftright.flush(5) == 0
+    assert sorted(m.key for m in sdk.transport.messages) == [
+        b"checkout|test|a", b"checkout|test|b", b"checkout|test|c"
+    ]  # fmt: skip

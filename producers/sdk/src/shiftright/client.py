@@ -5,7 +5,7 @@ Contract of each step:
   (kind, time, fields, scope). It never waits and never raises; a full queue drops the
   event and counts it (``queue_full``).
 - Sender thread: every ``flush_interval`` (or sooner when the queue fills up) it drains
-  the queue, builds and scrubs the events, groups them per (topic, key) into NDJSON
+  the queue, builds and scrubs the events, groups them per (topic, partition) into NDJSON
   batch messages and hands those to the transport. A full transport drops the batch and
   counts its events (``transport_full``); the transport reports each message's delivery,
   counted per event as ``delivered`` or ``failed[<Kafka error name>]``.
@@ -28,6 +28,7 @@ from typing import Any
 from shiftright.config import KINDS, Config
 from shiftright.context import Scope, current
 from shiftright.limits import Gate
+from shiftright.partition import partition_of
 from shiftright.payload import Builder, Unsendable
 from shiftright.ratelog import RateLimitedLog
 from shiftright.transport import KafkaTransport, Transport
@@ -74,6 +75,7 @@ class Client:
         self._in_flight = 0
         factory = self.config.transport or KafkaTransport
         self._transport: Transport = factory(self.config)
+        self._key_partition: dict[tuple[str, bytes], int] = {}
         self._thread = threading.Thread(target=self._run, name="shiftright-sender", daemon=True)
         self._thread.start()
         for start in self._on_start:
@@ -170,7 +172,10 @@ class Client:
         self._busy = True
         queue = self._queue
         while queue:
-            groups: dict[tuple[str, bytes], list[bytes]] = defaultdict(list)
+            # Per partition (each event where its own key maps), per key until the broker
+            # has told the partition count: bigger messages, cheaper for every consumer.
+            groups: dict[tuple[str, int | bytes], list[bytes]] = defaultdict(list)
+            first_key: dict[tuple[str, int | bytes], bytes] = {}
             for _ in range(min(len(queue), 10_000)):
                 kind, ts, fields, scope = queue.popleft()
                 try:
@@ -182,11 +187,26 @@ class Client:
                     self._drop("build_failed")
                     self._log.warning("event_build_failed", "build", "%r", exc)
                     continue
-                groups[(topic, key)].append(value)
-            for (topic, key), values in groups.items():
+                group = (topic, self._partition(topic, key))
+                groups[group].append(value)
+                first_key.setdefault(group, key)
+            for group, values in groups.items():
                 for batch, count in _pack(values):
-                    self._produce(topic, key, batch, count)
+                    self._produce(group[0], first_key[group], batch, count)
         self._busy = False
+
+    def _partition(self, topic: str, key: bytes) -> int | bytes:
+        found = self._key_partition.get((topic, key))
+        if found is not None:
+            return found
+        ask = getattr(self._transport, "partitions", None)  # optional for custom transports
+        count = ask(topic) if ask is not None else None
+        if count is None:
+            return key
+        if len(self._key_partition) > 50_000:
+            self._key_partition.clear()
+        found = self._key_partition[(topic, key)] = partition_of(key, count)
+        return found
 
     def _produce(self, topic: str, key: bytes, value: bytes, count: int) -> None:
         def delivered(error: str | None) -> None:

@@ -9,6 +9,7 @@ error's name.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -32,6 +33,10 @@ class Transport(Protocol):
     ) -> None: ...
 
     def poll(self, timeout: float) -> None: ...
+
+    def partitions(self, topic: str) -> int | None:
+        """The topic's partition count, or None while unknown (never blocks for long)."""
+        ...
 
     def flush(self, timeout: float) -> int:
         """Wait up to ``timeout`` s; return how many messages are still undelivered."""
@@ -69,6 +74,8 @@ class KafkaTransport:
         self._log = RateLimitedLog(logging.getLogger("shiftright.kafka"), every=60.0)
         self._fatal = False
         self._producer = self._make()
+        self._partition_counts: dict[str, int] = {}
+        self._metadata_retry_at: dict[str, float] = {}
 
     def _make(self) -> Any:
         import confluent_kafka  # looked up at call time, so tests can refuse real producers
@@ -98,6 +105,21 @@ class KafkaTransport:
 
     def poll(self, timeout: float) -> None:
         self._producer.poll(timeout)
+
+    def partitions(self, topic: str) -> int | None:
+        known = self._partition_counts.get(topic)
+        if known is not None or time.monotonic() < self._metadata_retry_at.get(topic, 0.0):
+            return known
+        try:
+            meta = self._producer.list_topics(topic, timeout=1.0).topics.get(topic)
+            count = len(meta.partitions) if meta is not None and meta.error is None else 0
+        except Exception:  # broker away: ask again later
+            count = 0
+        if count <= 0:
+            self._metadata_retry_at[topic] = time.monotonic() + 30.0
+            return None
+        self._partition_counts[topic] = count
+        return count
 
     def flush(self, timeout: float) -> int:
         return int(self._producer.flush(timeout))
