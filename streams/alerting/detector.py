@@ -75,7 +75,7 @@ class _Slot:
         past = [m for p, m in self.means if p < period]
         if self.n and self.period < period:
             past.append(self.total / self.n)
-        return past
+        return past[-(self.means.maxlen or len(past)) :]  # the same before and after a close
 
     def typical(self, period: int) -> float | None:
         past = self._before(period)
@@ -96,6 +96,9 @@ class AnomalyDetector:
     residuals: deque[float] = field(default_factory=deque)
     slow_scale: float = 0.0  # long-run spread: a quiet hour does not make noise news
     _means: dict[int, float | None] = field(default_factory=dict, repr=False)
+    _profiles: dict[tuple[int, int, int, int], float | None] = field(
+        default_factory=dict, repr=False
+    )
 
     def score(self, ts_ms: int, value: float, volume: float | None = None) -> float:
         """Score ``value`` at ``ts_ms`` against the past, then learn it. In [0, 1]."""
@@ -174,8 +177,11 @@ class AnomalyDetector:
         self._slot(self.daily, hour, self.config.days_kept).add(ts_ms // DAY_MS, value)
         weekly = self._slot(self.weekly, week_hour, self.config.weeks_kept)
         weekly.add((ts_ms + _EPOCH_MONDAY_OFFSET) // WEEK_MS, value)
+        if self.last_ms is not None and ts_ms // DAY_MS < self.last_ms // DAY_MS:
+            self._means.clear()  # a point from an earlier day changes what was known then
+            self._profiles.clear()
         self.seen += 1
-        self.last_ms = ts_ms
+        self.last_ms = ts_ms if self.last_ms is None else max(self.last_ms, ts_ms)
 
     @staticmethod
     def _slot(table: dict[int, _Slot], index: int, kept: int) -> _Slot:
@@ -198,10 +204,18 @@ class AnomalyDetector:
 
     def _profile(self, at: int, now_ms: int) -> float | None:
         """Typical value of the slot holding ``at`` less the typical daily mean, from the
-        days (weeks) before ``now_ms``'s."""
+        days (weeks) before ``now_ms``'s (cached: fixed while points come in order)."""
         day = now_ms // DAY_MS
         week = (now_ms + _EPOCH_MONDAY_OFFSET) // WEEK_MS
         hour, week_hour = _slots(at)
+        key = (hour, week_hour, day, week)
+        if key not in self._profiles:
+            if len(self._profiles) > 4096:
+                self._profiles.clear()
+            self._profiles[key] = self._profile_of(hour, week_hour, day, week)
+        return self._profiles[key]
+
+    def _profile_of(self, hour: int, week_hour: int, day: int, week: int) -> float | None:
         slot, period = self.daily.get(hour), day
         wslot = self.weekly.get(week_hour)
         if wslot is not None and wslot.count(week) >= 2:

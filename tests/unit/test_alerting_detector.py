@@ -82,12 +82,13 @@ def test_minimum_volume_guard_keeps_low_traffic_quiet() -> None:
 
 def test_state_round_trips_to_bytes_with_identical_scores() -> None:
     rng = random.Random(2)
-    values = [daily(i, rng) for i in range(DAY * 3)]
+    values = [daily(i, rng) for i in range(DAY * 11)]  # past the 8 days a slot keeps
+    cut = DAY * 10 + 17
     a = AnomalyDetector(DetectorConfig())
-    for i, v in enumerate(values[: DAY * 2]):
+    for i, v in enumerate(values[:cut]):
         a.score(T0 + i * STEP, v)
     b = AnomalyDetector.loads(DetectorConfig(), a.dumps())
-    rest = list(enumerate(values))[DAY * 2 :]
+    rest = list(enumerate(values))[cut:]
     assert [a.score(T0 + i * STEP, v) for i, v in rest] == [
         b.score(T0 + i * STEP, v) for i, v in rest
     ]
