@@ -140,7 +140,7 @@ class AnomalyDetector:
         if found is None:
             return 0.0
         exp, scale = found
-        if max(volume, exp) < self.config.min_volume:
+        if self.config.min_volume > 0 and max(volume, exp) < self.config.min_volume:
             return 0.0
         z = self._run((value - exp) / scale, scale)
         if self.config.direction == "up":

@@ -144,3 +144,11 @@ def test_shiftright_detect_is_the_same_command(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["detect", "--csv", str(tmp_path / "a.csv")])
     assert result.exit_code == 0
     assert [float(x) for x in result.output.splitlines()] == _detect(tmp_path / "a.csv")
+
+
+def test_negative_valued_series_are_scored_too() -> None:
+    rng = random.Random(8)
+    values = [-50.0 + rng.gauss(0, 1) for _ in range(200)]
+    values[150] = -80.0  # e.g. a temperature or a balance
+    got = scores(values)
+    assert got[150] > 0.9 and max(got[:150]) < 0.5
