@@ -4,7 +4,7 @@
 row is skipped; timestamps are ISO 8601, ``YYYY-MM-DD HH:MM:SS`` (UTC) or epoch seconds /
 milliseconds) and prints one score in [0, 1] per row, in input order. Each score is
 computed before its row is learnt, so it depends on earlier rows only. Rows whose value is
-empty or not a number print 0 and are not learnt.
+empty, not a number or infinite print 0 and are not learnt.
 """
 
 from __future__ import annotations
@@ -41,10 +41,7 @@ def scores(rows: Iterable[Sequence[str]], config: DetectorConfig) -> Iterator[fl
         except (ValueError, IndexError):
             yield 0.0
             continue
-        if value != value:  # NaN
-            yield 0.0
-            continue
-        yield detector.score(ts, value)
+        yield detector.score(ts, value)  # NaN and infinities score 0, unlearnt
 
 
 def data_rows(f: TextIO) -> Iterator[list[str]]:

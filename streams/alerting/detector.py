@@ -101,7 +101,10 @@ class AnomalyDetector:
     )
 
     def score(self, ts_ms: int, value: float, volume: float | None = None) -> float:
-        """Score ``value`` at ``ts_ms`` against the past, then learn it. In [0, 1]."""
+        """Score ``value`` at ``ts_ms`` against the past, then learn it. In [0, 1].
+        A value that is not a finite number scores 0 and is not learnt."""
+        if not math.isfinite(value):
+            return 0.0
         seasonal = self._seasonal(ts_ms, ts_ms)
         out = self._score(ts_ms, seasonal, value, value if volume is None else volume)
         self._learn(ts_ms, seasonal, value)

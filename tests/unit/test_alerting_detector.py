@@ -126,12 +126,12 @@ def test_detect_csv_prints_one_score_per_row_using_only_past_rows(tmp_path: Path
 
 
 def test_detect_runs_as_a_module(tmp_path: Path) -> None:
-    (tmp_path / "c.csv").write_text("1795392000,1\n1795392060,2\n1795392120,x\n")
+    (tmp_path / "c.csv").write_text("1795392000,1\n1795392060,2\n1795392120,x\n1795392180,inf\n")
     done = subprocess.run(
         [sys.executable, "-m", "streams.alerting.detect", "--csv", str(tmp_path / "c.csv")],
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
-    assert done.stdout.splitlines() == ["0.000000", "0.000000", "0.000000"]
+    assert done.stdout.splitlines() == ["0.000000"] * 4
 
 
 def test_shiftright_detect_is_the_same_command(tmp_path: Path) -> None:
