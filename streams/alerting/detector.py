@@ -20,7 +20,8 @@ Model: ``expected(t) = seasonal(t) + level``.
 points each beyond 3σ when that is stronger (only the rule's direction counts), and
 ``score = z² / (z² + z_fire²)``, where ``z_fire`` comes from the sensitivity: a score of
 0.5 is the firing point at any sensitivity. Warm-up: 0 for the first ``warmup`` points.
-Minimum volume: 0 while both the point's volume and the expected value are below it.
+Minimum volume: 0 while the point's volume (and, when the value is itself a volume, the
+expected value) is below it.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class DetectorConfig:
     warmup: int = 30
     level_window: int = 12  # points for the level (a shift is the new normal after half)
     window: int = 48  # points for the residual scale
+    #: the value is itself the volume (a count; any CSV): the guard also looks at the
+    #: expected value, so a drop from busy to nothing still counts; otherwise (latency,
+    #: CPU …) the guard looks at the point's volume only
+    value_is_volume: bool = True
     days_kept: int = 8  # per hour-of-day slot
     weeks_kept: int = 4  # per hour-of-week slot
 
@@ -143,7 +148,8 @@ class AnomalyDetector:
         if found is None:
             return 0.0
         exp, scale = found
-        if self.config.min_volume > 0 and max(volume, exp) < self.config.min_volume:
+        seen = max(volume, exp) if self.config.value_is_volume else volume
+        if self.config.min_volume > 0 and seen < self.config.min_volume:
             return 0.0
         z = self._run((value - exp) / scale, scale)
         if self.config.direction == "up":

@@ -117,7 +117,13 @@ def detector_config(rule: Rule) -> DetectorConfig | None:
 
 
 def _anomaly_config(rule: AnomalyRule) -> DetectorConfig:
-    return DetectorConfig(rule.direction, rule.sensitivity, rule.min_volume, rule.warmup_points)
+    return DetectorConfig(
+        rule.direction,
+        rule.sensitivity,
+        rule.min_volume,
+        rule.warmup_points,
+        value_is_volume=rule.measure == "count",
+    )
 
 
 def _window_value(rule: MeasuredRule, pts: list[list[Any]], end: int) -> float:

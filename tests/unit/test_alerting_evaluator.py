@@ -263,3 +263,18 @@ def test_absence_ignores_series_too_rare_to_be_missed() -> None:
             ev.observe("quiet", {"feature": "rare"}, at(i), 1.0, volume=1.0)
     fired = [t.labels["feature"] for t in ev.evaluate(at(20))]
     assert fired == ["busy"]
+
+
+def test_latency_anomaly_on_a_quiet_feature_is_held_back_by_the_volume_guard() -> None:
+    r = rule(
+        name="slow", kind="anomaly", measure="avg:duration_ms", direction="up",
+        min_volume=20, warmup_points=20, scope={"app": "checkout"},
+    )  # fmt: skip
+    ev = Evaluator([r])
+    fired = []
+    for feature, requests in (("rare", 3.0), ("busy", 200.0)):
+        for i in range(60):
+            latency = 400.0 if i == 50 else 40.0 + (i % 7)
+            ev.observe("slow", {"feature": feature}, at(i), latency, volume=requests)
+            fired += [t.labels["feature"] for t in ev.evaluate(at(i + 0.5)) if t.state == "firing"]
+    assert fired == ["busy"]  # 3 slow requests in a minute page nobody; 200 do
