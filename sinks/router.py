@@ -88,8 +88,10 @@ class Router:
         if pos.topic == self.rollups_topic:
             return [self._rollup(value, pos, at)]
         table = self._record_tables.get(pos.topic)
-        if table is not None:
-            return [self._record(table, value, pos, at)]
+        if table is not None:  # grouped errors come in NDJSON batches
+            return [
+                self._record(table, line, pos, at) for line in wire.split_events(value, headers)
+            ]
         return [Row("dead_letters", dead_letter_row(_letter_from(value, headers), at, pos))]
 
     def _event(

@@ -28,7 +28,7 @@ import structlog
 
 from infra.settings import Settings
 from schemas import topics
-from streams.error_flow import Attach, Group, Out, Rekey
+from streams.error_flow import Attach, Group, Out, Rekey, pack_messages
 from streams.gaps import GapReader
 from streams.grouping import Grouper, Rules, SpikePolicy
 from streams.grouping.keys import group_key
@@ -38,6 +38,8 @@ from streams.processor import Record, TopicPartition
 log = structlog.get_logger("shiftright.streams.errors")
 
 Step = Rekey | Attach | Group
+#: Records per batch: bounded bursts of sends and of event-loop time per batch.
+BATCH_MAX = 500
 
 
 def load_rules(path: Path | None) -> Rules:
@@ -67,6 +69,7 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
     table = app.Table(
         "error-state", partitions=settings.kafka.partitions, key_type=bytes, value_type=bytes
     )
+    _declare_changelog(settings, table.changelog_topic.get_topic_name())
 
     def loader(step: str) -> Callable[[int], bytes | None]:
         return lambda p: table.data.get(f"{step}:{p}".encode())
@@ -84,7 +87,7 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
     group = Group(GroupStage(SpikePolicy()), commands_t, loader("group"), group_records)
     names: dict[int, str] = {id(rekey): "rekey", id(attach): "attach", id(group): "group"}
     totals = {"errors_rekeyed": 0, "errors_grouped": 0, "transitions": 0, "group_rows": 0,
-              "replayed": 0, "gap_records_read": 0, "flushed_idle": 0}  # fmt: skip
+              "replayed": 0, "gap_records_read": 0, "flushed_idle": 0, "failed_batches": 0}  # fmt: skip
     locks = {name: asyncio.Lock() for name in names.values()}
     gap_reader = GapReader(settings.kafka.bootstrap_servers)
 
@@ -105,9 +108,26 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
         await _gather(pending)
 
     async def publish(step: Step, out: Out) -> None:
-        sent = [await byhost.send(key=k, value=v, headers=h) for k, v, h in out.byhost]
-        sent += [await grouped.send(key=group_key(g), value=g.model_dump_json().encode())
-                 for g in out.grouped]  # fmt: skip
+        """Deliver a processed batch; retried until it succeeds. An exception must not
+        end the agent: Faust acks the batch anyway, and a dead agent's full queue stops
+        every agent of the worker. Re-sent messages are duplicates the next steps drop."""
+        delay = 0.5
+        while True:
+            try:
+                return await _deliver(step, out)
+            except Exception as exc:  # e.g. a changelog topic not yet in the metadata
+                log.warning("error_batch_retry", step=names[id(step)], in_seconds=delay,
+                            error=repr(exc))  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _deliver(step: Step, out: Out) -> None:
+        parts = settings.kafka.partitions  # of every topic we create
+        sent = [await byhost.send(key=k, value=v, headers=h, partition=p)
+                for k, v, h, p in pack_messages(out.byhost, parts)]  # fmt: skip
+        singles = [(group_key(g), g.model_dump_json().encode(), None) for g in out.grouped]
+        sent += [await grouped.send(key=k, value=v, headers=h, partition=p)
+                 for k, v, h, p in pack_messages(singles, parts)]  # fmt: skip
         sent += [await transitions.send(key=f"{t.app}|{t.group_id}".encode(),
                                         value=t.model_dump_json().encode())
                  for t in out.transitions]  # fmt: skip
@@ -142,18 +162,24 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
             missing = step.missing(records)
             if missing:
                 records = _merge(records, await read(missing))
-            await publish(step, step.process(records))
+            try:
+                out = step.process(records)
+            except Exception:  # a bug, not bad input (that is skipped and counted)
+                log.exception("error_batch_failed", step=names[id(step)], records=len(records))
+                totals["failed_batches"] += 1
+                return
+            await publish(step, out)
 
     @app.agent(topic(topics.EVENTS_ERROR), concurrency=1, name="errors-rekey")
     async def rekey_errors(stream: Any) -> None:
-        async for events in stream.take_events(s.batch_max, within=s.batch_within_seconds):
+        async for events in stream.take_events(BATCH_MAX, within=s.batch_within_seconds):
             await run(rekey, [_record(e.message) for e in events])
 
     attach_source = app.topic(health_t, byhost_t, key_serializer="raw", value_serializer="raw")
 
     @app.agent(attach_source, concurrency=1, name="errors-attach")
     async def attach_and_group(stream: Any) -> None:
-        async for events in stream.take_events(s.batch_max, within=s.batch_within_seconds):
+        async for events in stream.take_events(BATCH_MAX, within=s.batch_within_seconds):
             await run(attach, [_record(e.message) for e in events])
             for e in events:
                 last_seen[e.message.partition] = time.monotonic()
@@ -162,7 +188,7 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
 
     @app.agent(group_source, concurrency=1, name="errors-group")
     async def count_groups(stream: Any) -> None:
-        async for events in stream.take_events(s.batch_max, within=s.batch_within_seconds):
+        async for events in stream.take_events(BATCH_MAX, within=s.batch_within_seconds):
             await run(group, [_record(e.message) for e in events])
 
     step_by_topic: dict[str, Step] = {error_t: rekey, health_t: attach, byhost_t: attach,
@@ -227,6 +253,20 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
         for step in (rekey, attach, group):
             step.forget({tp.partition for tp in revoked if step_by_topic.get(tp.topic) is step})
         checked.difference_update((tp.topic, tp.partition) for tp in revoked)
+
+
+def _declare_changelog(settings: Settings, name: str) -> None:
+    """Create the state changelog before the agents write to it. Faust declares it too,
+    but not always before an agent's first write; a send to a topic missing from the
+    producer's metadata waits for it (up to the 20-minute request timeout), which stalls
+    the agent and, once its queue is full, the whole worker."""
+    from infra.kafka.topics import ensure_topics
+
+    try:
+        ensure_topics(settings.kafka.bootstrap_servers, {name: settings.kafka.partitions},
+                      {"cleanup.policy": "compact"})  # fmt: skip
+    except Exception as exc:  # broker away at start: Faust's own declaration remains
+        log.warning("error_changelog_not_declared", topic=name, error=repr(exc))
 
 
 async def _put(table: Any, key: str, value: bytes, partition: int) -> Any:

@@ -4,8 +4,9 @@ records in; messages to send and partition states to save out (the Faust agents 
 
 1. :class:`Rekey` ``events.error.v1`` -> ``errors.byhost.v1``: each valid error (same
    validation as the rollup agent, same event id as the sink gives it) re-keyed
-   ``app|env|host``, so it lands on the partition number of its host's health. The
-   message carries the error's origin position in headers.
+   ``app|env|host``, so it lands on the partition number of its host's health. Errors
+   travel in NDJSON batch messages per partition (:func:`pack_messages`) whose header
+   lists each line's origin position.
 2. :class:`Attach` ``events.health.v1`` + ``errors.byhost.v1`` -> ``errors.grouped.v1``:
    :class:`~streams.grouping.stages.AttachStage` (health join + grouping). A re-key
    replayed after a crash sends some errors twice, at new offsets; each origin
@@ -26,7 +27,7 @@ from __future__ import annotations
 import json
 import uuid
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,16 +46,17 @@ from streams.grouping.stages import AttachStage, GroupStage
 from streams.grouping.state import GroupBook
 from streams.processor import Record, TopicPartition
 
+Item = tuple[bytes, bytes, list[tuple[str, bytes]] | None]  # key, value, headers
 HEADER_ORIGIN = "shiftright-origin"  # "partition:offset:index" in events.error.v1
 Loader = Callable[[int], bytes | None]
 
 
-def pack(state: dict[str, Any]) -> bytes:
+def pack_state(state: dict[str, Any]) -> bytes:
     """A state as a changelog value (compressed: health caches and stacks repeat a lot)."""
     return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 3)
 
 
-def unpack(raw: bytes) -> dict[str, Any]:
+def unpack_state(raw: bytes) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(zlib.decompress(raw))
     return loaded
 
@@ -132,7 +134,7 @@ class _Step:
         if partition in self.loaded:
             return
         raw = self._load(partition)
-        state = unpack(raw) if raw else {}
+        state = unpack_state(raw) if raw else {}
         self.offsets.restore(partition, state.get("offsets", {}))
         self._restore(partition, state)
         self.loaded.add(partition)
@@ -192,7 +194,7 @@ class Rekey(_Step):
         return out
 
     def dumps(self, partition: int) -> bytes:
-        return pack({"offsets": self.offsets.of(partition)})
+        return pack_state({"offsets": self.offsets.of(partition)})
 
 
 def position_id(topic: str, partition: int, offset: int, index: int) -> uuid.UUID:
@@ -237,20 +239,22 @@ class Attach(_Step):
                 out.grouped += self.stage.health(r.partition, r.topic, r.offset, event, i)
 
     def _error(self, r: Record, out: Out) -> None:
-        origin = _origin(r.headers)
+        origins = _origins(r.headers)
         seen = self.origins.setdefault(r.partition, {})
-        if origin is not None:
-            last = seen.get(origin[0])
-            if last is not None and [origin[1], origin[2]] <= last:
-                out.replayed += 1  # a duplicate sent by a re-key replay
-                return
-            seen[origin[0]] = [origin[1], origin[2]]
-        try:
-            event = ErrorEvent.model_validate_json(r.value or b"")
-        except ValidationError:
-            out.skipped += 1
-            return
-        out.grouped += self.stage.error(r.partition, r.topic, r.offset, event)
+        for index, line in enumerate(wire.split_events(r.value, r.headers)):
+            origin = origins[index] if index < len(origins) else None
+            if origin is not None:
+                last = seen.get(origin[0])
+                if last is not None and [origin[1], origin[2]] <= last:
+                    out.replayed += 1  # a duplicate sent by a re-key replay
+                    continue
+                seen[origin[0]] = [origin[1], origin[2]]
+            try:
+                event = ErrorEvent.model_validate_json(line or b"")
+            except ValidationError:
+                out.skipped += 1
+                continue
+            out.grouped += self.stage.error(r.partition, r.topic, r.offset, event, index)
 
     def held(self) -> list[int]:
         """Partitions with errors waiting for health."""
@@ -265,7 +269,7 @@ class Attach(_Step):
 
     def dumps(self, partition: int) -> bytes:
         origins = {str(o): pos for o, pos in self.origins.get(partition, {}).items()}
-        return pack(
+        return pack_state(
             {
                 "offsets": self.offsets.of(partition),
                 "origins": origins,
@@ -281,12 +285,52 @@ class Attach(_Step):
             self.origins.pop(p, None)
 
 
-def _origin(headers: wire.Headers) -> tuple[int, int, int] | None:
+def _origins(headers: wire.Headers) -> list[tuple[int, int, int]]:
+    """The origin of each line: ``p:o:i[,p:o:i...]``."""
     for key, value in headers or ():
         if key == HEADER_ORIGIN and value:
-            p, o, i = value.decode().split(":")
-            return int(p), int(o), int(i)
-    return None
+            return [
+                (int(p), int(o), int(i))
+                for p, o, i in (item.split(":") for item in value.decode().split(","))
+            ]
+    return []
+
+
+Message = tuple[bytes, bytes, list[tuple[str, bytes]], int]  # key, value, headers, partition
+#: Internal batch messages stay small: many mid-sized messages keep the producer flowing.
+MESSAGE_BYTES, MESSAGE_LINES = 64 * 1024, 100
+
+
+def _chunks(items: list[Item]) -> Iterator[list[Item]]:
+    chunk: list[Item] = []
+    size = 0
+    for item in items:
+        if chunk and (size + len(item[1]) > MESSAGE_BYTES or len(chunk) >= MESSAGE_LINES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += len(item[1]) + 1
+    if chunk:
+        yield chunk
+
+
+def pack_messages(items: list[Item], partitions: int) -> list[Message]:
+    """Single-event messages merged into NDJSON batch messages per partition, in order
+    (Python consumers pay per message; order within a partition is what the next step
+    relies on). Origin headers are joined line by line; the key is the first line's."""
+    by_partition: dict[int, list[Item]] = {}
+    for item in items:
+        by_partition.setdefault(wire.partition_of(item[0], partitions), []).append(item)
+    out: list[Message] = []
+    for partition, group in by_partition.items():
+        for lines in _chunks(group):
+            value = b"\n".join(v for _, v, _ in lines)
+            origins = [dict(h or ()).get(HEADER_ORIGIN, b"") for _, _, h in lines]
+            headers = list(wire.BATCH_HEADERS)
+            if all(origins):
+                headers.append((HEADER_ORIGIN, b",".join(origins)))
+            out.append((lines[0][0], value, headers, partition))
+    return out
 
 
 GroupsLoader = Callable[[int], Iterable[bytes]]
@@ -324,11 +368,17 @@ class Group(_Step):
                 if r.topic == self._commands_topic:
                     cmd = ErrorGroupCommand.model_validate_json(r.value or b"")
                     self.stage.command(r.partition, r.offset, cmd)
-                else:
-                    grouped = GroupedError.model_validate_json(r.value or b"")
-                    out.transitions += self.stage.error(r.partition, grouped)
+                    continue
             except ValidationError:
                 out.skipped += 1
+                continue
+            for line in wire.split_events(r.value, r.headers):
+                try:
+                    grouped = GroupedError.model_validate_json(line or b"")
+                except ValidationError:
+                    out.skipped += 1
+                    continue
+                out.transitions += self.stage.error(r.partition, grouped)
         for p in out.touched:
             book = self.stage.book(p)
             out.changed_groups[p] = set(book.changed)
@@ -339,7 +389,7 @@ class Group(_Step):
         return zlib.compress(self.stage.book(partition).state_of(group_id), 3)
 
     def dumps(self, partition: int) -> bytes:
-        return pack({"offsets": self.offsets.of(partition)})
+        return pack_state({"offsets": self.offsets.of(partition)})
 
     def forget(self, partitions: Iterable[int]) -> None:
         gone = set(partitions)

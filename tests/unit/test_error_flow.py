@@ -11,7 +11,7 @@ from typing import Any
 from producers.simulator import Simulator
 from schemas.records import GroupedError
 from schemas.validation import Limits
-from streams.error_flow import Attach, Group, Offsets, Rekey
+from streams.error_flow import Attach, Group, Offsets, Rekey, pack_messages
 from streams.grouping import Grouper
 from streams.grouping.stages import AttachStage, GroupStage
 from streams.processor import Record
@@ -140,3 +140,28 @@ def test_grouped_errors_keep_their_source_position_in_the_byhost_partition() -> 
     step = attach()
     grouped: list[GroupedError] = step.process(byhost).grouped + step.flush(0).grouped
     assert [g.source_offset for g in grouped] == [r.offset for r in byhost]
+
+
+def test_batched_messages_group_like_single_ones_and_replays_still_drop() -> None:
+    events = traffic()
+    errors = raw_records(events, "error", ERR)
+    rekey = Rekey(Limits())
+    first, replay = rekey.process(errors).byhost, Rekey(Limits()).process(errors[100:]).byhost
+    packed = pack_messages(first, 8) + pack_messages(replay, 8)
+    assert len(packed) < len(first) // 5  # one message per partition and chunk, not per error
+    by_partition: dict[int, list[Record]] = {}
+    for _, value, headers, p in packed:
+        got = by_partition.setdefault(p, [])
+        got.append(Record(BYHOST, p, len(got), value, 0, headers))
+    step, grouped = attach(), []
+    for p, records in by_partition.items():
+        out = step.process(records)
+        grouped += out.grouped + step.flush(p).grouped
+    assert sorted(str(g.event_id) for g in grouped) == sorted(
+        json.loads(e.value or b"")["event_id"] for e in errors
+    )
+    singles = [(b"k", g.model_dump_json().encode(), None) for g in grouped]
+    lines = pack_messages(singles, 8)
+    group = Group(GroupStage(), CMDS)
+    out = group.process([Record(GROUPED, p, i, v, 0, h) for i, (_, v, h, p) in enumerate(lines)])
+    assert sum(r.count for r in out.rows) == len(errors)
