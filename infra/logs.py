@@ -31,3 +31,15 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
+
+
+def tune_gc_for_throughput() -> None:
+    """For the long-running workers: move what start-up allocated out of the collector's
+    way and collect the youngest generation less often. They allocate many short-lived
+    objects per event; with the default threshold (700) the cyclic collector runs
+    thousands of times a second (measured: ~5% of the sink's per-event time)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)

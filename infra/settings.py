@@ -88,6 +88,10 @@ class StreamSettings(BaseModel):
     batch_max: int = 5_000
     batch_within_seconds: float = 0.25
     web_port: int = 16066
+    error_analytics: bool = Field(
+        default=True,
+        description="Run the error-analytics agents (grouping, health join) in this worker.",
+    )
     grouping_rules: Path | None = Field(
         default=None,
         description="Custom error-grouping rules (YAML, see streams/grouping/rules.py); none by default.",

@@ -8,7 +8,7 @@ import threading
 from confluent_kafka import Consumer
 
 from infra.clickhouse import get_client
-from infra.logs import configure_logging
+from infra.logs import configure_logging, tune_gc_for_throughput
 from infra.settings import Settings, load_settings
 from sinks.clickhouse_sink import ClickHouseSink, SinkConfig
 from sinks.router import Router
@@ -54,7 +54,9 @@ def main() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    build_sink(settings).run(stop)
+    sink = build_sink(settings)
+    tune_gc_for_throughput()
+    sink.run(stop)
 
 
 if __name__ == "__main__":

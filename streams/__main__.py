@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import faust
 
-from infra.logs import configure_logging
+from infra.logs import configure_logging, tune_gc_for_throughput
 from infra.settings import load_settings
 from streams.app import build_app
 
@@ -13,6 +13,7 @@ def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
     app = build_app(settings)
+    tune_gc_for_throughput()
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
     worker.execute_from_commandline()
 

@@ -215,7 +215,8 @@ def build_app(settings: Settings) -> faust.App:
             if out.rollups:
                 await publish(out)
 
-    register_error_agents(app, settings)
+    if s.error_analytics:
+        register_error_agents(app, settings)
 
     @app.timer(10.0)
     async def report_progress() -> None:
