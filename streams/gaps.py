@@ -11,11 +11,13 @@ before the batch Faust delivered.
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
+from schemas import wire
 from streams.processor import Record, TopicPartition
 
 log = structlog.get_logger("shiftright.streams")
@@ -75,20 +77,23 @@ class GapReader:
                         del pending[tp]  # the log ends before the gap does: nothing more
                         continue
                     raise GapReaderError(f"reading {tp}: {error}")
-                if msg.offset() >= end:
+                offset = msg.offset()
+                if offset is None or offset >= end:
                     del pending[tp]
                     continue
+                # Header values arrive as bytes (the stubs also allow str).
+                headers = cast("wire.Headers", msg.headers())
                 found.append(
                     Record(
-                        tp[0],
-                        tp[1],
-                        msg.offset(),
+                        str(tp[0]),
+                        int(tp[1] or 0),
+                        offset,
                         msg.value(),
                         msg.timestamp()[1],
-                        msg.headers(),
+                        headers,
                     )  # fmt: skip
                 )
-                if msg.offset() == end - 1:
+                if offset == end - 1:
                     del pending[tp]
         found.sort(key=lambda r: (r.topic, r.partition, r.offset))
         return found
