@@ -24,7 +24,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 from infra.settings import Settings
 from schemas import topics
 from streams.error_agents import register_error_agents
-from streams.gaps import GapReader
+from streams.gaps import GapReader, merge, record_of
 from streams.processor import DeadLetterOut, Outcome, Processor, Record, TopicPartition
 
 log = structlog.get_logger("shiftright.streams")
@@ -183,7 +183,7 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(source, concurrency=1)
     async def validate_and_roll_up(stream: Any) -> None:
         async for events in stream.take_events(s.batch_max, within=s.batch_within_seconds):
-            records = [_record(e.message) for e in events]
+            records = [record_of(e.message) for e in events]
             async with lock:
                 records = await with_gaps(records)
                 out = processor.process(records)
@@ -265,20 +265,6 @@ class LogEnds:
         finally:
             reader.close()
         return {(tp.topic, tp.partition): int(tp.offset) for tp in found}
-
-
-def merge(batch: list[Record], read: list[Record]) -> list[Record]:
-    """Batch and gap records together, each position once, ordered per partition."""
-    by_position = {(r.topic, r.partition, r.offset): r for r in read}
-    by_position.update({(r.topic, r.partition, r.offset): r for r in batch})
-    return [by_position[k] for k in sorted(by_position)]
-
-
-def _record(message: Any) -> Record:
-    return Record(
-        message.topic, message.partition, message.offset, message.value,
-        round(message.timestamp * 1000), message.headers,
-    )  # fmt: skip
 
 
 async def _send_dead_letter(dlq: Any, letter: DeadLetterOut) -> Any:

@@ -29,7 +29,7 @@ import structlog
 from infra.settings import Settings
 from schemas import topics
 from streams.error_flow import Attach, Group, Out, Rekey, pack_messages
-from streams.gaps import GapReader
+from streams.gaps import GapReader, merge, record_of
 from streams.grouping import Grouper, Rules, SpikePolicy
 from streams.grouping.keys import group_key
 from streams.grouping.stages import AttachStage, GroupStage
@@ -161,7 +161,7 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
         async with locks[names[id(step)]]:
             missing = step.missing(records)
             if missing:
-                records = _merge(records, await read(missing))
+                records = merge(records, await read(missing))
             try:
                 out = step.process(records)
             except Exception:  # a bug, not bad input (that is skipped and counted)
@@ -173,14 +173,14 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
     @app.agent(topic(topics.EVENTS_ERROR), concurrency=1, name="errors-rekey")
     async def rekey_errors(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=s.batch_within_seconds):
-            await run(rekey, [_record(e.message) for e in events])
+            await run(rekey, [record_of(e.message) for e in events])
 
     attach_source = app.topic(health_t, byhost_t, key_serializer="raw", value_serializer="raw")
 
     @app.agent(attach_source, concurrency=1, name="errors-attach")
     async def attach_and_group(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=s.batch_within_seconds):
-            await run(attach, [_record(e.message) for e in events])
+            await run(attach, [record_of(e.message) for e in events])
             for e in events:
                 last_seen[e.message.partition] = time.monotonic()
 
@@ -189,7 +189,7 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
     @app.agent(group_source, concurrency=1, name="errors-group")
     async def count_groups(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=s.batch_within_seconds):
-            await run(group, [_record(e.message) for e in events])
+            await run(group, [record_of(e.message) for e in events])
 
     step_by_topic: dict[str, Step] = {error_t: rekey, health_t: attach, byhost_t: attach,
                                       grouped_t: group, commands_t: group}  # fmt: skip
@@ -283,16 +283,3 @@ async def _blocking(fn: Callable[..., Any], *args: Any) -> Any:
     """A blocking broker call in a thread, bounded (a hung request must not hang us)."""
     call: Awaitable[Any] = asyncio.get_running_loop().run_in_executor(None, fn, *args)
     return await asyncio.wait_for(call, 10.0)
-
-
-def _merge(batch: list[Record], read: list[Record]) -> list[Record]:
-    by_position = {(r.topic, r.partition, r.offset): r for r in read}
-    by_position.update({(r.topic, r.partition, r.offset): r for r in batch})
-    return [by_position[k] for k in sorted(by_position)]
-
-
-def _record(message: Any) -> Record:
-    return Record(
-        message.topic, message.partition, message.offset, message.value,
-        round(message.timestamp * 1000), message.headers,
-    )  # fmt: skip

@@ -11,7 +11,7 @@ before the batch Faust delivered.
 from __future__ import annotations
 
 import time
-from typing import cast
+from typing import Any, cast
 
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError
@@ -97,3 +97,18 @@ class GapReader:
                     del pending[tp]
         found.sort(key=lambda r: (r.topic, r.partition, r.offset))
         return found
+
+
+def merge(batch: list[Record], read: list[Record]) -> list[Record]:
+    """Batch and gap records together, each position once, ordered per partition."""
+    by_position = {(r.topic, r.partition, r.offset): r for r in read}
+    by_position.update({(r.topic, r.partition, r.offset): r for r in batch})
+    return [by_position[k] for k in sorted(by_position)]
+
+
+def record_of(message: Any) -> Record:
+    """A Faust message as the pure processors see it (timestamp in whole milliseconds)."""
+    return Record(
+        message.topic, message.partition, message.offset, message.value,
+        round(message.timestamp * 1000), message.headers,
+    )  # fmt: skip
