@@ -53,7 +53,7 @@ def test_simulated_errors_become_groups_with_health_and_reports(
     settings: Settings, sql: Sql
 ) -> None:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=9)
-    traffic = Simulator(seed=11, rate=150).tick(start, 6 * 60)
+    traffic = Simulator(seed=11, rate=300).tick(start, 6 * 60)
     errors = [e for e in traffic if e["kind"] == "error"]
     want = expected_groups(errors)
     assert len(errors) > 300 and len(want) > 10
