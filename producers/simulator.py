@@ -359,6 +359,11 @@ def _diurnal(ms: int) -> float:
     return factor * 0.65 if weekday >= 5 else factor
 
 
+def _flat(ms: int) -> float:
+    """The diurnal factor with the clock taken out: every hour is an average hour."""
+    return 1.0
+
+
 def _ms(ts: datetime) -> int:
     """``ts`` as whole epoch milliseconds, rounded up (naive datetimes count as UTC)."""
     if ts.tzinfo is None:
@@ -615,7 +620,8 @@ class Simulator:
     """Seeded generator of usage, error, health and change events (see module docstring).
 
     ``rate`` is the mean request rate; the diurnal factor puts weekday 15:00 at 1.75x it and
-    03:00 at 0.35x. With ``origin="user"`` health-check requests are marked ``synthetic``;
+    03:00 at 0.35x; ``diurnal=False`` keeps the rate flat at ``rate`` at every hour (tests and
+    load runs whose volume must not depend on the clock). With ``origin="user"`` health-check requests are marked ``synthetic``;
     any other origin (e.g. ``"test"``) marks every event, so simulated traffic can be told
     apart from real traffic downstream.
     """
@@ -627,6 +633,7 @@ class Simulator:
         health_interval: float = 10.0,
         incidents: Sequence[Incident] = (),
         origin: str = "user",
+        diurnal: bool = True,
     ) -> None:
         if rate < 0 or not math.isfinite(rate):
             raise ValueError(f"rate must be a finite number >= 0, got {rate!r}")
@@ -635,6 +642,7 @@ class Simulator:
         if origin not in ("user", "test", "synthetic"):
             raise ValueError(f"origin must be user, test or synthetic, got {origin!r}")
         self.rate, self.origin = rate, origin
+        self._shape: Callable[[int], float] = _diurnal if diurnal else _flat
         self._rng = rng = random.Random(seed)
         self._envs = [_Env(app, env, rng) for app in TOPOLOGY for env in TOPOLOGY[app]]
         self._hosts = [h for e in self._envs for h in e.hosts]
@@ -827,7 +835,7 @@ class Simulator:
     def _traffic(self, lo: int, hi: int, out: list[dict[str, Any]]) -> None:
         regime = self._regime(lo)
         mid = (lo + hi) // 2
-        expected = self.rate * _diurnal(mid) * regime.volume * (hi - lo) / 1000 + self._carry
+        expected = self.rate * self._shape(mid) * regime.volume * (hi - lo) / 1000 + self._carry
         n = int(expected)
         self._carry = expected - n
         if n:
@@ -1030,8 +1038,8 @@ class Simulator:
 
     def _health(self, ms: int, host: _Host, out: list[dict[str, Any]]) -> None:
         rng = self._rng
-        load = _diurnal(ms) / 1.75  # 0.13 (weekend night) .. 1 (weekday 15:00)
-        rps = self.rate * host.env.share * _diurnal(ms) / len(host.env.hosts)
+        load = self._shape(ms) / 1.75  # 0.13 (weekend night) .. 1 (weekday 15:00)
+        rps = self.rate * host.env.share * self._shape(ms) / len(host.env.hosts)
         host.cpu_noise = _walk(rng, host.cpu_noise, 0.02, -0.1, 0.1)
         host.mem = _walk(rng, host.mem, 0.005, 0.35, 0.8)
         host.fs = host.fs + rng.uniform(0, 2e-5) if host.fs < 0.92 else 0.55  # log cleanup

@@ -53,7 +53,7 @@ def test_simulated_errors_become_groups_with_health_and_reports(
     settings: Settings, sql: Sql
 ) -> None:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=9)
-    traffic = Simulator(seed=11, rate=300).tick(start, 6 * 60)
+    traffic = Simulator(seed=11, rate=150, diurnal=False).tick(start, 6 * 60)
     errors = [e for e in traffic if e["kind"] == "error"]
     want = expected_groups(errors)
     assert len(errors) > 300 and len(want) > 10
@@ -186,7 +186,7 @@ def test_stream_worker_killed_9_mid_run_counts_every_error_once(
     settings: Settings, sql: Sql
 ) -> None:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=9)
-    traffic = [e for e in Simulator(seed=23, rate=200).tick(start, 6 * 60) if e["kind"] != "usage"]
+    traffic = [e for e in Simulator(seed=23, rate=200, diurnal=False).tick(start, 6 * 60) if e["kind"] != "usage"]
     errors = [e for e in traffic if e["kind"] == "error"]
     want = {gid: g["count"] for gid, g in expected_groups(errors).items()}
     pipeline = Pipeline(settings)

@@ -80,7 +80,7 @@ def test_a_warehouse_on_the_previous_schema_upgrades_with_just_0004(
 
 
 def test_health_view_and_stream_attach_the_same_snapshots(client: Client) -> None:
-    raw = Simulator(seed=21, rate=40).tick(T0, 300)
+    raw = Simulator(seed=21, rate=40, diurnal=False).tick(T0, 300)
     events = [EVENT_ADAPTER.validate_python(e) for e in raw]
     health = [e for e in events if isinstance(e, HealthEvent)]
     errors = [e for e in events if isinstance(e, ErrorEvent)]
@@ -152,7 +152,7 @@ def test_grouping_records_land_in_their_tables(client: Client) -> None:
 
 def test_the_documented_questions_answer_from_the_tables(client: Client) -> None:
     start, minutes = T0, 20
-    raw = Simulator(seed=12, rate=150).tick(start, minutes * 60)
+    raw = Simulator(seed=12, rate=150, diurnal=False).tick(start, minutes * 60)
     events = [EVENT_ADAPTER.validate_python(e) for e in raw]
     for kind, table in (("usage", "events_usage"), ("health", "events_health")):
         rows = [e for e in events if e.kind == kind]

@@ -24,7 +24,7 @@ ERR, HEALTH, BYHOST, GROUPED, CMDS = (
 
 
 def traffic() -> list[dict[str, Any]]:
-    return [e for e in Simulator(seed=9, rate=60).tick(T0, 240) if e["kind"] in ("error", "health")]
+    return [e for e in Simulator(seed=9, rate=60, diurnal=False).tick(T0, 240) if e["kind"] in ("error", "health")]
 
 
 def raw_records(events: list[dict[str, Any]], kind: str, topic: str) -> list[Record]:

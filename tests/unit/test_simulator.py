@@ -195,6 +195,17 @@ def test_diurnal_rate_peaks_in_the_afternoon_and_dips_at_night_and_weekends() ->
     )
 
 
+def test_flat_traffic_sends_the_mean_rate_at_any_hour_of_any_day() -> None:
+    def count(at: datetime) -> int:
+        events = Simulator(seed=1, rate=500, diurnal=False).tick(at, 20.0)
+        return sum(e["kind"] in ("usage", "error") for e in events)
+
+    saturday_night = (WEDNESDAY + timedelta(days=3)).replace(hour=3)
+    counts = [count(WEDNESDAY.replace(hour=15)), count(WEDNESDAY.replace(hour=3)),
+              count(saturday_night)]  # fmt: skip
+    assert all(abs(c - 500 * 20) < 0.05 * 500 * 20 for c in counts), counts
+
+
 def test_every_host_reports_health_on_schedule_with_all_metrics() -> None:
     sim = Simulator(seed=8, rate=50, health_interval=5)
     health = [e for e in sim.tick(T0, 60) if e["kind"] == "health"]
