@@ -35,6 +35,19 @@ def create_topics(settings: Settings) -> None:
     errors, compacted = error_topic_plan(settings)
     ensure_topics(bootstrap, errors)
     ensure_topics(bootstrap, compacted, {"cleanup.policy": "compact"})
+    plain, config = alerting_topic_plan(settings)
+    ensure_topics(bootstrap, plain)
+    ensure_topics(bootstrap, config, {"cleanup.policy": "compact", "retention.ms": "-1"})
+
+
+def alerting_topic_plan(settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
+    """Alerting topics (issue 5): signals are partitioned like the events; alerts and
+    notifications are few and read in order by one notifier, so one partition each; the
+    configuration is one compacted partition that is never deleted."""
+    ns, parts = settings.namespace, settings.kafka.partitions
+    plain = {topics.named(topics.SIGNALS, ns): parts}
+    plain |= {topics.named(t, ns): 1 for t in (topics.ALERTS, topics.NOTIFICATIONS)}
+    return plain, {topics.named(topics.ALERTING_CONFIG, ns): 1}
 
 
 def error_topic_plan(settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
@@ -63,7 +76,7 @@ def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: floa
     steps: list[tuple[str, Callable[[], str]]] = [
         ("Kafka", lambda: _kafka(settings, sup, console)),
         ("Warehouse", lambda: _warehouse(settings, sup)),
-        ("Topics", lambda: (create_topics(settings), "11 topics ready")[1]),
+        ("Topics", lambda: (create_topics(settings), "15 topics ready")[1]),
         (
             "Schema",
             lambda: (apply_schema(settings), f"database {settings.clickhouse.database} migrated")[

@@ -324,3 +324,29 @@ class AlertTransition(BaseModel):
     seq: int = Field(ge=1)
     idempotency_key: str
     action_webhook: str | None = None
+
+
+NotificationStatus = Literal["delivered", "failed", "retrying", "rate_limited"]
+
+
+class NotificationRecord(BaseModel):
+    """One outcome of delivering a notification or calling an action webhook (topic
+    notifications.v1 → table ``alert_notifications``): what the team reads when they ask
+    "did anyone get told?". Natural key: ``(idempotency_key, attempt)``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    idempotency_key: str
+    kind: Literal["notification", "action"] = "notification"
+    subscription: str  # the subscription's name; for an action, the rule's
+    channel: str  # email | webhook | slack | action
+    target: str  # address or URL, credentials and query strings removed
+    group_key: str = ""
+    alert_status: str  # firing | resolved
+    rules: list[str] = Field(default_factory=list)
+    alert_keys: list[str] = Field(default_factory=list)  # the transitions it tells about
+    status: NotificationStatus
+    attempt: int = Field(ge=1)
+    error: str = ""
+    ts: datetime  # when this outcome happened
+    first_ts: datetime  # when the notification was due (its first attempt)

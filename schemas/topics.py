@@ -56,3 +56,14 @@ ERRORS_TRANSITIONS: Final = "errors.transitions.v1"
 ERRORS_COMMANDS: Final = "errors.commands.v1"
 #: Internal: error events re-keyed ``app|env|host`` so they meet their host's health.
 ERRORS_BY_HOST: Final = "errors.byhost.v1"
+
+# -- alerting (issue 5) -------------------------------------------------------------------
+#: Open-bucket snapshots (Rollup, cumulative so far) about every second, keyed ``app|env``:
+#: what rules evaluate, so an alert need not wait for a bucket to close.
+SIGNALS: Final = "signals.v1"
+#: Alert transitions (AlertTransition), keyed ``rule|fingerprint``: the alert history.
+ALERTS: Final = "alerts.v1"
+#: Rules, subscriptions and silences (streams.alerting.store); compacted, one partition.
+ALERTING_CONFIG: Final = "alerting.config.v1"
+#: One record per notification delivery attempt outcome (NotificationRecord).
+NOTIFICATIONS: Final = "notifications.v1"

@@ -56,6 +56,8 @@ class Router:
                 (topics.ERRORS_GROUPED, "errors_grouped"),
                 (topics.ERRORS_GROUPS, "error_groups"),
                 (topics.ERRORS_TRANSITIONS, "error_group_transitions"),
+                (topics.ALERTS, "alerts"),
+                (topics.NOTIFICATIONS, "alert_notifications"),
             )
         }
 
@@ -113,7 +115,8 @@ class Router:
         return Row("rollups", rollup_row(rollup, pos))
 
     def _record(self, table: str, value: bytes | None, pos: Position, at: datetime) -> Row:
-        """An error-analytics record (GroupedError, ErrorGroup, ErrorGroupTransition)."""
+        """A stream-job record: error analytics (GroupedError, ErrorGroup, ErrorGroupTransition)
+        or alerting (AlertTransition, NotificationRecord)."""
         try:
             record = RECORD_MODELS[table].model_validate_json(value or b"")
         except ValidationError as exc:

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
+
+from schemas.alerts import AlertTransition, NotificationRecord
 from schemas.events import ChangeEvent, ErrorEvent, HealthEvent, UsageEvent
 from schemas.records import ErrorGroup, ErrorGroupTransition, GroupedError, Rollup
 
@@ -62,11 +65,14 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "_offset",
     ),  # fmt: skip
 }
-#: Error-analytics records (issue 4): table -> model; columns are the model's fields.
-RECORD_MODELS: dict[str, type[GroupedError | ErrorGroup | ErrorGroupTransition]] = {
+#: Records the stream jobs and the notifier write (error analytics, issue 4; alerting,
+#: issue 5): table -> model; columns are the model's fields.
+RECORD_MODELS: dict[str, type[BaseModel]] = {
     "errors_grouped": GroupedError,
     "error_groups": ErrorGroup,
     "error_group_transitions": ErrorGroupTransition,
+    "alerts": AlertTransition,
+    "alert_notifications": NotificationRecord,
 }
 for _table, _model in RECORD_MODELS.items():
     COLUMNS[_table] = (*_model.model_fields, "_topic", "_partition", "_offset")
@@ -134,9 +140,7 @@ def rollup_row(rollup: Rollup, pos: Position) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def record_row(
-    record: GroupedError | ErrorGroup | ErrorGroupTransition, pos: Position
-) -> tuple[Any, ...]:
+def record_row(record: BaseModel, pos: Position) -> tuple[Any, ...]:
     values = tuple(getattr(record, name) for name in type(record).model_fields)
     return (*values, pos.topic, pos.partition, pos.offset)
 
