@@ -96,6 +96,21 @@ class StreamSettings(BaseModel):
         default=None,
         description="Custom error-grouping rules (YAML, see streams/grouping/rules.py); none by default.",
     )
+    alerting: bool = Field(
+        default=True,
+        description="Evaluate alert rules in this worker (signals.v1 and error transitions "
+        "in, alerts.v1 out).",
+    )
+    signal_seconds: int = Field(
+        default=10,
+        description="Bucket size of the signals alert rules read (finer than the stored "
+        "rollups so a rule need not wait a minute).",
+    )
+    signal_interval_seconds: float = Field(
+        default=0.5,
+        description="How often open signal buckets that changed are published, and rules "
+        "evaluated.",
+    )
     health_max_wait_ms: int = Field(
         default=15_000,
         description="How far (event time) the error stream may run past an error still "

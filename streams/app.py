@@ -22,7 +22,10 @@ from confluent_kafka import Consumer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from infra.settings import Settings
-from schemas import topics
+from schemas import topics, wire
+from schemas.records import Rollup
+from streams.alert_agents import register_alert_agents
+from streams.alerting.signals import CLOSED, HEADER_SIGNAL, OPEN
 from streams.error_agents import register_error_agents
 from streams.gaps import GapReader, merge, record_of
 from streams.processor import DeadLetterOut, Outcome, Processor, Record, TopicPartition
@@ -65,9 +68,13 @@ def build_app(settings: Settings) -> faust.App:
     state_table = app.Table(
         "rollup-state", partitions=settings.kafka.partitions, key_type=bytes, value_type=bytes
     )
+    signals = app.topic(
+        topics.named(topics.SIGNALS, ns), key_serializer="raw", value_serializer="raw"
+    )
     processor = Processor(
         kind_by_topic, s.limits(), s.bucket_seconds, s.allowed_lateness_seconds,
         load_state=lambda tp: state_table.data.get(_state_key(tp)),
+        signal_seconds=s.signal_seconds if s.alerting else 0,
     )  # fmt: skip
     lock = asyncio.Lock()
     totals = {
@@ -78,6 +85,7 @@ def build_app(settings: Settings) -> faust.App:
         "replayed": 0,
         "gap_records": 0,  # records skipped past (should stay 0)
         "gap_records_read": 0,  # records read to close a gap after a restart
+        "signals": 0,  # open-bucket snapshots published for alert rules
     }
 
     async def publish(out: Outcome) -> None:
@@ -88,6 +96,8 @@ def build_app(settings: Settings) -> faust.App:
             )
             for r in out.rollups
         ]
+        if s.alerting:
+            pending += await _send_signals(signals, out.rollups, CLOSED)
         if pending:
             await asyncio.gather(*pending)  # delivered before the state says "done"
         # Awaited, not send_soon(): Faust's commit flush can miss a message its buffer has
@@ -218,6 +228,20 @@ def build_app(settings: Settings) -> faust.App:
     if s.error_analytics:
         register_error_agents(app, settings)
 
+    if s.alerting:
+
+        @app.timer(s.signal_interval_seconds)
+        async def publish_signals() -> None:
+            """Snapshots of the open signal buckets that changed: what alert rules read."""
+            async with lock:
+                due = processor.signals_due()
+            sent = await _send_signals(signals, due, OPEN)
+            if sent:
+                await asyncio.gather(*sent)
+            totals["signals"] += len(due)
+
+        register_alert_agents(app, settings)
+
     @app.timer(10.0)
     async def report_progress() -> None:
         log.info("streams_progress", open_partitions=len(processor.states), **totals)
@@ -265,6 +289,21 @@ class LogEnds:
         finally:
             reader.close()
         return {(tp.topic, tp.partition): int(tp.offset) for tp in found}
+
+
+async def _send_signals(topic: Any, rollups: list[Rollup], kind: bytes) -> list[Any]:
+    """Rollups as NDJSON messages, one run per ``app|env`` (the key alert rules are
+    partitioned by); returns the delivery futures."""
+    by_key: dict[bytes, list[bytes]] = {}
+    for r in rollups:
+        by_key.setdefault(f"{r.app}|{r.env}".encode(), []).append(r.model_dump_json().encode())
+    headers = [*wire.BATCH_HEADERS, (HEADER_SIGNAL, kind)]
+    pending = []
+    for key, lines in by_key.items():
+        for i in range(0, len(lines), wire.MAX_BATCH_EVENTS):
+            value = b"\n".join(lines[i : i + wire.MAX_BATCH_EVENTS])
+            pending.append(await topic.send(key=key, value=value, headers=headers))
+    return pending
 
 
 async def _send_dead_letter(dlq: Any, letter: DeadLetterOut) -> Any:

@@ -61,6 +61,7 @@ class Processor:
         lateness_seconds: int,
         load_state: StateLoader = lambda tp: None,
         clock: Callable[[], float] = time.monotonic,
+        signal_seconds: int = 0,
     ) -> None:
         self._kinds = kind_by_topic
         self._limits = limits
@@ -68,6 +69,7 @@ class Processor:
         self._lateness_ms = lateness_seconds * 1000
         self._load_state = load_state
         self._clock = clock
+        self._signal_ms = signal_seconds * 1000
         self.states: dict[TopicPartition, PartitionRollup] = {}
         self._last_seen: dict[TopicPartition, float] = {}
         self._gaps: dict[TopicPartition, tuple[int, float]] = {}  # expected offset, since
@@ -82,6 +84,8 @@ class Processor:
                 if raw
                 else PartitionRollup(self._kinds[tp[0]], tp[1], self._bucket_ms, self._lateness_ms)
             )
+            if found.signal_ms != self._signal_ms:  # signals switched on, off or resized
+                found.signal_ms, found.signals, found.dirty = self._signal_ms, {}, set()
             self.states[tp] = found
         return found
 
@@ -168,6 +172,11 @@ class Processor:
                 spans[tp] = (min(lo, prev + 1), max(hi, offset))
             last[tp] = max(prev, offset)
         return spans
+
+    def signals_due(self) -> list[Rollup]:
+        """Cumulative snapshots of every signal bucket that changed since the last call."""
+        emitted_at = datetime.now(UTC)
+        return [r for state in self.states.values() for r in state.signals_due(emitted_at)]
 
     def idle(self, idle_seconds: float) -> list[TopicPartition]:
         """Partitions with open buckets that received nothing for ``idle_seconds``."""

@@ -6,6 +6,13 @@ offset of the last record applied. The whole state is saved as one changelog rec
 after a crash the restored state and the replay position agree: records at or below
 ``offset`` are skipped, and no event is counted twice. A bucket closes once the
 watermark passes its end; records for closed buckets are *late* and counted, not added.
+
+Signals (for alert rules): with ``signal_ms`` set, each valid event is also added to a
+finer bucket. :meth:`PartitionRollup.signals_due` returns the fine buckets that changed
+since the last call as *cumulative* snapshots (everything so far in that bucket from this
+partition), so a consumer that keeps the largest count per bucket and partition can turn
+them into exact increments, and a replay after a crash (which re-sends lower or equal
+counts) changes nothing. Fine buckets are saved with the state for the same reason.
 """
 
 from __future__ import annotations
@@ -66,6 +73,10 @@ class PartitionRollup:
     late: int = 0
     buckets: dict[BucketKey, Aggregate] = field(default_factory=dict)
     closed_upto_ms: int = 0
+    signal_ms: int = 0  # 0: no signals
+    signals: dict[BucketKey, Aggregate] = field(default_factory=dict)
+    signals_closed_ms: int = 0  # fine buckets ending at or before this were sent for good
+    dirty: set[BucketKey] = field(default_factory=set)  # signals changed since last sent
 
     def seen(self, offset: int) -> bool:
         """True when this record was already applied before a restart."""
@@ -84,8 +95,35 @@ class PartitionRollup:
         agg = self.buckets.get(key)
         if agg is None:
             agg = self.buckets[key] = Aggregate()
-        agg.add(ts_ms, measures_of(event))
+        measures = measures_of(event)
+        agg.add(ts_ms, measures)
+        fine_start = ts_ms - ts_ms % self.signal_ms if self.signal_ms else -1
+        # (a fine bucket whose last snapshot was already sent for good takes nothing more)
+        if fine_start >= self.signals_closed_ms:
+            fine = (key[0], key[1], key[2], fine_start)
+            sig = self.signals.get(fine)
+            if sig is None:
+                sig = self.signals[fine] = Aggregate()
+            sig.add(ts_ms, measures)
+            self.dirty.add(fine)
         return True
+
+    def signals_due(self, emitted_at: datetime) -> list[Rollup]:
+        """Snapshots of the signal buckets that changed since the last call, oldest first;
+        then forgets fine buckets the watermark (or a wall-clock close) has passed."""
+        out = [
+            self._rollup(k, self.signals[k], emitted_at, self.signal_ms)
+            for k in sorted(self.dirty)
+            if k in self.signals
+        ]
+        self.dirty.clear()
+        cut = max(self.watermark_ms(), self.closed_upto_ms)
+        cut -= cut % self.signal_ms if self.signal_ms else 0
+        if cut > self.signals_closed_ms:
+            self.signals_closed_ms = cut
+            for k in [k for k in self.signals if k[3] + self.signal_ms <= cut]:
+                del self.signals[k]
+        return out
 
     def skip(self, offset: int) -> None:
         """Advance past a record that contributes nothing (e.g. invalid)."""
@@ -103,11 +141,13 @@ class PartitionRollup:
         self.closed_upto_ms = cut
         return [self._rollup(k, self.buckets.pop(k), emitted_at) for k in done]
 
-    def _rollup(self, key: BucketKey, agg: Aggregate, emitted_at: datetime) -> Rollup:
+    def _rollup(
+        self, key: BucketKey, agg: Aggregate, emitted_at: datetime, bucket_ms: int = 0
+    ) -> Rollup:
         app, env, name, start = key
         return Rollup(
-            app=app, env=env, kind=self.kind, key=name,
-            bucket_start=_dt(start), bucket_seconds=self.bucket_ms // 1000, count=agg.count,
+            app=app, env=env, kind=self.kind, key=name, bucket_start=_dt(start),
+            bucket_seconds=(bucket_ms or self.bucket_ms) // 1000, count=agg.count,
             sums=agg.sums, mins=agg.mins, maxs=agg.maxs,
             first_ts=_dt(agg.first_ms), last_ts=_dt(agg.last_ms),
             source_partition=self.partition, emitted_at=emitted_at,
@@ -119,20 +159,30 @@ class PartitionRollup:
             "kind": self.kind, "partition": self.partition, "bucket_ms": self.bucket_ms,
             "lateness_ms": self.lateness_ms, "offset": self.offset, "max_ts_ms": self.max_ts_ms,
             "late": self.late, "closed_upto_ms": self.closed_upto_ms,
-            "buckets": [[list(k), a.count, a.sums, a.mins, a.maxs, a.first_ms, a.last_ms]
-                        for k, a in self.buckets.items()],
+            "buckets": _agg_rows(self.buckets), "signal_ms": self.signal_ms,
+            "signals": _agg_rows(self.signals), "signals_closed_ms": self.signals_closed_ms,
         }  # fmt: skip
         return json.dumps(state, separators=(",", ":")).encode()
 
     @classmethod
     def loads(cls, raw: bytes) -> PartitionRollup:
         s = json.loads(raw)
-        buckets = {
-            (k[0], k[1], k[2], int(k[3])): Aggregate(c, su, mi, ma, f, la)
-            for k, c, su, mi, ma, f, la in s["buckets"]
-        }
         return cls(s["kind"], s["partition"], s["bucket_ms"], s["lateness_ms"], s["offset"],
-                   s["max_ts_ms"], s["late"], buckets, s["closed_upto_ms"])  # fmt: skip
+                   s["max_ts_ms"], s["late"], _agg_load(s["buckets"]), s["closed_upto_ms"],
+                   s.get("signal_ms", 0), _agg_load(s.get("signals", [])),
+                   s.get("signals_closed_ms", 0))  # fmt: skip
+
+
+def _agg_rows(buckets: dict[BucketKey, Aggregate]) -> list[list[Any]]:
+    return [[list(k), a.count, a.sums, a.mins, a.maxs, a.first_ms, a.last_ms]
+            for k, a in buckets.items()]  # fmt: skip
+
+
+def _agg_load(rows: list[list[Any]]) -> dict[BucketKey, Aggregate]:
+    return {
+        (k[0], k[1], k[2], int(k[3])): Aggregate(c, su, mi, ma, f, la)
+        for k, c, su, mi, ma, f, la in rows
+    }
 
 
 def _dt(ms: int) -> datetime:

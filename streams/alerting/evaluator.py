@@ -52,7 +52,12 @@ ANOMALY_GC_S = 8 * 86400.0  # ... but an anomaly series keeps its learnt profile
 
 
 class Evaluator:
-    def __init__(self, rules: Iterable[Rule] = ()) -> None:
+    def __init__(self, rules: Iterable[Rule] = (), lag_ms: int | None = None) -> None:
+        #: None: a window ends at its series' newest point (closed rollups, which arrive a
+        #: bucket late). A number: data is at most this far behind ``now`` (open-bucket
+        #: signals), so a window slides on with the clock once its series goes quiet and an
+        #: error burst that stopped resolves instead of holding its last value.
+        self.lag_ms = lag_ms
         self.rules: dict[str, Rule] = {}
         self.series: dict[str, dict[str, Series]] = {}  # rule -> fingerprint -> series
         self._retired: dict[str, dict[str, Series]] = {}
@@ -96,10 +101,13 @@ class Evaluator:
             labels = scoped | labels
         self._add(rule, labels, Sample(_ms(ts), value, 1.0, vol, "replace"), seen_until)
 
-    def observe_rollup(self, rollup: Rollup) -> None:
-        """Feed a closed rollup to every rule whose scope it matches."""
+    def observe_rollup(self, rollup: Rollup, anomaly: bool | None = None) -> None:
+        """Feed a rollup (or an increment of one) to every rule whose scope it matches;
+        with ``anomaly`` True only to anomaly rules, False to all others."""
         for rule in self.rules.values():
             if isinstance(rule, ErrorGroupRule):
+                continue
+            if anomaly is not None and isinstance(rule, AnomalyRule) != anomaly:
                 continue
             scope = rule.scope
             if not scope_matches(scope, rollup.app, rollup.env, rollup.kind, rollup.key):
@@ -184,7 +192,7 @@ class Evaluator:
 
     def _step(self, rule: Rule, fp: str, s: Series, now: int) -> list[AlertTransition]:
         holding = s.state == "firing"  # hysteresis applies once firing
-        cond, value, threshold = condition(rule, s, now, holding)
+        cond, value, threshold = condition(rule, s, now, holding, self.lag_ms)
         s.value = value
         out: list[AlertTransition] = []
 
@@ -224,8 +232,8 @@ class Evaluator:
         return json.dumps(state, separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
-    def loads(cls, raw: bytes, rules: Iterable[Rule]) -> Evaluator:
-        ev = cls(rules)
+    def loads(cls, raw: bytes, rules: Iterable[Rule], lag_ms: int | None = None) -> Evaluator:
+        ev = cls(rules, lag_ms)
         state = json.loads(raw)
         for name, by_fp in state["series"].items():
             rule = ev.rules.get(name)

@@ -44,9 +44,11 @@ class Series:
 
 
 def condition(
-    rule: Rule, s: Series, now: int, holding: bool
+    rule: Rule, s: Series, now: int, holding: bool, lag_ms: int | None = None
 ) -> tuple[bool, float | None, float | None]:
-    """(condition holds, the value it read, the threshold it used)."""
+    """(condition holds, the value it read, the threshold it used). Threshold and change
+    windows end at the newest point, or with ``lag_ms`` at ``now - lag_ms`` once that is
+    later (see :class:`Evaluator`)."""
     if isinstance(rule, AbsenceRule):
         quiet = (now - s.last_seen) / 1000 if s.last_seen is not None else 0.0
         usual = sum(p[3] for p in s.points) / len(s.points) if s.points else 0.0
@@ -58,15 +60,18 @@ def condition(
         return now - last[0] < rule.resolve_after * 1000, last[1], None
     if not s.points or now - s.points[-1][0] > (rule.window + STALE_S) * 1000:
         return False, None, None
+    end = s.points[-1][0] if lag_ms is None else max(s.points[-1][0], now - lag_ms)
     if isinstance(rule, ThresholdRule):
-        return _threshold(rule, s, holding)
+        return _threshold(rule, s, holding, end)
     if isinstance(rule, ChangeRule):
-        return _change(rule, s, holding)
+        return _change(rule, s, holding, end)
     return _anomaly(rule, s, holding)
 
 
-def _threshold(rule: ThresholdRule, s: Series, holding: bool) -> tuple[bool, float, float]:
-    value = _window_value(rule, s.points, s.points[-1][0])
+def _threshold(
+    rule: ThresholdRule, s: Series, holding: bool, end: int
+) -> tuple[bool, float, float]:
+    value = _window_value(rule, s.points, end)
     limit = rule.threshold
     if holding and rule.resolve_threshold is not None:
         limit = rule.resolve_threshold
@@ -82,8 +87,9 @@ def _compare(value: float, op: str, limit: float) -> bool:
     }[op]
 
 
-def _change(rule: ChangeRule, s: Series, holding: bool) -> tuple[bool, float | None, float]:
-    end = s.points[-1][0]
+def _change(
+    rule: ChangeRule, s: Series, holding: bool, end: int
+) -> tuple[bool, float | None, float]:
     shift = int((rule.window if rule.compare_to == "previous_period" else WEEK_S) * 1000)
     base_pts = _in_window(s.points, end - shift, rule.window)
     limit = rule.resolve_percent if holding and rule.resolve_percent is not None else rule.percent
