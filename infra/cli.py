@@ -207,6 +207,9 @@ def simulate(
         list[str] | None, typer.Option(help="e.g. error-spike@+60s/120s (repeatable).")
     ] = None,
     seed: Annotated[int, typer.Option()] = 7,
+    flat: Annotated[
+        bool, typer.Option("--flat", help="Keep the rate flat instead of following the day.")
+    ] = False,
 ) -> None:
     """Emit realistic traffic for two apps in preprod and prod."""
     import signal
@@ -224,7 +227,7 @@ def simulate(
     emitter = Emitter(settings.kafka.bootstrap_servers, settings.namespace)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sim = Simulator(seed=seed, rate=rate, incidents=incidents)
+    sim = Simulator(seed=seed, rate=rate, incidents=incidents, diurnal=not flat)
     try:
         sent = run_realtime(emitter, sim, duration=duration, stop=stop)
     except KeyboardInterrupt:
