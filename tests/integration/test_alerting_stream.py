@@ -33,6 +33,10 @@ rules:
     kind: absence
     after: 12s
     scope: {app: checkout, env: prod, source: health}
+  - name: new-issue
+    kind: error_group
+    transitions: [new]
+    scope: {app: checkout, env: prod}
 """
 
 MORE = (
@@ -85,6 +89,10 @@ def test_rules_fire_and_resolve_in_the_stream_and_a_new_version_applies_live(
                  f"{pipeline.log('streams')}")  # fmt: skip
         fired_after = time.monotonic() - sent
         print(f"\nerror burst → firing row in ClickHouse: {fired_after:.1f} s")
+        # the burst is a new issue (an error group never seen before)
+        wait_for(lambda: bool(sql("SELECT 1 FROM alerts WHERE rule = 'new-issue' AND state = "
+                                  "'firing' AND labels['exception_type'] = 'TimeoutError'")),
+                 60, lambda: f"new-issue; got {transitions(sql, 'new-issue')}")  # fmt: skip
         # the host reported once and then went quiet: the absence rule notices
         wait_for(lambda: ("firing", "warning", 1) in transitions(sql, "host-silent"), 60,
                  lambda: f"host-silent firing; got {transitions(sql, 'host-silent')}")  # fmt: skip
