@@ -157,6 +157,44 @@ class GatewaySettings(BaseModel):
     require_key: bool = True
 
 
+class AlertingSettings(BaseModel):
+    """The notifier (``python -m sinks.notify``): e-mail, webhook and Slack delivery of
+    alert notifications and action-webhook calls."""
+
+    model_config = ConfigDict(frozen=True)
+
+    group_id: str = "shiftright-notifier"
+    external_url: str = Field(
+        default="http://127.0.0.1:18080",
+        description="Base URL put into notifications (links to an alert: <url>/alerts/<rule>).",
+    )
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "shiftright@localhost"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_alerts: int = Field(
+        default=0, description="Alerts per webhook body (0: all; the rest counted)."
+    )
+    retry_max_attempts: int = Field(
+        default=8, description="Attempts of one delivery before it is recorded as failed."
+    )
+    retry_initial_seconds: float = 1.0
+    retry_max_seconds: float = 300.0
+    email_per_minute: float = Field(default=30.0, description="Rate limit (token bucket).")
+    webhook_per_minute: float = 300.0
+    slack_per_minute: float = 60.0
+    action_per_minute: float = 600.0
+    rate_burst: int = Field(default=10, description="Deliveries a channel may send at once.")
+    workers: int = Field(default=4, description="Deliveries in flight at once.")
+    keep_days: float = Field(
+        default=30.0, description="How long delivered keys are remembered (no resend)."
+    )
+
+
 class Settings(BaseSettings):
     """The whole system's configuration."""
 
@@ -177,6 +215,7 @@ class Settings(BaseSettings):
     sink: SinkSettings = SinkSettings()
     streams: StreamSettings = StreamSettings()
     gateway: GatewaySettings = GatewaySettings()
+    alerting: AlertingSettings = AlertingSettings()
     log_level: str = "INFO"
     log_json: bool | None = Field(
         default=None, description="JSON logs; default: JSON unless stderr is a terminal."
