@@ -251,6 +251,12 @@ app.add_typer(errors_app, name="errors")
 app.add_typer(import_app, name="import")
 
 
+# -- alerting: rules as code, silences, alerts, backtest, API tokens (infra/alerts_cli.py) --
+from infra.alerts_cli import register as register_alerting  # noqa: E402
+
+register_alerting(app)
+
+
 # -- mark: change events from CI (delegates to the SDK) -------------------------------------
 mark_app = typer.Typer(no_args_is_help=True, help="Mark a deploy or a feature-flag flip.")
 app.add_typer(mark_app, name="mark")
