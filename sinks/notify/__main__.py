@@ -1,0 +1,30 @@
+"""``python -m sinks.notify``: run the notifier in the foreground until SIGTERM/SIGINT.
+
+Settings (environment, prefix ``SHIFTRIGHT_``): the Kafka bootstrap and namespace as for
+every component, and ``SHIFTRIGHT_ALERTING__*`` (see ``infra.settings.AlertingSettings``):
+``SMTP_HOST``, ``SMTP_PORT``, ``SMTP_FROM``, ``SMTP_USER``, ``SMTP_PASSWORD``,
+``SMTP_STARTTLS``, ``EXTERNAL_URL``, ``RETRY_*``, ``*_PER_MINUTE``, ``WEBHOOK_TIMEOUT_SECONDS``.
+Subscriptions, silences and inhibit rules come from the alerting configuration topic.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from infra.logs import configure_logging
+from infra.settings import load_settings
+from sinks.notify.service import NotifyService
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    NotifyService(settings).run(stop)
+
+
+if __name__ == "__main__":
+    main()
