@@ -296,11 +296,11 @@ def read_rollups(
     from schemas.records import Rollup
 
     sql, params = rollup_query(rule, start, end)
-    total = int(client.query(sql.format(cols="count()"), parameters=params).result_rows[0][0])
+    total = int(client.query(sql.replace("{cols}", "count()"), parameters=params).result_rows[0][0])
     progress(0, total)
     names = [c.strip() for c in _ROLLUP_COLUMNS.split(",")]
     found: list[Rollup] = []
-    ordered = sql.format(cols=_ROLLUP_COLUMNS) + " ORDER BY bucket_start, app, env, key"
+    ordered = sql.replace("{cols}", _ROLLUP_COLUMNS) + " ORDER BY bucket_start, app, env, key"
     with client.query_row_block_stream(ordered, parameters=params) as blocks:
         for block in blocks:
             for row in block:
@@ -383,6 +383,11 @@ def _read(store: AlertingStore) -> AlertingConfig:
         _abort(f"{exc} (is Kafka up? shiftright status)")
 
 
+def _interactive() -> bool:
+    """Ask before applying only when someone can answer."""
+    return sys.stdin.isatty()
+
+
 def _actor() -> str:
     try:
         return getpass.getuser()
@@ -434,7 +439,7 @@ def print_diff(changes: list[Change], console: Console = out) -> None:
 def _applied_line(config: AlertingConfig) -> str:
     if not config.version:
         return "nothing applied yet"
-    at = config.applied_at.isoformat(sep=" ", timespec="seconds") if config.applied_at else "?"
+    at = f"{config.applied_at:%Y-%m-%d %H:%M:%S} UTC" if config.applied_at else "?"
     src = f" from {config.source}" if config.source else ""
     return f"version {config.version}, applied by {config.applied_by or '?'} at {at}{src}"
 
@@ -471,7 +476,7 @@ def rules_apply(
     if dry_run:
         out.print("[dim]dry run: nothing applied[/]")
         return
-    if not yes and sys.stdin.isatty() and not typer.confirm("Apply?", default=False):
+    if not yes and _interactive() and not typer.confirm("Apply?", default=False):
         out.print("nothing applied")
         raise typer.Exit(1)
     try:
@@ -715,7 +720,7 @@ def _print_history(rows: list[dict[str, Any]], now: datetime) -> None:
             _num(r["value"]), _num(r["threshold"]),
         )  # fmt: skip
     out.print(table)
-    out.print(f"[dim]{len(rows)} transitions, newest first[/]")
+    out.print(f"[dim]{len(rows)} transition{'s' if len(rows) != 1 else ''}, newest first[/]")
 
 
 # -- API tokens -------------------------------------------------------------------------

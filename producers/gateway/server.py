@@ -70,7 +70,11 @@ def assemble(settings: Settings) -> FastAPI:
             log.info("gateway_stopped", undelivered=left)
 
     gateway = Gateway(settings.gateway, keys, publisher, settings.streams.limits())
-    return create_app(gateway, lifespan)
+    app = create_app(gateway, lifespan)
+    from infra.alerts_api import PREFIX, alerting_app  # rules, silences, alerts (own OpenAPI)
+
+    app.mount(PREFIX, alerting_app(settings))
+    return app
 
 
 def serve(
