@@ -127,7 +127,7 @@ class Deliverer:
         now = self.clock()
         wake: list[float] = []
         free = self.workers - len(self.inflight)
-        for d in self.outbox.due(now, limit=len(self.inflight) + max(free, 0) + 100):
+        for d in self.outbox.due(now, limit=len(self.inflight) + 200):
             if free <= 0:
                 break
             if (d.kind, d.key) in self.inflight:
@@ -138,7 +138,8 @@ class Deliverer:
                 self._hold(d, bucket, now)
                 continue
             self._start(d)
-            free -= 1
+            self.collect()  # an inline executor has finished already
+            free = self.workers - len(self.inflight)
         self.collect()
         later = self.outbox.next_due()
         if later is not None and later > now:

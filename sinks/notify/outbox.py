@@ -103,7 +103,7 @@ class Outbox:
         """Pending deliveries whose next attempt is due, oldest first."""
         rows = self.db.execute(
             "SELECT kind, notification, first_ts, attempt, next_at, state, error FROM outbox "
-            "WHERE state = ? AND next_at <= ? ORDER BY next_at, first_ts LIMIT ?",
+            "WHERE state = ? AND next_at <= ? ORDER BY next_at, first_ts, rowid LIMIT ?",
             (PENDING, now, limit),
         ).fetchall()
         return [_delivery(row) for row in rows]

@@ -130,11 +130,7 @@ class HttpTransport:
                 response.read(64 * 1024)
         except urllib.error.HTTPError as exc:
             detail = exc.read(300).decode(errors="replace").strip() if exc.fp else ""
-            retryable = exc.code in (408, 429) or exc.code >= 500
-            message = f"HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")
-            raise DeliveryError(
-                message, permanent=not retryable, retry_after=_retry_after(exc.headers)
-            ) from exc
+            raise http_error(exc.code, str(exc.reason), detail, exc.headers) from exc
         except OSError as exc:  # URLError, timeouts, connection resets
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             raise DeliveryError(f"POST failed: {_describe(reason)}") from exc
@@ -150,6 +146,14 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 _OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def http_error(code: int, reason: str, detail: str = "", headers: Any = None) -> DeliveryError:
+    """A non-2xx answer: 408, 429 and 5xx are worth retrying (after ``Retry-After`` if
+    given); any other 4xx — and a 3xx, which is not followed — is permanent."""
+    retryable = code in (408, 429) or code >= 500
+    message = f"HTTP {code} {reason}".strip() + (f": {detail}" if detail else "")
+    return DeliveryError(message, permanent=not retryable, retry_after=_retry_after(headers))
 
 
 def _retry_after(headers: Any) -> float | None:
