@@ -13,7 +13,9 @@ and duplicate dead letters / rollups collapse on their natural keys in ClickHous
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import uuid
 from typing import Any
 
 import faust
@@ -25,7 +27,7 @@ from infra.settings import Settings
 from schemas import topics, wire
 from schemas.records import Rollup
 from streams.alert_agents import register_alert_agents
-from streams.alerting.signals import CLOSED, HEADER_SIGNAL, OPEN
+from streams.alerting.signals import CLOSED, HEADER_SIGNAL, OPEN, TICK
 from streams.error_agents import register_error_agents
 from streams.gaps import GapReader, merge, record_of
 from streams.processor import DeadLetterOut, Outcome, Processor, Record, TopicPartition
@@ -229,13 +231,37 @@ def build_app(settings: Settings) -> faust.App:
         register_error_agents(app, settings)
 
     if s.alerting:
+        sender = uuid.uuid4().hex[:12]
+        last_tick = [0.0]
 
         @app.timer(s.signal_interval_seconds)
         async def publish_signals() -> None:
-            """Snapshots of the open signal buckets that changed: what alert rules read."""
+            """Snapshots of the open signal buckets that changed: what alert rules read;
+            then, about once a second and only when every assigned source partition is
+            applied up to its end, a tick to every signal partition: the input is
+            complete up to now (see ``streams.alerting.signals``)."""
+            asked_at = time.time()
+            ends = None
+            if asked_at - last_tick[0] >= 1.0:
+                ends = await _source_ends(app, kind_by_topic, log_ends)
             async with lock:
                 due = processor.signals_due()
+                caught_up = ends is not None and all(
+                    processor.state(tp).offset + 1 >= end for tp, end in ends.items()
+                )
             sent = await _send_signals(signals, due, OPEN)
+            if caught_up:
+                last_tick[0] = asked_at
+                tick = json.dumps({"sender": sender, "frontier_ms": int(asked_at * 1000)})
+                sent += [
+                    await signals.send(
+                        key=b"tick",
+                        value=tick.encode(),
+                        partition=p,
+                        headers=[(HEADER_SIGNAL, TICK)],
+                    )  # fmt: skip
+                    for p in range(settings.kafka.partitions)
+                ]
             if sent:
                 await asyncio.gather(*sent)
             totals["signals"] += len(due)
@@ -289,6 +315,24 @@ class LogEnds:
         finally:
             reader.close()
         return {(tp.topic, tp.partition): int(tp.offset) for tp in found}
+
+
+async def _source_ends(
+    app: faust.App, kind_by_topic: dict[str, str], log_ends: LogEnds
+) -> dict[TopicPartition, int] | None:
+    """Log ends of the assigned source partitions; None while recovering or unreachable."""
+    if not app.tables.recovery.completed.is_set() or app.in_recovery or app.rebalancing:
+        return None
+    tps = [(tp.topic, tp.partition) for tp in app.consumer.assignment()
+           if tp.topic in kind_by_topic]  # fmt: skip
+    if not tps:
+        return None
+    try:
+        return await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(None, log_ends.fetch, tps), 2.0
+        )
+    except Exception:  # unknown: no tick this time
+        return None
 
 
 async def _send_signals(topic: Any, rollups: list[Rollup], kind: bytes) -> list[Any]:

@@ -158,8 +158,14 @@ class Evaluator:
         trim(rule, pts)
 
     # -- evaluation -------------------------------------------------------------------------
-    def evaluate(self, now: datetime | int) -> list[AlertTransition]:
+    def evaluate(
+        self, now: datetime | int, data_now: datetime | int | None = None
+    ) -> list[AlertTransition]:
+        """Transitions at ``now``. ``data_now`` (default ``now``) is how far the input is
+        known to be complete: windows, staleness and silence are judged there, so a
+        worker catching up after a restart does not mistake its own backlog for quiet."""
         now_ms = _ms(now)
+        data_ms = now_ms if data_now is None else min(now_ms, _ms(data_now))
         out: list[AlertTransition] = []
         for name in sorted(self._retired):
             for fp in sorted(self._retired[name]):
@@ -171,8 +177,8 @@ class Evaluator:
         for name in sorted(self.series):
             rule = self.rules[name]
             for fp in sorted(self.series[name]):
-                out.extend(self._step(rule, fp, self.series[name][fp], now_ms))
-            self._forget(rule, now_ms)
+                out.extend(self._step(rule, fp, self.series[name][fp], now_ms, data_ms))
+            self._forget(rule, data_ms)
         return out
 
     def _forget(self, rule: Rule, now: int) -> None:
@@ -190,9 +196,11 @@ class Evaluator:
         ]:
             self.seqs[f"{rule.name}|{fp}"] = by_fp.pop(fp).seq
 
-    def _step(self, rule: Rule, fp: str, s: Series, now: int) -> list[AlertTransition]:
+    def _step(
+        self, rule: Rule, fp: str, s: Series, now: int, data_now: int
+    ) -> list[AlertTransition]:
         holding = s.state == "firing"  # hysteresis applies once firing
-        cond, value, threshold = condition(rule, s, now, holding, self.lag_ms)
+        cond, value, threshold = condition(rule, s, data_now, holding, self.lag_ms)
         s.value = value
         out: list[AlertTransition] = []
 

@@ -8,7 +8,11 @@ the exact increment since the last one, so a replayed or reordered snapshot adds
 
 :class:`AlertPartition` is one partition of the alerting input (a ``signals.v1``
 partition, or an ``errors.transitions.v1`` partition): its :class:`Evaluator`, its board
-and the offset of the last record applied. Increments of open buckets feed threshold,
+and the offset of the last record applied. Ticks (``tick``: ``{"sender", "frontier_ms"}``, sent to every partition by each worker
+whose rollup stage has applied everything up to its source partitions' ends) say how far
+the input is complete; windows slide and silence counts only up to that *frontier*, so a
+worker that restarts and catches up does not resolve what still fires or report its own
+backlog as an outage. Increments of open buckets feed threshold,
 change and absence rules at once; closed rollups feed anomaly rules, whose detector
 scores whole buckets ("within one evaluation step of their bucket"). Error-group
 transitions feed error-group rules. The whole partition state saves to bytes.
@@ -30,7 +34,10 @@ from streams.alerting.evaluator import Evaluator
 from streams.processor import Record
 
 HEADER_SIGNAL = "shiftright-signal"
-OPEN, CLOSED = b"open", b"closed"
+OPEN, CLOSED, TICK = b"open", b"closed", b"tick"
+#: A sender whose frontier trails the newest by more than this is gone (a restarted
+#: worker has a new sender id); it no longer holds the frontier back.
+SENDER_GONE_MS = 30_000
 #: Snapshots of buckets older than this (behind the newest seen) are forgotten.
 BOARD_KEEP_MS = 15 * 60_000
 
@@ -98,9 +105,12 @@ class AlertPartition:
         self.board = SignalBoard()
         self.evaluator = Evaluator(rules, lag_ms)
         self.rejected = 0  # records that were not signals or transitions
+        self.frontiers: dict[str, int] = {}  # sender -> its latest frontier (ms)
+        self.changed = False  # since the last dumps(): more than a frontier moved
         if raw:
             state = json.loads(raw)
             self.offset = int(state["offset"])
+            self.frontiers = {k: int(v) for k, v in state.get("frontiers", {}).items()}
             self.board = SignalBoard.from_state(state["board"])
             self.evaluator = Evaluator.loads(state["evaluator"].encode(), rules, lag_ms)
 
@@ -116,9 +126,12 @@ class AlertPartition:
             self.offset = rec.offset
             applied += 1
             headers = dict(rec.headers or ())
-            lines = wire.split_events(rec.value, rec.headers)
             signal = headers.get(HEADER_SIGNAL)
-            for line in lines:
+            if signal == TICK:
+                self._tick(rec.value)
+                continue
+            self.changed = True
+            for line in wire.split_events(rec.value, rec.headers):
                 try:
                     if signal is None:
                         self.evaluator.observe_error_transition(
@@ -133,13 +146,37 @@ class AlertPartition:
                     self.evaluator.observe_rollup(rollup, anomaly=signal == CLOSED)
         return applied
 
+    def _tick(self, value: bytes | None) -> None:
+        try:
+            doc = json.loads(value or b"")
+            sender, frontier = str(doc["sender"]), int(doc["frontier_ms"])
+        except (ValueError, KeyError, TypeError):
+            self.rejected += 1
+            return
+        self.frontiers[sender] = max(frontier, self.frontiers.get(sender, frontier))
+        newest = max(self.frontiers.values())
+        for gone in [k for k, v in self.frontiers.items() if v < newest - SENDER_GONE_MS]:
+            del self.frontiers[gone]
+
+    def frontier(self) -> int | None:
+        """Up to when (ms) every worker has applied its input; None before any tick."""
+        return min(self.frontiers.values()) if self.frontiers else None
+
     def evaluate(self, now_ms: int) -> list[AlertTransition]:
-        return self.evaluator.evaluate(datetime.fromtimestamp(now_ms / 1000, UTC))
+        found = self.evaluator.evaluate(_at(now_ms), self.frontier())
+        self.changed = self.changed or bool(found)
+        return found
 
     def dumps(self) -> bytes:
+        self.changed = False
         state = {
             "offset": self.offset,
+            "frontiers": self.frontiers,
             "board": self.board.to_state(),
             "evaluator": self.evaluator.dumps().decode(),
         }
         return json.dumps(state, separators=(",", ":")).encode()
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)

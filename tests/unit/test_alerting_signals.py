@@ -13,7 +13,14 @@ from schemas import wire
 from schemas.alerts import Rule
 from schemas.events import EVENT_ADAPTER
 from schemas.records import Rollup
-from streams.alerting.signals import CLOSED, HEADER_SIGNAL, OPEN, AlertPartition, SignalBoard
+from streams.alerting.signals import (
+    CLOSED,
+    HEADER_SIGNAL,
+    OPEN,
+    TICK,
+    AlertPartition,
+    SignalBoard,
+)
 from streams.processor import Record
 from streams.rollup import PartitionRollup
 from tests.builders import event
@@ -144,3 +151,30 @@ def test_a_burst_that_stops_resolves_once_its_window_slides_past_it() -> None:
     # no more errors, so no more snapshots: 30 s window + 20 s of lag later it is over
     assert fired(part, T0 + timedelta(seconds=45)) == []
     assert [s for s, _ in fired(part, T0 + timedelta(seconds=51))] == ["resolved"]
+
+
+def tick(offset: int, frontier: datetime, sender: str = "w1") -> Record:
+    value = json.dumps({"sender": sender, "frontier_ms": int(frontier.timestamp() * 1000)})
+    return Record("signals.v1", 0, offset, value.encode(), 0, [(HEADER_SIGNAL, TICK)])
+
+
+def test_windows_slide_only_as_far_as_the_input_is_known_to_be_complete() -> None:
+    part = AlertPartition([ERRORS], signal_seconds=10)
+    part.apply([signal_record(0, [snapshot(9)]), tick(1, T0 + timedelta(seconds=8))])
+    assert [s for s, _ in fired(part, T0 + timedelta(seconds=8))] == ["firing"]
+    # the worker died at +8 s and is catching up: a minute later nothing is known past +8 s,
+    # so the burst still fills the window (no resolve, and no second firing after it)
+    restarted = AlertPartition([ERRORS], part.dumps(), signal_seconds=10)
+    assert fired(restarted, T0 + timedelta(seconds=70)) == []
+    # caught up: the input is complete to +60 s and holds no more errors
+    restarted.apply([tick(2, T0 + timedelta(seconds=60))])
+    assert [s for s, _ in fired(restarted, T0 + timedelta(seconds=70))] == ["resolved"]
+
+
+def test_a_worker_that_is_gone_stops_holding_the_frontier_back() -> None:
+    part = AlertPartition([ERRORS])
+    part.apply([tick(0, T0, "old"), tick(1, T0 + timedelta(seconds=20), "new")])
+    assert part.frontier() == int(T0.timestamp() * 1000)  # both may still be working
+    part.apply([tick(2, T0 + timedelta(seconds=31), "new")])
+    assert part.frontier() == int((T0 + timedelta(seconds=31)).timestamp() * 1000)
+    assert set(part.frontiers) == {"new"}
