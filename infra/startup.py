@@ -85,6 +85,7 @@ def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: floa
         ),
         ("Stream workers", lambda: f"pid {sup.start(comps['streams'])}"),
         ("ClickHouse sink", lambda: f"pid {sup.start(comps['sink'])}"),
+        ("Notifier", lambda: f"pid {sup.start(comps['notifier'])} (e-mail, webhook, Slack)"),
         ("Ingest gateway", lambda: _gateway(settings, sup, comps["gateway"])),
     ]
     if simulate:
@@ -95,7 +96,9 @@ def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: floa
         with console.status(f"{title}…"):
             detail = step()
         console.print(f"[green]✓[/] {title:<16} {detail}")
-    _check_alive(sup, ["streams", "sink", "gateway"] + (["simulator"] if simulate else []))
+    _check_alive(
+        sup, ["streams", "sink", "notifier", "gateway"] + (["simulator"] if simulate else [])
+    )
 
 
 def _kafka(settings: Settings, sup: Supervisor, console: Console) -> str:
@@ -176,7 +179,7 @@ def component_health(settings: Settings) -> list[tuple[str, bool, str]]:
     url = settings.clickhouse.http_url
     ok = warehouse_ready(url)
     rows.append(("warehouse", ok, f"{url} {'answers' if ok else 'does not answer'} /ping"))
-    for name in ("streams", "sink", "gateway", "simulator"):
+    for name in ("streams", "sink", "notifier", "gateway", "simulator"):
         pid = sup.pid(name)
         detail = f"pid {pid}" if pid else "not running"
         if name == "gateway" and pid:

@@ -26,7 +26,7 @@ from infra.settings import Settings, to_env
 log = structlog.get_logger("shiftright.supervisor")
 
 #: Start order; ``down`` stops in reverse.
-ORDER = ("kafka", "warehouse", "streams", "sink", "gateway", "simulator")
+ORDER = ("kafka", "warehouse", "streams", "sink", "notifier", "gateway", "simulator")
 
 
 class ComponentFailed(RuntimeError):
@@ -69,6 +69,7 @@ def python_components(
         ),  # fmt: skip
         "streams": Component("streams", [py, "-m", "streams"]),
         "sink": Component("sink", [py, "-m", "sinks"]),
+        "notifier": Component("notifier", [py, "-m", "sinks.notify"]),
         "gateway": Component("gateway", [py, "-m", "infra.cli", "gateway"]),
         "simulator": Component("simulator", [py, "-m", "infra.cli", "simulate", *simulator_args]),
     }

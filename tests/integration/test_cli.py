@@ -69,7 +69,15 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path) -> None:
 
         status = shiftright(env, "status")
         assert status.returncode == 0, status.stdout + status.stderr
-        for component in ("kafka", "warehouse", "streams", "sink", "gateway", "simulator"):
+        for component in (
+            "kafka",
+            "warehouse",
+            "streams",
+            "sink",
+            "notifier",
+            "gateway",
+            "simulator",
+        ):
             assert component in status.stdout
 
         bad = shiftright(env, "sql", "SELECT * FROM no_such_table")
@@ -78,6 +86,6 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path) -> None:
     finally:
         down = shiftright(env, "down")
     assert down.returncode == 0, down.stdout + down.stderr
-    assert down.stdout.count("stopped") >= 6, down.stdout
+    assert down.stdout.count("stopped") >= 7, down.stdout
     after = shiftright(env, "status")
     assert after.returncode == 3, "status must say the pipeline is down"
