@@ -251,7 +251,17 @@ def alert_history(
 
 
 def _rows(result: Any) -> list[dict[str, Any]]:
-    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+    return [
+        {k: _utc(v) for k, v in zip(result.column_names, row, strict=True)}
+        for row in result.result_rows
+    ]
+
+
+def _utc(value: Any) -> Any:
+    """Warehouse times are UTC; some clients hand them over without a zone."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 def jsonable(record: dict[str, Any]) -> dict[str, Any]:
@@ -304,7 +314,7 @@ def read_rollups(
     with client.query_row_block_stream(ordered, parameters=params) as blocks:
         for block in blocks:
             for row in block:
-                found.append(Rollup(**dict(zip(names, row, strict=True))))
+                found.append(Rollup(**{n: _utc(v) for n, v in zip(names, row, strict=True)}))
             progress(len(found), max(total, len(found)))
     return found
 
