@@ -1,0 +1,535 @@
+"""The notifier as a process (``python -m sinks.notify``) against a real broker, a real
+SMTP server (aiosmtpd) and a real HTTP receiver: alert transitions go into alerts.v1 as
+the stream worker writes them; what users see is what arrives at the receivers, and the
+outcome rows in ClickHouse."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from infra.settings import AlertingSettings, Settings, to_env
+from schemas import topics
+from schemas.alerts import AlertTransition, NotificationRecord, Silence
+from streams.alerting.evaluator import fingerprint, idempotency_key
+from streams.alerting.store import ConfigStore
+from tests.integration.conftest import wait_for
+from tests.integration.pipeline import Pipeline
+from tests.integration.warehouse_fixture import free_port
+
+Sql = Callable[[str], list[tuple]]  # type: ignore[type-arg]
+DASH = "http://dash.example:8080"
+SMTP_USER, SMTP_PASSWORD = "alerts", "s3cret-pw"
+
+
+# -- receivers -----------------------------------------------------------------------------------
+
+
+class Receiver:
+    """An HTTP server on 127.0.0.1 that records every POST. ``plan[path]`` lists the
+    status codes to answer in turn (200 after); while ``gate`` is clear, requests are held
+    before they are answered."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+        self.plan: dict[str, list[int]] = {}
+        self.gate = threading.Event()
+        self.gate.set()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hit: dict[str, Any] = {
+                    "path": self.path, "key": self.headers.get("Idempotency-Key"),
+                    "type": self.headers.get("Content-Type"), "body": json.loads(body),
+                    "at": time.monotonic(), "answered": False, "cut_off": False,
+                }  # fmt: skip
+                with receiver.lock:
+                    receiver.requests.append(hit)
+                receiver.gate.wait()
+                with receiver.lock:
+                    codes = receiver.plan.get(self.path, [])
+                    code = codes.pop(0) if codes else 200
+                    hit["code"] = code
+                self.send_response(code)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+                hit["answered"] = True
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def hits(self, path: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [h for h in self.requests if path is None or h["path"] == path]
+
+    def delivered(self, path: str | None = None) -> list[dict[str, Any]]:
+        """Requests answered 2xx that the notifier was alive to see."""
+        return [
+            h
+            for h in self.hits(path)
+            if h["answered"] and h.get("code", 0) < 300 and not h["cut_off"]
+        ]
+
+
+class Mailbox:
+    """aiosmtpd on 127.0.0.1 that requires AUTH (over plain text: a test server)."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        self.messages: list[Message] = []
+        self.logins: list[str] = []
+        mailbox = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+                mailbox.messages.append(message_from_bytes(envelope.content))
+                return "250 OK"
+
+        def authenticate(
+            server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+        ) -> Any:
+            ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+                SMTP_USER.encode(),
+                SMTP_PASSWORD.encode(),
+            )
+            if ok:
+                mailbox.logins.append(data.login.decode())
+            return AuthResult(success=ok)
+
+        self.port = free_port()
+        self.controller = Controller(
+            Handler(), hostname="127.0.0.1", port=self.port, authenticator=authenticate,
+            auth_require_tls=False, auth_required=True,
+        )  # fmt: skip
+        self.controller.start()
+
+    def subjects(self) -> list[str]:
+        return [str(m["Subject"]) for m in self.messages]
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.gate.set()
+    r.server.shutdown()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    m = Mailbox()
+    yield m
+    m.stop()
+
+
+# -- the notifier process ------------------------------------------------------------------------
+
+
+class NotifierProcess:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.log_path = settings.resolved_state_dir() / "logs" / "notifier.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **to_env(self.settings), "SHIFTRIGHT_LOG_JSON": "true"}
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "sinks.notify"], env=env, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
+    def kill9(self) -> None:
+        assert self.proc is not None and self.proc.poll() is None, self.log()
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                doc = json.loads(line)
+                if doc.get("event") == name:
+                    out.append(doc)
+        return out
+
+    def log(self) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
+
+
+def notifier_settings(settings: Settings, mailbox: Mailbox | None, **extra: Any) -> Settings:
+    alerting = AlertingSettings(
+        smtp_host="127.0.0.1", smtp_port=mailbox.port if mailbox else 1,
+        smtp_from="shiftright@example.com", smtp_user=SMTP_USER, smtp_password=SMTP_PASSWORD,
+        external_url=DASH, retry_initial_seconds=0.2, retry_max_seconds=1.0, **extra,
+    )  # fmt: skip
+    return settings.model_copy(update={"alerting": alerting})
+
+
+@contextlib.contextmanager
+def running(settings: Settings) -> Iterator[NotifierProcess]:
+    proc = NotifierProcess(settings)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def wait_configured(proc: NotifierProcess, **want: int) -> None:
+    """Until the notifier logs a configuration with these counts (subscriptions=…)."""
+    wait_for(
+        lambda: any(all(e.get(k) == v for k, v in want.items()) for e in proc.events("notify_config")),
+        60, lambda: f"notify_config {want}:\n{proc.log()}", interval=0.1,
+    )  # fmt: skip
+
+
+# -- alert transitions as the stream worker writes them ------------------------------------------
+
+
+class Alerts:
+    def __init__(self, settings: Settings) -> None:
+        self.topic = topics.named(topics.ALERTS, settings.namespace)
+        self.producer = Producer(
+            {
+                "bootstrap.servers": settings.kafka.bootstrap_servers,
+                "linger.ms": 0,
+                "partitioner": "murmur2_random",
+            }  # fmt: skip
+        )
+        self.seq: Counter[str] = Counter()
+
+    def send(
+        self, rule: str, state: str, action: str | None = None, **labels: str
+    ) -> AlertTransition:
+        full = {"alertname": rule, "app": "checkout", "env": "prod", "severity": "warning"}
+        full |= labels
+        fp = fingerprint(full)
+        self.seq[fp] += 1
+        now = datetime.now(UTC)
+        t = AlertTransition(
+            rule=rule, rule_kind="threshold", fingerprint=fp, labels=full,
+            annotations={"summary": f"{rule} on {full['app']}"},
+            previous="pending" if state == "firing" else "firing", state=state,  # type: ignore[arg-type]
+            ts=now, starts_at=now - timedelta(seconds=30) if state == "resolved" else now,
+            ends_at=now if state == "resolved" else None, value=42.0, threshold=10.0,
+            seq=self.seq[fp], idempotency_key=idempotency_key(rule, fp, self.seq[fp], state),
+            action_webhook=action,
+        )  # fmt: skip
+        self.producer.produce(
+            self.topic, key=f"{rule}|{fp}".encode(), value=t.model_dump_json().encode()
+        )
+        assert self.producer.flush(10) == 0
+        return t
+
+
+def config_store(settings: Settings) -> ConfigStore:
+    return ConfigStore(
+        settings.kafka.bootstrap_servers, topics.named(topics.ALERTING_CONFIG, settings.namespace)
+    )
+
+
+def subscriptions(*entries: str) -> str:
+    return "subscriptions:\n" + "".join(entries)
+
+
+def webhook(name: str, url: str, extra: str = "") -> str:
+    return (
+        f"  - {{name: {name}, channel: webhook, to: '{url}', group_wait: 0s, "
+        f"group_interval: 1s{extra}}}\n"
+    )
+
+
+def email(name: str, to: str, extra: str = "") -> str:
+    return (
+        f"  - {{name: {name}, channel: email, to: '{to}', group_wait: 0s, "
+        f"group_interval: 1s{extra}}}\n"
+    )
+
+
+def read_records(settings: Settings, timeout: float = 10.0) -> list[NotificationRecord]:
+    """Everything on notifications.v1 so far."""
+    topic = topics.named(topics.NOTIFICATIONS, settings.namespace)
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers,
+                         "group.id": "test-reader", "enable.auto.commit": False})  # fmt: skip
+    try:
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout)
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        out: list[NotificationRecord] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < high and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                out.append(NotificationRecord.model_validate_json(msg.value()))
+        return out
+    finally:
+        consumer.close()
+
+
+# -- tests ---------------------------------------------------------------------------------------
+
+
+def test_firing_then_resolved_reaches_the_webhook_the_mailbox_and_the_action_hook(
+    settings: Settings, receiver: Receiver, mailbox: Mailbox
+) -> None:
+    s = notifier_settings(settings, mailbox)
+    config_store(s).apply(
+        subscriptions(
+            webhook("oncall-hook", receiver.url("/hook?token=abc")),
+            email("oncall-mail", "oncall@example.com"),
+        ),
+        "qa@example.com",
+    )
+    alerts = Alerts(s)
+    with running(s) as proc:
+        wait_configured(proc, subscriptions=2)
+        fired = alerts.send("disk-full", "firing", action=receiver.url("/act"), host="db-1")
+        wait_for(lambda: len(receiver.delivered("/hook?token=abc")) == 1 and mailbox.messages
+                 and len(receiver.delivered("/act")) == 1,
+                 30, lambda: f"firing notifications\n{proc.log()}", interval=0.05)  # fmt: skip
+        (hit,) = receiver.delivered("/hook?token=abc")
+        body = hit["body"]
+        assert hit["type"] == "application/json" and len(hit["key"]) == 32
+        assert body["version"] == "4" and body["status"] == "firing"
+        assert body["receiver"] == "oncall-hook" and body["externalURL"] == DASH
+        assert body["groupLabels"] == {"alertname": "disk-full", "app": "checkout", "env": "prod"}
+        (alert,) = body["alerts"]
+        assert alert["status"] == "firing" and alert["endsAt"] == "0001-01-01T00:00:00Z"
+        assert alert["labels"] == fired.labels and alert["fingerprint"] == fired.fingerprint
+        assert alert["annotations"] == {"summary": "disk-full on checkout"}
+        assert alert["generatorURL"] == f"{DASH}/alerts/disk-full"
+        (mail,) = mailbox.messages
+        assert mail["Subject"] == "[FIRING:1] alertname=disk-full app=checkout env=prod"
+        assert mail["To"] == "oncall@example.com" and mail["From"] == "shiftright@example.com"
+        assert mailbox.logins == [SMTP_USER]
+        assert {p.get_content_type() for p in mail.walk()} >= {"text/plain", "text/html"}
+        (act,) = receiver.delivered("/act")
+        assert act["key"] == fired.idempotency_key and act["body"]["status"] == "firing"
+
+        resolved = alerts.send("disk-full", "resolved", action=receiver.url("/act"), host="db-1")
+        wait_for(lambda: len(receiver.delivered("/hook?token=abc")) == 2
+                 and len(mailbox.messages) == 2 and len(receiver.delivered("/act")) == 2,
+                 30, lambda: f"resolved notifications\n{proc.log()}", interval=0.05)  # fmt: skip
+        again = receiver.delivered("/hook?token=abc")[1]
+        assert again["body"]["status"] == "resolved" and again["key"] != hit["key"]
+        (alert,) = again["body"]["alerts"]
+        assert alert["status"] == "resolved" and alert["endsAt"] != "0001-01-01T00:00:00Z"
+        assert (
+            mailbox.messages[1]["Subject"] == "[RESOLVED] alertname=disk-full app=checkout env=prod"
+        )
+        assert receiver.delivered("/act")[1]["key"] == resolved.idempotency_key
+
+        wait_for(lambda: len(read_records(s)) >= 6, 30, "6 delivery records", interval=0.2)
+        records = read_records(s)
+        assert Counter((r.channel, r.alert_status, r.status) for r in records) == {
+            ("webhook", "firing", "delivered"): 1, ("webhook", "resolved", "delivered"): 1,
+            ("email", "firing", "delivered"): 1, ("email", "resolved", "delivered"): 1,
+            ("action", "firing", "delivered"): 1, ("action", "resolved", "delivered"): 1,
+        }  # fmt: skip
+        hooks = {r.target for r in records if r.channel != "email"}
+        assert hooks == {receiver.url("/hook"), receiver.url("/act")}  # no ?token=
+
+
+def test_a_silence_applied_through_the_config_store_mutes_matching_alerts(
+    settings: Settings, receiver: Receiver
+) -> None:
+    s = notifier_settings(settings, None)
+    store = config_store(s)
+    store.apply(subscriptions(webhook("oncall", receiver.url("/hook"))), "qa@example.com")
+    alerts = Alerts(s)
+    with running(s) as proc:
+        wait_configured(proc, subscriptions=1, silences=0)
+        now = datetime.now(UTC)
+        store.add_silence(Silence.model_validate({
+            "id": "deploy-window", "matchers": ['app="checkout"', 'alertname=~"cpu.*"'],
+            "starts_at": now - timedelta(minutes=1), "ends_at": now + timedelta(hours=1),
+            "created_by": "qa@example.com", "comment": "planned deploy",
+        }))  # fmt: skip
+        wait_configured(proc, subscriptions=1, silences=1)  # live, without a restart
+        alerts.send("cpu-high", "firing", host="web-1")  # silenced
+        alerts.send("cpu-high", "firing", app="catalog", host="web-2")  # other app: not
+        alerts.send("errors-high", "firing")  # other rule: not
+        wait_for(lambda: len(receiver.delivered()) >= 2, 30,
+                 lambda: f"two notifications\n{proc.log()}", interval=0.05)  # fmt: skip
+        # one partition, read in order, group_wait 0: the silenced alert was planned (and
+        # left out) no later than the two after it, so had it been sent it would be here
+        told = {(a["labels"]["alertname"], a["labels"]["app"])
+                for h in receiver.delivered() for a in h["body"]["alerts"]}  # fmt: skip
+        assert told == {("cpu-high", "catalog"), ("errors-high", "checkout")}
+
+        store.delete_silence("deploy-window")
+        wait_configured(proc, subscriptions=1, silences=0)
+        alerts.send("cpu-high", "firing", host="web-3")  # the silence is gone: sent
+        wait_for(lambda: any(a["labels"].get("host") == "web-3"
+                             for h in receiver.delivered() for a in h["body"]["alerts"]),
+                 30, lambda: f"web-3 after the silence ended\n{proc.log()}", interval=0.05)  # fmt: skip
+        last = receiver.delivered()[-1]["body"]
+        # web-1 still fires: once the silence is gone its group tells about it too
+        assert {a["labels"]["host"] for a in last["alerts"]} == {"web-1", "web-3"}
+
+
+def test_a_failing_receiver_is_retried_and_every_outcome_lands_in_clickhouse(
+    settings: Settings, receiver: Receiver, sql: Sql
+) -> None:
+    s = notifier_settings(settings, None, retry_max_attempts=4)
+    config_store(s).apply(
+        subscriptions(
+            webhook("flaky", receiver.url("/flaky")),
+            webhook("gone", receiver.url("/gone")),
+        ),
+        "qa@example.com",
+    )
+    receiver.plan = {"/flaky": [500, 500, 200], "/gone": [404]}
+    pipeline = Pipeline(s)
+    pipeline.start("sink")
+    try:
+        with running(s) as proc:
+            wait_configured(proc, subscriptions=2)
+            Alerts(s).send("queue-stuck", "firing")
+            query = ("SELECT subscription, status, attempt, error FROM alert_notifications FINAL "
+                     "ORDER BY subscription, attempt, status")  # fmt: skip
+            wait_for(lambda: len(sql(query)) == 4, 60,
+                     lambda: f"4 outcome rows, got {sql(query)}\n{proc.log()}")  # fmt: skip
+            rows = sql(query)
+            assert [(r[0], r[1], r[2]) for r in rows] == [
+                ("flaky", "retrying", 1), ("flaky", "retrying", 2), ("flaky", "delivered", 3),
+                ("gone", "failed", 1),
+            ]  # fmt: skip
+            assert rows[0][3].startswith("HTTP 500") and rows[2][3] == ""
+            assert rows[3][3].startswith("HTTP 404")
+            flaky = receiver.hits("/flaky")
+            assert [h["code"] for h in flaky] == [500, 500, 200]
+            assert len({h["key"] for h in flaky}) == 1  # one notification, three attempts
+            assert len(receiver.hits("/gone")) == 1  # a 404 is not retried
+            gaps = [b["at"] - a["at"] for a, b in zip(flaky, flaky[1:], strict=False)]
+            assert gaps[0] >= 0.2 and gaps[1] >= 0.4  # exponential back-off
+    finally:
+        pipeline.stop()
+
+
+def test_killed_with_sigkill_mid_way_every_notification_arrives_exactly_once(
+    settings: Settings, receiver: Receiver
+) -> None:
+    """Requests are held at the receiver so the kills land with deliveries in flight and
+    more planned behind them; transitions also arrive while the notifier is down. A
+    request cut off by a kill is resent with the same Idempotency-Key (the receiver cannot
+    have answered it to anyone); every other notification arrives exactly once."""
+    s = notifier_settings(settings, None, workers=4)
+    config_store(s).apply(
+        subscriptions(webhook("oncall", receiver.url("/hook"), ", group_by: [alertname, host]")),
+        "qa@example.com",
+    )
+    alerts = Alerts(s)
+    proc = NotifierProcess(s)
+
+    def kill_with_requests_held(expect_held: int) -> None:
+        held = lambda: [h for h in receiver.hits() if not h["answered"]]  # noqa: E731
+        wait_for(lambda: len(held()) >= expect_held, 60,
+                 lambda: f"{expect_held} held requests, got {len(held())}\n{proc.log()}",
+                 interval=0.05)  # fmt: skip
+        proc.kill9()
+        with receiver.lock:
+            for h in receiver.requests:
+                if not h["answered"]:
+                    h["cut_off"] = True
+        receiver.gate.set()
+
+    try:
+        proc.start()
+        wait_configured(proc, subscriptions=1)
+        receiver.gate.clear()
+        for i in range(12):
+            alerts.send(f"rule-{i % 3}", "firing", host=f"h{i}")
+        kill_with_requests_held(4)  # 4 in flight, 8 planned and waiting
+        for i in range(6):  # while it is down
+            alerts.send(f"rule-{i % 3}", "resolved", host=f"h{i}")
+        for i in range(12, 18):
+            alerts.send(f"rule-{i % 3}", "firing", host=f"h{i}")
+        receiver.gate.clear()
+        proc.start()
+        kill_with_requests_held(4)  # again, after the restart
+        proc.start()
+        # 12 + 6 firing, 6 resolved: 24 notifications, one group each
+        wait_for(lambda: len(receiver.delivered()) >= 24, 90,
+                 lambda: f"24 deliveries, got {len(receiver.delivered())}\n{proc.log()}",
+                 interval=0.1)  # fmt: skip
+        wait_for(lambda: bool(proc.events("notify_progress")), 30, "a progress line")
+    finally:
+        receiver.gate.set()
+        proc.stop()
+    delivered = Counter(h["key"] for h in receiver.delivered())
+    assert len(delivered) == 24 and set(delivered.values()) == {1}, delivered
+    cut = [h for h in receiver.hits() if h["cut_off"]]
+    assert len(cut) == 8 and {h["key"] for h in cut} <= set(delivered)
+    told = Counter((a["labels"]["host"], h["body"]["status"])
+                   for h in receiver.delivered() for a in h["body"]["alerts"])  # fmt: skip
+    assert told == {(f"h{i}", "firing"): 1 for i in range(18)} | {
+        (f"h{i}", "resolved"): 1 for i in range(6)
+    }
+
+
+def test_delivery_latency_from_transition_to_webhook(
+    settings: Settings, receiver: Receiver
+) -> None:
+    """Forty alerts one after another, each in a group of its own (group_wait 0): the
+    time from the transition handed to Kafka to the webhook request at the receiver."""
+    s = notifier_settings(settings, None)
+    config_store(s).apply(subscriptions(webhook("oncall", receiver.url("/hook"))), "qa@example.com")
+    alerts = Alerts(s)
+    latencies = []
+    with running(s) as proc:
+        wait_configured(proc, subscriptions=1)
+        for i in range(40):
+            started = time.monotonic()
+            alerts.send(f"latency-{i}", "firing")
+            wait_for(lambda i=i: len(receiver.hits()) > i, 10,
+                     lambda i=i: f"alert {i}\n{proc.log()}", interval=0.005)  # fmt: skip
+            latencies.append(receiver.hits()[i]["at"] - started)
+    ordered = sorted(latencies)
+    p50, p99 = statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    print(f"\ntransition -> webhook over {len(ordered)} alerts: p50 {p50 * 1000:.0f} ms, "
+          f"p99 {p99 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms")  # fmt: skip
+    assert p50 < 1.0 and p99 < 3.0
