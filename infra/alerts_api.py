@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -50,11 +51,12 @@ from infra.alerts_cli import (
     make_silence,
     open_store,
     open_tokens,
+    parse_rules,
     rule_summary,
     silences_of,
 )
 from producers.gateway.errors import FieldError, GatewayError, Rejected
-from streams.alerting.loader import RuleFileError, diff, load_rules
+from streams.alerting.loader import RuleFileError, diff
 
 if TYPE_CHECKING:
     from infra.settings import Settings
@@ -210,8 +212,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in (
         (401, "no, unknown or revoked token"),
         (403, "the token's role may not do this"),
+        (422, "invalid parameters or body, each problem in errors"),
         (503, "Kafka (the configuration) or the warehouse is unreachable"),
     )
+}
+_MALFORMED: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "the body cannot be read"}
 }
 
 
@@ -307,9 +313,9 @@ class AlertingApi:
         self, text: str, who: Caller, dry_run: bool, if_match: str | None, author: str, source: str
     ) -> dict[str, Any]:
         try:
-            new = load_rules(text, source)
+            new = parse_rules(text, source)
         except RuleFileError as exc:
-            problems = [
+            problems: list[FieldError] = [
                 RuleProblem(p.field, "invalid", p.message, line=p.line) for p in exc.problems
             ]
             n = len(problems)
@@ -430,8 +436,9 @@ def alerting_router(api: AlertingApi) -> APIRouter:
         "/rules",
         response_model=ApplyOut,
         summary="Apply a rule file (YAML body)",
-        responses={**_ERRORS,
+        responses={**_ERRORS, **_MALFORMED,
                    412: {"model": ErrorBody, "description": "If-Match names another version"},
+                   413: {"model": ErrorBody, "description": "over 1 MiB"},
                    422: {"model": ErrorBody, "description": "problems, by line and field"}},
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/yaml": {"schema": {"type": "string"}},
@@ -456,7 +463,7 @@ def alerting_router(api: AlertingApi) -> APIRouter:
         return api.silences(expired)
 
     @router.post("/silences", response_model=SilenceOut, status_code=201, summary="Add a silence",
-                 responses={**_ERRORS, 422: {"model": ErrorBody}})  # fmt: skip
+                 responses={**_ERRORS, **_MALFORMED})  # fmt: skip
     def post_silence(body: SilenceIn, who: Editor) -> dict[str, Any]:
         return api.add_silence(body, who)
 
@@ -508,9 +515,14 @@ def create_alerting_app(api: AlertingApi) -> FastAPI:
         return JSONResponse(exc.body(), exc.status, headers)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> Response:
-        reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse({"error": reason, "message": str(exc.detail)}, exc.status_code)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        reasons = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}
+        reason = reasons.get(exc.status_code, "http_error")
+        body = {"error": reason, "message": str(exc.detail)}
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not just its first route's
+            headers["Allow"] = _allowed(app, request)
+        return JSONResponse(body, exc.status_code, headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Response:
@@ -522,6 +534,17 @@ def create_alerting_app(api: AlertingApi) -> FastAPI:
         return JSONResponse(body, 422)
 
     return app
+
+
+def _allowed(app: FastAPI, request: Request) -> str:
+    path = request.scope["path"]
+    root = request.scope.get("root_path", "")
+    paths = {path, path[len(root) :] if root and path.startswith(root) else path}
+    methods: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute) and any(route.path_regex.match(p) for p in paths):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def alerting_app(settings: Settings) -> FastAPI:

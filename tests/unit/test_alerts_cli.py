@@ -13,14 +13,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
+import schemathesis
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from infra import alerts_cli
 from infra.alerts_api import AlertingApi, create_alerting_app
 from infra.cli import app
-from producers.gateway.keys import KeyStore
+from producers.gateway.keys import IngestKey, KeyStore, Lookup
 from schemas.alerts import Silence
 from schemas.records import Rollup
 from streams.alerting.loader import load_rules
@@ -421,6 +423,23 @@ def test_api_invalid_rules_are_422_with_line_and_field(api: Any) -> None:
     (problem,) = body["errors"]
     assert problem["line"] == 12 and problem["path"] == "rules[1] (checkout-silent).after"
     assert "bad duration" in problem["message"] and fake.config.version == 0
+    control = client.put("/rules", content="rules: []\n\x1f", headers=_auth(tokens["editor"]))
+    assert control.status_code == 422
+    assert control.json()["errors"][0] | {"message": ""} == {
+        "line": 2,
+        "path": "(syntax)",
+        "reason": "invalid",
+        "message": "",
+    }
+
+
+def test_characters_yaml_refuses_are_a_problem_by_line_not_a_traceback(
+    store: FakeStore, rules_file: Path
+) -> None:
+    rules_file.write_text(RULES.replace("after: 3m", "after: 3m\x07"))
+    result = run("rules", "test", str(rules_file))
+    assert result.exit_code == 2, result.output
+    assert f"{rules_file}:12: (syntax): unacceptable character #x0007" in result.output
 
 
 def _squash(text: str) -> str:
@@ -437,3 +456,38 @@ def _rows(text: str) -> list[list[str]]:
         elif "┃" in line:
             out.append([c.strip() for c in line.strip().strip("┃").split("┃")])
     return out
+
+
+# -- the API's OpenAPI document, fuzzed: no 5xx, every answer documented --------------------
+class EditorToken:
+    """Accepts one token, as an editor (the fuzzer sends it with every request)."""
+
+    TOKEN = "sr_fuzz00000000_secret"
+
+    def check(self, token: str) -> Lookup:
+        if token != self.TOKEN:
+            return Lookup(None, "unknown")
+        return Lookup(IngestKey("fuzz00000000", "editor", None, "fuzz", "", None))
+
+
+def _fuzzed_app() -> Any:
+    fake = FakeStore()
+    fake.apply(RULES, "alice", "team.yaml")
+    return create_alerting_app(AlertingApi(fake, EditorToken(), FakeWarehouse))
+
+
+FUZZED = schemathesis.openapi.from_asgi("/openapi.json", _fuzzed_app())
+
+
+@FUZZED.parametrize()
+@hypothesis.settings(max_examples=20, deadline=None)
+def test_api_fuzzed_finds_no_server_error_and_no_undocumented_answer(case: Any) -> None:
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi import checks
+
+    case.call_and_validate(
+        headers=_auth(EditorToken.TOKEN),
+        checks=[not_a_server_error, checks.status_code_conformance,
+                checks.content_type_conformance, checks.response_schema_conformance,
+                checks.allow_header_conformance],
+    )  # fmt: skip
