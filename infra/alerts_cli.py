@@ -192,7 +192,7 @@ def silences_of(config: AlertingConfig, now: datetime, expired: bool = False) ->
         state = "active" if s.active(now) else "upcoming" if s.starts_at > now else "expired"
         if state == "expired" and not expired:
             continue
-        origin = "api" if s.id in config.silences or s.id not in from_file else "file"
+        origin = "file" if s.id in from_file and s.id not in config.silences else "api"
         views.append(SilenceView(s, origin, state))
     return sorted(views, key=lambda v: (v.state != "active", v.silence.ends_at, v.silence.id))
 
@@ -342,8 +342,8 @@ def warmup_for(rule: Rule) -> timedelta:
     from streams.alerting.series import keep_seconds
 
     seconds = keep_seconds(rule) + rule.for_
-    if isinstance(rule, AnomalyRule):
-        seconds = max(seconds, rule.warmup_points * 60.0 * 2)
+    if isinstance(rule, AnomalyRule):  # its seasonal profile learns the hours of a week
+        seconds = max(seconds, 7 * 86400.0)
     return timedelta(seconds=seconds)
 
 
@@ -390,6 +390,13 @@ alerts_app = typer.Typer(
 )
 tokens_app = typer.Typer(no_args_is_help=True, help="Tokens for the alerting HTTP API.")
 alerts_app.add_typer(tokens_app, name="tokens")
+
+
+def _warehouse_problem(settings: Settings, exc: Exception) -> str:
+    text = str(exc).strip()
+    if "Connection refused" in text or "Max retries" in text:
+        return f"cannot reach the warehouse at {settings.clickhouse.http_url} (shiftright status)"
+    return text.splitlines()[0] if text else repr(exc)
 
 
 def _abort(message: str) -> NoReturn:
@@ -697,7 +704,7 @@ def alerts(
         else:
             rows = current_alerts(client, app, env)
     except Exception as exc:
-        _abort(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
+        _abort(_warehouse_problem(settings, exc))
     now = datetime.now(UTC)
     if history:
         _print_history(rows, now)
@@ -833,7 +840,7 @@ def _read_with_progress(
         try:
             return read_rollups(_client(settings), rule, start, end, step)
         except Exception as exc:
-            _abort(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
+            _abort(_warehouse_problem(settings, exc))
 
 
 def _print_episodes(
