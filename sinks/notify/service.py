@@ -146,14 +146,20 @@ class NotifyService:
         with self._config_lock:
             self._new_config = config
 
-    def _apply_config(self) -> None:
+    def _apply_config(self, restore: bytes | None = None) -> None:
+        """Hand a new configuration to the notifier; with ``restore``, first rebuild the
+        notifier from its saved state under that configuration (restoring without the
+        subscriptions would drop every group, and with them the resolve notifications)."""
         with self._config_lock:
             config, self._new_config = self._new_config, None
         if config is None:
             return
         rules = config.rules
         silences = config.all_silences()
-        self.notifier.configure(rules.subscriptions, silences, rules.inhibit)
+        if restore is not None:
+            self.notifier = Notifier.loads(restore, rules.subscriptions, silences, rules.inhibit)
+        else:
+            self.notifier.configure(rules.subscriptions, silences, rules.inhibit)
         self.config_version = config.version
         log.info(
             "notify_config", version=config.version, subscriptions=len(rules.subscriptions),
@@ -168,9 +174,7 @@ class NotifyService:
             if not self._wait_for_config(stop):
                 return
             state, self.offsets = self.outbox.load_state()
-            if state is not None:
-                self.notifier = Notifier.loads(state)
-            self._apply_config()
+            self._apply_config(restore=state)
             consumer = self._consumer()
             pending = self.outbox.counts().get("pending", 0)
             log.info(
