@@ -426,6 +426,15 @@ def test_api_viewers_read_editors_write_others_are_refused(api: Any) -> None:
     assert client.get("/alerts", headers=_auth(tokens["viewer"])).json()["firing"] == 1
 
 
+def test_api_without_required_keys_reads_are_open_and_writes_are_not() -> None:
+    """``gateway.require_key = false`` (local development): no token needed to read."""
+    open_api = AlertingApi(FakeStore(), EditorToken(), FakeWarehouse, anonymous_reads=True)
+    client = TestClient(create_alerting_app(open_api))
+    assert client.get("/silences").status_code == 200
+    assert client.put("/rules", content=RULES).json()["error"] == "key_missing"
+    assert client.put("/rules", content=RULES, headers=_auth(EditorToken.TOKEN)).status_code == 200
+
+
 def test_api_invalid_rules_are_422_with_line_and_field(api: Any) -> None:
     client, tokens, fake = api
     bad = RULES.replace("after: 3m", "after: 3 minutes")
