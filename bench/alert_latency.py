@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import statistics
 import tempfile
 import threading
@@ -49,6 +50,7 @@ from schemas import topics
 from streams.alerting.store import ConfigStore
 from tests.builders import event
 
+INCIDENT_APP = re.compile(r"inc-\d\d")
 KINDS = ("error-spike", "cpu-saturation", "latency-jump", "usage-drop")
 ABSENCE_AFTER_S = 2.0
 
@@ -140,11 +142,12 @@ def smtp_server(arrivals: Arrivals) -> Any:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
             msg = message_from_bytes(envelope.content)
             text = str(msg.get("Subject", "")) + " " + _plain(msg)
-            arrivals.seen("email", [w.strip(",;:()[]\"'") for w in text.split()
-                                    if w.strip(",;:()[]\"'").startswith("inc-")])  # fmt: skip
+            arrivals.seen("email", sorted(set(INCIDENT_APP.findall(text))))
             return "250 OK"
 
-    controller = Controller(Handler(), hostname="127.0.0.1", port=0)
+    from tests.integration.warehouse_fixture import free_port
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
     controller.start()
     return controller
 
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--clickhouse", default="", help="use this warehouse URL")
     args = ap.parse_args(argv)
     console = Console()
-    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="sr-alert-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sr-alert-") as tmp, contextlib.ExitStack() as stack:
         progress = stack.enter_context(Progress(SpinnerColumn(), TextColumn("{task.description}"),
                                                 TimeElapsedColumn(), console=console))  # fmt: skip
         services = start_services(args, Path(tmp), stack, progress)
@@ -248,6 +251,8 @@ def main(argv: list[str] | None = None) -> None:
         progress.update(task, description="Waiting for the last notifications")
         while time.monotonic() < deadline and len(arrivals.at) < 2 * len(started):
             time.sleep(0.2)
+        emitter.flush(5)
+        del emitter  # its client goes before the broker does
         for name in ("simulator", "notifier", "sink", "streams"):
             if not sup.pid(name):
                 console.print(f"[red]{name} died:[/]\n{sup.tail(name, 15)}")
@@ -286,7 +291,7 @@ def show(console: Console, result: dict[str, Any], args: argparse.Namespace) -> 
                   "(seconds)")  # fmt: skip
     for col in ("incident", "n", "webhook p50", "webhook p99", "e-mail p50", "e-mail p99",
                 "missing"):  # fmt: skip
-        table.add_column(col, justify="left" if col == "incident" else "right")
+        table.add_column(col, justify="left" if col == "incident" else "right", no_wrap=True)
     for kind, row in result.items():
         w, e = row["webhook"], row["email"]
         table.add_row(kind, str(row["incidents"]), _s(w, "p50"), _s(w, "p99"), _s(e, "p50"),

@@ -16,6 +16,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections import deque
 from typing import Any
 
 import faust
@@ -232,27 +233,33 @@ def build_app(settings: Settings) -> faust.App:
 
     if s.alerting:
         sender = uuid.uuid4().hex[:12]
-        last_tick = [0.0]
+        #: (asked at, log ends then): the input is complete up to "asked at" once every
+        #: partition's state has reached the ends asked for then
+        checkpoints: deque[tuple[float, dict[TopicPartition, int]]] = deque(maxlen=60)
+        last_ask = [0.0]
 
         @app.timer(s.signal_interval_seconds)
         async def publish_signals() -> None:
             """Snapshots of the open signal buckets that changed: what alert rules read;
-            then, about once a second and only when every assigned source partition is
-            applied up to its end, a tick to every signal partition: the input is
-            complete up to now (see ``streams.alerting.signals``)."""
+            then, when the rollup state has reached the log ends asked for at some moment,
+            a tick to every signal partition: the input is complete up to that moment
+            (see ``streams.alerting.signals``)."""
             asked_at = time.time()
-            ends = None
-            if asked_at - last_tick[0] >= 1.0:
+            if asked_at - last_ask[0] >= 1.0:
+                last_ask[0] = asked_at
                 ends = await _source_ends(app, kind_by_topic, log_ends)
+                if ends is not None:
+                    checkpoints.append((asked_at, ends))
+            frontier = None
             async with lock:
                 due = processor.signals_due()
-                caught_up = ends is not None and all(
-                    processor.state(tp).offset + 1 >= end for tp, end in ends.items()
-                )
+                while checkpoints and all(
+                    processor.state(tp).offset + 1 >= end for tp, end in checkpoints[0][1].items()
+                ):
+                    frontier = checkpoints.popleft()[0]
             sent = await _send_signals(signals, due, OPEN)
-            if caught_up:
-                last_tick[0] = asked_at
-                tick = json.dumps({"sender": sender, "frontier_ms": int(asked_at * 1000)})
+            if frontier is not None:
+                tick = json.dumps({"sender": sender, "frontier_ms": int(frontier * 1000)})
                 sent += [
                     await signals.send(
                         key=b"tick",
