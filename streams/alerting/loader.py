@@ -42,6 +42,14 @@ def load_rules(text: str, source: str = "<rules>") -> RuleFile:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         raise RuleFileError(source, [Problem(line, "(syntax)", str(exc.problem))]) from None
+    except yaml.YAMLError as exc:  # e.g. a control character: a ReaderError, not "marked"
+        position = getattr(exc, "position", 0) or 0
+        character = getattr(exc, "character", None)
+        message = str(exc).splitlines()[0]
+        if isinstance(character, int):
+            message = f"unacceptable character #x{character:04x}: {getattr(exc, 'reason', '')}"
+        line = text.count("\n", 0, position) + 1
+        raise RuleFileError(source, [Problem(line, "(syntax)", message)]) from None
     if root is None:
         return RuleFile()
     data = yaml.SafeLoader(text).get_single_data() if root is not None else {}
