@@ -185,7 +185,7 @@ class AlertingSettings(BaseModel):
     retry_initial_seconds: float = 1.0
     retry_max_seconds: float = 300.0
     email_per_minute: float = Field(default=30.0, description="Rate limit (token bucket).")
-    webhook_per_minute: float = 300.0
+    webhook_per_minute: float = 600.0
     slack_per_minute: float = 60.0
     action_per_minute: float = 600.0
     rate_burst: int = Field(default=10, description="Deliveries a channel may send at once.")

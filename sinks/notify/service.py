@@ -235,7 +235,7 @@ class NotifyService:
         while not stop.is_set():
             self._apply_config()
             timeout = self._timeout()
-            messages = consumer.consume(500, timeout) if timeout > 0 else consumer.consume(500, 0)
+            messages = self._read(consumer, timeout)
             transitions = self._decode(messages)
             now = datetime.now(UTC)
             planned: list[Delivery] = []
@@ -272,6 +272,15 @@ class NotifyService:
                 gone = self.outbox.prune(time.time() - self.alerting.keep_days * 86400)
                 if gone:
                     log.info("notify_pruned", deliveries=gone)
+
+    @staticmethod
+    def _read(consumer: Consumer, timeout: float) -> list[Any]:
+        """Wait up to ``timeout`` for the first message, then take what else is there
+        (``consume(n, t)`` alone waits the whole ``t`` unless ``n`` messages arrive)."""
+        first = consumer.poll(timeout)
+        if first is None:
+            return []
+        return [first, *consumer.consume(499, 0)]
 
     def _timeout(self) -> float:
         now = time.time()
