@@ -83,6 +83,7 @@ def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: floa
                 1
             ],
         ),
+        ("Alert rules", lambda: starter_rules(settings)),
         ("Stream workers", lambda: f"pid {sup.start(comps['streams'])}"),
         ("ClickHouse sink", lambda: f"pid {sup.start(comps['sink'])}"),
         ("Notifier", lambda: f"pid {sup.start(comps['notifier'])} (e-mail, webhook, Slack)"),
@@ -98,6 +99,39 @@ def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: floa
         console.print(f"[green]✓[/] {title:<16} {detail}")
     _check_alive(
         sup, ["streams", "sink", "notifier", "gateway"] + (["simulator"] if simulate else [])
+    )
+
+
+EXAMPLE_RULES = "infra/examples/alerts.yaml"
+
+
+def starter_rules(settings: Settings) -> str:
+    """On a first start, the example rules (not its subscriptions, which point at
+    receivers that do not exist here) so alerts show up in the ``alerts`` table at once;
+    a team's own rules, once applied, are never touched."""
+    from importlib import resources
+
+    from streams.alerting.store import ConfigStore
+
+    store = ConfigStore(
+        settings.kafka.bootstrap_servers,
+        topics.named(topics.ALERTING_CONFIG, settings.namespace),
+    )
+    current = store.read()
+    if current.version:
+        return (
+            f"version {current.version} ({len(current.rules.rules)} rules, by {current.applied_by})"
+        )
+    example = (resources.files("infra") / "examples" / "alerts.yaml").read_text()
+    text = example.split("\nsubscriptions:")[0] + "\n"
+    text = text.replace(
+        "# An example alerting rule file",
+        "# Starter rules applied by `shiftright up` (subscriptions left out) from an example file",
+    )
+    applied = store.apply(text, "shiftright up", EXAMPLE_RULES)
+    return (
+        f"{len(applied.rules.rules)} starter rules applied (version 1); "
+        "yours: shiftright rules apply FILE"
     )
 
 

@@ -40,11 +40,14 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path) -> None:
             "Topics",
             "Schema",
             "Stream workers",
+            "Alert rules",
             "ClickHouse sink",
+            "Notifier",
             "Ingest gateway",
             "Simulator",
         ):
             assert f"✓ {step}" in up.stdout, up.stdout
+        assert "starter rules applied (version 1)" in up.stdout, up.stdout
         assert f"http://127.0.0.1:{warehouse}" in up.stdout
         assert f"http://127.0.0.1:{gateway}" in up.stdout
         assert "events in" in up.stdout and "dead letters" in up.stdout
@@ -79,6 +82,9 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path) -> None:
             "simulator",
         ):
             assert component in status.stdout
+
+        rules = shiftright(env, "rules", "list")
+        assert rules.returncode == 0 and "checkout-errors" in rules.stdout, rules.stdout
 
         bad = shiftright(env, "sql", "SELECT * FROM no_such_table")
         assert bad.returncode == 1
