@@ -21,7 +21,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra.errors_cli import _client, _fail, _settings, parse_time
+from infra.cli_common import cli_settings as _settings
+from infra.cli_common import fail as _fail
+from infra.cli_common import parse_time
+from infra.cli_common import warehouse_client as _client
 from schemas.alerts import (
     AlertTransition,
     AnomalyRule,

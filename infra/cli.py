@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from infra.logs import configure_logging
-from infra.settings import Settings, load_settings
+from infra.cli_common import cli_settings as _settings
+from infra.cli_common import fail as _fail
+from infra.settings import Settings
 
 app = typer.Typer(
     add_completion=False,
@@ -23,18 +24,6 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    settings = load_settings()
-    # The CLI speaks through rich; its own logs only surface problems.
-    configure_logging("WARNING", settings.log_json)
-    return settings
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(1)
 
 
 # -- up / down / status ----------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -15,7 +14,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra.settings import Settings, load_settings
+from infra.cli_common import AGO, parse_time
+from infra.cli_common import cli_settings as _settings
+from infra.cli_common import fail as _fail
+from infra.cli_common import warehouse_client as _client
+from infra.settings import Settings
 from schemas import error_queries as q
 
 errors_app = typer.Typer(no_args_is_help=True, help="Error groups: reports and decisions.")
@@ -30,45 +33,6 @@ Release = Annotated[str, typer.Option("--release", help="Only this release.")]
 Limit = Annotated[int, typer.Option(help="At most this many rows.")]
 Fmt = Annotated[str, typer.Option("--format", help="table or json (one object per line).")]
 Action = Literal["resolve", "resolve_in_next_release", "ignore", "unresolve"]
-_AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_time(text: str, now: datetime | None = None) -> datetime:
-    """``30m``/``6h``/``7d`` ago, ``now``, or an ISO 8601 time (UTC when no zone)."""
-    now = now or datetime.now(UTC)
-    text = text.strip()
-    found = _AGO.match(text)
-    if found:
-        return now - timedelta(**{_UNIT[found[2]]: float(found[1])})
-    if text == "now":
-        return now
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise typer.BadParameter(
-            f"{text!r}: expected e.g. 30m, 6h, 7d or 2026-11-26T10:00"
-        ) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _settings() -> Settings:
-    from infra.logs import configure_logging
-
-    settings = load_settings()
-    configure_logging("WARNING", settings.log_json)
-    return settings
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(1)
-
-
-def _client(settings: Settings) -> Any:
-    from infra.clickhouse import get_client
-
-    return get_client(settings.clickhouse, database=settings.clickhouse.database)
 
 
 def _report(
@@ -274,7 +238,7 @@ def ignore(
     now = datetime.now(UTC)
     until_at = None
     if until:  # a duration counts forward here
-        until_at = now + (now - parse_time(until, now)) if _AGO.match(until) else parse_time(until)
+        until_at = now + (now - parse_time(until, now)) if AGO.match(until) else parse_time(until)
     _decide(group_id, app, "ignore", ignore_until=until_at, ignore_until_count=until_count)
 
 
