@@ -180,7 +180,9 @@ class AlertingSettings(BaseModel):
         default=0, description="Alerts per webhook body (0: all; the rest counted)."
     )
     retry_max_attempts: int = Field(
-        default=8, description="Attempts of one delivery before it is recorded as failed."
+        default=12,
+        description="Attempts of one delivery before it is recorded as failed (12 with the "
+        "default back-off: a receiver may be down ~18 minutes).",
     )
     retry_initial_seconds: float = 1.0
     retry_max_seconds: float = 300.0

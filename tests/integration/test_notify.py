@@ -376,6 +376,8 @@ def test_firing_then_resolved_reaches_the_webhook_the_mailbox_and_the_action_hoo
         }  # fmt: skip
         hooks = {r.target for r in records if r.channel != "email"}
         assert hooks == {receiver.url("/hook"), receiver.url("/act")}  # no ?token=
+    assert proc.proc is not None and proc.proc.returncode == 0  # SIGTERM: a clean stop
+    assert proc.events("notify_stopped")[-1]["delivered"] == 6  # 2 mails, 2 hooks, 2 actions
 
 
 def test_a_silence_applied_through_the_config_store_mutes_matching_alerts(
