@@ -203,6 +203,11 @@ def build_app(settings: Settings) -> faust.App:
                 totals["events"] += len(records)
                 report_gaps(out)
                 await publish(out)
+                due = processor.signals_due() if s.alerting else []
+            if due:  # at once: a rule should not wait for the next timer tick
+                sent = await _send_signals(signals, due, OPEN)
+                await asyncio.gather(*sent)
+                totals["signals"] += len(due)
 
     idle_lateness_ms = max(s.idle_lateness_seconds, s.allowed_lateness_seconds) * 1000
     hold_idle_until = [0.0]
