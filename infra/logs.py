@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+from typing import TYPE_CHECKING
 
 import structlog
+
+if TYPE_CHECKING:
+    from infra.settings import Settings
+
+
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is written, not when logging was configured:
+    a caller that swaps stderr for a while (a CLI runner, a test's capture) and closes its
+    stream must not leave every later log line writing to a closed file."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
@@ -27,7 +44,7 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
@@ -43,3 +60,15 @@ def tune_gc_for_throughput() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+
+
+def start_service(settings: Settings) -> threading.Event:
+    """What a long-running component does first: configure logging from the settings and
+    turn SIGTERM/SIGINT into the returned event, which its loop watches to stop cleanly."""
+    import signal
+
+    configure_logging(settings.log_level, settings.log_json)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-
 from confluent_kafka import Consumer
 
 from infra.clickhouse import get_client
-from infra.logs import configure_logging, tune_gc_for_throughput
+from infra.logs import start_service, tune_gc_for_throughput
 from infra.settings import Settings, load_settings
 from sinks.clickhouse_sink import ClickHouseSink, SinkConfig
 from sinks.router import Router
@@ -50,10 +47,7 @@ def build_sink(settings: Settings) -> ClickHouseSink:
 
 def main() -> None:
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_json)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = start_service(settings)
     sink = build_sink(settings)
     tune_gc_for_throughput()
     sink.run(stop)

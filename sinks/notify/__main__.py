@@ -9,21 +9,14 @@ Subscriptions, silences and inhibit rules come from the alerting configuration t
 
 from __future__ import annotations
 
-import signal
-import threading
-
-from infra.logs import configure_logging
+from infra.logs import start_service
 from infra.settings import load_settings
 from sinks.notify.service import NotifyService
 
 
 def main() -> None:
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_json)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    NotifyService(settings).run(stop)
+    NotifyService(settings).run(start_service(settings))
 
 
 if __name__ == "__main__":

@@ -6,32 +6,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from infra.settings import Settings
 from producers.emitter import Emitter
-from schemas import topics
-from streams.alerting.store import ConfigStore
 from tests.builders import event
+from tests.integration.alerting import ERROR_BURST, Sql, config_store, fast_signals
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import Pipeline
 
-Sql = Callable[[str], list[tuple]]  # type: ignore[type-arg]
-
-RULES = """
-rules:
-  - name: checkout-errors
-    kind: threshold
-    severity: critical
-    scope: {app: checkout, env: prod, source: error, per_key: false}
-    measure: count
-    aggregate: sum
-    window: 20s
-    op: ">"
-    threshold: 20
-    resolve_threshold: 5
-"""
+RULES = "rules:" + ERROR_BURST
 
 
 def keys(sql: Sql) -> list[tuple[str, int, str]]:
@@ -44,12 +28,8 @@ def keys(sql: Sql) -> list[tuple[str, int, str]]:
 def test_an_alert_survives_a_worker_kill_without_a_second_firing(
     settings: Settings, sql: Sql
 ) -> None:
-    s = settings.model_copy(
-        update={"streams": settings.streams.model_copy(update={"signal_seconds": 5})}
-    )
-    ConfigStore(s.kafka.bootstrap_servers, topics.named(topics.ALERTING_CONFIG, s.namespace)).apply(
-        RULES, "qa"
-    )
+    s = fast_signals(settings)
+    config_store(s).apply(RULES, "qa")
     pipeline = Pipeline(s)
     pipeline.start("streams", "sink")
     stop = threading.Event()

@@ -5,31 +5,18 @@ burst, resolved when it is over, and a new rule version picked up without a rest
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from infra.settings import Settings
-from schemas import topics
-from streams.alerting.store import ConfigStore
 from tests.builders import event
+from tests.integration.alerting import ERROR_BURST, Sql, config_store, fast_signals, history
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import Pipeline, emit
 
-Sql = Callable[[str], list[tuple]]  # type: ignore[type-arg]
-
-RULES = """
-rules:
-  - name: checkout-errors
-    kind: threshold
-    severity: critical
-    scope: {app: checkout, env: prod, source: error, per_key: false}
-    measure: count
-    aggregate: sum
-    window: 20s
-    op: ">"
-    threshold: 20
-    resolve_threshold: 5
-  - name: host-silent
+RULES = (
+    "rules:"
+    + ERROR_BURST
+    + """  - name: host-silent
     kind: absence
     after: 12s
     scope: {app: checkout, env: prod, source: health}
@@ -38,6 +25,7 @@ rules:
     transitions: [new]
     scope: {app: checkout, env: prod}
 """
+)
 
 MORE = (
     RULES
@@ -54,22 +42,11 @@ MORE = (
 )
 
 
-def transitions(sql: Sql, rule: str) -> list[tuple[str, str, int]]:
-    return sql(
-        f"SELECT state, labels['severity'], seq FROM alerts FINAL WHERE rule = '{rule}' "
-        "ORDER BY seq"
-    )
-
-
 def test_rules_fire_and_resolve_in_the_stream_and_a_new_version_applies_live(
     settings: Settings, sql: Sql
 ) -> None:
-    s = settings.model_copy(
-        update={"streams": settings.streams.model_copy(update={"signal_seconds": 5})}
-    )
-    store = ConfigStore(
-        s.kafka.bootstrap_servers, topics.named(topics.ALERTING_CONFIG, s.namespace)
-    )
+    s = fast_signals(settings)
+    store = config_store(s)
     assert store.apply(RULES, "qa@example.com", "rules.yaml").version == 1
     pipeline = Pipeline(s)
     pipeline.start("streams", "sink")
@@ -84,21 +61,21 @@ def test_rules_fire_and_resolve_in_the_stream_and_a_new_version_applies_live(
         ]  # fmt: skip
         sent = time.monotonic()
         emit(s, burst)
-        wait_for(lambda: ("firing", "critical", 1) in transitions(sql, "checkout-errors"), 90,
-                 lambda: f"firing; history {transitions(sql, 'checkout-errors')}\n"
+        wait_for(lambda: ("firing", "critical", 1) in history(sql, "checkout-errors"), 90,
+                 lambda: f"firing; history {history(sql, 'checkout-errors')}\n"
                  f"{pipeline.log('streams')}")  # fmt: skip
         fired_after = time.monotonic() - sent
         print(f"\nerror burst → firing row in ClickHouse: {fired_after:.1f} s")
         # the burst is a new issue (an error group never seen before)
         wait_for(lambda: bool(sql("SELECT 1 FROM alerts WHERE rule = 'new-issue' AND state = "
                                   "'firing' AND labels['exception_type'] = 'TimeoutError'")),
-                 60, lambda: f"new-issue; got {transitions(sql, 'new-issue')}")  # fmt: skip
+                 60, lambda: f"new-issue; got {history(sql, 'new-issue')}")  # fmt: skip
         # the host reported once and then went quiet: the absence rule notices
-        wait_for(lambda: ("firing", "warning", 1) in transitions(sql, "host-silent"), 60,
-                 lambda: f"host-silent firing; got {transitions(sql, 'host-silent')}")  # fmt: skip
+        wait_for(lambda: ("firing", "warning", 1) in history(sql, "host-silent"), 60,
+                 lambda: f"host-silent firing; got {history(sql, 'host-silent')}")  # fmt: skip
         # the burst is over: once the 20 s window has slid past it, the alert resolves
-        wait_for(lambda: ("resolved", "critical", 2) in transitions(sql, "checkout-errors"), 90,
-                 lambda: f"resolved; history {transitions(sql, 'checkout-errors')}")  # fmt: skip
+        wait_for(lambda: ("resolved", "critical", 2) in history(sql, "checkout-errors"), 90,
+                 lambda: f"resolved; history {history(sql, 'checkout-errors')}")  # fmt: skip
         labels = sql("SELECT labels FROM alerts FINAL WHERE rule = 'checkout-errors' LIMIT 1")
         assert labels[0][0] | {} == {"alertname": "checkout-errors", "app": "checkout",
                                      "env": "prod", "severity": "critical"}  # fmt: skip
@@ -108,13 +85,13 @@ def test_rules_fire_and_resolve_in_the_stream_and_a_new_version_applies_live(
         time.sleep(2.0)  # the issue's promise: a change takes effect within 2 seconds
         now = datetime.now(UTC)
         emit(s, [event("usage", now, "catalog", "preprod", name="search") for _ in range(35)])
-        wait_for(lambda: ("firing", "warning", 1) in transitions(sql, "search-busy"), 60,
-                 lambda: f"search-busy; got {transitions(sql, 'search-busy')}\n"
+        wait_for(lambda: ("firing", "warning", 1) in history(sql, "search-busy"), 60,
+                 lambda: f"search-busy; got {history(sql, 'search-busy')}\n"
                  f"{pipeline.log('streams')}")  # fmt: skip
         row = sql("SELECT labels['feature'], value FROM alerts FINAL WHERE rule = 'search-busy'")
         assert row[0][0] == "search" and row[0][1] >= 35
         # each transition is stored once, whatever was re-sent
-        assert transitions(sql, "checkout-errors")[:2] == [
+        assert history(sql, "checkout-errors")[:2] == [
             ("firing", "critical", 1), ("resolved", "critical", 2)
         ]  # fmt: skip
     finally:

@@ -186,7 +186,11 @@ def test_stream_worker_killed_9_mid_run_counts_every_error_once(
     settings: Settings, sql: Sql
 ) -> None:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=9)
-    traffic = [e for e in Simulator(seed=23, rate=200, diurnal=False).tick(start, 6 * 60) if e["kind"] != "usage"]
+    traffic = [
+        e
+        for e in Simulator(seed=23, rate=200, diurnal=False).tick(start, 6 * 60)
+        if e["kind"] != "usage"
+    ]
     errors = [e for e in traffic if e["kind"] == "error"]
     want = {gid: g["count"] for gid, g in expected_groups(errors).items()}
     pipeline = Pipeline(settings)
