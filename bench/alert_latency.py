@@ -12,7 +12,9 @@ worker, the ClickHouse sink and the notifier of a fresh namespace, a webhook rec
 * **error-spike**: 150 errors in ~0.3 s (threshold: > 50 errors in 10 s);
 * **cpu-saturation**: a host reports CPU 0.99 (threshold: max CPU > 0.95);
 * **latency-jump**: 60 requests at 4 s (threshold: mean duration > 2,000 ms over 10 s);
-* **usage-drop**: a feature used 20 times a second stops (absence after 2 s).
+* **usage-drop**: a feature used 20 times a second stops (absence after 2 s);
+* **new-error-group**: one exception of a type never seen before (error-group rule on
+  ``new``; the error waits for its host's health — see ``streams.grouping.health``).
 
 For each it measures from the first incident event handed to the producer (for a usage
 drop: the last event before the silence) to the webhook request received and to the
@@ -51,7 +53,7 @@ from streams.alerting.store import ConfigStore
 from tests.builders import event
 
 INCIDENT_APP = re.compile(r"inc-\d\d")
-KINDS = ("error-spike", "cpu-saturation", "latency-jump", "usage-drop")
+KINDS = ("error-spike", "cpu-saturation", "latency-jump", "usage-drop", "new-error-group")
 ABSENCE_AFTER_S = 2.0
 
 RULES = """
@@ -81,6 +83,10 @@ rules:
     window: 10s
     op: ">"
     threshold: 2000
+  - name: bench-new-error-group
+    kind: error_group
+    transitions: [new]
+    scope: {{app: "*", env: bench}}
   - name: bench-usage-drop
     kind: absence
     after: {after}s
@@ -190,6 +196,9 @@ def inject(emitter: Emitter, kind: str, app: str) -> float:
     elif kind == "cpu-saturation":
         events = [event("health", now, app, "bench", host=f"{app}-1",
                         metrics={"system.cpu.utilization": 0.99})]  # fmt: skip
+    elif kind == "new-error-group":  # an exception never seen before, thrown once
+        events = [event("error", now, app, "bench", host=f"{app}-1",
+                        exception_type=f"BenchNew{app.replace('-', '')}Error")]  # fmt: skip
     elif kind == "latency-jump":
         events = [event("usage", now, app, "bench", name="pay", duration_ms=4000.0)
                   for _ in range(60)]  # fmt: skip
@@ -223,8 +232,14 @@ def percentile(values: list[float], pct: float) -> float:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rate", type=float, default=10_000.0, help="background requests/s")
-    ap.add_argument("--incidents", type=int, default=24, help="incidents to inject (>= 4)")
+    ap.add_argument("--incidents", type=int, default=25, help="incidents to inject (>= 5)")
     ap.add_argument("--warmup", type=float, default=20.0, help="seconds of traffic first")
+    ap.add_argument(
+        "--health-wait-ms",
+        type=int,
+        default=None,
+        help="SHIFTRIGHT_STREAMS__HEALTH_MAX_WAIT_MS for the worker (default 15000)",
+    )
     ap.add_argument("--kafka", default="", help="use this broker instead of starting one")
     ap.add_argument("--clickhouse", default="", help="use this warehouse URL")
     args = ap.parse_args(argv)
@@ -245,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
             "clickhouse": ClickHouseSettings(url=services.clickhouse, database=ns),
             "alerting": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port,
                          "smtp_from": "shiftright@example.com"},
+            "streams": {} if args.health_wait_ms is None else {
+                "health_max_wait_ms": args.health_wait_ms},
         })  # fmt: skip
         create_topics(settings)
         apply_schema(settings)
@@ -268,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
         time.sleep(args.warmup)
         emitter = Emitter(settings.kafka.bootstrap_servers, ns)
         started: dict[str, tuple[str, float]] = {}
-        for i in range(max(4, args.incidents)):
+        for i in range(max(len(KINDS), args.incidents)):
             kind, app = KINDS[i % len(KINDS)], f"inc-{i:02d}"
             progress.update(task, description=f"Incident {i + 1}/{args.incidents}: {kind} ({app})")
             if kind == "usage-drop":

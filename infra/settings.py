@@ -114,7 +114,9 @@ class StreamSettings(BaseModel):
     health_max_wait_ms: int = Field(
         default=15_000,
         description="How far (event time) the error stream may run past an error still "
-        "waiting for its host's health before it is grouped without it.",
+        "waiting for its host's health before it is grouped without it (and, up to 10 s, how "
+        "far the other hosts' health may). Lower: error-group alerts sooner, health of a "
+        "late-reporting host missed more often.",
     )
 
     def limits(self) -> Limits:

@@ -46,7 +46,7 @@ class AttachStage:
         found = self.joins.get(partition)
         if found is None:
             raw = self._load(partition)
-            found = HealthJoin.loads(raw) if raw else HealthJoin(max_wait_ms=self._max_wait_ms)
+            found = HealthJoin.loads(raw) if raw else _join(self._max_wait_ms)
             self.joins[partition] = found
         return found
 
@@ -118,3 +118,9 @@ class GroupStage:
     def forget(self, partitions: Iterable[int]) -> None:
         for p in partitions:
             self.books.pop(p, None)
+
+
+def _join(max_wait_ms: int) -> HealthJoin:
+    """A join that waits at most ``max_wait_ms`` for an error's host, however the health
+    of the other hosts moves (grace: at most the default 10 s, never more than the wait)."""
+    return HealthJoin(max_wait_ms=max_wait_ms, grace_ms=min(HealthJoin.grace_ms, max_wait_ms))
