@@ -195,7 +195,7 @@ def _check_alive(sup: Supervisor, names: list[str]) -> None:
 
 def component_health(settings: Settings) -> list[tuple[str, bool, str]]:
     """(name, healthy, detail) for each component."""
-    from infra.status import sink_counters
+    from infra.status import run_counters, sink_counters
 
     sup = Supervisor(settings)
     rows: list[tuple[str, bool, str]] = []
@@ -219,6 +219,13 @@ def component_health(settings: Settings) -> list[tuple[str, bool, str]]:
         if name == "gateway" and pid:
             ready = _gateway_ready(settings)
             detail += f" · {gateway_url(settings)} " + ("ready" if ready else "not ready")
+        if name == "notifier" and pid:
+            c = run_counters(settings, "notifier")
+            if c:
+                detail += (
+                    f" · rules v{c.get('config_version', 0)} · delivered {c.get('delivered', 0):,}"
+                    f" · failed {c.get('failed', 0)} · pending {c.get('pending', 0)}"
+                )
         if name == "sink" and pid:
             c = sink_counters(settings)
             detail += f" · batches {c.get('batches', 0):,} · retries {c.get('retries', 0)}"

@@ -88,7 +88,12 @@ def warehouse_figures(client: Any, figures: PipelineFigures) -> None:
 
 
 def sink_counters(settings: Settings) -> dict[str, Any]:
-    path = settings.resolved_state_dir() / "run" / "sink.json"
+    return run_counters(settings, "sink")
+
+
+def run_counters(settings: Settings, component: str) -> dict[str, Any]:
+    """What a running component last wrote to ``run/<component>.json`` (empty: nothing)."""
+    path = settings.resolved_state_dir() / "run" / f"{component}.json"
     try:
         return dict(json.loads(path.read_text()))
     except (FileNotFoundError, ValueError):

@@ -83,6 +83,13 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path) -> None:
         ):
             assert component in status.stdout
 
+        # the notifier reports what it runs and what it delivered (every 10 s)
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and "rules v1 · delivered" not in status.stdout:
+            time.sleep(2)
+            status = shiftright(env, "status")
+        assert "rules v1 · delivered" in status.stdout, status.stdout
+
         rules = shiftright(env, "rules", "list")
         assert rules.returncode == 0 and "checkout-errors" in rules.stdout, rules.stdout
 
