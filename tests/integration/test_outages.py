@@ -94,7 +94,8 @@ def test_broker_restarted_mid_run_loses_nothing(settings: Settings, tmp_path: Pa
         assert emitter.flush(60) == 0 and not emitter.failed, emitter.failed
         total = sent[0]
         wait_for(lambda: stored_total(client) == total, 180,
-                 f"all {total} events after the restart\n{pipeline.log('sink')}")  # fmt: skip
+                 lambda: f"all {total} events after the restart (stored "
+                 f"{stored_total(client)})\n{pipeline.log('sink')}")  # fmt: skip
         wait_for(lambda: rolled_up_total(client) == total, 180,
                  f"rollups for all {total} events\n{pipeline.log('streams')}")  # fmt: skip
         assert pipeline.alive("sink") and pipeline.alive("streams")
