@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from sinks.batch import Batch
 from sinks.errors import RejectedRowsError, RetryableWriteError
@@ -51,6 +51,7 @@ class SinkStats:
     rejected: int = 0
     batches: int = 0
     retries: int = 0
+    commit_failures: int = 0  # Kafka commits that failed (harmless; see _commit)
     last_error: str = ""
     last_insert_ms: float = 0.0
 
@@ -60,6 +61,7 @@ class SinkStats:
             "stored": dict(self.stored),
             "skipped": dict(self.skipped),
             "rejected": self.rejected,
+            "commit_failures": self.commit_failures,
             "batches": self.batches,
             "retries": self.retries,
             "last_error": self.last_error,
@@ -233,8 +235,16 @@ class ClickHouseSink:
 
     def _commit(self, batch: Batch) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.commit_positions().items()]
-        if offsets:
+        if not offsets:
+            return
+        try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # e.g. the group coordinator is still loading after a broker restart. The rows
+            # are stored and carry their offsets, which a (re)assignment reads back from the
+            # warehouse, so nothing is stored twice; the next batch's commit moves on.
+            self.stats.commit_failures += 1
+            log.warning("commit_deferred", error=str(exc)[:300])
 
     # -- rebalancing -----------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -65,6 +65,29 @@ def test_a_warehouse_outage_pauses_retries_with_the_same_token_and_loses_nothing
     assert not consumer.paused
 
 
+def test_a_kafka_commit_that_fails_stops_nothing_and_stores_nothing_twice() -> None:
+    from confluent_kafka import KafkaError, KafkaException
+
+    consumer, warehouse = FakeConsumer(usage_log(150)), FakeWarehouse()
+    real_commit, failures = consumer.commit, [1]
+
+    def commit(offsets: list[object], asynchronous: bool = True) -> None:
+        if failures:  # the coordinator is still loading after a broker restart
+            failures.pop()
+            raise KafkaException(KafkaError(KafkaError._WAIT_COORD))
+        real_commit(offsets, asynchronous)
+
+    consumer.commit = commit  # type: ignore[method-assign]
+    s = sink(consumer, warehouse)
+    drain(s, consumer)
+    assert s.stats.commit_failures == 1  # logged and counted; the sink kept going
+    assert len(warehouse.tables["events_usage"]) == 300
+    assert consumer.committed == {}  # Kafka never heard: a restart re-reads everything ...
+    again = FakeConsumer(usage_log(150))
+    drain(sink(again, warehouse), again)
+    assert len(warehouse.tables["events_usage"]) == 300  # ... and stores nothing twice
+
+
 def test_a_row_the_warehouse_refuses_goes_to_dead_letters_and_the_rest_is_stored() -> None:
     consumer, warehouse = FakeConsumer(usage_log(40, partitions=1)), FakeWarehouse()
     warehouse.reject_if = lambda row: row.get("_offset") == 17 and "event_id" in row
