@@ -18,9 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
-    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -79,6 +77,16 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+def utc_ms(value: datetime) -> datetime:
+    """An aware datetime in ``datetime.UTC`` (the same tzinfo object, so comparisons and
+    ``timestamp()`` take CPython's fast path), truncated to milliseconds."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    if value.microsecond % 1000:
+        value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return value
+
+
 class Envelope(BaseModel):
     """Fields every event carries."""
 
@@ -97,32 +105,12 @@ class Envelope(BaseModel):
     origin: Literal["user", "test", "synthetic"] = "user"
     attributes: dict[str, str] = Field(default_factory=dict, max_length=64)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults_from_context(cls, data: object, info: ValidationInfo) -> object:
-        """On ingest, a missing ts/event_id comes from the Kafka record, not the clock,
-        so every consumer of the same record derives the same event."""
-        context = info.context or {}
-        if not isinstance(data, dict) or not context:
-            return data
-        filled = dict(data)
-        if "ts" not in filled and "now" in context:
-            filled["ts"] = context["now"]
-        if "event_id" not in filled and "event_id" in context:
-            given = context["event_id"]  # a value, or a callable so it is made only if needed
-            filled["event_id"] = given() if callable(given) else given
-        return filled
-
     @field_validator("ts")
     @classmethod
     def _utc_ms(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("ts must carry a timezone (use UTC, e.g. 2026-01-01T12:00:00Z)")
-        if value.utcoffset():  # the common case, already UTC, skips the conversion
-            value = value.astimezone(UTC)
-        if value.microsecond % 1000:
-            value = value.replace(microsecond=value.microsecond // 1000 * 1000)
-        return value
+        return utc_ms(value)
 
 
 class UsageEvent(Envelope):
