@@ -18,11 +18,12 @@ so the two meet in one worker only after errors are re-keyed by host
 
 from __future__ import annotations
 
-import json
-from bisect import insort
+from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from schemas.events import ErrorEvent, HealthEvent
 
@@ -54,6 +55,10 @@ class Attached:
     index: int = 0
 
 
+def _when(entry: tuple[int, dict[str, float], str]) -> int:
+    return entry[0]
+
+
 @dataclass
 class HealthCache:
     window_ms: int = WINDOW_MS
@@ -63,22 +68,33 @@ class HealthCache:
     # When the error stream runs behind health (a backlog: errors take one more hop than
     # health), snapshots are kept back to where the errors are, up to this far.
     horizon_ms: int = 15 * WINDOW_MS
+    # A host reporting more often than this is sampled: a snapshot this close after the
+    # host's previous one is not kept (its error then gets the previous one, at most this
+    # much older). Keeps memory and the saved state bounded by hosts, not by report rate.
+    min_spacing_ms: int = 1000
 
     def add(self, event: HealthEvent, errors_ms: int | None = None) -> None:
         """Cache a snapshot. ``errors_ms``: how far the errors have come (event time); what
         they may still need is kept (within ``horizon_ms`` of the host's latest)."""
         series = self.hosts.setdefault((event.app, event.env, event.host), [])
-        entry = (_ms(event), dict(event.metrics), event.instance)
-        if series and series[-1][0] <= entry[0]:
+        ts = _ms(event)
+        if series and 0 <= ts - series[-1][0] < self.min_spacing_ms:
+            return
+        entry = (ts, dict(event.metrics), event.instance)
+        if not series or series[-1][0] <= ts:
             series.append(entry)
         else:
-            insort(series, entry, key=lambda e: e[0])
+            at = bisect_right(series, ts, key=_when)
+            if at and ts - series[at - 1][0] < self.min_spacing_ms:
+                return
+            series.insert(at, entry)
         latest = series[-1][0]
         cut = latest - self.keep_ms
         if errors_ms is not None:
             cut = max(min(cut, errors_ms - self.keep_ms), latest - self.horizon_ms)
-        while len(series) > 1 and series[0][0] < cut:
-            series.pop(0)
+        drop = bisect_left(series, cut, key=_when)
+        if drop:
+            del series[: min(drop, len(series) - 1)]
 
     def latest_ms(self, key: HostKey) -> int | None:
         series = self.hosts.get(key)
@@ -86,11 +102,13 @@ class HealthCache:
 
     def lookup(self, app: str, env: str, host: str, ts_ms: int) -> tuple[Snapshot, int] | None:
         """The latest snapshot at or before ``ts_ms`` and no more than the window older."""
-        for when, metrics, instance in reversed(self.hosts.get((app, env, host), ())):
-            if when <= ts_ms:
-                age = ts_ms - when
-                return (Snapshot(when, metrics, instance), age) if age <= self.window_ms else None
-        return None
+        series = self.hosts.get((app, env, host))
+        at = bisect_right(series, ts_ms, key=_when) if series else 0
+        if not at:
+            return None
+        when, metrics, instance = series[at - 1]  # type: ignore[index]
+        age = ts_ms - when
+        return (Snapshot(when, metrics, instance), age) if age <= self.window_ms else None
 
     def attach(self, error: ErrorEvent) -> Attached:
         found = self.lookup(error.app, error.env, error.host, _ms(error))
@@ -174,7 +192,11 @@ class HealthJoin:
         return Attached(error, found.snapshot, found.age_ms, *position)
 
     def dumps(self) -> bytes:
-        state: dict[str, Any] = {
+        return orjson.dumps(self.state())
+
+    def state(self) -> dict[str, Any]:
+        """What :meth:`loads` (and :meth:`from_state`) restore; JSON-ready."""
+        return {
             "window_ms": self.cache.window_ms,
             "keep_ms": self.cache.keep_ms,
             "horizon_ms": self.cache.horizon_ms,
@@ -186,15 +208,19 @@ class HealthJoin:
             "positions": {t: list(p) for t, p in self.positions.items()},
             "grace_ms": self.grace_ms,
             "max_health_ms": self.max_health_ms,
+            "min_spacing_ms": self.cache.min_spacing_ms,
         }
-        return json.dumps(state, separators=(",", ":")).encode()
 
     @classmethod
     def loads(cls, raw: bytes) -> HealthJoin:
-        s = json.loads(raw)
+        return cls.from_state(orjson.loads(raw))
+
+    @classmethod
+    def from_state(cls, s: dict[str, Any]) -> HealthJoin:
         hosts = {tuple(k): [(e[0], e[1], e[2]) for e in v] for k, v in s["hosts"]}
         horizon = s.get("horizon_ms", 15 * WINDOW_MS)  # states saved before it existed
-        cache = HealthCache(s["window_ms"], s["keep_ms"], hosts, horizon)
+        cache = HealthCache(s["window_ms"], s["keep_ms"], hosts, horizon,
+                            s.get("min_spacing_ms", 1000))  # fmt: skip
         held = deque((tuple(p), ErrorEvent.model_validate(e)) for p, e in s["held"])
         positions = {t: (p[0], p[1]) for t, p in s["positions"].items()}
         return cls(

@@ -54,6 +54,32 @@ def test_a_snapshot_taken_after_the_error_is_never_used() -> None:
     assert attached.age_ms == 5000 and attached.snapshot.metrics["system.cpu.utilization"] == 0.2  # type: ignore[union-attr]
 
 
+def test_a_host_reporting_many_times_a_second_is_sampled_so_memory_stays_bounded() -> None:
+    cache = HealthCache()
+    for i in range(20 * 100):  # 100 reports a second for 20 s
+        cache.add(health(i / 100, cpu=i / 10_000))
+    series = cache.hosts[("shop", "prod", "h1")]
+    assert len(series) == 20  # one a second
+    attached = cache.attach(error(12.5))
+    assert attached.age_ms == 500  # the one kept for that second, at 12.0 s
+    assert attached.snapshot.metrics["system.cpu.utilization"] == 0.12  # type: ignore[union-attr]
+
+
+def test_the_saved_join_restores_the_same_answers() -> None:
+    join = HealthJoin()
+    for s in range(0, 300, 10):
+        join.add_health(health(s, cpu=s / 1000), topic="h", offset=s)
+    join.add_error(error(305), topic="e", offset=7)  # held: health only up to 290 s
+    again = HealthJoin.loads(join.dumps())
+    assert again.positions == join.positions and len(again.held) == 1
+    for s in (200.5, 249, 290):
+        e = error(s)
+        found, expected = again.cache.attach(e), join.cache.attach(e)
+        assert (found.snapshot, found.age_ms) == (expected.snapshot, expected.age_ms)
+    released = again.add_health(health(310, cpu=0.9), topic="h", offset=310)
+    assert [a.snapshot.metrics for a in released] == [{"system.cpu.utilization": 0.29}]  # type: ignore[union-attr]
+
+
 def test_an_error_waits_for_its_hosts_health_then_gets_the_final_answer() -> None:
     join = HealthJoin()
     join.add_health(health(0, cpu=0.2))
