@@ -9,7 +9,8 @@ answers "the latest snapshot taken within 60 s before the error" and its age.
 the error's time (then the answer is final: health of one host arrives in order), or
 until the error stream itself is ``max_wait_ms`` past the error (the host reports late
 or not at all). With health on time the result equals the ASOF JOIN of the warehouse
-view ``errors_with_health``, whatever the interleaving of the two topics.
+view ``errors_with_health``, whatever the interleaving of the two topics, for hosts that
+report at most once a second (more often, the cache samples: ``min_spacing_ms``).
 
 Co-partitioning: health is keyed ``app|env|host`` but errors ``app|env|exception_type``,
 so the two meet in one worker only after errors are re-keyed by host
