@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from datetime import datetime
+from itertools import pairwise
 
 import shiftright
 from shiftright.health import HealthCollector
@@ -15,9 +18,10 @@ def test_snapshots_arrive_every_interval_with_gauges_and_callbacks(sdk: SDK) -> 
     shiftright.gauge("sessions.open", 318)
     shiftright.register_gauge("queue.depth", lambda: 7)
     shiftright.register_gauge("broken", lambda: 1 / 0)
-    time.sleep(0.45)
+    assert _within(5.0, lambda: len(sdk.events("health")) >= 3)
     snapshots = sdk.events("health")
-    assert len(snapshots) >= 3
+    taken = [datetime.fromisoformat(e["ts"]) for e in snapshots[:3]]
+    assert all(0.05 <= (b - a).total_seconds() <= 0.5 for a, b in pairwise(taken))  # ~0.1 s
     metrics = snapshots[-1]["metrics"]
     assert metrics["app.sessions.open"] == 318 and metrics["app.queue.depth"] == 7
     assert "app.broken" not in metrics  # a failing callback costs its own metric only
@@ -40,5 +44,16 @@ def test_closing_the_sdk_stops_the_health_thread(sdk: SDK) -> None:
     sdk.init(health_interval=0.05)
     assert any(t.name == "shiftright-health" for t in threading.enumerate())
     shiftright.close()
-    time.sleep(0.2)
-    assert not any(t.name.startswith("shiftright") for t in threading.enumerate())
+    assert _within(
+        2.0, lambda: not any(t.name.startswith("shiftright") for t in threading.enumerate())
+    )
+
+
+def _within(seconds: float, condition: Callable[[], bool]) -> bool:
+    """Whether ``condition`` holds before ``seconds`` pass (polled every 10 ms)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
