@@ -75,17 +75,22 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
     def loader(step: str) -> Callable[[int], bytes | None]:
         return lambda p: table.data.get(f"{step}:{p}".encode())
 
-    def group_records(p: int) -> list[bytes]:
-        prefix = f"group:{p}:".encode()
-        return [v for k, v in list(table.data.items()) if k.startswith(prefix)]
+    def records(kind: str) -> Callable[[int], list[bytes]]:
+        """A partition's per-group or per-host records."""
+
+        def of(p: int) -> list[bytes]:
+            prefix = f"{kind}:{p}:".encode()
+            return [v for k, v in list(table.data.items()) if k.startswith(prefix)]
+
+        return of
 
     rules = load_rules(s.grouping_rules)
     rekey = Rekey(s.limits(), loader("rekey"))
     attach = Attach(
         AttachStage(Grouper(rules), max_wait_ms=s.health_max_wait_ms),
-        health_t, s.limits(), loader("attach"),
+        health_t, s.limits(), loader("attach"), records("health"),
     )  # fmt: skip
-    group = Group(GroupStage(SpikePolicy()), commands_t, loader("group"), group_records)
+    group = Group(GroupStage(SpikePolicy()), commands_t, loader("group"), records("group"))
     names: dict[int, str] = {id(rekey): "rekey", id(attach): "attach", id(group): "group"}
     totals = {"errors_rekeyed": 0, "errors_grouped": 0, "transitions": 0, "group_rows": 0,
               "replayed": 0, "gap_records_read": 0, "flushed_idle": 0, "failed_batches": 0}  # fmt: skip
@@ -118,6 +123,12 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
                 return
             due, unsaved[name] = unsaved[name], set()
             saved_at[name] = time.monotonic()
+            if isinstance(step, Attach):  # the changed hosts' health first, then the rest
+                for p in sorted(due & step.loaded):
+                    for host, data in step.host_states(p):
+                        pending.append(await _put(table, f"health:{p}:{host}", data, p))
+                await _gather(pending)
+                pending = []
         for p in sorted(due):
             if p in step.loaded:  # not revoked meanwhile
                 pending.append(await _put(table, f"{name}:{p}", step.dumps(p), p))

@@ -49,6 +49,7 @@ from streams.processor import Record, TopicPartition
 Item = tuple[bytes, bytes, list[tuple[str, bytes]] | None]  # key, value, headers
 HEADER_ORIGIN = "shiftright-origin"  # "partition:offset:index" in events.error.v1
 Loader = Callable[[int], bytes | None]
+RecordsLoader = Callable[[int], Iterable[bytes]]  # a partition's per-group/per-host records
 
 
 def pack_state(state: dict[str, Any]) -> bytes:
@@ -206,13 +207,24 @@ def position_id(topic: str, partition: int, offset: int, index: int) -> uuid.UUI
 
 
 class Attach(_Step):
+    """Saved as one record per partition (offsets, origins, the join without its health
+    cache: :meth:`dumps`) plus one per host whose health changed (:meth:`host_states`),
+    written first. A host record newer than its partition record only holds snapshots the
+    replay adds again, which the cache recognises (same time) and does not duplicate."""
+
     def __init__(
-        self, stage: AttachStage, health_topic: str, limits: Limits, load: Loader = lambda p: None
+        self,
+        stage: AttachStage,
+        health_topic: str,
+        limits: Limits,
+        load: Loader = lambda p: None,
+        load_hosts: RecordsLoader = lambda p: (),
     ) -> None:
         super().__init__(load)
         self.stage = stage
         self._health_topic = health_topic
         self._limits = limits
+        self._load_hosts = load_hosts
         self.origins: dict[int, dict[int, list[int]]] = {}  # partition -> origin -> pos
 
     def _restore(self, partition: int, state: dict[str, Any]) -> None:
@@ -222,6 +234,9 @@ class Attach(_Step):
             self.stage.joins[partition] = HealthJoin.loads(join.encode())
         elif join is not None:
             self.stage.joins[partition] = HealthJoin.from_state(join)
+        cache = self.stage.join(partition).cache
+        for raw in self._load_hosts(partition):
+            cache.restore_host(zlib.decompress(raw))
         saved = state.get("origins", {})
         self.origins[partition] = {int(o): list(pos) for o, pos in saved.items()}
 
@@ -278,9 +293,17 @@ class Attach(_Step):
             {
                 "offsets": self.offsets.of(partition),
                 "origins": origins,
-                "join": self.stage.join(partition).state(),
+                "join": self.stage.join(partition).state(hosts=False),
             }
         )
+
+    def host_states(self, partition: int) -> list[tuple[str, bytes]]:
+        """(record name, value) for each host whose health changed since the last call;
+        save them before :meth:`dumps`."""
+        return [
+            ("|".join(key), zlib.compress(raw, 1))
+            for key, raw in self.stage.join(partition).cache.take_changed()
+        ]
 
     def forget(self, partitions: Iterable[int]) -> None:
         gone = set(partitions)
@@ -338,9 +361,6 @@ def pack_messages(items: list[Item], partitions: int) -> list[Message]:
     return out
 
 
-GroupsLoader = Callable[[int], Iterable[bytes]]
-
-
 class Group(_Step):
     """Saved as one record per changed group (``GroupBook.state_of``) plus one per
     partition with the offsets: a book of many groups would not fit one Kafka message.
@@ -352,7 +372,7 @@ class Group(_Step):
         stage: GroupStage,
         commands_topic: str,
         load: Loader = lambda p: None,
-        load_groups: GroupsLoader = lambda p: (),
+        load_groups: RecordsLoader = lambda p: (),
     ) -> None:
         super().__init__(load)
         self.stage = stage

@@ -73,14 +73,18 @@ class HealthCache:
     # host's previous one is not kept (its error then gets the previous one, at most this
     # much older). Keeps memory and the saved state bounded by hosts, not by report rate.
     min_spacing_ms: int = 1000
+    #: Hosts whose series changed since :meth:`take_changed` (saved per host).
+    changed: set[HostKey] = field(default_factory=set, compare=False, repr=False)
 
     def add(self, event: HealthEvent, errors_ms: int | None = None) -> None:
         """Cache a snapshot. ``errors_ms``: how far the errors have come (event time); what
         they may still need is kept (within ``horizon_ms`` of the host's latest)."""
-        series = self.hosts.setdefault((event.app, event.env, event.host), [])
+        key = (event.app, event.env, event.host)
+        series = self.hosts.setdefault(key, [])
         ts = _ms(event)
         if series and 0 <= ts - series[-1][0] < self.min_spacing_ms:
             return
+        self.changed.add(key)
         entry = (ts, dict(event.metrics), event.instance)
         if not series or series[-1][0] <= ts:
             series.append(entry)
@@ -96,6 +100,23 @@ class HealthCache:
         drop = bisect_left(series, cut, key=_when)
         if drop:
             del series[: min(drop, len(series) - 1)]
+
+    def take_changed(self) -> list[tuple[HostKey, bytes]]:
+        """Each changed host's series as a record :meth:`restore_host` reads; forgets that
+        they changed. Saving a cache host by host keeps every record small however many
+        hosts a partition has, and writes only the hosts that reported."""
+        out = [
+            (key, orjson.dumps({"host": key, "series": self.hosts[key]}))
+            for key in sorted(self.changed)
+            if key in self.hosts
+        ]
+        self.changed.clear()
+        return out
+
+    def restore_host(self, raw: bytes) -> None:
+        saved = orjson.loads(raw)
+        key = (saved["host"][0], saved["host"][1], saved["host"][2])
+        self.hosts[key] = [(e[0], e[1], e[2]) for e in saved["series"]]
 
     def latest_ms(self, key: HostKey) -> int | None:
         series = self.hosts.get(key)
@@ -195,13 +216,15 @@ class HealthJoin:
     def dumps(self) -> bytes:
         return orjson.dumps(self.state())
 
-    def state(self) -> dict[str, Any]:
-        """What :meth:`loads` (and :meth:`from_state`) restore; JSON-ready."""
+    def state(self, hosts: bool = True) -> dict[str, Any]:
+        """What :meth:`loads` (and :meth:`from_state`) restore; JSON-ready. Without
+        ``hosts`` the cache's series are left out: they are saved host by host
+        (:meth:`HealthCache.take_changed`)."""
         return {
             "window_ms": self.cache.window_ms,
             "keep_ms": self.cache.keep_ms,
             "horizon_ms": self.cache.horizon_ms,
-            "hosts": [[list(k), v] for k, v in self.cache.hosts.items()],
+            **({"hosts": [[list(k), v] for k, v in self.cache.hosts.items()]} if hosts else {}),
             "max_wait_ms": self.max_wait_ms,
             "max_held": self.max_held,
             "held": [[list(p), e.model_dump(mode="json")] for p, e in self.held],
@@ -218,10 +241,11 @@ class HealthJoin:
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> HealthJoin:
-        hosts = {tuple(k): [(e[0], e[1], e[2]) for e in v] for k, v in s["hosts"]}
+        hosts = {(k[0], k[1], k[2]): [(e[0], e[1], e[2]) for e in v] for k, v in s.get("hosts", ())}
         horizon = s.get("horizon_ms", 15 * WINDOW_MS)  # states saved before it existed
         cache = HealthCache(s["window_ms"], s["keep_ms"], hosts, horizon,
                             s.get("min_spacing_ms", 1000))  # fmt: skip
+        cache.changed.update(hosts)  # a state saved whole: the next save writes them per host
         held = deque((tuple(p), ErrorEvent.model_validate(e)) for p, e in s["held"])
         positions = {t: (p[0], p[1]) for t, p in s["positions"].items()}
         return cls(

@@ -9,8 +9,8 @@ Faust agent to drive (records in, records out, state as bytes; no I/O here).
    keyed ``app|group_id``): counts, statuses, transitions for ``errors.transitions.v1``
    and group rows for ``errors.groups.v1``.
 
-Save ``dumps(partition)`` to the changelog after each batch, once the batch's outputs are
-delivered; a restarted worker loads it and skips the records it already applied. When
+Save ``dumps(partition)`` to the changelog once a batch's outputs are delivered (the
+stream worker saves the health cache host by host: ``streams.error_flow.Attach``); a restarted worker loads it and skips the records it already applied. When
 the first stage re-emits grouped errors after a restart, the second counts each source
 position once.
 """

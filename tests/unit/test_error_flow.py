@@ -5,6 +5,7 @@ states change no count."""
 from __future__ import annotations
 
 import json
+import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,11 @@ ERR, HEALTH, BYHOST, GROUPED, CMDS = (
 
 
 def traffic() -> list[dict[str, Any]]:
-    return [e for e in Simulator(seed=9, rate=60, diurnal=False).tick(T0, 240) if e["kind"] in ("error", "health")]
+    return [
+        e
+        for e in Simulator(seed=9, rate=60, diurnal=False).tick(T0, 240)
+        if e["kind"] in ("error", "health")
+    ]
 
 
 def raw_records(events: list[dict[str, Any]], kind: str, topic: str) -> list[Record]:
@@ -85,10 +90,17 @@ def test_a_restarted_attach_step_reemits_in_order_and_groups_count_once() -> Non
 
     first = attach()
     sent = first.process(stream[:300]).grouped
+    hosts = dict(first.host_states(0))  # saved host by host, then the partition record
     saved = first.dumps(0)
+    assert len(hosts) > 1 and b"series" not in zlib.decompress(saved)
     sent += first.process(stream[300:400]).grouped  # lost with the crash
-    again = attach(lambda p: saved)
-    sent += again.process(stream[250:]).grouped + again.flush(0).grouped
+    again = Attach(AttachStage(Grouper()), HEALTH, Limits(), lambda p: saved,
+                   lambda p: list(hosts.values()))  # fmt: skip
+    after = again.process(stream[250:]).grouped + again.flush(0).grouped
+    sent += after
+    # the restored health cache attaches what an uninterrupted run attached
+    health = {g.event_id: (g.health_ts, g.health_age_ms) for g in expected}
+    assert after and all(health[g.event_id] == (g.health_ts, g.health_age_ms) for g in after)
     group = Group(GroupStage(), CMDS)
     records = [Record(GROUPED, 0, i, g.model_dump_json().encode(), 0) for i, g in enumerate(sent)]
     out = group.process(records)
