@@ -599,6 +599,14 @@ class Full(System):
     def start(self) -> dict[str, int]:
         return {name: self.supervisor.start(self._components[name]) for name in ("streams", "sink")}
 
+    def error_counts(self) -> tuple[int, int]:
+        """(error events stored, of them grouped by the error-analytics agents)."""
+        row = self._client.query(
+            "SELECT (SELECT count() FROM events_error), "
+            "(SELECT uniqExact(event_id) FROM errors_grouped)"
+        ).result_rows[0]
+        return int(row[0]), int(row[1])
+
     def alive(self) -> dict[str, bool]:
         return {name: self.supervisor.pid(name) is not None for name in ("streams", "sink")}
 
@@ -657,6 +665,8 @@ def run_system(ctx: Context, system: System, stack: contextlib.ExitStack) -> dic
             result["drain"] = drain(ctx, system)
         with ctx.monitor.tag(f"{system.label}.live"):
             result["live"] = live(ctx, system)
+        if isinstance(system, Full):
+            result["errors"] = errors_settle(ctx, system)
         result["counters"] = system.counters()
     result["streams"] = _streams_figures(system, result)
     if not ctx.args.keep:
@@ -717,6 +727,29 @@ def drain(ctx: Context, system: System) -> dict[str, Any]:
     ctx.console.print(f"[green]✓[/] {system.label}: drained {total:,} events in {seconds:.1f}s "
                       f"→ {out['events_per_s']:,} events/s")  # fmt: skip
     return out
+
+
+def errors_settle(ctx: Context, system: Full, limit_s: float = 120.0) -> dict[str, Any]:
+    """After the live phase: how long until every stored error event is also grouped
+    (error analytics: re-key, health join, grouping), counted from the moment the last raw
+    row was queryable."""
+    task = ctx.progress.add_task(f"{system.label}: errors grouped", total=None)
+    began = time.monotonic()
+    while True:
+        raw, grouped = system.error_counts()
+        ctx.progress.update(task, total=raw, completed=grouped)
+        waited = time.monotonic() - began
+        if grouped >= raw or waited > limit_s:
+            break
+        _check(system, 0.0, math.inf)
+        time.sleep(0.25)
+    ctx.progress.remove_task(task)
+    done = grouped >= raw
+    ctx.console.print(
+        f"[green]✓[/] {system.label}: {grouped:,} of {raw:,} error events grouped "
+        + (f"{waited:.1f}s after the last raw row" if done else f"when giving up at {limit_s:.0f}s")
+    )
+    return {"raw": raw, "grouped": grouped, "after_raw_s": round(waited, 2) if done else None}
 
 
 def _check(system: System, stalled_for: float, stall_limit: float) -> None:
@@ -883,6 +916,12 @@ def report(console: Console, results: dict[str, Any]) -> None:
         ("stream worker events/s (drain)", lambda s: s["streams"]["drain_events_per_s"], False),
         ("stream worker events/s (live)", lambda s: s["streams"]["live_events_per_s"], False),
         ("stream worker lag at the end", lambda s: s["streams"]["lag_at_live_end"], False),
+        (
+            "errors grouped / stored",
+            lambda s: f"{s['errors']['grouped']}/{s['errors']['raw']}",
+            False,
+        ),
+        ("errors all grouped after last row (s)", lambda s: s["errors"]["after_raw_s"], False),
     ]
     for title, get, ratio in rows:
         vb, vf = (_get(get, b), _get(get, f))

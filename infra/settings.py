@@ -118,13 +118,6 @@ class StreamSettings(BaseModel):
         "far the other hosts' health may). Lower: error-group alerts sooner, health of a "
         "late-reporting host missed more often.",
     )
-    error_state_save_seconds: float = Field(
-        default=2.0,
-        description="How often the error-analytics join saves a partition's state (its "
-        "health cache and held errors) to the changelog; 0 saves after every batch. After a "
-        "crash the worker re-reads from the saved state, so this bounds the replay, not what "
-        "is kept: replayed errors are recognised by position and counted once.",
-    )
 
     def limits(self) -> Limits:
         """What the validator accepts (shared by the stream workers and the sink)."""

@@ -10,8 +10,7 @@
 Each agent follows the rollup agent's delivery contract (``streams.app``): a batch is
 processed purely (with the records its state lacks read first), its outputs are sent
 and their delivery awaited, then each touched partition's state goes to the changelog
-table ``error-state`` and is awaited (the re-key and attach states at most every
-``error_state_save_seconds``); only then does Faust ack the batch. A timer reads
+table ``error-state`` and is awaited; only then does Faust ack the batch. A timer reads
 what lies between the group's committed offsets and the restored states once per
 assignment, and another releases errors held for health on quiet partitions.
 """
@@ -97,15 +96,11 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
     locks = {name: asyncio.Lock() for name in names.values()}
     gap_reader = GapReader(settings.kafka.bootstrap_servers)
 
-    unsaved: dict[str, set[int]] = {"rekey": set(), "attach": set()}
-    saved_at: dict[str, float] = {}
-
     async def save(step: Step, out: Out) -> None:
-        """The group step saves each batch (its records are per group, small). The others
-        save at most every ``error_state_save_seconds``: the attach state holds a health
-        cache, and writing it whole after every batch took a third of the worker. A state
-        saved late is safe: Faust may commit past it, and the worker reads the records
-        between state and commit back on restart (``read_committed_error_gaps``)."""
+        """After every batch, before Faust acks it. The group and attach steps keep big
+        states split into small records (per group, per host) written first, so a batch
+        writes only what it changed: the attach step's health cache saved whole after each
+        batch took a third of the worker."""
         name = names[id(step)]
         pending = []
         if isinstance(step, Group):  # the groups first, then the partition's offsets
@@ -114,37 +109,16 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
                     pending.append(
                         await _put(table, f"group:{p}:{gid}", step.group_state(p, gid), p)
                     )
-            await _gather(pending)
-            pending = []
-            due = set(out.touched)
-        else:
-            unsaved[name] |= out.touched
-            if time.monotonic() - saved_at.get(name, 0.0) < s.error_state_save_seconds:
-                return
-            due, unsaved[name] = unsaved[name], set()
-            saved_at[name] = time.monotonic()
-            if isinstance(step, Attach):  # the changed hosts' health first, then the rest
-                for p in sorted(due & step.loaded):
-                    for host, data in step.host_states(p):
-                        pending.append(await _put(table, f"health:{p}:{host}", data, p))
-                await _gather(pending)
-                pending = []
-        for p in sorted(due):
+        elif isinstance(step, Attach):  # the hosts whose health changed, then the rest
+            for p in sorted(out.touched & step.loaded):
+                for host, data in step.host_states(p):
+                    pending.append(await _put(table, f"health:{p}:{host}", data, p))
+        await _gather(pending)
+        pending = []
+        for p in sorted(out.touched):
             if p in step.loaded:  # not revoked meanwhile
                 pending.append(await _put(table, f"{name}:{p}", step.dumps(p), p))
         await _gather(pending)
-
-    @app.timer(1.0)
-    async def save_quiet_states() -> None:
-        """States left unsaved by the throttle in ``save`` once their step goes quiet."""
-        for step in (rekey, attach):
-            name = names[id(step)]
-            if (
-                unsaved[name]
-                and time.monotonic() - saved_at.get(name, 0.0) >= s.error_state_save_seconds
-            ):
-                async with locks[name]:
-                    await save(step, Out())
 
     async def publish(step: Step, out: Out) -> None:
         """Deliver a processed batch; retried until it succeeds. An exception must not
