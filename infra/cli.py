@@ -64,7 +64,7 @@ def down() -> None:
 def status(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep refreshing.")] = False,
 ) -> None:
-    """Each component's health, then events in, stored, lag and dead letters."""
+    """Each component's health, then messages in, events stored, lag and dead letters."""
     from infra.startup import component_health
 
     settings = _settings()
@@ -93,8 +93,9 @@ def _status_line(settings: Settings, follow: bool) -> None:
         f = collect(settings, client)
         lag = " · ".join(f"{k} {v:,}" for k, v in f.lag.items()) or "?"
         text = (
-            f"events in [bold]{f.events_in:,}[/] · stored [bold]{f.stored_total:,}[/] · "
-            f"lag {lag} · dead letters [bold]{f.dead_letters:,}[/] · rollups {f.rollups:,}"
+            f"messages in [bold]{f.messages_in:,}[/] · events stored [bold]{f.stored_total:,}[/]"
+            f" · lag (messages) {lag} · dead letters [bold]{f.dead_letters:,}[/] · "
+            f"rollups {f.rollups:,}"
         )
         return text + ("".join(f"\n[red]{e}[/]" for e in f.errors))
 

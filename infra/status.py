@@ -1,4 +1,6 @@
-"""The figures ``shiftright status`` shows: events in, events stored, lag, dead letters."""
+"""The figures ``shiftright status`` shows: Kafka messages in, events stored, lag, dead
+letters. Kafka counts messages, and a message may carry a batch of events (NDJSON, see
+``schemas.wire``), so what comes in and the lag are in messages; what is stored, in rows."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from schemas import topics
 
 @dataclass
 class PipelineFigures:
-    events_in: int = 0
+    messages_in: int = 0  # on the raw event topics (one message may hold many events)
     events_stored: dict[str, int] = field(default_factory=dict)
     dead_letters: int = 0
     rollups: int = 0
@@ -54,7 +56,7 @@ def kafka_figures(settings: Settings, figures: PipelineFigures, timeout: float =
             (tp.topic, tp.partition): probe.get_watermark_offsets(tp, timeout=timeout)[1]
             for tp in tps
         }
-        figures.events_in = sum(ends.values())
+        figures.messages_in = sum(ends.values())
         for role, group in group_ids(settings).items():
             figures.lag[role] = _group_lag(settings, group, tps, ends, timeout)
     finally:
