@@ -90,7 +90,8 @@ def utc_ms(value: datetime) -> datetime:
 class Envelope(BaseModel):
     """Fields every event carries."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and Infinity are not JSON, and one would poison every sum it joins.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     event_id: uuid.UUID = Field(default_factory=uuid7)
     ts: datetime = Field(default_factory=now_utc, description="Event time, UTC, ms precision")
