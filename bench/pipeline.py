@@ -458,9 +458,6 @@ class System(abc.ABC):
         )  # fmt: skip
         self._client: Any = None
         self.started_at = 0.0
-        #: (when, consumer-group lag per role, messages on the raw topics); Kafka counts
-        #: messages, each holding a batch of events.
-        self.lag_history: list[tuple[float, dict[str, int], int]] = []
 
     def group_id(self) -> str:
         from infra.settings import SinkSettings
@@ -493,9 +490,7 @@ class System(abc.ABC):
 
         figures = PipelineFigures()
         kafka_figures(self.settings, figures)
-        lags = {role: lag for role, lag in figures.lag.items() if role in self.roles()}
-        self.lag_history.append((time.monotonic(), lags, figures.messages_in))
-        return lags
+        return {role: lag for role, lag in figures.lag.items() if role in self.roles()}
 
     def drop(self) -> None:
         """Remove this system's database and topics (the next system starts clean)."""
@@ -672,28 +667,9 @@ def run_system(ctx: Context, system: System, stack: contextlib.ExitStack) -> dic
             result["worker"] = worker_settle(ctx, system, result, last_row)
             result["errors"] = errors_settle(ctx, system, last_row)
         result["counters"] = system.counters()
-    result["streams"] = _streams_figures(system, result)
     if not ctx.args.keep:
         system.drop()
     return result
-
-
-def _streams_figures(system: System, result: dict[str, Any]) -> dict[str, Any] | None:
-    """The stream worker's own pace, from its committed offsets (rollups are its output)."""
-    if len(system.lag_history) < 2 or "streams" not in system.lag_history[-1][1]:
-        return None
-    (t1, at_drain, messages1), (t2, at_live, messages2) = system.lag_history[-2:]
-    # Lags are in messages; turned into events with the raw topics' events per message.
-    events1 = result["drain"]["events"]
-    events2 = events1 + result["live"]["delivered"]
-    lag1 = round(at_drain["streams"] * events1 / max(1, messages1))
-    lag2 = round(at_live["streams"] * events2 / max(1, messages2))
-    return {
-        "lag_at_drain_end": lag1,
-        "lag_at_live_end": lag2,
-        "drain_events_per_s": round((result["drain"]["events"] - lag1) / (t1 - system.started_at)),
-        "live_events_per_s": round((lag1 + result["live"]["delivered"] - lag2) / (t2 - t1)),
-    }
 
 
 def _stop_system(ctx: Context, system: System) -> None:

@@ -84,7 +84,6 @@ class HealthCache:
         ts = _ms(event)
         if series and 0 <= ts - series[-1][0] < self.min_spacing_ms:
             return
-        self.changed.add(key)
         entry = (ts, dict(event.metrics), event.instance)
         if not series or series[-1][0] <= ts:
             series.append(entry)
@@ -93,6 +92,7 @@ class HealthCache:
             if at and ts - series[at - 1][0] < self.min_spacing_ms:
                 return
             series.insert(at, entry)
+        self.changed.add(key)  # only when a snapshot was kept: a sampled one writes nothing
         latest = series[-1][0]
         cut = latest - self.keep_ms
         if errors_ms is not None:
