@@ -77,20 +77,34 @@ def parse_event(
     carries none. ``event_id`` is the id given to an event that carries none (or a function
     making it, called only for such an event).
     """
+    return parse_event_as_given(raw, expected_kind, now, limits, event_id)[0]
+
+
+def parse_event_as_given(
+    raw: bytes | None,
+    expected_kind: str | None,
+    now: datetime,
+    limits: Limits = Limits(),
+    event_id: uuid.UUID | Callable[[], uuid.UUID] | None = None,
+) -> tuple[AnyEvent | Rejection, bool]:
+    """:func:`parse_event`, and whether the event is exactly what ``raw`` says (no ts or
+    event id was filled in from the record), so ``raw`` can be passed on for it as is."""
     if raw is None:
-        return Rejection(MALFORMED_JSON, "empty message (no value)")
+        return Rejection(MALFORMED_JSON, "empty message (no value)"), False
     if len(raw) > limits.max_bytes:
-        return Rejection(OVERSIZED, f"{len(raw)} bytes exceeds the limit of {limits.max_bytes}")
+        reason = f"{len(raw)} bytes exceeds the limit of {limits.max_bytes}"
+        return Rejection(OVERSIZED, reason), False
     try:
         event = EVENT_ADAPTER.validate_json(raw)
     except ValidationError as exc:
-        return _rejection_from(exc)
+        return _rejection_from(exc), False
     if expected_kind is not None and event.kind != expected_kind:
-        return Rejection(WRONG_TOPIC, f"kind {event.kind!r} on the {expected_kind} topic")
+        return Rejection(WRONG_TOPIC, f"kind {event.kind!r} on the {expected_kind} topic"), False
     given = event.model_fields_set
-    if "ts" not in given or ("event_id" not in given and event_id is not None):
+    as_given = "ts" in given and ("event_id" in given or event_id is None)
+    if not as_given:
         event = _with_record_defaults(event, given, now, event_id)
-    return _check_time(event, now, limits)
+    return _check_time(event, now, limits), as_given
 
 
 def _with_record_defaults(

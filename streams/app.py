@@ -32,6 +32,7 @@ from streams.alerting.signals import CLOSED, HEADER_SIGNAL, OPEN, TICK
 from streams.error_agents import register_error_agents
 from streams.gaps import GapReader, merge, record_of
 from streams.processor import DeadLetterOut, Outcome, Processor, Record, TopicPartition
+from streams.transport import App
 
 log = structlog.get_logger("shiftright.streams")
 
@@ -44,7 +45,7 @@ def build_app(settings: Settings) -> faust.App:
     """Create the Faust app and its agents for these settings."""
     ns = settings.namespace
     s = settings.streams
-    app = faust.App(
+    app = App(
         f"{ns}.{s.app_id}" if ns else s.app_id,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
         store="memory://",
@@ -55,7 +56,7 @@ def build_app(settings: Settings) -> faust.App:
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
-        producer_compression_type="lz4",
+        producer_compression_type="zstd",
         producer_linger_ms=5,
         stream_wait_empty=False,
         datadir=str(settings.resolved_state_dir() / "streams"),

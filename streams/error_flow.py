@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from schemas import wire
 from schemas.events import ErrorEvent, HealthEvent
 from schemas.records import ErrorGroup, ErrorGroupCommand, ErrorGroupTransition, GroupedError
-from schemas.validation import Limits, parse_event
+from schemas.validation import Limits, parse_event, parse_event_as_given
 from sinks.router import position_id as sink_position_id
 from sinks.rows import Position
 from streams.grouping.health import HealthJoin
@@ -186,14 +186,15 @@ class Rekey(_Step):
             now = datetime.fromtimestamp(r.timestamp_ms / 1000, UTC)
             for i, payload in enumerate(wire.split_events(r.value, r.headers)):
                 made = position_id(r.topic, r.partition, r.offset, i)
-                event = parse_event(payload, "error", now, self._limits, made)
+                event, as_given = parse_event_as_given(payload, "error", now, self._limits, made)
                 if not isinstance(event, ErrorEvent):
                     out.skipped += 1
                     continue
                 origin = f"{r.partition}:{r.offset}:{i}".encode()
-                out.byhost.append(
-                    (host_key(event), event.model_dump_json().encode(), [(HEADER_ORIGIN, origin)])
-                )
+                # the line as it came when it parses to the same event (the attach step
+                # validates it again): serializing a stack trace again costs more
+                line = payload if as_given and payload else event.model_dump_json().encode()
+                out.byhost.append((host_key(event), line, [(HEADER_ORIGIN, origin)]))
         return out
 
     def dumps(self, partition: int) -> bytes:

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from schemas import wire
@@ -175,7 +176,9 @@ class AlertPartition:
             "board": self.board.to_state(),
             "evaluator": self.evaluator.dumps().decode(),
         }
-        return json.dumps(state, separators=(",", ":")).encode()
+        # orjson: the board holds 15 minutes of snapshots and is saved after every batch
+        # that changed it; the standard module took 5% of the stream worker writing it.
+        return orjson.dumps(state)
 
 
 def _at(ms: int) -> datetime:
