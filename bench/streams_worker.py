@@ -35,7 +35,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bench.pipeline import KINDS, PhaseFailed, Record, generate, preload
-from infra.settings import KafkaSettings, Settings, StreamSettings
+from infra.settings import KafkaSettings, Settings
 from schemas import topics, wire
 
 REPO = Path(__file__).resolve().parents[1]
@@ -337,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         # worker counts without rolling up: cheaper than the real thing.
         settings = Settings(state_dir=root / "state", namespace=ns,
                             kafka=KafkaSettings(bootstrap=bootstrap),
-                            streams=StreamSettings(idle_close_seconds=3600))  # fmt: skip
+                            streams=Settings().streams.model_copy(
+                                update={"idle_close_seconds": 3600}))  # fmt: skip
         from infra.startup import create_topics
 
         create_topics(settings)

@@ -87,8 +87,8 @@ def parse_event_as_given(
     limits: Limits = Limits(),
     event_id: uuid.UUID | Callable[[], uuid.UUID] | None = None,
 ) -> tuple[AnyEvent | Rejection, bool]:
-    """:func:`parse_event`, and whether the event is exactly what ``raw`` says (no ts or
-    event id was filled in from the record), so ``raw`` can be passed on for it as is."""
+    """:func:`parse_event`, and whether ``raw`` carries its own ts and event id (nothing
+    is filled in from the record or generated), so it can be passed on for the event."""
     if raw is None:
         return Rejection(MALFORMED_JSON, "empty message (no value)"), False
     if len(raw) > limits.max_bytes:
@@ -101,10 +101,9 @@ def parse_event_as_given(
     if expected_kind is not None and event.kind != expected_kind:
         return Rejection(WRONG_TOPIC, f"kind {event.kind!r} on the {expected_kind} topic"), False
     given = event.model_fields_set
-    as_given = "ts" in given and ("event_id" in given or event_id is None)
-    if not as_given:
+    if "ts" not in given or ("event_id" not in given and event_id is not None):
         event = _with_record_defaults(event, given, now, event_id)
-    return _check_time(event, now, limits), as_given
+    return _check_time(event, now, limits), "ts" in given and "event_id" in given
 
 
 def _with_record_defaults(

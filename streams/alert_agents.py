@@ -122,7 +122,9 @@ def register_alert_agents(app: faust.App, settings: Settings) -> None:
 
     @app.agent(source, concurrency=1)
     async def evaluate_rules(stream: Any) -> None:
-        async for events in stream.take_events(1000, within=0.05):
+        # (batches of up to 0.25 s: each saves the state of every partition it changed,
+        # a board of 15 minutes of snapshots; at 0.05 s that took 9% of the worker)
+        async for events in stream.take_events(1000, within=0.25):
             await until_loaded()
             by_tp: dict[TopicPartition, list[Record]] = {}
             for e in events:

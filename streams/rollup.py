@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from schemas.events import ChangeEvent, ErrorEvent, HealthEvent, UsageEvent, rollup_key
 from schemas.records import Rollup
 
@@ -174,7 +176,8 @@ class PartitionRollup:
             "buckets": _agg_rows(self.buckets), "signal_ms": self.signal_ms,
             "signals": _agg_rows(self.signals), "signals_closed_ms": self.signals_closed_ms,
         }  # fmt: skip
-        return json.dumps(state, separators=(",", ":")).encode()
+        # orjson: every touched partition is saved after every batch (json took 3%)
+        return orjson.dumps(state)
 
     @classmethod
     def loads(cls, raw: bytes) -> PartitionRollup:
@@ -186,7 +189,7 @@ class PartitionRollup:
 
 
 def _agg_rows(buckets: dict[BucketKey, Aggregate]) -> list[list[Any]]:
-    return [[list(k), a.count, a.sums, a.mins, a.maxs, a.first_ms, a.last_ms]
+    return [[k, a.count, a.sums, a.mins, a.maxs, a.first_ms, a.last_ms]
             for k, a in buckets.items()]  # fmt: skip
 
 

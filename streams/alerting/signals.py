@@ -80,7 +80,7 @@ class SignalBoard:
             del self.held[key]
 
     def to_state(self) -> list[Any]:
-        return [self.newest_ms, [[list(k), c, s] for k, (c, s) in self.held.items()]]
+        return [self.newest_ms, [[k, c, s] for k, (c, s) in self.held.items()]]
 
     @classmethod
     def from_state(cls, state: list[Any]) -> SignalBoard:

@@ -61,6 +61,21 @@ def test_rekey_keeps_valid_errors_keyed_by_host_with_their_origin() -> None:
     assert headers == [("shiftright-origin", b"0:0:0")]
 
 
+def test_rekey_passes_a_complete_line_on_as_it_came_and_fills_in_a_missing_ts_and_id() -> None:
+    complete = raw_records(traffic(), "error", ERR)[0]
+    bare = {
+        k: v for k, v in json.loads(complete.value or b"").items() if k not in ("ts", "event_id")
+    }
+    partial = Record(ERR, 0, 1, json.dumps(bare).encode(), complete.timestamp_ms)
+    out = Rekey(Limits()).process([complete, partial])
+    (_, as_came, _), (_, filled, _) = out.byhost
+    assert as_came == complete.value  # no second serialization of the stack trace
+    event = json.loads(filled)
+    # what the sink gives the raw row: the record's time and a position-derived id
+    assert event["ts"].startswith((T0 + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S"))
+    assert event["event_id"] and event["stacktrace"] == bare["stacktrace"]
+
+
 def test_a_rekey_replay_sends_duplicates_that_the_attach_step_drops() -> None:
     events = traffic()
     errors = raw_records(events, "error", ERR)

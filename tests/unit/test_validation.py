@@ -78,6 +78,22 @@ def test_missing_ts_and_event_id_come_from_the_record_not_the_clock() -> None:
     assert (first.ts, first.event_id) == (NOW, given)
 
 
+def test_a_line_can_be_passed_on_as_is_only_when_it_carries_its_own_ts_and_id() -> None:
+    own = usage(event_id=str(uuid.uuid4()))
+    event, as_given = v.parse_event_as_given(own, "usage", NOW, event_id=uuid.uuid4())
+    assert isinstance(event, UsageEvent) and as_given
+    assert UsageEvent.model_validate_json(own) == event  # re-parsing it gives the same event
+    for raw in (usage(), usage(event_id=str(uuid.uuid4()), ts=None)):
+        without_ts_or_id = json.loads(raw)
+        without_ts_or_id = {k: x for k, x in without_ts_or_id.items() if x is not None}
+        _, as_given = v.parse_event_as_given(
+            json.dumps(without_ts_or_id).encode(), "usage", NOW, event_id=uuid.uuid4()
+        )
+        assert not as_given  # filled in (ts from the record) or generated (the id)
+    rejected, as_given = v.parse_event_as_given(b"{oops", "usage", NOW)
+    assert isinstance(rejected, v.Rejection) and not as_given
+
+
 def test_time_bounds_are_configurable() -> None:
     limits = v.Limits(max_future=timedelta(hours=2))
     ahead = (NOW + timedelta(hours=1)).isoformat()
