@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run up down status test unit integration bench lint clean
+.PHONY: run up down status test unit integration bench bench-worker lint clean
 
 run: up
 
@@ -28,6 +28,9 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
+
+bench-worker: $(STAMP)
+	$(BIN)/python -m bench.streams_worker
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

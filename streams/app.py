@@ -32,7 +32,6 @@ from streams.alerting.signals import CLOSED, HEADER_SIGNAL, OPEN, TICK
 from streams.error_agents import register_error_agents
 from streams.gaps import GapReader, merge, record_of
 from streams.processor import DeadLetterOut, Outcome, Processor, Record, TopicPartition
-from streams.transport import App
 
 log = structlog.get_logger("shiftright.streams")
 
@@ -45,7 +44,7 @@ def build_app(settings: Settings) -> faust.App:
     """Create the Faust app and its agents for these settings."""
     ns = settings.namespace
     s = settings.streams
-    app = App(
+    app = faust.App(
         f"{ns}.{s.app_id}" if ns else s.app_id,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
         store="memory://",
