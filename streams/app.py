@@ -55,7 +55,7 @@ def build_app(settings: Settings) -> faust.App:
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
-        producer_compression_type=None,
+        producer_compression_type="zstd",
         producer_linger_ms=5,
         stream_wait_empty=False,
         datadir=str(settings.resolved_state_dir() / "streams"),
