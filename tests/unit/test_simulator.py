@@ -407,7 +407,10 @@ def test_run_realtime_stops_promptly_on_the_stop_event() -> None:
         )
     )
     worker.start()
-    time.sleep(0.3)
+    running_by = time.monotonic() + 5
+    while not emitter.events and time.monotonic() < running_by:  # it is emitting
+        time.sleep(0.01)
+    assert emitter.events, "the simulator emitted nothing in 5 s"
     stopped_at = time.monotonic()
     stop.set()
     worker.join(timeout=2)
