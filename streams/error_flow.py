@@ -29,6 +29,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -185,7 +186,8 @@ class Rekey(_Step):
                 continue
             now = datetime.fromtimestamp(r.timestamp_ms / 1000, UTC)
             for i, payload in enumerate(wire.split_events(r.value, r.headers)):
-                made = position_id(r.topic, r.partition, r.offset, i)
+                # the id only for an event without one (made on demand: hot path)
+                made = partial(position_id, r.topic, r.partition, r.offset, i)
                 event, as_given = parse_event_as_given(payload, "error", now, self._limits, made)
                 if not isinstance(event, ErrorEvent):
                     out.skipped += 1
