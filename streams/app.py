@@ -1,9 +1,10 @@
 """The Faust application: one agent validates every raw event, dead-letters the invalid
-ones and rolls the valid ones up into per-minute event-time buckets.
+ones and rolls the valid ones up into per-minute event-time buckets (and, with error
+analytics on, re-keys each valid error by host for the agents of ``streams.error_agents``).
 
 Delivery (at-least-once, exactly-once in effect):
 1. a batch of records is processed purely (``streams.processor``);
-2. dead letters and closed rollups are sent and *delivery is awaited*;
+2. dead letters, closed rollups and re-keyed errors are sent and *delivery is awaited*;
 3. the touched partition states (with the last applied offset) go to the changelog;
 4. only after the changelog acknowledged the state does Faust ack the batch.
 A crash anywhere replays the batch; the restored state skips what it already applied,
@@ -30,6 +31,7 @@ from schemas.records import Rollup
 from streams.alert_agents import register_alert_agents
 from streams.alerting.signals import CLOSED, HEADER_SIGNAL, OPEN, TICK
 from streams.error_agents import register_error_agents
+from streams.error_flow import pack_messages
 from streams.gaps import GapReader, merge, record_of
 from streams.processor import DeadLetterOut, Outcome, Processor, Record, TopicPartition
 
@@ -74,10 +76,14 @@ def build_app(settings: Settings) -> faust.App:
     signals = app.topic(
         topics.named(topics.SIGNALS, ns), key_serializer="raw", value_serializer="raw"
     )
+    byhost = app.topic(
+        topics.named(topics.ERRORS_BY_HOST, ns), key_serializer="raw", value_serializer="raw"
+    )
     processor = Processor(
         kind_by_topic, s.limits(), s.bucket_seconds, s.allowed_lateness_seconds,
         load_state=lambda tp: state_table.data.get(_state_key(tp)),
         signal_seconds=s.signal_seconds if s.alerting else 0,
+        rekey_errors=s.error_analytics,
     )  # fmt: skip
     lock = asyncio.Lock()
     totals = {
@@ -89,6 +95,7 @@ def build_app(settings: Settings) -> faust.App:
         "gap_records": 0,  # records skipped past (should stay 0)
         "gap_records_read": 0,  # records read to close a gap after a restart
         "signals": 0,  # open-bucket snapshots published for alert rules
+        "errors_rekeyed": 0,  # valid errors sent on keyed by host (error analytics)
     }
 
     async def publish(out: Outcome) -> None:
@@ -101,6 +108,10 @@ def build_app(settings: Settings) -> faust.App:
         ]
         if s.alerting:
             pending += await _send_signals(signals, out.rollups, CLOSED)
+        pending += [
+            await byhost.send(key=k, value=v, headers=h, partition=p)
+            for k, v, h, p in pack_messages(out.byhost, settings.kafka.partitions)
+        ]
         if pending:
             await asyncio.gather(*pending)  # delivered before the state says "done"
         # Awaited, not send_soon(): Faust's commit flush can miss a message its buffer has
@@ -124,6 +135,7 @@ def build_app(settings: Settings) -> faust.App:
         totals["rollups"] += len(out.rollups)
         totals["late"] += out.late
         totals["replayed"] += out.replayed
+        totals["errors_rekeyed"] += len(out.byhost)
 
     def report_gaps(out: Outcome) -> None:
         for (topic, partition), (expected, got) in out.gaps.items():

@@ -1,13 +1,13 @@
-"""Error analytics in the stream worker: three agents around :mod:`streams.error_flow`.
+"""Error analytics in the stream worker: two agents around :mod:`streams.error_flow`.
 
 ::
 
-    events.error.v1 ──rekey_errors──▶ errors.byhost.v1 (app|env|host)
+    events.error.v1 ──the rollup agent (streams.rekey)──▶ errors.byhost.v1 (app|env|host)
     events.health.v1 + errors.byhost.v1 ──attach_and_group──▶ errors.grouped.v1 (app|group_id)
     errors.grouped.v1 + errors.commands.v1 ──count_groups──▶ errors.transitions.v1,
                                                              errors.groups.v1
 
-Each agent follows the rollup agent's delivery contract (``streams.app``): a batch is
+Each follows the rollup agent's delivery contract (``streams.app``): a batch is
 processed purely (with the records its state lacks read first), its outputs are sent
 and their delivery awaited, then each touched partition's state goes to the changelog
 table ``error-state`` and is awaited; only then does Faust ack the batch. A timer reads
@@ -28,7 +28,7 @@ import structlog
 
 from infra.settings import Settings
 from schemas import topics
-from streams.error_flow import Attach, Group, Out, Rekey, pack_messages
+from streams.error_flow import Attach, Group, Out, pack_messages
 from streams.gaps import GapReader, merge, record_of
 from streams.grouping import Grouper, Rules, SpikePolicy
 from streams.grouping.keys import group_key
@@ -37,7 +37,7 @@ from streams.processor import Record, TopicPartition
 
 log = structlog.get_logger("shiftright.streams.errors")
 
-Step = Rekey | Attach | Group
+Step = Attach | Group
 #: Records per batch: bounded bursts of sends and of event-loop time per batch.
 BATCH_MAX = 500
 
@@ -55,16 +55,13 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
     def topic(name: str) -> Any:
         return app.topic(topics.named(name, ns), key_serializer="raw", value_serializer="raw")
 
-    error_t, health_t = (
-        topics.named(topics.EVENTS_ERROR, ns),
-        topics.named(topics.EVENTS_HEALTH, ns),
-    )
+    health_t = topics.named(topics.EVENTS_HEALTH, ns)
     byhost_t, grouped_t = (
         topics.named(topics.ERRORS_BY_HOST, ns),
         topics.named(topics.ERRORS_GROUPED, ns),
     )
     commands_t = topics.named(topics.ERRORS_COMMANDS, ns)
-    byhost, grouped = topic(topics.ERRORS_BY_HOST), topic(topics.ERRORS_GROUPED)
+    grouped = topic(topics.ERRORS_GROUPED)
     transitions, groups = topic(topics.ERRORS_TRANSITIONS), topic(topics.ERRORS_GROUPS)
     table = app.Table(
         "error-state", partitions=settings.kafka.partitions, key_type=bytes, value_type=bytes
@@ -84,14 +81,13 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
         return of
 
     rules = load_rules(s.grouping_rules)
-    rekey = Rekey(s.limits(), loader("rekey"))
     attach = Attach(
         AttachStage(Grouper(rules), max_wait_ms=s.health_max_wait_ms),
         health_t, s.limits(), loader("attach"), records("health"),
     )  # fmt: skip
     group = Group(GroupStage(SpikePolicy()), commands_t, loader("group"), records("group"))
-    names: dict[int, str] = {id(rekey): "rekey", id(attach): "attach", id(group): "group"}
-    totals = {"errors_rekeyed": 0, "errors_grouped": 0, "transitions": 0, "group_rows": 0,
+    names: dict[int, str] = {id(attach): "attach", id(group): "group"}
+    totals = {"errors_grouped": 0, "transitions": 0, "group_rows": 0,
               "replayed": 0, "gap_records_read": 0, "flushed_idle": 0, "failed_batches": 0}  # fmt: skip
     locks = {name: asyncio.Lock() for name in names.values()}
     gap_reader = GapReader(settings.kafka.bootstrap_servers)
@@ -136,10 +132,8 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
 
     async def _deliver(step: Step, out: Out) -> None:
         parts = settings.kafka.partitions  # of every topic we create
-        sent = [await byhost.send(key=k, value=v, headers=h, partition=p)
-                for k, v, h, p in pack_messages(out.byhost, parts)]  # fmt: skip
         singles = [(group_key(g), g.model_dump_json().encode(), None) for g in out.grouped]
-        sent += [await grouped.send(key=k, value=v, headers=h, partition=p)
+        sent = [await grouped.send(key=k, value=v, headers=h, partition=p)
                  for k, v, h, p in pack_messages(singles, parts)]  # fmt: skip
         sent += [await transitions.send(key=f"{t.app}|{t.group_id}".encode(),
                                         value=t.model_dump_json().encode())
@@ -149,7 +143,6 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
                  for r in out.rows]  # fmt: skip
         await _gather(sent)  # delivered before the state says "done"
         await save(step, out)
-        totals["errors_rekeyed"] += len(out.byhost)
         totals["errors_grouped"] += len(out.grouped)
         totals["transitions"] += len(out.transitions)
         totals["group_rows"] += len(out.rows)
@@ -183,11 +176,6 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
                 return
             await publish(step, out)
 
-    @app.agent(topic(topics.EVENTS_ERROR), concurrency=1, name="errors-rekey")
-    async def rekey_errors(stream: Any) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=s.batch_within_seconds):
-            await run(rekey, [record_of(e.message) for e in events])
-
     attach_source = app.topic(health_t, byhost_t, key_serializer="raw", value_serializer="raw")
 
     @app.agent(attach_source, concurrency=1, name="errors-attach")
@@ -204,7 +192,7 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
         async for events in stream.take_events(BATCH_MAX, within=s.batch_within_seconds):
             await run(group, [record_of(e.message) for e in events])
 
-    step_by_topic: dict[str, Step] = {error_t: rekey, health_t: attach, byhost_t: attach,
+    step_by_topic: dict[str, Step] = {health_t: attach, byhost_t: attach,
                                       grouped_t: group, commands_t: group}  # fmt: skip
     log_ends = LogEnds(settings.kafka.bootstrap_servers)
     checked: set[TopicPartition] = set()
@@ -223,7 +211,7 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
         except Exception as exc:
             log.warning("committed_offsets_unavailable", error=repr(exc))
             return
-        for step in (rekey, attach, group):
+        for step in (attach, group):
             positions = [(t, p, o) for (t, p), o in committed.items()
                          if o > 0 and step_by_topic[t] is step]  # fmt: skip
             async with locks[names[id(step)]]:
@@ -263,7 +251,7 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
 
     @app.on_partitions_revoked.connect
     async def forget_error_partitions(sender: Any, revoked: set[Any], **_: Any) -> None:
-        for step in (rekey, attach, group):
+        for step in (attach, group):
             step.forget({tp.partition for tp in revoked if step_by_topic.get(tp.topic) is step})
         checked.difference_update((tp.topic, tp.partition) for tp in revoked)
 

@@ -1,12 +1,12 @@
-"""The three error-analytics steps of the stream worker as pure batch functions: Kafka
-records in; messages to send and partition states to save out (the Faust agents in
-:mod:`streams.error_agents` do the I/O).
+"""The error-analytics steps of the stream worker after the re-key as pure batch
+functions: Kafka records in; messages to send and partition states to save out (the
+Faust agents in :mod:`streams.error_agents` do the I/O).
 
-1. :class:`Rekey` ``events.error.v1`` -> ``errors.byhost.v1``: each valid error (same
-   validation as the rollup agent, same event id as the sink gives it) re-keyed
-   ``app|env|host``, so it lands on the partition number of its host's health. Errors
-   travel in NDJSON batch messages per partition (:func:`pack_messages`) whose header
-   lists each line's origin position.
+1. The rollup agent re-keys each valid error by host while it validates it
+   (:mod:`streams.rekey`, same event id as the sink gives it): ``events.error.v1`` ->
+   ``errors.byhost.v1`` keyed ``app|env|host``, so it lands on the partition number of
+   its host's health. Errors travel in NDJSON batch messages per partition
+   (:func:`pack_messages`) whose header lists each line's origin position.
 2. :class:`Attach` ``events.health.v1`` + ``errors.byhost.v1`` -> ``errors.grouped.v1``:
    :class:`~streams.grouping.stages.AttachStage` (health join + grouping). A re-key
    replayed after a crash sends some errors twice, at new offsets; each origin
@@ -24,12 +24,10 @@ first. States are saved per partition number after the batch's outputs were deli
 
 from __future__ import annotations
 
-import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import orjson
@@ -38,17 +36,13 @@ from pydantic import ValidationError
 from schemas import wire
 from schemas.events import ErrorEvent, HealthEvent
 from schemas.records import ErrorGroup, ErrorGroupCommand, ErrorGroupTransition, GroupedError
-from schemas.validation import Limits, parse_event, parse_event_as_given
-from sinks.router import position_id as sink_position_id
-from sinks.rows import Position
+from schemas.validation import Limits, parse_event
 from streams.grouping.health import HealthJoin
-from streams.grouping.keys import host_key
 from streams.grouping.stages import AttachStage, GroupStage
 from streams.grouping.state import GroupBook
 from streams.processor import Record, TopicPartition
+from streams.rekey import HEADER_ORIGIN, Item
 
-Item = tuple[bytes, bytes, list[tuple[str, bytes]] | None]  # key, value, headers
-HEADER_ORIGIN = "shiftright-origin"  # "partition:offset:index" in events.error.v1
 Loader = Callable[[int], bytes | None]
 RecordsLoader = Callable[[int], Iterable[bytes]]  # a partition's per-group/per-host records
 
@@ -116,7 +110,6 @@ class Offsets:
 class Out:
     """What one batch produced: messages per output, and the partitions to save."""
 
-    byhost: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
     grouped: list[GroupedError] = field(default_factory=list)
     transitions: list[ErrorGroupTransition] = field(default_factory=list)
     rows: list[ErrorGroup] = field(default_factory=list)
@@ -127,7 +120,7 @@ class Out:
 
 
 class _Step:
-    """Offsets and per-partition state loading shared by the three steps."""
+    """Offsets and per-partition state loading shared by the steps."""
 
     def __init__(self, load: Loader) -> None:
         self._load = load
@@ -172,41 +165,6 @@ class _Step:
         self.offsets.applied((r.topic, r.partition), r.offset)
         out.touched.add(r.partition)
         return True
-
-
-class Rekey(_Step):
-    def __init__(self, limits: Limits, load: Loader = lambda p: None) -> None:
-        super().__init__(load)
-        self._limits = limits
-
-    def process(self, records: Iterable[Record]) -> Out:
-        out = Out()
-        for r in records:
-            if not self._fresh(r, out):
-                continue
-            now = datetime.fromtimestamp(r.timestamp_ms / 1000, UTC)
-            for i, payload in enumerate(wire.split_events(r.value, r.headers)):
-                # the id only for an event without one (made on demand: hot path)
-                made = partial(position_id, r.topic, r.partition, r.offset, i)
-                event, as_given = parse_event_as_given(payload, "error", now, self._limits, made)
-                if not isinstance(event, ErrorEvent):
-                    out.skipped += 1
-                    continue
-                origin = f"{r.partition}:{r.offset}:{i}".encode()
-                # the line as it came when it parses to the same event (the attach step
-                # validates it again): serializing a stack trace again costs more
-                line = payload if as_given and payload else event.model_dump_json().encode()
-                out.byhost.append((host_key(event), line, [(HEADER_ORIGIN, origin)]))
-        return out
-
-    def dumps(self, partition: int) -> bytes:
-        return pack_state({"offsets": self.offsets.of(partition)})
-
-
-def position_id(topic: str, partition: int, offset: int, index: int) -> uuid.UUID:
-    """The id the sink gives an event that arrived without one (``sinks.router``), so a
-    grouped error joins its raw row on ``event_id``."""
-    return sink_position_id(Position(topic, partition, offset, index))
 
 
 class Attach(_Step):

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from schemas import wire
+from schemas.events import ErrorEvent
 from schemas.records import Rollup
-from schemas.validation import Limits, Rejection, parse_event
+from schemas.validation import Limits, Rejection, parse_event, parse_event_as_given
+from streams.rekey import Item, byhost_item, id_maker
 from streams.rollup import PartitionRollup
 
 TopicPartition = tuple[str, int]
@@ -45,13 +47,16 @@ class Outcome:
     late: int = 0
     #: Partitions whose saved state is behind what Kafka delivers: (expected, got).
     gaps: dict[TopicPartition, tuple[int, int]] = field(default_factory=dict)
+    #: Valid errors re-keyed by host for error analytics (``streams.rekey``), in order.
+    byhost: list[Item] = field(default_factory=list)
 
 
 StateLoader = Callable[[TopicPartition], bytes | None]
 
 
 class Processor:
-    """Validates records and keeps one :class:`PartitionRollup` per source partition."""
+    """Validates records and keeps one :class:`PartitionRollup` per source partition;
+    with ``rekey_errors``, also re-keys each valid error by host (``Outcome.byhost``)."""
 
     def __init__(
         self,
@@ -62,8 +67,10 @@ class Processor:
         load_state: StateLoader = lambda tp: None,
         clock: Callable[[], float] = time.monotonic,
         signal_seconds: int = 0,
+        rekey_errors: bool = False,
     ) -> None:
         self._kinds = kind_by_topic
+        self._rekey = rekey_errors
         self._limits = limits
         self._bucket_ms = bucket_seconds * 1000
         self._lateness_ms = lateness_seconds * 1000
@@ -114,8 +121,16 @@ class Processor:
         out.touched.add(tp)
         self._last_seen[tp] = self._clock()
         now = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+        rekey = self._rekey and state.kind == "error"
         for index, payload in enumerate(wire.split_events(record.value, record.headers)):
-            parsed = parse_event(payload, state.kind, now, self._limits)
+            if rekey:  # the sink's position id for an error without one: it joins its row
+                made = id_maker(record.topic, record.partition, record.offset, index)
+                parsed, as_given = parse_event_as_given(payload, "error", now, self._limits, made)
+                if isinstance(parsed, ErrorEvent):
+                    origin = (record.partition, record.offset, index)
+                    out.byhost.append(byhost_item(parsed, payload or b"", as_given, origin))
+            else:
+                parsed = parse_event(payload, state.kind, now, self._limits)
             if isinstance(parsed, Rejection):
                 state.skip(record.offset)
                 out.dead_letters.append(

@@ -1,6 +1,7 @@
-"""The stream worker's three error steps as batch functions (``streams.error_flow``): records
-in, messages and states out; replays, re-key duplicates, gaps and restarts from saved
-states change no count."""
+"""The stream worker's error steps as batch functions: the re-key the rollup processor
+does (``streams.rekey``) and the steps of ``streams.error_flow``; records in, messages and
+states out; replays, re-key duplicates, gaps and restarts from saved states change no
+count."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from typing import Any
 from producers.simulator import Simulator
 from schemas.records import GroupedError
 from schemas.validation import Limits
-from streams.error_flow import Attach, Group, Offsets, Rekey, pack_messages
+from streams.error_flow import Attach, Group, Offsets, pack_messages
 from streams.grouping import Grouper
 from streams.grouping.stages import AttachStage, GroupStage
-from streams.processor import Record
+from streams.processor import Processor, Record
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 ERR, HEALTH, BYHOST, GROUPED, CMDS = (
@@ -42,6 +43,11 @@ def byhost_records(rekeyed: list[tuple[bytes, bytes, Any]], first: int = 0) -> l
     return [Record(BYHOST, 0, first + i, v, 0, h) for i, (_, v, h) in enumerate(rekeyed)]
 
 
+def rekeyer(load: Any = lambda tp: None) -> Processor:
+    """The rollup processor as the worker runs it with error analytics on."""
+    return Processor({ERR: "error"}, Limits(), 60, 300, load_state=load, rekey_errors=True)
+
+
 def attach(load: Any = lambda p: None) -> Attach:
     return Attach(AttachStage(Grouper()), HEALTH, Limits(), load)
 
@@ -53,8 +59,8 @@ def interleave(health: list[Record], errors: list[Record]) -> list[Record]:
 def test_rekey_keeps_valid_errors_keyed_by_host_with_their_origin() -> None:
     records = raw_records(traffic(), "error", ERR)
     bad = Record(ERR, 0, len(records), b"{oops", 0)
-    out = Rekey(Limits()).process([*records, bad])
-    assert len(out.byhost) == len(records) and out.skipped == 1
+    out = rekeyer().process([*records, bad])
+    assert len(out.byhost) == len(records) and len(out.dead_letters) == 1
     key, value, headers = out.byhost[0]
     event = json.loads(value)
     assert key == f"{event['app']}|{event['env']}|{event['host']}".encode()
@@ -67,7 +73,7 @@ def test_rekey_passes_a_complete_line_on_as_it_came_and_fills_in_a_missing_ts_an
         k: v for k, v in json.loads(complete.value or b"").items() if k not in ("ts", "event_id")
     }
     partial = Record(ERR, 0, 1, json.dumps(bare).encode(), complete.timestamp_ms)
-    out = Rekey(Limits()).process([complete, partial])
+    out = rekeyer().process([complete, partial])
     (_, as_came, _), (_, filled, _) = out.byhost
     assert as_came == complete.value  # no second serialization of the stack trace
     event = json.loads(filled)
@@ -79,11 +85,11 @@ def test_rekey_passes_a_complete_line_on_as_it_came_and_fills_in_a_missing_ts_an
 def test_a_rekey_replay_sends_duplicates_that_the_attach_step_drops() -> None:
     events = traffic()
     errors = raw_records(events, "error", ERR)
-    rekey = Rekey(Limits())
+    rekey = rekeyer()
     sent = rekey.process(errors[:50]).byhost
-    saved = rekey.dumps(0)
+    saved = rekey.state((ERR, 0)).dumps()
     sent += rekey.process(errors[50:80]).byhost  # delivered, then the worker died unsaved
-    restarted = Rekey(Limits(), lambda p: saved)
+    restarted = rekeyer(lambda tp: saved)
     sent += restarted.process(errors[40:]).byhost  # Kafka redelivers from before the save
     assert len(sent) == len(errors) + 30
     step = attach()
@@ -98,7 +104,7 @@ def test_a_rekey_replay_sends_duplicates_that_the_attach_step_drops() -> None:
 
 def test_a_restarted_attach_step_reemits_in_order_and_groups_count_once() -> None:
     events = traffic()
-    byhost = byhost_records(Rekey(Limits()).process(raw_records(events, "error", ERR)).byhost)
+    byhost = byhost_records(rekeyer().process(raw_records(events, "error", ERR)).byhost)
     stream = interleave(raw_records(events, "health", HEALTH), byhost)
     clean = attach()
     expected = clean.process(stream).grouped + clean.flush(0).grouped
@@ -129,7 +135,7 @@ def test_a_restarted_attach_step_reemits_in_order_and_groups_count_once() -> Non
 
 def test_group_state_saved_per_group_restores_and_skips_applied_records() -> None:
     events = traffic()
-    byhost = byhost_records(Rekey(Limits()).process(raw_records(events, "error", ERR)).byhost)
+    byhost = byhost_records(rekeyer().process(raw_records(events, "error", ERR)).byhost)
     step = attach()
     grouped = step.process(byhost).grouped + step.flush(0).grouped
     records = [
@@ -163,7 +169,7 @@ def test_offsets_name_the_records_a_restored_state_lacks_once() -> None:
 
 def test_grouped_errors_keep_their_source_position_in_the_byhost_partition() -> None:
     events = traffic()
-    byhost = byhost_records(Rekey(Limits()).process(raw_records(events, "error", ERR)).byhost)
+    byhost = byhost_records(rekeyer().process(raw_records(events, "error", ERR)).byhost)
     step = attach()
     grouped: list[GroupedError] = step.process(byhost).grouped + step.flush(0).grouped
     assert [g.source_offset for g in grouped] == [r.offset for r in byhost]
@@ -172,8 +178,7 @@ def test_grouped_errors_keep_their_source_position_in_the_byhost_partition() -> 
 def test_batched_messages_group_like_single_ones_and_replays_still_drop() -> None:
     events = traffic()
     errors = raw_records(events, "error", ERR)
-    rekey = Rekey(Limits())
-    first, replay = rekey.process(errors).byhost, Rekey(Limits()).process(errors[100:]).byhost
+    first, replay = rekeyer().process(errors).byhost, rekeyer().process(errors[100:]).byhost
     packed = pack_messages(first, 8) + pack_messages(replay, 8)
     assert len(packed) < len(first) // 5  # one message per partition and chunk, not per error
     by_partition: dict[int, list[Record]] = {}
