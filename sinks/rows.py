@@ -101,10 +101,15 @@ class Position:
 
 
 def event_row(
-    event: UsageEvent | ErrorEvent | HealthEvent | ChangeEvent, received_at_ms: int, pos: Position
+    event: UsageEvent | ErrorEvent | HealthEvent | ChangeEvent,
+    received_at_ms: int,
+    pos: Position,
+    index: int | None = None,
 ) -> tuple[Any, ...]:
-    """DateTime64(3) columns get epoch milliseconds: clickhouse-connect writes ints as they
-    are, but converts every datetime object on its own (a few µs per value)."""
+    """The row of an event at ``pos`` (``index``, when given, replaces the position's own
+    index within a batch message). DateTime64(3) columns get epoch milliseconds:
+    clickhouse-connect writes ints as they are, but converts every datetime object on its
+    own (a few µs per value)."""
     head = (
         event.event_id, round(event.ts.timestamp() * 1000), event.app, event.env, event.release, event.host,
         event.instance, event.session_id, event.user_id, event.customer_id, event.origin,
@@ -113,7 +118,13 @@ def event_row(
     return (
         head
         + _kind_fields(event)
-        + (received_at_ms, pos.topic, pos.partition, pos.offset, pos.index)
+        + (
+            received_at_ms,
+            pos.topic,
+            pos.partition,
+            pos.offset,
+            pos.index if index is None else index,
+        )
     )
 
 
