@@ -1,7 +1,8 @@
 """``python -m bench.error_analytics``: how fast errors go through the error path.
 
-1. *in process*: the three steps of ``streams.error_flow`` (re-key, health join +
-   grouping, group counting) on simulated errors and health, batches of 500: µs per error.
+1. *in process*: the steps of the error path (the rollup processor's validation, rollup
+   and re-key, then ``streams.error_flow``'s health join + grouping and group counting)
+   on simulated errors and health, batches of 500: µs per error.
 2. *drain*: ``--errors`` simulated errors (plus their hosts' health over the same 10
    minutes) are preloaded into Kafka; then the stream worker and the sink start, and the
    clock runs until every error is a row of ``errors_grouped`` and counted in
@@ -40,10 +41,10 @@ def traffic(errors: int) -> list[dict[str, Any]]:
 
 def in_process(events: list[dict[str, Any]]) -> dict[str, float]:
     from schemas.validation import Limits
-    from streams.error_flow import Attach, Group, Rekey
+    from streams.error_flow import Attach, Group
     from streams.grouping import Grouper
     from streams.grouping.stages import AttachStage, GroupStage
-    from streams.processor import Record
+    from streams.processor import Processor, Record
 
     ms = int(datetime.now(UTC).timestamp() * 1000)
     errors = [e for e in events if e["kind"] == "error"]
@@ -51,14 +52,15 @@ def in_process(events: list[dict[str, Any]]) -> dict[str, float]:
         Record("events.error.v1", 0, i, json.dumps(e).encode(), ms) for i, e in enumerate(errors)
     ]
     health = [json.dumps(e).encode() for e in events if e["kind"] == "health"]
-    rekey, attach = Rekey(Limits()), Attach(AttachStage(Grouper()), "h", Limits())
+    rekey = Processor({"events.error.v1": "error"}, Limits(), 60, 300, rekey_errors=True)
+    attach = Attach(AttachStage(Grouper()), "h", Limits())
     group = Group(GroupStage(), "c")
     timings = {"rekey": 0.0, "attach": 0.0, "group": 0.0}
     t = time.perf_counter()
     byhost = []
     for i in range(0, len(raw), 500):
         byhost += rekey.process(raw[i : i + 500]).byhost
-        rekey.dumps(0)
+        rekey.state(("events.error.v1", 0)).dumps()
     timings["rekey"] = time.perf_counter() - t
     stream = [Record("h", 0, i, v, ms) for i, v in enumerate(health)]
     stream += [Record("b", 0, i, v, 0, h) for i, (_, v, h) in enumerate(byhost)]
@@ -136,7 +138,7 @@ def main() -> None:
     args = parser.parse_args()
     events = traffic(args.errors)
     cost = in_process(events)
-    print(f"in process, µs per error: re-key {cost['rekey']:.0f} · attach+group "
+    print(f"in process, µs per error: validate+rollup+re-key {cost['rekey']:.0f} · attach+group "
           f"{cost['attach']:.0f} · count {cost['group']:.0f} · total {sum(cost.values()):.0f} "
           f"(≈ {1e6 / sum(cost.values()):,.0f} errors/s on one core)")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="shiftright-bench-") as tmp:
