@@ -88,6 +88,12 @@ def init_sdk(app: str, settings: Settings, **options: Any) -> None:
                     namespace=settings.namespace, **options)  # fmt: skip
 
 
+def health_delivered(at_least: int) -> None:
+    """Wait until the SDK's health thread has had ``at_least`` snapshots delivered."""
+    wait_for(lambda: shiftright.stats()["delivered_by_kind"].get("health", 0) >= at_least, 20,
+             lambda: f"{at_least} health snapshot(s) delivered: {shiftright.stats()}", 0.05)  # fmt: skip
+
+
 def rows(client: Any, query: str) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in client.query(query).result_rows]
 
@@ -107,7 +113,7 @@ def test_fastapi_and_flask_apps_end_as_rows_in_clickhouse(
             for order in (1, 3, 5, 2, 4):
                 http.post(f"/orders/{order}/pay")
             assert http.get("/health").status_code == 200
-            time.sleep(1.5)  # at least one health snapshot
+            health_delivered(at_least=1)
         assert shiftright.close(30) == 0, shiftright.stats()
 
         init_sdk("catalog", settings, health_interval=0)

@@ -28,7 +28,6 @@ try:
 except ZeroDivisionError:
     shiftright.capture_exception()
 app_thread_ms = (time.perf_counter() - started) * 1000
-time.sleep(0.5)
 left = shiftright.flush(1.0)
 print(json.dumps({
     "file": shiftright.__file__, "left": left, "app_thread_ms": app_thread_ms,

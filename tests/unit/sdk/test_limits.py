@@ -77,6 +77,19 @@ def test_undelivered_events_are_counted_per_kafka_error(sdk: SDK) -> None:
     assert stats["failed"] == {"_MSG_TIMED_OUT": 25} and stats["delivered"] == 0
 
 
+def test_delivered_events_are_counted_per_kind(sdk: SDK) -> None:
+    sdk.init()
+    for _ in range(7):
+        shiftright.track("e")
+    try:
+        raise KeyError("k")
+    except KeyError:
+        shiftright.capture_exception()
+    assert shiftright.flush(2) == 0
+    stats = shiftright.stats()
+    assert stats["delivered_by_kind"] == {"usage": 7, "error": 1} and stats["delivered"] == 8
+
+
 def test_events_are_batched_per_topic_and_key(sdk: SDK) -> None:
     sdk.init(flush_interval=5)
     for i in range(300):

@@ -72,6 +72,7 @@ class Client:
         self.failed: Counter[str] = Counter()
         self.sent = 0
         self.delivered = 0
+        self.delivered_by_kind: Counter[str] = Counter()
         self._in_flight = 0
         factory = self.config.transport or KafkaTransport
         self._transport: Transport = factory(self.config)
@@ -145,6 +146,7 @@ class Client:
                 "sent": self.sent,
                 "in_flight": self._in_flight,
                 "delivered": self.delivered,
+                "delivered_by_kind": dict(self.delivered_by_kind),
                 "failed": dict(self.failed),
                 "dropped": dict(self.dropped),
             }
@@ -175,7 +177,7 @@ class Client:
             # Per partition (each event where its own key maps), per key until the broker
             # has told the partition count: bigger messages, cheaper for every consumer.
             groups: dict[tuple[str, int | bytes], list[bytes]] = defaultdict(list)
-            first_key: dict[tuple[str, int | bytes], bytes] = {}
+            first_key: dict[tuple[str, int | bytes], tuple[bytes, str]] = {}
             for _ in range(min(len(queue), 10_000)):
                 kind, ts, fields, scope = queue.popleft()
                 try:
@@ -189,10 +191,11 @@ class Client:
                     continue
                 group = (topic, self._partition(topic, key))
                 groups[group].append(value)
-                first_key.setdefault(group, key)
+                first_key.setdefault(group, (key, kind))  # a topic holds one kind
             for group, values in groups.items():
+                key, kind = first_key[group]
                 for batch, count in _pack(values):
-                    self._produce(group[0], first_key[group], batch, count)
+                    self._produce(group[0], key, batch, count, kind)
         self._busy = False
 
     def _partition(self, topic: str, key: bytes) -> int | bytes:
@@ -208,12 +211,13 @@ class Client:
         found = self._key_partition[(topic, key)] = partition_of(key, count)
         return found
 
-    def _produce(self, topic: str, key: bytes, value: bytes, count: int) -> None:
+    def _produce(self, topic: str, key: bytes, value: bytes, count: int, kind: str) -> None:
         def delivered(error: str | None) -> None:
             with self._lock:
                 self._in_flight -= count
                 if error is None:
                     self.delivered += count
+                    self.delivered_by_kind[kind] += count
                     return
                 self.failed[error] += count
             self._log.warning(
