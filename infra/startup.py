@@ -74,7 +74,7 @@ def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: floa
     sup = Supervisor(settings)
     comps = python_components(settings, ["--rate", str(rate)])
     steps: list[tuple[str, Callable[[], str]]] = [
-        ("Kafka", lambda: _kafka(settings, sup, console)),
+        ("Kafka", lambda: _kafka(settings, sup)),
         ("Warehouse", lambda: _warehouse(settings, sup)),
         ("Topics", lambda: (create_topics(settings), "15 topics ready")[1]),
         (
@@ -135,17 +135,13 @@ def starter_rules(settings: Settings) -> str:
     )
 
 
-def _kafka(settings: Settings, sup: Supervisor, console: Console) -> str:
+def _kafka(settings: Settings, sup: Supervisor) -> str:
     if not settings.kafka.launch_local:
         return f"using existing cluster {settings.kafka.bootstrap_servers}"
     if sup.pid("kafka"):
         return f"already running at {settings.kafka.bootstrap_servers}"
     launcher = kafka_launcher(settings)
-    if not launcher.lib_dir.joinpath(".complete").exists():
-        console.print(
-            f"  resolving Apache Kafka {settings.kafka.version} from Maven Central (first run only)…"
-        )
-    launcher.launch()
+    launcher.launch()  # says so itself when it first resolves the jars from Maven Central
     return f"Apache Kafka {settings.kafka.version} at {launcher.bootstrap}"
 
 

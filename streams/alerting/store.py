@@ -166,6 +166,9 @@ class ConfigStore:
                 "acks": "all",
                 "enable.idempotence": True,
                 "message.timeout.ms": int(self.timeout_s * 1000),
+                # errors only: a fresh broker's "coordinator load in progress" while the
+                # producer gets its idempotence id is retried, and is no news to a user
+                "log_level": 3,
             }  # fmt: skip
         )
         producer.produce(self.topic, key=key, value=value, partition=0, on_delivery=done)
