@@ -4,7 +4,7 @@ letter, or nothing (an invalid raw event, which the stream workers dead-letter).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -102,7 +102,7 @@ class Router:
         """Event ``index`` of the message at ``msg`` (no Position object per event unless it
         needs an id made from it: one costs a microsecond, and the sink routes every event)."""
         # The record's own timestamp is "now", so streams and sink judge alike.
-        parsed = parse_event(payload, kind, at, self._limits, lambda: position_id(msg.at(index)))
+        parsed = parse_event(payload, kind, at, self._limits, position_id_later(msg, index))
         if isinstance(parsed, Rejection):
             return Skipped(parsed.reason)
         return Row(TABLE_BY_KIND[kind], event_row(parsed, at_ms, msg, index))
@@ -131,6 +131,12 @@ class Router:
 def position_id(pos: Position) -> uuid.UUID:
     """A stable id for an event that arrived without one: derived from where it is."""
     return uuid.uuid5(_ID_NAMESPACE, f"{pos.topic}/{pos.partition}/{pos.offset}/{pos.index}")
+
+
+def position_id_later(msg: Position, index: int) -> Callable[[], uuid.UUID]:
+    """The :func:`position_id` of event ``index`` of the message at ``msg``, made only when
+    called: only an event that arrives without an id needs one."""
+    return lambda: position_id(msg.at(index))
 
 
 _ID_NAMESPACE = uuid.UUID("6f1c2a53-3f0e-4c59-9a51-8f1d7c3b2e10")

@@ -12,7 +12,9 @@ from schemas import wire
 from schemas.events import ErrorEvent
 from schemas.records import Rollup
 from schemas.validation import Limits, Rejection, parse_event, parse_event_as_given
-from streams.rekey import Item, byhost_item, id_maker
+from sinks.router import position_id_later
+from sinks.rows import Position
+from streams.rekey import Item, byhost_item
 from streams.rollup import PartitionRollup
 
 TopicPartition = tuple[str, int]
@@ -122,9 +124,11 @@ class Processor:
         self._last_seen[tp] = self._clock()
         now = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
         rekey = self._rekey and state.kind == "error"
+        if rekey:  # the sink's position id for an error without one: it joins its raw row
+            msg = Position(record.topic, record.partition, record.offset)
         for index, payload in enumerate(wire.split_events(record.value, record.headers)):
-            if rekey:  # the sink's position id for an error without one: it joins its row
-                made = id_maker(record.topic, record.partition, record.offset, index)
+            if rekey:
+                made = position_id_later(msg, index)
                 parsed, as_given = parse_event_as_given(payload, "error", now, self._limits, made)
                 if isinstance(parsed, ErrorEvent):
                     origin = (record.partition, record.offset, index)

@@ -12,27 +12,11 @@ origin tells the attach step which it has already seen.
 
 from __future__ import annotations
 
-import uuid
-from functools import partial
-
 from schemas.events import ErrorEvent
-from sinks.router import position_id as sink_position_id
-from sinks.rows import Position
 from streams.grouping.keys import host_key
 
 Item = tuple[bytes, bytes, list[tuple[str, bytes]] | None]  # key, value, headers
 HEADER_ORIGIN = "shiftright-origin"  # "partition:offset:index" in events.error.v1
-
-
-def position_id(topic: str, partition: int, offset: int, index: int) -> uuid.UUID:
-    """The id the sink gives an event that arrived without one (``sinks.router``), so a
-    grouped error joins its raw row on ``event_id``."""
-    return sink_position_id(Position(topic, partition, offset, index))
-
-
-def id_maker(topic: str, partition: int, offset: int, index: int) -> partial[uuid.UUID]:
-    """The position id, made only if called (only for an error that arrives without one)."""
-    return partial(position_id, topic, partition, offset, index)
 
 
 def byhost_item(
