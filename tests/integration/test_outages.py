@@ -88,7 +88,10 @@ def test_broker_restarted_mid_run_loses_nothing(settings: Settings, tmp_path: Pa
         launcher.stop()
         time.sleep(3)  # both consumers now face a broker that is gone
         launcher.launch()
-        time.sleep(5)
+        before = sent[0]  # traffic goes on until events sent after the restart are stored
+        wait_for(lambda: stored_total(client) > before, 120,
+                 lambda: f"events sent after the restart stored (stored {stored_total(client)}"
+                 f" of {sent[0]})\n{pipeline.log('sink')}")  # fmt: skip
         stop.set()
         producer.join()
         assert emitter.flush(60) == 0 and not emitter.failed, emitter.failed
