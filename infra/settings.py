@@ -87,6 +87,17 @@ class StreamSettings(BaseModel):
     max_age_days: int = 30
     batch_max: int = 5_000
     batch_within_seconds: float = 0.25
+    fetch_min_bytes: int = Field(
+        default=1024 * 1024,
+        description="The worker's fetches wait at the broker until this much is waiting or "
+        "fetch_max_wait_ms passed: Faust pays per fetch and per message, so fewer, fuller "
+        "fetches cut its CPU per event by a fifth at 20,000 events/s (bench.streams_worker).",
+    )
+    fetch_max_wait_ms: int = Field(
+        default=250,
+        description="The longest a fetch waits for fetch_min_bytes: what quiet traffic adds "
+        "to the latency of rollups, error groups and alerts.",
+    )
     web_port: int = 16066
     error_analytics: bool = Field(
         default=True,

@@ -34,6 +34,7 @@ from streams.error_agents import register_error_agents
 from streams.error_flow import pack_messages
 from streams.gaps import GapReader, merge, record_of
 from streams.processor import DeadLetterOut, Outcome, Processor, Record, TopicPartition
+from streams.transport import App
 
 log = structlog.get_logger("shiftright.streams")
 
@@ -46,8 +47,10 @@ def build_app(settings: Settings) -> faust.App:
     """Create the Faust app and its agents for these settings."""
     ns = settings.namespace
     s = settings.streams
-    app = faust.App(
+    app = App(
         f"{ns}.{s.app_id}" if ns else s.app_id,
+        fetch_min_bytes=s.fetch_min_bytes,
+        fetch_max_wait_ms=s.fetch_max_wait_ms,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
         store="memory://",
         autodiscover=False,
