@@ -11,7 +11,7 @@ passed (``StreamSettings``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import aiokafka
 import faust
@@ -19,29 +19,22 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    fetch_min_bytes = 1
-    fetch_max_wait_ms = 1500
-
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
+        app = cast(App, self.app)
         # read by AIOKafkaConsumer.start() when it creates its Fetcher
-        consumer._fetch_min_bytes = self.fetch_min_bytes
-        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms
+        consumer._fetch_min_bytes = app.fetch_min_bytes
+        consumer._fetch_max_wait_ms = app.fetch_max_wait_ms
         return consumer
 
 
-def _transport(fetch_min_bytes: int, fetch_max_wait_ms: int) -> type[faust_aiokafka.Transport]:
-    thread = type("ConsumerThread", (_ConsumerThread,), {
-        "fetch_min_bytes": fetch_min_bytes, "fetch_max_wait_ms": fetch_max_wait_ms})  # fmt: skip
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    class FetchingConsumer(faust_aiokafka.Consumer):
-        def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-            return thread(self, loop=self.loop, beacon=self.beacon)
 
-    class Transport(faust_aiokafka.Transport):
-        Consumer = FetchingConsumer
-
-    return Transport
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
 
 
 class App(faust.App):
@@ -49,8 +42,9 @@ class App(faust.App):
 
     def __init__(self, *args: Any, fetch_min_bytes: int, fetch_max_wait_ms: int,
                  **kwargs: Any) -> None:  # fmt: skip
-        self._transport_class = _transport(fetch_min_bytes, fetch_max_wait_ms)
+        self.fetch_min_bytes = fetch_min_bytes
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> Any:
-        return self._transport_class(self.conf.broker_consumer, self)
+        return _Transport(self.conf.broker_consumer, self)
