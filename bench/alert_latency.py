@@ -42,14 +42,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from shiftright_server.infra.settings import ClickHouseSettings, KafkaSettings, Settings
+from shiftright_server.infra.startup import apply_schema, create_topics
+from shiftright_server.infra.supervisor import Supervisor, python_components
+from shiftright_server.producers.emitter import Emitter
+from shiftright_server.schemas import topics
+from shiftright_server.streams.alerting.store import ConfigStore
 
 from bench.pipeline import RESULTS, start_services
-from infra.settings import ClickHouseSettings, KafkaSettings, Settings
-from infra.startup import apply_schema, create_topics
-from infra.supervisor import Supervisor, python_components
-from producers.emitter import Emitter
-from schemas import topics
-from streams.alerting.store import ConfigStore
 from tests.builders import event
 
 INCIDENT_APP = re.compile(r"inc-\d\d")
@@ -130,8 +130,14 @@ def watch_transitions(
     share of the latency; the rest is the notifier's)."""
     from confluent_kafka import Consumer
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     try:
         while not stop.is_set():
@@ -149,8 +155,11 @@ def webhook_server(arrivals: Arrivals) -> ThreadingHTTPServer:
     class Hook(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            apps = [a["labels"].get("app", "") for a in body.get("alerts", [])
-                    if a.get("status") == "firing"]  # fmt: skip
+            apps = [
+                a["labels"].get("app", "")
+                for a in body.get("alerts", [])
+                if a.get("status") == "firing"
+            ]
             arrivals.seen("webhook", apps)
             self.send_response(200)
             self.end_headers()
@@ -191,17 +200,35 @@ def inject(emitter: Emitter, kind: str, app: str) -> float:
     """Send one incident; returns the monotonic time its clock starts."""
     now = datetime.now(UTC)
     if kind == "error-spike":
-        events = [event("error", now, app, "bench", exception_type="BenchError")
-                  for _ in range(150)]  # fmt: skip
+        events = [
+            event("error", now, app, "bench", exception_type="BenchError") for _ in range(150)
+        ]
     elif kind == "cpu-saturation":
-        events = [event("health", now, app, "bench", host=f"{app}-1",
-                        metrics={"system.cpu.utilization": 0.99})]  # fmt: skip
+        events = [
+            event(
+                "health",
+                now,
+                app,
+                "bench",
+                host=f"{app}-1",
+                metrics={"system.cpu.utilization": 0.99},
+            )
+        ]
     elif kind == "new-error-group":  # an exception never seen before, thrown once
-        events = [event("error", now, app, "bench", host=f"{app}-1",
-                        exception_type=f"BenchNew{app.replace('-', '')}Error")]  # fmt: skip
+        events = [
+            event(
+                "error",
+                now,
+                app,
+                "bench",
+                host=f"{app}-1",
+                exception_type=f"BenchNew{app.replace('-', '')}Error",
+            )
+        ]
     elif kind == "latency-jump":
-        events = [event("usage", now, app, "bench", name="pay", duration_ms=4000.0)
-                  for _ in range(60)]  # fmt: skip
+        events = [
+            event("usage", now, app, "bench", name="pay", duration_ms=4000.0) for _ in range(60)
+        ]
     else:
         raise ValueError(kind)
     started = time.monotonic()
@@ -245,8 +272,14 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     console = Console(width=max(140, Console().width))
     with tempfile.TemporaryDirectory(prefix="sr-alert-") as tmp, contextlib.ExitStack() as stack:
-        progress = stack.enter_context(Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                                TimeElapsedColumn(), console=console))  # fmt: skip
+        progress = stack.enter_context(
+            Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=console,
+            )
+        )
         services = start_services(args, Path(tmp), stack, progress)
         arrivals = Arrivals()
         hook = webhook_server(arrivals)
@@ -254,25 +287,39 @@ def main(argv: list[str] | None = None) -> None:
         smtp = smtp_server(arrivals)
         stack.callback(smtp.stop)
         ns = f"a{uuid.uuid4().hex[:8]}"
-        settings = Settings.model_validate({
-            "state_dir": Path(tmp) / "state", "namespace": ns,
-            "kafka": KafkaSettings(bootstrap=services.bootstrap),
-            "clickhouse": ClickHouseSettings(url=services.clickhouse, database=ns),
-            "alerting": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port,
-                         "smtp_from": "shiftright@example.com"},
-            "streams": {} if args.health_wait_ms is None else {
-                "health_max_wait_ms": args.health_wait_ms},
-        })  # fmt: skip
+        settings = Settings.model_validate(
+            {
+                "state_dir": Path(tmp) / "state",
+                "namespace": ns,
+                "kafka": KafkaSettings(bootstrap=services.bootstrap),
+                "clickhouse": ClickHouseSettings(url=services.clickhouse, database=ns),
+                "alerting": {
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": smtp.port,
+                    "smtp_from": "shiftright@example.com",
+                },
+                "streams": {}
+                if args.health_wait_ms is None
+                else {"health_max_wait_ms": args.health_wait_ms},
+            }
+        )
         create_topics(settings)
         apply_schema(settings)
         url = f"http://127.0.0.1:{hook.server_address[1]}/hook"
-        ConfigStore(settings.kafka.bootstrap_servers,
-                    topics.named(topics.ALERTING_CONFIG, ns)).apply(
-            RULES.format(hook=url, after=ABSENCE_AFTER_S), "bench")  # fmt: skip
+        ConfigStore(
+            settings.kafka.bootstrap_servers, topics.named(topics.ALERTING_CONFIG, ns)
+        ).apply(RULES.format(hook=url, after=ABSENCE_AFTER_S), "bench")
         stop_watch = threading.Event()
-        watcher = threading.Thread(target=watch_transitions, daemon=True, args=(
-            settings.kafka.bootstrap_servers, topics.named(topics.ALERTS, ns), arrivals,
-            stop_watch))  # fmt: skip
+        watcher = threading.Thread(
+            target=watch_transitions,
+            daemon=True,
+            args=(
+                settings.kafka.bootstrap_servers,
+                topics.named(topics.ALERTS, ns),
+                arrivals,
+                stop_watch,
+            ),
+        )
         watcher.start()
         stack.callback(watcher.join, 5)
         stack.callback(stop_watch.set)
@@ -316,8 +363,11 @@ def figures(started: dict[str, tuple[str, float]], arrivals: Arrivals) -> dict[s
         apps = [a for a, (k, _) in started.items() if k == kind]
         row: dict[str, Any] = {"incidents": len(apps)}
         for channel in ("alerts.v1", "webhook", "email"):
-            got = [arrivals.at[(channel, a)] - started[a][1] for a in apps
-                   if (channel, a) in arrivals.at]  # fmt: skip
+            got = [
+                arrivals.at[(channel, a)] - started[a][1]
+                for a in apps
+                if (channel, a) in arrivals.at
+            ]
             if kind == "usage-drop":
                 row[f"{channel}_minus_after"] = _stats([g - ABSENCE_AFTER_S for g in got])
             row[channel] = _stats(got) | {"missing": len(apps) - len(got)}
@@ -328,26 +378,56 @@ def figures(started: dict[str, tuple[str, float]], arrivals: Arrivals) -> dict[s
 def _stats(values: list[float]) -> dict[str, Any]:
     if not values:
         return {"n": 0}
-    return {"n": len(values), "p50": round(statistics.median(values), 3),
-            "p99": round(percentile(values, 99), 3), "max": round(max(values), 3)}  # fmt: skip
+    return {
+        "n": len(values),
+        "p50": round(statistics.median(values), 3),
+        "p99": round(percentile(values, 99), 3),
+        "max": round(max(values), 3),
+    }
 
 
 def show(console: Console, result: dict[str, Any], args: argparse.Namespace) -> None:
-    table = Table(title=f"Incident → notification, background {args.rate:,.0f} requests/s "
-                  "(seconds)")  # fmt: skip
-    for col in ("incident", "n", "alerts.v1 p50", "p99", "webhook p50", "p99", "e-mail p50",
-                "p99", "missing"):  # fmt: skip
+    table = Table(
+        title=f"Incident → notification, background {args.rate:,.0f} requests/s (seconds)"
+    )
+    for col in (
+        "incident",
+        "n",
+        "alerts.v1 p50",
+        "p99",
+        "webhook p50",
+        "p99",
+        "e-mail p50",
+        "p99",
+        "missing",
+    ):
         table.add_column(col, justify="left" if col == "incident" else "right", no_wrap=True)
     for kind, row in result.items():
         a, w, e = row["alerts.v1"], row["webhook"], row["email"]
-        table.add_row(kind, str(row["incidents"]), _s(a, "p50"), _s(a, "p99"), _s(w, "p50"),
-                      _s(w, "p99"), _s(e, "p50"), _s(e, "p99"),
-                      f"{w.get('missing', 0)} / {e.get('missing', 0)}")  # fmt: skip
+        table.add_row(
+            kind,
+            str(row["incidents"]),
+            _s(a, "p50"),
+            _s(a, "p99"),
+            _s(w, "p50"),
+            _s(w, "p99"),
+            _s(e, "p50"),
+            _s(e, "p99"),
+            f"{w.get('missing', 0)} / {e.get('missing', 0)}",
+        )
         if kind == "usage-drop":
             am, wm, em = (row[f"{c}_minus_after"] for c in ("alerts.v1", "webhook", "email"))
-            table.add_row(f"  without its {ABSENCE_AFTER_S:g} s 'after'", "", _s(am, "p50"),
-                          _s(am, "p99"), _s(wm, "p50"), _s(wm, "p99"), _s(em, "p50"),
-                          _s(em, "p99"), "")  # fmt: skip
+            table.add_row(
+                f"  without its {ABSENCE_AFTER_S:g} s 'after'",
+                "",
+                _s(am, "p50"),
+                _s(am, "p99"),
+                _s(wm, "p50"),
+                _s(wm, "p99"),
+                _s(em, "p50"),
+                _s(em, "p99"),
+                "",
+            )
     console.print(table)
 
 

@@ -26,12 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
-
-from infra.clickhouse import get_client
-from infra.settings import ClickHouseSettings, KafkaSettings, Settings, SinkSettings
-from schemas import topics, wire
-from sinks.__main__ import consumer_config
-from sinks.rows import COLUMNS, ENVELOPE, POSITION, TABLE_BY_KIND
+from shiftright_server.infra.clickhouse import get_client
+from shiftright_server.infra.settings import (
+    ClickHouseSettings,
+    KafkaSettings,
+    Settings,
+    SinkSettings,
+)
+from shiftright_server.schemas import topics, wire
+from shiftright_server.sinks.__main__ import consumer_config
+from shiftright_server.sinks.rows import COLUMNS, ENVELOPE, POSITION, TABLE_BY_KIND
 
 GROUP_ID = "bench-baseline"
 
@@ -58,8 +62,14 @@ def _row_builder(kind: str) -> RowBuilder:
         get = event.get
         values = [get(f, default) for f, default in spec]
         # DateTime64 takes ISO strings and integer ticks (ms) as they are.
-        return (*values, message.timestamp()[1], message.topic(), message.partition(),
-                message.offset(), index)  # fmt: skip
+        return (
+            *values,
+            message.timestamp()[1],
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            index,
+        )
 
     if kind != "error":
         return build
@@ -68,18 +78,30 @@ def _row_builder(kind: str) -> RowBuilder:
     def build_error(event: dict[str, Any], message: Message, index: int) -> tuple[Any, ...]:
         row = list(build(event, message, index))
         row[frames_at] = [
-            (f.get("module", ""), f.get("function", ""), f.get("filename", ""),
-             f.get("lineno", 0), f.get("in_app", True))
+            (
+                f.get("module", ""),
+                f.get("function", ""),
+                f.get("filename", ""),
+                f.get("lineno", 0),
+                f.get("in_app", True),
+            )
             for f in row[frames_at]
-        ]  # fmt: skip
+        ]
         return tuple(row)
 
     return build_error
 
 
 class BareConsumer:
-    def __init__(self, consumer: Consumer, client: Any, namespace: str, batch_rows: int,
-                 batch_seconds: float, stats_path: Path | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        consumer: Consumer,
+        client: Any,
+        namespace: str,
+        batch_rows: int,
+        batch_seconds: float,
+        stats_path: Path | None,
+    ) -> None:
         self._consumer = consumer
         self._client = client
         self._batch_rows = batch_rows
@@ -90,8 +112,13 @@ class BareConsumer:
             for t, k in topics.KIND_BY_EVENT_TOPIC.items()
         }
         self._reset()
-        self.stats: dict[str, Any] = {"consumed": 0, "stored": 0, "batches": 0,
-                                      "insert_seconds": 0.0, "decode_seconds": 0.0}  # fmt: skip
+        self.stats: dict[str, Any] = {
+            "consumed": 0,
+            "stored": 0,
+            "batches": 0,
+            "insert_seconds": 0.0,
+            "decode_seconds": 0.0,
+        }
         self._last_stats = 0.0
 
     def _reset(self) -> None:
@@ -145,8 +172,9 @@ class BareConsumer:
         began = time.monotonic()
         for table, rows in self._rows.items():
             columns = [list(c) for c in zip(*rows, strict=True)]
-            self._client.insert(table, columns, column_names=list(COLUMNS[table]),
-                                column_oriented=True)  # fmt: skip
+            self._client.insert(
+                table, columns, column_names=list(COLUMNS[table]), column_oriented=True
+            )
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in self._offsets.items()]
         self._consumer.commit(offsets=offsets, asynchronous=False)
         self.stats["insert_seconds"] += time.monotonic() - began
@@ -160,8 +188,11 @@ class BareConsumer:
             return
         self._last_stats = now
         tmp = self._stats_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({k: round(v, 3) if isinstance(v, float) else v
-                                   for k, v in self.stats.items()}))  # fmt: skip
+        tmp.write_text(
+            json.dumps(
+                {k: round(v, 3) if isinstance(v, float) else v for k, v in self.stats.items()}
+            )
+        )
         tmp.replace(self._stats_path)
 
 
@@ -172,7 +203,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         clickhouse=ClickHouseSettings(url=args.clickhouse, database=args.database),
         sink=SinkSettings(
             group_id=GROUP_ID, batch_rows=args.batch_rows, batch_seconds=args.batch_seconds
-        ),  # fmt: skip
+        ),
     )
 
 
@@ -192,8 +223,9 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(sig, lambda *_: stop.set())
     client = get_client(settings.clickhouse, database=settings.clickhouse.database)
     consumer = Consumer(consumer_config(settings))
-    BareConsumer(consumer, client, settings.namespace, args.batch_rows, args.batch_seconds,
-                 args.stats).run(stop)  # fmt: skip
+    BareConsumer(
+        consumer, client, settings.namespace, args.batch_rows, args.batch_seconds, args.stats
+    ).run(stop)
 
 
 if __name__ == "__main__":

@@ -49,10 +49,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import TypeAdapter
-
-from producers.simulator import diurnal_factor
-from schemas.alerts import Rule
-from streams.alerting.evaluator import Evaluator
+from shiftright_server.producers.simulator import diurnal_factor
+from shiftright_server.schemas.alerts import Rule
+from shiftright_server.streams.alerting.evaluator import Evaluator
 
 START = datetime(2026, 3, 2, 0, tzinfo=UTC)  # a Monday
 MINUTE = timedelta(minutes=1)
@@ -128,14 +127,34 @@ def rules(rate: float) -> dict[str, list[Rule]]:
     low, high = 0.12 * rate, 2.6 * rate
     specs: dict[str, list[dict[str, object]]] = {
         "threshold": [
-            {"name": "low", "kind": "threshold", "op": "<", "threshold": low,
-             "resolve_threshold": low * 1.2, "window": "1m", "for": "2m"},
-            {"name": "high", "kind": "threshold", "op": ">", "threshold": high,
-             "resolve_threshold": high * 0.8, "window": "1m", "for": "2m"},
+            {
+                "name": "low",
+                "kind": "threshold",
+                "op": "<",
+                "threshold": low,
+                "resolve_threshold": low * 1.2,
+                "window": "1m",
+                "for": "2m",
+            },
+            {
+                "name": "high",
+                "kind": "threshold",
+                "op": ">",
+                "threshold": high,
+                "resolve_threshold": high * 0.8,
+                "window": "1m",
+                "for": "2m",
+            },
         ],
         "change": [
-            {"name": "change", "kind": "change", "percent": 50, "window": "10m",
-             "for": "2m", "min_volume": 200},
+            {
+                "name": "change",
+                "kind": "change",
+                "percent": 50,
+                "window": "10m",
+                "for": "2m",
+                "min_volume": 200,
+            },
         ],
         "anomaly": [
             {"name": "anomaly", "kind": "anomaly", "sensitivity": 0.5, "min_volume": 20},
@@ -144,7 +163,7 @@ def rules(rate: float) -> dict[str, list[Rule]]:
             {"name": "anomaly", "kind": "anomaly", "sensitivity": 0.7, "min_volume": 20},
         ],
         "absence": [{"name": "absence", "kind": "absence", "after": "5m"}],
-    }  # fmt: skip
+    }
     return {
         kind: [adapter.validate_python({"scope": scope, **spec}) for spec in specs[kind]]
         for kind in KINDS

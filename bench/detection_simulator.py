@@ -22,13 +22,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-
-from producers.simulator import INCIDENT_KINDS, Incident, Simulator
-from schemas.alerts import AlertTransition, Rule
-from schemas.events import EVENT_ADAPTER
-from schemas.records import Rollup
-from streams.alerting.backtest import backtest
-from streams.rollup import PartitionRollup
+from shiftright_server.producers.simulator import INCIDENT_KINDS, Incident, Simulator
+from shiftright_server.schemas.alerts import AlertTransition, Rule
+from shiftright_server.schemas.events import EVENT_ADAPTER
+from shiftright_server.schemas.records import Rollup
+from shiftright_server.streams.alerting.backtest import backtest
+from shiftright_server.streams.rollup import PartitionRollup
 
 START = datetime(2026, 3, 3, 8, 0, tzinfo=UTC)  # a Tuesday morning
 WARMUP = timedelta(hours=2)
@@ -66,37 +65,90 @@ def rules() -> dict[str, list[Rule]]:
     adapter: TypeAdapter[Rule] = TypeAdapter(Rule)
     specs: dict[str, list[dict[str, Any]]] = {
         "threshold": [
-            {"name": "cpu", "kind": "threshold", "scope": {"app": "*", "source": "health"},
-             "measure": "avg:system.cpu.utilization", "threshold": 0.94,
-             "resolve_threshold": 0.9, "for": "1m"},
-            {"name": "cart-latency", "kind": "threshold", "measure": "avg:duration_ms",
-             "scope": {"app": "checkout", "filters": {"feature": "cart.view"}},
-             "threshold": 150, "resolve_threshold": 100, "for": "1m"},
-            {"name": "product-latency", "kind": "threshold", "measure": "avg:duration_ms",
-             "scope": {"app": "catalog", "filters": {"feature": "product.view"}},
-             "threshold": 120, "resolve_threshold": 80, "for": "1m"},
+            {
+                "name": "cpu",
+                "kind": "threshold",
+                "scope": {"app": "*", "source": "health"},
+                "measure": "avg:system.cpu.utilization",
+                "threshold": 0.94,
+                "resolve_threshold": 0.9,
+                "for": "1m",
+            },
+            {
+                "name": "cart-latency",
+                "kind": "threshold",
+                "measure": "avg:duration_ms",
+                "scope": {"app": "checkout", "filters": {"feature": "cart.view"}},
+                "threshold": 150,
+                "resolve_threshold": 100,
+                "for": "1m",
+            },
+            {
+                "name": "product-latency",
+                "kind": "threshold",
+                "measure": "avg:duration_ms",
+                "scope": {"app": "catalog", "filters": {"feature": "product.view"}},
+                "threshold": 120,
+                "resolve_threshold": 80,
+                "for": "1m",
+            },
         ],
         "change": [
-            {"name": "usage-change", "kind": "change", "scope": {"app": "*"}, "percent": 60,
-             "window": "5m", "min_volume": 100, "for": "1m"},
-            {"name": "error-change", "kind": "change", "percent": 200, "window": "5m",
-             "scope": {"app": "*", "source": "error"}, "min_volume": 10,
-             "direction": "up", "for": "1m"},
+            {
+                "name": "usage-change",
+                "kind": "change",
+                "scope": {"app": "*"},
+                "percent": 60,
+                "window": "5m",
+                "min_volume": 100,
+                "for": "1m",
+            },
+            {
+                "name": "error-change",
+                "kind": "change",
+                "percent": 200,
+                "window": "5m",
+                "scope": {"app": "*", "source": "error"},
+                "min_volume": 10,
+                "direction": "up",
+                "for": "1m",
+            },
         ],
         "anomaly": [
             {"name": "usage-anomaly", "kind": "anomaly", "scope": {"app": "*"}, "min_volume": 20},
-            {"name": "latency-anomaly", "kind": "anomaly", "scope": {"app": "*"},
-             "measure": "avg:duration_ms", "direction": "up", "min_volume": 20},
-            {"name": "error-anomaly", "kind": "anomaly", "direction": "up", "min_volume": 10,
-             "scope": {"app": "*", "source": "error"}},
-            {"name": "cpu-anomaly", "kind": "anomaly", "direction": "up",
-             "scope": {"app": "*", "source": "health"}, "measure": "avg:system.cpu.utilization"},
+            {
+                "name": "latency-anomaly",
+                "kind": "anomaly",
+                "scope": {"app": "*"},
+                "measure": "avg:duration_ms",
+                "direction": "up",
+                "min_volume": 20,
+            },
+            {
+                "name": "error-anomaly",
+                "kind": "anomaly",
+                "direction": "up",
+                "min_volume": 10,
+                "scope": {"app": "*", "source": "error"},
+            },
+            {
+                "name": "cpu-anomaly",
+                "kind": "anomaly",
+                "direction": "up",
+                "scope": {"app": "*", "source": "health"},
+                "measure": "avg:system.cpu.utilization",
+            },
         ],
         "absence": [
-            {"name": "feature-silent", "kind": "absence", "scope": {"app": "*"}, "after": "3m",
-             "min_volume": 5},
+            {
+                "name": "feature-silent",
+                "kind": "absence",
+                "scope": {"app": "*"},
+                "after": "3m",
+                "min_volume": 5,
+            },
         ],
-    }  # fmt: skip
+    }
     return {
         kind: [adapter.validate_python({**s, "scope": {"env": "*", **s["scope"]}}) for s in rs]
         for kind, rs in specs.items()

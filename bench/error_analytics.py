@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from producers.simulator import Simulator
+from shiftright_server.producers.simulator import Simulator
 
 END = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
 START = END - timedelta(minutes=10)
@@ -40,11 +40,11 @@ def traffic(errors: int) -> list[dict[str, Any]]:
 
 
 def in_process(events: list[dict[str, Any]]) -> dict[str, float]:
-    from schemas.validation import Limits
-    from streams.error_flow import Attach, Group
-    from streams.grouping import Grouper
-    from streams.grouping.stages import AttachStage, GroupStage
-    from streams.processor import Processor, Record
+    from shiftright_server.schemas.validation import Limits
+    from shiftright_server.streams.error_flow import Attach, Group
+    from shiftright_server.streams.grouping import Grouper
+    from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
+    from shiftright_server.streams.processor import Processor, Record
 
     ms = int(datetime.now(UTC).timestamp() * 1000)
     errors = [e for e in events if e["kind"] == "error"]
@@ -83,20 +83,24 @@ def in_process(events: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def drain(events: list[dict[str, Any]], errors: int, root: Path) -> dict[str, float]:
-    from infra.clickhouse import get_client
-    from infra.settings import ClickHouseSettings, KafkaSettings, Settings
-    from infra.startup import apply_schema, create_topics
-    from infra.supervisor import Supervisor, python_components
-    from producers.emitter import Emitter
+    from shiftright_server.infra.clickhouse import get_client
+    from shiftright_server.infra.settings import ClickHouseSettings, KafkaSettings, Settings
+    from shiftright_server.infra.startup import apply_schema, create_topics
+    from shiftright_server.infra.supervisor import Supervisor, python_components
+    from shiftright_server.producers.emitter import Emitter
+
     from tests.integration.kafka_fixture import start_kafka, stop_kafka
     from tests.integration.warehouse_fixture import free_port, start_warehouse, stop_warehouse
 
     launcher = start_kafka(root / "kafka")
     proc, url = start_warehouse(root / "warehouse", free_port())
     ns = f"b{uuid.uuid4().hex[:8]}"
-    settings = Settings(state_dir=root / "state", namespace=ns,
-                        kafka=KafkaSettings(bootstrap=launcher.bootstrap),
-                        clickhouse=ClickHouseSettings(url=url, database=ns))  # fmt: skip
+    settings = Settings(
+        state_dir=root / "state",
+        namespace=ns,
+        kafka=KafkaSettings(bootstrap=launcher.bootstrap),
+        clickhouse=ClickHouseSettings(url=url, database=ns),
+    )
     sup = Supervisor(settings)
     try:
         create_topics(settings)
@@ -138,15 +142,19 @@ def main() -> None:
     args = parser.parse_args()
     events = traffic(args.errors)
     cost = in_process(events)
-    print(f"in process, µs per error: validate+rollup+re-key {cost['rekey']:.0f} · attach+group "
-          f"{cost['attach']:.0f} · count {cost['group']:.0f} · total {sum(cost.values()):.0f} "
-          f"(≈ {1e6 / sum(cost.values()):,.0f} errors/s on one core)")  # fmt: skip
+    print(
+        f"in process, µs per error: validate+rollup+re-key {cost['rekey']:.0f} · attach+group "
+        f"{cost['attach']:.0f} · count {cost['group']:.0f} · total {sum(cost.values()):.0f} "
+        f"(≈ {1e6 / sum(cost.values()):,.0f} errors/s on one core)"
+    )
     with tempfile.TemporaryDirectory(prefix="shiftright-bench-") as tmp:
         took = drain(events, args.errors, Path(tmp))
     health = len(events) - args.errors
-    print(f"drain of {args.errors:,} errors (+{health:,} health events) preloaded: raw rows in "
-          f"{took['raw_s']:.1f} s; grouped and counted in {took['grouped_s']:.1f} s "
-          f"= {args.errors / max(took['grouped_s'], 1e-9):,.0f} errors/s end to end")  # fmt: skip
+    print(
+        f"drain of {args.errors:,} errors (+{health:,} health events) preloaded: raw rows in "
+        f"{took['raw_s']:.1f} s; grouped and counted in {took['grouped_s']:.1f} s "
+        f"= {args.errors / max(took['grouped_s'], 1e-9):,.0f} errors/s end to end"
+    )
 
 
 if __name__ == "__main__":

@@ -69,10 +69,15 @@ class Figures:
 
 def _event(i: int) -> dict[str, Any]:
     return {
-        "kind": "usage", "name": f"feature.{i % 20}", "route": f"/api/f{i % 20}",
-        "method": "POST", "status_code": 200, "duration_ms": float(i % 300),
-        "user_id": f"u{i % 5000}", "customer_id": f"c{i % 50}",
-    }  # fmt: skip
+        "kind": "usage",
+        "name": f"feature.{i % 20}",
+        "route": f"/api/f{i % 20}",
+        "method": "POST",
+        "status_code": 200,
+        "duration_ms": float(i % 300),
+        "user_id": f"u{i % 5000}",
+        "customer_id": f"c{i % 50}",
+    }
 
 
 def _otlp_logs(n: int) -> bytes:
@@ -91,10 +96,14 @@ def _otlp_logs(n: int) -> bytes:
     trace = "Traceback (most recent call last):\n  File \"/app/shop/cart.py\", line 42, in add\n    x()\nKeyError: 'sku'\n"
     for i in range(n):
         record = scope.log_records.add(time_unix_nano=time.time_ns(), severity_number=17)
-        record.attributes.extend([
-            kv("exception.type", f"KeyError{i % 7}"), kv("exception.message", "'sku'"),
-            kv("exception.stacktrace", trace), kv("http.route", "/cart"),
-        ])  # fmt: skip
+        record.attributes.extend(
+            [
+                kv("exception.type", f"KeyError{i % 7}"),
+                kv("exception.message", "'sku'"),
+                kv("exception.stacktrace", trace),
+                kv("http.route", "/cart"),
+            ]
+        )
     return request.SerializeToString()
 
 
@@ -124,8 +133,16 @@ class _Connection:
         self.writer.close()
 
 
-async def _drive(port: int, token: str, path: str, body: bytes, ctype: str, per_request: int,
-                 seconds: float, concurrency: int) -> Figures:  # fmt: skip
+async def _drive(
+    port: int,
+    token: str,
+    path: str,
+    body: bytes,
+    ctype: str,
+    per_request: int,
+    seconds: float,
+    concurrency: int,
+) -> Figures:
     latencies: list[float] = []
     refused: Counter[str] = Counter()
     done = 0
@@ -180,10 +197,9 @@ async def _baseline(bootstrap: str, namespace: str, seconds: float, concurrency:
     """The same batches, pre-serialized, produced straight to Kafka, each awaited like a
     gateway request: what Kafka and librdkafka cost without HTTP and validation."""
     from confluent_kafka import Producer
-
-    from producers.emitter import producer_config
-    from schemas import topics, wire
-    from schemas.events import UsageEvent, partition_key
+    from shiftright_server.producers.emitter import producer_config
+    from shiftright_server.schemas import topics, wire
+    from shiftright_server.schemas.events import UsageEvent, partition_key
 
     producer = Producer(producer_config(bootstrap, **{"linger.ms": 5}))
     loop = asyncio.get_running_loop()
@@ -210,8 +226,15 @@ async def _baseline(bootstrap: str, namespace: str, seconds: float, concurrency:
             start = time.perf_counter()
             pending = [loop.create_future() for _ in messages]
             for fut, (key, value) in zip(pending, messages, strict=True):
-                producer.produce(topic, value, key, headers=wire.BATCH_HEADERS,
-                                 on_delivery=lambda err, msg, f=fut: loop.call_soon_threadsafe(f.set_result, err))  # fmt: skip
+                producer.produce(
+                    topic,
+                    value,
+                    key,
+                    headers=wire.BATCH_HEADERS,
+                    on_delivery=lambda err, msg, f=fut: loop.call_soon_threadsafe(
+                        f.set_result, err
+                    ),
+                )
             await asyncio.gather(*pending)
             latencies.append(time.perf_counter() - start)
             done += 1
@@ -228,8 +251,13 @@ async def _baseline(bootstrap: str, namespace: str, seconds: float, concurrency:
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
-    run = subprocess.run([sys.executable, "-m", "infra.cli", "gateway", *args], env=env,
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "shiftright_server.infra.cli", "gateway", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return run.stdout.strip()
 
 
@@ -246,8 +274,9 @@ def _wait_healthy(url: str, timeout: float = 30) -> None:
 
 
 def run(args: argparse.Namespace) -> list[Figures]:
-    from infra.settings import KafkaSettings, Settings
-    from infra.startup import create_topics
+    from shiftright_server.infra.settings import KafkaSettings, Settings
+    from shiftright_server.infra.startup import create_topics
+
     from tests.integration.kafka_fixture import free_ports, start_kafka, stop_kafka
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
@@ -259,11 +288,29 @@ def run(args: argparse.Namespace) -> list[Figures]:
     namespace = f"bgw{uuid.uuid4().hex[:6]}"
     create_topics(Settings(namespace=namespace, kafka=KafkaSettings(bootstrap=bootstrap)))
     [port] = free_ports(1)
-    env = {**os.environ, "SHIFTRIGHT_STATE_DIR": str(tmp / "state"), "SHIFTRIGHT_NAMESPACE": namespace,
-           "SHIFTRIGHT_KAFKA__BOOTSTRAP": bootstrap, "SHIFTRIGHT_LOG_JSON": "true"}  # fmt: skip
+    env = {
+        **os.environ,
+        "SHIFTRIGHT_STATE_DIR": str(tmp / "state"),
+        "SHIFTRIGHT_NAMESPACE": namespace,
+        "SHIFTRIGHT_KAFKA__BOOTSTRAP": bootstrap,
+        "SHIFTRIGHT_LOG_JSON": "true",
+    }
     token = _cli(env, "keys", "create", "--app", "bench", "--env", "prod")
-    gateway = subprocess.Popen([sys.executable, "-m", "infra.cli", "gateway", "--port", str(port), "--workers", str(args.workers)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    gateway = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "shiftright_server.infra.cli",
+            "gateway",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     results: list[Figures] = []
     try:
@@ -321,10 +368,16 @@ def report(results: list[Figures], args: argparse.Namespace) -> None:
         print(f"  {f.scenario}: {f.eps / base:.2f}× the direct producer's events/s")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"gateway-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(json.dumps({
-        "args": vars(args), "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "results": [asdict(f) | {"rps": f.rps, "eps": f.eps} for f in results],
-    }, indent=2))  # fmt: skip
+    out.write_text(
+        json.dumps(
+            {
+                "args": vars(args),
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "results": [asdict(f) | {"rps": f.rps, "eps": f.eps} for f in results],
+            },
+            indent=2,
+        )
+    )
     print(f"\nwritten to {out}")
 
 

@@ -25,10 +25,10 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
-from producers.simulator import Simulator
-from schemas.events import ErrorEvent
-from streams.grouping import Grouper
-from streams.grouping.chain import CHAIN_ATTRIBUTE
+from shiftright_server.producers.simulator import Simulator
+from shiftright_server.schemas.events import ErrorEvent
+from shiftright_server.streams.grouping import Grouper
+from shiftright_server.streams.grouping.chain import CHAIN_ATTRIBUTE
 
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)
 

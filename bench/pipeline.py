@@ -63,10 +63,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-
-from infra.settings import KafkaSettings
-from schemas import topics, wire
-from schemas.events import ROLLUP_KEY_FIELD
+from shiftright_server.infra.settings import KafkaSettings
+from shiftright_server.schemas import topics, wire
+from shiftright_server.schemas.events import ROLLUP_KEY_FIELD
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -113,10 +112,11 @@ class PhaseFailed(RuntimeError):
 # -- events ---------------------------------------------------------------------------------
 
 
-def generate(n: int, start: datetime, end: datetime, seed: int,
-             advance: Callable[[int], None]) -> list[tuple[str, Record]]:  # fmt: skip
+def generate(
+    n: int, start: datetime, end: datetime, seed: int, advance: Callable[[int], None]
+) -> list[tuple[str, Record]]:
     """``n`` events in the MIX, ``ts`` in ``[start, end)``, sorted by ``ts``, serialized."""
-    from producers.simulator import Simulator
+    from shiftright_server.producers.simulator import Simulator
 
     sim = Simulator(seed=seed)
     chunks = max(1, min(50, n // 5000))
@@ -162,9 +162,17 @@ def with_probes(
     for i, (ts, record) in enumerate(events):
         if i % every == every // 2:
             name = f"bench.probe.{len(probes)}"
-            probe = {"event_id": str(uuid.uuid4()), "kind": "usage", "ts": ts, "app": PROBE_APP,
-                     "env": PROBE_ENV, "origin": "synthetic", "name": name, "status_code": 200,
-                     "duration_ms": 1.0}  # fmt: skip
+            probe = {
+                "event_id": str(uuid.uuid4()),
+                "kind": "usage",
+                "ts": ts,
+                "app": PROBE_APP,
+                "env": PROBE_ENV,
+                "origin": "synthetic",
+                "name": name,
+                "status_code": 200,
+                "duration_ms": 1.0,
+            }
             probes[i] = name
             record = (0, _key(probe), _dumps(probe))
         records.append(record)
@@ -180,8 +188,7 @@ def produce_main(argv: list[str]) -> None:
     Prints one JSON line when the clock starts and one with the figures when done.
     """
     from confluent_kafka import Producer
-
-    from producers.emitter import producer_config
+    from shiftright_server.producers.emitter import producer_config
 
     parser = argparse.ArgumentParser(prog="bench.pipeline _produce")
     for name in ("--events", "--bootstrap", "--namespace"):
@@ -200,8 +207,11 @@ def produce_main(argv: list[str]) -> None:
     def on_delivery(err: Any, _msg: Any) -> None:
         failed.append(str(err))
 
-    producer = Producer(producer_config(args.bootstrap, **{
-        "delivery.report.only.error": True, "on_delivery": on_delivery}))  # fmt: skip
+    producer = Producer(
+        producer_config(
+            args.bootstrap, **{"delivery.report.only.error": True, "on_delivery": on_delivery}
+        )
+    )
     producer.list_topics(timeout=10)  # connected before the clock starts
     started = time.time()
     print(json.dumps({"started": started}), flush=True)
@@ -210,14 +220,31 @@ def produce_main(argv: list[str]) -> None:
     )
     stopped = time.time()
     undelivered = producer.flush(60)
-    print(json.dumps({
-        "started": started, "stopped": stopped, "sent": sent, "failed": len(failed),
-        "undelivered": undelivered, "probes": probe_sent, "errors": failed[:5],
-    }), flush=True)  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "started": started,
+                "stopped": stopped,
+                "sent": sent,
+                "failed": len(failed),
+                "undelivered": undelivered,
+                "probes": probe_sent,
+                "errors": failed[:5],
+            }
+        ),
+        flush=True,
+    )
 
 
-def _paced(producer: Any, records: list[Record], names: list[str], probes: dict[int, str],
-           rate: float, seconds: float, per_message: int) -> tuple[int, dict[str, float]]:  # fmt: skip
+def _paced(
+    producer: Any,
+    records: list[Record],
+    names: list[str],
+    probes: dict[int, str],
+    rate: float,
+    seconds: float,
+    per_message: int,
+) -> tuple[int, dict[str, float]]:
     """Hand records to the producer on schedule (in 20 ms slices, grouped into batch
     messages) until ``seconds`` pass or they run out."""
     began = time.monotonic()
@@ -248,12 +275,12 @@ def _produce_one(producer: Any, topic: str, value: bytes, key: bytes, headers: A
             producer.poll(0.01)
 
 
-def preload(bootstrap: str, namespace: str, records: list[Record],
-            advance: Callable[[int], None]) -> None:  # fmt: skip
+def preload(
+    bootstrap: str, namespace: str, records: list[Record], advance: Callable[[int], None]
+) -> None:
     """Send every record and wait until the broker acknowledged them all."""
     from confluent_kafka import Producer
-
-    from producers.emitter import producer_config
+    from shiftright_server.producers.emitter import producer_config
 
     producer = Producer(producer_config(bootstrap, log_level=3))  # errors only: keep bars clean
     names = [topics.named(t, namespace) for t in topics.EVENT_TOPICS]
@@ -294,8 +321,10 @@ def warm_up(ctx: Context, stack: contextlib.ExitStack) -> dict[str, Any]:
     )
     result = run_system(practice, system, stack, settle=False)
     took = time.monotonic() - began
-    ctx.console.print(f"[green]✓[/] warm-up: a practice run of the full pipeline took "
-                      f"{took:.0f}s (not part of the figures below)")  # fmt: skip
+    ctx.console.print(
+        f"[green]✓[/] warm-up: a practice run of the full pipeline took "
+        f"{took:.0f}s (not part of the figures below)"
+    )
     return {"seconds": round(took, 1), **result}
 
 
@@ -358,8 +387,11 @@ class Monitor:
                     n: round(self._last_cpu.get(n, b) - b, 2) for n, b in self._base.items()
                 }
                 self.cpu[tag]["machine"] = round(_busy_cpu_seconds() - machine, 2)
-                ours = sum(v for n, v in self.cpu[tag].items()
-                           if n != "machine" and not isinstance(self._procs.get(n), CompilerThreads))  # fmt: skip
+                ours = sum(
+                    v
+                    for n, v in self.cpu[tag].items()
+                    if n != "machine" and not isinstance(self._procs.get(n), CompilerThreads)
+                )
                 self.cpu[tag]["others"] = round(max(0.0, self.cpu[tag]["machine"] - ours), 2)
                 self._tag = None
 
@@ -441,8 +473,9 @@ class Services:
     external: bool = False
 
 
-def start_services(args: argparse.Namespace, state: Path, stack: contextlib.ExitStack,
-                   progress: Progress) -> Services:  # fmt: skip
+def start_services(
+    args: argparse.Namespace, state: Path, stack: contextlib.ExitStack, progress: Progress
+) -> Services:
     from tests.integration.kafka_fixture import start_kafka, stop_kafka
     from tests.integration.warehouse_fixture import free_port, start_warehouse, stop_warehouse
 
@@ -482,27 +515,33 @@ class System(abc.ABC):
     label = ""
 
     def __init__(self, services: Services, root: Path, namespace: str) -> None:
-        from infra.settings import ClickHouseSettings, KafkaSettings, Settings, SinkSettings
+        from shiftright_server.infra.settings import (
+            ClickHouseSettings,
+            KafkaSettings,
+            Settings,
+            SinkSettings,
+        )
 
         self.namespace = namespace
         self.state = root / self.label
         self.settings = Settings(
-            state_dir=self.state, namespace=namespace,
+            state_dir=self.state,
+            namespace=namespace,
             kafka=KafkaSettings(bootstrap=services.bootstrap),
             clickhouse=ClickHouseSettings(url=services.clickhouse, database=namespace),
             sink=SinkSettings(group_id=self.group_id()),
-        )  # fmt: skip
+        )
         self._client: Any = None
         self.started_at = 0.0
 
     def group_id(self) -> str:
-        from infra.settings import SinkSettings
+        from shiftright_server.infra.settings import SinkSettings
 
         return SinkSettings().group_id
 
     def prepare(self) -> None:
-        from infra.clickhouse import get_client
-        from infra.startup import apply_schema, create_topics
+        from shiftright_server.infra.clickhouse import get_client
+        from shiftright_server.infra.startup import apply_schema, create_topics
 
         self.state.mkdir(parents=True, exist_ok=True)
         create_topics(self.settings)
@@ -522,7 +561,7 @@ class System(abc.ABC):
 
     def lags(self) -> dict[str, int]:
         """Kafka consumer-group lag over the raw topics, per group of this system."""
-        from infra.status import PipelineFigures, kafka_figures
+        from shiftright_server.infra.status import PipelineFigures, kafka_figures
 
         figures = PipelineFigures()
         kafka_figures(self.settings, figures)
@@ -537,8 +576,10 @@ class System(abc.ABC):
         admin = AdminClient(
             {"bootstrap.servers": self.settings.kafka.bootstrap_servers, "log_level": 3}
         )
-        names = [topics.named(t, self.namespace) for t in (*topics.EVENT_TOPICS,
-                 topics.DLQ_EVENTS, topics.ROLLUPS)]  # fmt: skip
+        names = [
+            topics.named(t, self.namespace)
+            for t in (*topics.EVENT_TOPICS, topics.DLQ_EVENTS, topics.ROLLUPS)
+        ]
         for future in admin.delete_topics(names, operation_timeout=30).values():
             with contextlib.suppress(Exception):
                 future.result()
@@ -587,13 +628,34 @@ class Baseline(System):
 
     def start(self) -> dict[str, int]:
         s = self.settings
-        argv = [sys.executable, "-m", "bench.baseline", "--bootstrap", s.kafka.bootstrap_servers,
-                "--clickhouse", s.clickhouse.http_url, "--namespace", self.namespace,
-                "--database", self.namespace, "--batch-rows", str(s.sink.batch_rows),
-                "--batch-seconds", str(s.sink.batch_seconds), "--stats", str(self._stats)]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.baseline",
+            "--bootstrap",
+            s.kafka.bootstrap_servers,
+            "--clickhouse",
+            s.clickhouse.http_url,
+            "--namespace",
+            self.namespace,
+            "--database",
+            self.namespace,
+            "--batch-rows",
+            str(s.sink.batch_rows),
+            "--batch-seconds",
+            str(s.sink.batch_seconds),
+            "--stats",
+            str(self._stats),
+        ]
         with self._log.open("ab") as out:
-            self._proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out,
-                                          stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            self._proc = subprocess.Popen(
+                argv,
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return {"consumer": self._proc.pid}
 
     def alive(self) -> dict[str, bool]:
@@ -620,7 +682,7 @@ class Full(System):
     label = "full"
 
     def __init__(self, services: Services, root: Path, namespace: str) -> None:
-        from infra.supervisor import Supervisor, python_components
+        from shiftright_server.infra.supervisor import Supervisor, python_components
 
         super().__init__(services, root, namespace)
         self.supervisor = Supervisor(self.settings)
@@ -648,7 +710,7 @@ class Full(System):
             self.supervisor.stop(name, timeout=20)
 
     def counters(self) -> dict[str, Any]:
-        from infra.status import sink_counters
+        from shiftright_server.infra.status import sink_counters
 
         return sink_counters(self.settings)
 
@@ -688,8 +750,9 @@ class Context:
     probe_count: int
 
 
-def run_system(ctx: Context, system: System, stack: contextlib.ExitStack,
-               settle: bool = True) -> dict[str, Any]:  # fmt: skip
+def run_system(
+    ctx: Context, system: System, stack: contextlib.ExitStack, settle: bool = True
+) -> dict[str, Any]:
     """Prepare, drain, live (and for the full pipeline, unless not ``settle``, the time its
     stream worker needs to finish); the consumers are stopped (and the data dropped) on
     the way out."""
@@ -697,8 +760,12 @@ def run_system(ctx: Context, system: System, stack: contextlib.ExitStack,
     with _step(ctx.progress, f"{system.label}: topics and schema in namespace {system.namespace}"):
         system.prepare()
     task = ctx.progress.add_task(f"{system.label}: preloading", total=len(ctx.drain_records))
-    preload(ctx.services.bootstrap, system.namespace, ctx.drain_records,
-            lambda k: ctx.progress.advance(task, k))  # fmt: skip
+    preload(
+        ctx.services.bootstrap,
+        system.namespace,
+        ctx.drain_records,
+        lambda k: ctx.progress.advance(task, k),
+    )
     ctx.progress.remove_task(task)
     with contextlib.ExitStack() as running:
         running.callback(_stop_system, ctx, system)
@@ -745,21 +812,26 @@ def drain(ctx: Context, system: System) -> dict[str, Any]:
     ctx.progress.remove_task(task)
     seconds = now - began
     out: dict[str, Any] = {
-        "events": total, "seconds": round(seconds, 2),
-        "events_per_s": round(total / seconds), "first_rows_after_s": None,
+        "events": total,
+        "seconds": round(seconds, 2),
+        "events_per_s": round(total / seconds),
+        "first_rows_after_s": None,
         "steady_events_per_s": None,
-    }  # fmt: skip
+    }
     if first is not None and now > first[0]:
         out["first_rows_after_s"] = round(first[0] - began, 2)
         out["steady_events_per_s"] = round((total - first[1]) / (now - first[0]))
     out["group_lag_at_end"] = system.lags()
-    ctx.console.print(f"[green]✓[/] {system.label}: drained {total:,} events in {seconds:.1f}s "
-                      f"→ {out['events_per_s']:,} events/s")  # fmt: skip
+    ctx.console.print(
+        f"[green]✓[/] {system.label}: drained {total:,} events in {seconds:.1f}s "
+        f"→ {out['events_per_s']:,} events/s"
+    )
     return out
 
 
-def worker_settle(ctx: Context, system: Full, result: dict[str, Any], began: float,
-                  limit_s: float = 180.0) -> dict[str, Any]:  # fmt: skip
+def worker_settle(
+    ctx: Context, system: Full, result: dict[str, Any], began: float, limit_s: float = 180.0
+) -> dict[str, Any]:
     """After the live phase: when the stream worker has committed every raw message (its
     rollups and error analytics have seen every event). Its throughput over the whole run
     is every event it processed over the time from its start to then."""
@@ -774,8 +846,10 @@ def worker_settle(ctx: Context, system: Full, result: dict[str, Any], began: flo
     ctx.progress.remove_task(task)
     events = result["drain"]["events"] + result["live"]["delivered"]
     if lag:
-        ctx.console.print(f"[yellow]![/] {system.label}: the stream worker was still {lag:,} "
-                          f"messages behind {limit_s:.0f}s after the last raw row")  # fmt: skip
+        ctx.console.print(
+            f"[yellow]![/] {system.label}: the stream worker was still {lag:,} "
+            f"messages behind {limit_s:.0f}s after the last raw row"
+        )
         return {"after_raw_s": None, "events_per_s": None}
     rate = round(events / (now - system.started_at))
     ctx.console.print(
@@ -785,8 +859,9 @@ def worker_settle(ctx: Context, system: Full, result: dict[str, Any], began: flo
     return {"after_raw_s": round(now - began, 2), "events_per_s": rate}
 
 
-def errors_settle(ctx: Context, system: Full, began: float,
-                  limit_s: float = 120.0) -> dict[str, Any]:  # fmt: skip
+def errors_settle(
+    ctx: Context, system: Full, began: float, limit_s: float = 120.0
+) -> dict[str, Any]:
     """After the live phase: how long until every stored error event is also grouped
     (error analytics: re-key, health join, grouping), counted from the moment the last raw
     row was queryable."""
@@ -813,20 +888,41 @@ def _check(system: System, stalled_for: float, stall_limit: float) -> None:
     if dead:
         raise PhaseFailed(f"{system.label}: {dead[0]} exited\n{system.tail(dead[0])}")
     if stalled_for > stall_limit:
-        raise PhaseFailed(f"{system.label}: no new rows for {stall_limit:.0f}s; counters: "
-                          f"{system.counters()}")  # fmt: skip
+        raise PhaseFailed(
+            f"{system.label}: no new rows for {stall_limit:.0f}s; counters: {system.counters()}"
+        )
 
 
 def live(ctx: Context, system: System) -> dict[str, Any]:
     args = ctx.args
     base = len(ctx.drain_records)
-    argv = [sys.executable, "-m", "bench.pipeline", "_produce", "--events", str(ctx.live_file),
-            "--bootstrap", ctx.services.bootstrap, "--namespace", system.namespace,
-            "--rate", str(args.rate), "--seconds", str(args.seconds),
-            "--batch-events", str(batch_events)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.pipeline",
+        "_produce",
+        "--events",
+        str(ctx.live_file),
+        "--bootstrap",
+        ctx.services.bootstrap,
+        "--namespace",
+        system.namespace,
+        "--rate",
+        str(args.rate),
+        "--seconds",
+        str(args.seconds),
+        "--batch-events",
+        str(batch_events),
+    ]
     err = (system.state / "producer.log").open("ab")
-    proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=err, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        argv,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=err,
+        start_new_session=True,
+    )
     err.close()
     try:
         return _observe_live(ctx, system, proc, base)
@@ -835,8 +931,9 @@ def live(ctx: Context, system: System) -> dict[str, Any]:
         ctx.monitor.unwatch("producer")
 
 
-def _observe_live(ctx: Context, system: System, proc: subprocess.Popen[bytes],
-                  base: int) -> dict[str, Any]:  # fmt: skip
+def _observe_live(
+    ctx: Context, system: System, proc: subprocess.Popen[bytes], base: int
+) -> dict[str, Any]:
     args = ctx.args
     ctx.monitor.watch("producer", proc.pid, fresh=True)
     started = _first_line(proc, system)["started"]
@@ -855,13 +952,20 @@ def _observe_live(ctx: Context, system: System, proc: subprocess.Popen[bytes],
             last_count = time.monotonic()
             samples.append((time.time(), system.count()))
         if report is None:
-            ctx.progress.update(task, completed=min(args.seconds, now - started),
-                                description=f"{system.label}: live: {samples[-1][1] - base:,} rows")  # fmt: skip
+            ctx.progress.update(
+                task,
+                completed=min(args.seconds, now - started),
+                description=f"{system.label}: live: {samples[-1][1] - base:,} rows",
+            )
             if proc.poll() is not None:
                 report = _last_line(proc, system)
                 target = base + report["sent"] - report["failed"] - report["undelivered"]
-                ctx.progress.update(task, total=target - base, completed=samples[-1][1] - base,
-                                    description=f"{system.label}: catching up")  # fmt: skip
+                ctx.progress.update(
+                    task,
+                    total=target - base,
+                    completed=samples[-1][1] - base,
+                    description=f"{system.label}: catching up",
+                )
         else:
             ctx.progress.update(task, completed=samples[-1][1] - base)
             caught = samples[-1][1] >= target and len(seen) >= len(report["probes"])
@@ -895,8 +999,13 @@ def _last_line(proc: subprocess.Popen[bytes], system: System) -> dict[str, Any]:
     return dict(json.loads(lines[-1]))
 
 
-def _live_figures(report: dict[str, Any], samples: list[tuple[float, int]],
-                  seen: dict[str, float], base: int, target: float) -> dict[str, Any]:  # fmt: skip
+def _live_figures(
+    report: dict[str, Any],
+    samples: list[tuple[float, int]],
+    seen: dict[str, float],
+    base: int,
+    target: float,
+) -> dict[str, Any]:
     started, stopped, sent = report["started"], report["stopped"], report["sent"]
     produced = sent - report["failed"] - report["undelivered"]
     at_stop = max((c for t, c in samples if t <= stopped), default=base)
@@ -904,18 +1013,22 @@ def _live_figures(report: dict[str, Any], samples: list[tuple[float, int]],
     latencies = sorted(seen[n] - t for n, t in report["probes"].items() if n in seen)
     catch_up = None if done_at is None else round(max(0.0, done_at - stopped), 2)
     return {
-        "seconds": round(stopped - started, 2), "sent": sent,
-        "delivered": produced, "failed": report["failed"] + report["undelivered"],
+        "seconds": round(stopped - started, 2),
+        "sent": sent,
+        "delivered": produced,
+        "failed": report["failed"] + report["undelivered"],
         "achieved_rate": round(sent / max(1e-9, stopped - started)),
         "stored_rate_while_producing": round((at_stop - base) / max(1e-9, stopped - started)),
         "lag_at_stop": int(base + produced - at_stop),
         "catch_up_s": catch_up,
         "lag_at_give_up": None if done_at is not None else int(target - samples[-1][1]),
         "kept_up": catch_up is not None and catch_up <= 3.0,
-        "probes_sent": len(report["probes"]), "probes_seen": len(latencies),
-        "latency_p50_s": _percentile(latencies, 50), "latency_p99_s": _percentile(latencies, 99),
+        "probes_sent": len(report["probes"]),
+        "probes_seen": len(latencies),
+        "latency_p50_s": _percentile(latencies, 50),
+        "latency_p99_s": _percentile(latencies, 99),
         "latency_max_s": round(latencies[-1], 3) if latencies else None,
-    }  # fmt: skip
+    }
 
 
 def _percentile(values: list[float], pct: float) -> float | None:
@@ -926,8 +1039,11 @@ def _percentile(values: list[float], pct: float) -> float | None:
 
 
 def _print_live(console: Console, label: str, out: dict[str, Any]) -> None:
-    catch = f"caught up {out['catch_up_s']}s after the producer stopped" if out["catch_up_s"] is not None \
-        else f"gave up with {out['lag_at_give_up']:,} rows missing"  # fmt: skip
+    catch = (
+        f"caught up {out['catch_up_s']}s after the producer stopped"
+        if out["catch_up_s"] is not None
+        else f"gave up with {out['lag_at_give_up']:,} rows missing"
+    )
     console.print(
         f"[green]✓[/] {label}: live: produced {out['achieved_rate']:,}/s, stored "
         f"{out['stored_rate_while_producing']:,}/s while producing, p50 {out['latency_p50_s']}s "
@@ -937,8 +1053,18 @@ def _print_live(console: Console, label: str, out: dict[str, Any]) -> None:
 
 # -- report ----------------------------------------------------------------------------------
 
-PROCESS_ORDER = ("kafka", "kafka JIT", "warehouse", "producer", "consumer", "streams", "sink", "bench", "others",
-                 "machine")  # fmt: skip
+PROCESS_ORDER = (
+    "kafka",
+    "kafka JIT",
+    "warehouse",
+    "producer",
+    "consumer",
+    "streams",
+    "sink",
+    "bench",
+    "others",
+    "machine",
+)
 
 
 def report(console: Console, results: dict[str, Any]) -> None:
@@ -1044,8 +1170,9 @@ def resources(monitor: Monitor) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.pipeline",
-                                     description=__doc__.splitlines()[0])  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.pipeline", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--events", type=int, default=None, help="drain phase size (300000)")
     parser.add_argument("--rate", type=float, default=None, help="live events/s (20000)")
     parser.add_argument("--seconds", type=float, default=None, help="live phase length (30)")
@@ -1063,9 +1190,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
-        "--batch-events", type=int, default=200,
+        "--batch-events",
+        type=int,
+        default=200,
         help="events per Kafka message (NDJSON batches); 1 = one event per message",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--no-warmup", action="store_true", help="skip the practice run that warms the broker up"
     )
@@ -1086,7 +1215,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     global batch_events
     batch_events = args.batch_events
-    from infra.logs import configure_logging
+    from shiftright_server.infra.logs import configure_logging
 
     configure_logging("WARNING")
     signal.signal(signal.SIGTERM, _interrupt)
@@ -1116,8 +1245,13 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     began = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="shiftright-bench-"))
     monitor = Monitor()
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               MofNCompleteColumn(), TimeElapsedColumn())  # fmt: skip
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with (
         contextlib.ExitStack() as stack,
         Progress(*columns, console=console, transient=True) as progress,
@@ -1150,16 +1284,24 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     return results
 
 
-def _prepare_events(args: argparse.Namespace, services: Services, root: Path, monitor: Monitor,
-                    progress: Progress, console: Console) -> Context:  # fmt: skip
+def _prepare_events(
+    args: argparse.Namespace,
+    services: Services,
+    root: Path,
+    monitor: Monitor,
+    progress: Progress,
+    console: Console,
+) -> Context:
     n_live = int(args.rate * args.seconds)
     task = progress.add_task("Generating and serializing events", total=args.events + n_live)
     now = datetime.now(UTC).replace(microsecond=0)
     advance: Callable[[int], None] = lambda k: progress.advance(task, k)  # noqa: E731
-    drain_events = generate(args.events, now - timedelta(minutes=11), now - timedelta(minutes=6),
-                            args.seed, advance)  # fmt: skip
-    live_events = generate(n_live, now - timedelta(minutes=6), now - timedelta(minutes=1),
-                           args.seed + 1, advance)  # fmt: skip
+    drain_events = generate(
+        args.events, now - timedelta(minutes=11), now - timedelta(minutes=6), args.seed, advance
+    )
+    live_events = generate(
+        n_live, now - timedelta(minutes=6), now - timedelta(minutes=1), args.seed + 1, advance
+    )
     records, probes = with_probes(live_events, max(1, round(args.rate / PROBES_PER_SECOND)))
     live_file = root / "live-events.pickle"
     with live_file.open("wb") as fh:
@@ -1167,8 +1309,10 @@ def _prepare_events(args: argparse.Namespace, services: Services, root: Path, mo
     progress.remove_task(task)
     drain_records = [r for _, r in drain_events]
     size = sum(len(r[2]) for r in drain_records) / max(1, len(drain_records))
-    console.print(f"[green]✓[/] {len(drain_records):,} drain + {n_live:,} live events "
-                  f"({len(probes)} probes), {size:.0f} B on average")  # fmt: skip
+    console.print(
+        f"[green]✓[/] {len(drain_records):,} drain + {n_live:,} live events "
+        f"({len(probes)} probes), {size:.0f} B on average"
+    )
     return Context(
         args, services, root, monitor, progress, console, drain_records, live_file, len(probes)
     )
@@ -1179,13 +1323,20 @@ def _params(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     for kind, _, _ in ctx.drain_records:
         kinds[kind] += 1
     return {
-        "events": args.events, "rate": args.rate, "seconds": args.seconds, "quick": args.quick,
+        "events": args.events,
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "quick": args.quick,
         "batch_events": args.batch_events,
-        "mix": dict(zip(KINDS, kinds, strict=True)), "probes": ctx.probe_count,
-        "batch_rows": 20_000, "batch_seconds": 1.0,
-        "external_services": ctx.services.external, "cpus": os.cpu_count(),
-        "python": platform.python_version(), "machine": platform.machine(),
-    }  # fmt: skip
+        "mix": dict(zip(KINDS, kinds, strict=True)),
+        "probes": ctx.probe_count,
+        "batch_rows": 20_000,
+        "batch_seconds": 1.0,
+        "external_services": ctx.services.external,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
 
 
 def _remove_root(root: Path, keep: bool, console: Console) -> None:

@@ -57,10 +57,14 @@ def setup(lean: bool = False) -> dict[str, tuple[Op, Callable[[int], object] | N
         health_interval=0,
         rate_limits={},
     )  # every capture does its full work
-    lean_options = {"include_local_variables": False, "include_source_context": False,
-                    "default_integrations": False}  # fmt: skip
-    sentry_sdk.init(dsn="http://public@127.0.0.1:9/1", traces_sample_rate=0.0,
-                    **(lean_options if lean else {}))  # fmt: skip
+    lean_options = {
+        "include_local_variables": False,
+        "include_source_context": False,
+        "default_integrations": False,
+    }
+    sentry_sdk.init(
+        dsn="http://public@127.0.0.1:9/1", traces_sample_rate=0.0, **(lean_options if lean else {})
+    )
     sentry = "sentry_sdk(lean)" if lean else "sentry_sdk"
     ph = posthog.Posthog("phc_bench", host="http://127.0.0.1:9", max_retries=0)
 
@@ -68,8 +72,11 @@ def setup(lean: bool = False) -> dict[str, tuple[Op, Callable[[int], object] | N
         shiftright.track("checkout.submit", user_id="u-42", customer_id="acme", duration_ms=42.0)
 
     def ph_capture(n: int) -> None:
-        ph.capture("checkout.submit", distinct_id="u-42",
-                   properties={"customer_id": "acme", "duration_ms": 42.0})  # fmt: skip
+        ph.capture(
+            "checkout.submit",
+            distinct_id="u-42",
+            properties={"customer_id": "acme", "duration_ms": 42.0},
+        )
 
     errors: dict[int, BaseException] = {}
 
@@ -126,15 +133,19 @@ def run(
 
 def print_rows(samples: dict[str, list[int]]) -> None:
     for name, values in samples.items():
-        print(f"{name:<34}{len(values):>9,}{pct(values, 0.5):>10.2f}{pct(values, 0.9):>10.2f}"
-              f"{pct(values, 0.99):>10.2f}{statistics.fmean(values) / 1000:>10.2f}")  # fmt: skip
+        print(
+            f"{name:<34}{len(values):>9,}{pct(values, 0.5):>10.2f}{pct(values, 0.9):>10.2f}"
+            f"{pct(values, 0.99):>10.2f}{statistics.fmean(values) / 1000:>10.2f}"
+        )
 
 
 def print_ratios(samples: dict[str, list[int]], pairs: list[tuple[str, str]]) -> None:
     for ours, theirs in pairs:
         a, b = samples[ours], samples[theirs]
-        print(f"{ours:<30} vs {theirs:<34} p50 {pct(a, 0.5) / pct(b, 0.5):6.3f}"
-              f"   p99 {pct(a, 0.99) / pct(b, 0.99):6.3f}")  # fmt: skip
+        print(
+            f"{ours:<30} vs {theirs:<34} p50 {pct(a, 0.5) / pct(b, 0.5):6.3f}"
+            f"   p99 {pct(a, 0.99) / pct(b, 0.99):6.3f}"
+        )
 
 
 def main() -> None:
@@ -152,8 +163,13 @@ def main() -> None:
         samples = run({k: v for k, v in setup(lean=True).items() if "capture_" in k}, args)
         print_rows(samples)
         print()
-        print_ratios(samples, [("shiftright.capture_exception", "sentry_sdk(lean).capture_exception"),
-                               ("shiftright.capture_message", "sentry_sdk(lean).capture_message")])  # fmt: skip
+        print_ratios(
+            samples,
+            [
+                ("shiftright.capture_exception", "sentry_sdk(lean).capture_exception"),
+                ("shiftright.capture_message", "sentry_sdk(lean).capture_message"),
+            ],
+        )
         return
     samples = run(setup(), args)
     print(
@@ -162,11 +178,14 @@ def main() -> None:
     print(f"{'call':<34}{'calls':>9}{'p50':>10}{'p90':>10}{'p99':>10}{'mean':>10}")
     print_rows(samples)
     print("\nratios (shiftright / other; below 1 means shiftright costs the app less)\n")
-    print_ratios(samples, [
-        ("shiftright.track", "posthog.capture"),
-        ("shiftright.capture_exception", "sentry_sdk.capture_exception"),
-        ("shiftright.capture_message", "sentry_sdk.capture_message"),
-    ])  # fmt: skip
+    print_ratios(
+        samples,
+        [
+            ("shiftright.track", "posthog.capture"),
+            ("shiftright.capture_exception", "sentry_sdk.capture_exception"),
+            ("shiftright.capture_message", "sentry_sdk.capture_message"),
+        ],
+    )
     track = samples["shiftright.track"]
     print(
         f"\ngoal track() p50 < 5 µs: {pct(track, 0.5):.2f} µs;  p99 < 50 µs: {pct(track, 0.99):.2f} µs"
@@ -223,8 +242,16 @@ def print_total_cost(n: int) -> None:
     batching, scrubbing and JSON encoding (what the app pays in total, GIL included)."""
     import shiftright
 
-    shiftright.init(app="bench", env="bench", kafka="-", health_interval=0, hooks=False,
-                    logging_level=None, transport=NullTransport, queue_size=n + 1)  # fmt: skip
+    shiftright.init(
+        app="bench",
+        env="bench",
+        kafka="-",
+        health_interval=0,
+        hooks=False,
+        logging_level=None,
+        transport=NullTransport,
+        queue_size=n + 1,
+    )
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(n):
         shiftright.track("checkout.submit", user_id="u-42", customer_id="acme", duration_ms=42.0)
@@ -232,8 +259,10 @@ def print_total_cost(n: int) -> None:
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     stats = shiftright.stats()
     shiftright.close(1)
-    print(f"\ntotal CPU per track() event, app + sender thread, no Kafka: {cpu / n * 1e6:.2f} µs "
-          f"({n:,} events in {wall:.2f} s wall, {n / wall:,.0f} events/s; delivered {stats['delivered']:,})")  # fmt: skip
+    print(
+        f"\ntotal CPU per track() event, app + sender thread, no Kafka: {cpu / n * 1e6:.2f} µs "
+        f"({n:,} events in {wall:.2f} s wall, {n / wall:,.0f} events/s; delivered {stats['delivered']:,})"
+    )
 
 
 if __name__ == "__main__":

@@ -42,10 +42,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from shiftright_server.infra.settings import KafkaSettings, Settings
+from shiftright_server.schemas import topics, wire
 
 from bench.pipeline import KINDS, PhaseFailed, Record, generate, preload
-from infra.settings import KafkaSettings, Settings
-from schemas import topics, wire
 
 REPO = Path(__file__).resolve().parents[1]
 IDLE_SECONDS = 10.0
@@ -69,8 +69,12 @@ def group_lag(bootstrap: str, group: str, names: list[str]) -> int:
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 3})
     try:
         meta = probe.list_topics(timeout=5)
-        tps = [TopicPartition(t, p) for t in names if t in meta.topics
-               for p in meta.topics[t].partitions]  # fmt: skip
+        tps = [
+            TopicPartition(t, p)
+            for t in names
+            if t in meta.topics
+            for p in meta.topics[t].partitions
+        ]
         lag = 0
         for tp in probe.committed(tps, timeout=5):
             end = probe.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), 5)[1]
@@ -84,7 +88,7 @@ class Worker:
     """The stream worker under test and what it has consumed."""
 
     def __init__(self, settings: Settings) -> None:
-        from infra.supervisor import Supervisor, python_components
+        from shiftright_server.infra.supervisor import Supervisor, python_components
 
         ns = settings.namespace
         self.raw = [topics.named(t, ns) for t in topics.EVENT_TOPICS]
@@ -116,8 +120,9 @@ class Worker:
             rest = group_lag(self.boot, self.group, self.derived) if lag == 0 else 1
             quiet = quiet + 1 if lag == 0 and rest == 0 else 0
             if time.monotonic() - began > limit_s:
-                raise PhaseFailed(f"the stream worker still had {lag:,} raw messages after "
-                                  f"{limit_s:.0f}s")  # fmt: skip
+                raise PhaseFailed(
+                    f"the stream worker still had {lag:,} raw messages after {limit_s:.0f}s"
+                )
         return time.monotonic() - 0.5  # the poll before confirmed it
 
 
@@ -127,15 +132,22 @@ def start_phase(worker: Worker, progress: Progress, limit_s: float) -> dict[str,
     task = progress.add_task("start-up: warm-up events consumed", total=messages)
     began = time.monotonic()
     worker.start()
-    progress.console.print(f"  stream worker pid {worker.pid} (attach a profiler now if you "
-                           "want one)")  # fmt: skip
+    progress.console.print(
+        f"  stream worker pid {worker.pid} (attach a profiler now if you want one)"
+    )
     done = worker.settled(progress, task, messages, limit_s)
     progress.remove_task(task)
     return {"seconds": round(done - began, 2), "cpu_s": round(cpu_seconds(worker.pid), 2)}
 
 
-def drain_phase(worker: Worker, bootstrap: str, ns: str, records: list[Record],
-                progress: Progress, limit_s: float) -> dict[str, Any]:  # fmt: skip
+def drain_phase(
+    worker: Worker,
+    bootstrap: str,
+    ns: str,
+    records: list[Record],
+    progress: Progress,
+    limit_s: float,
+) -> dict[str, Any]:
     """Preload ``records`` as fast as the broker takes them while the (started) worker
     runs; the time and CPU from the first record sent until it has consumed them all: its
     pace with a backlog (big messages, big batches), start-up excluded."""
@@ -149,11 +161,13 @@ def drain_phase(worker: Worker, bootstrap: str, ns: str, records: list[Record],
     cpu = cpu_seconds(worker.pid) - cpu0
     total = len(records)
     return {
-        "events": total, "busy_s": round(done - began, 2),
-        "events_per_s": round(total / (done - began)), "cpu_s": round(cpu, 2),
+        "events": total,
+        "busy_s": round(done - began, 2),
+        "events_per_s": round(total / (done - began)),
+        "cpu_s": round(cpu, 2),
         "events_per_cpu_s": round(total / max(cpu, 1e-9)),
         "us_per_event": round(cpu / total * 1e6, 1),
-    }  # fmt: skip
+    }
 
 
 def idle_cores(worker: Worker) -> float:
@@ -163,14 +177,33 @@ def idle_cores(worker: Worker) -> float:
     return round((cpu_seconds(worker.pid) - cpu0) / IDLE_SECONDS, 3)
 
 
-def live_phase(worker: Worker, events_file: Path, rate: float, seconds: float,
-               progress: Progress, limit_s: float) -> dict[str, Any]:  # fmt: skip
+def live_phase(
+    worker: Worker,
+    events_file: Path,
+    rate: float,
+    seconds: float,
+    progress: Progress,
+    limit_s: float,
+) -> dict[str, Any]:
     """Produce at ``rate`` for ``seconds`` while the worker runs: its CPU per event at a
     live pace (smaller batches than a drain), its lag when the producer stops and how
     long it then takes to have consumed everything."""
-    argv = [sys.executable, "-m", "bench.pipeline", "_produce", "--events", str(events_file),
-            "--bootstrap", worker.boot, "--namespace", worker.group.split(".")[0],
-            "--rate", str(rate), "--seconds", str(seconds)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.pipeline",
+        "_produce",
+        "--events",
+        str(events_file),
+        "--bootstrap",
+        worker.boot,
+        "--namespace",
+        worker.group.split(".")[0],
+        "--rate",
+        str(rate),
+        "--seconds",
+        str(seconds),
+    ]
     task = progress.add_task(f"live at {rate:,.0f}/s", total=seconds)
     cpu0 = cpu_seconds(worker.pid)
     proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -196,13 +229,17 @@ def live_phase(worker: Worker, events_file: Path, rate: float, seconds: float,
     cpu = cpu_seconds(worker.pid) - cpu0
     sent = figures["sent"]
     return {
-        "rate": rate, "sent": sent, "seconds": round(figures["stopped"] - figures["started"], 2),
-        "lag_messages_at_stop": at_stop, "lag_messages_max": max(lags, default=0),
+        "rate": rate,
+        "sent": sent,
+        "seconds": round(figures["stopped"] - figures["started"], 2),
+        "lag_messages_at_stop": at_stop,
+        "lag_messages_max": max(lags, default=0),
         "catch_up_s": round(done - stopped, 2),
         "cores_while_producing": round(cpu_live / (figures["stopped"] - figures["started"]), 2),
-        "cpu_s": round(cpu, 2), "us_per_event": round(cpu / sent * 1e6, 1),
+        "cpu_s": round(cpu, 2),
+        "us_per_event": round(cpu / sent * 1e6, 1),
         "events_per_cpu_s": round(sent / max(cpu, 1e-9)),
-    }  # fmt: skip
+    }
 
 
 def baseline_main(argv: list[str]) -> None:
@@ -215,9 +252,15 @@ def baseline_main(argv: list[str]) -> None:
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--events", type=int, required=True)
     args = parser.parse_args(argv)
-    consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": f"{args.namespace}.base",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "log_level": 3})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": args.bootstrap,
+            "group.id": f"{args.namespace}.base",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
     consumer.subscribe([topics.named(t, args.namespace) for t in topics.EVENT_TOPICS])
     seen, first = 0, None
     cpu0 = time.process_time()
@@ -238,9 +281,18 @@ def baseline_main(argv: list[str]) -> None:
 
 def run_baseline(settings: Settings, total: int, progress: Progress) -> dict[str, Any]:
     task = progress.add_task("baseline: reading every event", total=None)
-    argv = [sys.executable, "-m", "bench.streams_worker", "_baseline", "--bootstrap",
-            settings.kafka.bootstrap_servers, "--namespace", settings.namespace,
-            "--events", str(total)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.streams_worker",
+        "_baseline",
+        "--bootstrap",
+        settings.kafka.bootstrap_servers,
+        "--namespace",
+        settings.namespace,
+        "--events",
+        str(total),
+    ]
     began = time.monotonic()
     try:
         out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -250,11 +302,13 @@ def run_baseline(settings: Settings, total: int, progress: Progress) -> dict[str
         raise PhaseFailed(f"the baseline consumer failed:\n{out.stderr[-3000:]}")
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     return {
-        "events": figures["events"], "seconds": round(time.monotonic() - began, 2),
-        "busy_s": round(figures["busy_s"], 2), "cpu_s": round(figures["cpu_s"], 2),
+        "events": figures["events"],
+        "seconds": round(time.monotonic() - began, 2),
+        "busy_s": round(figures["busy_s"], 2),
+        "cpu_s": round(figures["cpu_s"], 2),
         "events_per_cpu_s": round(figures["events"] / max(figures["cpu_s"], 1e-9)),
         "us_per_event": round(figures["cpu_s"] / figures["events"] * 1e6, 1),
-    }  # fmt: skip
+    }
 
 
 def report(console: Console, results: dict[str, Any]) -> None:
@@ -297,8 +351,10 @@ def report(console: Console, results: dict[str, Any]) -> None:
             f"messages behind at the stop (at most {live['lag_messages_max']:,}) and had consumed "
             f"everything {live['catch_up_s']:.1f} s later"
         )
-    console.print(f"[dim]To keep up with 20,000 events/s the worker may spend at most "
-                  f"{1e6 / 20_000:.0f} µs of CPU per event per core it gets.[/]")  # fmt: skip
+    console.print(
+        f"[dim]To keep up with 20,000 events/s the worker may spend at most "
+        f"{1e6 / 20_000:.0f} µs of CPU per event per core it gets.[/]"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,8 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     if args[:1] == ["_baseline"]:
         baseline_main(args[1:])
         return 0
-    parser = argparse.ArgumentParser(prog="python -m bench.streams_worker", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.streams_worker",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--events", type=int, default=300_000, help="events to preload")
     parser.add_argument(
         "--rate", type=float, default=20_000, help="live events/s (0: no live phase)"
@@ -319,8 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=float, default=600.0, help="give up a phase after (s)")
     opts = parser.parse_args(args)
     console = Console()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())  # fmt: skip
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     results: dict[str, Any] = {"params": vars(opts)}
     with contextlib.ExitStack() as stack, Progress(*columns, console=console) as progress:
         root = opts.state or Path(
@@ -339,13 +402,19 @@ def main(argv: list[str] | None = None) -> int:
         n_live = int(opts.rate * opts.seconds)
         task = progress.add_task("generating events", total=opts.events + n_live)
         advance = lambda k: progress.advance(task, k)  # noqa: E731
-        drained = generate(opts.events, now - timedelta(minutes=11), now - timedelta(minutes=6),
-                           opts.seed, advance)  # fmt: skip
+        drained = generate(
+            opts.events, now - timedelta(minutes=11), now - timedelta(minutes=6), opts.seed, advance
+        )
         records: list[Record] = [r for _, r in drained]
         live_file = root / "live.pickle"
         if n_live:
-            lived = generate(n_live, now - timedelta(minutes=6), now - timedelta(minutes=1),
-                             opts.seed + 1, advance)  # fmt: skip
+            lived = generate(
+                n_live,
+                now - timedelta(minutes=6),
+                now - timedelta(minutes=1),
+                opts.seed + 1,
+                advance,
+            )
             with live_file.open("wb") as fh:
                 pickle.dump({"records": [r for _, r in lived], "probes": {}}, fh)
         progress.remove_task(task)
@@ -354,19 +423,22 @@ def main(argv: list[str] | None = None) -> int:
         # for a few seconds, and it would close the buckets the live events (stamped
         # minutes ago, like the pipeline bench's) belong to, making them late, which the
         # worker counts without rolling up: cheaper than the real thing.
-        settings = Settings(state_dir=root / "state", namespace=ns,
-                            kafka=KafkaSettings(bootstrap=bootstrap),
-                            streams=Settings().streams.model_copy(
-                                update={"idle_close_seconds": 3600}))  # fmt: skip
-        from infra.startup import create_topics
+        settings = Settings(
+            state_dir=root / "state",
+            namespace=ns,
+            kafka=KafkaSettings(bootstrap=bootstrap),
+            streams=Settings().streams.model_copy(update={"idle_close_seconds": 3600}),
+        )
+        from shiftright_server.infra.startup import create_topics
 
         create_topics(settings)
         task = progress.add_task("preloading (baseline)", total=len(records))
         preload(bootstrap, ns, records, lambda k: progress.advance(task, k))
         progress.remove_task(task)
         counts = {kind: sum(1 for k, _, _ in records if k == i) for i, kind in enumerate(KINDS)}
-        console.print(f"  {len(records):,} events: " +
-                      ", ".join(f"{n:,} {k}" for k, n in counts.items()))  # fmt: skip
+        console.print(
+            f"  {len(records):,} events: " + ", ".join(f"{n:,} {k}" for k, n in counts.items())
+        )
         results["baseline"] = run_baseline(settings, len(records), progress)
         # The worker reads a namespace of its own: warm-up events, then the same records.
         ns = f"{ns}w"
@@ -379,8 +451,9 @@ def main(argv: list[str] | None = None) -> int:
         results["start"] = start_phase(worker, progress, opts.limit)
         results["drain"] = drain_phase(worker, bootstrap, ns, records, progress, opts.limit)
         if n_live:
-            results["live"] = live_phase(worker, live_file, opts.rate, opts.seconds, progress,
-                                         opts.limit)  # fmt: skip
+            results["live"] = live_phase(
+                worker, live_file, opts.rate, opts.seconds, progress, opts.limit
+            )
         results["idle_cores"] = idle_cores(worker)
     report(console, results)
     out = REPO / "bench" / "results" / f"streams-worker-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"

@@ -41,9 +41,22 @@ CREATE TABLE bench.events (
 SETTINGS non_replicated_deduplication_window = 1000
 """
 COLUMNS = [
-    "event_id", "tenant", "service", "kind", "ts", "received", "user_id", "session_id",
-    "route", "status", "duration_ms", "bytes", "error", "attrs", "tags",
-]  # fmt: skip
+    "event_id",
+    "tenant",
+    "service",
+    "kind",
+    "ts",
+    "received",
+    "user_id",
+    "session_id",
+    "route",
+    "status",
+    "duration_ms",
+    "bytes",
+    "error",
+    "attrs",
+    "tags",
+]
 
 
 ROUTES = ("orders", "users", "items")

@@ -35,10 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
-
-from infra.alerts_cli import (
+from shiftright_server.infra.alerts_cli import (
     AlertingStore,
     SilenceError,
     SilenceInFile,
@@ -55,13 +52,15 @@ from infra.alerts_cli import (
     rule_summary,
     silences_of,
 )
-from producers.gateway.errors import FieldError, GatewayError, Rejected
-from streams.alerting.loader import RuleFileError, diff
+from shiftright_server.producers.gateway.errors import FieldError, GatewayError, Rejected
+from shiftright_server.streams.alerting.loader import RuleFileError, diff
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 if TYPE_CHECKING:
-    from infra.settings import Settings
-    from producers.gateway.app import KeyChecker
-    from streams.alerting.store import AlertingConfig
+    from shiftright_server.infra.settings import Settings
+    from shiftright_server.producers.gateway.app import KeyChecker
+    from shiftright_server.streams.alerting.store import AlertingConfig
 
 PREFIX = "/api/v1/alerting"
 MAX_RULES_BYTES = 1 << 20
@@ -81,8 +80,12 @@ class RuleProblem(FieldError):
     line: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        return {"line": self.line, "path": self.path, "reason": self.reason,
-                "message": self.message}  # fmt: skip
+        return {
+            "line": self.line,
+            "path": self.path,
+            "reason": self.reason,
+            "message": self.message,
+        }
 
 
 # -- bodies (documented in the OpenAPI document) --------------------------------------------
@@ -248,8 +251,12 @@ class AlertingApi:
         if not header:
             if self.anonymous_reads and request.method in ("GET", "HEAD"):
                 return Caller("viewer", "anonymous")
-            raise Rejected(401, "key_missing", "send an alerting API token: "
-                           "'Authorization: Bearer sr_…' (shiftright alerts tokens create)")  # fmt: skip
+            raise Rejected(
+                401,
+                "key_missing",
+                "send an alerting API token: "
+                "'Authorization: Bearer sr_…' (shiftright alerts tokens create)",
+            )
         if scheme.lower() != "bearer" or not token.strip():
             raise Rejected(
                 401, "key_malformed", "the Authorization header must be 'Bearer <token>'"
@@ -260,8 +267,9 @@ class AlertingApi:
                 401, "key_revoked", f"the token {found.key.id if found.key else ''} was revoked"
             )
         if found.key is None or found.key.app not in _RANK:
-            raise Rejected(401, "key_unknown",
-                           "not an alerting API token (shiftright alerts tokens list)")  # fmt: skip
+            raise Rejected(
+                401, "key_unknown", "not an alerting API token (shiftright alerts tokens list)"
+            )
         return Caller(found.key.app, found.key.label or f"token {found.key.id}")
 
     def viewer(self, request: Request) -> Caller:
@@ -270,8 +278,12 @@ class AlertingApi:
     def editor(self, request: Request) -> Caller:
         who = self.caller(request)
         if _RANK[who.role] < _RANK["editor"]:
-            raise Rejected(403, "forbidden", f"a {who.role} token may read, not change, alerting "
-                           "(an editor token may: shiftright alerts tokens create --role editor)")  # fmt: skip
+            raise Rejected(
+                403,
+                "forbidden",
+                f"a {who.role} token may read, not change, alerting "
+                "(an editor token may: shiftright alerts tokens create --role editor)",
+            )
         return who
 
     # -- collaborators ------------------------------------------------------------------
@@ -298,16 +310,24 @@ class AlertingApi:
     def rules(self) -> dict[str, Any]:
         c = self.read()
         return {
-            "version": c.version, "applied_by": c.applied_by, "applied_at": c.applied_at,
-            "source": c.source, "yaml": c.text,
+            "version": c.version,
+            "applied_by": c.applied_by,
+            "applied_at": c.applied_at,
+            "source": c.source,
+            "yaml": c.text,
             "rules": [rule_summary(r) for r in c.rules.rules],
             "subscriptions": [
-                {"name": s.name, "channel": s.channel, "to": s.to,
-                 "matchers": [str(m) for m in s.matchers], "rules": s.rules,
-                 "send_resolved": s.send_resolved}
+                {
+                    "name": s.name,
+                    "channel": s.channel,
+                    "to": s.to,
+                    "matchers": [str(m) for m in s.matchers],
+                    "rules": s.rules,
+                    "send_resolved": s.send_resolved,
+                }
                 for s in c.rules.subscriptions
             ],
-        }  # fmt: skip
+        }
 
     def put_rules(
         self, text: str, who: Caller, dry_run: bool, if_match: str | None, author: str, source: str
@@ -319,15 +339,28 @@ class AlertingApi:
                 RuleProblem(p.field, "invalid", p.message, line=p.line) for p in exc.problems
             ]
             n = len(problems)
-            raise Rejected(422, "invalid_rules", f"{n} problem{'s' if n != 1 else ''} in the rule "
-                           "file; nothing applied", problems) from None  # fmt: skip
+            raise Rejected(
+                422,
+                "invalid_rules",
+                f"{n} problem{'s' if n != 1 else ''} in the rule file; nothing applied",
+                problems,
+            ) from None
         current = self.read()
         if if_match is not None and if_match.strip().strip('"') != str(current.version):
-            raise Rejected(412, "version_conflict", f"version {current.version} is applied now, "
-                           f"not {if_match.strip()}: GET /rules, merge, and try again")  # fmt: skip
+            raise Rejected(
+                412,
+                "version_conflict",
+                f"version {current.version} is applied now, "
+                f"not {if_match.strip()}: GET /rules, merge, and try again",
+            )
         changes = [change_json(c) for c in diff(current.rules, new)]
-        result = {"applied": False, "dry_run": dry_run, "version": current.version,
-                  "previous_version": current.version, "changes": changes}  # fmt: skip
+        result = {
+            "applied": False,
+            "dry_run": dry_run,
+            "version": current.version,
+            "previous_version": current.version,
+            "changes": changes,
+        }
         if dry_run or (current.version and text == current.text):
             return result
         applied = _config_call(lambda: self.store.apply(text, author or who.name, source))
@@ -340,9 +373,14 @@ class AlertingApi:
     def add_silence(self, body: SilenceIn, who: Caller) -> dict[str, Any]:
         try:
             silence = make_silence(
-                body.matchers, body.duration, body.comment, body.created_by or who.name,
-                starts_at=body.starts_at, ends_at=body.ends_at, now=self.clock(),
-            )  # fmt: skip
+                body.matchers,
+                body.duration,
+                body.comment,
+                body.created_by or who.name,
+                starts_at=body.starts_at,
+                ends_at=body.ends_at,
+                now=self.clock(),
+            )
         except SilenceError as exc:
             raise Rejected(422, "invalid_silence", str(exc)) from None
         _config_call(lambda: self.store.add_silence(silence))
@@ -375,13 +413,13 @@ class AlertingApi:
 
 
 def _silence_json(silence: Any, state: str) -> dict[str, Any]:
-    from infra.alerts_cli import SilenceView
+    from shiftright_server.infra.alerts_cli import SilenceView
 
     return SilenceView(silence, "api", state).as_json()
 
 
 def _config_call(run: Callable[[], Any]) -> Any:
-    from streams.alerting.store import ConfigStoreError
+    from shiftright_server.streams.alerting.store import ConfigStoreError
 
     try:
         return run()
@@ -436,14 +474,23 @@ def alerting_router(api: AlertingApi) -> APIRouter:
         "/rules",
         response_model=ApplyOut,
         summary="Apply a rule file (YAML body)",
-        responses={**_ERRORS, **_MALFORMED,
-                   412: {"model": ErrorBody, "description": "If-Match names another version"},
-                   413: {"model": ErrorBody, "description": "over 1 MiB"},
-                   422: {"model": ErrorBody, "description": "problems, by line and field"}},
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "application/yaml": {"schema": {"type": "string"}},
-            "text/plain": {"schema": {"type": "string"}}}}},
-    )  # fmt: skip
+        responses={
+            **_ERRORS,
+            **_MALFORMED,
+            412: {"model": ErrorBody, "description": "If-Match names another version"},
+            413: {"model": ErrorBody, "description": "over 1 MiB"},
+            422: {"model": ErrorBody, "description": "problems, by line and field"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/yaml": {"schema": {"type": "string"}},
+                    "text/plain": {"schema": {"type": "string"}},
+                },
+            }
+        },
+    )
     async def put_rules(
         request: Request,
         who: Editor,
@@ -455,33 +502,55 @@ def alerting_router(api: AlertingApi) -> APIRouter:
         if_match = request.headers.get("if-match")
         return await run_in_threadpool(api.put_rules, text, who, dry_run, if_match, author, source)
 
-    @router.get("/silences", response_model=SilencesOut, responses=_ERRORS,
-                summary="Active and upcoming silences")  # fmt: skip
+    @router.get(
+        "/silences",
+        response_model=SilencesOut,
+        responses=_ERRORS,
+        summary="Active and upcoming silences",
+    )
     def get_silences(
         _: Viewer, expired: Annotated[bool, Query(description="Also those that ended.")] = False
     ) -> dict[str, Any]:
         return api.silences(expired)
 
-    @router.post("/silences", response_model=SilenceOut, status_code=201, summary="Add a silence",
-                 responses={**_ERRORS, **_MALFORMED})  # fmt: skip
+    @router.post(
+        "/silences",
+        response_model=SilenceOut,
+        status_code=201,
+        summary="Add a silence",
+        responses={**_ERRORS, **_MALFORMED},
+    )
     def post_silence(body: SilenceIn, who: Editor) -> dict[str, Any]:
         return api.add_silence(body, who)
 
     @router.delete(
-        "/silences/{silence_id}", response_model=SilenceOut, summary="End a silence now",
-        responses={**_ERRORS, 404: {"model": ErrorBody},
-                   409: {"model": ErrorBody, "description": "in the rule file: edit it there"}},
-    )  # fmt: skip
+        "/silences/{silence_id}",
+        response_model=SilenceOut,
+        summary="End a silence now",
+        responses={
+            **_ERRORS,
+            404: {"model": ErrorBody},
+            409: {"model": ErrorBody, "description": "in the rule file: edit it there"},
+        },
+    )
     def del_silence(silence_id: str, _: Editor) -> dict[str, Any]:
         return api.delete_silence(silence_id)
 
-    @router.get("/alerts", response_model=AlertsOut, responses=_ERRORS,
-                summary="Alerts firing or pending now")  # fmt: skip
+    @router.get(
+        "/alerts",
+        response_model=AlertsOut,
+        responses=_ERRORS,
+        summary="Alerts firing or pending now",
+    )
     def get_alerts(_: Viewer, app: str = "", env: str = "") -> dict[str, Any]:
         return api.alerts(app, env)
 
-    @router.get("/alerts/history", response_model=HistoryOut, responses=_ERRORS,
-                summary="Recent alert transitions, newest first")  # fmt: skip
+    @router.get(
+        "/alerts/history",
+        response_model=HistoryOut,
+        responses=_ERRORS,
+        summary="Recent alert transitions, newest first",
+    )
     def get_history(
         _: Viewer,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
@@ -500,10 +569,11 @@ def alerting_router(api: AlertingApi) -> APIRouter:
 def create_alerting_app(api: AlertingApi) -> FastAPI:
     """The API as an application of its own (the gateway mounts it at :data:`PREFIX`)."""
     app = FastAPI(
-        title="shiftright alerting", version="1",
+        title="shiftright alerting",
+        version="1",
         description="Rules as code, silences and alerts. Bearer token: shiftright alerts "
         "tokens create --role viewer|editor.",
-    )  # fmt: skip
+    )
     app.state.alerting = api
     app.include_router(alerting_router(api))
 
@@ -529,7 +599,7 @@ def create_alerting_app(api: AlertingApi) -> FastAPI:
         errors = [
             {"path": ".".join(str(p) for p in e["loc"]), "reason": e["type"], "message": e["msg"]}
             for e in exc.errors()
-        ]  # fmt: skip
+        ]
         body = {"error": "invalid_request", "message": "the request is not valid", "errors": errors}
         return JSONResponse(body, 422)
 
@@ -549,12 +619,13 @@ def _allowed(app: FastAPI, request: Request) -> str:
 
 def alerting_app(settings: Settings) -> FastAPI:
     """The API on the configured Kafka, warehouse and token file."""
-    from infra.clickhouse import get_client
+    from shiftright_server.infra.clickhouse import get_client
 
     ch = settings.clickhouse
     api = AlertingApi(
-        open_store(settings), open_tokens(settings),
+        open_store(settings),
+        open_tokens(settings),
         lambda: get_client(ch, database=ch.database),
         anonymous_reads=not settings.gateway.require_key,
-    )  # fmt: skip
+    )
     return create_alerting_app(api)

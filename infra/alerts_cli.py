@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Protocol
 import typer
 from rich.console import Console
 from rich.table import Table
-
-from infra.cli_common import cli_settings as _settings
-from infra.cli_common import fail as _fail
-from infra.cli_common import parse_time
-from infra.cli_common import warehouse_client as _client
-from schemas.alerts import (
+from shiftright_server.infra.cli_common import cli_settings as _settings
+from shiftright_server.infra.cli_common import fail as _fail
+from shiftright_server.infra.cli_common import parse_time
+from shiftright_server.infra.cli_common import warehouse_client as _client
+from shiftright_server.schemas.alerts import (
     AlertTransition,
     AnomalyRule,
     ErrorGroupRule,
@@ -35,13 +34,13 @@ from schemas.alerts import (
     Silence,
     parse_duration,
 )
-from streams.alerting.loader import Change, RuleFileError, diff, load_rules
+from shiftright_server.streams.alerting.loader import Change, RuleFileError, diff, load_rules
 
 if TYPE_CHECKING:
-    from infra.settings import Settings
-    from producers.gateway.keys import KeyStore
-    from schemas.records import Rollup
-    from streams.alerting.store import AlertingConfig
+    from shiftright_server.infra.settings import Settings
+    from shiftright_server.producers.gateway.keys import KeyStore
+    from shiftright_server.schemas.records import Rollup
+    from shiftright_server.streams.alerting.store import AlertingConfig
 
 out = Console()
 err = Console(stderr=True)
@@ -61,8 +60,8 @@ class AlertingStore(Protocol):
 
 
 def open_store(settings: Settings) -> AlertingStore:
-    from schemas import topics
-    from streams.alerting.store import ConfigStore
+    from shiftright_server.schemas import topics
+    from shiftright_server.streams.alerting.store import ConfigStore
 
     topic = topics.named(topics.ALERTING_CONFIG, settings.namespace)
     return ConfigStore(settings.kafka.bootstrap_servers, topic)
@@ -74,7 +73,7 @@ def tokens_path(settings: Settings) -> Path:
 
 
 def open_tokens(settings: Settings) -> KeyStore:
-    from producers.gateway.keys import KeyStore
+    from shiftright_server.producers.gateway.keys import KeyStore
 
     return KeyStore(tokens_path(settings))
 
@@ -144,9 +143,13 @@ def make_silence(
         raise SilenceError("the silence would already be over")
     try:
         return Silence(
-            id=secrets.token_hex(5), matchers=parsed, starts_at=start, ends_at=ends_at,
-            created_by=created_by, comment=comment,
-        )  # fmt: skip
+            id=secrets.token_hex(5),
+            matchers=parsed,
+            starts_at=start,
+            ends_at=ends_at,
+            created_by=created_by,
+            comment=comment,
+        )
     except ValueError as exc:
         raise SilenceError(_first_error(exc)) from None
 
@@ -168,11 +171,15 @@ class SilenceView:
     def as_json(self) -> dict[str, Any]:
         s = self.silence
         return {
-            "id": s.id, "matchers": [str(m) for m in s.matchers],
-            "starts_at": s.starts_at.isoformat(), "ends_at": s.ends_at.isoformat(),
-            "created_by": s.created_by, "comment": s.comment, "origin": self.origin,
+            "id": s.id,
+            "matchers": [str(m) for m in s.matchers],
+            "starts_at": s.starts_at.isoformat(),
+            "ends_at": s.ends_at.isoformat(),
+            "created_by": s.created_by,
+            "comment": s.comment,
+            "origin": self.origin,
             "state": self.state,
-        }  # fmt: skip
+        }
 
 
 def silences_of(config: AlertingConfig, now: datetime, expired: bool = False) -> list[SilenceView]:
@@ -284,11 +291,14 @@ _ROLLUP_COLUMNS = (
 
 def rollup_query(rule: Rule, start: datetime, end: datetime) -> tuple[str, dict[str, Any]]:
     """The closed rollups a rule watches between ``start`` and ``end`` (SQL, parameters)."""
-    from streams.alerting.measures import KEY_LABEL
+    from shiftright_server.streams.alerting.measures import KEY_LABEL
 
     scope = rule.scope
-    cond = ["kind = {kind:String}", "bucket_start >= {start:DateTime64(3)}",
-            "bucket_start < {end:DateTime64(3)}"]  # fmt: skip
+    cond = [
+        "kind = {kind:String}",
+        "bucket_start >= {start:DateTime64(3)}",
+        "bucket_start < {end:DateTime64(3)}",
+    ]
     params: dict[str, Any] = {"kind": scope.source, "start": start, "end": end}
     for name, value in (("app", scope.app), ("env", scope.env)):
         if value != "*":
@@ -311,7 +321,7 @@ def read_rollups(
 ) -> list[Rollup]:
     """The rollups :func:`rollup_query` selects, in bucket order; ``progress(done, total)``
     after each block read."""
-    from schemas.records import Rollup
+    from shiftright_server.schemas.records import Rollup
 
     sql, params = rollup_query(rule, start, end)
     total = int(client.query(sql.replace("{cols}", "count()"), parameters=params).result_rows[0][0])
@@ -330,7 +340,7 @@ def read_rollups(
 def warmup_for(rule: Rule) -> timedelta:
     """History read before the period so the rule starts the period as the stream would
     (windows full, baselines known; an anomaly detector past its warm-up points)."""
-    from streams.alerting.series import keep_seconds
+    from shiftright_server.streams.alerting.series import keep_seconds
 
     seconds = keep_seconds(rule) + rule.for_
     if isinstance(rule, AnomalyRule):  # its seasonal profile learns the hours of a week
@@ -366,7 +376,7 @@ def run_backtest(
     rule: Rule, rollups: list[Rollup], since: datetime, until: datetime | None
 ) -> list[Episode]:
     """Episodes of ``rule`` over ``rollups`` that were firing at some point after ``since``."""
-    from streams.alerting.backtest import backtest
+    from shiftright_server.streams.alerting.backtest import backtest
 
     found = episodes(backtest([rule.model_copy(update={"enabled": True})], rollups, until=until))
     return [e for e in found if e.resolved is None or e.resolved > since]
@@ -400,7 +410,7 @@ def _store(settings: Settings) -> AlertingStore:
 
 
 def _read(store: AlertingStore) -> AlertingConfig:
-    from streams.alerting.store import ConfigStoreError
+    from shiftright_server.streams.alerting.store import ConfigStoreError
 
     try:
         return store.read()
@@ -440,8 +450,11 @@ def _load(path: Path) -> tuple[str, RuleFile]:
 
 
 def _counts(rules: RuleFile) -> str:
-    parts = [(len(rules.rules), "rule"), (len(rules.subscriptions), "subscription"),
-             (len(rules.silences), "silence")]  # fmt: skip
+    parts = [
+        (len(rules.rules), "rule"),
+        (len(rules.subscriptions), "subscription"),
+        (len(rules.silences), "silence"),
+    ]
     return ", ".join(f"{n} {what}{'s' if n != 1 else ''}" for n, what in parts)
 
 
@@ -488,7 +501,7 @@ def rules_apply(
     author: Annotated[str, typer.Option(help="Who applies (default: your user name).")] = "",
 ) -> None:
     """Validate FILE, show what it changes against the applied version, and apply it."""
-    from streams.alerting.store import ConfigStoreError
+    from shiftright_server.streams.alerting.store import ConfigStoreError
 
     text, rules = _load(file)
     store = _store(_settings())
@@ -519,24 +532,37 @@ def rules_list() -> None:
     if not config.version:
         out.print("apply a rule file: shiftright rules apply rules.yaml")
         return
-    table = Table("name", "kind", "app", "env", "source", "severity", "for", "enabled",
-                  title="rules")  # fmt: skip
+    table = Table(
+        "name", "kind", "app", "env", "source", "severity", "for", "enabled", title="rules"
+    )
     for rule in config.rules.rules:
         s = rule_summary(rule)
         table.add_row(
-            s["name"], s["kind"], s["app"], s["env"], s["source"], _severity(s["severity"]),
-            _seconds(s["for"]), "yes" if s["enabled"] else "[dim]no[/]",
-        )  # fmt: skip
+            s["name"],
+            s["kind"],
+            s["app"],
+            s["env"],
+            s["source"],
+            _severity(s["severity"]),
+            _seconds(s["for"]),
+            "yes" if s["enabled"] else "[dim]no[/]",
+        )
     out.print(table)
     subs = Table("name", "channel", "to", "matchers", "rules", "resolved", title="subscriptions")
     for sub in config.rules.subscriptions:
         subs.add_row(
-            sub.name, sub.channel, sub.to, ", ".join(str(m) for m in sub.matchers) or "(all)",
-            ", ".join(sub.rules) or "(any)", "yes" if sub.send_resolved else "no",
-        )  # fmt: skip
+            sub.name,
+            sub.channel,
+            sub.to,
+            ", ".join(str(m) for m in sub.matchers) or "(all)",
+            ", ".join(sub.rules) or "(any)",
+            "yes" if sub.send_resolved else "no",
+        )
     out.print(subs)
-    out.print(f"[dim]{_counts(config.rules)}; silences made outside the file: "
-              f"{len(config.silences)} (shiftright silence list)[/]")  # fmt: skip
+    out.print(
+        f"[dim]{_counts(config.rules)}; silences made outside the file: "
+        f"{len(config.silences)} (shiftright silence list)[/]"
+    )
 
 
 @rules_app.command("show")
@@ -581,7 +607,7 @@ Comment = Annotated[str, typer.Option("--comment", "-c", help="Why (shown with t
 
 
 def _add_silence(matchers: list[str], duration: str, comment: str, by: str, starts: str) -> Silence:
-    from streams.alerting.store import ConfigStoreError
+    from shiftright_server.streams.alerting.store import ConfigStoreError
 
     try:
         start = parse_time(starts) if starts else None
@@ -600,13 +626,19 @@ def _add_silence(matchers: list[str], duration: str, comment: str, by: str, star
 def silence_add(
     match: Annotated[
         list[str],
-        typer.Option("--match", "-m", help="name=value, name!=value, name=~regex, severity>=warning (repeatable; all must match)."),
+        typer.Option(
+            "--match",
+            "-m",
+            help="name=value, name!=value, name=~regex, severity>=warning (repeatable; all must match).",
+        ),
     ],
     duration: Annotated[str, typer.Option("--for", help="How long: 30m, 2h, 1d.")],
     comment: Comment = "",
     by: By = "",
-    starts: Annotated[str, typer.Option("--starts", help="Start later: an ISO time (default now).")] = "",
-) -> None:  # fmt: skip
+    starts: Annotated[
+        str, typer.Option("--starts", help="Start later: an ISO time (default now).")
+    ] = "",
+) -> None:
     """Mute notifications of alerts whose labels match, for a while (prints the id)."""
     silence = _add_silence(match, duration, comment, by, starts)
     typer.echo(silence.id)  # alone on stdout, for scripts
@@ -634,17 +666,22 @@ def silence_list(
         s = v.silence
         colour = {"active": "green", "upcoming": "cyan"}.get(v.state, "dim")
         table.add_row(
-            s.id, f"[{colour}]{v.state}[/]", ", ".join(str(m) for m in s.matchers),
-            _when(s.starts_at, now), _when(s.ends_at, now), s.created_by, s.comment,
+            s.id,
+            f"[{colour}]{v.state}[/]",
+            ", ".join(str(m) for m in s.matchers),
+            _when(s.starts_at, now),
+            _when(s.ends_at, now),
+            s.created_by,
+            s.comment,
             "rule file" if v.origin == "file" else "cli/api",
-        )  # fmt: skip
+        )
     out.print(table)
 
 
 @silence_app.command("delete")
 def silence_delete(silence_id: Annotated[str, typer.Argument(help="The silence's id.")]) -> None:
     """End a silence now (silences written in the rule file are removed there)."""
-    from streams.alerting.store import ConfigStoreError
+    from shiftright_server.streams.alerting.store import ConfigStoreError
 
     try:
         gone = delete_silence(_store(_settings()), silence_id)
@@ -723,10 +760,15 @@ def _print_current(rows: list[dict[str, Any]], now: datetime) -> None:
         since = r["starts_at"] if r["state"] == "firing" else r["active_since"]
         colour = "red" if r["state"] == "firing" else "yellow"
         table.add_row(
-            f"[{colour}]{r['state']}[/]", r["rule"], _severity(r["labels"].get("severity", "")),
-            _labels(r["labels"]), _num(r["value"]), _num(r["threshold"]), _when(since, now),
+            f"[{colour}]{r['state']}[/]",
+            r["rule"],
+            _severity(r["labels"].get("severity", "")),
+            _labels(r["labels"]),
+            _num(r["value"]),
+            _num(r["threshold"]),
+            _when(since, now),
             r["annotations"].get("summary", ""),
-        )  # fmt: skip
+        )
     out.print(table)
     firing = sum(1 for r in rows if r["state"] == "firing")
     out.print(f"{firing} firing, {len(rows) - firing} pending")
@@ -741,9 +783,13 @@ def _print_history(rows: list[dict[str, Any]], now: datetime) -> None:
     for r in rows:
         state = f"[{colours.get(r['state'], 'dim')}]{r['state']}[/]"
         table.add_row(
-            _when(r["ts"], now), r["rule"], f"{r['previous']} → {state}", _labels(r["labels"]),
-            _num(r["value"]), _num(r["threshold"]),
-        )  # fmt: skip
+            _when(r["ts"], now),
+            r["rule"],
+            f"{r['previous']} → {state}",
+            _labels(r["labels"]),
+            _num(r["value"]),
+            _num(r["threshold"]),
+        )
     out.print(table)
     out.print(f"[dim]{len(rows)} transition{'s' if len(rows) != 1 else ''}, newest first[/]")
 
@@ -784,11 +830,20 @@ def tokens_revoke(token_id: Annotated[str, typer.Argument(help="The token's id."
 # -- backtest -----------------------------------------------------------------------------
 def backtest_cmd(
     rule_name: Annotated[str, typer.Argument(metavar="RULE", help="The rule's name.")],
-    since: Annotated[str, typer.Option(help="Start of the period: 6h, 7d, 30d ago, or an ISO time.")] = "7d",
+    since: Annotated[
+        str, typer.Option(help="Start of the period: 6h, 7d, 30d ago, or an ISO time.")
+    ] = "7d",
     until: Annotated[str, typer.Option(help="End of the period (default now).")] = "now",
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="Take the rule from this file instead of the applied version.")] = None,
-    warmup: Annotated[str, typer.Option(help="History read before the period (default: what the rule needs).")] = "",
-) -> None:  # fmt: skip
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", "-f", help="Take the rule from this file instead of the applied version."
+        ),
+    ] = None,
+    warmup: Annotated[
+        str, typer.Option(help="History read before the period (default: what the rule needs).")
+    ] = "",
+) -> None:
     """Replay stored rollups through a rule: when would it have fired and resolved?"""
     settings = _settings()
     rules = _load(file)[1] if file else _read(_store(settings)).rules
@@ -820,9 +875,12 @@ def _read_with_progress(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     with Progress(
-        TextColumn("reading rollups"), BarColumn(), MofNCompleteColumn(), console=err,
+        TextColumn("reading rollups"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
         transient=True,
-    ) as bar:  # fmt: skip
+    ) as bar:
         task = bar.add_task("read", total=None)
 
         def step(done: int, total: int) -> None:
@@ -857,8 +915,9 @@ def _print_episodes(
                 _when(e.fired, now) + before,
                 _when(e.resolved, now) if e.resolved else "[red]still firing[/]",
                 _seconds(((e.resolved or end) - e.fired).total_seconds()),
-                _labels(e.labels), _num(e.value),
-            )  # fmt: skip
+                _labels(e.labels),
+                _num(e.value),
+            )
         out.print(table)
     series = {tuple(sorted(e.labels.items())) for e in found}
     firing = sum(((e.resolved or end) - max(e.fired, start)).total_seconds() for e in found)

@@ -12,10 +12,9 @@ import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
-
-from infra.cli_common import cli_settings as _settings
-from infra.cli_common import fail as _fail
-from infra.settings import Settings
+from shiftright_server.infra.cli_common import cli_settings as _settings
+from shiftright_server.infra.cli_common import fail as _fail
+from shiftright_server.infra.settings import Settings
 
 app = typer.Typer(
     add_completion=False,
@@ -36,7 +35,7 @@ def up(
     ] = None,
 ) -> None:
     """Start Kafka, the warehouse, the stream workers, the sink (and the simulator)."""
-    from infra.startup import bring_up
+    from shiftright_server.infra.startup import bring_up
 
     settings = _settings()
     try:
@@ -52,7 +51,7 @@ def up(
 @app.command()
 def down() -> None:
     """Stop every locally started component (simulator first, Kafka last)."""
-    from infra.supervisor import ORDER, Supervisor
+    from shiftright_server.infra.supervisor import ORDER, Supervisor
 
     supervisor = Supervisor(_settings())
     for name in reversed(ORDER):
@@ -65,7 +64,7 @@ def status(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep refreshing.")] = False,
 ) -> None:
     """Each component's health, then messages in, events stored, lag and dead letters."""
-    from infra.startup import component_health
+    from shiftright_server.infra.startup import component_health
 
     settings = _settings()
     table = Table("component", "state", "detail")
@@ -80,8 +79,8 @@ def status(
 
 
 def _status_line(settings: Settings, follow: bool) -> None:
-    from infra.clickhouse import get_client
-    from infra.status import collect
+    from shiftright_server.infra.clickhouse import get_client
+    from shiftright_server.infra.status import collect
 
     try:
         client = get_client(settings.clickhouse, database=settings.clickhouse.database)
@@ -143,7 +142,7 @@ def sql(
     ] = "table",
 ) -> None:
     """Run SQL against the warehouse (embedded or a ClickHouse server)."""
-    from infra.clickhouse import get_client
+    from shiftright_server.infra.clickhouse import get_client
 
     settings = _settings()
     try:
@@ -171,8 +170,8 @@ def _cell(value: Any) -> str:
 @app.command()
 def migrate() -> None:
     """Create the database and apply pending schema migrations (idempotent)."""
-    from infra.clickhouse import get_client
-    from schemas.migrate import migrate as run
+    from shiftright_server.infra.clickhouse import get_client
+    from shiftright_server.schemas.migrate import migrate as run
 
     settings = _settings()
     try:
@@ -204,8 +203,8 @@ def simulate(
     """Emit realistic traffic for two apps in preprod and prod."""
     import signal
 
-    from producers.emitter import Emitter
-    from producers.simulator import Simulator, parse_incident, run_realtime
+    from shiftright_server.producers.emitter import Emitter
+    from shiftright_server.producers.simulator import Simulator, parse_incident, run_realtime
 
     settings = _settings()
     now = datetime.now(UTC)
@@ -229,20 +228,20 @@ def simulate(
 
 
 # -- ingest gateway (its commands live with it; importing them loads no web framework) --
-from producers.gateway.cli import gateway_app  # noqa: E402
+from shiftright_server.producers.gateway.cli import gateway_app  # noqa: E402
 
 app.add_typer(gateway_app, name="gateway")
 
 
 # -- error analytics: reports and decisions (infra/errors_cli.py) --------------------------
-from infra.errors_cli import errors_app, import_app  # noqa: E402
+from shiftright_server.infra.errors_cli import errors_app, import_app  # noqa: E402
 
 app.add_typer(errors_app, name="errors")
 app.add_typer(import_app, name="import")
 
 
 # -- alerting: rules as code, silences, alerts, backtest, API tokens (infra/alerts_cli.py) --
-from infra.alerts_cli import register as register_alerting  # noqa: E402
+from shiftright_server.infra.alerts_cli import register as register_alerting  # noqa: E402
 
 register_alerting(app)
 
@@ -276,9 +275,13 @@ def mark_deploy(
     """A release reached an environment: `shiftright mark deploy --app checkout --env prod --release 1.4.3`."""
     s = _settings()
     ok = _sdk_cli().mark_deploy(
-        app_name, env, release, kafka=s.kafka.bootstrap_servers, namespace=s.namespace,
+        app_name,
+        env,
+        release,
+        kafka=s.kafka.bootstrap_servers,
+        namespace=s.namespace,
         description=description,
-    )  # fmt: skip
+    )
     _mark(ok, f"deploy of {release} to {app_name}/{env}")
 
 
@@ -306,7 +309,7 @@ def mark_flag(
 )
 def detect(ctx: typer.Context) -> None:
     """One anomaly score per `timestamp,value` row: `shiftright detect --csv FILE` (see --help)."""
-    from streams.alerting.detect import main as detect_main
+    from shiftright_server.streams.alerting.detect import main as detect_main
 
     raise typer.Exit(detect_main(ctx.args))
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
-
-from infra.settings import Settings, load_settings
+from shiftright_server.infra.settings import Settings, load_settings
 
 err = Console(stderr=True)
 AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -20,7 +19,7 @@ _UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"
 def cli_settings() -> Settings:
     """The effective settings; the CLI speaks through rich, its own logs only surface
     problems."""
-    from infra.logs import configure_logging
+    from shiftright_server.infra.logs import configure_logging
 
     settings = load_settings()
     configure_logging("WARNING", settings.log_json)
@@ -33,7 +32,7 @@ def fail(message: str) -> None:
 
 
 def warehouse_client(settings: Settings) -> Any:
-    from infra.clickhouse import get_client
+    from shiftright_server.infra.clickhouse import get_client
 
     return get_client(settings.clickhouse, database=settings.clickhouse.database)
 

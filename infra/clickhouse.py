@@ -7,8 +7,7 @@ from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-
-from infra.settings import ClickHouseSettings
+from shiftright_server.infra.settings import ClickHouseSettings
 
 
 def get_client(

@@ -13,13 +13,12 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.console import Console
 from rich.table import Table
-
-from infra.cli_common import AGO, parse_time
-from infra.cli_common import cli_settings as _settings
-from infra.cli_common import fail as _fail
-from infra.cli_common import warehouse_client as _client
-from infra.settings import Settings
-from schemas import error_queries as q
+from shiftright_server.infra.cli_common import AGO, parse_time
+from shiftright_server.infra.cli_common import cli_settings as _settings
+from shiftright_server.infra.cli_common import fail as _fail
+from shiftright_server.infra.cli_common import warehouse_client as _client
+from shiftright_server.infra.settings import Settings
+from shiftright_server.schemas import error_queries as q
 
 errors_app = typer.Typer(no_args_is_help=True, help="Error groups: reports and decisions.")
 out = Console()
@@ -78,96 +77,171 @@ def _window(since: str, until: str) -> dict[str, datetime]:
 
 
 @errors_app.command()
-def top(app: App = "", env: Env = "", since: Since = "24h", until: Until = "now",
-        limit: Limit = 20, fmt: Fmt = "table") -> None:  # fmt: skip
+def top(
+    app: App = "",
+    env: Env = "",
+    since: Since = "24h",
+    until: Until = "now",
+    limit: Limit = 20,
+    fmt: Fmt = "table",
+) -> None:
     """Which exception types are thrown most (root cause type), per app and environment."""
-    _report(q.TOP_TYPES, {**_window(since, until), "limit": 1_000_000},
-            {"app": app, "env": env}, limit, fmt, "exception types thrown most")  # fmt: skip
+    _report(
+        q.TOP_TYPES,
+        {**_window(since, until), "limit": 1_000_000},
+        {"app": app, "env": env},
+        limit,
+        fmt,
+        "exception types thrown most",
+    )
 
 
 @errors_app.command()
-def groups(app: App = "", env: Env = "", since: Since = "24h", until: Until = "now",
-           limit: Limit = 20, fmt: Fmt = "table") -> None:  # fmt: skip
+def groups(
+    app: App = "",
+    env: Env = "",
+    since: Since = "24h",
+    until: Until = "now",
+    limit: Limit = 20,
+    fmt: Fmt = "table",
+) -> None:
     """Which groups are thrown most."""
-    _report(q.TOP_GROUPS, {**_window(since, until), "limit": 1_000_000},
-            {"app": app, "env": env}, limit, fmt, "groups thrown most")  # fmt: skip
+    _report(
+        q.TOP_GROUPS,
+        {**_window(since, until), "limit": 1_000_000},
+        {"app": app, "env": env},
+        limit,
+        fmt,
+        "groups thrown most",
+    )
 
 
 @errors_app.command()
 def trend(
     group_id: str,
     step: Annotated[str, typer.Option(help="minute, hour or day.")] = "hour",
-    app: App = "", env: Env = "", since: Since = "24h", until: Until = "now",
-    limit: Limit = 1000, fmt: Fmt = "table",
-) -> None:  # fmt: skip
+    app: App = "",
+    env: Env = "",
+    since: Since = "24h",
+    until: Until = "now",
+    limit: Limit = 1000,
+    fmt: Fmt = "table",
+) -> None:
     """How often a group occurs over time, and per 1,000 requests of the same route."""
     steps = {"minute": 60, "hour": 3600, "day": 86400}
     if step not in steps:
         _fail("--step must be minute, hour or day")
-    _report(q.GROUP_RATE, {**_window(since, until), "group_id": group_id, "step_s": steps[step]},
-            {"app": app, "env": env}, limit, fmt, f"group {group_id} per {step}")  # fmt: skip
+    _report(
+        q.GROUP_RATE,
+        {**_window(since, until), "group_id": group_id, "step_s": steps[step]},
+        {"app": app, "env": env},
+        limit,
+        fmt,
+        f"group {group_id} per {step}",
+    )
 
 
 @errors_app.command()
 def users(app: App = "", limit: Limit = 20, fmt: Fmt = "table") -> None:
     """Which groups affect the most users (and customers)."""
-    _report(q.MOST_AFFECTING, {"limit": 1_000_000}, {"app": app}, limit, fmt,
-            "groups affecting the most users")  # fmt: skip
+    _report(
+        q.MOST_AFFECTING,
+        {"limit": 1_000_000},
+        {"app": app},
+        limit,
+        fmt,
+        "groups affecting the most users",
+    )
 
 
 @errors_app.command()
 def new(
     app: Annotated[str, typer.Option("--app", help="The app.")],
     release: Annotated[str, typer.Option("--release", help="The release.")],
-    limit: Limit = 100, fmt: Fmt = "table",
-) -> None:  # fmt: skip
+    limit: Limit = 100,
+    fmt: Fmt = "table",
+) -> None:
     """Groups whose first error ever came from this release."""
-    _report(q.NEW_IN_RELEASE, {"app": app, "release": release}, {}, limit, fmt,
-            f"groups new in {app} {release}")  # fmt: skip
+    _report(
+        q.NEW_IN_RELEASE,
+        {"app": app, "release": release},
+        {},
+        limit,
+        fmt,
+        f"groups new in {app} {release}",
+    )
 
 
 @errors_app.command()
-def regressed(app: App = "", env: Env = "", release: Release = "", since: Since = "7d",
-              until: Until = "now", limit: Limit = 100, fmt: Fmt = "table") -> None:  # fmt: skip
+def regressed(
+    app: App = "",
+    env: Env = "",
+    release: Release = "",
+    since: Since = "7d",
+    until: Until = "now",
+    limit: Limit = 100,
+    fmt: Fmt = "table",
+) -> None:
     """Groups that came back after being resolved, with the release that brought them back."""
-    _report(q.REGRESSED, _window(since, until), {"app": app, "env": env, "release": release},
-            limit, fmt, "regressed groups")  # fmt: skip
+    _report(
+        q.REGRESSED,
+        _window(since, until),
+        {"app": app, "env": env, "release": release},
+        limit,
+        fmt,
+        "regressed groups",
+    )
 
 
 @errors_app.command()
 def promoted(
     from_env: Annotated[str, typer.Option("--from", help="Where errors appear first.")] = "preprod",
     to_env: Annotated[str, typer.Option("--to", help="Where they arrive later.")] = "prod",
-    app: App = "", limit: Limit = 100, fmt: Fmt = "table",
-) -> None:  # fmt: skip
+    app: App = "",
+    limit: Limit = 100,
+    fmt: Fmt = "table",
+) -> None:
     """Groups first seen in one environment that later reached another, and how long it took."""
-    _report(q.PROMOTED, {"from_env": from_env, "to_env": to_env}, {"app": app}, limit, fmt,
-            f"groups seen in {from_env} first, then in {to_env}")  # fmt: skip
+    _report(
+        q.PROMOTED,
+        {"from_env": from_env, "to_env": to_env},
+        {"app": app},
+        limit,
+        fmt,
+        f"groups seen in {from_env} first, then in {to_env}",
+    )
 
 
 @errors_app.command()
 def health(group_id: str, since: Since = "24h", until: Until = "now", fmt: Fmt = "table") -> None:
     """The hosts' health when a group's errors were thrown, against their usual health."""
-    _report(q.HEALTH_AT_ERRORS, {**_window(since, until), "group_id": group_id}, {}, 1000, fmt,
-            f"health at the errors of {group_id} (ratio = at errors / usual)")  # fmt: skip
+    _report(
+        q.HEALTH_AT_ERRORS,
+        {**_window(since, until), "group_id": group_id},
+        {},
+        1000,
+        fmt,
+        f"health at the errors of {group_id} (ratio = at errors / usual)",
+    )
 
 
 # -- decisions ----------------------------------------------------------------------------
 def _send(settings: Settings, cmd: Any) -> bool:
     from confluent_kafka import Producer
-
-    from producers.emitter import producer_config
-    from schemas import topics
-    from streams.grouping.keys import group_key
+    from shiftright_server.producers.emitter import producer_config
+    from shiftright_server.schemas import topics
+    from shiftright_server.streams.grouping.keys import group_key
 
     producer = Producer(
         producer_config(settings.kafka.bootstrap_servers, **{"message.timeout.ms": 10_000})
     )
     delivered: list[bool] = []
     producer.produce(
-        topics.named(topics.ERRORS_COMMANDS, settings.namespace), cmd.model_dump_json().encode(),
-        group_key(cmd), on_delivery=lambda e, m: delivered.append(e is None),
-    )  # fmt: skip
+        topics.named(topics.ERRORS_COMMANDS, settings.namespace),
+        cmd.model_dump_json().encode(),
+        group_key(cmd),
+        on_delivery=lambda e, m: delivered.append(e is None),
+    )
     producer.flush(15)
     return delivered == [True]
 
@@ -192,13 +266,17 @@ def _app_of(settings: Settings, group_id: str, app: str) -> str:
 
 
 def _decide(group_id: str, app: str, action: Action, **fields: Any) -> None:
-    from schemas.records import ErrorGroupCommand
+    from shiftright_server.schemas.records import ErrorGroupCommand
 
     settings = _settings()
     cmd = ErrorGroupCommand(
-        app=_app_of(settings, group_id, app), group_id=group_id, action=action,
-        ts=datetime.now(UTC), actor=_actor(), **fields,
-    )  # fmt: skip
+        app=_app_of(settings, group_id, app),
+        group_id=group_id,
+        action=action,
+        ts=datetime.now(UTC),
+        actor=_actor(),
+        **fields,
+    )
     if not _send(settings, cmd):
         _fail("Kafka did not acknowledge the command")
     out.print(f"{action.replace('_', ' ')}: {cmd.app} {group_id}")
@@ -215,12 +293,20 @@ def _actor() -> str:
 
 @errors_app.command()
 def resolve(
-    group_id: str, app: App = "",
-    in_next_release: Annotated[bool, typer.Option(
-        "--in-next-release", help="Fixed after the latest release seen (or --release): "
-        "errors from a newer release regress it.")] = False,
-    release: Annotated[str, typer.Option(help="With --in-next-release: fixed after this one.")] = "",
-) -> None:  # fmt: skip
+    group_id: str,
+    app: App = "",
+    in_next_release: Annotated[
+        bool,
+        typer.Option(
+            "--in-next-release",
+            help="Fixed after the latest release seen (or --release): "
+            "errors from a newer release regress it.",
+        ),
+    ] = False,
+    release: Annotated[
+        str, typer.Option(help="With --in-next-release: fixed after this one.")
+    ] = "",
+) -> None:
     """Mark a group resolved: an error thrown after now (or in a newer release) regresses it."""
     if in_next_release:
         _decide(group_id, app, "resolve_in_next_release", release=release)
@@ -230,10 +316,13 @@ def resolve(
 
 @errors_app.command()
 def ignore(
-    group_id: str, app: App = "",
+    group_id: str,
+    app: App = "",
     until_count: Annotated[int, typer.Option(help="Until this many more errors.")] = 0,
-    until: Annotated[str, typer.Option(help="Until this event time: an ISO time, or 6h / 7d from now.")] = "",
-) -> None:  # fmt: skip
+    until: Annotated[
+        str, typer.Option(help="Until this event time: an ISO time, or 6h / 7d from now.")
+    ] = "",
+) -> None:
     """Ignore a group (no spiking transitions), for ever or until a count or a time."""
     now = datetime.now(UTC)
     until_at = None
@@ -254,20 +343,32 @@ import_app = typer.Typer(no_args_is_help=True, help="Bring in data you already h
 
 @import_app.command("errors")
 def import_errors(
-    url: Annotated[str, typer.Option(help="SQLAlchemy URL, e.g. postgresql+psycopg://u:p@db/app or sqlite:///errors.db")],
+    url: Annotated[
+        str,
+        typer.Option(
+            help="SQLAlchemy URL, e.g. postgresql+psycopg://u:p@db/app or sqlite:///errors.db"
+        ),
+    ],
     table: Annotated[str, typer.Option(help="The table holding one exception per row.")],
-    mapping: Annotated[str, typer.Option("--map", help="field=column pairs: ts and type required; also id, message, stacktrace, app, env, release, host, instance, user_id, customer_id, session_id, route, level, handled.")],
+    mapping: Annotated[
+        str,
+        typer.Option(
+            "--map",
+            help="field=column pairs: ts and type required; also id, message, stacktrace, app, env, release, host, instance, user_id, customer_id, session_id, route, level, handled.",
+        ),
+    ],
     follow: Annotated[bool, typer.Option("--follow", help="Keep importing new rows.")] = False,
     interval: Annotated[float, typer.Option(help="With --follow: seconds between polls.")] = 5.0,
-    app: App = "", env: Env = "",
-) -> None:  # fmt: skip
+    app: App = "",
+    env: Env = "",
+) -> None:
     """Rows of a table → error events, from where the last run stopped (position kept in
     the state dir). Without --follow: everything new, once."""
     import signal
     import threading
 
-    from producers.emitter import Emitter
-    from producers.importer import (
+    from shiftright_server.producers.emitter import Emitter
+    from shiftright_server.producers.importer import (
         ImportSetupError,
         ImportStats,
         PositionFile,
@@ -279,8 +380,12 @@ def import_errors(
 
     settings = _settings()
     try:
-        mapper = RowMapper(parse_mapping(mapping), table, {"app": app, "env": env},
-                           timedelta(days=settings.streams.max_age_days))  # fmt: skip
+        mapper = RowMapper(
+            parse_mapping(mapping),
+            table,
+            {"app": app, "env": env},
+            timedelta(days=settings.streams.max_age_days),
+        )
         positions = PositionFile(position_path(settings.resolved_state_dir(), url, table))
         importer = TableImporter(url, table, mapper, positions)
     except ImportSetupError as exc:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 if TYPE_CHECKING:
-    from infra.settings import Settings
+    from shiftright_server.infra.settings import Settings
 
 
 class _CurrentStderr:

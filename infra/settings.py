@@ -13,8 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from schemas.validation import Limits
+from shiftright_server.schemas.validation import Limits
 
 
 class KafkaSettings(BaseModel):

@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.console import Console
-
-from infra.settings import Settings
-from infra.supervisor import (
+from shiftright_server.infra.settings import Settings
+from shiftright_server.infra.supervisor import (
     Component,
     Supervisor,
     kafka_launcher,
     python_components,
     warehouse_ready,
 )
-from schemas import topics
+from shiftright_server.schemas import topics
 
 
 def topic_plan(settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
@@ -26,7 +25,7 @@ def topic_plan(settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
 
 
 def create_topics(settings: Settings) -> None:
-    from infra.kafka.topics import ensure_topics
+    from shiftright_server.infra.kafka.topics import ensure_topics
 
     raw, derived = topic_plan(settings)
     bootstrap = settings.kafka.bootstrap_servers
@@ -55,16 +54,20 @@ def error_topic_plan(settings: Settings) -> tuple[dict[str, int], dict[str, int]
     as ``events.health.v1`` (the two are joined partition by partition). The group rows
     are compacted: the latest row per group is what matters."""
     ns, parts = settings.namespace, settings.kafka.partitions
-    plain = (topics.ERRORS_BY_HOST, topics.ERRORS_GROUPED, topics.ERRORS_TRANSITIONS,
-             topics.ERRORS_COMMANDS)  # fmt: skip
+    plain = (
+        topics.ERRORS_BY_HOST,
+        topics.ERRORS_GROUPED,
+        topics.ERRORS_TRANSITIONS,
+        topics.ERRORS_COMMANDS,
+    )
     return {topics.named(t, ns): parts for t in plain}, {
         topics.named(topics.ERRORS_GROUPS, ns): parts
     }
 
 
 def apply_schema(settings: Settings) -> None:
-    from infra.clickhouse import get_client
-    from schemas.migrate import migrate
+    from shiftright_server.infra.clickhouse import get_client
+    from shiftright_server.schemas.migrate import migrate
 
     migrate(get_client(settings.clickhouse), settings.clickhouse.database)
 
@@ -111,7 +114,7 @@ def starter_rules(settings: Settings) -> str:
     a team's own rules, once applied, are never touched."""
     from importlib import resources
 
-    from streams.alerting.store import ConfigStore
+    from shiftright_server.streams.alerting.store import ConfigStore
 
     store = ConfigStore(
         settings.kafka.bootstrap_servers,
@@ -122,7 +125,7 @@ def starter_rules(settings: Settings) -> str:
         return (
             f"version {current.version} ({len(current.rules.rules)} rules, by {current.applied_by})"
         )
-    example = (resources.files("infra") / "examples" / "alerts.yaml").read_text()
+    example = (resources.files("shiftright_server.infra") / "examples" / "alerts.yaml").read_text()
     text = example.split("\nsubscriptions:")[0] + "\n"
     text = text.replace(
         "# An example alerting rule file",
@@ -191,7 +194,7 @@ def _check_alive(sup: Supervisor, names: list[str]) -> None:
 
 def component_health(settings: Settings) -> list[tuple[str, bool, str]]:
     """(name, healthy, detail) for each component."""
-    from infra.status import run_counters, sink_counters
+    from shiftright_server.infra.status import run_counters, sink_counters
 
     sup = Supervisor(settings)
     rows: list[tuple[str, bool, str]] = []

@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
-
-from infra.settings import Settings
-from schemas import topics
+from shiftright_server.infra.settings import Settings
+from shiftright_server.schemas import topics
 
 
 @dataclass
@@ -64,9 +63,12 @@ def kafka_figures(settings: Settings, figures: PipelineFigures, timeout: float =
 
 
 def _group_lag(
-    settings: Settings, group: str, tps: list[TopicPartition], ends: dict[tuple[str, int], int],
+    settings: Settings,
+    group: str,
+    tps: list[TopicPartition],
+    ends: dict[tuple[str, int], int],
     timeout: float,
-) -> int:  # fmt: skip
+) -> int:
     consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": group})
     try:
         committed = consumer.committed(tps, timeout=timeout)

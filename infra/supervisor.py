@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-
-from infra.kafka.launcher import KafkaLauncher
-from infra.settings import Settings, to_env
+from shiftright_server.infra.kafka.launcher import KafkaLauncher
+from shiftright_server.infra.settings import Settings, to_env
 
 log = structlog.get_logger("shiftright.supervisor")
 
@@ -58,7 +57,7 @@ def python_components(
             [
                 py,
                 "-m",
-                "infra.warehouse",
+                "shiftright_server.infra.warehouse",
                 "--data-dir",
                 str(state / "warehouse"),
                 "--host",
@@ -66,12 +65,14 @@ def python_components(
                 "--port",
                 str(ch.port),
             ],
-        ),  # fmt: skip
-        "streams": Component("streams", [py, "-m", "streams"]),
-        "sink": Component("sink", [py, "-m", "sinks"]),
-        "notifier": Component("notifier", [py, "-m", "sinks.notify"]),
-        "gateway": Component("gateway", [py, "-m", "infra.cli", "gateway"]),
-        "simulator": Component("simulator", [py, "-m", "infra.cli", "simulate", *simulator_args]),
+        ),
+        "streams": Component("streams", [py, "-m", "shiftright_server.streams"]),
+        "sink": Component("sink", [py, "-m", "shiftright_server.sinks"]),
+        "notifier": Component("notifier", [py, "-m", "shiftright_server.sinks.notify"]),
+        "gateway": Component("gateway", [py, "-m", "shiftright_server.infra.cli", "gateway"]),
+        "simulator": Component(
+            "simulator", [py, "-m", "shiftright_server.infra.cli", "simulate", *simulator_args]
+        ),
     }
 
 
@@ -109,9 +110,13 @@ class Supervisor:
         child_env = {**os.environ, **self.child_env(), **(env or {})}
         with self.log_path(component.name).open("ab") as out:
             proc = subprocess.Popen(
-                list(component.argv), stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True, env=child_env,
-            )  # fmt: skip
+                list(component.argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=child_env,
+            )
         self.pid_path(component.name).write_text(f"{proc.pid}\n")
         log.info("component_started", component=component.name, pid=proc.pid)
         return proc.pid

@@ -15,9 +15,8 @@ from typing import Any
 
 import structlog
 from confluent_kafka import KafkaError, Message, Producer
-
-from schemas import topics, wire
-from schemas.events import (
+from shiftright_server.schemas import topics, wire
+from shiftright_server.schemas.events import (
     ROLLUP_KEY_FIELD,
     ChangeEvent,
     ErrorEvent,
@@ -98,8 +97,9 @@ class Emitter:
             partition = where if isinstance(where, int) else None
             for value in wire.pack(payloads):
                 count = value.count(b"\n") + 1
-                if self.emit_raw(topic, value, first_key[(topic, where)], wire.BATCH_HEADERS,
-                                 partition=partition):  # fmt: skip
+                if self.emit_raw(
+                    topic, value, first_key[(topic, where)], wire.BATCH_HEADERS, partition=partition
+                ):
                     sent += count
                 else:
                     self.dropped["queue_full_events"] += count
@@ -148,9 +148,13 @@ class Emitter:
         extra = {} if partition is None else {"partition": partition}
         try:
             self._producer.produce(
-                topics.named(topic, self._namespace), value, key,
-                on_delivery=self._delivered, headers=headers, **extra,
-            )  # fmt: skip
+                topics.named(topic, self._namespace),
+                value,
+                key,
+                on_delivery=self._delivered,
+                headers=headers,
+                **extra,
+            )
         except BufferError:
             self._producer.poll(0)
             self.dropped["queue_full"] += 1

@@ -31,13 +31,27 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from producers.gateway.stacktrace import parse_frames
+from shiftright_server.producers.gateway.stacktrace import parse_frames
 
 #: Event fields a column can fill; ``id`` is the row's identity (and cursor when given).
 FIELDS = (
-    "id", "ts", "type", "message", "stacktrace", "app", "env", "release", "host",
-    "instance", "user_id", "customer_id", "session_id", "route", "level", "handled",
-)  # fmt: skip
+    "id",
+    "ts",
+    "type",
+    "message",
+    "stacktrace",
+    "app",
+    "env",
+    "release",
+    "host",
+    "instance",
+    "user_id",
+    "customer_id",
+    "session_id",
+    "route",
+    "level",
+    "handled",
+)
 _EVENT_FIELD = {"type": "exception_type", "message": "exception_message"}
 _NAMESPACE = uuid.UUID("0b6f3f7e-5d0a-4f1e-9a77-3c6a1b2d9e41")
 
@@ -103,11 +117,14 @@ class RowMapper:
             return "too_old"
         if not _text(get.get("type")).strip():
             return "no_type"
-        out: dict[str, Any] = {"kind": "error", "event_id": str(self.event_id(row)),
-                               "ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                               "app": _text(get.get("app")) or self.defaults.get("app", "imported"),
-                               "env": _text(get.get("env")) or self.defaults.get("env", "prod"),
-                               "origin": "user"}  # fmt: skip
+        out: dict[str, Any] = {
+            "kind": "error",
+            "event_id": str(self.event_id(row)),
+            "ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "app": _text(get.get("app")) or self.defaults.get("app", "imported"),
+            "env": _text(get.get("env")) or self.defaults.get("env", "prod"),
+            "origin": "user",
+        }
         for name, value in get.items():
             if name in ("id", "ts", "app", "env") or value is None:
                 continue

@@ -477,10 +477,17 @@ def _sites(app: str) -> tuple[_Site, ...]:
         fields = tuple(f for _, f, _, _ in string.Formatter().parse(tmpl) if f)
         out.append(
             _Site(
-                site_id, etype, rank**-_ZIPF_S, tmpl, fields, tuple(frames), status, handled,
+                site_id,
+                etype,
+                rank**-_ZIPF_S,
+                tmpl,
+                fields,
+                tuple(frames),
+                status,
+                handled,
                 lib in _WRAPPED_LIBS,
             )
-        )  # fmt: skip
+        )
     return tuple(out)
 
 

@@ -45,7 +45,7 @@ class Migration:
 
 
 def load_migrations() -> list[Migration]:
-    folder = resources.files("schemas") / "migrations"
+    folder = resources.files("shiftright_server.schemas") / "migrations"
     found = []
     for entry in folder.iterdir():
         match = _FILE.match(entry.name)

@@ -13,8 +13,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from pydantic import ValidationError
-
-from schemas.events import (
+from shiftright_server.schemas.events import (
     EVENT_ADAPTER,
     ChangeEvent,
     ErrorEvent,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from confluent_kafka import Consumer
-
-from infra.clickhouse import get_client
-from infra.logs import start_service, tune_gc_for_throughput
-from infra.settings import Settings, load_settings
-from sinks.clickhouse_sink import ClickHouseSink, SinkConfig
-from sinks.router import Router
-from sinks.warehouse import ClickHouseWarehouse
+from shiftright_server.infra.clickhouse import get_client
+from shiftright_server.infra.logs import start_service, tune_gc_for_throughput
+from shiftright_server.infra.settings import Settings, load_settings
+from shiftright_server.sinks.clickhouse_sink import ClickHouseSink, SinkConfig
+from shiftright_server.sinks.router import Router
+from shiftright_server.sinks.warehouse import ClickHouseWarehouse
 
 
 def consumer_config(settings: Settings) -> dict[str, object]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinks.rows import COLUMNS
+from shiftright_server.sinks.rows import COLUMNS
 
 TopicPartition = tuple[str, int]
 

@@ -24,12 +24,11 @@ from typing import Any
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-
-from sinks.batch import Batch
-from sinks.errors import RejectedRowsError, RetryableWriteError
-from sinks.router import Router, Row
-from sinks.rows import COLUMNS, DeadLetter, Position, dead_letter_row
-from sinks.warehouse import Warehouse
+from shiftright_server.sinks.batch import Batch
+from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
+from shiftright_server.sinks.router import Router, Row
+from shiftright_server.sinks.rows import COLUMNS, DeadLetter, Position, dead_letter_row
+from shiftright_server.sinks.warehouse import Warehouse
 
 log = structlog.get_logger("shiftright.sink")
 
@@ -137,9 +136,11 @@ class ClickHouseSink:
             self.stats.skipped["already_stored"] += 1
             return
         routed = self._router.route(
-            Position(topic, partition, offset), message.value(), message.headers(),
+            Position(topic, partition, offset),
+            message.value(),
+            message.headers(),
             message.timestamp()[1],
-        )  # fmt: skip
+        )
         for item in routed:
             if isinstance(item, Row):
                 self._batch.add(item.table, item.values)
@@ -290,9 +291,11 @@ def _rejected_row(table: str, row: tuple[Any, ...], error: str) -> tuple[Any, ..
     """A dead letter for a row the warehouse refused, pointing at its Kafka position."""
     values = dict(zip(COLUMNS[table], row, strict=True))
     pos = Position(
-        str(values["_topic"]), int(values["_partition"]), int(values["_offset"]),
+        str(values["_topic"]),
+        int(values["_partition"]),
+        int(values["_offset"]),
         int(values.get("_index", 0)),
-    )  # fmt: skip
+    )
     payload = repr(row).encode()
     letter = DeadLetter("sink", "warehouse_rejected", error[:2000], payload, len(payload), pos)
     return dead_letter_row(letter, datetime.now(UTC), pos)

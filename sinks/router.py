@@ -10,11 +10,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
-
-from schemas import topics, wire
-from schemas.records import Rollup
-from schemas.validation import SCHEMA_VIOLATION, Limits, Rejection, parse_event
-from sinks.rows import (
+from shiftright_server.schemas import topics, wire
+from shiftright_server.schemas.records import Rollup
+from shiftright_server.schemas.validation import SCHEMA_VIOLATION, Limits, Rejection, parse_event
+from shiftright_server.sinks.rows import (
     RECORD_MODELS,
     TABLE_BY_KIND,
     DeadLetter,
@@ -111,8 +110,9 @@ class Router:
         try:
             rollup = Rollup.model_validate_json(value or b"")
         except ValidationError as exc:
-            letter = DeadLetter("sink", SCHEMA_VIOLATION, f"rollup: {exc}", value or b"",
-                                len(value or b""), pos)  # fmt: skip
+            letter = DeadLetter(
+                "sink", SCHEMA_VIOLATION, f"rollup: {exc}", value or b"", len(value or b""), pos
+            )
             return Row("dead_letters", dead_letter_row(letter, at, pos))
         return Row("rollups", rollup_row(rollup, pos))
 
@@ -122,8 +122,9 @@ class Router:
         try:
             record = RECORD_MODELS[table].model_validate_json(value or b"")
         except ValidationError as exc:
-            letter = DeadLetter("sink", SCHEMA_VIOLATION, f"{table}: {exc}", value or b"",
-                                len(value or b""), pos)  # fmt: skip
+            letter = DeadLetter(
+                "sink", SCHEMA_VIOLATION, f"{table}: {exc}", value or b"", len(value or b""), pos
+            )
             return Row("dead_letters", dead_letter_row(letter, at, pos))
         return Row(table, record_row(record, pos))
 
@@ -154,5 +155,11 @@ def _letter_from(
     )
     payload = value or b""
     size = int(h.get(topics.HEADER_PAYLOAD_BYTES, "0") or 0) or len(payload)
-    return DeadLetter("streams", h.get(topics.HEADER_REASON, "unknown"),
-                      h.get(topics.HEADER_DETAIL, ""), payload, size, source)  # fmt: skip
+    return DeadLetter(
+        "streams",
+        h.get(topics.HEADER_REASON, "unknown"),
+        h.get(topics.HEADER_DETAIL, ""),
+        payload,
+        size,
+        source,
+    )

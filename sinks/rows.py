@@ -8,15 +8,24 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-
-from schemas.alerts import AlertTransition, NotificationRecord
-from schemas.events import ChangeEvent, ErrorEvent, HealthEvent, UsageEvent
-from schemas.records import ErrorGroup, ErrorGroupTransition, GroupedError, Rollup
+from shiftright_server.schemas.alerts import AlertTransition, NotificationRecord
+from shiftright_server.schemas.events import ChangeEvent, ErrorEvent, HealthEvent, UsageEvent
+from shiftright_server.schemas.records import ErrorGroup, ErrorGroupTransition, GroupedError, Rollup
 
 ENVELOPE = (
-    "event_id", "ts", "app", "env", "release", "host", "instance", "session_id",
-    "user_id", "customer_id", "origin", "attributes",
-)  # fmt: skip
+    "event_id",
+    "ts",
+    "app",
+    "env",
+    "release",
+    "host",
+    "instance",
+    "session_id",
+    "user_id",
+    "customer_id",
+    "origin",
+    "attributes",
+)
 POSITION = ("received_at", "_topic", "_partition", "_offset", "_index")
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -48,7 +57,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "_topic",
         "_partition",
         "_offset",
-    ),  # fmt: skip
+    ),
     "dead_letters": (
         "rejected_at",
         "stage",
@@ -63,7 +72,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "_topic",
         "_partition",
         "_offset",
-    ),  # fmt: skip
+    ),
 }
 #: Records the stream jobs and the notifier write (error analytics, issue 4; alerting,
 #: issue 5): table -> model; columns are the model's fields.
@@ -111,10 +120,19 @@ def event_row(
     clickhouse-connect writes ints as they are, but converts every datetime object on its
     own (a few µs per value)."""
     head = (
-        event.event_id, round(event.ts.timestamp() * 1000), event.app, event.env, event.release, event.host,
-        event.instance, event.session_id, event.user_id, event.customer_id, event.origin,
+        event.event_id,
+        round(event.ts.timestamp() * 1000),
+        event.app,
+        event.env,
+        event.release,
+        event.host,
+        event.instance,
+        event.session_id,
+        event.user_id,
+        event.customer_id,
+        event.origin,
         event.attributes,
-    )  # fmt: skip
+    )
     return (
         head
         + _kind_fields(event)
@@ -130,25 +148,57 @@ def event_row(
 
 def _kind_fields(event: UsageEvent | ErrorEvent | HealthEvent | ChangeEvent) -> tuple[Any, ...]:
     if isinstance(event, UsageEvent):
-        return (event.name, event.route, event.method, event.status_code, event.duration_ms,
-                event.value)  # fmt: skip
+        return (
+            event.name,
+            event.route,
+            event.method,
+            event.status_code,
+            event.duration_ms,
+            event.value,
+        )
     if isinstance(event, ErrorEvent):
         frames = [(f.module, f.function, f.filename, f.lineno, f.in_app) for f in event.frames]
-        return (event.exception_type, event.exception_message, event.stacktrace, frames,
-                event.handled, event.level, event.route)  # fmt: skip
+        return (
+            event.exception_type,
+            event.exception_message,
+            event.stacktrace,
+            frames,
+            event.handled,
+            event.level,
+            event.route,
+        )
     if isinstance(event, HealthEvent):
         return (event.metrics,)
-    return (event.change_type, event.name, event.value, event.previous_value, event.actor,
-            event.description)  # fmt: skip
+    return (
+        event.change_type,
+        event.name,
+        event.value,
+        event.previous_value,
+        event.actor,
+        event.description,
+    )
 
 
 def rollup_row(rollup: Rollup, pos: Position) -> tuple[Any, ...]:
     return (
-        rollup.app, rollup.env, rollup.kind, rollup.key, rollup.bucket_start,
-        rollup.bucket_seconds, rollup.count, rollup.sums, rollup.mins, rollup.maxs,
-        rollup.first_ts, rollup.last_ts, rollup.source_partition, rollup.emitted_at,
-        pos.topic, pos.partition, pos.offset,
-    )  # fmt: skip
+        rollup.app,
+        rollup.env,
+        rollup.kind,
+        rollup.key,
+        rollup.bucket_start,
+        rollup.bucket_seconds,
+        rollup.count,
+        rollup.sums,
+        rollup.mins,
+        rollup.maxs,
+        rollup.first_ts,
+        rollup.last_ts,
+        rollup.source_partition,
+        rollup.emitted_at,
+        pos.topic,
+        pos.partition,
+        pos.offset,
+    )
 
 
 def record_row(record: BaseModel, pos: Position) -> tuple[Any, ...]:
@@ -169,7 +219,17 @@ class DeadLetter:
 def dead_letter_row(letter: DeadLetter, rejected_at: datetime, pos: Position) -> tuple[Any, ...]:
     payload = letter.payload[:MAX_STORED_PAYLOAD].decode("utf-8", errors="replace")
     return (
-        rejected_at, letter.stage, letter.reason, letter.detail[:4096], payload,
-        letter.payload_bytes, letter.source.topic, letter.source.partition,
-        letter.source.offset, letter.source.index, pos.topic, pos.partition, pos.offset,
-    )  # fmt: skip
+        rejected_at,
+        letter.stage,
+        letter.reason,
+        letter.detail[:4096],
+        payload,
+        letter.payload_bytes,
+        letter.source.topic,
+        letter.source.partition,
+        letter.source.offset,
+        letter.source.index,
+        pos.topic,
+        pos.partition,
+        pos.offset,
+    )

@@ -9,8 +9,7 @@ from typing import Any, Protocol
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
-
-from sinks.errors import RejectedRowsError, RetryableWriteError
+from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
 
 #: ClickHouse error codes that mean "this data is bad", not "try again later".
 _DATA_ERROR_CODES = frozenset(

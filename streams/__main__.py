@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import faust
-
-from infra.logs import configure_logging, tune_gc_for_throughput
-from infra.settings import load_settings
-from streams.app import build_app
+from shiftright_server.infra.logs import configure_logging, tune_gc_for_throughput
+from shiftright_server.infra.settings import load_settings
+from shiftright_server.streams.app import build_app
 
 
 def main() -> None:

@@ -26,15 +26,14 @@ from typing import Any
 
 import faust
 import structlog
-
-from infra.settings import Settings
-from schemas import topics
-from schemas.alerts import AlertTransition
-from streams.alerting.signals import AlertPartition
-from streams.alerting.store import AlertingConfig, ConfigWatcher
-from streams.error_agents import _declare_changelog
-from streams.gaps import record_of
-from streams.processor import Record, TopicPartition
+from shiftright_server.infra.settings import Settings
+from shiftright_server.schemas import topics
+from shiftright_server.schemas.alerts import AlertTransition
+from shiftright_server.streams.alerting.signals import AlertPartition
+from shiftright_server.streams.alerting.store import AlertingConfig, ConfigWatcher
+from shiftright_server.streams.error_agents import _declare_changelog
+from shiftright_server.streams.gaps import record_of
+from shiftright_server.streams.processor import Record, TopicPartition
 
 log = structlog.get_logger("shiftright.streams.alerts")
 
@@ -82,14 +81,18 @@ def register_alert_agents(app: faust.App, settings: Settings) -> None:
                 part.set_rules(config.rules.rules)
             applied[0] = config.version
             totals["rules"] = len(config.rules.rules)
-            log.info("alert_rules_loaded", version=config.version, rules=len(config.rules.rules),
-                     applied_by=config.applied_by)  # fmt: skip
+            log.info(
+                "alert_rules_loaded",
+                version=config.version,
+                rules=len(config.rules.rules),
+                applied_by=config.applied_by,
+            )
 
     async def publish(changed: dict[TopicPartition, list[AlertTransition]]) -> None:
         sent = [
             await alerts.send(
                 key=f"{t.rule}|{t.fingerprint}".encode(), value=t.model_dump_json().encode()
-            )  # fmt: skip
+            )
             for found in changed.values()
             for t in found
         ]

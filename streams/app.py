@@ -24,17 +24,22 @@ import faust
 import structlog
 from confluent_kafka import Consumer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
-
-from infra.settings import Settings
-from schemas import topics, wire
-from schemas.records import Rollup
-from streams.alert_agents import register_alert_agents
-from streams.alerting.signals import CLOSED, HEADER_SIGNAL, OPEN, TICK
-from streams.error_agents import register_error_agents
-from streams.error_flow import pack_messages
-from streams.gaps import GapReader, merge, record_of
-from streams.processor import DeadLetterOut, Outcome, Processor, Record, TopicPartition
-from streams.transport import App
+from shiftright_server.infra.settings import Settings
+from shiftright_server.schemas import topics, wire
+from shiftright_server.schemas.records import Rollup
+from shiftright_server.streams.alert_agents import register_alert_agents
+from shiftright_server.streams.alerting.signals import CLOSED, HEADER_SIGNAL, OPEN, TICK
+from shiftright_server.streams.error_agents import register_error_agents
+from shiftright_server.streams.error_flow import pack_messages
+from shiftright_server.streams.gaps import GapReader, merge, record_of
+from shiftright_server.streams.processor import (
+    DeadLetterOut,
+    Outcome,
+    Processor,
+    Record,
+    TopicPartition,
+)
+from shiftright_server.streams.transport import App
 
 log = structlog.get_logger("shiftright.streams")
 
@@ -83,11 +88,14 @@ def build_app(settings: Settings) -> faust.App:
         topics.named(topics.ERRORS_BY_HOST, ns), key_serializer="raw", value_serializer="raw"
     )
     processor = Processor(
-        kind_by_topic, s.limits(), s.bucket_seconds, s.allowed_lateness_seconds,
+        kind_by_topic,
+        s.limits(),
+        s.bucket_seconds,
+        s.allowed_lateness_seconds,
         load_state=lambda tp: state_table.data.get(_state_key(tp)),
         signal_seconds=s.signal_seconds if s.alerting else 0,
         rekey_errors=s.error_analytics,
-    )  # fmt: skip
+    )
     lock = asyncio.Lock()
     totals = {
         "events": 0,
@@ -142,8 +150,13 @@ def build_app(settings: Settings) -> faust.App:
 
     def report_gaps(out: Outcome) -> None:
         for (topic, partition), (expected, got) in out.gaps.items():
-            log.error("rollup_state_behind", topic=topic, partition=partition,
-                      expected_offset=expected, delivered_offset=got)  # fmt: skip
+            log.error(
+                "rollup_state_behind",
+                topic=topic,
+                partition=partition,
+                expected_offset=expected,
+                delivered_offset=got,
+            )
             totals["gap_records"] += got - expected
 
     gap_reader = GapReader(settings.kafka.bootstrap_servers)
@@ -162,8 +175,11 @@ def build_app(settings: Settings) -> faust.App:
                 log.warning("gap_read_retry", ranges=len(missing), error=repr(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-        log.warning("state_behind_committed_offset", records_read=len(found),
-                    ranges={f"{t}:{p}": r for (t, p), r in missing.items()})  # fmt: skip
+        log.warning(
+            "state_behind_committed_offset",
+            records_read=len(found),
+            ranges={f"{t}:{p}": r for (t, p), r in missing.items()},
+        )
         totals["gap_records_read"] += len(found)
         return found
 
@@ -286,7 +302,7 @@ def build_app(settings: Settings) -> faust.App:
                         value=tick.encode(),
                         partition=p,
                         headers=[(HEADER_SIGNAL, TICK)],
-                    )  # fmt: skip
+                    )
                     for p in range(settings.kafka.partitions)
                 ]
             if sent:
@@ -322,7 +338,7 @@ class LogEnds:
                     "bootstrap.servers": self._bootstrap,
                     "group.id": "shiftright-log-ends",
                     "enable.auto.commit": False,
-                }  # fmt: skip
+                }
             )
         return self._consumer
 
@@ -350,8 +366,9 @@ async def _source_ends(
     """Log ends of the assigned source partitions; None while recovering or unreachable."""
     if not app.tables.recovery.completed.is_set() or app.in_recovery or app.rebalancing:
         return None
-    tps = [(tp.topic, tp.partition) for tp in app.consumer.assignment()
-           if tp.topic in kind_by_topic]  # fmt: skip
+    tps = [
+        (tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in kind_by_topic
+    ]
     if not tps:
         return None
     try:

@@ -25,15 +25,14 @@ from typing import Any
 
 import faust
 import structlog
-
-from infra.settings import Settings
-from schemas import topics
-from streams.error_flow import Attach, Group, Out, pack_messages
-from streams.gaps import GapReader, merge, record_of
-from streams.grouping import Grouper, Rules, SpikePolicy
-from streams.grouping.keys import group_key
-from streams.grouping.stages import AttachStage, GroupStage
-from streams.processor import Record, TopicPartition
+from shiftright_server.infra.settings import Settings
+from shiftright_server.schemas import topics
+from shiftright_server.streams.error_flow import Attach, Group, Out, pack_messages
+from shiftright_server.streams.gaps import GapReader, merge, record_of
+from shiftright_server.streams.grouping import Grouper, Rules, SpikePolicy
+from shiftright_server.streams.grouping.keys import group_key
+from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
+from shiftright_server.streams.processor import Record, TopicPartition
 
 log = structlog.get_logger("shiftright.streams.errors")
 
@@ -48,7 +47,9 @@ def load_rules(path: Path | None) -> Rules:
 
 def register_error_agents(app: faust.App, settings: Settings) -> None:
     """Add the error-analytics agents and timers to the stream worker's app."""
-    from streams.app import LogEnds  # streams.app registers us; import at call time
+    from shiftright_server.streams.app import (
+        LogEnds,
+    )  # streams.app registers us; import at call time
 
     ns, s = settings.namespace, settings.streams
 
@@ -83,12 +84,22 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
     rules = load_rules(s.grouping_rules)
     attach = Attach(
         AttachStage(Grouper(rules), max_wait_ms=s.health_max_wait_ms),
-        health_t, s.limits(), loader("attach"), records("health"),
-    )  # fmt: skip
+        health_t,
+        s.limits(),
+        loader("attach"),
+        records("health"),
+    )
     group = Group(GroupStage(SpikePolicy()), commands_t, loader("group"), records("group"))
     names: dict[int, str] = {id(attach): "attach", id(group): "group"}
-    totals = {"errors_grouped": 0, "transitions": 0, "group_rows": 0,
-              "replayed": 0, "gap_records_read": 0, "flushed_idle": 0, "failed_batches": 0}  # fmt: skip
+    totals = {
+        "errors_grouped": 0,
+        "transitions": 0,
+        "group_rows": 0,
+        "replayed": 0,
+        "gap_records_read": 0,
+        "flushed_idle": 0,
+        "failed_batches": 0,
+    }
     locks = {name: asyncio.Lock() for name in names.values()}
     gap_reader = GapReader(settings.kafka.bootstrap_servers)
 
@@ -125,22 +136,31 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
             try:
                 return await _deliver(step, out)
             except Exception as exc:  # e.g. a changelog topic not yet in the metadata
-                log.warning("error_batch_retry", step=names[id(step)], in_seconds=delay,
-                            error=repr(exc))  # fmt: skip
+                log.warning(
+                    "error_batch_retry", step=names[id(step)], in_seconds=delay, error=repr(exc)
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
     async def _deliver(step: Step, out: Out) -> None:
         parts = settings.kafka.partitions  # of every topic we create
         singles = [(group_key(g), g.model_dump_json().encode(), None) for g in out.grouped]
-        sent = [await grouped.send(key=k, value=v, headers=h, partition=p)
-                 for k, v, h, p in pack_messages(singles, parts)]  # fmt: skip
-        sent += [await transitions.send(key=f"{t.app}|{t.group_id}".encode(),
-                                        value=t.model_dump_json().encode())
-                 for t in out.transitions]  # fmt: skip
-        sent += [await groups.send(key=f"{r.app}|{r.group_id}".encode(),
-                                   value=r.model_dump_json().encode())
-                 for r in out.rows]  # fmt: skip
+        sent = [
+            await grouped.send(key=k, value=v, headers=h, partition=p)
+            for k, v, h, p in pack_messages(singles, parts)
+        ]
+        sent += [
+            await transitions.send(
+                key=f"{t.app}|{t.group_id}".encode(), value=t.model_dump_json().encode()
+            )
+            for t in out.transitions
+        ]
+        sent += [
+            await groups.send(
+                key=f"{r.app}|{r.group_id}".encode(), value=r.model_dump_json().encode()
+            )
+            for r in out.rows
+        ]
         await _gather(sent)  # delivered before the state says "done"
         await save(step, out)
         totals["errors_grouped"] += len(out.grouped)
@@ -159,8 +179,11 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         totals["gap_records_read"] += len(found)
-        log.warning("error_state_behind", records_read=len(found),
-                    ranges={f"{t}:{p}": r for (t, p), r in missing.items()})  # fmt: skip
+        log.warning(
+            "error_state_behind",
+            records_read=len(found),
+            ranges={f"{t}:{p}": r for (t, p), r in missing.items()},
+        )
         return found
 
     async def run(step: Step, records: list[Record]) -> None:
@@ -192,8 +215,12 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
         async for events in stream.take_events(BATCH_MAX, within=s.batch_within_seconds):
             await run(group, [record_of(e.message) for e in events])
 
-    step_by_topic: dict[str, Step] = {health_t: attach, byhost_t: attach,
-                                      grouped_t: group, commands_t: group}  # fmt: skip
+    step_by_topic: dict[str, Step] = {
+        health_t: attach,
+        byhost_t: attach,
+        grouped_t: group,
+        commands_t: group,
+    }
     log_ends = LogEnds(settings.kafka.bootstrap_servers)
     checked: set[TopicPartition] = set()
 
@@ -202,8 +229,11 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
         """Once per assignment: what lies between the committed offsets and the states."""
         if not app.tables.recovery.completed.is_set() or app.in_recovery or app.rebalancing:
             return
-        todo = [(tp.topic, tp.partition) for tp in app.consumer.assignment()
-                if tp.topic in step_by_topic and (tp.topic, tp.partition) not in checked]  # fmt: skip
+        todo = [
+            (tp.topic, tp.partition)
+            for tp in app.consumer.assignment()
+            if tp.topic in step_by_topic and (tp.topic, tp.partition) not in checked
+        ]
         if not todo:
             return
         try:
@@ -212,8 +242,9 @@ def register_error_agents(app: faust.App, settings: Settings) -> None:
             log.warning("committed_offsets_unavailable", error=repr(exc))
             return
         for step in (attach, group):
-            positions = [(t, p, o) for (t, p), o in committed.items()
-                         if o > 0 and step_by_topic[t] is step]  # fmt: skip
+            positions = [
+                (t, p, o) for (t, p), o in committed.items() if o > 0 and step_by_topic[t] is step
+            ]
             async with locks[names[id(step)]]:
                 missing = step.missing_before(positions)
                 if missing:
@@ -261,11 +292,14 @@ def _declare_changelog(settings: Settings, name: str) -> None:
     but not always before an agent's first write; a send to a topic missing from the
     producer's metadata waits for it (up to the 20-minute request timeout), which stalls
     the agent and, once its queue is full, the whole worker."""
-    from infra.kafka.topics import ensure_topics
+    from shiftright_server.infra.kafka.topics import ensure_topics
 
     try:
-        ensure_topics(settings.kafka.bootstrap_servers, {name: settings.kafka.partitions},
-                      {"cleanup.policy": "compact"})  # fmt: skip
+        ensure_topics(
+            settings.kafka.bootstrap_servers,
+            {name: settings.kafka.partitions},
+            {"cleanup.policy": "compact"},
+        )
     except Exception as exc:  # broker away at start: Faust's own declaration remains
         log.warning("error_changelog_not_declared", topic=name, error=repr(exc))
 

@@ -32,16 +32,20 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-
-from schemas import wire
-from schemas.events import ErrorEvent, HealthEvent
-from schemas.records import ErrorGroup, ErrorGroupCommand, ErrorGroupTransition, GroupedError
-from schemas.validation import Limits, parse_event
-from streams.grouping.health import HealthJoin
-from streams.grouping.stages import AttachStage, GroupStage
-from streams.grouping.state import GroupBook
-from streams.processor import Record, TopicPartition
-from streams.rekey import HEADER_ORIGIN, Item
+from shiftright_server.schemas import wire
+from shiftright_server.schemas.events import ErrorEvent, HealthEvent
+from shiftright_server.schemas.records import (
+    ErrorGroup,
+    ErrorGroupCommand,
+    ErrorGroupTransition,
+    GroupedError,
+)
+from shiftright_server.schemas.validation import Limits, parse_event
+from shiftright_server.streams.grouping.health import HealthJoin
+from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
+from shiftright_server.streams.grouping.state import GroupBook
+from shiftright_server.streams.processor import Record, TopicPartition
+from shiftright_server.streams.rekey import HEADER_ORIGIN, Item
 
 Loader = Callable[[int], bytes | None]
 RecordsLoader = Callable[[int], Iterable[bytes]]  # a partition's per-group/per-host records

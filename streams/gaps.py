@@ -16,9 +16,8 @@ from typing import Any, cast
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError
 from confluent_kafka import TopicPartition as KafkaTopicPartition
-
-from schemas import wire
-from streams.processor import Record, TopicPartition
+from shiftright_server.schemas import wire
+from shiftright_server.streams.processor import Record, TopicPartition
 
 log = structlog.get_logger("shiftright.streams")
 
@@ -91,7 +90,7 @@ class GapReader:
                         msg.value(),
                         msg.timestamp()[1],
                         headers,
-                    )  # fmt: skip
+                    )
                 )
                 if offset == end - 1:
                     del pending[tp]
@@ -109,6 +108,10 @@ def merge(batch: list[Record], read: list[Record]) -> list[Record]:
 def record_of(message: Any) -> Record:
     """A Faust message as the pure processors see it (timestamp in whole milliseconds)."""
     return Record(
-        message.topic, message.partition, message.offset, message.value,
-        round(message.timestamp * 1000), message.headers,
-    )  # fmt: skip
+        message.topic,
+        message.partition,
+        message.offset,
+        message.value,
+        round(message.timestamp * 1000),
+        message.headers,
+    )

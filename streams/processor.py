@@ -8,14 +8,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from schemas import wire
-from schemas.events import ErrorEvent
-from schemas.records import Rollup
-from schemas.validation import Limits, Rejection, parse_event, parse_event_as_given
-from sinks.router import position_id_later
-from sinks.rows import Position
-from streams.rekey import Item, byhost_item
-from streams.rollup import PartitionRollup
+from shiftright_server.schemas import wire
+from shiftright_server.schemas.events import ErrorEvent
+from shiftright_server.schemas.records import Rollup
+from shiftright_server.schemas.validation import (
+    Limits,
+    Rejection,
+    parse_event,
+    parse_event_as_given,
+)
+from shiftright_server.sinks.router import position_id_later
+from shiftright_server.sinks.rows import Position
+from shiftright_server.streams.rekey import Item, byhost_item
+from shiftright_server.streams.rollup import PartitionRollup
 
 TopicPartition = tuple[str, int]
 

@@ -12,8 +12,8 @@ origin tells the attach step which it has already seen.
 
 from __future__ import annotations
 
-from schemas.events import ErrorEvent
-from streams.grouping.keys import host_key
+from shiftright_server.schemas.events import ErrorEvent
+from shiftright_server.streams.grouping.keys import host_key
 
 Item = tuple[bytes, bytes, list[tuple[str, bytes]] | None]  # key, value, headers
 HEADER_ORIGIN = "shiftright-origin"  # "partition:offset:index" in events.error.v1

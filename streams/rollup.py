@@ -23,9 +23,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-
-from schemas.events import ChangeEvent, ErrorEvent, HealthEvent, UsageEvent, rollup_key
-from schemas.records import Rollup
+from shiftright_server.schemas.events import (
+    ChangeEvent,
+    ErrorEvent,
+    HealthEvent,
+    UsageEvent,
+    rollup_key,
+)
+from shiftright_server.schemas.records import Rollup
 
 AnyEvent = UsageEvent | ErrorEvent | HealthEvent | ChangeEvent
 BucketKey = tuple[str, str, str, int]  # app, env, key, bucket start (ms)
@@ -160,37 +165,62 @@ class PartitionRollup:
     ) -> Rollup:
         app, env, name, start = key
         return Rollup(
-            app=app, env=env, kind=self.kind, key=name, bucket_start=_dt(start),
-            bucket_seconds=(bucket_ms or self.bucket_ms) // 1000, count=agg.count,
-            sums=agg.sums, mins=agg.mins, maxs=agg.maxs,
-            first_ts=_dt(agg.first_ms), last_ts=_dt(agg.last_ms),
-            source_partition=self.partition, emitted_at=emitted_at,
-        )  # fmt: skip
+            app=app,
+            env=env,
+            kind=self.kind,
+            key=name,
+            bucket_start=_dt(start),
+            bucket_seconds=(bucket_ms or self.bucket_ms) // 1000,
+            count=agg.count,
+            sums=agg.sums,
+            mins=agg.mins,
+            maxs=agg.maxs,
+            first_ts=_dt(agg.first_ms),
+            last_ts=_dt(agg.last_ms),
+            source_partition=self.partition,
+            emitted_at=emitted_at,
+        )
 
     # -- persistence ----------------------------------------------------------------------
     def dumps(self) -> bytes:
         state: dict[str, Any] = {
-            "kind": self.kind, "partition": self.partition, "bucket_ms": self.bucket_ms,
-            "lateness_ms": self.lateness_ms, "offset": self.offset, "max_ts_ms": self.max_ts_ms,
-            "late": self.late, "closed_upto_ms": self.closed_upto_ms,
-            "buckets": _agg_rows(self.buckets), "signal_ms": self.signal_ms,
-            "signals": _agg_rows(self.signals), "signals_closed_ms": self.signals_closed_ms,
-        }  # fmt: skip
+            "kind": self.kind,
+            "partition": self.partition,
+            "bucket_ms": self.bucket_ms,
+            "lateness_ms": self.lateness_ms,
+            "offset": self.offset,
+            "max_ts_ms": self.max_ts_ms,
+            "late": self.late,
+            "closed_upto_ms": self.closed_upto_ms,
+            "buckets": _agg_rows(self.buckets),
+            "signal_ms": self.signal_ms,
+            "signals": _agg_rows(self.signals),
+            "signals_closed_ms": self.signals_closed_ms,
+        }
         # orjson: every touched partition is saved after every batch (json took 3%)
         return orjson.dumps(state)
 
     @classmethod
     def loads(cls, raw: bytes) -> PartitionRollup:
         s = json.loads(raw)
-        return cls(s["kind"], s["partition"], s["bucket_ms"], s["lateness_ms"], s["offset"],
-                   s["max_ts_ms"], s["late"], _agg_load(s["buckets"]), s["closed_upto_ms"],
-                   s.get("signal_ms", 0), _agg_load(s.get("signals", [])),
-                   s.get("signals_closed_ms", 0))  # fmt: skip
+        return cls(
+            s["kind"],
+            s["partition"],
+            s["bucket_ms"],
+            s["lateness_ms"],
+            s["offset"],
+            s["max_ts_ms"],
+            s["late"],
+            _agg_load(s["buckets"]),
+            s["closed_upto_ms"],
+            s.get("signal_ms", 0),
+            _agg_load(s.get("signals", [])),
+            s.get("signals_closed_ms", 0),
+        )
 
 
 def _agg_rows(buckets: dict[BucketKey, Aggregate]) -> list[list[Any]]:
-    return [[k, a.count, a.sums, a.mins, a.maxs, a.first_ms, a.last_ms]
-            for k, a in buckets.items()]  # fmt: skip
+    return [[k, a.count, a.sums, a.mins, a.maxs, a.first_ms, a.last_ms] for k, a in buckets.items()]
 
 
 def _agg_load(rows: list[list[Any]]) -> dict[BucketKey, Aggregate]:

@@ -40,8 +40,9 @@ class _Transport(faust_aiokafka.Transport):
 class App(faust.App):
     """A Faust app whose consumer fetches with these settings (``kafka://`` brokers)."""
 
-    def __init__(self, *args: Any, fetch_min_bytes: int, fetch_max_wait_ms: int,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self, *args: Any, fetch_min_bytes: int, fetch_max_wait_ms: int, **kwargs: Any
+    ) -> None:
         self.fetch_min_bytes = fetch_min_bytes
         self.fetch_max_wait_ms = fetch_max_wait_ms
         super().__init__(*args, **kwargs)

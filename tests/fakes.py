@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinks.errors import RejectedRowsError
+from shiftright_server.sinks.errors import RejectedRowsError
 
 
 class FakeWarehouse:

@@ -1,4 +1,4 @@
-"""Run the local broker in the foreground: ``python -m infra.kafka --state-dir DIR``.
+"""Run the local broker in the foreground: ``python -m shiftright_server.infra.kafka --state-dir DIR``.
 
 Prints one line ``kafka_ready bootstrap=HOST:PORT`` on stdout once clients can connect,
 then waits on the broker; SIGTERM or SIGINT stop it gracefully (SIGKILL after 30 s), and
@@ -17,16 +17,17 @@ from pathlib import Path
 from types import FrameType
 
 import structlog
-
-from infra.kafka.jars import JarResolutionError
-from infra.kafka.launcher import KafkaLauncher, KafkaLaunchError
-from infra.logs import configure_logging
+from shiftright_server.infra.kafka.jars import JarResolutionError
+from shiftright_server.infra.kafka.launcher import KafkaLauncher, KafkaLaunchError
+from shiftright_server.infra.logs import configure_logging
 
 _log = structlog.get_logger("infra.kafka")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m infra.kafka", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m shiftright_server.infra.kafka", description=__doc__
+    )
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=19092)

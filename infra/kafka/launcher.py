@@ -56,10 +56,9 @@ from pathlib import Path
 
 import structlog
 from confluent_kafka.admin import AdminClient
-
-from infra.kafka.config import log4j2_xml, server_properties
-from infra.kafka.jars import resolve_jars
-from infra.kafka.process import (
+from shiftright_server.infra.kafka.config import log4j2_xml, server_properties
+from shiftright_server.infra.kafka.jars import resolve_jars
+from shiftright_server.infra.kafka.process import (
     log_sizes,
     log_tail,
     port_bindable,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from infra.logs import configure_logging
-from infra.warehouse.server import serve
+from shiftright_server.infra.logs import configure_logging
+from shiftright_server.infra.warehouse.server import serve
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,8 +11,7 @@ from typing import Protocol, cast
 import lz4.block
 import lz4.frame
 import zstandard
-
-from infra.warehouse import errors
+from shiftright_server.infra.warehouse import errors
 
 # Preference order when the client accepts several; lz4 is the cheapest to produce.
 RESPONSE_ENCODINGS = ("lz4", "zstd", "gzip", "deflate")

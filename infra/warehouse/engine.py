@@ -24,8 +24,7 @@ from typing import Any
 
 import chdb
 import structlog
-
-from infra.warehouse import errors
+from shiftright_server.infra.warehouse import errors
 
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _log = structlog.get_logger(__name__)

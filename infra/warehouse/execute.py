@@ -11,16 +11,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.warehouse import errors
-from infra.warehouse.body import Body
-from infra.warehouse.engine import Engine, EngineConnection, Lease, Outcome
-from infra.warehouse.request import QueryRequest
-from infra.warehouse.sql import Kind, Statement, scan
+from shiftright_server.infra.warehouse import errors
+from shiftright_server.infra.warehouse.body import Body
+from shiftright_server.infra.warehouse.engine import Engine, EngineConnection, Lease, Outcome
+from shiftright_server.infra.warehouse.request import QueryRequest
+from shiftright_server.infra.warehouse.sql import Kind, Statement, scan
 
 _HEAD_BYTES = 64 * 1024
-_STREAMABLE = ("native", "rowbinary", "tabseparated", "tsv", "csv", "jsoneachrow", "jsonlines",
-               "ndjson", "jsoncompacteachrow", "jsonstringseachrow", "jsoncompactstringseachrow",
-               "values", "arrowstream")  # fmt: skip
+_STREAMABLE = (
+    "native",
+    "rowbinary",
+    "tabseparated",
+    "tsv",
+    "csv",
+    "jsoneachrow",
+    "jsonlines",
+    "ndjson",
+    "jsoncompacteachrow",
+    "jsonstringseachrow",
+    "jsoncompactstringseachrow",
+    "values",
+    "arrowstream",
+)
 DEFAULT_FORMAT = "TabSeparated"
 
 

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import structlog
-
-from infra.warehouse import codecs, errors, request
-from infra.warehouse.execute import Reply, execute
+from shiftright_server.infra.warehouse import codecs, errors, request
+from shiftright_server.infra.warehouse.execute import Reply, execute
 
 if TYPE_CHECKING:
-    from infra.warehouse.engine import Engine
+    from shiftright_server.infra.warehouse.engine import Engine
 
 _log = structlog.get_logger(__name__)
 _OK_PATHS = ("/ping", "/replicas_status")

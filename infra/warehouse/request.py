@@ -14,26 +14,46 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from infra.warehouse import codecs, errors
-from infra.warehouse.body import Body
-from infra.warehouse.engine import SessionRef
+from shiftright_server.infra.warehouse import codecs, errors
+from shiftright_server.infra.warehouse.body import Body
+from shiftright_server.infra.warehouse.engine import SessionRef
 
 _TRANSPORT = frozenset(
     {
-        "query", "database", "default_format", "session_id", "session_timeout", "session_check",
-        "close_session", "query_id", "quota_key", "compress", "decompress", "buffer_size",
-        "wait_end_of_query", "user", "password", "client_protocol_version", "role", "stacktrace",
+        "query",
+        "database",
+        "default_format",
+        "session_id",
+        "session_timeout",
+        "session_check",
+        "close_session",
+        "query_id",
+        "quota_key",
+        "compress",
+        "decompress",
+        "buffer_size",
+        "wait_end_of_query",
+        "user",
+        "password",
+        "client_protocol_version",
+        "role",
+        "stacktrace",
     }
-)  # fmt: skip
+)
 # Settings that only shape the HTTP exchange; the engine never needs to see them.
 _HTTP_SETTINGS = frozenset(
     {
-        "enable_http_compression", "send_progress_in_http_headers",
-        "http_headers_progress_interval_ms", "cancel_http_readonly_queries_on_client_close",
-        "http_zlib_compression_level", "http_wait_end_of_query", "http_response_buffer_size",
-        "http_native_compression_disable_checksumming_on_decompress", "readonly",
+        "enable_http_compression",
+        "send_progress_in_http_headers",
+        "http_headers_progress_interval_ms",
+        "cancel_http_readonly_queries_on_client_close",
+        "http_zlib_compression_level",
+        "http_wait_end_of_query",
+        "http_response_buffer_size",
+        "http_native_compression_disable_checksumming_on_decompress",
+        "readonly",
     }
-)  # fmt: skip
+)
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
 

@@ -18,9 +18,8 @@ from pathlib import Path
 from types import FrameType
 
 import structlog
-
-from infra.warehouse.engine import Engine
-from infra.warehouse.handler import ClickHouseHandler, Context
+from shiftright_server.infra.warehouse.engine import Engine
+from shiftright_server.infra.warehouse.handler import ClickHouseHandler, Context
 
 _log = structlog.get_logger(__name__)
 _DRAIN_S = 10.0  # how long a stop waits for requests in progress

@@ -24,23 +24,22 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_pb
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 from prometheus_client import CONTENT_TYPE_LATEST
+from shiftright_server.infra.settings import GatewaySettings
+from shiftright_server.producers.gateway import body as bodies
+from shiftright_server.producers.gateway import intake, openapi
+from shiftright_server.producers.gateway.errors import GatewayError, Rejected
+from shiftright_server.producers.gateway.keys import IngestKey, Lookup
+from shiftright_server.producers.gateway.metrics import GatewayMetrics
+from shiftright_server.producers.gateway.otlp import decode
+from shiftright_server.producers.gateway.otlp.common import Translation
+from shiftright_server.producers.gateway.otlp.logs import translate_logs
+from shiftright_server.producers.gateway.otlp.metrics import translate_metrics
+from shiftright_server.producers.gateway.otlp.traces import translate_traces
+from shiftright_server.producers.gateway.publisher import OutMessage
+from shiftright_server.schemas.validation import Limits
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
-
-from infra.settings import GatewaySettings
-from producers.gateway import body as bodies
-from producers.gateway import intake, openapi
-from producers.gateway.errors import GatewayError, Rejected
-from producers.gateway.keys import IngestKey, Lookup
-from producers.gateway.metrics import GatewayMetrics
-from producers.gateway.otlp import decode
-from producers.gateway.otlp.common import Translation
-from producers.gateway.otlp.logs import translate_logs
-from producers.gateway.otlp.metrics import translate_metrics
-from producers.gateway.otlp.traces import translate_traces
-from producers.gateway.publisher import OutMessage
-from schemas.validation import Limits
 
 log = structlog.get_logger("shiftright.gateway")
 
@@ -215,10 +214,31 @@ def _routes(app: FastAPI, gw: Gateway) -> None:
         return await gw.events(request)
 
     otlp: list[tuple[str, type[Message], Callable[[Any], Translation], type[Message], str, str]] = [
-        ("/v1/logs", logs_pb.ExportLogsServiceRequest, translate_logs, logs_pb.ExportLogsServiceResponse, "rejected_log_records", "logs"),
-        ("/v1/metrics", metrics_pb.ExportMetricsServiceRequest, translate_metrics, metrics_pb.ExportMetricsServiceResponse, "rejected_data_points", "metrics"),
-        ("/v1/traces", trace_pb.ExportTraceServiceRequest, translate_traces, trace_pb.ExportTraceServiceResponse, "rejected_spans", "traces"),
-    ]  # fmt: skip
+        (
+            "/v1/logs",
+            logs_pb.ExportLogsServiceRequest,
+            translate_logs,
+            logs_pb.ExportLogsServiceResponse,
+            "rejected_log_records",
+            "logs",
+        ),
+        (
+            "/v1/metrics",
+            metrics_pb.ExportMetricsServiceRequest,
+            translate_metrics,
+            metrics_pb.ExportMetricsServiceResponse,
+            "rejected_data_points",
+            "metrics",
+        ),
+        (
+            "/v1/traces",
+            trace_pb.ExportTraceServiceRequest,
+            translate_traces,
+            trace_pb.ExportTraceServiceResponse,
+            "rejected_spans",
+            "traces",
+        ),
+    ]
     for path, message, translate, answer, field, signal in otlp:
         app.add_api_route(
             path,

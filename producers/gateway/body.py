@@ -10,8 +10,7 @@ import zlib
 from collections.abc import AsyncIterator
 
 import zstandard
-
-from producers.gateway.errors import Rejected
+from shiftright_server.producers.gateway.errors import Rejected
 
 
 def too_large(limit: int, what: str = "request body") -> Rejected:

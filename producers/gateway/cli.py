@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from infra.settings import Settings
-    from producers.gateway.keys import KeyStore
+    from shiftright_server.infra.settings import Settings
+    from shiftright_server.producers.gateway.keys import KeyStore
 
 gateway_app = typer.Typer(
     no_args_is_help=False,
@@ -23,8 +23,8 @@ out = Console()
 
 
 def _settings() -> Settings:
-    from infra.logs import configure_logging
-    from infra.settings import load_settings
+    from shiftright_server.infra.logs import configure_logging
+    from shiftright_server.infra.settings import load_settings
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -32,8 +32,8 @@ def _settings() -> Settings:
 
 
 def _store() -> KeyStore:
-    from producers.gateway.keys import KeyStore
-    from producers.gateway.server import keys_path
+    from shiftright_server.producers.gateway.keys import KeyStore
+    from shiftright_server.producers.gateway.server import keys_path
 
     return KeyStore(keys_path(_settings()))
 
@@ -50,7 +50,7 @@ def gateway(
     """Run the gateway (HTTP JSON /v1/events, OTLP /v1/logs /v1/metrics /v1/traces)."""
     if ctx.invoked_subcommand is not None:
         return
-    from producers.gateway.server import serve
+    from shiftright_server.producers.gateway.server import serve
 
     serve(_settings(), host, port, workers)
 

@@ -16,13 +16,12 @@ from typing import Any
 
 import pydantic_core
 from pydantic import ValidationError
-
-from producers.gateway.errors import FieldError, Rejected
-from producers.gateway.keys import IngestKey
-from producers.gateway.publisher import OutMessage
-from schemas import topics, wire
-from schemas.events import EVENT_ADAPTER, partition_key, uuid7
-from schemas.validation import (
+from shiftright_server.producers.gateway.errors import FieldError, Rejected
+from shiftright_server.producers.gateway.keys import IngestKey
+from shiftright_server.producers.gateway.publisher import OutMessage
+from shiftright_server.schemas import topics, wire
+from shiftright_server.schemas.events import EVENT_ADAPTER, partition_key, uuid7
+from shiftright_server.schemas.validation import (
     MISSING_KIND,
     OVERSIZED,
     SCHEMA_VIOLATION,

@@ -12,8 +12,7 @@ import copy
 from typing import Any
 
 from pydantic import BaseModel, Field
-
-from schemas.events import EVENT_ADAPTER
+from shiftright_server.schemas.events import EVENT_ADAPTER
 
 REF = "#/components/schemas/{model}"
 
@@ -59,19 +58,40 @@ def event_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
 EXAMPLES: dict[str, Any] = {
     "usage": {
         "summary": "One usage event (app and env from the key, ts and event_id assigned)",
-        "value": {"kind": "usage", "name": "checkout.submit", "route": "/checkout",
-                  "method": "POST", "status_code": 201, "duration_ms": 42.5, "user_id": "u-7"},
+        "value": {
+            "kind": "usage",
+            "name": "checkout.submit",
+            "route": "/checkout",
+            "method": "POST",
+            "status_code": 201,
+            "duration_ms": 42.5,
+            "user_id": "u-7",
+        },
     },
     "batch": {
         "summary": "A batch: an error and a health snapshot",
         "value": [
-            {"kind": "error", "exception_type": "KeyError", "exception_message": "'sku'",
-             "frames": [{"module": "shop.cart", "function": "add", "filename": "shop/cart.py", "lineno": 42}]},
-            {"kind": "health", "host": "web-1",
-             "metrics": {"system.cpu.utilization": 0.42, "system.memory.utilization": 0.61}},
+            {
+                "kind": "error",
+                "exception_type": "KeyError",
+                "exception_message": "'sku'",
+                "frames": [
+                    {
+                        "module": "shop.cart",
+                        "function": "add",
+                        "filename": "shop/cart.py",
+                        "lineno": 42,
+                    }
+                ],
+            },
+            {
+                "kind": "health",
+                "host": "web-1",
+                "metrics": {"system.cpu.utilization": 0.42, "system.memory.utilization": 0.61},
+            },
         ],
     },
-}  # fmt: skip
+}
 
 
 def events_body(max_events: int) -> dict[str, Any]:

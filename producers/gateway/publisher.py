@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import structlog
-
-from producers.gateway.errors import Backpressure, KafkaUnavailable
-from schemas import topics, wire
+from shiftright_server.producers.gateway.errors import Backpressure, KafkaUnavailable
+from shiftright_server.schemas import topics, wire
 
 log = structlog.get_logger("shiftright.gateway")
 
@@ -238,8 +237,7 @@ class KafkaPublisher:
 def kafka_publisher(bootstrap: str, namespace: str, limits: PublisherLimits) -> KafkaPublisher:
     """A publisher on a real confluent-kafka producer with our standard settings."""
     from confluent_kafka import Producer
-
-    from producers.emitter import producer_config
+    from shiftright_server.producers.emitter import producer_config
 
     # Reports must arrive before the request gives up waiting, so failures are answered
     # 503 from a report rather than a timeout; the queue bound mirrors ours.

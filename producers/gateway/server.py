@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
-
-from infra.settings import Settings
-from producers.gateway.publisher import PublisherLimits
+from shiftright_server.infra.settings import Settings
+from shiftright_server.producers.gateway.publisher import PublisherLimits
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -41,8 +40,8 @@ def publisher_limits(settings: Settings) -> PublisherLimits:
 
 def build_app() -> FastAPI:
     """uvicorn's app factory: settings from the environment, as every component reads them."""
-    from infra.logs import configure_logging
-    from infra.settings import load_settings
+    from shiftright_server.infra.logs import configure_logging
+    from shiftright_server.infra.settings import load_settings
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -50,9 +49,9 @@ def build_app() -> FastAPI:
 
 
 def assemble(settings: Settings) -> FastAPI:
-    from producers.gateway.app import Gateway, create_app
-    from producers.gateway.keys import KeyStore
-    from producers.gateway.publisher import kafka_publisher
+    from shiftright_server.producers.gateway.app import Gateway, create_app
+    from shiftright_server.producers.gateway.keys import KeyStore
+    from shiftright_server.producers.gateway.publisher import kafka_publisher
 
     publisher = kafka_publisher(
         settings.kafka.bootstrap_servers, settings.namespace, publisher_limits(settings)
@@ -71,7 +70,10 @@ def assemble(settings: Settings) -> FastAPI:
 
     gateway = Gateway(settings.gateway, keys, publisher, settings.streams.limits())
     app = create_app(gateway, lifespan)
-    from infra.alerts_api import PREFIX, alerting_app  # rules, silences, alerts (own OpenAPI)
+    from shiftright_server.infra.alerts_api import (
+        PREFIX,
+        alerting_app,
+    )  # rules, silences, alerts (own OpenAPI)
 
     app.mount(PREFIX, alerting_app(settings))
     return app

@@ -37,10 +37,22 @@ _LIBRARY_PATHS = (
     "/gems/",
 )
 _LIBRARY_PREFIXES = (
-    "java.", "javax.", "jdk.", "sun.", "com.sun.", "kotlin.", "kotlinx.", "scala.",
-    "org.springframework.", "org.apache.", "io.netty.", "System.", "Microsoft.",
-    "runtime.", "net/http.",
-)  # fmt: skip
+    "java.",
+    "javax.",
+    "jdk.",
+    "sun.",
+    "com.sun.",
+    "kotlin.",
+    "kotlinx.",
+    "scala.",
+    "org.springframework.",
+    "org.apache.",
+    "io.netty.",
+    "System.",
+    "Microsoft.",
+    "runtime.",
+    "net/http.",
+)
 
 
 def parse_frames(text: str) -> list[Frame]:
@@ -113,8 +125,13 @@ def _ruby(lines: list[str]) -> list[Frame]:
 
 
 _PARSERS: tuple[Callable[[list[str]], list[Frame]], ...] = (
-    _python, _java, _javascript, _dotnet, _go, _ruby,
-)  # fmt: skip
+    _python,
+    _java,
+    _javascript,
+    _dotnet,
+    _go,
+    _ruby,
+)
 
 
 def _frame(

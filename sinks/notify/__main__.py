@@ -9,9 +9,9 @@ Subscriptions, silences and inhibit rules come from the alerting configuration t
 
 from __future__ import annotations
 
-from infra.logs import start_service
-from infra.settings import load_settings
-from sinks.notify.service import NotifyService
+from shiftright_server.infra.logs import start_service
+from shiftright_server.infra.settings import load_settings
+from shiftright_server.sinks.notify.service import NotifyService
 
 
 def main() -> None:

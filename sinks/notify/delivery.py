@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-
-from infra.settings import AlertingSettings
-from sinks.notify.model import ACTION, DELIVERED, FAILED, Delivery
-from sinks.notify.outbox import Outbox
-from sinks.notify.transports import DeliveryError, PartialDelivery, Transport
+from shiftright_server.infra.settings import AlertingSettings
+from shiftright_server.sinks.notify.model import ACTION, DELIVERED, FAILED, Delivery
+from shiftright_server.sinks.notify.outbox import Outbox
+from shiftright_server.sinks.notify.transports import DeliveryError, PartialDelivery, Transport
 
 log = structlog.get_logger("shiftright.notify")
 
@@ -209,11 +208,15 @@ class Deliverer:
         self.outbox.update(d, [d.record(status, d.attempt, _dt(now), d.error)], now)  # type: ignore[arg-type]
         event = log.info if status == "delivered" else log.warning
         event(
-            f"notification_{status}", key=d.key, kind=d.kind, channel=d.channel,
-            subscription=d.notification.subscription, attempt=d.attempt,
+            f"notification_{status}",
+            key=d.key,
+            kind=d.kind,
+            channel=d.channel,
+            subscription=d.notification.subscription,
+            attempt=d.attempt,
             **({"error": d.error} if d.error else {}),
             **({"retry_in_s": round(d.next_at - now, 2)} if status == "retrying" else {}),
-        )  # fmt: skip
+        )
 
 
 def policy_from(settings: AlertingSettings) -> RetryPolicy:

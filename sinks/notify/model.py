@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from schemas.alerts import AlertTransition, NotificationRecord, NotificationStatus
-from streams.alerting.notify import ActionCall, AlertView, Notification
+from shiftright_server.schemas.alerts import AlertTransition, NotificationRecord, NotificationStatus
+from shiftright_server.streams.alerting.notify import ActionCall, AlertView, Notification
 
 NOTIFICATION, ACTION = "notification", "action"
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -68,16 +68,26 @@ def from_action(call: ActionCall, now: datetime) -> Delivery:
     t: AlertTransition = call.transition
     starts = t.starts_at or t.ts
     view = AlertView(
-        fingerprint=t.fingerprint, rule=t.rule, labels=dict(t.labels),
-        annotations=dict(t.annotations), status=t.state, starts_at=_ms(starts),
-        ends_at=_ms(t.ends_at) if t.ends_at else None, key=t.idempotency_key,
-    )  # fmt: skip
+        fingerprint=t.fingerprint,
+        rule=t.rule,
+        labels=dict(t.labels),
+        annotations=dict(t.annotations),
+        status=t.state,
+        starts_at=_ms(starts),
+        ends_at=_ms(t.ends_at) if t.ends_at else None,
+        key=t.idempotency_key,
+    )
     n = Notification(
-        subscription=t.rule, channel="webhook", to=call.url,
+        subscription=t.rule,
+        channel="webhook",
+        to=call.url,
         group_key=f'{{}}/{{action="{t.rule}"}}:{{fingerprint="{t.fingerprint}"}}',
-        group_labels={"alertname": t.labels.get("alertname", t.rule)}, status=t.state,
-        alerts=(view,), idempotency_key=call.idempotency_key, ts=now,
-    )  # fmt: skip
+        group_labels={"alertname": t.labels.get("alertname", t.rule)},
+        status=t.state,
+        alerts=(view,),
+        idempotency_key=call.idempotency_key,
+        ts=now,
+    )
     return Delivery(ACTION, n, now, next_at=now.timestamp())
 
 

@@ -21,8 +21,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from schemas.alerts import NotificationRecord
-from sinks.notify.model import PENDING, Delivery, dump_notification, load_notification
+from shiftright_server.schemas.alerts import NotificationRecord
+from shiftright_server.sinks.notify.model import (
+    PENDING,
+    Delivery,
+    dump_notification,
+    load_notification,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -91,9 +96,19 @@ class Outbox:
             for d in deliveries:
                 cur = self.db.execute(
                     "INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (d.kind, d.key, d.channel, dump_notification(d.notification),
-                     d.first_ts.isoformat(), d.attempt, d.next_at, d.state, d.error, now),
-                )  # fmt: skip
+                    (
+                        d.kind,
+                        d.key,
+                        d.channel,
+                        dump_notification(d.notification),
+                        d.first_ts.isoformat(),
+                        d.attempt,
+                        d.next_at,
+                        d.state,
+                        d.error,
+                        now,
+                    ),
+                )
                 if cur.rowcount:
                     added.append(d)
         return added
@@ -129,9 +144,16 @@ class Outbox:
             self.db.execute(
                 "UPDATE outbox SET attempt = ?, next_at = ?, state = ?, error = ?, updated_at = ? "
                 "WHERE kind = ? AND key = ?",
-                (delivery.attempt, delivery.next_at, delivery.state, delivery.error, now,
-                 delivery.kind, delivery.key),
-            )  # fmt: skip
+                (
+                    delivery.attempt,
+                    delivery.next_at,
+                    delivery.state,
+                    delivery.error,
+                    now,
+                    delivery.kind,
+                    delivery.key,
+                ),
+            )
             self._add_records(records)
 
     def add_records(self, records: Iterable[NotificationRecord]) -> None:

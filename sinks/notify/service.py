@@ -32,16 +32,15 @@ from typing import Any
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from pydantic import ValidationError
-
-from infra.settings import Settings
-from schemas import topics
-from schemas.alerts import AlertTransition
-from sinks.notify.delivery import Deliverer, buckets, policy_from
-from sinks.notify.model import Delivery, from_action, from_notification
-from sinks.notify.outbox import Outbox
-from sinks.notify.transports import Transport, build_transports
-from streams.alerting.notify import Notifier
-from streams.alerting.store import AlertingConfig, ConfigWatcher
+from shiftright_server.infra.settings import Settings
+from shiftright_server.schemas import topics
+from shiftright_server.schemas.alerts import AlertTransition
+from shiftright_server.sinks.notify.delivery import Deliverer, buckets, policy_from
+from shiftright_server.sinks.notify.model import Delivery, from_action, from_notification
+from shiftright_server.sinks.notify.outbox import Outbox
+from shiftright_server.sinks.notify.transports import Transport, build_transports
+from shiftright_server.streams.alerting.notify import Notifier
+from shiftright_server.streams.alerting.store import AlertingConfig, ConfigWatcher
 
 log = structlog.get_logger("shiftright.notify")
 
@@ -76,9 +75,11 @@ class RecordPublisher:
             key = json.loads(value)["idempotency_key"]
             try:
                 self.producer.produce(
-                    self.topic, value=value.encode(), key=key.encode(),
+                    self.topic,
+                    value=value.encode(),
+                    key=key.encode(),
                     on_delivery=lambda err, _msg, rid=rid: self._done(rid, err),
-                )  # fmt: skip
+                )
             except BufferError:
                 break
             self.sent_upto = rid
@@ -162,9 +163,12 @@ class NotifyService:
             self.notifier.configure(rules.subscriptions, silences, rules.inhibit)
         self.config_version = config.version
         log.info(
-            "notify_config", version=config.version, subscriptions=len(rules.subscriptions),
-            silences=len(silences), inhibit_rules=len(rules.inhibit),
-        )  # fmt: skip
+            "notify_config",
+            version=config.version,
+            subscriptions=len(rules.subscriptions),
+            silences=len(silences),
+            inhibit_rules=len(rules.inhibit),
+        )
 
     # -- run -------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -178,10 +182,13 @@ class NotifyService:
             consumer = self._consumer()
             pending = self.outbox.counts().get("pending", 0)
             log.info(
-                "notify_started", topic=self.topic, offsets=self.offsets or "beginning",
-                groups=len(self.notifier.groups), pending=pending,
+                "notify_started",
+                topic=self.topic,
+                offsets=self.offsets or "beginning",
+                groups=len(self.notifier.groups),
+                pending=pending,
                 outbox=str(self.outbox.path),
-            )  # fmt: skip
+            )
             self._loop(consumer, stop)
         finally:
             self._shutdown(consumer)
@@ -196,8 +203,11 @@ class NotifyService:
                 return False
             if time.monotonic() - warned > PROGRESS_S:
                 warned = time.monotonic()
-                log.warning("notify_waiting_for_config", topic=self.config_topic,
-                            waited_s=round(warned - started))  # fmt: skip
+                log.warning(
+                    "notify_waiting_for_config",
+                    topic=self.config_topic,
+                    waited_s=round(warned - started),
+                )
         return True
 
     def _consumer(self) -> Consumer:
@@ -251,10 +261,14 @@ class NotifyService:
                 for d in added:
                     window[d.kind] += 1
                     log.info(
-                        "notification_planned", key=d.key, kind=d.kind, channel=d.channel,
-                        subscription=d.notification.subscription, status=d.notification.status,
+                        "notification_planned",
+                        key=d.key,
+                        kind=d.kind,
+                        channel=d.channel,
+                        subscription=d.notification.subscription,
+                        status=d.notification.status,
                         alerts=len(d.notification.alerts),
-                    )  # fmt: skip
+                    )
                 window["known"] += len(planned) - len(added)
                 if messages:
                     consumer.commit(
@@ -309,9 +323,11 @@ class NotifyService:
             except ValidationError as exc:
                 self.counts["invalid"] += 1
                 log.error(
-                    "notify_bad_transition", partition=msg.partition(), offset=msg.offset(),
+                    "notify_bad_transition",
+                    partition=msg.partition(),
+                    offset=msg.offset(),
                     error=str(exc).splitlines()[0],
-                )  # fmt: skip
+                )
         self.counts["transitions"] += len(out)
         return out
 

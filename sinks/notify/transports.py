@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any, Protocol
 
-from infra.settings import AlertingSettings
-from sinks.notify.model import ACTION, Delivery, utc_now
-from streams.alerting.payloads import alertmanager_payload, email_message, slack_payload
+from shiftright_server.infra.settings import AlertingSettings
+from shiftright_server.sinks.notify.model import ACTION, Delivery, utc_now
+from shiftright_server.streams.alerting.payloads import (
+    alertmanager_payload,
+    email_message,
+    slack_payload,
+)
 
 USER_AGENT = "shiftright-notifier/1"
 

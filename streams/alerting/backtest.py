@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from schemas.alerts import AlertTransition, Rule
-from schemas.records import Rollup
-from streams.alerting.evaluator import Evaluator
+from shiftright_server.schemas.alerts import AlertTransition, Rule
+from shiftright_server.schemas.records import Rollup
+from shiftright_server.streams.alerting.evaluator import Evaluator
 
 
 def backtest(

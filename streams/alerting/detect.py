@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from streams.alerting.detector import AnomalyDetector, DetectorConfig
+from shiftright_server.streams.alerting.detector import AnomalyDetector, DetectorConfig
 
 
 def parse_ts(text: str) -> int:

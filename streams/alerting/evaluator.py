@@ -28,17 +28,17 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.alerts import (
+from shiftright_server.schemas.alerts import (
     AbsenceRule,
     AlertTransition,
     AnomalyRule,
     ErrorGroupRule,
     Rule,
 )
-from schemas.records import ErrorGroupTransition, Rollup
-from streams.alerting.detector import AnomalyDetector
-from streams.alerting.measures import KEY_LABEL, Sample, sample_of, scope_matches
-from streams.alerting.series import (
+from shiftright_server.schemas.records import ErrorGroupTransition, Rollup
+from shiftright_server.streams.alerting.detector import AnomalyDetector
+from shiftright_server.streams.alerting.measures import KEY_LABEL, Sample, sample_of, scope_matches
+from shiftright_server.streams.alerting.series import (
     Series,
     condition,
     detector_config,

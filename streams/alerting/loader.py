@@ -11,8 +11,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-
-from schemas.alerts import RuleFile
+from shiftright_server.schemas.alerts import RuleFile
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.alerts import Scope
-from schemas.records import Rollup
+from shiftright_server.schemas.alerts import Scope
+from shiftright_server.schemas.records import Rollup
 
 #: The label a series of each source is split by (the rollup key).
 KEY_LABEL = {"usage": "feature", "error": "exception_type", "health": "host"}

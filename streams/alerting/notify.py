@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from schemas.alerts import (
+from shiftright_server.schemas.alerts import (
     AlertTransition,
     InhibitRule,
     Silence,
@@ -118,9 +118,15 @@ class Notifier:
             starts = t.starts_at or t.ts
             ends = _ms(t.ends_at) if t.ends_at else None
             view = AlertView(
-                t.fingerprint, t.rule, t.labels, t.annotations, t.state, _ms(starts), ends,
+                t.fingerprint,
+                t.rule,
+                t.labels,
+                t.annotations,
+                t.state,
+                _ms(starts),
+                ends,
                 t.idempotency_key,
-            )  # fmt: skip
+            )
             self.alerts[t.fingerprint] = view
             self._route(view, now_ms)
             if t.action_webhook:

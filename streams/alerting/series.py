@@ -11,7 +11,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.alerts import (
+from shiftright_server.schemas.alerts import (
     AbsenceRule,
     AnomalyRule,
     ChangeRule,
@@ -19,8 +19,8 @@ from schemas.alerts import (
     Rule,
     ThresholdRule,
 )
-from streams.alerting.detector import AnomalyDetector, DetectorConfig
-from streams.alerting.measures import Sample
+from shiftright_server.streams.alerting.detector import AnomalyDetector, DetectorConfig
+from shiftright_server.streams.alerting.measures import Sample
 
 WEEK_S = 7 * 86400
 STALE_S = 300.0  # a series with no point for window + this has no data

@@ -27,12 +27,11 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-
-from schemas import wire
-from schemas.alerts import AlertTransition, Rule
-from schemas.records import ErrorGroupTransition, Rollup
-from streams.alerting.evaluator import Evaluator
-from streams.processor import Record
+from shiftright_server.schemas import wire
+from shiftright_server.schemas.alerts import AlertTransition, Rule
+from shiftright_server.schemas.records import ErrorGroupTransition, Rollup
+from shiftright_server.streams.alerting.evaluator import Evaluator
+from shiftright_server.streams.processor import Record
 
 HEADER_SIGNAL = "shiftright-signal"
 OPEN, CLOSED, TICK = b"open", b"closed", b"tick"

@@ -25,9 +25,8 @@ from typing import Any
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
-
-from schemas.alerts import RuleFile, Silence
-from streams.alerting.loader import load_rules
+from shiftright_server.schemas.alerts import RuleFile, Silence
+from shiftright_server.streams.alerting.loader import load_rules
 
 log = structlog.get_logger("shiftright.alerting")
 
@@ -76,10 +75,14 @@ class _Reader:
                 return False
             at = doc.get("applied_at")
             self.config = _replace(
-                self.config, rules=rules, text=doc["yaml"], version=int(doc["version"]),
-                applied_by=doc.get("applied_by", ""), source=doc.get("source", ""),
+                self.config,
+                rules=rules,
+                text=doc["yaml"],
+                version=int(doc["version"]),
+                applied_by=doc.get("applied_by", ""),
+                source=doc.get("source", ""),
                 applied_at=datetime.fromisoformat(at) if at else None,
-            )  # fmt: skip
+            )
             return True
         if key is not None and key.startswith(SILENCE_PREFIX):
             sid = key[len(SILENCE_PREFIX) :].decode()
@@ -138,14 +141,22 @@ class ConfigStore:
         current = self.read()
         now = datetime.now(UTC)
         doc = {
-            "version": current.version + 1, "yaml": text, "applied_by": author,
-            "applied_at": now.isoformat(), "source": source,
-        }  # fmt: skip
+            "version": current.version + 1,
+            "yaml": text,
+            "applied_by": author,
+            "applied_at": now.isoformat(),
+            "source": source,
+        }
         self._send(RULES_KEY, json.dumps(doc).encode())
         return _replace(
-            current, rules=rules, text=text, version=current.version + 1, applied_by=author,
-            applied_at=now, source=source,
-        )  # fmt: skip
+            current,
+            rules=rules,
+            text=text,
+            version=current.version + 1,
+            applied_by=author,
+            applied_at=now,
+            source=source,
+        )
 
     def add_silence(self, silence: Silence) -> None:
         self._send(SILENCE_PREFIX + silence.id.encode(), silence.model_dump_json().encode())
@@ -169,7 +180,7 @@ class ConfigStore:
                 # errors only: a fresh broker's "coordinator load in progress" while the
                 # producer gets its idempotence id is retried, and is no news to a user
                 "log_level": 3,
-            }  # fmt: skip
+            }
         )
         producer.produce(self.topic, key=key, value=value, partition=0, on_delivery=done)
         left = producer.flush(self.timeout_s + 5)

@@ -17,12 +17,12 @@ Modules: ``normalise`` (messages), ``chain`` (root cause), ``fingerprint``, ``ru
 exception to event fields).
 """
 
-from streams.grouping.assign import Assignment, Grouper
-from streams.grouping.enrich import grouped_error
-from streams.grouping.health import Attached, HealthCache, HealthJoin, Snapshot
-from streams.grouping.rules import Rules, RulesError
-from streams.grouping.spike import SpikePolicy
-from streams.grouping.state import GroupBook, GroupState
+from shiftright_server.streams.grouping.assign import Assignment, Grouper
+from shiftright_server.streams.grouping.enrich import grouped_error
+from shiftright_server.streams.grouping.health import Attached, HealthCache, HealthJoin, Snapshot
+from shiftright_server.streams.grouping.rules import Rules, RulesError
+from shiftright_server.streams.grouping.spike import SpikePolicy
+from shiftright_server.streams.grouping.state import GroupBook, GroupState
 
 __all__ = [
     "Assignment",

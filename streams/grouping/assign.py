@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.events import ErrorEvent
-from streams.grouping.chain import ExceptionInfo, root_cause
-from streams.grouping.fingerprint import (
+from shiftright_server.schemas.events import ErrorEvent
+from shiftright_server.streams.grouping.chain import ExceptionInfo, root_cause
+from shiftright_server.streams.grouping.fingerprint import (
     Fingerprint,
     culprit_of,
     fingerprint_of,
     group_id_for,
     title_of,
 )
-from streams.grouping.rules import Rules
+from shiftright_server.streams.grouping.rules import Rules
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from pydantic import ValidationError
-
-from schemas.events import ErrorEvent, Frame
+from shiftright_server.schemas.events import ErrorEvent, Frame
 
 CHAIN_ATTRIBUTE: Final = "exception.chain"
 MAX_CHAIN: Final = 16

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from schemas.events import ErrorEvent
-from schemas.records import GroupedError
-from streams.grouping.assign import Assignment
-from streams.grouping.health import Snapshot
+from shiftright_server.schemas.events import ErrorEvent
+from shiftright_server.schemas.records import GroupedError
+from shiftright_server.streams.grouping.assign import Assignment
+from shiftright_server.streams.grouping.health import Snapshot
 
 
 def grouped_error(

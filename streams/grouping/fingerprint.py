@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from schemas.events import Frame
-from streams.grouping.chain import ExceptionInfo
-from streams.grouping.normalise import normalise_message
+from shiftright_server.schemas.events import Frame
+from shiftright_server.streams.grouping.chain import ExceptionInfo
+from shiftright_server.streams.grouping.normalise import normalise_message
 
 _SEP: Final = "\x1f"
 TITLE_MAX: Final = 200

@@ -14,8 +14,8 @@ import traceback
 from types import TracebackType
 from typing import Any, Final
 
-from schemas.events import Frame
-from streams.grouping.chain import CHAIN_ATTRIBUTE, ExceptionInfo, encode_chain
+from shiftright_server.schemas.events import Frame
+from shiftright_server.streams.grouping.chain import CHAIN_ATTRIBUTE, ExceptionInfo, encode_chain
 
 _LIBRARY_DIRS: Final = tuple(
     {

@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-
-from schemas.events import ErrorEvent, HealthEvent
+from shiftright_server.schemas.events import ErrorEvent, HealthEvent
 
 WINDOW_MS = 60_000
 HostKey = tuple[str, str, str]  # app, env, host
@@ -243,12 +242,19 @@ class HealthJoin:
     def from_state(cls, s: dict[str, Any]) -> HealthJoin:
         hosts = {(k[0], k[1], k[2]): [(e[0], e[1], e[2]) for e in v] for k, v in s.get("hosts", ())}
         horizon = s.get("horizon_ms", 15 * WINDOW_MS)  # states saved before it existed
-        cache = HealthCache(s["window_ms"], s["keep_ms"], hosts, horizon,
-                            s.get("min_spacing_ms", 1000))  # fmt: skip
+        cache = HealthCache(
+            s["window_ms"], s["keep_ms"], hosts, horizon, s.get("min_spacing_ms", 1000)
+        )
         cache.changed.update(hosts)  # a state saved whole: the next save writes them per host
         held = deque((tuple(p), ErrorEvent.model_validate(e)) for p, e in s["held"])
         positions = {t: (p[0], p[1]) for t, p in s["positions"].items()}
         return cls(
-            cache, s["max_wait_ms"], s["max_held"], held, s["max_error_ms"], positions,
-            s["grace_ms"], s["max_health_ms"],
-        )  # fmt: skip
+            cache,
+            s["max_wait_ms"],
+            s["max_held"],
+            held,
+            s["max_error_ms"],
+            positions,
+            s["grace_ms"],
+            s["max_health_ms"],
+        )

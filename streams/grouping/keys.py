@@ -8,8 +8,8 @@ root cause's). Hence two re-keys: by host to meet health, then by group.
 
 from __future__ import annotations
 
-from schemas.events import ErrorEvent, HealthEvent
-from schemas.records import ErrorGroupCommand, GroupedError
+from shiftright_server.schemas.events import ErrorEvent, HealthEvent
+from shiftright_server.schemas.records import ErrorGroupCommand, GroupedError
 
 
 def host_key(event: ErrorEvent | HealthEvent) -> bytes:

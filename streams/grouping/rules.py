@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Final
 
 import yaml
+from shiftright_server.streams.grouping.chain import ExceptionInfo
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
-from streams.grouping.chain import ExceptionInfo
 
 MATCH_KEYS: Final = ("app", "type", "module", "message")
 _RULE_KEYS: Final = frozenset({"name", "match", "fingerprint", "merge_into"})

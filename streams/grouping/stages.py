@@ -19,13 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from schemas.events import ErrorEvent, HealthEvent
-from schemas.records import ErrorGroup, ErrorGroupCommand, ErrorGroupTransition, GroupedError
-from streams.grouping.assign import Grouper
-from streams.grouping.enrich import grouped_error
-from streams.grouping.health import Attached, HealthJoin
-from streams.grouping.spike import SpikePolicy
-from streams.grouping.state import GroupBook
+from shiftright_server.schemas.events import ErrorEvent, HealthEvent
+from shiftright_server.schemas.records import (
+    ErrorGroup,
+    ErrorGroupCommand,
+    ErrorGroupTransition,
+    GroupedError,
+)
+from shiftright_server.streams.grouping.assign import Grouper
+from shiftright_server.streams.grouping.enrich import grouped_error
+from shiftright_server.streams.grouping.health import Attached, HealthJoin
+from shiftright_server.streams.grouping.spike import SpikePolicy
+from shiftright_server.streams.grouping.state import GroupBook
 
 StateLoader = Callable[[int], bytes | None]
 
@@ -79,11 +84,14 @@ class AttachStage:
     def _grouped(self, partition: int, attached: list[Attached]) -> list[GroupedError]:
         return [
             grouped_error(
-                a.error, self.grouper.assign(a.error), a.snapshot, a.age_ms,
+                a.error,
+                self.grouper.assign(a.error),
+                a.snapshot,
+                a.age_ms,
                 (partition, a.offset, a.index),
             )
             for a in attached
-        ]  # fmt: skip
+        ]
 
 
 class GroupStage:

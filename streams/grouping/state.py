@@ -33,9 +33,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.records import ErrorGroup, ErrorGroupCommand, ErrorGroupTransition, GroupedError
-from streams.grouping.distinct import DistinctCounter
-from streams.grouping.spike import SpikeDetector, SpikePolicy
+from shiftright_server.schemas.records import (
+    ErrorGroup,
+    ErrorGroupCommand,
+    ErrorGroupTransition,
+    GroupedError,
+)
+from shiftright_server.streams.grouping.distinct import DistinctCounter
+from shiftright_server.streams.grouping.spike import SpikeDetector, SpikePolicy
 
 _VERSION = re.compile(r"^v?(\d+(?:\.\d+)*)")
 Seen = list[int]  # [first_ms, last_ms, count]
@@ -83,9 +88,16 @@ class GroupState:
     @classmethod
     def start(cls, g: GroupedError) -> GroupState:
         return cls(
-            g.group_id, g.app, g.fingerprint, g.basis, g.rules_version, g.rule,
-            g.root_type, g.title, g.culprit,
-        )  # fmt: skip
+            g.group_id,
+            g.app,
+            g.fingerprint,
+            g.basis,
+            g.rules_version,
+            g.rule,
+            g.root_type,
+            g.title,
+            g.culprit,
+        )
 
     # -- events -----------------------------------------------------------------------------
     def apply(self, event: GroupedError, policy: SpikePolicy) -> list[ErrorGroupTransition]:
@@ -99,11 +111,15 @@ class GroupState:
             baseline = spike.baseline  # of the minutes before this one
             out.append(
                 self._transition(
-                    event, "spiking", before, spike.count, baseline,
+                    event,
+                    "spiking",
+                    before,
+                    spike.count,
+                    baseline,
                     f"{spike.count} events in a minute against a baseline of "
                     f"{baseline:.2f}/min (threshold {policy.threshold(baseline):.1f})",
                 )
-            )  # fmt: skip
+            )
         return out
 
     def _lifecycle(self, event: GroupedError, ts: int) -> list[str]:
@@ -188,22 +204,43 @@ class GroupState:
         detail: str = "",
     ) -> ErrorGroupTransition:
         return ErrorGroupTransition(
-            group_id=self.group_id, app=self.app, env=event.env, release=event.release,
-            kind=kind, ts=event.ts, event_id=event.event_id, previous_status=before,
-            status=self.status, title=self.title, exception_type=self.exception_type,
-            count=self.count, minute_count=minute_count, baseline=baseline, detail=detail,
-        )  # type: ignore[arg-type]  # fmt: skip
+            group_id=self.group_id,
+            app=self.app,
+            env=event.env,
+            release=event.release,
+            kind=kind,
+            ts=event.ts,
+            event_id=event.event_id,
+            previous_status=before,
+            status=self.status,
+            title=self.title,
+            exception_type=self.exception_type,
+            count=self.count,
+            minute_count=minute_count,
+            baseline=baseline,
+            detail=detail,
+        )  # type: ignore[arg-type]
 
     def row(self) -> ErrorGroup:
         return ErrorGroup(
-            group_id=self.group_id, app=self.app, fingerprint=self.fingerprint,
-            basis=self.basis, rules_version=self.rules_version, rule=self.rule,
-            exception_type=self.exception_type, title=self.title, culprit=self.culprit,
-            status=self.status, first_seen=_dt(self.first_ms), last_seen=_dt(self.last_ms),
-            count=self.count, users=self.users.estimate(),
+            group_id=self.group_id,
+            app=self.app,
+            fingerprint=self.fingerprint,
+            basis=self.basis,
+            rules_version=self.rules_version,
+            rule=self.rule,
+            exception_type=self.exception_type,
+            title=self.title,
+            culprit=self.culprit,
+            status=self.status,
+            first_seen=_dt(self.first_ms),
+            last_seen=_dt(self.last_ms),
+            count=self.count,
+            users=self.users.estimate(),
             customers=self.customers.estimate(),
             counts_exact=self.users.is_exact and self.customers.is_exact,
-            first_release=self.first_release, last_release=self.last_release,
+            first_release=self.first_release,
+            last_release=self.last_release,
             env_first_seen={k: _dt(v[0]) for k, v in self.envs.items()},
             env_last_seen={k: _dt(v[1]) for k, v in self.envs.items()},
             env_count={k: v[2] for k, v in self.envs.items()},
@@ -213,9 +250,11 @@ class GroupState:
             resolved_at=_dt(self.resolved_ms) if self.resolved_ms else None,
             resolved_in_release=self.resolved_in_release,
             ignored_until=_dt(self.ignored_until_ms) if self.ignored_until_ms else None,
-            ignored_until_count=self.ignored_until_count, merged_from=list(self.merged_from),
-            version=self.version, updated_at=_dt(self.last_ms),
-        )  # type: ignore[arg-type]  # fmt: skip
+            ignored_until_count=self.ignored_until_count,
+            merged_from=list(self.merged_from),
+            version=self.version,
+            updated_at=_dt(self.last_ms),
+        )  # type: ignore[arg-type]
 
     # -- persistence ------------------------------------------------------------------------
     def dump(self) -> dict[str, Any]:

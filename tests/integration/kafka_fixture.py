@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from infra.kafka.launcher import KafkaLauncher
+from shiftright_server.infra.kafka.launcher import KafkaLauncher
 
 
 def free_ports(count: int) -> list[int]:

@@ -8,9 +8,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from infra.settings import Settings
-from infra.supervisor import Supervisor, python_components
-from producers.emitter import Emitter
+from shiftright_server.infra.settings import Settings
+from shiftright_server.infra.supervisor import Supervisor, python_components
+from shiftright_server.producers.emitter import Emitter
+
 from tests.builders import event
 
 KINDS = ("usage", "error", "health", "change")
@@ -59,8 +60,16 @@ def make_events(n_per_kind: int, minutes: int = 12) -> list[dict[str, Any]]:
             event("usage", ts, app, env, name=f"feature.{i % 7}", duration_ms=float(i % 100))
         )
         out.append(event("error", ts, app, env, exception_type=f"Error{i % 5}"))
-        out.append(event("health", ts, app, env, host=f"host-{i % 4}",
-                         metrics={"system.cpu.utilization": (i % 10) / 10}))  # fmt: skip
+        out.append(
+            event(
+                "health",
+                ts,
+                app,
+                env,
+                host=f"host-{i % 4}",
+                metrics={"system.cpu.utilization": (i % 10) / 10},
+            )
+        )
         out.append(
             event("change", ts, app, env, change_type="flag", name=f"flag-{i % 3}", value="on")
         )

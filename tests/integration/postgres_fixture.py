@@ -59,10 +59,22 @@ def start_postgres() -> Postgres:
         run_as = ["runuser", "-u", "postgres", "--"]
     pg = Postgres(base, bindir, free_port(), run_as)
     init = subprocess.run(
-        [*run_as, str(bindir / "initdb"), "-D", str(base / "data"), "-U", "shiftright",
-         "--auth=trust", "-E", "UTF8", "--no-sync"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            *run_as,
+            str(bindir / "initdb"),
+            "-D",
+            str(base / "data"),
+            "-U",
+            "shiftright",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if init.returncode != 0:
         raise RuntimeError(f"initdb failed:\n{init.stdout}\n{init.stderr}")
     options = (

@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from infra.settings import Settings
+from shiftright_server.infra.settings import Settings
+
 from tests.builders import event
 from tests.integration.alerting import ERROR_BURST, Sql, config_store, fast_signals, history
 from tests.integration.conftest import wait_for
@@ -52,47 +53,85 @@ def test_rules_fire_and_resolve_in_the_stream_and_a_new_version_applies_live(
     pipeline.start("streams", "sink")
     try:
         now = datetime.now(UTC)
-        emit(s, [event("health", now, "checkout", "prod", host="web-1",
-                       metrics={"system.cpu.utilization": 0.4})])  # fmt: skip
+        emit(
+            s,
+            [
+                event(
+                    "health",
+                    now,
+                    "checkout",
+                    "prod",
+                    host="web-1",
+                    metrics={"system.cpu.utilization": 0.4},
+                )
+            ],
+        )
         burst = [
-            event("error", now + timedelta(milliseconds=50 * i), "checkout", "prod",
-                  exception_type="TimeoutError")
+            event(
+                "error",
+                now + timedelta(milliseconds=50 * i),
+                "checkout",
+                "prod",
+                exception_type="TimeoutError",
+            )
             for i in range(40)
-        ]  # fmt: skip
+        ]
         sent = time.monotonic()
         emit(s, burst)
-        wait_for(lambda: ("firing", "critical", 1) in history(sql, "checkout-errors"), 90,
-                 lambda: f"firing; history {history(sql, 'checkout-errors')}\n"
-                 f"{pipeline.log('streams')}")  # fmt: skip
+        wait_for(
+            lambda: ("firing", "critical", 1) in history(sql, "checkout-errors"),
+            90,
+            lambda: f"firing; history {history(sql, 'checkout-errors')}\n{pipeline.log('streams')}",
+        )
         fired_after = time.monotonic() - sent
         print(f"\nerror burst → firing row in ClickHouse: {fired_after:.1f} s")
         # the burst is a new issue (an error group never seen before)
-        wait_for(lambda: bool(sql("SELECT 1 FROM alerts WHERE rule = 'new-issue' AND state = "
-                                  "'firing' AND labels['exception_type'] = 'TimeoutError'")),
-                 60, lambda: f"new-issue; got {history(sql, 'new-issue')}")  # fmt: skip
+        wait_for(
+            lambda: bool(
+                sql(
+                    "SELECT 1 FROM alerts WHERE rule = 'new-issue' AND state = "
+                    "'firing' AND labels['exception_type'] = 'TimeoutError'"
+                )
+            ),
+            60,
+            lambda: f"new-issue; got {history(sql, 'new-issue')}",
+        )
         # the host reported once and then went quiet: the absence rule notices
-        wait_for(lambda: ("firing", "warning", 1) in history(sql, "host-silent"), 60,
-                 lambda: f"host-silent firing; got {history(sql, 'host-silent')}")  # fmt: skip
+        wait_for(
+            lambda: ("firing", "warning", 1) in history(sql, "host-silent"),
+            60,
+            lambda: f"host-silent firing; got {history(sql, 'host-silent')}",
+        )
         # the burst is over: once the 20 s window has slid past it, the alert resolves
-        wait_for(lambda: ("resolved", "critical", 2) in history(sql, "checkout-errors"), 90,
-                 lambda: f"resolved; history {history(sql, 'checkout-errors')}")  # fmt: skip
+        wait_for(
+            lambda: ("resolved", "critical", 2) in history(sql, "checkout-errors"),
+            90,
+            lambda: f"resolved; history {history(sql, 'checkout-errors')}",
+        )
         labels = sql("SELECT labels FROM alerts FINAL WHERE rule = 'checkout-errors' LIMIT 1")
-        assert labels[0][0] | {} == {"alertname": "checkout-errors", "app": "checkout",
-                                     "env": "prod", "severity": "critical"}  # fmt: skip
+        assert labels[0][0] | {} == {
+            "alertname": "checkout-errors",
+            "app": "checkout",
+            "env": "prod",
+            "severity": "critical",
+        }
 
         # a new rule, applied while the worker runs
         assert store.apply(MORE, "qa@example.com", "rules.yaml").version == 2
         time.sleep(2.0)  # the issue's promise: a change takes effect within 2 seconds
         now = datetime.now(UTC)
         emit(s, [event("usage", now, "catalog", "preprod", name="search") for _ in range(35)])
-        wait_for(lambda: ("firing", "warning", 1) in history(sql, "search-busy"), 60,
-                 lambda: f"search-busy; got {history(sql, 'search-busy')}\n"
-                 f"{pipeline.log('streams')}")  # fmt: skip
+        wait_for(
+            lambda: ("firing", "warning", 1) in history(sql, "search-busy"),
+            60,
+            lambda: f"search-busy; got {history(sql, 'search-busy')}\n{pipeline.log('streams')}",
+        )
         row = sql("SELECT labels['feature'], value FROM alerts FINAL WHERE rule = 'search-busy'")
         assert row[0][0] == "search" and row[0][1] >= 35
         # each transition is stored once, whatever was re-sent
         assert history(sql, "checkout-errors")[:2] == [
-            ("firing", "critical", 1), ("resolved", "critical", 2)
-        ]  # fmt: skip
+            ("firing", "critical", 1),
+            ("resolved", "critical", 2),
+        ]
     finally:
         pipeline.stop()

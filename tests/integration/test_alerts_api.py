@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from shiftright_server.infra.alerts_cli import open_store, open_tokens
+from shiftright_server.infra.settings import Settings
+from shiftright_server.producers.gateway.server import assemble
 
-from infra.alerts_cli import open_store, open_tokens
-from infra.settings import Settings
-from producers.gateway.server import assemble
 from tests.integration.test_rules_cli import EXAMPLE, plant_alerts
 from tests.unit.test_alerts_cli import RULES
 
@@ -57,17 +57,28 @@ def test_put_then_get_rules_round_trip_with_diff_and_versions(api: Api, settings
     )
     assert put.status_code == 200, put.text
     assert put.json() | {"changes": None} == {
-        "applied": True, "dry_run": False, "version": 1, "previous_version": 0, "changes": None,
-    }  # fmt: skip
+        "applied": True,
+        "dry_run": False,
+        "version": 1,
+        "previous_version": 0,
+        "changes": None,
+    }
     got = c.get(f"{BASE}/rules", headers=api.viewer)
     body = got.json()
     assert got.headers["etag"] == '"1"'
     assert body["yaml"] == RULES and body["version"] == 1 and body["applied_by"] == "alice"
     assert [r["name"] for r in body["rules"]] == ["checkout-errors", "checkout-silent"]
     assert body["rules"][0] | {"description": ""} == {
-        "name": "checkout-errors", "kind": "threshold", "app": "checkout", "env": "prod",
-        "source": "error", "severity": "critical", "for": 120.0, "enabled": True, "description": "",
-    }  # fmt: skip
+        "name": "checkout-errors",
+        "kind": "threshold",
+        "app": "checkout",
+        "env": "prod",
+        "source": "error",
+        "severity": "critical",
+        "for": 120.0,
+        "enabled": True,
+        "description": "",
+    }
     assert body["subscriptions"][0]["matchers"] == ['severity>="warning"']
 
     changed = RULES.replace("threshold: 50", "threshold: 70")
@@ -112,10 +123,13 @@ def test_silences_add_list_delete(api: Api, settings: Settings) -> None:
     assert c.put(f"{BASE}/rules", content=RULES, headers=api.editor).status_code == 200
     made = c.post(
         f"{BASE}/silences",
-        json={"matchers": ["app=checkout", "severity>=warning"], "duration": "2h",
-              "comment": "load test"},
+        json={
+            "matchers": ["app=checkout", "severity>=warning"],
+            "duration": "2h",
+            "comment": "load test",
+        },
         headers=api.editor,
-    )  # fmt: skip
+    )
     assert made.status_code == 201, made.text
     silence = made.json()
     assert silence["created_by"] == "alice" and silence["state"] == "active"
@@ -124,10 +138,14 @@ def test_silences_add_list_delete(api: Api, settings: Settings) -> None:
     later = datetime.now(UTC) + timedelta(days=1)
     upcoming = c.post(
         f"{BASE}/silences",
-        json={"matchers": ["alertname=checkout-silent"], "starts_at": later.isoformat(),
-              "ends_at": (later + timedelta(hours=1)).isoformat(), "created_by": "dave"},
+        json={
+            "matchers": ["alertname=checkout-silent"],
+            "starts_at": later.isoformat(),
+            "ends_at": (later + timedelta(hours=1)).isoformat(),
+            "created_by": "dave",
+        },
         headers=api.editor,
-    )  # fmt: skip
+    )
     assert upcoming.status_code == 201 and upcoming.json()["state"] == "upcoming"
 
     listed = c.get(f"{BASE}/silences", headers=api.viewer).json()["silences"]
@@ -159,8 +177,9 @@ def test_alerts_now_and_history(api: Api, settings: Settings) -> None:
     body = now.json()
     assert (body["firing"], body["pending"]) == (1, 1)
     assert [(a["rule"], a["state"]) for a in body["alerts"]] == [
-        ("checkout-errors", "firing"), ("catalog-slow", "pending"),
-    ]  # fmt: skip
+        ("checkout-errors", "firing"),
+        ("catalog-slow", "pending"),
+    ]
     assert body["alerts"][0]["labels"]["app"] == "checkout" and body["alerts"][0]["value"] == 72.0
     prod = api.client.get(f"{BASE}/alerts?env=preprod", headers=api.viewer).json()
     assert [a["rule"] for a in prod["alerts"]] == ["catalog-slow"]
@@ -177,8 +196,8 @@ def test_alerts_now_and_history(api: Api, settings: Settings) -> None:
 
 
 def test_viewers_read_editors_write_ingest_keys_do_neither(api: Api, settings: Settings) -> None:
-    from producers.gateway.keys import KeyStore
-    from producers.gateway.server import keys_path
+    from shiftright_server.producers.gateway.keys import KeyStore
+    from shiftright_server.producers.gateway.server import keys_path
 
     c = api.client
     ingest, _ = KeyStore(keys_path(settings)).create("checkout", "prod")

@@ -6,9 +6,10 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from infra.settings import Settings
-from producers.emitter import Emitter
-from schemas import topics, wire
+from shiftright_server.infra.settings import Settings
+from shiftright_server.producers.emitter import Emitter
+from shiftright_server.schemas import topics, wire
+
 from tests.builders import event
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import Pipeline
@@ -79,8 +80,11 @@ def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason(
             emitter.emit_dict(e)
         good += extra
         assert emitter.flush(30) == 0 and not emitter.failed, emitter.failed
-        wait_for(lambda: sql("SELECT count() FROM dead_letters FINAL")[0][0] == len(bad), 120,
-                 f"{len(bad)} dead letters\n{pipeline.log('streams')}")  # fmt: skip
+        wait_for(
+            lambda: sql("SELECT count() FROM dead_letters FINAL")[0][0] == len(bad),
+            120,
+            f"{len(bad)} dead letters\n{pipeline.log('streams')}",
+        )
         wait_for(
             lambda: sql("SELECT count() FROM events_usage")[0][0] == len(good),
             60,

@@ -7,10 +7,10 @@ import json
 from collections import Counter
 
 from confluent_kafka import Consumer
+from shiftright_server.infra.settings import Settings
+from shiftright_server.producers.emitter import Emitter
+from shiftright_server.schemas import topics, wire
 
-from infra.settings import Settings
-from producers.emitter import Emitter
-from schemas import topics, wire
 from tests.integration.pipeline import make_events
 
 

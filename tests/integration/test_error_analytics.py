@@ -13,10 +13,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from infra.settings import Settings, to_env
-from producers.simulator import Simulator
-from schemas.events import ErrorEvent
-from streams.grouping import Grouper
+from shiftright_server.infra.settings import Settings, to_env
+from shiftright_server.producers.simulator import Simulator
+from shiftright_server.schemas.events import ErrorEvent
+from shiftright_server.streams.grouping import Grouper
+
 from tests.builders import event
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import Pipeline, emit, emit_batched
@@ -27,9 +28,12 @@ Sql = Callable[[str], list[tuple]]  # type: ignore[type-arg]
 def shiftright(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **to_env(settings), "COLUMNS": "250"}
     return subprocess.run(
-        [sys.executable, "-m", "infra.cli", *args],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "shiftright_server.infra.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _utc(ts: datetime) -> datetime:
@@ -80,8 +84,10 @@ def test_simulated_errors_become_groups_with_health_and_reports(
         assert got == {
             gid: (g["count"], min(g["ts"]), max(g["ts"]), g["envs"]) for gid, g in want.items()
         }
-        new = sql("SELECT group_id, count() FROM error_group_transitions FINAL "
-                  "WHERE kind = 'new' GROUP BY group_id")  # fmt: skip
+        new = sql(
+            "SELECT group_id, count() FROM error_group_transitions FINAL "
+            "WHERE kind = 'new' GROUP BY group_id"
+        )
         assert dict(new) == dict.fromkeys(want, 1)
         in_env = sql("SELECT count() FROM error_group_transitions FINAL WHERE kind = 'new_in_env'")
         assert in_env == [(sum(len(g["envs"]) - 1 for g in want.values()),)]
@@ -137,26 +143,45 @@ def test_a_group_resolved_in_release_n_and_thrown_in_n_plus_1_is_reported_regres
     settings: Settings, sql: Sql
 ) -> None:
     now = datetime.now(UTC)
-    stack = [{"module": "checkout.cart", "function": "add_item", "filename": "cart.py",
-              "lineno": 42, "in_app": True}]  # fmt: skip
+    stack = [
+        {
+            "module": "checkout.cart",
+            "function": "add_item",
+            "filename": "cart.py",
+            "lineno": 42,
+            "in_app": True,
+        }
+    ]
 
     def thrown(release: str, n: int, at: datetime) -> list[dict[str, Any]]:
         return [
-            event("error", at + timedelta(seconds=i), "checkout", "prod", release=release,
-                  host="web-1", exception_type="KeyError", exception_message=f"'sku-{i}'",
-                  frames=stack)
+            event(
+                "error",
+                at + timedelta(seconds=i),
+                "checkout",
+                "prod",
+                release=release,
+                host="web-1",
+                exception_type="KeyError",
+                exception_message=f"'sku-{i}'",
+                frames=stack,
+            )
             for i in range(n)
-        ]  # fmt: skip
+        ]
 
     pipeline = Pipeline(settings)
     pipeline.start()
     try:
         emit(settings, thrown("1.4.2", 5, now - timedelta(minutes=5)))
-        wait_for(lambda: sql("SELECT sum(count) FROM error_groups FINAL") == [(5,)], 90,
-                 lambda: f"the group to count 5\n{pipeline.log('streams')}")  # fmt: skip
+        wait_for(
+            lambda: sql("SELECT sum(count) FROM error_groups FINAL") == [(5,)],
+            90,
+            lambda: f"the group to count 5\n{pipeline.log('streams')}",
+        )
         (group_id,) = sql("SELECT group_id FROM error_groups FINAL")[0]
-        done = shiftright(settings, "errors", "resolve", group_id, "--app", "checkout",
-                          "--in-next-release")  # fmt: skip
+        done = shiftright(
+            settings, "errors", "resolve", group_id, "--app", "checkout", "--in-next-release"
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         wait_for(
             lambda: (
@@ -168,10 +193,15 @@ def test_a_group_resolved_in_release_n_and_thrown_in_n_plus_1_is_reported_regres
         )
         emit(settings, thrown("1.4.2", 2, now - timedelta(minutes=3)))  # still the old release
         emit(settings, thrown("1.4.3", 1, now - timedelta(minutes=2)))
-        wait_for(lambda: sql("SELECT sum(count) FROM error_groups FINAL") == [(8,)], 90,
-                 "the group to count 8")  # fmt: skip
-        regressed = sql("SELECT release, previous_status FROM error_group_transitions FINAL "
-                        "WHERE kind = 'regressed'")  # fmt: skip
+        wait_for(
+            lambda: sql("SELECT sum(count) FROM error_groups FINAL") == [(8,)],
+            90,
+            "the group to count 8",
+        )
+        regressed = sql(
+            "SELECT release, previous_status FROM error_group_transitions FINAL "
+            "WHERE kind = 'regressed'"
+        )
         assert regressed == [("1.4.3", "resolved_in_next_release")]
         assert sql("SELECT status FROM error_groups FINAL") == [("unresolved",)]
         report = shiftright(settings, "errors", "regressed", "--since", "1h", "--format", "json")
@@ -209,8 +239,13 @@ def test_stream_worker_killed_9_mid_run_counts_every_error_once(
         # Killed once a third is counted, mid-run: a worker killed within a second of its
         # first batch left its successor stalled after the dead member's 60 s session
         # expired, in two CI runs (README, Known limits) -- a different failure, open.
-        wait_for(lambda: (sql("SELECT sum(count) FROM error_groups FINAL")[0][0] or 0)
-                 >= len(errors) // 3, 90, "a third of the errors counted")  # fmt: skip
+        wait_for(
+            lambda: (
+                (sql("SELECT sum(count) FROM error_groups FINAL")[0][0] or 0) >= len(errors) // 3
+            ),
+            90,
+            "a third of the errors counted",
+        )
         pipeline.kill9("streams")
         counted = sql("SELECT sum(count) FROM error_groups FINAL")[0][0]
         assert counted < len(errors), "everything was counted before the kill; proves nothing"
@@ -220,13 +255,20 @@ def test_stream_worker_killed_9_mid_run_counts_every_error_once(
         def counts() -> dict[str, int]:
             return dict(sql("SELECT group_id, count FROM error_groups FINAL"))
 
-        wait_for(lambda: counts() == want, 150,
-                 lambda: f"counts per group (got {sum(counts().values())} of {len(errors)}; "
-                 f"differing: {[(g, n, want.get(g)) for g, n in counts().items() if want.get(g) != n][:5]})"
-                 f"\n{pipeline.log('streams')}")  # fmt: skip
+        wait_for(
+            lambda: counts() == want,
+            150,
+            lambda: (
+                f"counts per group (got {sum(counts().values())} of {len(errors)}; "
+                f"differing: {[(g, n, want.get(g)) for g, n in counts().items() if want.get(g) != n][:5]})"
+                f"\n{pipeline.log('streams')}"
+            ),
+        )
         assert sql("SELECT count() FROM errors_grouped FINAL") == [(len(errors),)]
-        new = sql("SELECT group_id, count() FROM error_group_transitions FINAL "
-                  "WHERE kind = 'new' GROUP BY group_id")  # fmt: skip
+        new = sql(
+            "SELECT group_id, count() FROM error_group_transitions FINAL "
+            "WHERE kind = 'new' GROUP BY group_id"
+        )
         assert dict(new) == dict.fromkeys(want, 1)
     finally:
         finished.set()

@@ -11,16 +11,15 @@ from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
-
-from infra.clickhouse import get_client
-from infra.settings import ClickHouseSettings
-from producers.simulator import Simulator
-from schemas.error_queries import QUERIES
-from schemas.events import EVENT_ADAPTER, HEALTH_METRICS, ErrorEvent, HealthEvent
-from schemas.migrate import load_migrations, migrate
-from schemas.records import ErrorGroupCommand
-from sinks.rows import COLUMNS, Position, event_row
-from streams.grouping import GroupBook, Grouper, HealthJoin, grouped_error
+from shiftright_server.infra.clickhouse import get_client
+from shiftright_server.infra.settings import ClickHouseSettings
+from shiftright_server.producers.simulator import Simulator
+from shiftright_server.schemas.error_queries import QUERIES
+from shiftright_server.schemas.events import EVENT_ADAPTER, HEALTH_METRICS, ErrorEvent, HealthEvent
+from shiftright_server.schemas.migrate import load_migrations, migrate
+from shiftright_server.schemas.records import ErrorGroupCommand
+from shiftright_server.sinks.rows import COLUMNS, Position, event_row
+from shiftright_server.streams.grouping import GroupBook, Grouper, HealthJoin, grouped_error
 
 # Recent: the raw tables expire rows after 90-180 days, at insert too.
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
@@ -69,9 +68,9 @@ def test_a_warehouse_on_the_schema_before_0004_upgrades_with_just_the_newer_ones
     try:
         everything = load_migrations()
         previous = [m for m in everything if m.version < 4]
-        monkeypatch.setattr("schemas.migrate.load_migrations", lambda: previous)
+        monkeypatch.setattr("shiftright_server.schemas.migrate.load_migrations", lambda: previous)
         assert [m.version for m in migrate(client, database)] == [1, 2, 3]
-        monkeypatch.setattr("schemas.migrate.load_migrations", lambda: everything)
+        monkeypatch.setattr("shiftright_server.schemas.migrate.load_migrations", lambda: everything)
         newer = [m.name for m in everything if m.version >= 4]
         assert newer[:2] == ["error_groups", "alerting"]
         assert [m.name for m in migrate(client, database)] == newer
@@ -126,10 +125,16 @@ def test_grouping_records_land_in_their_tables(client: Client) -> None:
         grouped.append(grouped_error(event, grouper.assign(event), None, None))
         transitions += book.apply(grouped[-1])
     target = grouped[0]
-    book.command(len(errors), ErrorGroupCommand(
-        app=target.app, group_id=target.group_id, action="resolve_in_next_release",
-        ts=T0 + timedelta(hours=1), release="1.4.2",
-    ))  # fmt: skip
+    book.command(
+        len(errors),
+        ErrorGroupCommand(
+            app=target.app,
+            group_id=target.group_id,
+            action="resolve_in_next_release",
+            ts=T0 + timedelta(hours=1),
+            release="1.4.2",
+        ),
+    )
     rows = book.take_rows()
     insert_models(client, "errors_grouped", grouped)
     insert_models(client, "error_groups", rows)

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from shiftright_server.infra.settings import GatewaySettings, KafkaSettings, Settings
+from shiftright_server.infra.supervisor import Component, Supervisor
 
-from infra.settings import GatewaySettings, KafkaSettings, Settings
-from infra.supervisor import Component, Supervisor
 from tests.builders import event
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import Pipeline
@@ -46,9 +46,12 @@ class Running:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = self.supervisor.child_env()
         return subprocess.run(
-            [sys.executable, "-m", "infra.cli", "gateway", *args],
-            env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            [sys.executable, "-m", "shiftright_server.infra.cli", "gateway", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
@@ -80,7 +83,7 @@ def serving(settings: Settings, ready: Callable[[str], bool] = _healthy) -> Iter
     assert created.returncode == 0, created.stderr
     running.token = created.stdout.strip()
     running.key_id = running.token.split("_")[1]
-    argv = [sys.executable, "-m", "infra.cli", "gateway", "--port", str(port)]
+    argv = [sys.executable, "-m", "shiftright_server.infra.cli", "gateway", "--port", str(port)]
     supervisor.start(Component("gateway", argv))
     try:
         supervisor.wait_until("gateway", lambda: ready(running.url), timeout=30)
@@ -134,11 +137,23 @@ def test_json_batches_from_http_clients_land_in_clickhouse(gateway: Running, sql
             assert response.status_code == 200, response.text
             assert response.json()["accepted"] == 200
     curl = subprocess.run(
-        ["curl", "-sS", "-w", "\n%{http_code}", "-H", f"Authorization: Bearer {gateway.token}",
-         "-H", "Content-Type: application/json", "--data-binary", json.dumps(batches[-1]),
-         f"{gateway.url}/v1/events"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            "curl",
+            "-sS",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            f"Authorization: Bearer {gateway.token}",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            json.dumps(batches[-1]),
+            f"{gateway.url}/v1/events",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     body, status = curl.stdout.rsplit("\n", 1)
     assert status == "200", curl.stdout + curl.stderr
     assert json.loads(body)["accepted"] == 200
@@ -172,10 +187,14 @@ def test_opentelemetry_sdk_logs_metrics_and_spans_land_as_rows(gateway: Running,
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.trace import SpanKind
 
-    resource = Resource.create({
-        "service.name": "checkout", "deployment.environment.name": "prod",
-        "service.version": "2.0.1", "host.name": "otel-host-1",
-    })  # fmt: skip
+    resource = Resource.create(
+        {
+            "service.name": "checkout",
+            "deployment.environment.name": "prod",
+            "service.version": "2.0.1",
+            "host.name": "otel-host-1",
+        }
+    )
     headers = gateway.auth()
     # Logs: Python logging → OTel LoggingHandler → OTLP/HTTP protobuf exporter.
     logs = LoggerProvider(resource=resource)
@@ -210,9 +229,11 @@ def test_opentelemetry_sdk_logs_metrics_and_spans_land_as_rows(gateway: Running,
     meter = meters.get_meter("hostmetrics")
 
     def cpu(_: CallbackOptions) -> list[Observation]:
-        return [Observation(v, {"cpu": c, "state": s})
-                for c, idle in (("cpu0", 0.6), ("cpu1", 0.8))
-                for s, v in (("idle", idle), ("user", 1 - idle))]  # fmt: skip
+        return [
+            Observation(v, {"cpu": c, "state": s})
+            for c, idle in (("cpu0", 0.6), ("cpu1", 0.8))
+            for s, v in (("idle", idle), ("user", 1 - idle))
+        ]
 
     meter.create_observable_gauge("system.cpu.utilization", [cpu])
     meter.create_observable_gauge("system.memory.utilization", [lambda _: [Observation(0.42)]])
@@ -304,14 +325,32 @@ def test_schemathesis_finds_no_server_errors(gateway: Running, tmp_path: Path) -
     started = time.monotonic()
     run = subprocess.run(
         [
-            str(Path(sys.executable).parent / "schemathesis"), "run", f"{gateway.url}/openapi.json",
-            "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-            "--max-examples", "40", "--seed", "20261126", "--workers", "1", "--max-time", "40",
-            "--header", f"Authorization: Bearer {gateway.token}",
-            "--report", "json", "--report-json-path", str(report), "--no-color",
+            str(Path(sys.executable).parent / "schemathesis"),
+            "run",
+            f"{gateway.url}/openapi.json",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "--max-examples",
+            "40",
+            "--seed",
+            "20261126",
+            "--workers",
+            "1",
+            "--max-time",
+            "40",
+            "--header",
+            f"Authorization: Bearer {gateway.token}",
+            "--report",
+            "json",
+            "--report-json-path",
+            str(report),
+            "--no-color",
         ],
-        capture_output=True, text=True, timeout=150, cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=150,
+        cwd=tmp_path,
+    )
     output = run.stdout[-6000:] + run.stderr[-2000:]
     assert run.returncode == 0, output
     summary = json.loads(report.read_text())

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from shiftright_server.infra.settings import Settings, to_env
 
-from infra.settings import Settings, to_env
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import Pipeline
 from tests.integration.postgres_fixture import Postgres, start_postgres, stop_postgres
@@ -40,11 +40,16 @@ def postgres() -> Iterator[Postgres]:
 
 def insert(engine: sa.Engine, n: int, start: datetime, exc: str = "TypeError") -> None:
     rows = [
-        {"logged_at": start + timedelta(seconds=i), "exc_class": exc,
-         "message": f"invoice {1000 + i} failed", "trace": TRACE.format(line=40 + i % 3),
-         "service": "billing", "account": f"acct-{i % 4}"}
+        {
+            "logged_at": start + timedelta(seconds=i),
+            "exc_class": exc,
+            "message": f"invoice {1000 + i} failed",
+            "trace": TRACE.format(line=40 + i % 3),
+            "service": "billing",
+            "account": f"acct-{i % 4}",
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
     with engine.begin() as conn:
         conn.execute(
             sa.text(
@@ -57,7 +62,7 @@ def insert(engine: sa.Engine, n: int, start: datetime, exc: str = "TypeError") -
 
 def cli(settings: Settings, *args: str) -> list[str]:
     env = {**os.environ, **to_env(settings)}
-    return [sys.executable, "-m", "infra.cli", *args], env  # type: ignore[return-value]
+    return [sys.executable, "-m", "shiftright_server.infra.cli", *args], env  # type: ignore[return-value]
 
 
 def test_postgres_rows_are_imported_once_then_followed(
@@ -65,17 +70,29 @@ def test_postgres_rows_are_imported_once_then_followed(
 ) -> None:
     engine = sa.create_engine(postgres.url)
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE error_log (id bigserial PRIMARY KEY, logged_at timestamptz NOT NULL, "
-            "exc_class text, message text, trace text, service text, account text)"
-        ))  # fmt: skip
+        conn.execute(
+            sa.text(
+                "CREATE TABLE error_log (id bigserial PRIMARY KEY, logged_at timestamptz NOT NULL, "
+                "exc_class text, message text, trace text, service text, account text)"
+            )
+        )
     now = datetime.now(UTC).replace(microsecond=0)
     insert(engine, 40, now - timedelta(minutes=20))
     insert(engine, 10, now - timedelta(minutes=15), exc="KeyError")
     pipeline = Pipeline(settings)
     pipeline.start()
-    args = ("import", "errors", "--url", postgres.url, "--table", "error_log", "--map", MAP,
-            "--env", "prod")  # fmt: skip
+    args = (
+        "import",
+        "errors",
+        "--url",
+        postgres.url,
+        "--table",
+        "error_log",
+        "--map",
+        MAP,
+        "--env",
+        "prod",
+    )
     try:
         cmd, env = cli(settings, *args)
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
@@ -89,14 +106,22 @@ def test_postgres_rows_are_imported_once_then_followed(
         )
         try:
             insert(engine, 7, now - timedelta(minutes=5))
-            wait_for(lambda: sql("SELECT count() FROM events_error") == [(57,)], 90,
-                     lambda: f"57 imported errors: {sql('SELECT count() FROM events_error')}")  # fmt: skip
+            wait_for(
+                lambda: sql("SELECT count() FROM events_error") == [(57,)],
+                90,
+                lambda: f"57 imported errors: {sql('SELECT count() FROM events_error')}",
+            )
         finally:
             follower.send_signal(signal.SIGTERM)
             follower.wait(30)
-        wait_for(lambda: sql("SELECT sum(count) FROM error_groups FINAL") == [(57,)], 90,
-                 lambda: f"57 grouped: {sql('SELECT sum(count) FROM error_groups FINAL')}\n"
-                 f"{pipeline.log('streams')}")  # fmt: skip
+        wait_for(
+            lambda: sql("SELECT sum(count) FROM error_groups FINAL") == [(57,)],
+            90,
+            lambda: (
+                f"57 grouped: {sql('SELECT sum(count) FROM error_groups FINAL')}\n"
+                f"{pipeline.log('streams')}"
+            ),
+        )
         assert sql("SELECT uniqExact(event_id), min(app), max(env) FROM events_error") == [
             (57, "billing", "prod")
         ]

@@ -13,9 +13,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as ConfluentTopicPartition
+from shiftright_server.infra.kafka.launcher import KafkaLauncher, KafkaLaunchError
+from shiftright_server.infra.kafka.topics import ensure_topics
 
-from infra.kafka.launcher import KafkaLauncher, KafkaLaunchError
-from infra.kafka.topics import ensure_topics
 from tests.integration.kafka_fixture import free_ports, start_kafka, stop_kafka
 
 pytestmark = pytest.mark.integration

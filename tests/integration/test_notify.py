@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from shiftright_server.infra.settings import AlertingSettings, Settings, to_env
+from shiftright_server.schemas import topics
+from shiftright_server.schemas.alerts import AlertTransition, NotificationRecord, Silence
+from shiftright_server.streams.alerting.evaluator import fingerprint, idempotency_key
+from shiftright_server.streams.alerting.store import ConfigStore
 
-from infra.settings import AlertingSettings, Settings, to_env
-from schemas import topics
-from schemas.alerts import AlertTransition, NotificationRecord, Silence
-from streams.alerting.evaluator import fingerprint, idempotency_key
-from streams.alerting.store import ConfigStore
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import Pipeline
 from tests.integration.warehouse_fixture import free_port
@@ -60,10 +60,14 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 hit: dict[str, Any] = {
-                    "path": self.path, "key": self.headers.get("Idempotency-Key"),
-                    "type": self.headers.get("Content-Type"), "body": json.loads(body),
-                    "at": time.monotonic(), "answered": False, "cut_off": False,
-                }  # fmt: skip
+                    "path": self.path,
+                    "key": self.headers.get("Idempotency-Key"),
+                    "type": self.headers.get("Content-Type"),
+                    "body": json.loads(body),
+                    "at": time.monotonic(),
+                    "answered": False,
+                    "cut_off": False,
+                }
                 with receiver.lock:
                     receiver.requests.append(hit)
                 receiver.gate.wait()
@@ -133,9 +137,13 @@ class Mailbox:
 
         self.port = free_port()
         self.controller = Controller(
-            Handler(), hostname="127.0.0.1", port=self.port, authenticator=authenticate,
-            auth_require_tls=False, auth_required=True,
-        )  # fmt: skip
+            Handler(),
+            hostname="127.0.0.1",
+            port=self.port,
+            authenticator=authenticate,
+            auth_require_tls=False,
+            auth_required=True,
+        )
         self.controller.start()
 
     def subjects(self) -> list[str]:
@@ -174,9 +182,12 @@ class NotifierProcess:
         env = {**os.environ, **to_env(self.settings), "SHIFTRIGHT_LOG_JSON": "true"}
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "sinks.notify"], env=env, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                [sys.executable, "-m", "shiftright_server.sinks.notify"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def kill9(self) -> None:
         assert self.proc is not None and self.proc.poll() is None, self.log()
@@ -207,10 +218,16 @@ class NotifierProcess:
 
 def notifier_settings(settings: Settings, mailbox: Mailbox | None, **extra: Any) -> Settings:
     alerting = AlertingSettings(
-        smtp_host="127.0.0.1", smtp_port=mailbox.port if mailbox else 1,
-        smtp_from="shiftright@example.com", smtp_user=SMTP_USER, smtp_password=SMTP_PASSWORD,
-        external_url=DASH, retry_initial_seconds=0.2, retry_max_seconds=1.0, **extra,
-    )  # fmt: skip
+        smtp_host="127.0.0.1",
+        smtp_port=mailbox.port if mailbox else 1,
+        smtp_from="shiftright@example.com",
+        smtp_user=SMTP_USER,
+        smtp_password=SMTP_PASSWORD,
+        external_url=DASH,
+        retry_initial_seconds=0.2,
+        retry_max_seconds=1.0,
+        **extra,
+    )
     return settings.model_copy(update={"alerting": alerting})
 
 
@@ -227,9 +244,13 @@ def running(settings: Settings) -> Iterator[NotifierProcess]:
 def wait_configured(proc: NotifierProcess, **want: int) -> None:
     """Until the notifier logs a configuration with these counts (subscriptions=…)."""
     wait_for(
-        lambda: any(all(e.get(k) == v for k, v in want.items()) for e in proc.events("notify_config")),
-        60, lambda: f"notify_config {want}:\n{proc.log()}", interval=0.1,
-    )  # fmt: skip
+        lambda: any(
+            all(e.get(k) == v for k, v in want.items()) for e in proc.events("notify_config")
+        ),
+        60,
+        lambda: f"notify_config {want}:\n{proc.log()}",
+        interval=0.1,
+    )
 
 
 # -- alert transitions as the stream worker writes them ------------------------------------------
@@ -243,7 +264,7 @@ class Alerts:
                 "bootstrap.servers": settings.kafka.bootstrap_servers,
                 "linger.ms": 0,
                 "partitioner": "murmur2_random",
-            }  # fmt: skip
+            }
         )
         self.seq: Counter[str] = Counter()
 
@@ -256,14 +277,22 @@ class Alerts:
         self.seq[fp] += 1
         now = datetime.now(UTC)
         t = AlertTransition(
-            rule=rule, rule_kind="threshold", fingerprint=fp, labels=full,
+            rule=rule,
+            rule_kind="threshold",
+            fingerprint=fp,
+            labels=full,
             annotations={"summary": f"{rule} on {full['app']}"},
-            previous="pending" if state == "firing" else "firing", state=state,  # type: ignore[arg-type]
-            ts=now, starts_at=now - timedelta(seconds=30) if state == "resolved" else now,
-            ends_at=now if state == "resolved" else None, value=42.0, threshold=10.0,
-            seq=self.seq[fp], idempotency_key=idempotency_key(rule, fp, self.seq[fp], state),
+            previous="pending" if state == "firing" else "firing",
+            state=state,  # type: ignore[arg-type]
+            ts=now,
+            starts_at=now - timedelta(seconds=30) if state == "resolved" else now,
+            ends_at=now if state == "resolved" else None,
+            value=42.0,
+            threshold=10.0,
+            seq=self.seq[fp],
+            idempotency_key=idempotency_key(rule, fp, self.seq[fp], state),
             action_webhook=action,
-        )  # fmt: skip
+        )
         self.producer.produce(
             self.topic, key=f"{rule}|{fp}".encode(), value=t.model_dump_json().encode()
         )
@@ -298,8 +327,13 @@ def email(name: str, to: str, extra: str = "") -> str:
 def read_records(settings: Settings, timeout: float = 10.0) -> list[NotificationRecord]:
     """Everything on notifications.v1 so far."""
     topic = topics.named(topics.NOTIFICATIONS, settings.namespace)
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers,
-                         "group.id": "test-reader", "enable.auto.commit": False})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": "test-reader",
+            "enable.auto.commit": False,
+        }
+    )
     try:
         _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout)
         consumer.assign([TopicPartition(topic, 0, 0)])
@@ -332,9 +366,16 @@ def test_firing_then_resolved_reaches_the_webhook_the_mailbox_and_the_action_hoo
     with running(s) as proc:
         wait_configured(proc, subscriptions=2)
         fired = alerts.send("disk-full", "firing", action=receiver.url("/act"), host="db-1")
-        wait_for(lambda: len(receiver.delivered("/hook?token=abc")) == 1 and mailbox.messages
-                 and len(receiver.delivered("/act")) == 1,
-                 30, lambda: f"firing notifications\n{proc.log()}", interval=0.05)  # fmt: skip
+        wait_for(
+            lambda: (
+                len(receiver.delivered("/hook?token=abc")) == 1
+                and mailbox.messages
+                and len(receiver.delivered("/act")) == 1
+            ),
+            30,
+            lambda: f"firing notifications\n{proc.log()}",
+            interval=0.05,
+        )
         (hit,) = receiver.delivered("/hook?token=abc")
         body = hit["body"]
         assert hit["type"] == "application/json" and len(hit["key"]) == 32
@@ -355,9 +396,16 @@ def test_firing_then_resolved_reaches_the_webhook_the_mailbox_and_the_action_hoo
         assert act["key"] == fired.idempotency_key and act["body"]["status"] == "firing"
 
         resolved = alerts.send("disk-full", "resolved", action=receiver.url("/act"), host="db-1")
-        wait_for(lambda: len(receiver.delivered("/hook?token=abc")) == 2
-                 and len(mailbox.messages) == 2 and len(receiver.delivered("/act")) == 2,
-                 30, lambda: f"resolved notifications\n{proc.log()}", interval=0.05)  # fmt: skip
+        wait_for(
+            lambda: (
+                len(receiver.delivered("/hook?token=abc")) == 2
+                and len(mailbox.messages) == 2
+                and len(receiver.delivered("/act")) == 2
+            ),
+            30,
+            lambda: f"resolved notifications\n{proc.log()}",
+            interval=0.05,
+        )
         again = receiver.delivered("/hook?token=abc")[1]
         assert again["body"]["status"] == "resolved" and again["key"] != hit["key"]
         (alert,) = again["body"]["alerts"]
@@ -370,10 +418,13 @@ def test_firing_then_resolved_reaches_the_webhook_the_mailbox_and_the_action_hoo
         wait_for(lambda: len(read_records(s)) >= 6, 30, "6 delivery records", interval=0.2)
         records = read_records(s)
         assert Counter((r.channel, r.alert_status, r.status) for r in records) == {
-            ("webhook", "firing", "delivered"): 1, ("webhook", "resolved", "delivered"): 1,
-            ("email", "firing", "delivered"): 1, ("email", "resolved", "delivered"): 1,
-            ("action", "firing", "delivered"): 1, ("action", "resolved", "delivered"): 1,
-        }  # fmt: skip
+            ("webhook", "firing", "delivered"): 1,
+            ("webhook", "resolved", "delivered"): 1,
+            ("email", "firing", "delivered"): 1,
+            ("email", "resolved", "delivered"): 1,
+            ("action", "firing", "delivered"): 1,
+            ("action", "resolved", "delivered"): 1,
+        }
         hooks = {r.target for r in records if r.channel != "email"}
         assert hooks == {receiver.url("/hook"), receiver.url("/act")}  # no ?token=
     assert proc.proc is not None and proc.proc.returncode == 0  # SIGTERM: a clean stop
@@ -390,29 +441,50 @@ def test_a_silence_applied_through_the_config_store_mutes_matching_alerts(
     with running(s) as proc:
         wait_configured(proc, subscriptions=1, silences=0)
         now = datetime.now(UTC)
-        store.add_silence(Silence.model_validate({
-            "id": "deploy-window", "matchers": ['app="checkout"', 'alertname=~"cpu.*"'],
-            "starts_at": now - timedelta(minutes=1), "ends_at": now + timedelta(hours=1),
-            "created_by": "qa@example.com", "comment": "planned deploy",
-        }))  # fmt: skip
+        store.add_silence(
+            Silence.model_validate(
+                {
+                    "id": "deploy-window",
+                    "matchers": ['app="checkout"', 'alertname=~"cpu.*"'],
+                    "starts_at": now - timedelta(minutes=1),
+                    "ends_at": now + timedelta(hours=1),
+                    "created_by": "qa@example.com",
+                    "comment": "planned deploy",
+                }
+            )
+        )
         wait_configured(proc, subscriptions=1, silences=1)  # live, without a restart
         alerts.send("cpu-high", "firing", host="web-1")  # silenced
         alerts.send("cpu-high", "firing", app="catalog", host="web-2")  # other app: not
         alerts.send("errors-high", "firing")  # other rule: not
-        wait_for(lambda: len(receiver.delivered()) >= 2, 30,
-                 lambda: f"two notifications\n{proc.log()}", interval=0.05)  # fmt: skip
+        wait_for(
+            lambda: len(receiver.delivered()) >= 2,
+            30,
+            lambda: f"two notifications\n{proc.log()}",
+            interval=0.05,
+        )
         # one partition, read in order, group_wait 0: the silenced alert was planned (and
         # left out) no later than the two after it, so had it been sent it would be here
-        told = {(a["labels"]["alertname"], a["labels"]["app"])
-                for h in receiver.delivered() for a in h["body"]["alerts"]}  # fmt: skip
+        told = {
+            (a["labels"]["alertname"], a["labels"]["app"])
+            for h in receiver.delivered()
+            for a in h["body"]["alerts"]
+        }
         assert told == {("cpu-high", "catalog"), ("errors-high", "checkout")}
 
         store.delete_silence("deploy-window")
         wait_configured(proc, subscriptions=1, silences=0)
         alerts.send("cpu-high", "firing", host="web-3")  # the silence is gone: sent
-        wait_for(lambda: any(a["labels"].get("host") == "web-3"
-                             for h in receiver.delivered() for a in h["body"]["alerts"]),
-                 30, lambda: f"web-3 after the silence ended\n{proc.log()}", interval=0.05)  # fmt: skip
+        wait_for(
+            lambda: any(
+                a["labels"].get("host") == "web-3"
+                for h in receiver.delivered()
+                for a in h["body"]["alerts"]
+            ),
+            30,
+            lambda: f"web-3 after the silence ended\n{proc.log()}",
+            interval=0.05,
+        )
         last = receiver.delivered()[-1]["body"]
         # web-1 still fires: once the silence is gone its group tells about it too
         assert {a["labels"]["host"] for a in last["alerts"]} == {"web-1", "web-3"}
@@ -436,15 +508,22 @@ def test_a_failing_receiver_is_retried_and_every_outcome_lands_in_clickhouse(
         with running(s) as proc:
             wait_configured(proc, subscriptions=2)
             Alerts(s).send("queue-stuck", "firing")
-            query = ("SELECT subscription, status, attempt, error FROM alert_notifications FINAL "
-                     "ORDER BY subscription, attempt, status")  # fmt: skip
-            wait_for(lambda: len(sql(query)) == 4, 60,
-                     lambda: f"4 outcome rows, got {sql(query)}\n{proc.log()}")  # fmt: skip
+            query = (
+                "SELECT subscription, status, attempt, error FROM alert_notifications FINAL "
+                "ORDER BY subscription, attempt, status"
+            )
+            wait_for(
+                lambda: len(sql(query)) == 4,
+                60,
+                lambda: f"4 outcome rows, got {sql(query)}\n{proc.log()}",
+            )
             rows = sql(query)
             assert [(r[0], r[1], r[2]) for r in rows] == [
-                ("flaky", "retrying", 1), ("flaky", "retrying", 2), ("flaky", "delivered", 3),
+                ("flaky", "retrying", 1),
+                ("flaky", "retrying", 2),
+                ("flaky", "delivered", 3),
                 ("gone", "failed", 1),
-            ]  # fmt: skip
+            ]
             assert rows[0][3].startswith("HTTP 500") and rows[2][3] == ""
             assert rows[3][3].startswith("HTTP 404")
             flaky = receiver.hits("/flaky")
@@ -474,9 +553,12 @@ def test_killed_with_sigkill_mid_way_every_notification_arrives_exactly_once(
 
     def kill_with_requests_held(expect_held: int) -> None:
         held = lambda: [h for h in receiver.hits() if not h["answered"]]  # noqa: E731
-        wait_for(lambda: len(held()) >= expect_held, 60,
-                 lambda: f"{expect_held} held requests, got {len(held())}\n{proc.log()}",
-                 interval=0.05)  # fmt: skip
+        wait_for(
+            lambda: len(held()) >= expect_held,
+            60,
+            lambda: f"{expect_held} held requests, got {len(held())}\n{proc.log()}",
+            interval=0.05,
+        )
         proc.kill9()
         with receiver.lock:
             for h in receiver.requests:
@@ -485,8 +567,11 @@ def test_killed_with_sigkill_mid_way_every_notification_arrives_exactly_once(
         receiver.gate.set()
 
     def told() -> Counter[tuple[str, str]]:
-        return Counter((a["labels"]["host"], h["body"]["status"])
-                       for h in receiver.delivered() for a in h["body"]["alerts"])  # fmt: skip
+        return Counter(
+            (a["labels"]["host"], h["body"]["status"])
+            for h in receiver.delivered()
+            for a in h["body"]["alerts"]
+        )
 
     try:
         proc.start()
@@ -504,8 +589,12 @@ def test_killed_with_sigkill_mid_way_every_notification_arrives_exactly_once(
         kill_with_requests_held(4)  # again, after the restart
         proc.start()
         # 12 + 6 firing, 6 resolved: 24 notifications, one group each
-        wait_for(lambda: len(receiver.delivered()) >= 24, 90,
-                 lambda: f"24 deliveries, got {told()}\n{proc.log()}", interval=0.1)  # fmt: skip
+        wait_for(
+            lambda: len(receiver.delivered()) >= 24,
+            90,
+            lambda: f"24 deliveries, got {told()}\n{proc.log()}",
+            interval=0.1,
+        )
         wait_for(lambda: bool(proc.events("notify_progress")), 30, "a progress line")
     finally:
         receiver.gate.set()
@@ -534,13 +623,19 @@ def test_delivery_latency_from_transition_to_webhook(
         for i in range(40):
             started = time.monotonic()
             alerts.send(f"latency-{i}", "firing")
-            wait_for(lambda i=i: len(receiver.hits()) > i, 10,
-                     lambda i=i: f"alert {i}\n{proc.log()}", interval=0.005)  # fmt: skip
+            wait_for(
+                lambda i=i: len(receiver.hits()) > i,
+                10,
+                lambda i=i: f"alert {i}\n{proc.log()}",
+                interval=0.005,
+            )
             latencies.append(receiver.hits()[i]["at"] - started)
     ordered = sorted(latencies)
     p50, p99 = statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-    print(f"\ntransition -> webhook over {len(ordered)} alerts: p50 {p50 * 1000:.0f} ms, "
-          f"p99 {p99 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms")  # fmt: skip
+    print(
+        f"\ntransition -> webhook over {len(ordered)} alerts: p50 {p50 * 1000:.0f} ms, "
+        f"p99 {p99 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
+    )
     assert p50 < 1.0 and p99 < 3.0
 
 
@@ -554,10 +649,18 @@ def test_a_rate_limited_channel_delays_notifications_and_drops_none(
         wait_configured(proc, subscriptions=1)
         for i in range(6):
             alerts.send(f"storm-{i}", "firing")
-        wait_for(lambda: len(receiver.delivered()) == 6, 30,
-                 lambda: f"6 deliveries\n{proc.log()}", interval=0.05)  # fmt: skip
-        wait_for(lambda: len([r for r in read_records(s) if r.status == "delivered"]) == 6, 30,
-                 "6 delivered records", interval=0.2)  # fmt: skip
+        wait_for(
+            lambda: len(receiver.delivered()) == 6,
+            30,
+            lambda: f"6 deliveries\n{proc.log()}",
+            interval=0.05,
+        )
+        wait_for(
+            lambda: len([r for r in read_records(s) if r.status == "delivered"]) == 6,
+            30,
+            "6 delivered records",
+            interval=0.2,
+        )
     arrivals = [h["at"] for h in receiver.delivered()]
     assert arrivals[-1] - arrivals[0] >= 1.8  # 2 at once, then one every 0.5 s
     held = {r.idempotency_key for r in read_records(s) if r.status == "rate_limited"}

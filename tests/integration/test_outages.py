@@ -9,10 +9,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from infra.clickhouse import get_client
-from infra.settings import Settings
-from infra.startup import apply_schema, create_topics
-from producers.emitter import Emitter
+from shiftright_server.infra.clickhouse import get_client
+from shiftright_server.infra.settings import Settings
+from shiftright_server.infra.startup import apply_schema, create_topics
+from shiftright_server.producers.emitter import Emitter
+
 from tests.builders import event
 from tests.integration.conftest import wait_for
 from tests.integration.kafka_fixture import start_kafka, stop_kafka
@@ -83,24 +84,40 @@ def test_broker_restarted_mid_run_loses_nothing(settings: Settings, tmp_path: Pa
         wait_for(lambda: stored_total(client) > 0, 60, "the first live events to be stored")
         # the stream worker too is past its start-up (a broker gone while Faust starts its
         # tables is a different failure: the worker exits, see Known limits in the README)
-        wait_for(lambda: rolled_up_total(client) > 0, 90,
-                 lambda: f"the first rollups\n{pipeline.log('streams')}")  # fmt: skip
+        wait_for(
+            lambda: rolled_up_total(client) > 0,
+            90,
+            lambda: f"the first rollups\n{pipeline.log('streams')}",
+        )
         launcher.stop()
         time.sleep(3)  # both consumers now face a broker that is gone
         launcher.launch()
         before = sent[0]  # traffic goes on until events sent after the restart are stored
-        wait_for(lambda: stored_total(client) > before, 120,
-                 lambda: f"events sent after the restart stored (stored {stored_total(client)}"
-                 f" of {sent[0]})\n{pipeline.log('sink')}")  # fmt: skip
+        wait_for(
+            lambda: stored_total(client) > before,
+            120,
+            lambda: (
+                f"events sent after the restart stored (stored {stored_total(client)}"
+                f" of {sent[0]})\n{pipeline.log('sink')}"
+            ),
+        )
         stop.set()
         producer.join()
         assert emitter.flush(60) == 0 and not emitter.failed, emitter.failed
         total = sent[0]
-        wait_for(lambda: stored_total(client) == total, 180,
-                 lambda: f"all {total} events after the restart (stored "
-                 f"{stored_total(client)})\n{pipeline.log('sink')}")  # fmt: skip
-        wait_for(lambda: rolled_up_total(client) == total, 180,
-                 f"rollups for all {total} events\n{pipeline.log('streams')}")  # fmt: skip
+        wait_for(
+            lambda: stored_total(client) == total,
+            180,
+            lambda: (
+                f"all {total} events after the restart (stored "
+                f"{stored_total(client)})\n{pipeline.log('sink')}"
+            ),
+        )
+        wait_for(
+            lambda: rolled_up_total(client) == total,
+            180,
+            f"rollups for all {total} events\n{pipeline.log('streams')}",
+        )
         assert pipeline.alive("sink") and pipeline.alive("streams")
     finally:
         stop.set()

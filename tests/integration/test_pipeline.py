@@ -9,7 +9,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from infra.settings import Settings
+from shiftright_server.infra.settings import Settings
+
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import KINDS, TABLES, Pipeline, emit, emit_batched, make_events
 
@@ -55,9 +56,14 @@ def assert_exactly_n_and_consistent(sql: Sql, pipeline: Pipeline) -> None:
         240,
         lambda: f"{N} rows per kind (last: {stored(sql)})\n{pipeline.log('sink')}",
     )
-    wait_for(lambda: rolled_up(sql) == want, 240,
-             lambda: f"rollups to cover every event (last: {rolled_up(sql)}); buckets that differ "
-             f"(app, env, kind, key, bucket, raw, rollups): {bucket_mismatches(sql)}\n{pipeline.log('streams')}")  # fmt: skip
+    wait_for(
+        lambda: rolled_up(sql) == want,
+        240,
+        lambda: (
+            f"rollups to cover every event (last: {rolled_up(sql)}); buckets that differ "
+            f"(app, env, kind, key, bucket, raw, rollups): {bucket_mismatches(sql)}\n{pipeline.log('streams')}"
+        ),
+    )
     assert stored(sql) == want
     for table in TABLES.values():
         assert sql(f"SELECT uniqExact(event_id) FROM {table}")[0][0] == N, f"duplicates in {table}"

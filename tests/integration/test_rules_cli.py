@@ -12,14 +12,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from shiftright_server.infra.alerts_cli import open_store
+from shiftright_server.infra.cli import app
+from shiftright_server.infra.clickhouse import get_client
+from shiftright_server.infra.settings import Settings, to_env
+from shiftright_server.schemas.alerts import AlertTransition
+from shiftright_server.streams.alerting.loader import RuleFileError
 from typer.testing import CliRunner
 
-from infra.alerts_cli import open_store
-from infra.cli import app
-from infra.clickhouse import get_client
-from infra.settings import Settings, to_env
-from schemas.alerts import AlertTransition
-from streams.alerting.loader import RuleFileError
 from tests.unit.test_alerts_cli import RULES, FakeStore, _rows, _squash
 
 EXAMPLE = Path(__file__).parents[2] / "infra" / "examples" / "alerts.yaml"
@@ -82,9 +82,12 @@ def test_a_bad_file_names_its_line_and_field_and_applies_nothing(
     bad = tmp_path / "bad.yaml"
     bad.write_text(EXAMPLE.read_text().replace("after: 3m", "after: 3 minutes"))
     run = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "rules", "apply", str(bad), "--yes"],
-        env={**os.environ, **to_env(settings)}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "shiftright_server.infra.cli", "rules", "apply", str(bad), "--yes"],
+        env={**os.environ, **to_env(settings)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 2, run.stdout + run.stderr
     line = next(n for n, text in enumerate(bad.read_text().splitlines(), 1) if "3 minutes" in text)
     assert (
@@ -99,9 +102,20 @@ def test_silence_add_list_delete_and_snooze(settings: Settings, tmp_path: Path) 
     rules.write_text(RULES)
     assert cli(settings, "rules", "apply", str(rules), "--yes").exit_code == 0
     added = cli(
-        settings, "silence", "add", "-m", "app=checkout", "-m", "severity=~warn.*", "--for", "2h",
-        "--comment", "load test", "--by", "carol",
-    )  # fmt: skip
+        settings,
+        "silence",
+        "add",
+        "-m",
+        "app=checkout",
+        "-m",
+        "severity=~warn.*",
+        "--for",
+        "2h",
+        "--comment",
+        "load test",
+        "--by",
+        "carol",
+    )
     assert added.exit_code == 0, added.output
     silence_id = added.stdout.splitlines()[0]
     snoozed = cli(settings, "snooze", "checkout-errors", "--for", "30m")
@@ -126,7 +140,7 @@ def test_silence_add_list_delete_and_snooze(settings: Settings, tmp_path: Path) 
 
 def test_the_fake_store_behaves_like_the_config_store(settings: Settings) -> None:
     """The unit tests' FakeStore and ConfigStore, the same steps: the same observations."""
-    from infra.alerts_cli import make_silence
+    from shiftright_server.infra.alerts_cli import make_silence
 
     def observe(store: Any) -> list[Any]:
         seen: list[Any] = []
@@ -162,16 +176,28 @@ def test_the_fake_store_behaves_like_the_config_store(settings: Settings) -> Non
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def transition(rule: str, fp: str, seq: int, previous: str, state: str, ago_min: float) -> AlertTransition:  # fmt: skip
+def transition(
+    rule: str, fp: str, seq: int, previous: str, state: str, ago_min: float
+) -> AlertTransition:
     ts = NOW - timedelta(minutes=ago_min)
     labels = {"alertname": rule, "severity": "critical", "app": "checkout", "env": "prod"}
     return AlertTransition(
-        rule=rule, rule_kind="threshold", fingerprint=fp, labels=labels,
-        annotations={"summary": f"{rule} summary"}, previous=previous, state=state, ts=ts,  # type: ignore[arg-type]
-        active_since=ts, starts_at=ts if state == "firing" else None,
-        ends_at=ts if state == "resolved" else None, value=72.0, threshold=50.0, seq=seq,
+        rule=rule,
+        rule_kind="threshold",
+        fingerprint=fp,
+        labels=labels,
+        annotations={"summary": f"{rule} summary"},
+        previous=previous,
+        state=state,
+        ts=ts,  # type: ignore[arg-type]
+        active_since=ts,
+        starts_at=ts if state == "firing" else None,
+        ends_at=ts if state == "resolved" else None,
+        value=72.0,
+        threshold=50.0,
+        seq=seq,
         idempotency_key=f"{rule}{fp}{seq}",
-    )  # fmt: skip
+    )
 
 
 def plant_alerts(settings: Settings) -> None:
@@ -191,12 +217,26 @@ def plant_alerts(settings: Settings) -> None:
                     "app": "catalog",
                     "env": "preprod",
                 }
-            }  # fmt: skip
+            }
         ),
     ]
-    names = ["rule", "rule_kind", "fingerprint", "labels", "annotations", "previous", "state",
-             "ts", "active_since", "starts_at", "ends_at", "value", "threshold", "seq",
-             "idempotency_key"]  # fmt: skip
+    names = [
+        "rule",
+        "rule_kind",
+        "fingerprint",
+        "labels",
+        "annotations",
+        "previous",
+        "state",
+        "ts",
+        "active_since",
+        "starts_at",
+        "ends_at",
+        "value",
+        "threshold",
+        "seq",
+        "idempotency_key",
+    ]
     data = [[getattr(t, n) for n in names] for t in rows]
     client = get_client(settings.clickhouse, database=settings.clickhouse.database)
     client.insert("alerts", data, column_names=names)
@@ -233,8 +273,22 @@ def test_backtest_finds_the_firing_planted_in_the_rollups(
     with a 12-minute burst yesterday; other apps and envs burst too and must be ignored."""
     start = (NOW - timedelta(days=2)).replace(second=0)
     burst = start + timedelta(hours=30)
-    names = ["app", "env", "kind", "key", "bucket_start", "bucket_seconds", "count", "sums",
-             "mins", "maxs", "first_ts", "last_ts", "source_partition", "emitted_at"]  # fmt: skip
+    names = [
+        "app",
+        "env",
+        "kind",
+        "key",
+        "bucket_start",
+        "bucket_seconds",
+        "count",
+        "sums",
+        "mins",
+        "maxs",
+        "first_ts",
+        "last_ts",
+        "source_partition",
+        "emitted_at",
+    ]
     data = []
     for minute in range(0, 2 * 24 * 60 - 10):
         at = start + timedelta(minutes=minute)
@@ -245,8 +299,24 @@ def test_backtest_finds_the_firing_planted_in_the_rollups(
             ("checkout", "preprod", 0, 500),
             ("catalog", "prod", 0, 500),
         ):
-            data.append([app_, env, "error", "ValueError", at, 60, count, {}, {}, {},
-                         at, at + timedelta(seconds=59), partition, at + timedelta(minutes=1)])  # fmt: skip
+            data.append(
+                [
+                    app_,
+                    env,
+                    "error",
+                    "ValueError",
+                    at,
+                    60,
+                    count,
+                    {},
+                    {},
+                    {},
+                    at,
+                    at + timedelta(seconds=59),
+                    partition,
+                    at + timedelta(minutes=1),
+                ]
+            )
     client = get_client(settings.clickhouse, database=settings.clickhouse.database)
     client.insert("rollups", data, column_names=names)
 

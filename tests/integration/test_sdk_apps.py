@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 import shiftright
+from shiftright_server.infra.clickhouse import get_client
+from shiftright_server.infra.settings import Settings
+from shiftright_server.infra.startup import create_topics
 
-from infra.clickhouse import get_client
-from infra.settings import Settings
-from infra.startup import create_topics
 from tests.integration.conftest import wait_for
 from tests.integration.kafka_fixture import start_kafka, stop_kafka
 from tests.integration.pipeline import Pipeline
@@ -84,14 +84,24 @@ def client_for(base: str) -> httpx.Client:
 
 
 def init_sdk(app: str, settings: Settings, **options: Any) -> None:
-    shiftright.init(app=app, env="preprod", release="1.0.0", kafka=settings.kafka.bootstrap_servers,
-                    namespace=settings.namespace, **options)  # fmt: skip
+    shiftright.init(
+        app=app,
+        env="preprod",
+        release="1.0.0",
+        kafka=settings.kafka.bootstrap_servers,
+        namespace=settings.namespace,
+        **options,
+    )
 
 
 def health_delivered(at_least: int) -> None:
     """Wait until the SDK's health thread has had ``at_least`` snapshots delivered."""
-    wait_for(lambda: shiftright.stats()["delivered_by_kind"].get("health", 0) >= at_least, 20,
-             lambda: f"{at_least} health snapshot(s) delivered: {shiftright.stats()}", 0.05)  # fmt: skip
+    wait_for(
+        lambda: shiftright.stats()["delivered_by_kind"].get("health", 0) >= at_least,
+        20,
+        lambda: f"{at_least} health snapshot(s) delivered: {shiftright.stats()}",
+        0.05,
+    )
 
 
 def rows(client: Any, query: str) -> list[tuple[Any, ...]]:
@@ -139,8 +149,11 @@ def test_fastapi_and_flask_apps_end_as_rows_in_clickhouse(
             ("shop-api", "/orders/{order_id}/pay", "POST", 200, 3),
             ("shop-api", "/orders/{order_id}/pay", "POST", 500, 2),
         ]
-        wait_for(lambda: sql(requests) == expected, 90,
-                 lambda: f"request rows {sql(requests)}\n{pipeline.log('sink')}")  # fmt: skip
+        wait_for(
+            lambda: sql(requests) == expected,
+            90,
+            lambda: f"request rows {sql(requests)}\n{pipeline.log('sink')}",
+        )
 
         errors = """SELECT app, exception_type, route, handled, user_id, count()
                     FROM events_error GROUP BY ALL ORDER BY ALL"""
@@ -156,10 +169,10 @@ def test_fastapi_and_flask_apps_end_as_rows_in_clickhouse(
         wait_for(lambda: sql(tracked) == [(5,)], 60, lambda: f"checkout.pay rows {sql(tracked)}")
         linked = sql("""SELECT count() FROM events_error AS e JOIN events_usage AS u
                         ON e.attributes['request.id'] = u.attributes['request.id']
-                        WHERE u.status_code = 500 AND u.name != 'checkout.pay'""")  # fmt: skip
+                        WHERE u.status_code = 500 AND u.name != 'checkout.pay'""")
         assert linked == [(4,)], "each error event shares its request's id"
         in_app = sql("""SELECT tupleElement(frames[-1], 'function'), tupleElement(frames[-1], 'in_app')
-                        FROM events_error WHERE app = 'shop-api' LIMIT 1""")  # fmt: skip
+                        FROM events_error WHERE app = 'shop-api' LIMIT 1""")
         assert in_app == [("create_app.<locals>.pay", True)]
         assert sql(
             "SELECT count(), uniqExact(user_id) FROM events_usage WHERE user_id = 'u-1'"
@@ -167,7 +180,7 @@ def test_fastapi_and_flask_apps_end_as_rows_in_clickhouse(
         health = sql("""SELECT mapContains(metrics, 'system.cpu.utilization')
                                AND metrics['system.cpu.utilization'] BETWEEN 0 AND 1,
                                metrics['process.memory.usage'] > 0
-                        FROM events_health WHERE app = 'shop-api'""")  # fmt: skip
+                        FROM events_health WHERE app = 'shop-api'""")
         assert health and all(row == (True, True) for row in health)
         assert sql("SELECT count() FROM dead_letters") == [(0,)]
     finally:
@@ -180,15 +193,42 @@ def test_mark_deploy_and_flag_from_both_clis(
 ) -> None:
     pipeline = Pipeline(settings)
     pipeline.start("sink")
-    env = {**os.environ, "SHIFTRIGHT_KAFKA__BOOTSTRAP": settings.kafka.bootstrap_servers,
-           "SHIFTRIGHT_NAMESPACE": settings.namespace}  # fmt: skip
+    env = {
+        **os.environ,
+        "SHIFTRIGHT_KAFKA__BOOTSTRAP": settings.kafka.bootstrap_servers,
+        "SHIFTRIGHT_NAMESPACE": settings.namespace,
+    }
     try:
-        sdk_cli = [sys.executable, "-m", "shiftright", "mark", "deploy", "--app", "checkout",
-                   "--env", "prod", "--release", "1.4.3", "--actor", "ci-bot"]  # fmt: skip
+        sdk_cli = [
+            sys.executable,
+            "-m",
+            "shiftright",
+            "mark",
+            "deploy",
+            "--app",
+            "checkout",
+            "--env",
+            "prod",
+            "--release",
+            "1.4.3",
+            "--actor",
+            "ci-bot",
+        ]
         done = subprocess.run(sdk_cli, env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0 and "marked deploy of 1.4.3" in done.stdout, done.stderr
-        main_cli = [sys.executable, "-m", "infra.cli", "mark", "flag", "new-checkout", "on",
-                    "--app", "checkout", "--env", "prod"]  # fmt: skip
+        main_cli = [
+            sys.executable,
+            "-m",
+            "shiftright_server.infra.cli",
+            "mark",
+            "flag",
+            "new-checkout",
+            "on",
+            "--app",
+            "checkout",
+            "--env",
+            "prod",
+        ]
         done = subprocess.run(main_cli, env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0 and "marked flag new-checkout on" in done.stdout, done.stderr
         query = """SELECT change_type, name, value, previous_value, actor FROM events_change
@@ -206,10 +246,27 @@ def test_unreachable_broker_makes_mark_fail_quickly(settings: Settings) -> None:
     [port] = free_ports(1)
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "shiftright", "mark", "flag", "f", "off", "--app", "a", "--env", "e",
-         "--kafka", f"127.0.0.1:{port}", "--timeout", "3"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "shiftright",
+            "mark",
+            "flag",
+            "f",
+            "off",
+            "--app",
+            "a",
+            "--env",
+            "e",
+            "--kafka",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1 and "did not acknowledge" in done.stderr
     assert time.monotonic() - started < 20
 
@@ -258,8 +315,11 @@ def test_broker_outage_app_keeps_serving_drops_are_counted_events_resume(
                 now = shiftright.stats()
                 return sum(now["failed"].values()) + sum(now["dropped"].values())
 
-            wait_for(lambda: undelivered() > 0, 30,
-                     lambda: f"undelivered events counted: {shiftright.stats()}")  # fmt: skip
+            wait_for(
+                lambda: undelivered() > 0,
+                30,
+                lambda: f"undelivered events counted: {shiftright.stats()}",
+            )
             stats = shiftright.stats()
 
             launcher.launch()
@@ -267,13 +327,20 @@ def test_broker_outage_app_keeps_serving_drops_are_counted_events_resume(
             deadline = time.monotonic() + 60
             while shiftright.flush(5) and time.monotonic() < deadline:
                 pass
-            wait_for(lambda: count("after") == 50, 90,
-                     lambda: f"events after the broker returned: {count('after')}/50, {shiftright.stats()}")  # fmt: skip
+            wait_for(
+                lambda: count("after") == 50,
+                90,
+                lambda: (
+                    f"events after the broker returned: {count('after')}/50, {shiftright.stats()}"
+                ),
+            )
 
         p50 = statistics.median(before), statistics.median(during)
         p99 = sorted(before)[98], sorted(during)[197]
-        print(f"request latency before/during the outage: p50 {p50[0] * 1e3:.2f}/{p50[1] * 1e3:.2f} ms,"
-              f" p99 {p99[0] * 1e3:.2f}/{p99[1] * 1e3:.2f} ms; SDK counters at the outage's end: {stats}")  # fmt: skip
+        print(
+            f"request latency before/during the outage: p50 {p50[0] * 1e3:.2f}/{p50[1] * 1e3:.2f} ms,"
+            f" p99 {p99[0] * 1e3:.2f}/{p99[1] * 1e3:.2f} ms; SDK counters at the outage's end: {stats}"
+        )
         assert p50[1] < p50[0] * 3 + 0.005, (
             f"p50 {p50[0] * 1e3:.1f} ms before vs {p50[1] * 1e3:.1f} ms during"
         )

@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
+from shiftright_server.infra.settings import Settings
+from shiftright_server.schemas import topics
+from shiftright_server.streams.app import LogEnds
+from shiftright_server.streams.gaps import GapReader
 
-from infra.settings import Settings
-from schemas import topics
-from streams.app import LogEnds
-from streams.gaps import GapReader
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import KINDS, Pipeline, emit_batched, make_events
 

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from shiftright_server.infra.clickhouse import get_client
+from shiftright_server.infra.settings import Settings
+from shiftright_server.sinks.errors import RejectedRowsError
+from shiftright_server.sinks.rows import COLUMNS
+from shiftright_server.sinks.warehouse import ClickHouseWarehouse
 
-from infra.clickhouse import get_client
-from infra.settings import Settings
-from sinks.errors import RejectedRowsError
-from sinks.rows import COLUMNS
-from sinks.warehouse import ClickHouseWarehouse
 from tests.fakes import FakeWarehouse
 
 T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
@@ -23,10 +23,33 @@ def usage_columns(
     offsets: list[int], topic: str = "events.usage.v1", partition: int = 0
 ) -> list[list]:  # type: ignore[type-arg]
     rows = [
-        (uuid.uuid4(), T0, "checkout", "prod", "1.0", "h", "i", "", "u", "c", "user", {}, "cart.add",
-         "/cart", "POST", 200, 1.5, None, T0, topic, partition, off, 0)
+        (
+            uuid.uuid4(),
+            T0,
+            "checkout",
+            "prod",
+            "1.0",
+            "h",
+            "i",
+            "",
+            "u",
+            "c",
+            "user",
+            {},
+            "cart.add",
+            "/cart",
+            "POST",
+            200,
+            1.5,
+            None,
+            T0,
+            topic,
+            partition,
+            off,
+            0,
+        )
         for off in offsets
-    ]  # fmt: skip
+    ]
     return [list(c) for c in zip(*rows, strict=True)]
 
 

@@ -35,7 +35,15 @@ def start_warehouse(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes],
     log_path = Path(data_dir).parent / f"warehouse-{port}.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "infra.warehouse", "--data-dir", str(data_dir), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "shiftright_server.infra.warehouse",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+        ],
         cwd=_REPO_ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -46,14 +46,14 @@ def _no_services(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.setattr(clickhouse_connect, "get_client", refused[clickhouse_connect.get_client])
     for name, module in list(sys.modules.items()):
-        if name.split(".")[0] not in _PROJECT or module is None:
+        if not name.startswith(_PROJECT) or module is None:
             continue
         for attr, value in list(vars(module).items()):
             if _hashable(value) and value in refused:
                 monkeypatch.setattr(module, attr, refused[value])
 
 
-_PROJECT = {"schemas", "producers", "streams", "sinks", "infra"}
+_PROJECT = ("shiftright_server.", "shiftright.")
 
 
 def _hashable(value: Any) -> bool:

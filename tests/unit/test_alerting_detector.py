@@ -11,8 +11,8 @@ import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
-from streams.alerting.detect import main
-from streams.alerting.detector import AnomalyDetector, DetectorConfig
+from shiftright_server.streams.alerting.detect import main
+from shiftright_server.streams.alerting.detector import AnomalyDetector, DetectorConfig
 
 T0 = 1_795_392_000_000  # 2026-11-23 00:00 UTC, a Monday
 STEP = 5 * 60 * 1000  # a point every 5 minutes
@@ -128,16 +128,24 @@ def test_detect_csv_prints_one_score_per_row_using_only_past_rows(tmp_path: Path
 def test_detect_runs_as_a_module(tmp_path: Path) -> None:
     (tmp_path / "c.csv").write_text("1795392000,1\n1795392060,2\n1795392120,x\n1795392180,inf\n")
     done = subprocess.run(
-        [sys.executable, "-m", "streams.alerting.detect", "--csv", str(tmp_path / "c.csv")],
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "shiftright_server.streams.alerting.detect",
+            "--csv",
+            str(tmp_path / "c.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     assert done.stdout.splitlines() == ["0.000000"] * 4
 
 
 def test_shiftright_detect_is_the_same_command(tmp_path: Path) -> None:
+    from shiftright_server.infra.cli import app
     from typer.testing import CliRunner
-
-    from infra.cli import app
 
     rng = random.Random(4)
     _csv(tmp_path / "a.csv", [100 + rng.gauss(0, 2) for _ in range(50)])

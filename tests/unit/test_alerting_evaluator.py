@@ -7,10 +7,9 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import TypeAdapter
-
-from schemas.alerts import Rule
-from schemas.records import ErrorGroupTransition, Rollup
-from streams.alerting.evaluator import Evaluator
+from shiftright_server.schemas.alerts import Rule
+from shiftright_server.schemas.records import ErrorGroupTransition, Rollup
+from shiftright_server.streams.alerting.evaluator import Evaluator
 
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # a Monday
 RULE = TypeAdapter(Rule)
@@ -74,8 +73,13 @@ def test_transitions_carry_labels_annotations_and_distinct_idempotency_keys() ->
     ev.observe("cpu", {"host": "h1"}, at(0), 0.95)
     (t,) = ev.evaluate(at(0.5))
     assert t.labels == {
-        "alertname": "cpu", "app": "checkout", "env": "prod", "host": "h1", "severity": "warning", "team": "pay",
-    }  # fmt: skip
+        "alertname": "cpu",
+        "app": "checkout",
+        "env": "prod",
+        "host": "h1",
+        "severity": "warning",
+        "team": "pay",
+    }
     assert t.annotations == {"summary": "CPU 0.95 on h1"}
     assert t.starts_at == at(0.5) and t.value == 0.95
     ev.observe("cpu", {"host": "h1"}, at(1), 0.1)
@@ -140,10 +144,19 @@ def test_rollups_feed_rules_scoped_to_their_app_and_source() -> None:
 
     def rollup(app: str, kind: str, key: str, count: int, failures: float) -> Rollup:
         return Rollup(
-            app=app, env="prod", kind=kind, key=key, bucket_start=at(0), bucket_seconds=60,
-            count=count, sums={"failures": failures}, first_ts=at(0), last_ts=at(0.9),
-            source_partition=0, emitted_at=at(1),
-        )  # fmt: skip
+            app=app,
+            env="prod",
+            kind=kind,
+            key=key,
+            bucket_start=at(0),
+            bucket_seconds=60,
+            count=count,
+            sums={"failures": failures},
+            first_ts=at(0),
+            last_ts=at(0.9),
+            source_partition=0,
+            emitted_at=at(1),
+        )
 
     ev.observe_rollup(rollup("catalog", "usage", "search", 100, 90))  # other app
     ev.observe_rollup(rollup("checkout", "health", "h1", 100, 90))  # other source
@@ -165,10 +178,18 @@ def test_error_group_rule_fires_on_a_regression_and_resolves_after_quiet() -> No
 
     def transition(kind: str) -> ErrorGroupTransition:
         return ErrorGroupTransition(
-            group_id="g1", app="checkout", env="prod", kind=kind, ts=at(0),  # type: ignore[arg-type]
-            event_id=UUID(int=1), previous_status="resolved", status="unresolved",
-            title="KeyError: 'sku'", exception_type="KeyError", count=7,
-        )  # fmt: skip
+            group_id="g1",
+            app="checkout",
+            env="prod",
+            kind=kind,
+            ts=at(0),  # type: ignore[arg-type]
+            event_id=UUID(int=1),
+            previous_status="resolved",
+            status="unresolved",
+            title="KeyError: 'sku'",
+            exception_type="KeyError",
+            count=7,
+        )
 
     ev.observe_error_transition(transition("new"))  # not a kind the rule wants
     assert ev.evaluate(at(0.1)) == []
@@ -237,14 +258,22 @@ def ev_run_keys(ev: Evaluator, values: list[float], start: int = 0):  # type: ig
 
 
 def test_backtest_replays_stored_rollups_through_the_same_rules() -> None:
-    from streams.alerting.backtest import backtest, when_fired
+    from shiftright_server.streams.alerting.backtest import backtest, when_fired
 
     def usage(minute: int, count: int) -> Rollup:
         return Rollup(
-            app="checkout", env="prod", kind="usage", key="pay", bucket_start=at(minute),
-            bucket_seconds=60, count=count, first_ts=at(minute), last_ts=at(minute + 0.9),
-            source_partition=0, emitted_at=at(minute + 1),
-        )  # fmt: skip
+            app="checkout",
+            env="prod",
+            kind="usage",
+            key="pay",
+            bucket_start=at(minute),
+            bucket_seconds=60,
+            count=count,
+            first_ts=at(minute),
+            last_ts=at(minute + 0.9),
+            source_partition=0,
+            emitted_at=at(minute + 1),
+        )
 
     history = [usage(m, 100) for m in range(30)] + [usage(m, 100) for m in range(40, 50)]
     quiet = rule(name="quiet", kind="absence", after="3m", scope={"app": "checkout"})
@@ -267,9 +296,14 @@ def test_absence_ignores_series_too_rare_to_be_missed() -> None:
 
 def test_latency_anomaly_on_a_quiet_feature_is_held_back_by_the_volume_guard() -> None:
     r = rule(
-        name="slow", kind="anomaly", measure="avg:duration_ms", direction="up",
-        min_volume=20, warmup_points=20, scope={"app": "checkout"},
-    )  # fmt: skip
+        name="slow",
+        kind="anomaly",
+        measure="avg:duration_ms",
+        direction="up",
+        min_volume=20,
+        warmup_points=20,
+        scope={"app": "checkout"},
+    )
     ev = Evaluator([r])
     fired = []
     for feature, requests in (("rare", 3.0), ("busy", 200.0)):

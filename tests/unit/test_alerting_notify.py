@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas.alerts import AlertTransition, InhibitRule, Silence, Subscription
-from streams.alerting.evaluator import fingerprint, idempotency_key
-from streams.alerting.notify import Notification, Notifier
-from streams.alerting.payloads import (
+from shiftright_server.schemas.alerts import AlertTransition, InhibitRule, Silence, Subscription
+from shiftright_server.streams.alerting.evaluator import fingerprint, idempotency_key
+from shiftright_server.streams.alerting.notify import Notification, Notifier
+from shiftright_server.streams.alerting.payloads import (
     alertmanager_payload,
     email_message,
     render_email,
@@ -27,19 +27,30 @@ def alert(rule: str, state: str, when: float, seq: int = 1, **labels: str) -> Al
     full = {"alertname": rule, "app": "checkout", "env": "prod", "severity": "warning"} | labels
     fp = fingerprint(full)
     return AlertTransition(
-        rule=rule, rule_kind="threshold", fingerprint=fp, labels=full,
+        rule=rule,
+        rule_kind="threshold",
+        fingerprint=fp,
+        labels=full,
         annotations={"summary": f"{rule} on {full.get('host', '-')}"},
-        previous="pending" if state == "firing" else "firing", state=state,  # type: ignore[arg-type]
-        ts=at(when), starts_at=at(0), ends_at=at(when) if state == "resolved" else None,
-        seq=seq, idempotency_key=idempotency_key(rule, fp, seq, state),
-    )  # fmt: skip
+        previous="pending" if state == "firing" else "firing",
+        state=state,  # type: ignore[arg-type]
+        ts=at(when),
+        starts_at=at(0),
+        ends_at=at(when) if state == "resolved" else None,
+        seq=seq,
+        idempotency_key=idempotency_key(rule, fp, seq, state),
+    )
 
 
 def sub(**fields: Any) -> Subscription:
     base: dict[str, Any] = {
-        "name": "oncall", "channel": "webhook", "to": "http://127.0.0.1:9/hook",
-        "group_wait": "5s", "group_interval": "30s", "repeat_interval": "1h",
-    }  # fmt: skip
+        "name": "oncall",
+        "channel": "webhook",
+        "to": "http://127.0.0.1:9/hook",
+        "group_wait": "5s",
+        "group_interval": "30s",
+        "repeat_interval": "1h",
+    }
     return Subscription.model_validate(base | fields)
 
 
@@ -87,10 +98,16 @@ def test_resolve_notifications_follow_the_subscription() -> None:
 
 
 def test_a_silence_mutes_matching_alerts_only_while_active() -> None:
-    silence = Silence.model_validate({
-        "id": "deploy", "matchers": ["host=h1"], "starts_at": at(0), "ends_at": at(100),
-        "created_by": "alice@shop.example", "comment": "rolling restart",
-    })  # fmt: skip
+    silence = Silence.model_validate(
+        {
+            "id": "deploy",
+            "matchers": ["host=h1"],
+            "starts_at": at(0),
+            "ends_at": at(100),
+            "created_by": "alice@shop.example",
+            "comment": "rolling restart",
+        }
+    )
     n = Notifier([sub()], [silence])
     n.ingest([alert("cpu", "firing", 0, host="h1"), alert("cpu", "firing", 0, host="h2")], at(0))
     (sent,) = n.flush(at(5))
@@ -156,9 +173,17 @@ def _notification() -> Notification:
 def test_webhook_payload_has_exactly_the_alertmanager_v4_fields() -> None:
     body = alertmanager_payload(_notification(), URL)
     assert list(body) == [
-        "version", "groupKey", "truncatedAlerts", "status", "receiver", "groupLabels",
-        "commonLabels", "commonAnnotations", "externalURL", "alerts",
-    ]  # fmt: skip
+        "version",
+        "groupKey",
+        "truncatedAlerts",
+        "status",
+        "receiver",
+        "groupLabels",
+        "commonLabels",
+        "commonAnnotations",
+        "externalURL",
+        "alerts",
+    ]
     assert body["version"] == "4" and body["status"] == "firing" and body["receiver"] == "oncall"
     assert (
         body["groupKey"]

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import pytest
-
-from schemas.alerts import AbsenceRule, Matcher, ThresholdRule
-from streams.alerting.loader import RuleFileError, diff, load_rules
+from shiftright_server.schemas.alerts import AbsenceRule, Matcher, ThresholdRule
+from shiftright_server.streams.alerting.loader import RuleFileError, diff, load_rules
 
 GOOD = """\
 rules:

@@ -8,12 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-
-from schemas import wire
-from schemas.alerts import Rule
-from schemas.events import EVENT_ADAPTER
-from schemas.records import Rollup
-from streams.alerting.signals import (
+from shiftright_server.schemas import wire
+from shiftright_server.schemas.alerts import Rule
+from shiftright_server.schemas.events import EVENT_ADAPTER
+from shiftright_server.schemas.records import Rollup
+from shiftright_server.streams.alerting.signals import (
     CLOSED,
     HEADER_SIGNAL,
     OPEN,
@@ -21,17 +20,26 @@ from streams.alerting.signals import (
     AlertPartition,
     SignalBoard,
 )
-from streams.processor import Record
-from streams.rollup import PartitionRollup
+from shiftright_server.streams.processor import Record
+from shiftright_server.streams.rollup import PartitionRollup
+
 from tests.builders import event
 
 T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)
 ERRORS = TypeAdapter(Rule).validate_python(
-    {"name": "errors-high", "kind": "threshold", "measure": "count", "aggregate": "sum",
-     "window": "30s", "op": ">", "threshold": 5, "severity": "critical",
-     "scope": {"app": "checkout", "env": "prod", "source": "error", "per_key": False}}
-)  # fmt: skip
+    {
+        "name": "errors-high",
+        "kind": "threshold",
+        "measure": "count",
+        "aggregate": "sum",
+        "window": "30s",
+        "op": ">",
+        "threshold": 5,
+        "severity": "critical",
+        "scope": {"app": "checkout", "env": "prod", "source": "error", "per_key": False},
+    }
+)
 
 
 def error_at(seconds: float, kind: str = "TimeoutError") -> Any:
@@ -79,10 +87,20 @@ def test_signal_buckets_survive_a_restart_with_the_state() -> None:
 
 
 def snapshot(count: int, start: datetime = T0, **sums: float) -> Rollup:
-    return Rollup(app="checkout", env="prod", kind="error", key="TimeoutError",
-                  bucket_start=start, bucket_seconds=10, count=count, sums=sums,
-                  first_ts=start, last_ts=start + timedelta(seconds=count % 10),
-                  source_partition=2, emitted_at=NOW)  # fmt: skip
+    return Rollup(
+        app="checkout",
+        env="prod",
+        kind="error",
+        key="TimeoutError",
+        bucket_start=start,
+        bucket_seconds=10,
+        count=count,
+        sums=sums,
+        first_ts=start,
+        last_ts=start + timedelta(seconds=count % 10),
+        source_partition=2,
+        emitted_at=NOW,
+    )
 
 
 def test_the_board_turns_snapshots_into_increments_and_ignores_replays() -> None:
@@ -114,8 +132,13 @@ def test_an_error_burst_fires_from_open_buckets_and_a_replay_does_not_double_it(
     assert firing[0] == "firing"
     # restarted from the earlier save; Kafka redelivers both records and one more
     again = AlertPartition([ERRORS], saved)
-    again.apply([signal_record(0, [snapshot(4)]), signal_record(1, [snapshot(7)]),
-                 signal_record(2, [snapshot(7)])])  # fmt: skip
+    again.apply(
+        [
+            signal_record(0, [snapshot(4)]),
+            signal_record(1, [snapshot(7)]),
+            signal_record(2, [snapshot(7)]),
+        ]
+    )
     assert again.evaluator.series["errors-high"]  # the series is there ...
     (refired,) = fired(again, T0 + timedelta(seconds=6))
     assert refired == firing  # ... fires once, with the same idempotency key
@@ -125,9 +148,13 @@ def test_an_error_burst_fires_from_open_buckets_and_a_replay_does_not_double_it(
 
 def test_closed_rollups_reach_anomaly_rules_only() -> None:
     anomaly = TypeAdapter(Rule).validate_python(
-        {"name": "odd", "kind": "anomaly", "measure": "count",
-         "scope": {"app": "checkout", "env": "prod", "source": "error", "per_key": False}}
-    )  # fmt: skip
+        {
+            "name": "odd",
+            "kind": "anomaly",
+            "measure": "count",
+            "scope": {"app": "checkout", "env": "prod", "source": "error", "per_key": False},
+        }
+    )
     part = AlertPartition([ERRORS, anomaly])
     minute = snapshot(50).model_copy(update={"bucket_seconds": 60})
     part.apply([signal_record(0, [minute], CLOSED)])
@@ -139,8 +166,12 @@ def test_closed_rollups_reach_anomaly_rules_only() -> None:
 
 def test_records_that_are_not_signals_are_counted_not_fatal() -> None:
     part = AlertPartition([ERRORS])
-    part.apply([signal_record(0, [snapshot(1)]), Record("signals.v1", 0, 1, b"{oops", 0,
-                                                        [(HEADER_SIGNAL, OPEN)])])  # fmt: skip
+    part.apply(
+        [
+            signal_record(0, [snapshot(1)]),
+            Record("signals.v1", 0, 1, b"{oops", 0, [(HEADER_SIGNAL, OPEN)]),
+        ]
+    )
     assert part.rejected == 1 and part.offset == 1
 
 

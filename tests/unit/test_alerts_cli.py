@@ -17,16 +17,15 @@ import hypothesis
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
+from shiftright_server.infra import alerts_cli
+from shiftright_server.infra.alerts_api import AlertingApi, create_alerting_app
+from shiftright_server.infra.cli import app
+from shiftright_server.producers.gateway.keys import IngestKey, KeyStore, Lookup
+from shiftright_server.schemas.alerts import Silence
+from shiftright_server.schemas.records import Rollup
+from shiftright_server.streams.alerting.loader import load_rules
+from shiftright_server.streams.alerting.store import AlertingConfig
 from typer.testing import CliRunner
-
-from infra import alerts_cli
-from infra.alerts_api import AlertingApi, create_alerting_app
-from infra.cli import app
-from producers.gateway.keys import IngestKey, KeyStore, Lookup
-from schemas.alerts import Silence
-from schemas.records import Rollup
-from streams.alerting.loader import load_rules
-from streams.alerting.store import AlertingConfig
 
 RULES = """\
 rules:
@@ -68,9 +67,14 @@ class FakeStore:
     def apply(self, text: str, author: str, source: str = "") -> AlertingConfig:
         rules = load_rules(text, source or "<rules>")
         self.config = dataclasses.replace(
-            self.config, rules=rules, text=text, version=self.config.version + 1,
-            applied_by=author, applied_at=datetime.now(UTC), source=source,
-        )  # fmt: skip
+            self.config,
+            rules=rules,
+            text=text,
+            version=self.config.version + 1,
+            applied_by=author,
+            applied_at=datetime.now(UTC),
+            source=source,
+        )
         return self.config
 
     def add_silence(self, silence: Silence) -> None:
@@ -146,9 +150,11 @@ def test_apply_shows_the_diff_then_the_new_version(store: FakeStore, rules_file:
     assert store.config.applied_by == "alice" and store.config.source == str(rules_file)
 
     rules_file.write_text(
-        RULES.replace("threshold: 50", "threshold: 80").replace("after: 3m", "after: 5m")
-        .split("subscriptions:")[0] + "subscriptions: []\n"
-    )  # fmt: skip
+        RULES.replace("threshold: 50", "threshold: 80")
+        .replace("after: 3m", "after: 5m")
+        .split("subscriptions:")[0]
+        + "subscriptions: []\n"
+    )
     second = run("rules", "apply", str(rules_file), "--yes", "--author", "bob")
     text = _squash(second.output)
     assert "against version 1, applied by alice" in text
@@ -221,9 +227,19 @@ def test_list_and_show_print_the_applied_version(store: FakeStore, rules_file: P
 def test_silence_add_list_delete(store: FakeStore, rules_file: Path) -> None:
     run("rules", "apply", str(rules_file), "--yes")
     added = run(
-        "silence", "add", "--match", "app=checkout", "--match", "severity=warning",
-        "--for", "2h", "--comment", "deploy window", "--by", "carol",
-    )  # fmt: skip
+        "silence",
+        "add",
+        "--match",
+        "app=checkout",
+        "--match",
+        "severity=warning",
+        "--for",
+        "2h",
+        "--comment",
+        "deploy window",
+        "--by",
+        "carol",
+    )
     assert added.exit_code == 0, added.output
     silence_id = added.stdout.splitlines()[0]
     silence = store.config.silences[silence_id]
@@ -303,18 +319,70 @@ class FakeWarehouse:
         self.queries.append((sql, parameters or {}))
         if "FROM alerts_current" in sql:
             cols = alerts_cli._ALERT_COLUMNS.split(", ")
-            firing = ["checkout-errors", "fp1", "firing", {"alertname": "checkout-errors",
-                      "severity": "critical", "app": "checkout", "env": "prod"},
-                      {"summary": "72 errors"}, T0, T0, 72.0, 50.0, T0]  # fmt: skip
-            pending = ["checkout-silent", "fp2", "pending", {"alertname": "checkout-silent",
-                       "severity": "warning", "app": "checkout", "env": "prod"}, {}, None, T0,
-                       0.0, None, T0]  # fmt: skip
+            firing = [
+                "checkout-errors",
+                "fp1",
+                "firing",
+                {
+                    "alertname": "checkout-errors",
+                    "severity": "critical",
+                    "app": "checkout",
+                    "env": "prod",
+                },
+                {"summary": "72 errors"},
+                T0,
+                T0,
+                72.0,
+                50.0,
+                T0,
+            ]
+            pending = [
+                "checkout-silent",
+                "fp2",
+                "pending",
+                {
+                    "alertname": "checkout-silent",
+                    "severity": "warning",
+                    "app": "checkout",
+                    "env": "prod",
+                },
+                {},
+                None,
+                T0,
+                0.0,
+                None,
+                T0,
+            ]
             return Result(cols, [firing, pending])
         if "FROM alerts FINAL" in sql:
-            cols = ["ts", "rule", "rule_kind", "fingerprint", "previous", "state", "labels",
-                    "value", "threshold", "starts_at", "ends_at", "seq"]  # fmt: skip
-            row = [T0, "checkout-errors", "threshold", "fp1", "pending", "firing",
-                   {"app": "checkout", "env": "prod"}, 72.0, 50.0, T0, None, 2]  # fmt: skip
+            cols = [
+                "ts",
+                "rule",
+                "rule_kind",
+                "fingerprint",
+                "previous",
+                "state",
+                "labels",
+                "value",
+                "threshold",
+                "starts_at",
+                "ends_at",
+                "seq",
+            ]
+            row = [
+                T0,
+                "checkout-errors",
+                "threshold",
+                "fp1",
+                "pending",
+                "firing",
+                {"app": "checkout", "env": "prod"},
+                72.0,
+                50.0,
+                T0,
+                None,
+                2,
+            ]
             return Result(cols, [row])
         if "count()" in sql:
             return Result(["count()"], [[len(self.rollups)]])
@@ -360,16 +428,30 @@ def test_backtest_prints_when_the_rule_would_have_fired(
     def bucket(minute: int, count: int) -> Rollup:
         at = T0 + timedelta(minutes=minute)
         return Rollup(
-            app="checkout", env="prod", kind="error", key="ValueError", bucket_start=at,
-            bucket_seconds=60, count=count, first_ts=at, last_ts=at + timedelta(seconds=50),
-            source_partition=0, emitted_at=at + timedelta(minutes=1),
-        )  # fmt: skip
+            app="checkout",
+            env="prod",
+            kind="error",
+            key="ValueError",
+            bucket_start=at,
+            bucket_seconds=60,
+            count=count,
+            first_ts=at,
+            last_ts=at + timedelta(seconds=50),
+            source_partition=0,
+            emitted_at=at + timedelta(minutes=1),
+        )
 
     warehouse.rollups = [bucket(m, 80 if 20 <= m < 30 else 5) for m in range(60)]
     result = run(
-        "backtest", "checkout-errors", "--file", str(rules_file),
-        "--since", T0.isoformat(), "--until", (T0 + timedelta(hours=1)).isoformat(),
-    )  # fmt: skip
+        "backtest",
+        "checkout-errors",
+        "--file",
+        str(rules_file),
+        "--since",
+        T0.isoformat(),
+        "--until",
+        (T0 + timedelta(hours=1)).isoformat(),
+    )
     assert result.exit_code == 0, result.output
     assert "60 rollups read" in result.output
     fired, resolved = _rows(result.output)[1][:2]
@@ -509,7 +591,11 @@ def test_api_fuzzed_finds_no_server_error_and_no_undocumented_answer(case: Any) 
 
     case.call_and_validate(
         headers=_auth(EditorToken.TOKEN),
-        checks=[not_a_server_error, checks.status_code_conformance,
-                checks.content_type_conformance, checks.response_schema_conformance,
-                checks.allow_header_conformance],
-    )  # fmt: skip
+        checks=[
+            not_a_server_error,
+            checks.status_code_conformance,
+            checks.content_type_conformance,
+            checks.response_schema_conformance,
+            checks.allow_header_conformance,
+        ],
+    )

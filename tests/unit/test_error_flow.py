@@ -10,19 +10,22 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from producers.simulator import Simulator
-from schemas.records import GroupedError
-from schemas.validation import Limits
-from streams.error_flow import Attach, Group, Offsets, pack_messages
-from streams.grouping import Grouper
-from streams.grouping.stages import AttachStage, GroupStage
-from streams.processor import Processor, Record
+from shiftright_server.producers.simulator import Simulator
+from shiftright_server.schemas.records import GroupedError
+from shiftright_server.schemas.validation import Limits
+from shiftright_server.streams.error_flow import Attach, Group, Offsets, pack_messages
+from shiftright_server.streams.grouping import Grouper
+from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
+from shiftright_server.streams.processor import Processor, Record
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 ERR, HEALTH, BYHOST, GROUPED, CMDS = (
-    "events.error.v1", "events.health.v1", "errors.byhost.v1", "errors.grouped.v1",
+    "events.error.v1",
+    "events.health.v1",
+    "errors.byhost.v1",
+    "errors.grouped.v1",
     "errors.commands.v1",
-)  # fmt: skip
+)
 
 
 def traffic() -> list[dict[str, Any]]:
@@ -115,8 +118,9 @@ def test_a_restarted_attach_step_reemits_in_order_and_groups_count_once() -> Non
     saved = first.dumps(0)
     assert len(hosts) > 1 and b"series" not in zlib.decompress(saved)
     sent += first.process(stream[300:400]).grouped  # lost with the crash
-    again = Attach(AttachStage(Grouper()), HEALTH, Limits(), lambda p: saved,
-                   lambda p: list(hosts.values()))  # fmt: skip
+    again = Attach(
+        AttachStage(Grouper()), HEALTH, Limits(), lambda p: saved, lambda p: list(hosts.values())
+    )
     after = again.process(stream[250:]).grouped + again.flush(0).grouped
     sent += after
     # the restored health cache attaches what an uninterrupted run attached
@@ -146,8 +150,12 @@ def test_group_state_saved_per_group_restores_and_skips_applied_records() -> Non
     table = {f"group:0:{gid}": group.group_state(0, gid) for gid in out.changed_groups[0]}
     partition_state = group.dumps(0)
 
-    restored = Group(GroupStage(), CMDS, lambda p: partition_state,
-                     lambda p: [v for k, v in table.items() if k.startswith(f"group:{p}:")])  # fmt: skip
+    restored = Group(
+        GroupStage(),
+        CMDS,
+        lambda p: partition_state,
+        lambda p: [v for k, v in table.items() if k.startswith(f"group:{p}:")],
+    )
     again = restored.process(records)  # the first 60 are replays
     assert again.replayed == 60
     total = {r.group_id: r.count for r in out.rows} | {r.group_id: r.count for r in again.rows}
@@ -160,8 +168,11 @@ def test_group_state_saved_per_group_restores_and_skips_applied_records() -> Non
 def test_offsets_name_the_records_a_restored_state_lacks_once() -> None:
     offsets = Offsets()
     offsets.applied((GROUPED, 0), 9)
-    batch = [Record(GROUPED, 0, 15, b"", 0), Record(GROUPED, 0, 16, b"", 0),
-             Record(GROUPED, 3, 4, b"", 0)]  # fmt: skip
+    batch = [
+        Record(GROUPED, 0, 15, b"", 0),
+        Record(GROUPED, 0, 16, b"", 0),
+        Record(GROUPED, 3, 4, b"", 0),
+    ]
     assert offsets.missing(batch) == {(GROUPED, 0): (10, 15), (GROUPED, 3): (0, 4)}
     assert offsets.missing(batch) == {}  # asked once
     assert offsets.missing_before([(GROUPED, 0, 10)]) == {}

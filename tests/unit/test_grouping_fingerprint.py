@@ -9,12 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from schemas.events import ErrorEvent
-from streams.grouping import Grouper
-from streams.grouping.chain import CHAIN_ATTRIBUTE, chain_of, root_cause
-from streams.grouping.frames import error_fields
-from streams.grouping.normalise import normalise_message
+from shiftright_server.schemas.events import ErrorEvent
+from shiftright_server.streams.grouping import Grouper
+from shiftright_server.streams.grouping.chain import CHAIN_ATTRIBUTE, chain_of, root_cause
+from shiftright_server.streams.grouping.frames import error_fields
+from shiftright_server.streams.grouping.normalise import normalise_message
 
 # -- app code that fails (in-app frames: this file is not a library) -------------------------
 

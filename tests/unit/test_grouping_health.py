@@ -8,27 +8,32 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from aiokafka.partitioner import murmur2
-
-from producers.simulator import Simulator
-from schemas.events import EVENT_ADAPTER, ErrorEvent, HealthEvent, partition_key
-from streams.grouping import HealthCache, HealthJoin
-from streams.grouping.keys import group_key, host_key
+from shiftright_server.producers.simulator import Simulator
+from shiftright_server.schemas.events import EVENT_ADAPTER, ErrorEvent, HealthEvent, partition_key
+from shiftright_server.streams.grouping import HealthCache, HealthJoin
+from shiftright_server.streams.grouping.keys import group_key, host_key
 
 T0 = datetime(2026, 3, 4, 14, tzinfo=UTC)
 
 
 def health(seconds: float, host: str = "h1", cpu: float = 0.5) -> HealthEvent:
     return HealthEvent(
-        app="shop", env="prod", host=host, ts=T0 + timedelta(seconds=seconds),
+        app="shop",
+        env="prod",
+        host=host,
+        ts=T0 + timedelta(seconds=seconds),
         metrics={"system.cpu.utilization": cpu},
-    )  # fmt: skip
+    )
 
 
 def error(seconds: float, host: str = "h1") -> ErrorEvent:
     return ErrorEvent(
-        app="shop", env="prod", host=host, ts=T0 + timedelta(seconds=seconds),
+        app="shop",
+        env="prod",
+        host=host,
+        ts=T0 + timedelta(seconds=seconds),
         exception_type="KeyError",
-    )  # fmt: skip
+    )
 
 
 def test_a_snapshot_within_60_s_before_the_error_is_attached_with_its_age() -> None:
@@ -159,7 +164,7 @@ def test_raw_errors_do_not_meet_their_hosts_health_until_rekeyed_by_host() -> No
 
 
 def test_a_groups_errors_span_raw_partitions_until_rekeyed_by_group() -> None:
-    from streams.grouping import Grouper, grouped_error
+    from shiftright_server.streams.grouping import Grouper, grouped_error
 
     raw = Simulator(seed=1).generate("error", 2000, T0, T0 + timedelta(hours=1))
     grouper, by_raw, by_group = Grouper(), {}, {}

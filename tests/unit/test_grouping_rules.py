@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from schemas.events import ErrorEvent, Frame
-from streams.grouping import GroupBook, Grouper, Rules, RulesError, grouped_error
+from shiftright_server.schemas.events import ErrorEvent, Frame
+from shiftright_server.streams.grouping import GroupBook, Grouper, Rules, RulesError, grouped_error
 
 T0 = datetime(2026, 3, 4, 14, tzinfo=UTC)
 
@@ -147,7 +146,7 @@ def test_a_bad_rules_file_names_the_line_and_the_field(text: str, message: str) 
 
 
 def test_the_documented_example_is_a_valid_rules_file() -> None:
-    import streams.grouping.rules as module
+    import shiftright_server.streams.grouping.rules as module
 
     doc = module.__doc__ or ""
     example = textwrap.dedent(doc.split("::\n\n", 1)[1].split("\n\n", 1)[0])

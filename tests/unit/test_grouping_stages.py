@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from producers.simulator import Simulator
-from schemas.events import EVENT_ADAPTER, ErrorEvent, HealthEvent
-from schemas.records import ErrorGroupTransition, GroupedError
-from streams.grouping import Grouper
-from streams.grouping.stages import AttachStage, GroupStage
+from shiftright_server.producers.simulator import Simulator
+from shiftright_server.schemas.events import EVENT_ADAPTER, ErrorEvent, HealthEvent
+from shiftright_server.schemas.records import ErrorGroupTransition, GroupedError
+from shiftright_server.streams.grouping import Grouper
+from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
 
 T0 = datetime(2026, 3, 4, 14, tzinfo=UTC)
 HEALTH, ERRORS = "events.health.v1", "errors.byhost.v1"

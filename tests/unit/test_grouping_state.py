@@ -7,10 +7,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from producers.simulator import Simulator
-from schemas.events import ErrorEvent, Frame
-from schemas.records import ErrorGroupCommand, ErrorGroupTransition
-from streams.grouping import GroupBook, Grouper, SpikePolicy, grouped_error
+from shiftright_server.producers.simulator import Simulator
+from shiftright_server.schemas.events import ErrorEvent, Frame
+from shiftright_server.schemas.records import ErrorGroupCommand, ErrorGroupTransition
+from shiftright_server.streams.grouping import GroupBook, Grouper, SpikePolicy, grouped_error
 
 T0 = datetime(2026, 3, 4, 14, tzinfo=UTC)
 
@@ -54,10 +54,16 @@ def make_error(
     function: str = "fetch_order",
 ) -> ErrorEvent:
     return ErrorEvent(
-        app="shop", env=env, release=release, user_id=user, customer_id=customer,
-        ts=T0 + timedelta(seconds=seconds), exception_type="KeyError",
-        exception_message="'o-1'", frames=[Frame(module="shop.orders", function=function)],
-    )  # fmt: skip
+        app="shop",
+        env=env,
+        release=release,
+        user_id=user,
+        customer_id=customer,
+        ts=T0 + timedelta(seconds=seconds),
+        exception_type="KeyError",
+        exception_message="'o-1'",
+        frames=[Frame(module="shop.orders", function=function)],
+    )
 
 
 def test_first_event_is_new_and_first_in_another_env_is_new_in_env() -> None:

@@ -27,7 +27,7 @@ def test_creating_a_clickhouse_client_fails_the_test() -> None:
 
 
 def test_project_modules_cannot_reach_kafka_either() -> None:
-    from producers.emitter import Emitter
+    from shiftright_server.producers.emitter import Emitter
 
     with pytest.raises(ServiceAccessInUnitTest):
         Emitter("127.0.0.1:9092")

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from producers.importer import (
+from shiftright_server.producers.importer import (
     ImportSetupError,
     PositionFile,
     RowMapper,
@@ -18,7 +17,7 @@ from producers.importer import (
     parse_mapping,
     position_path,
 )
-from schemas.events import ErrorEvent
+from shiftright_server.schemas.events import ErrorEvent
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TRACE = """Traceback (most recent call last):
@@ -75,8 +74,11 @@ def test_backfill_then_only_new_rows_each_run(tmp_path: Path) -> None:
     events = [ErrorEvent.model_validate(e) for e in sink.events]  # valid events
     first = events[0]
     assert (first.app, first.env, first.exception_type, first.user_id) == (
-        "checkout", "prod", "KeyError", "u1",
-    )  # fmt: skip
+        "checkout",
+        "prod",
+        "KeyError",
+        "u1",
+    )
     assert [(f.module, f.function, f.lineno, f.in_app) for f in first.frames] == [
         ("checkout.cart", "add_item", 42, True)
     ]  # parsed from the stack text, so grouping uses the in-app frames
@@ -103,8 +105,15 @@ def test_a_timestamp_cursor_imports_late_rows_that_share_the_last_timestamp(
 
 
 def test_rows_without_time_or_type_and_too_old_rows_are_counted_not_sent(tmp_path: Path) -> None:
-    url = make_db(tmp_path / "e.db", [row(1), row(60 * 24 * 40), ("not a time", "E", "", "", "a", ""),
-                                      (NOW.isoformat(), "", "", "", "a", "")])  # fmt: skip
+    url = make_db(
+        tmp_path / "e.db",
+        [
+            row(1),
+            row(60 * 24 * 40),
+            ("not a time", "E", "", "", "a", ""),
+            (NOW.isoformat(), "", "", "", "a", ""),
+        ],
+    )
     sink = FakeSink()
     stats = importer(url, MAP, tmp_path).run_once(sink)
     assert stats.emitted == 1 and len(sink.events) == 1

@@ -7,8 +7,7 @@ import sys
 
 import pytest
 import structlog
-
-from infra.logs import configure_logging
+from shiftright_server.infra.logs import configure_logging
 
 
 def test_log_lines_go_to_the_current_stderr_even_after_a_swapped_one_was_closed(

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from schemas.alerts import AlertTransition, NotificationRecord, Subscription
-from sinks.notify.delivery import Deliverer, RetryPolicy, TokenBucket
-from sinks.notify.model import (
+from shiftright_server.schemas.alerts import AlertTransition, NotificationRecord, Subscription
+from shiftright_server.sinks.notify.delivery import Deliverer, RetryPolicy, TokenBucket
+from shiftright_server.sinks.notify.model import (
     Delivery,
     dump_notification,
     from_action,
@@ -22,10 +21,15 @@ from sinks.notify.model import (
     load_notification,
     redact,
 )
-from sinks.notify.outbox import Outbox
-from sinks.notify.transports import DeliveryError, HttpTransport, PartialDelivery, http_error
-from streams.alerting.evaluator import fingerprint, idempotency_key
-from streams.alerting.notify import ActionCall, Notifier
+from shiftright_server.sinks.notify.outbox import Outbox
+from shiftright_server.sinks.notify.transports import (
+    DeliveryError,
+    HttpTransport,
+    PartialDelivery,
+    http_error,
+)
+from shiftright_server.streams.alerting.evaluator import fingerprint, idempotency_key
+from shiftright_server.streams.alerting.notify import ActionCall, Notifier
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TOPIC = "t.alerts.v1"
@@ -62,13 +66,19 @@ def transition(rule: str, state: str, when: float, seq: int = 1, **labels: str) 
     full = {"alertname": rule, "app": "checkout", "env": "prod", "severity": "warning"} | labels
     fp = fingerprint(full)
     return AlertTransition(
-        rule=rule, rule_kind="threshold", fingerprint=fp, labels=full,
+        rule=rule,
+        rule_kind="threshold",
+        fingerprint=fp,
+        labels=full,
         annotations={"summary": f"{rule} is high"},
-        previous="pending" if state == "firing" else "firing", state=state,  # type: ignore[arg-type]
-        ts=T0 + timedelta(seconds=when), starts_at=T0,
+        previous="pending" if state == "firing" else "firing",
+        state=state,  # type: ignore[arg-type]
+        ts=T0 + timedelta(seconds=when),
+        starts_at=T0,
         ends_at=T0 + timedelta(seconds=when) if state == "resolved" else None,
-        seq=seq, idempotency_key=idempotency_key(rule, fp, seq, state),
-    )  # fmt: skip
+        seq=seq,
+        idempotency_key=idempotency_key(rule, fp, seq, state),
+    )
 
 
 def subscription(channel: str = "webhook", to: str = "http://hooks.example/alert") -> Subscription:
@@ -172,8 +182,11 @@ def test_client_errors_fail_at_once_but_408_and_429_are_retried(
 ) -> None:
     first, second, third = planned(3)
     outbox.save(b"{}", {}, [first, second, third], clock())
-    hook = FakeTransport(http_error(404, "Not Found"), http_error(408, "Timeout"),
-                         http_error(429, "Too Many", headers={"Retry-After": "30"}))  # fmt: skip
+    hook = FakeTransport(
+        http_error(404, "Not Found"),
+        http_error(408, "Timeout"),
+        http_error(429, "Too Many", headers={"Retry-After": "30"}),
+    )
     sender = deliverer(outbox, clock, hook)
     sender.pump()
     by_key = {r.idempotency_key: (r.status, r.attempt) for r in records(outbox)}

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from schemas.validation import Limits
-from streams.processor import Processor, Record
+from shiftright_server.schemas.validation import Limits
+from shiftright_server.streams.processor import Processor, Record
+
 from tests.builders import encoded
 
 T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
@@ -87,7 +88,7 @@ def test_quiet_partitions_close_their_buckets_on_wall_clock() -> None:
 
 
 def test_a_batch_message_rolls_up_each_event_and_dead_letters_only_the_bad_line() -> None:
-    from schemas import wire
+    from shiftright_server.schemas import wire
 
     ts = T0 + timedelta(seconds=5)
     lines = [encoded("usage", ts, name="a"), b'{"kind": 42}', encoded("usage", ts, name="a")]

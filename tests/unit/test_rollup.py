@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from schemas.events import EVENT_ADAPTER
-from streams.rollup import PartitionRollup
+from shiftright_server.schemas.events import EVENT_ADAPTER
+from shiftright_server.streams.rollup import PartitionRollup
+
 from tests.builders import event
 
 T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)

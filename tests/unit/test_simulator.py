@@ -14,8 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
-from producers.simulator import (
+from shiftright_server.producers.simulator import (
     EVENT_KINDS,
     INCIDENT_KINDS,
     TOPOLOGY,
@@ -25,7 +24,7 @@ from producers.simulator import (
     parse_incident,
     run_realtime,
 )
-from schemas.events import EVENT_ADAPTER, HEALTH_METRICS
+from shiftright_server.schemas.events import EVENT_ADAPTER, HEALTH_METRICS
 
 WEDNESDAY = datetime(2026, 3, 4, tzinfo=UTC)
 T0 = WEDNESDAY.replace(hour=14)
@@ -201,8 +200,11 @@ def test_flat_traffic_sends_the_mean_rate_at_any_hour_of_any_day() -> None:
         return sum(e["kind"] in ("usage", "error") for e in events)
 
     saturday_night = (WEDNESDAY + timedelta(days=3)).replace(hour=3)
-    counts = [count(WEDNESDAY.replace(hour=15)), count(WEDNESDAY.replace(hour=3)),
-              count(saturday_night)]  # fmt: skip
+    counts = [
+        count(WEDNESDAY.replace(hour=15)),
+        count(WEDNESDAY.replace(hour=3)),
+        count(saturday_night),
+    ]
     assert all(abs(c - 500 * 20) < 0.05 * 500 * 20 for c in counts), counts
 
 

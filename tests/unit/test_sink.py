@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from schemas.validation import Limits
-from sinks.clickhouse_sink import ClickHouseSink, SinkConfig
-from sinks.errors import RetryableWriteError
-from sinks.router import Router
+from shiftright_server.schemas.validation import Limits
+from shiftright_server.sinks.clickhouse_sink import ClickHouseSink, SinkConfig
+from shiftright_server.sinks.errors import RetryableWriteError
+from shiftright_server.sinks.router import Router
+
 from tests.builders import encoded
 from tests.fakes import FakeConsumer, FakeMessage, FakeWarehouse
 
@@ -118,9 +119,14 @@ def test_a_restart_after_insert_but_before_commit_stores_nothing_twice() -> None
 
 
 def test_invalid_raw_events_are_left_to_the_stream_workers_and_dead_letters_are_stored() -> None:
-    headers = [("shiftright-reason", b"malformed_json"), ("shiftright-detail", b"invalid JSON"),
-               ("shiftright-source-topic", USAGE.encode()), ("shiftright-source-partition", b"0"),
-               ("shiftright-source-offset", b"1"), ("shiftright-payload-bytes", b"5")]  # fmt: skip
+    headers = [
+        ("shiftright-reason", b"malformed_json"),
+        ("shiftright-detail", b"invalid JSON"),
+        ("shiftright-source-topic", USAGE.encode()),
+        ("shiftright-source-partition", b"0"),
+        ("shiftright-source-offset", b"1"),
+        ("shiftright-payload-bytes", b"5"),
+    ]
     log = {
         (USAGE, 0): [message(USAGE, 0, 0, encoded("usage", T0)), message(USAGE, 0, 1, b"{oops")],
         (DLQ, 0): [message(DLQ, 0, 0, b"{oops", headers)],
@@ -150,7 +156,7 @@ def test_offsets_lookup_waits_for_the_warehouse_to_come_back() -> None:
 
 
 def test_a_batch_message_becomes_one_row_per_valid_event_with_its_index() -> None:
-    from schemas import wire
+    from shiftright_server.schemas import wire
 
     value = b"\n".join([encoded("usage", T0, name="a"), b"{broken", encoded("usage", T0, name="c")])
     msg = FakeMessage(USAGE, 0, 7, value, int(T0.timestamp() * 1000), list(wire.BATCH_HEADERS))

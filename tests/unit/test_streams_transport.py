@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from infra.settings import Settings, StreamSettings
-from streams.app import build_app
+from shiftright_server.infra.settings import Settings, StreamSettings
+from shiftright_server.streams.app import build_app
 
 
 def _consumer_fetch(streams: StreamSettings) -> tuple[int, int]:

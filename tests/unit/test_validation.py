@@ -7,16 +7,21 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from schemas import validation as v
-from schemas.events import ErrorEvent, HealthEvent, UsageEvent
+from shiftright_server.schemas import validation as v
+from shiftright_server.schemas.events import ErrorEvent, HealthEvent, UsageEvent
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 
 
 def usage(**over: object) -> bytes:
-    event = {"kind": "usage", "app": "checkout", "env": "prod", "name": "cart.add",
-             "ts": "2026-11-26T14:59:00.123Z", "duration_ms": 12.5}  # fmt: skip
+    event = {
+        "kind": "usage",
+        "app": "checkout",
+        "env": "prod",
+        "name": "cart.add",
+        "ts": "2026-11-26T14:59:00.123Z",
+        "duration_ms": 12.5,
+    }
     event.update(over)
     return json.dumps(event).encode()
 
@@ -60,11 +65,25 @@ def test_each_kind_validates_and_ts_is_normalised_to_utc_ms() -> None:
     got = v.parse_event(usage(ts="2026-11-26T15:59:00.123456+01:00"), "usage", NOW)
     assert isinstance(got, UsageEvent)
     assert got.ts == datetime(2026, 11, 26, 14, 59, 0, 123000, tzinfo=UTC)
-    err = json.dumps({"kind": "error", "app": "a", "env": "prod", "exception_type": "KeyError",
-                      "frames": [{"module": "m", "function": "f", "lineno": 3}]}).encode()  # fmt: skip
+    err = json.dumps(
+        {
+            "kind": "error",
+            "app": "a",
+            "env": "prod",
+            "exception_type": "KeyError",
+            "frames": [{"module": "m", "function": "f", "lineno": 3}],
+        }
+    ).encode()
     assert isinstance(v.parse_event(err, "error", NOW), ErrorEvent)
-    health = json.dumps({"kind": "health", "app": "a", "env": "prod", "host": "h1",
-                         "metrics": {"system.cpu.utilization": 0.5}}).encode()  # fmt: skip
+    health = json.dumps(
+        {
+            "kind": "health",
+            "app": "a",
+            "env": "prod",
+            "host": "h1",
+            "metrics": {"system.cpu.utilization": 0.5},
+        }
+    ).encode()
     assert isinstance(v.parse_event(health, None, NOW), HealthEvent)
 
 

@@ -1,6 +1,6 @@
 """Single events and NDJSON batches in Kafka messages."""
 
-from schemas import wire
+from shiftright_server.schemas import wire
 
 
 def test_a_message_without_the_batch_header_is_one_event_even_with_newlines() -> None:

@@ -10,9 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-
-from producers.gateway.intake import Item
-from schemas.events import EVENT_MODELS, OTEL_NAMES
+from shiftright_server.producers.gateway.intake import Item
+from shiftright_server.schemas.events import EVENT_MODELS, OTEL_NAMES
 
 #: OTel attribute → our field, for top-level fields of the event models.
 FIELD_OF_ATTRIBUTE: dict[str, str] = {

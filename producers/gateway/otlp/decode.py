@@ -14,8 +14,7 @@ from typing import Any, TypeVar
 import pydantic_core
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
-
-from producers.gateway.errors import Rejected
+from shiftright_server.producers.gateway.errors import Rejected
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"

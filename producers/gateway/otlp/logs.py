@@ -7,9 +7,8 @@ from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
-
-from producers.gateway.intake import Item
-from producers.gateway.otlp.common import (
+from shiftright_server.producers.gateway.intake import Item
+from shiftright_server.producers.gateway.otlp.common import (
     Draft,
     Translation,
     attributes,
@@ -17,7 +16,7 @@ from producers.gateway.otlp.common import (
     text_of,
     value_of,
 )
-from producers.gateway.stacktrace import parse_frames
+from shiftright_server.producers.gateway.stacktrace import parse_frames
 
 HTTP_SERVER_REQUEST = "http.server.request"
 NOT_MAPPED = "log record is neither an exception, an HTTP server request nor an OTel event"
@@ -26,9 +25,15 @@ _MAX_MESSAGE = 8192
 _MAX_STACKTRACE = 65536
 _MAX_FRAMES = 256
 _LEVEL_OF_TEXT = {
-    "trace": "debug", "debug": "debug", "info": "info", "warn": "warning", "warning": "warning",
-    "error": "error", "fatal": "fatal", "critical": "fatal",
-}  # fmt: skip
+    "trace": "debug",
+    "debug": "debug",
+    "info": "info",
+    "warn": "warning",
+    "warning": "warning",
+    "error": "error",
+    "fatal": "fatal",
+    "critical": "fatal",
+}
 _TYPE_IN_TEXT = re.compile(r"^(?:Caused by: )?([A-Za-z_][\w.$]*(?:Error|Exception|Panic|Fault)\w*)")
 
 

@@ -19,9 +19,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
-
-from producers.gateway.intake import Item
-from producers.gateway.otlp.common import Draft, Translation, attributes, text_of
+from shiftright_server.producers.gateway.intake import Item
+from shiftright_server.producers.gateway.otlp.common import Draft, Translation, attributes, text_of
 
 MAX_METRICS_PER_EVENT = 128
 NOT_FINITE = "data point value is NaN or infinite"

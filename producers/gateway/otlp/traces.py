@@ -6,10 +6,9 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
-
-from producers.gateway.intake import Item
-from producers.gateway.otlp.common import Draft, Translation, attributes, hex_id
-from producers.gateway.stacktrace import parse_frames
+from shiftright_server.producers.gateway.intake import Item
+from shiftright_server.producers.gateway.otlp.common import Draft, Translation, attributes, hex_id
+from shiftright_server.producers.gateway.stacktrace import parse_frames
 
 NOT_MAPPED = "span is not a server span and records no exception"
 _STATUS = {Status.STATUS_CODE_OK: "OK", Status.STATUS_CODE_ERROR: "ERROR"}

@@ -45,8 +45,12 @@ def create_app() -> FastAPI:
 
 
 def main() -> FastAPI:
-    shiftright.init(app="shop-api", env=os.environ.get("SHIFTRIGHT_ENV", "dev"), release="1.0.0",
-                    kafka=os.environ.get("SHIFTRIGHT_KAFKA", "127.0.0.1:19092"))  # fmt: skip
+    shiftright.init(
+        app="shop-api",
+        env=os.environ.get("SHIFTRIGHT_ENV", "dev"),
+        release="1.0.0",
+        kafka=os.environ.get("SHIFTRIGHT_KAFKA", "127.0.0.1:19092"),
+    )
     return create_app()
 
 

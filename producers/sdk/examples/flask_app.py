@@ -33,8 +33,12 @@ def create_app() -> Flask:
 
 
 def main() -> Flask:
-    shiftright.init(app="catalog", env=os.environ.get("SHIFTRIGHT_ENV", "dev"), release="2.0.0",
-                    kafka=os.environ.get("SHIFTRIGHT_KAFKA", "127.0.0.1:19092"))  # fmt: skip
+    shiftright.init(
+        app="catalog",
+        env=os.environ.get("SHIFTRIGHT_ENV", "dev"),
+        release="2.0.0",
+        kafka=os.environ.get("SHIFTRIGHT_KAFKA", "127.0.0.1:19092"),
+    )
     return create_app()
 
 

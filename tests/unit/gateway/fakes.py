@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaError
-
-from infra.settings import GatewaySettings
-from producers.gateway.app import Gateway, create_app
-from producers.gateway.keys import KeyStore
-from producers.gateway.publisher import KafkaPublisher, PublisherLimits
-from schemas.validation import Limits
+from shiftright_server.infra.settings import GatewaySettings
+from shiftright_server.producers.gateway.app import Gateway, create_app
+from shiftright_server.producers.gateway.keys import KeyStore
+from shiftright_server.producers.gateway.publisher import KafkaPublisher, PublisherLimits
+from shiftright_server.schemas.validation import Limits
 
 
 @dataclass

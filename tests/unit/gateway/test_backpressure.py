@@ -9,9 +9,13 @@ from pathlib import Path
 
 from confluent_kafka import KafkaError
 from fastapi.testclient import TestClient
+from shiftright_server.producers.gateway.errors import Backpressure, KafkaUnavailable
+from shiftright_server.producers.gateway.publisher import (
+    KafkaPublisher,
+    OutMessage,
+    PublisherLimits,
+)
 
-from producers.gateway.errors import Backpressure, KafkaUnavailable
-from producers.gateway.publisher import KafkaPublisher, OutMessage, PublisherLimits
 from tests.unit.gateway.fakes import FakeProducer, build
 
 EVENT = {"kind": "usage", "name": "a"}

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
+from shiftright_server.infra.settings import GatewaySettings
 
-from infra.settings import GatewaySettings
 from tests.unit.gateway.fakes import NOW, Harness, build
 
 TS = "2026-11-26T11:59:30.123Z"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from shiftright_server.producers.gateway.keys import KeyStore, hash_key
 
-from producers.gateway.keys import KeyStore, hash_key
 from tests.unit.gateway.fakes import Harness
 
 

@@ -33,8 +33,12 @@ def sent(harness: Harness, kind: str) -> list[dict[str, Any]]:
 
 def envelope_ok(event: dict[str, Any]) -> None:
     assert (event["app"], event["env"], event["release"], event["host"], event["instance"]) == (
-        "checkout", "prod", "1.4.2", "web-1", "web-1:8080",
-    )  # fmt: skip
+        "checkout",
+        "prod",
+        "1.4.2",
+        "web-1",
+        "web-1:8080",
+    )
     assert event["attributes"]["telemetry.sdk.language"] == "java"
     assert event["attributes"]["process.pid"] == "4242"
 
@@ -99,8 +103,11 @@ def test_http_request_log_becomes_usage_event(
     [usage] = sent(harness, "usage")
     envelope_ok(usage)
     assert (usage["name"], usage["route"], usage["method"], usage["status_code"]) == (
-        "POST /cart/{id}", "/cart/{id}", "POST", 201,
-    )  # fmt: skip
+        "POST /cart/{id}",
+        "/cart/{id}",
+        "POST",
+        201,
+    )
     assert usage["duration_ms"] == 42.5  # OTel seconds → our milliseconds
     assert usage["user_id"] == "u-7" and usage["attributes"]["url.path"] == "/cart/77"
 
@@ -172,9 +179,19 @@ def test_server_span_is_usage_and_its_exception_an_error(
     assert answer.partial_success.rejected_spans == 1  # the internal span
     [usage] = sent(harness, "usage")
     envelope_ok(usage)
-    assert (usage["name"], usage["route"], usage["method"], usage["status_code"], usage["duration_ms"]) == (
-        "GET /cart/{id}", "/cart/{id}", "GET", 500, 42.5,
-    )  # fmt: skip
+    assert (
+        usage["name"],
+        usage["route"],
+        usage["method"],
+        usage["status_code"],
+        usage["duration_ms"],
+    ) == (
+        "GET /cart/{id}",
+        "/cart/{id}",
+        "GET",
+        500,
+        42.5,
+    )
     assert (
         usage["attributes"]["otel.status_code"] == "ERROR"
         and usage["attributes"]["otel.status_description"] == "boom"

@@ -13,9 +13,24 @@ from google.protobuf import json_format
 from tests.unit.gateway import otlp_payloads as p
 
 ODD_VALUES: list[Any] = [
-    None, "", "zz", "0" * 33, -1, 2**70, 1e308, -0.0, True, [], {}, [{}], {"stringValue": 1},
-    {"arrayValue": {"values": [{"kvlistValue": {}}]}}, "9" * 30, "\x00", "é" * 300,
-]  # fmt: skip
+    None,
+    "",
+    "zz",
+    "0" * 33,
+    -1,
+    2**70,
+    1e308,
+    -0.0,
+    True,
+    [],
+    {},
+    [{}],
+    {"stringValue": 1},
+    {"arrayValue": {"values": [{"kvlistValue": {}}]}},
+    "9" * 30,
+    "\x00",
+    "é" * 300,
+]
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

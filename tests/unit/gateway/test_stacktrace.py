@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from producers.gateway.stacktrace import parse_frames
+from shiftright_server.producers.gateway.stacktrace import parse_frames
 
 
 def summary(text: str) -> list[tuple[object, ...]]:

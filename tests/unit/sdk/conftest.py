@@ -87,8 +87,14 @@ class SDK:
     def init(self, **options: Any) -> shiftright.Client:
         defaults: dict[str, Any] = {"health_interval": 0, "flush_interval": 0.02}
         defaults.update(options)
-        return shiftright.init(app="checkout", env="test", release="1.4.2", kafka="fake:9092",
-                               transport=self.factory, **defaults)  # fmt: skip
+        return shiftright.init(
+            app="checkout",
+            env="test",
+            release="1.4.2",
+            kafka="fake:9092",
+            transport=self.factory,
+            **defaults,
+        )
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         assert shiftright.flush(5) == 0, shiftright.stats()

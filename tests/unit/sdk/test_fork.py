@@ -32,8 +32,14 @@ def test_forked_child_sends_through_its_own_fresh_transport(sdk: SDK) -> None:
             threads = sorted(
                 t.name for t in threading.enumerate() if t.name.startswith("shiftright")
             )
-            report = {"left": left, "names": names, "fresh": child_transport is not parent_transport,
-                      "threads": threads, "queued": shiftright.stats()["queued"], "own_instance": own_instance}  # fmt: skip
+            report = {
+                "left": left,
+                "names": names,
+                "fresh": child_transport is not parent_transport,
+                "threads": threads,
+                "queued": shiftright.stats()["queued"],
+                "own_instance": own_instance,
+            }
             os.write(write, json.dumps(report).encode())
         finally:
             os._exit(0)
@@ -41,8 +47,14 @@ def test_forked_child_sends_through_its_own_fresh_transport(sdk: SDK) -> None:
     with os.fdopen(read) as pipe:
         report = json.loads(pipe.read() or "{}")
     os.waitpid(pid, 0)
-    assert report == {"left": 0, "names": ["child.event"], "fresh": True,
-                      "threads": ["shiftright-sender"], "queued": 0, "own_instance": True}  # fmt: skip
+    assert report == {
+        "left": 0,
+        "names": ["child.event"],
+        "fresh": True,
+        "threads": ["shiftright-sender"],
+        "queued": 0,
+        "own_instance": True,
+    }
     parent_transport.gate.set()
     assert shiftright.flush(3) == 0
     assert [e["name"] for e in parent_transport.events()] == ["parent.stuck", "parent.queued"]

@@ -61,8 +61,14 @@ def test_asyncio_task_exception_nobody_awaited_is_reported_once(sdk: SDK) -> Non
         raise TimeoutError("upstream slow")
 
     async def main() -> None:
-        shiftright.init(app="checkout", env="test", kafka="fake", transport=sdk.factory,
-                        health_interval=0, flush_interval=0.02)  # fmt: skip
+        shiftright.init(
+            app="checkout",
+            env="test",
+            kafka="fake",
+            transport=sdk.factory,
+            health_interval=0,
+            flush_interval=0.02,
+        )
         task = asyncio.get_running_loop().create_task(fail())
         await asyncio.sleep(0.01)
         del task
@@ -122,7 +128,10 @@ def test_log_messages_option_reports_error_logs_without_exceptions(sdk: SDK) -> 
     logging.getLogger("app").critical("disk full on %s", "/data")
     [error] = sdk.events("error")
     assert (error["exception_type"], error["exception_message"], error["level"]) == (
-        "Message", "disk full on /data", "fatal")  # fmt: skip
+        "Message",
+        "disk full on /data",
+        "fatal",
+    )
 
 
 def test_close_removes_the_hooks_and_the_log_handler(sdk: SDK) -> None:

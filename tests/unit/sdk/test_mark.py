@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 from shiftright import cli
+from shiftright_server.schemas.events import ChangeEvent
 
-from schemas.events import ChangeEvent
 from tests.unit.sdk.conftest import FakeTransport
 
 
@@ -18,7 +18,12 @@ def test_mark_deploy_sends_one_valid_change_event(monkeypatch: pytest.MonkeyPatc
     [event] = fake.events()
     change = ChangeEvent.model_validate(event)
     assert (change.change_type, change.name, change.value, change.release, change.actor) == (
-        "deploy", "1.4.3", "1.4.3", "1.4.3", "octo")  # fmt: skip
+        "deploy",
+        "1.4.3",
+        "1.4.3",
+        "1.4.3",
+        "octo",
+    )
     assert fake.messages[0].key == b"checkout|prod|deploy"
 
 
@@ -29,7 +34,11 @@ def test_mark_flag_records_the_previous_state() -> None:
     )
     change = ChangeEvent.model_validate(fake.events()[0])
     assert (change.change_type, change.name, change.value, change.previous_value) == (
-        "flag", "new-checkout", "off", "on")  # fmt: skip
+        "flag",
+        "new-checkout",
+        "off",
+        "on",
+    )
 
 
 def test_an_unacknowledged_mark_reports_failure(

@@ -71,9 +71,13 @@ def test_starlette_reports_route_templates_statuses_and_linked_errors(sdk: SDK) 
     assert client.get("/broken", headers=SECRET_HEADERS).status_code == 500
     usage, errors = _by_kind(sdk)
     seen = sorted((u["method"], u["route"], u["status_code"]) for u in usage)
-    assert seen == [("GET", "", 404), ("GET", "/api/items/{item_id}", 200),
-                    ("GET", "/api/items/{item_id}", 200), ("GET", "/broken", 500),
-                    ("POST", "/api/items/{item_id}", 405)]  # fmt: skip
+    assert seen == [
+        ("GET", "", 404),
+        ("GET", "/api/items/{item_id}", 200),
+        ("GET", "/api/items/{item_id}", 200),
+        ("GET", "/broken", 500),
+        ("POST", "/api/items/{item_id}", 405),
+    ]
     first = next(u for u in usage if u["attributes"]["request.id"] == "req-1")
     assert (first["user_id"], first["customer_id"], first["name"]) == (
         "u-1",
@@ -187,10 +191,15 @@ def django_client() -> Any:
 
     if not settings.configured:
         settings.configure(
-            DEBUG=False, ALLOWED_HOSTS=["testserver"], ROOT_URLCONF=__name__, DATABASES={},
-            INSTALLED_APPS=[], MIDDLEWARE=["shiftright.django.ShiftrightMiddleware"],
-            SECRET_KEY="unit-test", LOGGING_CONFIG=None,
-        )  # fmt: skip
+            DEBUG=False,
+            ALLOWED_HOSTS=["testserver"],
+            ROOT_URLCONF=__name__,
+            DATABASES={},
+            INSTALLED_APPS=[],
+            MIDDLEWARE=["shiftright.django.ShiftrightMiddleware"],
+            SECRET_KEY="unit-test",
+            LOGGING_CONFIG=None,
+        )
         django.setup()
     urlpatterns[:] = _django_views()
     from django.test import Client

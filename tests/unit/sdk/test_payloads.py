@@ -10,9 +10,9 @@ from typing import Any
 
 import shiftright
 from shiftright.health import HealthCollector
+from shiftright_server.schemas import topics, wire
+from shiftright_server.schemas.events import EVENT_ADAPTER, HEALTH_METRICS, partition_key
 
-from schemas import topics, wire
-from schemas.events import EVENT_ADAPTER, HEALTH_METRICS, partition_key
 from tests.unit.sdk.conftest import SDK
 
 
@@ -123,7 +123,7 @@ def test_events_from_asyncio_code_carry_their_task_context(sdk: SDK) -> None:
 
 
 def test_a_chained_exception_carries_its_causes_and_groups_on_the_root_cause(sdk: SDK) -> None:
-    from streams.grouping.chain import chain_of, root_cause
+    from shiftright_server.streams.grouping.chain import chain_of, root_cause
 
     sdk.init()
     try:

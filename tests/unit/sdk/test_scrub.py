@@ -12,9 +12,14 @@ def test_sensitive_attribute_values_are_redacted_before_sending(sdk: SDK) -> Non
     sdk.init()
     shiftright.set_tag("auth_token", "abc")
     shiftright.track(
-        "login", password="hunter2", api_key="k-1", Authorization="Bearer x",
-        session_cookie="c", client_secret="s", email_domain="example.com",
-    )  # fmt: skip
+        "login",
+        password="hunter2",
+        api_key="k-1",
+        Authorization="Bearer x",
+        session_cookie="c",
+        client_secret="s",
+        email_domain="example.com",
+    )
     [usage] = sdk.events("usage")
     attributes = usage["attributes"]
     for key in (

@@ -6,15 +6,20 @@ import json
 
 import shiftright
 from shiftright.transport import producer_config
+from shiftright_server.producers.emitter import producer_config as emitter_config
+from shiftright_server.schemas import wire
 
-from producers.emitter import producer_config as emitter_config
-from schemas import wire
 from tests.unit.sdk.conftest import SDK
 
 
 def test_producer_settings_match_the_pipeline_expectations() -> None:
-    config = shiftright.Config(app="a", env="e", kafka="b1:9092,b2:9092", message_timeout_ms=9000,
-                               producer_config={"linger.ms": 5})  # fmt: skip
+    config = shiftright.Config(
+        app="a",
+        env="e",
+        kafka="b1:9092,b2:9092",
+        message_timeout_ms=9000,
+        producer_config={"linger.ms": 5},
+    )
     settings = producer_config(config)
     assert settings["bootstrap.servers"] == "b1:9092,b2:9092"
     assert settings["partitioner"] == "murmur2_random"  # where Faust expects keys
@@ -55,5 +60,7 @@ def test_until_the_partition_count_is_known_events_are_batched_per_key(sdk: SDK)
         shiftright.track(name)
     assert shiftright.flush(5) == 0
     assert sorted(m.key for m in sdk.transport.messages) == [
-        b"checkout|test|a", b"checkout|test|b", b"checkout|test|c"
-    ]  # fmt: skip
+        b"checkout|test|a",
+        b"checkout|test|b",
+        b"checkout|test|c",
+    ]

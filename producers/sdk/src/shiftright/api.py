@@ -55,8 +55,17 @@ def track(
     if client is None:
         return
     try:  # noqa: SIM105 - free on the hot path, unlike contextlib.suppress
-        client.enqueue("usage", {"name": name, "user_id": user_id, "customer_id": customer_id,
-                                 "duration_ms": duration_ms, "value": value, "attributes": attributes})  # fmt: skip
+        client.enqueue(
+            "usage",
+            {
+                "name": name,
+                "user_id": user_id,
+                "customer_id": customer_id,
+                "duration_ms": duration_ms,
+                "value": value,
+                "attributes": attributes,
+            },
+        )
     except Exception:
         pass
 
@@ -69,9 +78,17 @@ def request(
     if client is None:
         return
     try:  # noqa: SIM105 - free on the hot path, unlike contextlib.suppress
-        client.enqueue("usage", {"name": f"{method} {route or '<unmatched>'}", "route": route,
-                                 "method": method, "status_code": status_code,
-                                 "duration_ms": duration_ms, "attributes": attributes})  # fmt: skip
+        client.enqueue(
+            "usage",
+            {
+                "name": f"{method} {route or '<unmatched>'}",
+                "route": route,
+                "method": method,
+                "status_code": status_code,
+                "duration_ms": duration_ms,
+                "attributes": attributes,
+            },
+        )
     except Exception:
         pass
 
@@ -112,16 +129,30 @@ def capture_message(message: str, level: str = "info", **attributes: Any) -> Non
     _message(message, level=level, attributes=attributes)
 
 
-def change(change_type: str, name: str, value: str = "", previous_value: str = "",
-           actor: str = "", description: str = "") -> None:  # fmt: skip
+def change(
+    change_type: str,
+    name: str,
+    value: str = "",
+    previous_value: str = "",
+    actor: str = "",
+    description: str = "",
+) -> None:
     """A change event: ``change("flag", "new-checkout", "on", previous_value="off")``."""
     client = _client
     if client is None:
         return
     try:  # noqa: SIM105 - free on the hot path, unlike contextlib.suppress
-        client.enqueue("change", {"change_type": change_type, "name": name, "value": value,
-                                  "previous_value": previous_value, "actor": actor,
-                                  "description": description})  # fmt: skip
+        client.enqueue(
+            "change",
+            {
+                "change_type": change_type,
+                "name": name,
+                "value": value,
+                "previous_value": previous_value,
+                "actor": actor,
+                "description": description,
+            },
+        )
     except Exception:
         pass
 
@@ -174,8 +205,12 @@ def _capture(
             setattr(error, _SEEN, True)
         except Exception:
             pass  # some C exceptions refuse attributes; they may be reported twice
-        fields: dict[str, Any] = {"raw": stack.from_exception(error), "handled": handled,
-                                  "level": level, "route": route}  # fmt: skip
+        fields: dict[str, Any] = {
+            "raw": stack.from_exception(error),
+            "handled": handled,
+            "level": level,
+            "route": route,
+        }
         if attributes or mechanism:
             fields["attributes"] = dict(
                 attributes or {}, **({"mechanism": mechanism} if mechanism else {})
@@ -193,8 +228,10 @@ def _message(
         return
     try:
         raw = stack.RawError("Message", str(message)[: stack.MAX_MESSAGE], stack.from_stack(2), [])
-        client.enqueue("error", {"raw": raw, "handled": True, "level": level,
-                                 "attributes": dict(attributes or {})})  # fmt: skip
+        client.enqueue(
+            "error",
+            {"raw": raw, "handled": True, "level": level, "attributes": dict(attributes or {})},
+        )
     except Exception:
         pass
 

@@ -49,14 +49,22 @@ class ShiftrightMiddleware:
         try:
             await self.app(scope, receive, send_status)
         except Exception as exc:
-            web.capture(request_scope, exc, lambda: route_template(scope), "asgi",
-                        lambda: _headers(scope))  # fmt: skip
+            web.capture(
+                request_scope, exc, lambda: route_template(scope), "asgi", lambda: _headers(scope)
+            )
             status = status or 500
             raise
         finally:
             current.reset(token)
-            web.finish(client, request_scope, method, lambda: route_template(scope),
-                       status or 500, started, lambda: _user(scope))  # fmt: skip
+            web.finish(
+                client,
+                request_scope,
+                method,
+                lambda: route_template(scope),
+                status or 500,
+                started,
+                lambda: _user(scope),
+            )
 
 
 def route_template(scope: Scope) -> str:

@@ -41,13 +41,30 @@ def mark(
     transport: Callable[[Config], Transport] | None = None,
 ) -> bool:
     """Send one change event and wait for the broker; True when it was acknowledged."""
-    config = Config(app=app, env=env, release=release, kafka=kafka, namespace=namespace,
-                    health_interval=0, hooks=False, logging_level=None, rate_limits={},
-                    transport=transport)  # fmt: skip
+    config = Config(
+        app=app,
+        env=env,
+        release=release,
+        kafka=kafka,
+        namespace=namespace,
+        health_interval=0,
+        hooks=False,
+        logging_level=None,
+        rate_limits={},
+        transport=transport,
+    )
     client = Client(config)
-    client.enqueue("change", {"change_type": change_type, "name": name, "value": value,
-                              "previous_value": previous_value, "actor": actor or _actor(),
-                              "description": description})  # fmt: skip
+    client.enqueue(
+        "change",
+        {
+            "change_type": change_type,
+            "name": name,
+            "value": value,
+            "previous_value": previous_value,
+            "actor": actor or _actor(),
+            "description": description,
+        },
+    )
     left = client.close(timeout)
     return left == 0 and client.delivered == 1
 
@@ -100,8 +117,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    common = {"kafka": args.kafka, "namespace": args.namespace, "actor": args.actor,
-              "description": args.description, "timeout": args.timeout}  # fmt: skip
+    common = {
+        "kafka": args.kafka,
+        "namespace": args.namespace,
+        "actor": args.actor,
+        "description": args.description,
+        "timeout": args.timeout,
+    }
     if args.kind == "deploy":
         ok = mark_deploy(args.app, args.env, args.release, **common)
         what = f"deploy of {args.release} to {args.app}/{args.env}"

@@ -35,9 +35,13 @@ class Scope:
 
     def child(self) -> Scope:
         return Scope(
-            self.user_id, self.customer_id, self.session_id, self.route,
-            dict(self.attributes), pushed=True,
-        )  # fmt: skip
+            self.user_id,
+            self.customer_id,
+            self.session_id,
+            self.route,
+            dict(self.attributes),
+            pushed=True,
+        )
 
 
 EMPTY = Scope()

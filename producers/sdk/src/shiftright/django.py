@@ -68,14 +68,26 @@ class ShiftrightMiddleware:
     def _finish(
         self, client: Client, request: Any, scope: Scope, status: int, started: float
     ) -> None:
-        web.finish(client, scope, str(request.method or ""), lambda: route_of(request), status,
-                   started, lambda: _user(request))  # fmt: skip
+        web.finish(
+            client,
+            scope,
+            str(request.method or ""),
+            lambda: route_of(request),
+            status,
+            started,
+            lambda: _user(request),
+        )
 
     def process_exception(self, request: Any, exception: Exception) -> None:
         scope = getattr(request, SCOPE_ATTR, None)
         if scope is not None:
-            web.capture(scope, exception, lambda: route_of(request), "django",
-                        lambda: request.headers.items())  # fmt: skip
+            web.capture(
+                scope,
+                exception,
+                lambda: route_of(request),
+                "django",
+                lambda: request.headers.items(),
+            )
 
 
 def route_of(request: Any) -> str:

@@ -37,8 +37,12 @@ def install(capture: Capture, on_fatal: Callable[[], object]) -> None:
     def thread_hook(args: threading.ExceptHookArgs) -> None:
         if args.exc_value is not None and not issubclass(args.exc_type, SystemExit):
             name = args.thread.name if args.thread is not None else ""
-            capture(args.exc_value, handled=False, mechanism="threading",
-                    attributes={"thread.name": name})  # fmt: skip
+            capture(
+                args.exc_value,
+                handled=False,
+                mechanism="threading",
+                attributes={"thread.name": name},
+            )
         previous_thread(args)
 
     sys.excepthook = sys_hook
@@ -70,8 +74,12 @@ def install_loop_handler(capture: Capture, loop: asyncio.AbstractEventLoop) -> N
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         if isinstance(exc, BaseException):
-            capture(exc, handled=False, mechanism="asyncio",
-                    attributes={"asyncio.message": str(context.get("message", ""))})  # fmt: skip
+            capture(
+                exc,
+                handled=False,
+                mechanism="asyncio",
+                attributes={"asyncio.message": str(context.get("message", ""))},
+            )
         if previous is not None:
             previous(loop, context)
         else:
@@ -108,9 +116,13 @@ class LoggingHandler(logging.Handler):
                 attributes["log.message"] = record.getMessage()[:2000]
                 # asyncio's default handler logs what no task retrieved: that was not handled
                 unhandled = record.name == "asyncio"
-                self._capture(exc, handled=not unhandled, level=level,
-                              mechanism="asyncio" if unhandled else "logging",
-                              attributes=attributes)  # fmt: skip
+                self._capture(
+                    exc,
+                    handled=not unhandled,
+                    level=level,
+                    mechanism="asyncio" if unhandled else "logging",
+                    attributes=attributes,
+                )
             elif self._message is not None:
                 self._message(record.getMessage(), level=level, attributes=attributes)
         except Exception:

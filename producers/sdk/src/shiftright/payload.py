@@ -113,8 +113,12 @@ class Builder:
         self.topics = {kind: prefix + topic for kind, topic in TOPICS.items()}
         self.scrubber = Scrubber(config.scrub_keys)
         self.renderer = Renderer(config.in_app_include, config.in_app_exclude)
-        self._kinds = {"usage": self._usage, "error": self._error, "health": self._health,
-                       "change": self._change}  # fmt: skip
+        self._kinds = {
+            "usage": self._usage,
+            "error": self._error,
+            "health": self._health,
+            "change": self._change,
+        }
 
     def event(
         self, kind: str, ts: float, fields: Mapping[str, Any], scope: Scope
@@ -198,11 +202,15 @@ class Builder:
         from``; ``context``: raised while handling it)."""
         return _encode(
             [
-                {"type": clip(etype), "message": message[:2000],
-                 "frames": self.renderer.frames(frames), "relation": link}
+                {
+                    "type": clip(etype),
+                    "message": message[:2000],
+                    "frames": self.renderer.frames(frames),
+                    "relation": link,
+                }
                 for etype, message, frames, link in reversed(raw.chain)
             ]
-        )  # fmt: skip
+        )
 
     def _health(self, event: dict[str, Any], fields: Mapping[str, Any], scope: Scope) -> None:
         metrics: dict[str, float] = {}

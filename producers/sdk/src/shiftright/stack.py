@@ -51,8 +51,14 @@ def _walk(tb: TracebackType | None) -> list[RawFrame]:
     while tb is not None:
         frame = tb.tb_frame
         code = frame.f_code
-        out.append((code.co_filename, code.co_qualname, tb.tb_lineno or 0,
-                    frame.f_globals.get("__name__", "")))  # fmt: skip
+        out.append(
+            (
+                code.co_filename,
+                code.co_qualname,
+                tb.tb_lineno or 0,
+                frame.f_globals.get("__name__", ""),
+            )
+        )
         tb = tb.tb_next
     return out
 
@@ -123,10 +129,15 @@ class Renderer:
 
     def frames(self, raw: list[RawFrame]) -> list[dict[str, Any]]:
         return [
-            {"module": module, "function": function, "filename": filename,
-             "lineno": max(lineno, 0), "in_app": self.in_app(filename, module)}
+            {
+                "module": module,
+                "function": function,
+                "filename": filename,
+                "lineno": max(lineno, 0),
+                "in_app": self.in_app(filename, module),
+            }
             for filename, function, lineno, module in raw[-MAX_FRAMES:]
-        ]  # fmt: skip
+        ]
 
     def text(self, error: RawError) -> str:
         parts: list[str] = []

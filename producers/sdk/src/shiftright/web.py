@@ -61,9 +61,16 @@ def finish(
         template = ""
     token = current.set(scope)
     try:
-        client.enqueue("usage", {"name": f"{method} {template or '<unmatched>'}", "route": template,
-                                 "method": method, "status_code": status,
-                                 "duration_ms": round(duration_ms, 3)})  # fmt: skip
+        client.enqueue(
+            "usage",
+            {
+                "name": f"{method} {template or '<unmatched>'}",
+                "route": template,
+                "method": method,
+                "status_code": status,
+                "duration_ms": round(duration_ms, 3),
+            },
+        )
     except Exception:
         pass
     finally:
@@ -84,8 +91,9 @@ def capture(
         attributes: dict[str, str] = {}
         for name, value in list(headers() if headers is not None else ())[:MAX_HEADERS]:
             attributes[f"http.request.header.{name.lower()}"] = value[:MAX_HEADER_VALUE]
-        api._capture(error, handled=False, mechanism=mechanism, route=scope.route,
-                     attributes=attributes)  # fmt: skip
+        api._capture(
+            error, handled=False, mechanism=mechanism, route=scope.route, attributes=attributes
+        )
     except Exception:
         pass
     finally:

@@ -33,8 +33,11 @@ class ShiftrightWSGIMiddleware:
             return self.app(environ, start_response)
         started = time.perf_counter()
         method = str(environ.get("REQUEST_METHOD", ""))
-        request_scope = web.begin(method, str(environ.get("PATH_INFO", "")),
-                                  lambda name: environ.get("HTTP_" + name.upper().replace("-", "_")))  # fmt: skip
+        request_scope = web.begin(
+            method,
+            str(environ.get("PATH_INFO", "")),
+            lambda name: environ.get("HTTP_" + name.upper().replace("-", "_")),
+        )
         environ[SCOPE_KEY] = request_scope
         route: Callable[[], str] = lambda: str(environ.get(ROUTE_KEY, ""))  # noqa: E731
         status = 0
@@ -81,8 +84,13 @@ def instrument_flask(app: Any) -> Any:
         environ = request.environ
         scope = environ.get(SCOPE_KEY)
         if scope is not None:
-            web.capture(scope, exception, lambda: str(environ.get(ROUTE_KEY, "")), "flask",
-                        lambda: environ_headers(environ))  # fmt: skip
+            web.capture(
+                scope,
+                exception,
+                lambda: str(environ.get(ROUTE_KEY, "")),
+                "flask",
+                lambda: environ_headers(environ),
+            )
 
     app.before_request(_route)
     got_request_exception.connect(_exception, app, weak=False)
