@@ -24,10 +24,11 @@ from typing import Any
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from shiftright_server.schemas.positions import Position
 from shiftright_server.sinks.batch import Batch
 from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
 from shiftright_server.sinks.router import Router, Row
-from shiftright_server.sinks.rows import COLUMNS, DeadLetter, Position, dead_letter_row
+from shiftright_server.sinks.rows import COLUMNS, DeadLetter, dead_letter_row
 from shiftright_server.sinks.warehouse import Warehouse
 
 log = structlog.get_logger("shiftright.sink")

@@ -3,21 +3,20 @@ letter, or nothing (an invalid raw event, which the stream workers dead-letter).
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 from shiftright_server.schemas import topics, wire
+from shiftright_server.schemas.positions import Position, position_id_later
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.schemas.validation import SCHEMA_VIOLATION, Limits, Rejection, parse_event
 from shiftright_server.sinks.rows import (
     RECORD_MODELS,
     TABLE_BY_KIND,
     DeadLetter,
-    Position,
     dead_letter_row,
     event_row,
     record_row,
@@ -127,20 +126,6 @@ class Router:
             )
             return Row("dead_letters", dead_letter_row(letter, at, pos))
         return Row(table, record_row(record, pos))
-
-
-def position_id(pos: Position) -> uuid.UUID:
-    """A stable id for an event that arrived without one: derived from where it is."""
-    return uuid.uuid5(_ID_NAMESPACE, f"{pos.topic}/{pos.partition}/{pos.offset}/{pos.index}")
-
-
-def position_id_later(msg: Position, index: int) -> Callable[[], uuid.UUID]:
-    """The :func:`position_id` of event ``index`` of the message at ``msg``, made only when
-    called: only an event that arrives without an id needs one."""
-    return lambda: position_id(msg.at(index))
-
-
-_ID_NAMESPACE = uuid.UUID("6f1c2a53-3f0e-4c59-9a51-8f1d7c3b2e10")
 
 
 def _letter_from(

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from shiftright_server.schemas.alerts import AlertTransition, NotificationRecord
 from shiftright_server.schemas.events import ChangeEvent, ErrorEvent, HealthEvent, UsageEvent
+from shiftright_server.schemas.positions import Position
 from shiftright_server.schemas.records import ErrorGroup, ErrorGroupTransition, GroupedError, Rollup
 
 ENVELOPE = (
@@ -94,19 +95,6 @@ TABLE_BY_KIND = {
 }
 #: How much of a rejected payload the dead_letters table keeps.
 MAX_STORED_PAYLOAD = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """Where an event is: a Kafka message, and its index when the message is a batch."""
-
-    topic: str
-    partition: int
-    offset: int
-    index: int = 0
-
-    def at(self, index: int) -> Position:
-        return Position(self.topic, self.partition, self.offset, index)
 
 
 def event_row(

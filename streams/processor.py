@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.events import ErrorEvent
+from shiftright_server.schemas.positions import Position, position_id_later
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.schemas.validation import (
     Limits,
@@ -17,8 +18,6 @@ from shiftright_server.schemas.validation import (
     parse_event,
     parse_event_as_given,
 )
-from shiftright_server.sinks.router import position_id_later
-from shiftright_server.sinks.rows import Position
 from shiftright_server.streams.rekey import Item, byhost_item
 from shiftright_server.streams.rollup import PartitionRollup
 

@@ -17,8 +17,9 @@ from shiftright_server.producers.simulator import Simulator
 from shiftright_server.schemas.error_queries import QUERIES
 from shiftright_server.schemas.events import EVENT_ADAPTER, HEALTH_METRICS, ErrorEvent, HealthEvent
 from shiftright_server.schemas.migrate import load_migrations, migrate
+from shiftright_server.schemas.positions import Position
 from shiftright_server.schemas.records import ErrorGroupCommand
-from shiftright_server.sinks.rows import COLUMNS, Position, event_row
+from shiftright_server.sinks.rows import COLUMNS, event_row
 from shiftright_server.streams.grouping import GroupBook, Grouper, HealthJoin, grouped_error
 
 # Recent: the raw tables expire rows after 90-180 days, at insert too.
