@@ -328,6 +328,40 @@ def test_same_seed_and_calls_give_the_same_events() -> None:
     assert run(42) != run(43)
 
 
+def test_a_seed_replays_the_same_traffic_it_always_has() -> None:
+    """Recorded traffic for seed 7 is replayable: the same calls must keep giving the same
+    events (kinds, features, error sites, deploys and ids), whatever the code's layout."""
+    incidents = [
+        Incident("error-spike", T0 + timedelta(seconds=2), timedelta(seconds=5)),
+        Incident("usage-drop", T0 + timedelta(seconds=4), timedelta(seconds=4), "catalog"),
+    ]
+    events = Simulator(seed=7, rate=100, health_interval=5, incidents=incidents).tick(T0, 10.0)
+    usage = Counter(e["name"] for e in events if e["kind"] == "usage")
+    sites = Counter(e["attributes"]["sim.site"] for e in events if e["kind"] == "error")
+    changes = [(e["ts"], e["name"], e["previous_value"]) for e in events if e["kind"] == "change"]
+    assert Counter(e["kind"] for e in events) == {
+        "usage": 1660,
+        "health": 20,
+        "error": 22,
+        "change": 2,
+    }
+    assert usage.most_common(4) == [
+        ("product.view", 335),
+        ("cart.view", 203),
+        ("category.browse", 120),
+        ("search.query", 113),
+    ]
+    assert sites.most_common(3) == [("checkout-e02", 4), ("checkout-e03", 3), ("catalog-e01", 3)]
+    assert changes == [
+        ("2026-03-04T14:00:04.000Z", "2.7.1", "2.7.0"),
+        ("2026-03-04T14:00:08.000Z", "2.7.0", "2.7.1"),
+    ]
+    assert (events[0]["event_id"], events[-1]["event_id"]) == (
+        "019cb925-fb00-7f9e-836c-a0ad93674758",
+        "019cb926-220b-7741-8aae-269b4a2b9335",
+    )
+
+
 def test_parse_incident_reads_the_cli_syntax() -> None:
     now = T0
     spike = parse_incident("error-spike@+60s/120s", now)
