@@ -212,7 +212,7 @@ def test_every_host_reports_health_on_schedule_with_all_metrics() -> None:
     sim = Simulator(seed=8, rate=50, health_interval=5)
     health = [e for e in sim.tick(T0, 60) if e["kind"] == "health"]
     per_host = Counter(e["host"] for e in health)
-    n_hosts = sum(hosts for envs in TOPOLOGY.values() for _, hosts, _ in envs.values())
+    n_hosts = sum(d.hosts for envs in TOPOLOGY.values() for d in envs.values())
     assert len(per_host) == n_hosts and set(per_host.values()) == {12}
     for event in health:
         assert set(event["metrics"]) == set(HEALTH_METRICS)
