@@ -32,8 +32,11 @@ bench: $(STAMP)
 bench-worker: $(STAMP)
 	$(BIN)/python -m bench.streams_worker
 
+# ruff, and the layer order (schemas -> configuration/clients -> producers|streams|sinks -> CLI/ops)
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest tests/unit/test_layers.py -q -p no:cacheprovider
 
 $(STAMP): pyproject.toml producers/sdk/pyproject.toml
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \

@@ -42,12 +42,13 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from shiftright_server.infra.alerting_config import ConfigStore
+from shiftright_server.infra.clickhouse import apply_schema
+from shiftright_server.infra.kafka.topics import create_topics
+from shiftright_server.infra.ops.supervisor import Supervisor, python_components
 from shiftright_server.infra.settings import ClickHouseSettings, KafkaSettings, Settings
-from shiftright_server.infra.startup import apply_schema, create_topics
-from shiftright_server.infra.supervisor import Supervisor, python_components
 from shiftright_server.producers.emitter import Emitter
 from shiftright_server.schemas import topics
-from shiftright_server.streams.alerting.store import ConfigStore
 
 from bench.pipeline import RESULTS, start_services
 from tests.builders import event

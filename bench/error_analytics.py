@@ -83,10 +83,10 @@ def in_process(events: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def drain(events: list[dict[str, Any]], errors: int, root: Path) -> dict[str, float]:
-    from shiftright_server.infra.clickhouse import get_client
+    from shiftright_server.infra.clickhouse import apply_schema, get_client
+    from shiftright_server.infra.kafka.topics import create_topics
+    from shiftright_server.infra.ops.supervisor import Supervisor, python_components
     from shiftright_server.infra.settings import ClickHouseSettings, KafkaSettings, Settings
-    from shiftright_server.infra.startup import apply_schema, create_topics
-    from shiftright_server.infra.supervisor import Supervisor, python_components
     from shiftright_server.producers.emitter import Emitter
 
     from tests.integration.kafka_fixture import start_kafka, stop_kafka

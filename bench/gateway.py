@@ -274,8 +274,8 @@ def _wait_healthy(url: str, timeout: float = 30) -> None:
 
 
 def run(args: argparse.Namespace) -> list[Figures]:
+    from shiftright_server.infra.kafka.topics import create_topics
     from shiftright_server.infra.settings import KafkaSettings, Settings
-    from shiftright_server.infra.startup import create_topics
 
     from tests.integration.kafka_fixture import free_ports, start_kafka, stop_kafka
 

@@ -540,8 +540,8 @@ class System(abc.ABC):
         return SinkSettings().group_id
 
     def prepare(self) -> None:
-        from shiftright_server.infra.clickhouse import get_client
-        from shiftright_server.infra.startup import apply_schema, create_topics
+        from shiftright_server.infra.clickhouse import apply_schema, get_client
+        from shiftright_server.infra.kafka.topics import create_topics
 
         self.state.mkdir(parents=True, exist_ok=True)
         create_topics(self.settings)
@@ -561,7 +561,7 @@ class System(abc.ABC):
 
     def lags(self) -> dict[str, int]:
         """Kafka consumer-group lag over the raw topics, per group of this system."""
-        from shiftright_server.infra.status import PipelineFigures, kafka_figures
+        from shiftright_server.infra.ops.status import PipelineFigures, kafka_figures
 
         figures = PipelineFigures()
         kafka_figures(self.settings, figures)
@@ -682,7 +682,7 @@ class Full(System):
     label = "full"
 
     def __init__(self, services: Services, root: Path, namespace: str) -> None:
-        from shiftright_server.infra.supervisor import Supervisor, python_components
+        from shiftright_server.infra.ops.supervisor import Supervisor, python_components
 
         super().__init__(services, root, namespace)
         self.supervisor = Supervisor(self.settings)
@@ -710,7 +710,7 @@ class Full(System):
             self.supervisor.stop(name, timeout=20)
 
     def counters(self) -> dict[str, Any]:
-        from shiftright_server.infra.status import sink_counters
+        from shiftright_server.infra.ops.status import sink_counters
 
         return sink_counters(self.settings)
 

@@ -88,7 +88,7 @@ class Worker:
     """The stream worker under test and what it has consumed."""
 
     def __init__(self, settings: Settings) -> None:
-        from shiftright_server.infra.supervisor import Supervisor, python_components
+        from shiftright_server.infra.ops.supervisor import Supervisor, python_components
 
         ns = settings.namespace
         self.raw = [topics.named(t, ns) for t in topics.EVENT_TOPICS]
@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             kafka=KafkaSettings(bootstrap=bootstrap),
             streams=Settings().streams.model_copy(update={"idle_close_seconds": 3600}),
         )
-        from shiftright_server.infra.startup import create_topics
+        from shiftright_server.infra.kafka.topics import create_topics
 
         create_topics(settings)
         task = progress.add_task("preloading (baseline)", total=len(records))

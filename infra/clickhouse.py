@@ -7,7 +7,7 @@ from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from shiftright_server.infra.settings import ClickHouseSettings
+from shiftright_server.infra.settings import ClickHouseSettings, Settings
 
 
 def get_client(
@@ -25,3 +25,10 @@ def get_client(
         options["database"] = database
     options.update(kwargs)
     return clickhouse_connect.get_client(**options)
+
+
+def apply_schema(settings: Settings) -> None:
+    """Create the configured database and apply pending migrations (idempotent)."""
+    from shiftright_server.schemas.migrate import migrate
+
+    migrate(get_client(settings.clickhouse), settings.clickhouse.database)

@@ -170,7 +170,7 @@ class GatewaySettings(BaseModel):
 
 
 class AlertingSettings(BaseModel):
-    """The notifier (``python -m sinks.notify``): e-mail, webhook and Slack delivery of
+    """The notifier (``python -m shiftright_server.sinks.notify``): e-mail, webhook and Slack delivery of
     alert notifications and action-webhook calls."""
 
     model_config = ConfigDict(frozen=True)

@@ -1,7 +1,7 @@
 """Alerting as code: rules, subscriptions, silences and inhibition, and the records the
 evaluator emits (alert transitions, for the alert history).
 
-A rule file is YAML (see ``streams.alerting.loader``); these models are its contract.
+A rule file is YAML (see ``schemas.rule_file``); these models are its contract.
 Durations are seconds or strings such as ``30s``, ``5m``, ``1h``, ``2d``, ``1w``.
 """
 

@@ -1,7 +1,9 @@
-"""Topic names, defined once. Pattern: ``<kind>.<domain>.v<N>``."""
+"""Topic names, defined once (pattern ``<kind>.<domain>.v<N>``), and the topic plan: which
+topics the pipeline needs, with how many partitions and which topic configs."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Final
 
 EVENTS_USAGE: Final = "events.usage.v1"
@@ -45,7 +47,7 @@ def logical(physical: str, namespace: str = "") -> str:
     return physical[len(prefix) :] if prefix and physical.startswith(prefix) else physical
 
 
-# -- error analytics (issue 4) ------------------------------------------------------------
+# -- error analytics -------------------------------------------------------------------------
 #: Each error with its group and health snapshot (GroupedError), keyed ``app|group_id``.
 ERRORS_GROUPED: Final = "errors.grouped.v1"
 #: Group rows after each change (ErrorGroup), keyed ``app|group_id``; compacted.
@@ -57,13 +59,63 @@ ERRORS_COMMANDS: Final = "errors.commands.v1"
 #: Internal: error events re-keyed ``app|env|host`` so they meet their host's health.
 ERRORS_BY_HOST: Final = "errors.byhost.v1"
 
-# -- alerting (issue 5) -------------------------------------------------------------------
+# -- alerting --------------------------------------------------------------------------------
 #: Open-bucket snapshots (Rollup, cumulative so far) about every second, keyed ``app|env``:
 #: what rules evaluate, so an alert need not wait for a bucket to close.
 SIGNALS: Final = "signals.v1"
 #: Alert transitions (AlertTransition), keyed ``rule|fingerprint``: the alert history.
 ALERTS: Final = "alerts.v1"
-#: Rules, subscriptions and silences (streams.alerting.store); compacted, one partition.
+#: Rules, subscriptions and silences (infra.alerting_config); compacted, one partition.
 ALERTING_CONFIG: Final = "alerting.config.v1"
 #: One record per notification delivery attempt outcome (NotificationRecord).
 NOTIFICATIONS: Final = "notifications.v1"
+
+
+# -- the plan ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TopicSet:
+    """Topics created together: physical name -> partitions, and their topic configs."""
+
+    partitions: dict[str, int]
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def plan(namespace: str, partitions: int) -> list[TopicSet]:
+    """Every topic the pipeline needs in ``namespace``, ``partitions`` per keyed topic."""
+    return [
+        *event_topic_plan(namespace, partitions),
+        *error_topic_plan(namespace, partitions),
+        *alerting_topic_plan(namespace, partitions),
+    ]
+
+
+def event_topic_plan(namespace: str, partitions: int) -> list[TopicSet]:
+    """The raw event topics (accepting oversized payloads so they reach the dead letters),
+    the dead letters and the rollups."""
+    raw = {named(t, namespace): partitions for t in EVENT_TOPICS}
+    derived = {named(t, namespace): partitions for t in (DLQ_EVENTS, ROLLUPS)}
+    return [
+        TopicSet(raw, {"max.message.bytes": str(RAW_TOPIC_MAX_MESSAGE_BYTES)}),
+        TopicSet(derived),
+    ]
+
+
+def error_topic_plan(namespace: str, partitions: int) -> list[TopicSet]:
+    """Error-analytics topics; ``errors.byhost.v1`` must have as many partitions as
+    ``events.health.v1`` (the two are joined partition by partition). The group rows are
+    compacted: the latest row per group is what matters."""
+    plain = (ERRORS_BY_HOST, ERRORS_GROUPED, ERRORS_TRANSITIONS, ERRORS_COMMANDS)
+    return [
+        TopicSet({named(t, namespace): partitions for t in plain}),
+        TopicSet({named(ERRORS_GROUPS, namespace): partitions}, {"cleanup.policy": "compact"}),
+    ]
+
+
+def alerting_topic_plan(namespace: str, partitions: int) -> list[TopicSet]:
+    """Alerting topics: signals are partitioned like the events; alerts and notifications
+    are few and read in order by one notifier, so one partition each; the configuration
+    is one compacted partition that is never deleted."""
+    plain = {named(SIGNALS, namespace): partitions}
+    plain |= {named(t, namespace): 1 for t in (ALERTS, NOTIFICATIONS)}
+    config = {"cleanup.policy": "compact", "retention.ms": "-1"}
+    return [TopicSet(plain), TopicSet({named(ALERTING_CONFIG, namespace): 1}, config)]

@@ -26,11 +26,11 @@ from typing import Any
 
 import faust
 import structlog
+from shiftright_server.infra.alerting_config import AlertingConfig, ConfigWatcher
 from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas import topics
 from shiftright_server.schemas.alerts import AlertTransition
 from shiftright_server.streams.alerting.signals import AlertPartition
-from shiftright_server.streams.alerting.store import AlertingConfig, ConfigWatcher
 from shiftright_server.streams.error_agents import _declare_changelog
 from shiftright_server.streams.gaps import record_of
 from shiftright_server.streams.processor import Record, TopicPartition

@@ -1,5 +1,7 @@
 """Create topics idempotently, for the local broker or any real cluster.
 
+:func:`create_topics` creates every topic of the plan (:func:`schemas.topics.plan`).
+
 Contract: ``ensure_topics(bootstrap, {name: partitions}, config)`` returns once every
 named topic exists and each of its partitions has a leader, so a producer or a Faust
 worker started right after finds them. Topics that already exist are left as they are
@@ -12,16 +14,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
+from shiftright_server.schemas import topics as plans
+
+if TYPE_CHECKING:
+    from shiftright_server.infra.settings import Settings
 
 _log = structlog.get_logger(__name__)
 
 
 class TopicCreationError(RuntimeError):
     """A topic could not be created, or did not get partition leaders in time."""
+
+
+def create_topics(settings: Settings) -> None:
+    """Every topic the pipeline needs, on the configured cluster and namespace."""
+    bootstrap = settings.kafka.bootstrap_servers
+    for topic_set in plans.plan(settings.namespace, settings.kafka.partitions):
+        ensure_topics(bootstrap, topic_set.partitions, topic_set.config)
 
 
 def ensure_topics(

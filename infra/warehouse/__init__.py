@@ -1,6 +1,6 @@
 """The embedded warehouse: one process owns a chDB data directory and serves the
 ClickHouse HTTP interface over it, so clickhouse-connect (sync and async) and curl
-work unchanged. ``python -m infra.warehouse --data-dir DIR [--host H] [--port P]``.
+work unchanged. ``python -m shiftright_server.infra.warehouse --data-dir DIR [--host H] [--port P]``.
 
 Modules: ``sql`` (statement scanning), ``body`` (lazily read request bodies),
 ``codecs`` (request/response compression), ``errors`` (ClickHouse-shaped failures),

@@ -1,4 +1,4 @@
-"""``python -m infra.warehouse --data-dir DIR [--host H] [--port P]``."""
+"""``python -m shiftright_server.infra.warehouse --data-dir DIR [--host H] [--port P]``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from shiftright_server.infra.warehouse.server import serve
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m infra.warehouse",
+        prog="python -m shiftright_server.infra.warehouse",
         description="Serve the ClickHouse HTTP interface over an embedded chDB data directory.",
     )
     parser.add_argument("--data-dir", type=Path, required=True, help="chDB data directory")

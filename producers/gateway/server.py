@@ -1,8 +1,8 @@
-"""Running the gateway: a Kafka publisher, the key store, the app, and uvicorn.
+"""The ingest gateway on the configured Kafka: a publisher, the key store and the app.
 
-uvicorn builds the app with :func:`build_app` in each worker process (``--workers``), so
-every process has its own producer with its own bound on unacknowledged events; on
-shutdown each delivers what it still has queued before exiting.
+:func:`assemble` is called once in each serving process (``--workers``), so every process
+has its own producer with its own bound on unacknowledged events; on shutdown each
+delivers what it still has queued before exiting.
 """
 
 from __future__ import annotations
@@ -38,16 +38,6 @@ def publisher_limits(settings: Settings) -> PublisherLimits:
     )
 
 
-def build_app() -> FastAPI:
-    """uvicorn's app factory: settings from the environment, as every component reads them."""
-    from shiftright_server.infra.logs import configure_logging
-    from shiftright_server.infra.settings import load_settings
-
-    settings = load_settings()
-    configure_logging(settings.log_level, settings.log_json)
-    return assemble(settings)
-
-
 def assemble(settings: Settings) -> FastAPI:
     from shiftright_server.producers.gateway.app import Gateway, create_app
     from shiftright_server.producers.gateway.keys import KeyStore
@@ -69,32 +59,4 @@ def assemble(settings: Settings) -> FastAPI:
             log.info("gateway_stopped", undelivered=left)
 
     gateway = Gateway(settings.gateway, keys, publisher, settings.streams.limits())
-    app = create_app(gateway, lifespan)
-    from shiftright_server.infra.alerts_api import (
-        PREFIX,
-        alerting_app,
-    )  # rules, silences, alerts (own OpenAPI)
-
-    app.mount(PREFIX, alerting_app(settings))
-    return app
-
-
-def serve(
-    settings: Settings, host: str | None = None, port: int | None = None, workers: int | None = None
-) -> None:
-    """Serve until SIGINT/SIGTERM (the app is built from the environment's settings)."""
-    import uvicorn
-
-    g = settings.gateway
-    uvicorn.run(
-        "producers.gateway.server:build_app",
-        factory=True,
-        host=host or g.host,
-        port=port or g.port,
-        workers=workers or g.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        server_header=False,
-    )
+    return create_app(gateway, lifespan)

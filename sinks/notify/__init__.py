@@ -1,10 +1,11 @@
 """The notifier: alert transitions (``alerts.v1``) in, e-mails, webhooks and Slack
 messages out, every delivery outcome recorded (``notifications.v1``).
 
-``python -m sinks.notify`` runs it. The planning (grouping, dedup, repeats, silences,
-inhibition) is :class:`streams.alerting.notify.Notifier`; this package makes it durable
-and talks to the outside world:
+``python -m shiftright_server.sinks.notify`` runs it.
 
+* :mod:`.notifier` — the planning, pure: grouping, dedup, repeats, silences, inhibition
+  (:class:`Notifier`).
+* :mod:`.payloads` — what each receiver is sent: Alertmanager v4 JSON, Slack, e-mail.
 * :mod:`.model` — a :class:`Delivery`: one notification or action-webhook call to make,
   with its idempotency key; redaction of targets.
 * :mod:`.transports` — e-mail (smtplib), webhook (Alertmanager v4 JSON), Slack.

@@ -1,4 +1,4 @@
-"""``python -m sinks.notify``: run the notifier in the foreground until SIGTERM/SIGINT.
+"""``python -m shiftright_server.sinks.notify``: run the notifier in the foreground until SIGTERM/SIGINT.
 
 Settings (environment, prefix ``SHIFTRIGHT_``): the Kafka bootstrap and namespace as for
 every component, and ``SHIFTRIGHT_ALERTING__*`` (see ``infra.settings.AlertingSettings``):

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from shiftright_server.schemas.alerts import AlertTransition, NotificationRecord, NotificationStatus
-from shiftright_server.streams.alerting.notify import ActionCall, AlertView, Notification
+from shiftright_server.sinks.notify.notifier import ActionCall, AlertView, Notification
 
 NOTIFICATION, ACTION = "notification", "action"
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"

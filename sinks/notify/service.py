@@ -32,15 +32,15 @@ from typing import Any
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from pydantic import ValidationError
+from shiftright_server.infra.alerting_config import AlertingConfig, ConfigWatcher
 from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas import topics
 from shiftright_server.schemas.alerts import AlertTransition
 from shiftright_server.sinks.notify.delivery import Deliverer, buckets, policy_from
 from shiftright_server.sinks.notify.model import Delivery, from_action, from_notification
+from shiftright_server.sinks.notify.notifier import Notifier
 from shiftright_server.sinks.notify.outbox import Outbox
 from shiftright_server.sinks.notify.transports import Transport, build_transports
-from shiftright_server.streams.alerting.notify import Notifier
-from shiftright_server.streams.alerting.store import AlertingConfig, ConfigWatcher
 
 log = structlog.get_logger("shiftright.notify")
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from shiftright_server.infra.settings import AlertingSettings
 from shiftright_server.sinks.notify.model import ACTION, Delivery, utc_now
-from shiftright_server.streams.alerting.payloads import (
+from shiftright_server.sinks.notify.payloads import (
     alertmanager_payload,
     email_message,
     slack_payload,

@@ -1,6 +1,6 @@
 """Offline anomaly scores with the detector the stream runs.
 
-``python -m streams.alerting.detect --csv FILE`` reads ``timestamp,value`` rows (a header
+``shiftright detect --csv FILE`` reads ``timestamp,value`` rows (a header
 row is skipped; timestamps are ISO 8601, ``YYYY-MM-DD HH:MM:SS`` (UTC) or epoch seconds /
 milliseconds) and prints one score in [0, 1] per row, in input order. Each score is
 computed before its row is learnt, so it depends on earlier rows only. Rows whose value is

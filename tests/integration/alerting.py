@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from shiftright_server.infra.alerting_config import ConfigStore
 from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas import topics
-from shiftright_server.streams.alerting.store import ConfigStore
 
 Sql = Callable[[str], list[tuple]]  # type: ignore[type-arg]
 

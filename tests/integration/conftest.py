@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from shiftright_server.infra.clickhouse import get_client
+from shiftright_server.infra.clickhouse import apply_schema, get_client
+from shiftright_server.infra.kafka.topics import create_topics
 from shiftright_server.infra.settings import (
     ClickHouseSettings,
     KafkaSettings,
@@ -23,7 +24,6 @@ from shiftright_server.infra.settings import (
     SinkSettings,
     StreamSettings,
 )
-from shiftright_server.infra.startup import apply_schema, create_topics
 
 from tests.integration.kafka_fixture import start_kafka, stop_kafka
 from tests.integration.warehouse_fixture import free_port, start_warehouse, stop_warehouse

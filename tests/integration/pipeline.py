@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shiftright_server.infra.ops.supervisor import Supervisor, python_components
 from shiftright_server.infra.settings import Settings
-from shiftright_server.infra.supervisor import Supervisor, python_components
 from shiftright_server.producers.emitter import Emitter
 
 from tests.builders import event

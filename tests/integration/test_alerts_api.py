@@ -1,4 +1,4 @@
-"""The alerting HTTP API as the gateway serves it (``producers.gateway.server.assemble``),
+"""The alerting HTTP API as the gateway serves it (``infra.api.gateway.assemble``),
 on the real broker and warehouse: rules PUT/GET round trip, 422 by line and field,
 silences, alerts, and who may do what."""
 
@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from shiftright_server.infra.alerts_cli import open_store, open_tokens
+from shiftright_server.infra.api.gateway import assemble
+from shiftright_server.infra.api.tokens import open_tokens
 from shiftright_server.infra.settings import Settings
-from shiftright_server.producers.gateway.server import assemble
+from shiftright_server.streams.alerting.service import open_store
 
 from tests.integration.test_rules_cli import EXAMPLE, plant_alerts
 from tests.unit.test_alerts_cli import RULES

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from shiftright_server.infra.ops.supervisor import Component, Supervisor
 from shiftright_server.infra.settings import GatewaySettings, KafkaSettings, Settings
-from shiftright_server.infra.supervisor import Component, Supervisor
 
 from tests.builders import event
 from tests.integration.conftest import wait_for

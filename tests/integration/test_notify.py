@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from shiftright_server.infra.alerting_config import ConfigStore
 from shiftright_server.infra.settings import AlertingSettings, Settings, to_env
 from shiftright_server.schemas import topics
 from shiftright_server.schemas.alerts import AlertTransition, NotificationRecord, Silence
 from shiftright_server.streams.alerting.evaluator import fingerprint, idempotency_key
-from shiftright_server.streams.alerting.store import ConfigStore
 
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import Pipeline

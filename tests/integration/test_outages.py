@@ -9,9 +9,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shiftright_server.infra.clickhouse import get_client
+from shiftright_server.infra.clickhouse import apply_schema, get_client
+from shiftright_server.infra.kafka.topics import create_topics
 from shiftright_server.infra.settings import Settings
-from shiftright_server.infra.startup import apply_schema, create_topics
 from shiftright_server.producers.emitter import Emitter
 
 from tests.builders import event

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from shiftright_server.infra.alerts_cli import open_store
 from shiftright_server.infra.cli import app
 from shiftright_server.infra.clickhouse import get_client
 from shiftright_server.infra.settings import Settings, to_env
 from shiftright_server.schemas.alerts import AlertTransition
-from shiftright_server.streams.alerting.loader import RuleFileError
+from shiftright_server.schemas.rule_file import RuleFileError
+from shiftright_server.streams.alerting.service import open_store
 from typer.testing import CliRunner
 
 from tests.unit.test_alerts_cli import RULES, FakeStore, _rows, _squash
@@ -140,7 +140,7 @@ def test_silence_add_list_delete_and_snooze(settings: Settings, tmp_path: Path) 
 
 def test_the_fake_store_behaves_like_the_config_store(settings: Settings) -> None:
     """The unit tests' FakeStore and ConfigStore, the same steps: the same observations."""
-    from shiftright_server.infra.alerts_cli import make_silence
+    from shiftright_server.streams.alerting.service import make_silence
 
     def observe(store: Any) -> list[Any]:
         seen: list[Any] = []

@@ -19,8 +19,8 @@ import httpx
 import pytest
 import shiftright
 from shiftright_server.infra.clickhouse import get_client
+from shiftright_server.infra.kafka.topics import create_topics
 from shiftright_server.infra.settings import Settings
-from shiftright_server.infra.startup import create_topics
 
 from tests.integration.conftest import wait_for
 from tests.integration.kafka_fixture import start_kafka, stop_kafka

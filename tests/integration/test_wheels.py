@@ -84,7 +84,7 @@ def test_server_wheel_installs_one_unique_import_name_and_needs_the_sdk(tmp_path
         "infra/kafka/pom.xml",
         "infra/examples/alerts.yaml",
         "streams/app.py",
-        "infra/cli.py",
+        "infra/cli/__main__.py",
     ):
         assert f"shiftright_server/{data}" in names, data
     assert not [n for n in names if "/sdk/" in n or n.startswith("shiftright/")]

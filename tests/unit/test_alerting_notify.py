@@ -6,14 +6,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shiftright_server.schemas.alerts import AlertTransition, InhibitRule, Silence, Subscription
-from shiftright_server.streams.alerting.evaluator import fingerprint, idempotency_key
-from shiftright_server.streams.alerting.notify import Notification, Notifier
-from shiftright_server.streams.alerting.payloads import (
+from shiftright_server.sinks.notify.notifier import Notification, Notifier
+from shiftright_server.sinks.notify.payloads import (
     alertmanager_payload,
     email_message,
     render_email,
     slack_payload,
 )
+from shiftright_server.streams.alerting.evaluator import fingerprint, idempotency_key
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 URL = "http://127.0.0.1:18080"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from shiftright_server.schemas.alerts import AbsenceRule, Matcher, ThresholdRule
-from shiftright_server.streams.alerting.loader import RuleFileError, diff, load_rules
+from shiftright_server.schemas.rule_file import RuleFileError, diff, load_rules
 
 GOOD = """\
 rules:

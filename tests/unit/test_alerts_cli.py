@@ -17,14 +17,17 @@ import hypothesis
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from shiftright_server.infra import alerts_cli
-from shiftright_server.infra.alerts_api import AlertingApi, create_alerting_app
+from shiftright_server.infra.alerting_config import AlertingConfig
+from shiftright_server.infra.api.alerting import AlertingApi, create_alerting_app
+from shiftright_server.infra.cli import alerting as alerting_cli
+from shiftright_server.infra.cli import alerts as alerts_cli
 from shiftright_server.infra.cli import app
+from shiftright_server.infra.cli import rules as rules_cli
 from shiftright_server.producers.gateway.keys import IngestKey, KeyStore, Lookup
 from shiftright_server.schemas.alerts import Silence
 from shiftright_server.schemas.records import Rollup
-from shiftright_server.streams.alerting.loader import load_rules
-from shiftright_server.streams.alerting.store import AlertingConfig
+from shiftright_server.schemas.rule_file import load_rules
+from shiftright_server.streams.alerting import history
 from typer.testing import CliRunner
 
 RULES = """\
@@ -89,7 +92,7 @@ class FakeStore:
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeStore:
     fake = FakeStore()
-    monkeypatch.setattr(alerts_cli, "open_store", lambda settings: fake)
+    monkeypatch.setattr(alerting_cli, "open_store", lambda settings: fake)
     monkeypatch.setenv("SHIFTRIGHT_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("COLUMNS", "220")
     return fake
@@ -181,7 +184,7 @@ def test_apply_dry_run_and_an_unchanged_file_apply_nothing(
 def test_apply_asks_on_a_terminal_and_a_no_applies_nothing(
     store: FakeStore, rules_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(alerts_cli, "_interactive", lambda: True)
+    monkeypatch.setattr(rules_cli, "_interactive", lambda: True)
     refused = run("rules", "apply", str(rules_file), input="n\n")
     assert refused.exit_code == 1 and "Apply?" in refused.output
     assert "nothing applied" in refused.output and store.config.version == 0
@@ -318,7 +321,7 @@ class FakeWarehouse:
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Result:
         self.queries.append((sql, parameters or {}))
         if "FROM alerts_current" in sql:
-            cols = alerts_cli._ALERT_COLUMNS.split(", ")
+            cols = history._ALERT_COLUMNS.split(", ")
             firing = [
                 "checkout-errors",
                 "fp1",
@@ -391,7 +394,7 @@ class FakeWarehouse:
     @contextlib.contextmanager
     def query_row_block_stream(self, sql: str, parameters: dict[str, Any]) -> Iterator[Any]:
         self.queries.append((sql, parameters))
-        names = [c.strip() for c in alerts_cli._ROLLUP_COLUMNS.split(",")]
+        names = [c.strip() for c in history._ROLLUP_COLUMNS.split(",")]
         rows = [[getattr(r, n) for n in names] for r in self.rollups]
         yield iter([rows[i : i + 100] for i in range(0, len(rows), 100)])
 

@@ -21,6 +21,7 @@ from shiftright_server.sinks.notify.model import (
     load_notification,
     redact,
 )
+from shiftright_server.sinks.notify.notifier import ActionCall, Notifier
 from shiftright_server.sinks.notify.outbox import Outbox
 from shiftright_server.sinks.notify.transports import (
     DeliveryError,
@@ -29,7 +30,6 @@ from shiftright_server.sinks.notify.transports import (
     http_error,
 )
 from shiftright_server.streams.alerting.evaluator import fingerprint, idempotency_key
-from shiftright_server.streams.alerting.notify import ActionCall, Notifier
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TOPIC = "t.alerts.v1"

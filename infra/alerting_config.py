@@ -26,7 +26,7 @@ import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from shiftright_server.schemas.alerts import RuleFile, Silence
-from shiftright_server.streams.alerting.loader import load_rules
+from shiftright_server.schemas.rule_file import load_rules
 
 log = structlog.get_logger("shiftright.alerting")
 

@@ -34,33 +34,43 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
-from shiftright_server.infra.alerts_cli import (
+from shiftright_server.infra.api.alerting_bodies import (
+    ERRORS,
+    MALFORMED,
+    AlertsOut,
+    ApplyOut,
+    ErrorBody,
+    HistoryOut,
+    RulesOut,
+    SilenceIn,
+    SilenceOut,
+    SilencesOut,
+)
+from shiftright_server.infra.api.tokens import open_tokens
+from shiftright_server.producers.gateway.errors import FieldError, GatewayError, Rejected
+from shiftright_server.schemas.rule_file import RuleFileError, diff
+from shiftright_server.streams.alerting.history import alert_history, current_alerts, jsonable
+from shiftright_server.streams.alerting.service import (
     AlertingStore,
     SilenceError,
     SilenceInFile,
     SilenceNotFound,
-    alert_history,
+    SilenceView,
     change_json,
-    current_alerts,
     delete_silence,
-    jsonable,
     make_silence,
     open_store,
-    open_tokens,
     parse_rules,
     rule_summary,
     silences_of,
 )
-from shiftright_server.producers.gateway.errors import FieldError, GatewayError, Rejected
-from shiftright_server.streams.alerting.loader import RuleFileError, diff
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 if TYPE_CHECKING:
+    from shiftright_server.infra.alerting_config import AlertingConfig
     from shiftright_server.infra.settings import Settings
     from shiftright_server.producers.gateway.app import KeyChecker
-    from shiftright_server.streams.alerting.store import AlertingConfig
 
 PREFIX = "/api/v1/alerting"
 MAX_RULES_BYTES = 1 << 20
@@ -86,142 +96,6 @@ class RuleProblem(FieldError):
             "reason": self.reason,
             "message": self.message,
         }
-
-
-# -- bodies (documented in the OpenAPI document) --------------------------------------------
-class Problem(BaseModel):
-    line: int | None = None
-    path: str
-    reason: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    error: str
-    message: str
-    errors: list[Problem] = Field(default_factory=list)
-
-
-class RuleOut(BaseModel):
-    name: str
-    kind: str
-    app: str
-    env: str
-    source: str
-    severity: str
-    for_: float = Field(alias="for")
-    enabled: bool
-    description: str
-
-
-class SubscriptionOut(BaseModel):
-    name: str
-    channel: str
-    to: str
-    matchers: list[str]
-    rules: list[str]
-    send_resolved: bool
-
-
-class RulesOut(BaseModel):
-    version: int = Field(description="0: nothing applied yet.")
-    applied_by: str
-    applied_at: datetime | None
-    source: str
-    yaml: str
-    rules: list[RuleOut]
-    subscriptions: list[SubscriptionOut]
-
-
-class ChangeOut(BaseModel):
-    op: str = Field(description="+ added, - removed, ~ changed")
-    what: str
-    name: str
-    fields: list[str]
-
-
-class ApplyOut(BaseModel):
-    applied: bool
-    dry_run: bool
-    version: int = Field(description="The version in force after this request.")
-    previous_version: int
-    changes: list[ChangeOut]
-
-
-class SilenceIn(BaseModel):
-    matchers: list[str] = Field(min_length=1, examples=[["app=checkout", "severity=warning"]])
-    duration: str | None = Field(None, description="30m, 2h, 1d (or give ends_at).")
-    starts_at: datetime | None = Field(None, description="Default: now.")
-    ends_at: datetime | None = None
-    comment: str = ""
-    created_by: str = Field("", description="Default: the token's label.")
-
-
-class SilenceOut(BaseModel):
-    id: str
-    matchers: list[str]
-    starts_at: datetime
-    ends_at: datetime
-    created_by: str
-    comment: str
-    origin: str = Field(description="file: in the rule file; api: made by the CLI or API.")
-    state: str = Field(description="active, upcoming or expired")
-
-
-class SilencesOut(BaseModel):
-    silences: list[SilenceOut]
-
-
-class AlertOut(BaseModel):
-    rule: str
-    fingerprint: str
-    state: str
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    starts_at: datetime | None
-    active_since: datetime | None
-    value: float | None
-    threshold: float | None
-    updated_at: datetime
-
-
-class AlertsOut(BaseModel):
-    firing: int
-    pending: int
-    alerts: list[AlertOut]
-
-
-class TransitionOut(BaseModel):
-    ts: datetime
-    rule: str
-    rule_kind: str
-    fingerprint: str
-    previous: str
-    state: str
-    labels: dict[str, str]
-    value: float | None
-    threshold: float | None
-    starts_at: datetime | None
-    ends_at: datetime | None
-    seq: int
-
-
-class HistoryOut(BaseModel):
-    transitions: list[TransitionOut]
-
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in (
-        (401, "no, unknown or revoked token"),
-        (403, "the token's role may not do this"),
-        (422, "invalid parameters or body, each problem in errors"),
-        (503, "Kafka (the configuration) or the warehouse is unreachable"),
-    )
-}
-_MALFORMED: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "the body cannot be read"}
-}
 
 
 # -- the API ----------------------------------------------------------------------------
@@ -413,13 +287,11 @@ class AlertingApi:
 
 
 def _silence_json(silence: Any, state: str) -> dict[str, Any]:
-    from shiftright_server.infra.alerts_cli import SilenceView
-
     return SilenceView(silence, "api", state).as_json()
 
 
 def _config_call(run: Callable[[], Any]) -> Any:
-    from shiftright_server.streams.alerting.store import ConfigStoreError
+    from shiftright_server.infra.alerting_config import ConfigStoreError
 
     try:
         return run()
@@ -463,7 +335,7 @@ def alerting_router(api: AlertingApi) -> APIRouter:
     router = APIRouter()
 
     @router.get(
-        "/rules", response_model=RulesOut, responses=_ERRORS, summary="The applied rule file"
+        "/rules", response_model=RulesOut, responses=ERRORS, summary="The applied rule file"
     )
     def get_rules(response: Response, _: Viewer) -> dict[str, Any]:
         body = api.rules()
@@ -475,8 +347,8 @@ def alerting_router(api: AlertingApi) -> APIRouter:
         response_model=ApplyOut,
         summary="Apply a rule file (YAML body)",
         responses={
-            **_ERRORS,
-            **_MALFORMED,
+            **ERRORS,
+            **MALFORMED,
             412: {"model": ErrorBody, "description": "If-Match names another version"},
             413: {"model": ErrorBody, "description": "over 1 MiB"},
             422: {"model": ErrorBody, "description": "problems, by line and field"},
@@ -505,7 +377,7 @@ def alerting_router(api: AlertingApi) -> APIRouter:
     @router.get(
         "/silences",
         response_model=SilencesOut,
-        responses=_ERRORS,
+        responses=ERRORS,
         summary="Active and upcoming silences",
     )
     def get_silences(
@@ -518,7 +390,7 @@ def alerting_router(api: AlertingApi) -> APIRouter:
         response_model=SilenceOut,
         status_code=201,
         summary="Add a silence",
-        responses={**_ERRORS, **_MALFORMED},
+        responses={**ERRORS, **MALFORMED},
     )
     def post_silence(body: SilenceIn, who: Editor) -> dict[str, Any]:
         return api.add_silence(body, who)
@@ -528,7 +400,7 @@ def alerting_router(api: AlertingApi) -> APIRouter:
         response_model=SilenceOut,
         summary="End a silence now",
         responses={
-            **_ERRORS,
+            **ERRORS,
             404: {"model": ErrorBody},
             409: {"model": ErrorBody, "description": "in the rule file: edit it there"},
         },
@@ -539,7 +411,7 @@ def alerting_router(api: AlertingApi) -> APIRouter:
     @router.get(
         "/alerts",
         response_model=AlertsOut,
-        responses=_ERRORS,
+        responses=ERRORS,
         summary="Alerts firing or pending now",
     )
     def get_alerts(_: Viewer, app: str = "", env: str = "") -> dict[str, Any]:
@@ -548,7 +420,7 @@ def alerting_router(api: AlertingApi) -> APIRouter:
     @router.get(
         "/alerts/history",
         response_model=HistoryOut,
-        responses=_ERRORS,
+        responses=ERRORS,
         summary="Recent alert transitions, newest first",
     )
     def get_history(

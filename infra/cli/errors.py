@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.console import Console
 from rich.table import Table
-from shiftright_server.infra.cli_common import AGO, parse_time
-from shiftright_server.infra.cli_common import cli_settings as _settings
-from shiftright_server.infra.cli_common import fail as _fail
-from shiftright_server.infra.cli_common import warehouse_client as _client
+from shiftright_server.infra.cli.common import AGO, parse_time
+from shiftright_server.infra.cli.common import cli_settings as _settings
+from shiftright_server.infra.cli.common import fail as _fail
+from shiftright_server.infra.cli.common import warehouse_client as _client
 from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas import error_queries as q
 

@@ -1,4 +1,5 @@
-"""The ``shiftright`` command line."""
+"""The ``shiftright`` app: the pipeline commands (``up``, ``down``, ``status``, ``sql``,
+``migrate``, ``simulate``, ``detect``) and the command groups of the other modules."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
-from shiftright_server.infra.cli_common import cli_settings as _settings
-from shiftright_server.infra.cli_common import fail as _fail
+from shiftright_server.infra.cli.alerts import register as register_alerting
+from shiftright_server.infra.cli.common import cli_settings as _settings
+from shiftright_server.infra.cli.common import fail as _fail
+from shiftright_server.infra.cli.errors import errors_app, import_app
+from shiftright_server.infra.cli.gateway import gateway_app
+from shiftright_server.infra.cli.mark import mark_app
 from shiftright_server.infra.settings import Settings
 
 app = typer.Typer(
@@ -35,7 +40,7 @@ def up(
     ] = None,
 ) -> None:
     """Start Kafka, the warehouse, the stream workers, the sink (and the simulator)."""
-    from shiftright_server.infra.startup import bring_up
+    from shiftright_server.infra.ops.startup import bring_up
 
     settings = _settings()
     try:
@@ -51,7 +56,7 @@ def up(
 @app.command()
 def down() -> None:
     """Stop every locally started component (simulator first, Kafka last)."""
-    from shiftright_server.infra.supervisor import ORDER, Supervisor
+    from shiftright_server.infra.ops.supervisor import ORDER, Supervisor
 
     supervisor = Supervisor(_settings())
     for name in reversed(ORDER):
@@ -64,7 +69,7 @@ def status(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep refreshing.")] = False,
 ) -> None:
     """Each component's health, then messages in, events stored, lag and dead letters."""
-    from shiftright_server.infra.startup import component_health
+    from shiftright_server.infra.ops.startup import component_health
 
     settings = _settings()
     table = Table("component", "state", "detail")
@@ -80,7 +85,7 @@ def status(
 
 def _status_line(settings: Settings, follow: bool) -> None:
     from shiftright_server.infra.clickhouse import get_client
-    from shiftright_server.infra.status import collect
+    from shiftright_server.infra.ops.status import collect
 
     try:
         client = get_client(settings.clickhouse, database=settings.clickhouse.database)
@@ -227,79 +232,12 @@ def simulate(
     )
 
 
-# -- ingest gateway (its commands live with it; importing them loads no web framework) --
-from shiftright_server.producers.gateway.cli import gateway_app  # noqa: E402
-
+# -- command groups of their own: gateway, errors/import, alerting, mark -------------------
 app.add_typer(gateway_app, name="gateway")
-
-
-# -- error analytics: reports and decisions (infra/errors_cli.py) --------------------------
-from shiftright_server.infra.errors_cli import errors_app, import_app  # noqa: E402
-
 app.add_typer(errors_app, name="errors")
 app.add_typer(import_app, name="import")
-
-
-# -- alerting: rules as code, silences, alerts, backtest, API tokens (infra/alerts_cli.py) --
-from shiftright_server.infra.alerts_cli import register as register_alerting  # noqa: E402
-
 register_alerting(app)
-
-
-# -- mark: change events from CI (delegates to the SDK) -------------------------------------
-mark_app = typer.Typer(no_args_is_help=True, help="Mark a deploy or a feature-flag flip.")
 app.add_typer(mark_app, name="mark")
-
-
-def _sdk_cli() -> Any:
-    try:
-        import shiftright.cli
-    except ImportError:
-        _fail("the SDK is not installed: pip install -e producers/sdk (make does this)")
-    return shiftright.cli
-
-
-def _mark(ok: bool, what: str) -> None:
-    if not ok:
-        _fail(f"could not mark {what}: Kafka did not acknowledge it")
-    out.print(f"marked {what}")
-
-
-@mark_app.command("deploy")
-def mark_deploy(
-    app_name: Annotated[str, typer.Option("--app")],
-    env: Annotated[str, typer.Option()],
-    release: Annotated[str, typer.Option()],
-    description: Annotated[str, typer.Option()] = "",
-) -> None:
-    """A release reached an environment: `shiftright mark deploy --app checkout --env prod --release 1.4.3`."""
-    s = _settings()
-    ok = _sdk_cli().mark_deploy(
-        app_name,
-        env,
-        release,
-        kafka=s.kafka.bootstrap_servers,
-        namespace=s.namespace,
-        description=description,
-    )
-    _mark(ok, f"deploy of {release} to {app_name}/{env}")
-
-
-@mark_app.command("flag")
-def mark_flag(
-    name: str,
-    state: Annotated[str, typer.Argument(help="on or off")],
-    app_name: Annotated[str, typer.Option("--app")],
-    env: Annotated[str, typer.Option()],
-) -> None:
-    """A feature flag was switched: `shiftright mark flag new-checkout on --app checkout --env prod`."""
-    if state not in ("on", "off"):
-        _fail("state must be on or off")
-    s = _settings()
-    ok = _sdk_cli().mark_flag(
-        name, state, app_name, env, kafka=s.kafka.bootstrap_servers, namespace=s.namespace
-    )
-    _mark(ok, f"flag {name} {state} in {app_name}/{env}")
 
 
 # -- detect: the stream's anomaly detector, offline (streams/alerting/detect.py) ------------
@@ -316,7 +254,3 @@ def detect(ctx: typer.Context) -> None:
 
 def main() -> None:
     app()
-
-
-if __name__ == "__main__":
-    main()

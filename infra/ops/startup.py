@@ -5,71 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.console import Console
-from shiftright_server.infra.settings import Settings
-from shiftright_server.infra.supervisor import (
+from shiftright_server.infra.clickhouse import apply_schema
+from shiftright_server.infra.kafka.topics import create_topics
+from shiftright_server.infra.ops.supervisor import (
     Component,
     Supervisor,
     kafka_launcher,
     python_components,
     warehouse_ready,
 )
+from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas import topics
-
-
-def topic_plan(settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
-    """(raw event topics, derived topics) with their partition counts."""
-    ns, parts = settings.namespace, settings.kafka.partitions
-    raw = {topics.named(t, ns): parts for t in topics.EVENT_TOPICS}
-    derived = {topics.named(t, ns): parts for t in (topics.DLQ_EVENTS, topics.ROLLUPS)}
-    return raw, derived
-
-
-def create_topics(settings: Settings) -> None:
-    from shiftright_server.infra.kafka.topics import ensure_topics
-
-    raw, derived = topic_plan(settings)
-    bootstrap = settings.kafka.bootstrap_servers
-    ensure_topics(bootstrap, raw, {"max.message.bytes": str(topics.RAW_TOPIC_MAX_MESSAGE_BYTES)})
-    ensure_topics(bootstrap, derived)
-    errors, compacted = error_topic_plan(settings)
-    ensure_topics(bootstrap, errors)
-    ensure_topics(bootstrap, compacted, {"cleanup.policy": "compact"})
-    plain, config = alerting_topic_plan(settings)
-    ensure_topics(bootstrap, plain)
-    ensure_topics(bootstrap, config, {"cleanup.policy": "compact", "retention.ms": "-1"})
-
-
-def alerting_topic_plan(settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
-    """Alerting topics (issue 5): signals are partitioned like the events; alerts and
-    notifications are few and read in order by one notifier, so one partition each; the
-    configuration is one compacted partition that is never deleted."""
-    ns, parts = settings.namespace, settings.kafka.partitions
-    plain = {topics.named(topics.SIGNALS, ns): parts}
-    plain |= {topics.named(t, ns): 1 for t in (topics.ALERTS, topics.NOTIFICATIONS)}
-    return plain, {topics.named(topics.ALERTING_CONFIG, ns): 1}
-
-
-def error_topic_plan(settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
-    """Error-analytics topics (issue 4); ``errors.byhost.v1`` must have as many partitions
-    as ``events.health.v1`` (the two are joined partition by partition). The group rows
-    are compacted: the latest row per group is what matters."""
-    ns, parts = settings.namespace, settings.kafka.partitions
-    plain = (
-        topics.ERRORS_BY_HOST,
-        topics.ERRORS_GROUPED,
-        topics.ERRORS_TRANSITIONS,
-        topics.ERRORS_COMMANDS,
-    )
-    return {topics.named(t, ns): parts for t in plain}, {
-        topics.named(topics.ERRORS_GROUPS, ns): parts
-    }
-
-
-def apply_schema(settings: Settings) -> None:
-    from shiftright_server.infra.clickhouse import get_client
-    from shiftright_server.schemas.migrate import migrate
-
-    migrate(get_client(settings.clickhouse), settings.clickhouse.database)
 
 
 def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: float) -> None:
@@ -114,7 +60,7 @@ def starter_rules(settings: Settings) -> str:
     a team's own rules, once applied, are never touched."""
     from importlib import resources
 
-    from shiftright_server.streams.alerting.store import ConfigStore
+    from shiftright_server.infra.alerting_config import ConfigStore
 
     store = ConfigStore(
         settings.kafka.bootstrap_servers,
@@ -194,7 +140,7 @@ def _check_alive(sup: Supervisor, names: list[str]) -> None:
 
 def component_health(settings: Settings) -> list[tuple[str, bool, str]]:
     """(name, healthy, detail) for each component."""
-    from shiftright_server.infra.status import run_counters, sink_counters
+    from shiftright_server.infra.ops.status import run_counters, sink_counters
 
     sup = Supervisor(settings)
     rows: list[tuple[str, bool, str]] = []

@@ -50,7 +50,7 @@ def gateway(
     """Run the gateway (HTTP JSON /v1/events, OTLP /v1/logs /v1/metrics /v1/traces)."""
     if ctx.invoked_subcommand is not None:
         return
-    from shiftright_server.producers.gateway.server import serve
+    from shiftright_server.infra.api.gateway import serve
 
     serve(_settings(), host, port, workers)
 

@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote
 
-from shiftright_server.streams.alerting.notify import AlertView, Notification
+from shiftright_server.sinks.notify.notifier import AlertView, Notification
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of an alert still firing
 SLACK_HEADER_MAX, SLACK_SECTION_MAX, SLACK_BLOCKS_MAX = 150, 3000, 50

@@ -1,0 +1,3 @@
+from shiftright_server.infra.cli.root import main
+
+main()
