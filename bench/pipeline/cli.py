@@ -1,0 +1,216 @@
+"""``python -m bench.pipeline``: arguments, the run from start to report, the figures file."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pickle
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+import bench.pipeline
+from bench.pipeline.context import REPO, RESULTS, Context, PhaseFailed
+from bench.pipeline.events import KINDS, PROBES_PER_SECOND, generate, with_probes
+from bench.pipeline.monitor import Monitor, resources
+from bench.pipeline.phases import run_system, warm_up
+from bench.pipeline.producer import produce_main
+from bench.pipeline.report import report
+from bench.pipeline.services import Services, start_services
+from bench.pipeline.systems import Baseline, Full
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.pipeline", description=(bench.pipeline.__doc__ or "").splitlines()[0]
+    )
+    parser.add_argument("--events", type=int, default=None, help="drain phase size (300000)")
+    parser.add_argument("--rate", type=float, default=None, help="live events/s (20000)")
+    parser.add_argument("--seconds", type=float, default=None, help="live phase length (30)")
+    parser.add_argument("--quick", action="store_true", help="small numbers for a smoke run")
+    parser.add_argument(
+        "--kafka", metavar="BOOTSTRAP", help="use this broker instead of starting one"
+    )
+    parser.add_argument("--clickhouse", metavar="URL", help="use this ClickHouse HTTP URL")
+    parser.add_argument("--only", choices=("baseline", "full"), help="run one system only")
+    parser.add_argument(
+        "--stall", type=float, default=90.0, help="give up after this long without new rows"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the state dir, databases and topics"
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--batch-events",
+        type=int,
+        default=200,
+        help="events per Kafka message (NDJSON batches); 1 = one event per message",
+    )
+    parser.add_argument(
+        "--no-warmup", action="store_true", help="skip the practice run that warms the broker up"
+    )
+    args = parser.parse_args(argv)
+    quick = {"events": 20_000, "rate": 2_000.0, "seconds": 8.0}
+    full = {"events": 300_000, "rate": 20_000.0, "seconds": 30.0}
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_produce"]:
+        produce_main(argv[1:])
+        return
+    args = parse_args(argv)
+    from shiftright_server.infra.logs import configure_logging
+
+    configure_logging("WARNING")
+    signal.signal(signal.SIGTERM, _interrupt)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 132))
+    try:
+        results = run(args, console)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted; everything started was stopped[/]")
+        sys.exit(130)
+    except PhaseFailed as exc:
+        console.print(f"[red]benchmark failed:[/] {escape(str(exc))}")
+        sys.exit(1)
+    report(console, results)
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"pipeline-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(results, indent=2))
+    console.print(f"figures written to {path.relative_to(REPO)}")
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    began = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="shiftright-bench-"))
+    monitor = Monitor()
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with (
+        contextlib.ExitStack() as stack,
+        Progress(*columns, console=console, transient=True) as progress,
+    ):
+        stack.callback(_remove_root, root, args.keep, console)
+        services = start_services(args, root, stack, progress)
+        monitor.watch("bench", os.getpid())
+        for name, pid in services.pids.items():
+            monitor.watch(name, pid)
+        if "kafka" in services.pids and Path("/proc").is_dir():
+            monitor.watch("kafka JIT", services.pids["kafka"], part=True)
+        monitor.start()
+        stack.callback(monitor.close)
+        ctx = _prepare_events(args, services, root, monitor, progress, console)
+        results: dict[str, Any] = {
+            "started_at": datetime.now(UTC).isoformat(),
+            "params": _params(args, ctx),
+        }
+        if not args.no_warmup:
+            results["warm_up"] = warm_up(ctx, stack)
+        results["systems"] = {}
+        for cls in (Baseline, Full):
+            if args.only in (None, cls.label):
+                namespace = f"bench{uuid.uuid4().hex[:8]}{cls.label[0]}"
+                system = cls(services, root, namespace)
+                results["systems"][cls.label] = run_system(ctx, system, stack)
+        results["resources"] = resources(monitor)
+        results["total_seconds"] = round(time.monotonic() - began, 1)
+        results["load_average_at_end"] = os.getloadavg()
+    return results
+
+
+def _prepare_events(
+    args: argparse.Namespace,
+    services: Services,
+    root: Path,
+    monitor: Monitor,
+    progress: Progress,
+    console: Console,
+) -> Context:
+    n_live = int(args.rate * args.seconds)
+    task = progress.add_task("Generating and serializing events", total=args.events + n_live)
+    now = datetime.now(UTC).replace(microsecond=0)
+    advance: Callable[[int], None] = lambda k: progress.advance(task, k)  # noqa: E731
+    drain_events = generate(
+        args.events, now - timedelta(minutes=11), now - timedelta(minutes=6), args.seed, advance
+    )
+    live_events = generate(
+        n_live, now - timedelta(minutes=6), now - timedelta(minutes=1), args.seed + 1, advance
+    )
+    records, probes = with_probes(live_events, max(1, round(args.rate / PROBES_PER_SECOND)))
+    live_file = root / "live-events.pickle"
+    with live_file.open("wb") as fh:
+        pickle.dump({"records": records, "probes": probes}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    progress.remove_task(task)
+    drain_records = [r for _, r in drain_events]
+    size = sum(len(r[2]) for r in drain_records) / max(1, len(drain_records))
+    console.print(
+        f"[green]✓[/] {len(drain_records):,} drain + {n_live:,} live events "
+        f"({len(probes)} probes), {size:.0f} B on average"
+    )
+    return Context(
+        args, services, root, monitor, progress, console, drain_records, live_file, len(probes)
+    )
+
+
+def _params(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    kinds = [0, 0, 0, 0]
+    for kind, _, _ in ctx.drain_records:
+        kinds[kind] += 1
+    return {
+        "events": args.events,
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "quick": args.quick,
+        "batch_events": args.batch_events,
+        "mix": dict(zip(KINDS, kinds, strict=True)),
+        "probes": ctx.probe_count,
+        "batch_rows": 20_000,
+        "batch_seconds": 1.0,
+        "external_services": ctx.services.external,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
+def _remove_root(root: Path, keep: bool, console: Console) -> None:
+    if keep:
+        console.print(f"state kept in {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
