@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run up down status test unit integration bench bench-worker lint clean
+.PHONY: run up down status test unit integration bench bench-worker lint docs config-doc clean
 
 run: up
 
@@ -32,6 +32,12 @@ bench: $(STAMP)
 bench-worker: $(STAMP)
 	$(BIN)/python -m bench.streams_worker
 
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+config-doc: $(STAMP)
+	$(BIN)/python -m shiftright_server.infra.settings_doc
+
 # ruff, and the layer order (schemas -> configuration/clients -> producers|streams|sinks -> CLI/ops)
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -48,4 +54,4 @@ $(STAMP): pyproject.toml producers/sdk/pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .shiftright .pytest_cache
+	rm -rf $(VENV) .shiftright .pytest_cache site

@@ -23,12 +23,21 @@ class KafkaSettings(BaseModel):
         default=None,
         description="An existing cluster's bootstrap servers; when unset the local launcher runs Kafka.",
     )
-    host: str = "127.0.0.1"
-    port: int = 19092
-    controller_port: int = 19093
-    version: str = "4.1.1"
+    host: str = Field(
+        default="127.0.0.1", description="Address the locally launched broker listens on."
+    )
+    port: int = Field(default=19092, description="Client port of the locally launched broker.")
+    controller_port: int = Field(
+        default=19093, description="KRaft controller port of the locally launched broker."
+    )
+    version: str = Field(
+        default="4.1.1",
+        description="Apache Kafka version the launcher resolves from Maven Central.",
+    )
     partitions: int = Field(default=8, description="Partitions of every topic we create.")
-    heap: str = "512m"
+    heap: str = Field(
+        default="512m", description="Java heap of the locally launched broker (-Xmx)."
+    )
 
     @property
     def launch_local(self) -> bool:
@@ -46,9 +55,9 @@ class ClickHouseSettings(BaseModel):
         default=None,
         description="A ClickHouse server's HTTP URL; when unset the embedded warehouse (chDB) is used.",
     )
-    host: str = "127.0.0.1"
-    port: int = 18123
-    database: str = "shiftright"
+    host: str = Field(default="127.0.0.1", description="Address the embedded warehouse listens on.")
+    port: int = Field(default=18123, description="HTTP port of the embedded warehouse.")
+    database: str = Field(default="shiftright", description="Database holding every table.")
 
     @property
     def launch_local(self) -> bool:
@@ -62,30 +71,63 @@ class ClickHouseSettings(BaseModel):
 class SinkSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    group_id: str = "shiftright-clickhouse-sink"
-    batch_rows: int = 20_000
-    batch_seconds: float = 1.0
-    retry_initial_seconds: float = 0.5
-    retry_max_seconds: float = 15.0
+    group_id: str = Field(
+        default="shiftright-clickhouse-sink",
+        description="Consumer group of the ClickHouse sink (prefixed by the namespace).",
+    )
+    batch_rows: int = Field(
+        default=20_000, description="An insert batch is cut at this many rows, or at batch_seconds."
+    )
+    batch_seconds: float = Field(
+        default=1.0,
+        description="An insert batch is cut when its first message is this old, or at batch_rows.",
+    )
+    retry_initial_seconds: float = Field(
+        default=0.5, description="First back-off while the warehouse is away (doubles per retry)."
+    )
+    retry_max_seconds: float = Field(
+        default=15.0, description="Longest back-off between retries of one batch."
+    )
 
 
 class StreamSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    app_id: str = "shiftright-streams"
-    bucket_seconds: int = 60
-    allowed_lateness_seconds: int = 10
-    idle_close_seconds: float = 5.0
+    app_id: str = Field(
+        default="shiftright-streams",
+        description="Faust application id: the stream worker's consumer group (prefixed by the namespace).",
+    )
+    bucket_seconds: int = Field(default=60, description="Size of the event-time rollup buckets.")
+    allowed_lateness_seconds: int = Field(
+        default=10,
+        description="A bucket closes when the partition's newest event time is this far past its end.",
+    )
+    idle_close_seconds: float = Field(
+        default=5.0,
+        description="A partition with no new record for this long (wall clock) is quiet: its due buckets close and its waiting errors are released.",
+    )
     idle_lateness_seconds: int = Field(
         default=30,
         description="A quiet partition closes buckets that ended this long ago (wall clock), "
         "and waits this long after the broker was unreachable before closing any.",
     )
-    max_event_bytes: int = 256 * 1024
-    max_future_seconds: int = 300
-    max_age_days: int = 30
-    batch_max: int = 5_000
-    batch_within_seconds: float = 0.25
+    max_event_bytes: int = Field(
+        default=256 * 1024,
+        description="Largest event accepted; larger ones are dead-lettered as oversized.",
+    )
+    max_future_seconds: int = Field(
+        default=300,
+        description="Events timestamped further ahead of their Kafka timestamp are dead-lettered (ts_in_future).",
+    )
+    max_age_days: int = Field(
+        default=30, description="Events older than this are dead-lettered (ts_too_old)."
+    )
+    batch_max: int = Field(
+        default=5_000, description="Most records the rollup step takes in one batch."
+    )
+    batch_within_seconds: float = Field(
+        default=0.25, description="Longest the worker waits to fill a batch."
+    )
     fetch_min_bytes: int = Field(
         default=1024 * 1024,
         description="The worker's fetches wait at the broker until this much is waiting or "
@@ -97,14 +139,17 @@ class StreamSettings(BaseModel):
         description="The longest a fetch waits for fetch_min_bytes: what quiet traffic adds "
         "to the latency of rollups, error groups and alerts.",
     )
-    web_port: int = 16066
+    web_port: int = Field(
+        default=16066,
+        description="Port reserved for the stream worker's web server (the worker runs with Faust's web server off).",
+    )
     error_analytics: bool = Field(
         default=True,
         description="Run the error-analytics agents (grouping, health join) in this worker.",
     )
     grouping_rules: Path | None = Field(
         default=None,
-        description="Custom error-grouping rules (YAML, see streams/grouping/rules.py); none by default.",
+        description="Custom error-grouping rules (a YAML file, see the error-analytics docs); none by default.",
     )
     alerting: bool = Field(
         default=True,
@@ -143,8 +188,8 @@ class GatewaySettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    host: str = "127.0.0.1"
-    port: int = 14318
+    host: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
+    port: int = Field(default=14318, description="Port the gateway listens on.")
     workers: int = Field(
         default=1,
         description="Gateway processes sharing the port, each with its own bounded producer "
@@ -154,19 +199,29 @@ class GatewaySettings(BaseModel):
         default=5 * 1024 * 1024,
         description="Largest request body, before and after Content-Encoding is undone (413 above).",
     )
-    max_events_per_request: int = 10_000
+    max_events_per_request: int = Field(
+        default=10_000, description="Most events in one request (413 above)."
+    )
     max_pending_events: int = Field(
         default=50_000,
         description="Events handed to Kafka but not yet acknowledged; above this requests get 429.",
     )
-    max_pending_bytes: int = 64 * 1024 * 1024
+    max_pending_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        description="Bytes handed to Kafka but not yet acknowledged; above this requests get 429.",
+    )
     ack_timeout_seconds: float = Field(
         default=10.0,
         description="How long a request waits for Kafka's acknowledgement (503 after).",
     )
-    retry_after_seconds: int = 1
-    unavailable_retry_after_seconds: int = 5
-    require_key: bool = True
+    retry_after_seconds: int = Field(default=1, description="Retry-After of a 429 answer.")
+    unavailable_retry_after_seconds: int = Field(
+        default=5, description="Retry-After of a 503 answer (Kafka unreachable or slow)."
+    )
+    require_key: bool = Field(
+        default=True,
+        description="Refuse requests without an ingest key (false: local use only; the alerting API then allows anonymous reads).",
+    )
 
 
 class AlertingSettings(BaseModel):
@@ -175,19 +230,30 @@ class AlertingSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    group_id: str = "shiftright-notifier"
+    group_id: str = Field(
+        default="shiftright-notifier",
+        description="Consumer group of the notifier (prefixed by the namespace).",
+    )
     external_url: str = Field(
         default="http://127.0.0.1:18080",
         description="Base URL put into notifications (links to an alert: <url>/alerts/<rule>).",
     )
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 25
-    smtp_from: str = "shiftright@localhost"
-    smtp_user: str | None = None
-    smtp_password: str | None = None
-    smtp_starttls: bool = False
-    smtp_timeout_seconds: float = 10.0
-    webhook_timeout_seconds: float = 10.0
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP server for e-mail notifications.")
+    smtp_port: int = Field(default=25, description="SMTP port.")
+    smtp_from: str = Field(
+        default="shiftright@localhost", description="Sender address of notification e-mails."
+    )
+    smtp_user: str | None = Field(
+        default=None, description="SMTP login, when the server wants one."
+    )
+    smtp_password: str | None = Field(default=None, description="SMTP password.")
+    smtp_starttls: bool = Field(
+        default=False, description="Upgrade the SMTP connection with STARTTLS."
+    )
+    smtp_timeout_seconds: float = Field(default=10.0, description="Timeout of one SMTP delivery.")
+    webhook_timeout_seconds: float = Field(
+        default=10.0, description="Timeout of one webhook or Slack request."
+    )
     webhook_max_alerts: int = Field(
         default=0, description="Alerts per webhook body (0: all; the rest counted)."
     )
@@ -196,12 +262,24 @@ class AlertingSettings(BaseModel):
         description="Attempts of one delivery before it is recorded as failed (12 with the "
         "default back-off: a receiver may be down ~18 minutes).",
     )
-    retry_initial_seconds: float = 1.0
-    retry_max_seconds: float = 300.0
-    email_per_minute: float = Field(default=30.0, description="Rate limit (token bucket).")
-    webhook_per_minute: float = 600.0
-    slack_per_minute: float = 60.0
-    action_per_minute: float = 600.0
+    retry_initial_seconds: float = Field(
+        default=1.0, description="First back-off of a failed delivery (doubles per attempt)."
+    )
+    retry_max_seconds: float = Field(
+        default=300.0, description="Longest back-off between delivery attempts."
+    )
+    email_per_minute: float = Field(
+        default=30.0, description="Rate limit of e-mail deliveries (token bucket)."
+    )
+    webhook_per_minute: float = Field(
+        default=600.0, description="Rate limit of webhook deliveries (token bucket)."
+    )
+    slack_per_minute: float = Field(
+        default=60.0, description="Rate limit of Slack deliveries (token bucket)."
+    )
+    action_per_minute: float = Field(
+        default=600.0, description="Rate limit of action-webhook calls (token bucket)."
+    )
     rate_burst: int = Field(default=10, description="Deliveries a channel may send at once.")
     workers: int = Field(default=4, description="Deliveries in flight at once.")
     keep_days: float = Field(
@@ -230,7 +308,9 @@ class Settings(BaseSettings):
     streams: StreamSettings = StreamSettings()
     gateway: GatewaySettings = GatewaySettings()
     alerting: AlertingSettings = AlertingSettings()
-    log_level: str = "INFO"
+    log_level: str = Field(
+        default="INFO", description="Log level of every process (DEBUG, INFO, WARNING, ERROR)."
+    )
     log_json: bool | None = Field(
         default=None, description="JSON logs; default: JSON unless stderr is a terminal."
     )

@@ -31,7 +31,7 @@ AnyEvent = UsageEvent | ErrorEvent | HealthEvent | ChangeEvent
 
 
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
-    """Settings every shiftright producer uses (see DESIGN decision 6)."""
+    """Settings every shiftright producer uses: murmur2 places keys where Faust expects them."""
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
         "partitioner": "murmur2_random",  # where Faust/Java expect keys to land

@@ -3,8 +3,8 @@
 Each query uses ClickHouse server-side parameters (``{name:Type}``): pass them as the
 ``parameters`` dict of clickhouse-connect's ``query``, or as ``param_<name>`` in the
 HTTP URL. ``start``/``end`` are ``DateTime64(3)`` UTC bounds, ``step_s`` a bucket size in
-seconds (60 = per minute, 3600 = per hour, 86400 = per day). The same text can go into
-the README and behind the ``shiftright errors ...`` reports.
+seconds (60 = per minute, 3600 = per hour, 86400 = per day). The same text is in the
+error-analytics docs and behind the ``shiftright errors ...`` reports.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ class Rollup(BaseModel):
     emitted_at: datetime
 
 
-# -- error analytics (issue 4) ------------------------------------------------------------
+# -- error analytics ----------------------------------------------------------------------
 
 GroupStatus = Literal["unresolved", "resolved", "resolved_in_next_release", "ignored"]
 TransitionKind = Literal["new", "new_in_env", "regressed", "spiking", "unignored"]

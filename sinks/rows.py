@@ -75,8 +75,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "_offset",
     ),
 }
-#: Records the stream jobs and the notifier write (error analytics, issue 4; alerting,
-#: issue 5): table -> model; columns are the model's fields.
+#: Records the stream jobs and the notifier write (error analytics and alerting):
+#: table -> model; columns are the model's fields.
 RECORD_MODELS: dict[str, type[BaseModel]] = {
     "errors_grouped": GroupedError,
     "error_groups": ErrorGroup,

@@ -237,8 +237,8 @@ def test_stream_worker_killed_9_mid_run_counts_every_error_once(
     producer.start()
     try:
         # Killed once a third is counted, mid-run: a worker killed within a second of its
-        # first batch left its successor stalled after the dead member's 60 s session
-        # expired, in two CI runs (README, Known limits) -- a different failure, open.
+        # first batch can leave its successor stalled after the dead member's 60 s session
+        # expires (docs/limits.md) -- a different failure, not what this test checks.
         wait_for(
             lambda: (
                 (sql("SELECT sum(count) FROM error_groups FINAL")[0][0] or 0) >= len(errors) // 3

@@ -83,7 +83,7 @@ def test_broker_restarted_mid_run_loses_nothing(settings: Settings, tmp_path: Pa
     try:
         wait_for(lambda: stored_total(client) > 0, 60, "the first live events to be stored")
         # the stream worker too is past its start-up (a broker gone while Faust starts its
-        # tables is a different failure: the worker exits, see Known limits in the README)
+        # tables is a different failure: the worker exits, see docs/limits.md)
         wait_for(
             lambda: rolled_up_total(client) > 0,
             90,

@@ -1,4 +1,4 @@
-"""The producer settings DESIGN decision 6 asks of every confluent-kafka producer."""
+"""The producer settings every confluent-kafka producer of shiftright needs."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ class Transport(Protocol):
 
 
 def producer_config(config: Config) -> dict[str, Any]:
-    """confluent-kafka settings (see DESIGN decision 6): keys land where Faust expects them."""
+    """confluent-kafka settings: keys land where Faust and the pipeline expect them (murmur2)."""
     settings: dict[str, Any] = {
         "bootstrap.servers": config.kafka,
         "client.id": f"shiftright-sdk:{config.app}",
