@@ -18,7 +18,8 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from shiftright_server.infra.alerting_config import AlertingConfig
-from shiftright_server.infra.api.alerting import AlertingApi, create_alerting_app
+from shiftright_server.infra.api.alerting import create_alerting_app
+from shiftright_server.infra.api.alerting_handler import AlertingApi
 from shiftright_server.infra.cli import alerting as alerting_cli
 from shiftright_server.infra.cli import alerts as alerts_cli
 from shiftright_server.infra.cli import app

@@ -162,6 +162,17 @@ def test_no_module_imports_a_project_folder_by_its_bare_name() -> None:
     assert not broken, "bare project imports:\n" + "\n".join(map(str, broken))
 
 
+def test_every_installed_folder_has_a_rule() -> None:
+    setup = ast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
+    mapped = next(
+        ast.literal_eval(node.value)
+        for node in ast.walk(setup)
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "FOLDERS" for t in node.targets)
+    )
+    assert set(mapped) == set(FOLDERS), "give each folder setup.py installs a layer here"
+
+
 # -- the check itself, on a small tree -----------------------------------------------------
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
