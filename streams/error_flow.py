@@ -1,8 +1,8 @@
 """The error-analytics steps of the stream worker after the re-key as pure batch
-functions: Kafka records in; messages to send and partition states to save out (the
-Faust agents in :mod:`streams.error_agents` do the I/O).
+functions: Kafka records in; what to send and partition states to save out
+(:mod:`streams.error_steps` wraps them as steps; :mod:`streams.driver` does the I/O).
 
-1. The rollup agent re-keys each valid error by host while it validates it
+1. The rollup step re-keys each valid error by host while it validates it
    (:mod:`streams.rekey`, same event id as the sink gives it): ``events.error.v1`` ->
    ``errors.byhost.v1`` keyed ``app|env|host``, so it lands on the partition number of
    its host's health. Errors travel in NDJSON batch messages per partition
@@ -18,7 +18,7 @@ Faust agents in :mod:`streams.error_agents` do the I/O).
 Every step keeps, per source (topic, partition), the last offset it applied. Records at
 or before it are replays and skipped; :meth:`Offsets.missing_before` names the records
 the state lacks (Kafka's committed offset can be ahead of the restored state after a
-``kill -9``, and Faust's consumer can skip offsets), which the agent reads and processes
+``kill -9``, and Faust's consumer can skip offsets), which the driver reads and processes
 first. States are saved per partition number after the batch's outputs were delivered.
 """
 
@@ -44,8 +44,8 @@ from shiftright_server.schemas.validation import Limits, parse_event
 from shiftright_server.streams.grouping.health import HealthJoin
 from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
 from shiftright_server.streams.grouping.state import GroupBook
-from shiftright_server.streams.processor import Record, TopicPartition
 from shiftright_server.streams.rekey import HEADER_ORIGIN, Item
+from shiftright_server.streams.step import Holes, Record, TopicPartition
 
 Loader = Callable[[int], bytes | None]
 RecordsLoader = Callable[[int], Iterable[bytes]]  # a partition's per-group/per-host records
@@ -68,7 +68,7 @@ class Offsets:
     """The last applied offset per source (topic, partition)."""
 
     last: dict[TopicPartition, int] = field(default_factory=dict)
-    _asked: set[tuple[TopicPartition, int]] = field(default_factory=set)
+    _holes: Holes = field(default_factory=Holes)
 
     def seen(self, tp: TopicPartition, offset: int) -> bool:
         return offset <= self.last.get(tp, -1)
@@ -86,25 +86,14 @@ class Offsets:
     def forget(self, partitions: Iterable[int]) -> None:
         gone = set(partitions)
         self.last = {tp: o for tp, o in self.last.items() if tp[1] not in gone}
-        self._asked = {h for h in self._asked if h[0][1] not in gone}
+        self._holes.forget(lambda tp: tp[1] not in gone)
 
     def missing_before(
         self, positions: Iterable[tuple[str, int, int]]
     ) -> dict[TopicPartition, tuple[int, int]]:
         """Spans ``[first, end)`` before these positions that were never applied (each
         hole asked for once; ``first`` 0 means from the start of the log)."""
-        spans: dict[TopicPartition, tuple[int, int]] = {}
-        last: dict[TopicPartition, int] = {}
-        for topic, partition, offset in positions:
-            tp = (topic, partition)
-            prev = last.get(tp, self.last.get(tp, -1))
-            hole = (tp, prev + 1)
-            if offset > prev + 1 and hole not in self._asked:
-                self._asked.add(hole)
-                lo, hi = spans.get(tp, (prev + 1, offset))
-                spans[tp] = (min(lo, prev + 1), max(hi, offset))
-            last[tp] = max(prev, offset)
-        return spans
+        return self._holes.spans(positions, lambda tp: self.last.get(tp, -1))
 
     def missing(self, records: Iterable[Record]) -> dict[TopicPartition, tuple[int, int]]:
         return self.missing_before((r.topic, r.partition, r.offset) for r in records)
@@ -120,7 +109,7 @@ class Out:
     touched: set[int] = field(default_factory=set)
     changed_groups: dict[int, set[str]] = field(default_factory=dict)
     replayed: int = 0
-    skipped: int = 0  # invalid events (the rollup agent dead-letters them)
+    skipped: int = 0  # invalid events (the rollup step dead-letters them)
 
 
 class _Step:

@@ -3,9 +3,10 @@
 Faust resumes a partition at the consumer group's committed offset. After a ``kill -9``
 that offset can be ahead of the state restored from the changelog (both are written
 asynchronously by different clients), so the records in between would never reach the
-rollups. :meth:`Processor.missing` names those ranges; :class:`GapReader` reads them with
+rollups. :meth:`Step.missing <streams.step.Step.missing>` names those ranges; :class:`GapReader` reads them with
 a plain confluent-kafka consumer (no group, nothing committed) so they can be processed
-before the batch Faust delivered.
+before the batch Faust delivered. :class:`LogEnds` asks where partitions end and where
+the group resumes them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from shiftright_server.schemas import wire
-from shiftright_server.streams.processor import Record, TopicPartition
+from shiftright_server.streams.step import Record, TopicPartition
 
 log = structlog.get_logger("shiftright.streams")
 
@@ -115,3 +116,40 @@ def record_of(message: Any) -> Record:
         round(message.timestamp * 1000),
         message.headers,
     )
+
+
+class LogEnds:
+    """Asks the broker where partitions end, on a client of its own (run it in a thread:
+    the calls block, and a hung request must not hang the worker's event loop)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._consumer: Consumer | None = None
+
+    def _client(self) -> Consumer:
+        if self._consumer is None:
+            self._consumer = Consumer(
+                {
+                    "bootstrap.servers": self._bootstrap,
+                    "group.id": "shiftright-log-ends",
+                    "enable.auto.commit": False,
+                }
+            )
+        return self._consumer
+
+    def fetch(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {
+            (t, p): int(self._client().get_watermark_offsets(KafkaTopicPartition(t, p), 2.0)[1])
+            for t, p in tps
+        }
+
+    def committed(self, tps: list[TopicPartition], group: str) -> dict[TopicPartition, int]:
+        """The group's committed offsets (negative: none). Reading them does not join it."""
+        reader = Consumer(
+            {"bootstrap.servers": self._bootstrap, "group.id": group, "enable.auto.commit": False}
+        )
+        try:
+            found = reader.committed([KafkaTopicPartition(t, p) for t, p in tps], timeout=5.0)
+        finally:
+            reader.close()
+        return {(tp.topic, tp.partition): int(tp.offset) for tp in found}

@@ -1,5 +1,6 @@
-"""The pure part of the stream worker: a batch of raw records in; dead letters, closed
-rollups and the changed partition states out. No I/O here (the Faust agent does that)."""
+"""The pure part of the rollup step: a batch of raw records in; dead letters, closed
+rollups and the changed partition states out. No I/O here (:mod:`streams.rollup_step`
+makes the step's messages; :mod:`streams.driver` does the I/O)."""
 
 from __future__ import annotations
 
@@ -20,18 +21,9 @@ from shiftright_server.schemas.validation import (
 )
 from shiftright_server.streams.rekey import Item, byhost_item
 from shiftright_server.streams.rollup import PartitionRollup
+from shiftright_server.streams.step import Holes, Record, TopicPartition
 
-TopicPartition = tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None
-    timestamp_ms: int
-    headers: wire.Headers = None
+__all__ = ["DeadLetterOut", "Outcome", "Processor", "Record", "TopicPartition"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +78,7 @@ class Processor:
         self.states: dict[TopicPartition, PartitionRollup] = {}
         self._last_seen: dict[TopicPartition, float] = {}
         self._gaps: dict[TopicPartition, tuple[int, float]] = {}  # expected offset, since
-        self._asked: set[tuple[TopicPartition, int]] = set()  # holes read (see missing)
+        self._holes = Holes()
 
     def state(self, tp: TopicPartition) -> PartitionRollup:
         found = self.states.get(tp)
@@ -100,6 +92,9 @@ class Processor:
             if found.signal_ms != self._signal_ms:  # signals switched on, off or resized
                 found.signal_ms, found.signals, found.dirty = self._signal_ms, {}, set()
             self.states[tp] = found
+            # A restored partition counts as seen now: if it stays quiet, its open
+            # buckets close on the wall clock like those of any other quiet partition.
+            self._last_seen.setdefault(tp, self._clock())
         return found
 
     def forget(self, tps: Iterable[TopicPartition]) -> None:
@@ -108,7 +103,7 @@ class Processor:
             self.states.pop(tp, None)
             self._last_seen.pop(tp, None)
             self._gaps.pop(tp, None)
-        self._asked = {hole for hole in self._asked if hole[0] in self.states}
+        self._holes.forget(lambda tp: tp in self.states)
 
     def process(self, records: Iterable[Record]) -> Outcome:
         out = Outcome()
@@ -181,20 +176,7 @@ class Processor:
     ) -> dict[TopicPartition, tuple[int, int]]:
         """Like :meth:`missing`, for (topic, partition, offset) positions, e.g. the group's
         committed offsets (where the consumer resumes)."""
-        spans: dict[TopicPartition, tuple[int, int]] = {}
-        last: dict[TopicPartition, int] = {}
-        for topic, partition, offset in positions:
-            tp = (topic, partition)
-            prev = last.get(tp)
-            if prev is None:
-                prev = self.state(tp).offset
-            hole = (tp, prev + 1)
-            if offset > prev + 1 and hole not in self._asked:
-                self._asked.add(hole)
-                lo, hi = spans.get(tp, (prev + 1, offset))
-                spans[tp] = (min(lo, prev + 1), max(hi, offset))
-            last[tp] = max(prev, offset)
-        return spans
+        return self._holes.spans(positions, lambda tp: self.state(tp).offset)
 
     def signals_due(self) -> list[Rollup]:
         """Cumulative snapshots of every signal bucket that changed since the last call."""

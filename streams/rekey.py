@@ -1,8 +1,8 @@
-"""Re-keying an error event by host, done by the rollup agent while it validates the
-event (so an error is validated once there, not again by an agent of its own).
+"""Re-keying an error event by host, done by the rollup step while it validates the
+event (so an error is validated once there, not again by a step of its own).
 
 An error's health lives on the partition of ``app|env|host`` in ``events.health.v1``;
-the error itself arrives keyed however its producer chose. The rollup agent sends each
+the error itself arrives keyed however its producer chose. The rollup step sends each
 valid error to ``errors.byhost.v1`` keyed ``app|env|host``, where the attach step
 (:class:`streams.error_flow.Attach`) meets it with its host's health. Each line carries
 its origin position (``partition:offset:index`` in ``events.error.v1``) in the

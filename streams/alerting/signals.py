@@ -31,7 +31,7 @@ from shiftright_server.schemas import wire
 from shiftright_server.schemas.alerts import AlertTransition, Rule
 from shiftright_server.schemas.records import ErrorGroupTransition, Rollup
 from shiftright_server.streams.alerting.evaluator import Evaluator
-from shiftright_server.streams.processor import Record
+from shiftright_server.streams.step import Record
 
 HEADER_SIGNAL = "shiftright-signal"
 OPEN, CLOSED, TICK = b"open", b"closed", b"tick"

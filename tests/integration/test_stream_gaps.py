@@ -10,8 +10,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas import topics
-from shiftright_server.streams.app import LogEnds
-from shiftright_server.streams.gaps import GapReader
+from shiftright_server.streams.gaps import GapReader, LogEnds
 
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import KINDS, Pipeline, emit_batched, make_events

@@ -1,0 +1,361 @@
+"""One driver that runs any :class:`~streams.step.Step` on Faust.
+
+::
+
+    Faust stream ── take_events(batch_max, within) ──▶ records (offset order per partition)
+        │
+        ├─ 1. gaps: step.missing(records) ─▶ GapReader reads those spans from Kafka,
+        │        merged in front (a restarted worker's state can be behind the group's
+        │        committed offset, and Faust's consumer can skip offsets)
+        ├─ 2. step.process(records) ─▶ Output           (pure; raises only on a bug)
+        │        └─ raised: forget the batch's partitions (back to the saved state),
+        │           bisect; the one record that still raises is skip()ped and sent to
+        │           the dead-letter topic, reason step_failed, detail "<step>: <error>"
+        ├─ 3. send Output.messages, await every delivery
+        ├─ 4. step.state_writes(Output.touched) ─▶ changelog, each phase awaited
+        └─ 5. return: Faust acks the batch; its offsets are committed later
+                       (broker_commit_interval)
+
+    Any failure in 1, 3 or 4 (the broker away, a topic not yet in the metadata) is
+    retryable: the batch's partitions go back to the saved state and the whole batch is
+    tried again with backoff. The agent never raises, so Faust never acks a batch that
+    was neither processed nor dead-lettered.
+
+Timers use the same path (:meth:`Driver.every`): a prepare function does the blocking
+broker calls outside the lock, an apply function makes an :class:`Output` under it, and
+the driver delivers and saves it. The driver also registers, once per assignment, a pass
+over the group's committed offsets (:meth:`Driver._read_committed_gaps`): a partition can
+resume past its saved state and then receive nothing that would reveal the gap.
+
+Restarts. After a ``kill -9`` the successor restores each step's state from its
+changelog, resumes at the group's committed offset and reads whatever lies between. A
+successor of a worker killed before the group had a committed offset starts at the log's
+beginning and skips what its restored state already applied. What a killed worker costs
+its successor is the group's view of the dead member: the broker only hands the dead
+member's partitions over once that member's session expires (``broker_session_timeout``,
+60 s by default) or it fails to rejoin a rebalance within the rebalance timeout; until
+then the successor consumes nothing of those partitions. A worker killed within a second
+or two of its first batch dies in the middle of its own join: the group may still count
+it as a member when the successor joins, and the rebalances that follow (the successor's
+join, then the dead member's expiry) come back to back while the successor is restoring
+its tables. Each rebalance restarts Faust's table recovery; the successor resumes once
+the group has settled, bounded by the session timeout plus one recovery of the changelog
+topics. ``tests/integration/test_worker_kills.py`` kills the worker before its first
+commit, right after it and mid-run, and checks that every error is counted once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Generic, TypeVar
+
+import faust
+import structlog
+from shiftright_server.schemas import topics
+from shiftright_server.streams.gaps import GapReader, LogEnds, merge, record_of
+from shiftright_server.streams.step import (
+    Message,
+    Output,
+    Record,
+    Spans,
+    Step,
+    TopicPartition,
+    positions_of,
+)
+
+log = structlog.get_logger("shiftright.streams")
+
+#: Reason of a dead letter for a record that made a step raise.
+STEP_FAILED = "step_failed"
+T = TypeVar("T")
+
+
+@dataclass
+class Counters:
+    """What one driver did (logged every ten seconds as ``step_progress``)."""
+
+    records: int = 0
+    step_failed: int = 0  # records dead-lettered because the step raised
+    retries: int = 0  # batches tried again after a retryable failure
+    gap_records_read: int = 0  # records read to close a gap after a restart
+    messages: int = 0
+    outputs: dict[str, int] = field(default_factory=dict)  # the step's own figures
+
+    def add(self, out: Output) -> None:
+        self.messages += len(out.messages)
+        for name, n in out.counts.items():
+            self.outputs[name] = self.outputs.get(name, 0) + n
+
+
+@dataclass
+class Clock(Generic[T]):
+    """A timer of a step: ``prepare`` (outside the lock; may call the broker; None:
+    nothing to do this time), then ``apply`` (under the lock, pure)."""
+
+    prepare: Callable[[], Awaitable[T | None]]
+    apply: Callable[[T], Output]
+
+
+def dead_letter(
+    record: Record,
+    reason: str,
+    detail: str,
+    dlq_topic: str,
+    payload: bytes | None = None,
+    index: int = 0,
+) -> Message:
+    """The dead-letter message of event ``index`` of ``record`` (the headers the sink
+    turns into a ``dead_letters`` row); ``payload`` defaults to the record's value."""
+    value = record.value if payload is None else payload
+    value = value or b""
+    headers = [
+        (topics.HEADER_REASON, reason.encode()),
+        (topics.HEADER_DETAIL, detail[:2000].encode()),
+        (topics.HEADER_SOURCE_TOPIC, record.topic.encode()),
+        (topics.HEADER_SOURCE_PARTITION, str(record.partition).encode()),
+        (topics.HEADER_SOURCE_OFFSET, str(record.offset).encode()),
+        (topics.HEADER_SOURCE_INDEX, str(index).encode()),
+        (topics.HEADER_PAYLOAD_BYTES, str(len(value)).encode()),
+    ]
+    # Keep dead letters small; the table stores at most 64 KiB of a payload anyway.
+    key = f"{record.topic}:{record.partition}".encode()
+    return Message(dlq_topic, key, value[: 64 * 1024], headers)
+
+
+class Driver:
+    """Runs one step on a Faust app: its agent, its committed-gap pass and its timers."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        step: Step,
+        sources: Sequence[str],
+        table: Any,
+        dlq_topic: str,
+        bootstrap: str,
+        batch: tuple[int, float],
+        before_batch: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.app, self.step, self.sources = app, step, tuple(sources)
+        self.table = table
+        self.dlq_topic = dlq_topic
+        self.counters = Counters()
+        self.lock = asyncio.Lock()
+        self.log_ends = LogEnds(bootstrap)
+        self._gap_reader = GapReader(bootstrap)
+        self._batch_max, self._within = batch
+        self._topics: dict[str, Any] = {}
+        self._checked: set[TopicPartition] = set()
+        #: Called before each batch, outside the lock (e.g. wait for alert rules).
+        self.before_batch = before_batch
+
+    # -- registration -----------------------------------------------------------------
+    def register(self) -> None:
+        app, name = self.app, self.step.name
+        source = app.topic(*self.sources, key_serializer="raw", value_serializer="raw")
+
+        async def consume(stream: Any) -> None:
+            async for events in stream.take_events(self._batch_max, within=self._within):
+                if self.before_batch is not None:
+                    await self.before_batch()
+                await self.run([record_of(e.message) for e in events])
+
+        app.agent(source, concurrency=1, name=f"step-{name}")(consume)
+        app.timer(2.0, name=f"{name}-committed-gaps")(self._read_committed_gaps)
+        app.timer(10.0, name=f"{name}-progress")(self._report)
+        app.on_partitions_revoked.connect(self._revoked)
+
+    def every(self, seconds: float, clock: Clock[T], name: str) -> None:
+        """Run a timer of the step through the same deliver-and-save path."""
+
+        async def tick() -> None:
+            found = await clock.prepare()
+            if found is None:
+                return
+            async with self.lock:
+                try:
+                    out = clock.apply(found)
+                    if out.messages or out.touched:
+                        await self._publish(out)
+                except Exception as exc:  # back to the saved state; a later tick redoes it
+                    log.warning("step_timer_deferred", step=self.step.name, error=repr(exc))
+                    self.step.forget(self._owned())
+
+        self.app.timer(seconds, name=f"{self.step.name}-{name}")(tick)
+
+    @staticmethod
+    async def blocking(fn: Callable[..., T], *args: Any, timeout: float = 10.0) -> T:
+        """A blocking broker call in a thread, bounded (a hung request must not hang the
+        event loop)."""
+        return await _blocking(fn, *args, timeout=timeout)
+
+    def assigned(self) -> list[TopicPartition] | None:
+        """This step's assigned source partitions; None while recovering or rebalancing."""
+        app = self.app
+        if not app.tables.recovery.completed.is_set() or app.in_recovery or app.rebalancing:
+            return None
+        return self._owned()
+
+    def _owned(self) -> list[TopicPartition]:
+        return [
+            (tp.topic, tp.partition)
+            for tp in self.app.consumer.assignment()
+            if tp.topic in self.sources
+        ]
+
+    # -- one batch --------------------------------------------------------------------
+    async def run(self, records: list[Record]) -> None:
+        """Process a batch until it is done: every record processed or dead-lettered."""
+        delay = 0.5
+        while True:
+            try:
+                async with self.lock:
+                    await self._settle(records)
+                self.counters.records += len(records)
+                return
+            except Exception as exc:  # retryable: the broker did not take or give
+                self.counters.retries += 1
+                log.warning(
+                    "step_batch_retry",
+                    step=self.step.name,
+                    records=len(records),
+                    in_seconds=delay,
+                    error=repr(exc),
+                )
+                self.step.forget(_partitions(records))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _settle(self, records: list[Record]) -> None:
+        """Process, deliver and save; on a step failure, bisect down to the record."""
+        records = await self._with_gaps(records)
+        try:
+            out = self.step.process(records)
+        except Exception as exc:
+            self.step.forget(_partitions(records))  # back to the saved state
+            if len(records) == 1:
+                await self._dead_letter(records[0], exc)
+                return
+            mid = len(records) // 2
+            await self._settle(records[:mid])
+            await self._settle(records[mid:])
+            return
+        await self._publish(out)
+
+    async def _dead_letter(self, record: Record, exc: Exception) -> None:
+        # What the saved state lacks before this record is applied first (a state
+        # saved less often than it changes can be behind the one that failed).
+        before = self.step.missing(positions_of([record]))
+        if before:
+            await self._settle(await self._read(before))
+        key = self.step.skip(record)
+        detail = f"{self.step.name}: {exc!r}"
+        self.counters.step_failed += 1
+        log.error(
+            "record_dead_lettered",
+            step=self.step.name,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error=repr(exc),
+        )
+        letter = dead_letter(record, STEP_FAILED, detail, self.dlq_topic)
+        await self._publish(Output([letter], {key}))
+
+    async def _with_gaps(self, records: list[Record]) -> list[Record]:
+        """The batch plus the records the state lacks, in offset order per partition."""
+        missing = self.step.missing(positions_of(records))
+        return merge(records, await self._read(missing)) if missing else records
+
+    async def _read(self, missing: Spans) -> list[Record]:
+        found: list[Record] = await _blocking(self._gap_reader.read, missing, timeout=60.0)
+        self.counters.gap_records_read += len(found)
+        log.warning(
+            "state_behind_committed_offset",
+            step=self.step.name,
+            records_read=len(found),
+            ranges={f"{t}:{p}": r for (t, p), r in missing.items()},
+        )
+        return found
+
+    # -- delivery ---------------------------------------------------------------------
+    async def _publish(self, out: Output) -> None:
+        """Send, await delivery, then save the touched state and await that: only then
+        may Faust ack. Awaited, not ``send_soon()``: Faust's commit flush can miss a
+        message its buffer has dequeued but not yet handed to the client."""
+        await _gather([await self._send(m) for m in out.messages])
+        for phase in self.step.state_writes(out.touched):
+            pending = []
+            for w in phase:
+                self.table.data[w.key] = w.value
+                pending.append(
+                    await self.table.changelog_topic.send(
+                        key=w.key, value=w.value, partition=w.partition
+                    )
+                )
+            await _gather(pending)
+        self.counters.add(out)
+
+    async def _send(self, m: Message) -> Any:
+        topic = self._topics.get(m.topic)
+        if topic is None:
+            topic = self._topics[m.topic] = self.app.topic(
+                m.topic, key_serializer="raw", value_serializer="raw"
+            )
+        return await topic.send(key=m.key, value=m.value, headers=m.headers, partition=m.partition)
+
+    # -- timers -----------------------------------------------------------------------
+    async def _read_committed_gaps(self) -> None:
+        """Once per assignment, compare where Kafka resumes each source partition (the
+        group's committed offset) with the restored state, and process what lies
+        between at once: the partition may get no new records that would reveal it."""
+        todo = [tp for tp in self.assigned() or [] if tp not in self._checked]
+        if not todo:
+            return
+        try:
+            committed = await _blocking(self.log_ends.committed, todo, self.app.conf.id)
+        except Exception as exc:  # try again on the next tick
+            log.warning("committed_offsets_unavailable", step=self.step.name, error=repr(exc))
+            return
+        positions = [(t, p, o) for (t, p), o in committed.items() if o > 0]
+        async with self.lock:
+            self.step.restore(todo)
+            missing = self.step.missing(positions)
+            if missing:
+                try:
+                    await self._settle(await self._read(missing))
+                except Exception as exc:
+                    log.warning("committed_gap_deferred", step=self.step.name, error=repr(exc))
+                    self.step.forget(todo)
+                    return
+            self._checked.update(todo)
+
+    async def _report(self) -> None:
+        log.info("step_progress", step=self.step.name, **asdict(self.counters))
+
+    async def _revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:
+        gone = [(tp.topic, tp.partition) for tp in revoked if tp.topic in self.sources]
+        self.step.forget(gone)
+        self._checked.difference_update(gone)
+
+
+def _partitions(records: Iterable[Record]) -> set[TopicPartition]:
+    return {(r.topic, r.partition) for r in records}
+
+
+async def _gather(pending: list[Any]) -> None:
+    if pending:
+        await asyncio.gather(*pending)
+
+
+async def _blocking(fn: Callable[..., T], *args: Any, timeout: float = 10.0) -> T:
+    """A blocking broker call in a thread, bounded (a hung request must not hang us)."""
+    call = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    return await asyncio.wait_for(call, timeout)
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
