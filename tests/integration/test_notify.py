@@ -1,4 +1,4 @@
-"""The notifier as a process (``python -m sinks.notify``) against a real broker, a real
+"""The notifier as a process (``python -m shiftright_server.sinks.notify``) against a real broker, a real
 SMTP server (aiosmtpd) and a real HTTP receiver: alert transitions go into alerts.v1 as
 the stream worker writes them; what users see is what arrives at the receivers, and the
 outcome rows in ClickHouse."""
