@@ -1,7 +1,7 @@
-"""The notifier as a process (``python -m shiftright_server.sinks.notify``) against a real broker, a real
-SMTP server (aiosmtpd) and a real HTTP receiver: alert transitions go into alerts.v1 as
-the stream worker writes them; what users see is what arrives at the receivers, and the
-outcome rows in ClickHouse."""
+"""The notifier as a process (``python -m shiftright_server.sinks.notify``) against a real
+broker, a real SMTP server (aiosmtpd) and a real HTTP receiver: alert transitions go into
+alerts.v1 as the stream worker writes them; what users see is what arrives at the
+receivers, and the outcome rows in ClickHouse."""
 
 from __future__ import annotations
 
