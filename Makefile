@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run up down status test unit integration bench bench-worker lint docs config-doc clean
+.PHONY: run up down status test unit integration bench bench-worker lint typecheck docs config-doc clean
 
 run: up
 
@@ -43,6 +43,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest tests/unit/test_layers.py -q -p no:cacheprovider
+
+# mypy sees each folder under the name it installs as (see [tool.mypy] in pyproject.toml)
+TYPECHECK := build/typecheck
+typecheck: $(STAMP)
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/shiftright_server
+	for folder in schemas producers streams sinks infra; do \
+	  ln -s ../../../$$folder $(TYPECHECK)/shiftright_server/$$folder; done
+	ln -s ../../producers/sdk/src/shiftright $(TYPECHECK)/shiftright
+	ln -s ../../tests $(TYPECHECK)/tests
+	ln -s ../../bench $(TYPECHECK)/bench
+	$(BIN)/mypy
 
 $(STAMP): pyproject.toml producers/sdk/pyproject.toml
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \

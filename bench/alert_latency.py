@@ -145,7 +145,7 @@ def watch_transitions(
             msg = consumer.poll(0.05)
             if msg is None or msg.error():
                 continue
-            t = json.loads(msg.value())
+            t = json.loads(msg.value() or b"")
             if t.get("state") == "firing":
                 arrivals.seen("alerts.v1", [t["labels"].get("app", "")])
     finally:

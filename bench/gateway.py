@@ -34,6 +34,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,7 +197,7 @@ def _pcts(latencies: list[float]) -> tuple[float, float]:
 async def _baseline(bootstrap: str, namespace: str, seconds: float, concurrency: int) -> Figures:
     """The same batches, pre-serialized, produced straight to Kafka, each awaited like a
     gateway request: what Kafka and librdkafka cost without HTTP and validation."""
-    from confluent_kafka import Producer
+    from confluent_kafka import KafkaError, Message, Producer
     from shiftright_server.producers.emitter import producer_config
     from shiftright_server.schemas import topics, wire
     from shiftright_server.schemas.events import UsageEvent, partition_key
@@ -220,20 +221,28 @@ async def _baseline(bootstrap: str, namespace: str, seconds: float, concurrency:
         groups.setdefault(partition_key(event), []).append(event.model_dump_json().encode())
     messages = [(key, value) for key, group in groups.items() for value in wire.pack(group)]
 
+    def settle(
+        fut: asyncio.Future[KafkaError | None],
+    ) -> Callable[[KafkaError | None, Message], None]:
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            loop.call_soon_threadsafe(fut.set_result, err)
+
+        return delivered
+
     async def worker() -> None:
         nonlocal done
         while time.perf_counter() < deadline:
             start = time.perf_counter()
-            pending = [loop.create_future() for _ in messages]
+            pending: list[asyncio.Future[KafkaError | None]] = [
+                loop.create_future() for _ in messages
+            ]
             for fut, (key, value) in zip(pending, messages, strict=True):
                 producer.produce(
                     topic,
                     value,
                     key,
-                    headers=wire.BATCH_HEADERS,
-                    on_delivery=lambda err, msg, f=fut: loop.call_soon_threadsafe(
-                        f.set_result, err
-                    ),
+                    headers=wire.BATCH_HEADERS,  # type: ignore[arg-type]  # (str, bytes) pairs are a form produce() takes; its stub's list type is invariant
+                    on_delivery=settle(fut),
                 )
             await asyncio.gather(*pending)
             latencies.append(time.perf_counter() - start)
@@ -316,7 +325,7 @@ def run(args: argparse.Namespace) -> list[Figures]:
     try:
         _wait_healthy(url)
         proc = psutil.Process(gateway.pid)
-        broker = psutil.Process(launcher.running_pid()) if launcher else None  # type: ignore[arg-type]
+        broker = psutil.Process(launcher.running_pid()) if launcher else None
         scenarios = [
             ("/v1/events", json.dumps(_event(0)).encode(), "application/json", 1),
             (
@@ -339,11 +348,11 @@ def run(args: argparse.Namespace) -> list[Figures]:
                 figures.kafka_cpu = (_cpu(broker) - before[2]) / figures.seconds
             figures.scenario = f"{'json' if path == '/v1/events' else 'otlp-logs'} ×{n}"
             results.append(figures)
-        before = _cpu(psutil.Process()), _cpu(broker) if broker else 0.0
+        started = _cpu(psutil.Process()), _cpu(broker) if broker else 0.0
         direct = asyncio.run(_baseline(bootstrap, namespace, args.seconds, args.concurrency))
-        direct.client_cpu = (_cpu(psutil.Process()) - before[0]) / direct.seconds
+        direct.client_cpu = (_cpu(psutil.Process()) - started[0]) / direct.seconds
         if broker:
-            direct.kafka_cpu = (_cpu(broker) - before[1]) / direct.seconds
+            direct.kafka_cpu = (_cpu(broker) - started[1]) / direct.seconds
         results.append(direct)
     finally:
         gateway.terminate()

@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 
-Op = Callable[[int], None]
+Op = Callable[[int], object]
 
 
 def _deep(depth: int, n: int) -> None:
@@ -57,13 +57,12 @@ def setup(lean: bool = False) -> dict[str, tuple[Op, Callable[[int], object] | N
         health_interval=0,
         rate_limits={},
     )  # every capture does its full work
-    lean_options = {
-        "include_local_variables": False,
-        "include_source_context": False,
-        "default_integrations": False,
-    }
-    sentry_sdk.init(
-        dsn="http://public@127.0.0.1:9/1", traces_sample_rate=0.0, **(lean_options if lean else {})
+    sentry_sdk.init(  # lean: no locals, no source context, no default integrations
+        dsn="http://public@127.0.0.1:9/1",
+        traces_sample_rate=0.0,
+        include_local_variables=not lean,
+        include_source_context=not lean,
+        default_integrations=not lean,
     )
     sentry = "sentry_sdk(lean)" if lean else "sentry_sdk"
     ph = posthog.Posthog("phc_bench", host="http://127.0.0.1:9", max_retries=0)

@@ -17,6 +17,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,7 @@ def main() -> None:
                 for name, client in clients.items():
                     best[name] = max(best[name], insert_all(client, batches, repeats))
             latency = {
-                name: min(latency_ms(lambda c=client: c.query("SELECT 1")) for _ in range(3))
+                name: min(latency_ms(partial(client.query, "SELECT 1")) for _ in range(3))
                 for name, client in clients.items()
             }
         finally:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from shiftright_server.schemas.alerts import RuleFile, Silence
 from shiftright_server.schemas.rule_file import load_rules
@@ -126,11 +126,12 @@ class ConfigStore:
                 msg = consumer.poll(0.5)
                 if msg is None:
                     continue
-                if msg.error():
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                error = msg.error()
+                if error:
+                    if error.code() == KafkaError._PARTITION_EOF:
                         break
-                    raise ConfigStoreError(f"reading {self.topic}: {msg.error()}")
-                reader.fold(msg.key(), msg.value(), msg.offset())
+                    raise ConfigStoreError(f"reading {self.topic}: {error}")
+                reader.fold(msg.key(), msg.value(), _offset(msg))
         finally:
             consumer.close()
         return reader.config
@@ -234,15 +235,14 @@ class ConfigWatcher:
                     self._publish(reader)
                 while not self._stop.is_set():
                     msg = consumer.poll(self.poll_s)
-                    if msg is None or (
-                        msg.error() and msg.error().code() == KafkaError._PARTITION_EOF
-                    ):
+                    error = msg.error() if msg is not None else None
+                    if msg is None or (error and error.code() == KafkaError._PARTITION_EOF):
                         if reader.position >= end and not self.loaded.is_set():
                             self._publish(reader)
                         continue
-                    if msg.error():
-                        raise ConfigStoreError(str(msg.error()))
-                    changed = reader.fold(msg.key(), msg.value(), msg.offset())
+                    if error:
+                        raise ConfigStoreError(str(error))
+                    changed = reader.fold(msg.key(), msg.value(), _offset(msg))
                     if reader.position >= end and (changed or not self.loaded.is_set()):
                         self._publish(reader)
             except Exception as exc:
@@ -277,3 +277,9 @@ def _end_offset(consumer: Consumer, topic: str, timeout_s: float) -> int:
     except Exception as exc:
         raise ConfigStoreError(f"cannot reach the alerting configuration {topic}: {exc}") from exc
     return int(high)
+
+
+def _offset(msg: Message) -> int:
+    offset = msg.offset()
+    assert offset is not None, "a consumed record has an offset"
+    return offset

@@ -145,15 +145,14 @@ class Emitter:
         partition: int | None = None,
     ) -> bool:
         """Hand bytes to the producer queue; False (and counted) when it is full."""
-        extra = {} if partition is None else {"partition": partition}
         try:
             self._producer.produce(
                 topics.named(topic, self._namespace),
                 value,
                 key,
+                partition=-1 if partition is None else partition,  # -1: the partitioner's choice
                 on_delivery=self._delivered,
-                headers=headers,
-                **extra,
+                headers=headers,  # type: ignore[arg-type]  # (str, bytes) pairs are a form produce() takes; its stub's list type is invariant
             )
         except BufferError:
             self._producer.poll(0)

@@ -39,6 +39,8 @@ class Rollup(BaseModel):
 
 GroupStatus = Literal["unresolved", "resolved", "resolved_in_next_release", "ignored"]
 TransitionKind = Literal["new", "new_in_env", "regressed", "spiking", "unignored"]
+GroupBasis = Literal["stack", "message", "rule"]  # what a fingerprint was computed from
+GroupAction = Literal["resolve", "resolve_in_next_release", "ignore", "unresolve"]
 
 
 class GroupedError(BaseModel):
@@ -70,7 +72,7 @@ class GroupedError(BaseModel):
     culprit: str = ""
     group_id: str
     fingerprint: str
-    basis: Literal["stack", "message", "rule"]
+    basis: GroupBasis
     rules_version: int = Field(ge=0)
     rule: str = ""
     merged_from: str = ""  # the group a merge rule redirected this error from
@@ -153,7 +155,7 @@ class ErrorGroupCommand(BaseModel):
 
     app: str
     group_id: str
-    action: Literal["resolve", "resolve_in_next_release", "ignore", "unresolve"]
+    action: GroupAction
     ts: datetime
     actor: str = ""
     release: str = ""  # resolve_in_next_release: fixed after this release (default: latest seen)

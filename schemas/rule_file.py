@@ -95,11 +95,13 @@ def _problem(root: yaml.Node, data: Any, err: Any) -> Problem:
 
 def _child(node: yaml.Node, step: Any) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode) and isinstance(step, str):
-        for key, val in node.value:
+        pairs: list[tuple[yaml.Node, yaml.Node]] = node.value
+        for key, val in pairs:
             if key.value == step:
                 return val
     if isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
-        return node.value[step]
+        items: list[yaml.Node] = node.value
+        return items[step]
     return None
 
 

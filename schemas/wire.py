@@ -24,17 +24,18 @@ BATCH_HEADERS: Final = [(CONTENT_TYPE, NDJSON)]
 MAX_BATCH_BYTES: Final = 512 * 1024
 MAX_BATCH_EVENTS: Final = 1000
 
+#: Headers as a consumer reads them.
 Headers = Sequence[tuple[str, bytes | None]] | None
+#: Headers in any form the Kafka clients hand out or take (pairs or a mapping).
+AnyHeaders = Sequence[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None] | None
 
 
-def is_batch(headers: Headers | Mapping[str, bytes | None]) -> bool:
+def is_batch(headers: AnyHeaders) -> bool:
     items = headers.items() if isinstance(headers, Mapping) else headers or ()
     return any(k == CONTENT_TYPE and v == NDJSON for k, v in items)
 
 
-def split_events(
-    value: bytes | None, headers: Headers | Mapping[str, bytes | None]
-) -> list[bytes | None]:
+def split_events(value: bytes | None, headers: AnyHeaders) -> list[bytes | None]:
     """The event payloads in one message, in order (blank lines are skipped)."""
     if value is None or not is_batch(headers):
         return [value]

@@ -20,10 +20,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from shiftright_server.schemas import wire
 from shiftright_server.schemas.positions import Position
 from shiftright_server.sinks.batch import Batch
 from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
@@ -139,7 +140,9 @@ class ClickHouseSink:
         routed = self._router.route(
             Position(topic, partition, offset),
             message.value(),
-            message.headers(),
+            # a consumed message's headers are (str, bytes) pairs; the stub gives the
+            # producer's wider type
+            cast(wire.Headers, message.headers()),
             message.timestamp()[1],
         )
         for item in routed:

@@ -23,7 +23,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from shiftright_server.infra.alerting_config import AlertingConfig
@@ -176,11 +176,11 @@ class AlertStep:
 
     def state_writes(self, touched: set[StateKey]) -> list[list[StateWrite]]:
         writes = []
-        for tp in touched:
-            part = self.parts.get(tp)  # type: ignore[arg-type]  # (topic, partition) keys
+        for touched_key in touched:
+            key = cast(TopicPartition, touched_key)  # this step's state keys
+            part = self.parts.get(key)
             if part is None:  # revoked meanwhile
                 continue
-            key: TopicPartition = tp  # type: ignore[assignment]  # as above
             self.saved_at[key] = time.monotonic()
             writes.append(StateWrite(_key(key), part.dumps(), key[1]))
         return [writes]

@@ -166,7 +166,7 @@ class Driver:
         app.agent(source, concurrency=1, name=f"step-{name}")(consume)
         app.timer(2.0, name=f"{name}-committed-gaps")(self._read_committed_gaps)
         app.timer(10.0, name=f"{name}-progress")(self._report)
-        app.on_partitions_revoked.connect(self._revoked)
+        app.on_partitions_revoked.connect(self._revoked)  # type: ignore[arg-type]  # mode types receivers as (sender, *args); Faust documents (sender, revoked)
 
     def every(self, seconds: float, clock: Clock[T], name: str) -> None:
         """Run a timer of the step through the same deliver-and-save path."""
@@ -195,7 +195,8 @@ class Driver:
     def assigned(self) -> list[TopicPartition] | None:
         """This step's assigned source partitions; None while recovering or rebalancing."""
         app = self.app
-        if not app.tables.recovery.completed.is_set() or app.in_recovery or app.rebalancing:
+        recovery = app.tables.recovery  # type: ignore[attr-defined]  # on Faust's TableManager, not its abstract type
+        if not recovery.completed.is_set() or app.in_recovery or app.rebalancing:
             return None
         return self._owned()
 

@@ -25,7 +25,7 @@ first. States are saved per partition number after the batch's outputs were deli
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -296,7 +296,7 @@ def _chunks(items: list[Item]) -> Iterator[list[Item]]:
         yield chunk
 
 
-def pack_messages(items: list[Item], partitions: int) -> list[Message]:
+def pack_messages(items: Sequence[Item], partitions: int) -> list[Message]:
     """Single-event messages merged into NDJSON batch messages per partition, in order
     (Python consumers pay per message; order within a partition is what the next step
     relies on). Origin headers are joined line by line; the key is the first line's."""

@@ -19,7 +19,7 @@ class Monitor:
 
     def __init__(self, interval: float = 0.2) -> None:
         self._interval = interval
-        self._procs: dict[str, psutil.Process] = {}
+        self._procs: dict[str, psutil.Process | CompilerThreads] = {}
         self._last_cpu: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()

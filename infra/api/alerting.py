@@ -238,7 +238,7 @@ def _allowed(app: FastAPI, request: Request) -> str:
     methods: set[str] = set()
     for route in app.routes:
         if isinstance(route, APIRoute) and any(route.path_regex.match(p) for p in paths):
-            methods |= route.methods
+            methods |= route.methods or set()
     return ", ".join(sorted(methods))
 
 

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Request
 from shiftright_server.infra.api.alerting_bodies import SilenceIn
@@ -249,7 +249,10 @@ def _silence_json(silence: Any, state: str) -> dict[str, Any]:
     return SilenceView(silence, "api", state).as_json()
 
 
-def _config_call(run: Callable[[], Any]) -> Any:
+_T = TypeVar("_T")
+
+
+def _config_call(run: Callable[[], _T]) -> _T:
     from shiftright_server.infra.alerting_config import ConfigStoreError
 
     try:

@@ -53,6 +53,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import structlog
 from confluent_kafka.admin import AdminClient
@@ -207,7 +208,9 @@ class KafkaLauncher:
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Block until the broker answers metadata; raise with its log tail otherwise."""
         deadline = time.monotonic() + timeout
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "logger": _quiet})
+        # librdkafka takes a logging.Logger under "logger"; the stub's config type omits it
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "logger": _quiet}
+        admin = AdminClient(conf)
         while True:
             if self._proc is not None and (code := self._proc.poll()) is not None:
                 raise self._death_error(code)

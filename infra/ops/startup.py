@@ -18,6 +18,16 @@ from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas import topics
 
 
+def _then(step: Callable[[], None], line: str) -> Callable[[], str]:
+    """Run ``step``, then answer ``line`` (what the console prints for it)."""
+
+    def run() -> str:
+        step()
+        return line
+
+    return run
+
+
 def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: float) -> None:
     """Start everything in order; each step prints one line as it completes."""
     sup = Supervisor(settings)
@@ -25,12 +35,13 @@ def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: floa
     steps: list[tuple[str, Callable[[], str]]] = [
         ("Kafka", lambda: _kafka(settings, sup)),
         ("Warehouse", lambda: _warehouse(settings, sup)),
-        ("Topics", lambda: (create_topics(settings), "15 topics ready")[1]),
+        ("Topics", _then(lambda: create_topics(settings), "15 topics ready")),
         (
             "Schema",
-            lambda: (apply_schema(settings), f"database {settings.clickhouse.database} migrated")[
-                1
-            ],
+            _then(
+                lambda: apply_schema(settings),
+                f"database {settings.clickhouse.database} migrated",
+            ),
         ),
         ("Alert rules", lambda: starter_rules(settings)),
         ("Stream workers", lambda: f"pid {sup.start(comps['streams'])}"),

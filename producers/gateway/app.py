@@ -46,6 +46,12 @@ log = structlog.get_logger("shiftright.gateway")
 OTLP_ROUTES = ("/v1/logs", "/v1/metrics", "/v1/traces")
 _JSON_TYPES = ("", "application/json", "application/x-ndjson")
 
+ExportResponse = (
+    logs_pb.ExportLogsServiceResponse
+    | metrics_pb.ExportMetricsServiceResponse
+    | trace_pb.ExportTraceServiceResponse
+)
+
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -139,7 +145,7 @@ class Gateway:
         request: Request,
         message: type[Message],
         translate: Callable[[Any], Translation],
-        answer: Message,
+        answer: ExportResponse,
         rejected_field: str,
         signal: str,
     ) -> Response:
@@ -213,7 +219,9 @@ def _routes(app: FastAPI, gw: Gateway) -> None:
     async def post_events(request: Request) -> Response:
         return await gw.events(request)
 
-    otlp: list[tuple[str, type[Message], Callable[[Any], Translation], type[Message], str, str]] = [
+    otlp: list[
+        tuple[str, type[Message], Callable[[Any], Translation], type[ExportResponse], str, str]
+    ] = [
         (
             "/v1/logs",
             logs_pb.ExportLogsServiceRequest,
@@ -274,7 +282,7 @@ def _otlp_endpoint(
     gw: Gateway,
     message: type[Message],
     translate: Callable[[Any], Translation],
-    answer: type[Message],
+    answer: type[ExportResponse],
     field: str,
     signal: str,
 ) -> Callable[[Request], Awaitable[Response]]:

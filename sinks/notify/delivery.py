@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 import structlog
 from shiftright_server.infra.settings import AlertingSettings
+from shiftright_server.schemas.alerts import NotificationStatus
 from shiftright_server.sinks.notify.model import ACTION, DELIVERED, FAILED, Delivery
 from shiftright_server.sinks.notify.outbox import Outbox
 from shiftright_server.sinks.notify.transports import DeliveryError, PartialDelivery, Transport
@@ -188,6 +189,7 @@ class Deliverer:
         self.held.discard((d.kind, d.key, d.attempt))
         d.attempt += 1
         note = ""
+        status: NotificationStatus
         if isinstance(exc, PartialDelivery):
             exc, note = None, str(exc)
         if exc is None:
@@ -205,7 +207,7 @@ class Deliverer:
                 d.state = FAILED
                 status = "failed"
         self.outcomes[status] += 1
-        self.outbox.update(d, [d.record(status, d.attempt, _dt(now), d.error)], now)  # type: ignore[arg-type]
+        self.outbox.update(d, [d.record(status, d.attempt, _dt(now), d.error)], now)
         event = log.info if status == "delivered" else log.warning
         event(
             f"notification_{status}",

@@ -7,19 +7,21 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from shiftright_server.schemas.alerts import AlertTransition, NotificationRecord, NotificationStatus
 from shiftright_server.sinks.notify.notifier import ActionCall, AlertView, Notification
 
-NOTIFICATION, ACTION = "notification", "action"
+DeliveryKind = Literal["notification", "action"]
+NOTIFICATION: Final = "notification"
+ACTION: Final = "action"
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 
 @dataclass
 class Delivery:
-    kind: str  # notification | action
+    kind: DeliveryKind
     notification: Notification
     first_ts: datetime  # when it became due
     attempt: int = 0  # attempts made so far
@@ -42,7 +44,7 @@ class Delivery:
         n = self.notification
         return NotificationRecord(
             idempotency_key=n.idempotency_key,
-            kind=self.kind,  # type: ignore[arg-type]
+            kind=self.kind,
             subscription=n.subscription,
             channel=self.channel,
             target=redact(n.to, self.channel),

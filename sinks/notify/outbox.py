@@ -20,6 +20,7 @@ import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from shiftright_server.schemas.alerts import NotificationRecord
 from shiftright_server.sinks.notify.model import (
@@ -124,6 +125,7 @@ class Outbox:
         return [_delivery(row) for row in rows]
 
     def next_due(self) -> float | None:
+        at: float | None
         (at,) = self.db.execute(
             "SELECT min(next_at) FROM outbox WHERE state = ?", (PENDING,)
         ).fetchone()
@@ -198,7 +200,7 @@ class Outbox:
         self.db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
 
 
-def _delivery(row: tuple) -> Delivery:  # type: ignore[type-arg]
+def _delivery(row: tuple[Any, ...]) -> Delivery:
     kind, notification, first_ts, attempt, next_at, state, error = row
     return Delivery(
         kind=kind,

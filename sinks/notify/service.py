@@ -24,13 +24,20 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from pydantic import ValidationError
 from shiftright_server.infra.alerting_config import AlertingConfig, ConfigWatcher
 from shiftright_server.infra.settings import Settings
@@ -78,11 +85,14 @@ class RecordPublisher:
                     self.topic,
                     value=value.encode(),
                     key=key.encode(),
-                    on_delivery=lambda err, _msg, rid=rid: self._done(rid, err),
+                    on_delivery=self._on_delivery(rid),
                 )
             except BufferError:
                 break
             self.sent_upto = rid
+
+    def _on_delivery(self, rid: int) -> Callable[[KafkaError | None, Message], None]:
+        return lambda err, _msg: self._done(rid, err)
 
     def _done(self, rid: int, err: Any) -> None:
         if err is None:

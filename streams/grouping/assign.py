@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shiftright_server.schemas.events import ErrorEvent
+from shiftright_server.schemas.records import GroupBasis
 from shiftright_server.streams.grouping.chain import ExceptionInfo, root_cause
 from shiftright_server.streams.grouping.fingerprint import (
     Fingerprint,
@@ -26,7 +27,7 @@ class Assignment:
     app: str
     group_id: str
     fingerprint: str  # hex digest
-    basis: str  # stack, message or rule
+    basis: GroupBasis
     rules_version: int
     rule: str  # the rule's name, "" when the default grouping decided
     exception_type: str  # of the root cause

@@ -37,7 +37,7 @@ def grouped_error(
         culprit=a.culprit,
         group_id=a.group_id,
         fingerprint=a.fingerprint,
-        basis=a.basis,  # type: ignore[arg-type]  # one of stack/message/rule by construction
+        basis=a.basis,
         rules_version=a.rules_version,
         rule=a.rule,
         merged_from=a.merged_from,

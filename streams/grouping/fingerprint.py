@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from shiftright_server.schemas.events import Frame
+from shiftright_server.schemas.records import GroupBasis
 from shiftright_server.streams.grouping.chain import ExceptionInfo
 from shiftright_server.streams.grouping.normalise import normalise_message
 
@@ -28,7 +29,7 @@ TITLE_MAX: Final = 200
 
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
-    basis: str  # "stack", "message" or "rule"
+    basis: GroupBasis
     components: tuple[str, ...]
 
     @property

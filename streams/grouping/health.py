@@ -125,9 +125,9 @@ class HealthCache:
         """The latest snapshot at or before ``ts_ms`` and no more than the window older."""
         series = self.hosts.get((app, env, host))
         at = bisect_right(series, ts_ms, key=_when) if series else 0
-        if not at:
+        if not series or not at:
             return None
-        when, metrics, instance = series[at - 1]  # type: ignore[index]
+        when, metrics, instance = series[at - 1]
         age = ts_ms - when
         return (Snapshot(when, metrics, instance), age) if age <= self.window_ms else None
 

@@ -37,7 +37,10 @@ from shiftright_server.schemas.records import (
     ErrorGroup,
     ErrorGroupCommand,
     ErrorGroupTransition,
+    GroupBasis,
     GroupedError,
+    GroupStatus,
+    TransitionKind,
 )
 from shiftright_server.streams.grouping.distinct import DistinctCounter
 from shiftright_server.streams.grouping.spike import SpikeDetector, SpikePolicy
@@ -59,13 +62,13 @@ class GroupState:
     group_id: str
     app: str
     fingerprint: str
-    basis: str
+    basis: GroupBasis
     rules_version: int
     rule: str
     exception_type: str
     title: str
     culprit: str
-    status: str = "unresolved"
+    status: GroupStatus = "unresolved"
     count: int = 0
     first_ms: int = 0
     last_ms: int = 0
@@ -122,8 +125,8 @@ class GroupState:
             )
         return out
 
-    def _lifecycle(self, event: GroupedError, ts: int) -> list[str]:
-        kinds = []
+    def _lifecycle(self, event: GroupedError, ts: int) -> list[TransitionKind]:
+        kinds: list[TransitionKind] = []
         if self.count == 0:
             kinds.append("new")
         elif event.env not in self.envs:
@@ -197,8 +200,8 @@ class GroupState:
     def _transition(
         self,
         event: GroupedError,
-        kind: str,
-        before: str,
+        kind: TransitionKind,
+        before: GroupStatus,
         minute_count: int = 0,
         baseline: float = 0.0,
         detail: str = "",
@@ -219,7 +222,7 @@ class GroupState:
             minute_count=minute_count,
             baseline=baseline,
             detail=detail,
-        )  # type: ignore[arg-type]
+        )
 
     def row(self) -> ErrorGroup:
         return ErrorGroup(
@@ -254,7 +257,7 @@ class GroupState:
             merged_from=list(self.merged_from),
             version=self.version,
             updated_at=_dt(self.last_ms),
-        )  # type: ignore[arg-type]
+        )
 
     # -- persistence ------------------------------------------------------------------------
     def dump(self) -> dict[str, Any]:

@@ -4,12 +4,13 @@ applied to the namespace's configuration topic, and the stored history of a rule
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from shiftright_server.infra.alerting_config import ConfigStore
 from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas import topics
 
-Sql = Callable[[str], list[tuple]]  # type: ignore[type-arg]
+Sql = Callable[[str], list[tuple[Any, ...]]]
 
 ERROR_BURST = """
   - name: checkout-errors

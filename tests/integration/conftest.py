@@ -13,8 +13,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from clickhouse_connect.driver.client import Client
 from shiftright_server.infra.clickhouse import apply_schema, get_client
 from shiftright_server.infra.kafka.topics import create_topics
 from shiftright_server.infra.settings import (
@@ -79,13 +81,20 @@ def settings(kafka_bootstrap: str, clickhouse_url: str, tmp_path: Path) -> Setti
 
 
 @pytest.fixture
-def sql(settings: Settings) -> Callable[[str], list[tuple]]:  # type: ignore[type-arg]
+def sql(settings: Settings) -> Callable[[str], list[tuple[Any, ...]]]:
     client = get_client(settings.clickhouse, database=settings.clickhouse.database)
 
-    def run(query: str) -> list[tuple]:  # type: ignore[type-arg]
+    def run(query: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in client.query(query).result_rows]
 
     return run
+
+
+def scalar(client: Client, query: str) -> int:
+    """The one number a query such as ``SELECT count() ...`` answers."""
+    answer = client.command(query)
+    assert isinstance(answer, int | str), answer
+    return int(answer)
 
 
 def wait_for(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shiftright_server.infra.settings import Settings
 from shiftright_server.producers.emitter import Emitter
@@ -14,7 +15,7 @@ from tests.builders import event
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import Pipeline
 
-Sql = Callable[[str], list[tuple]]  # type: ignore[type-arg]
+Sql = Callable[[str], list[tuple[Any, ...]]]
 
 
 def bad_messages(now: datetime) -> list[tuple[str, bytes, str]]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Message
 from shiftright_server.infra.settings import Settings
 from shiftright_server.producers.emitter import Emitter
 from shiftright_server.schemas import topics, wire
@@ -14,7 +15,7 @@ from shiftright_server.schemas import topics, wire
 from tests.integration.pipeline import make_events
 
 
-def consume_all(settings: Settings, topic: str, expected: int) -> list:  # type: ignore[type-arg]
+def consume_all(settings: Settings, topic: str, expected: int) -> list[Message]:
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
@@ -23,7 +24,7 @@ def consume_all(settings: Settings, topic: str, expected: int) -> list:  # type:
         }
     )
     consumer.subscribe([topics.named(topic, settings.namespace)])
-    got: list = []  # type: ignore[type-arg]
+    got: list[Message] = []
     try:
         for _ in range(60):
             got += [m for m in consumer.consume(1000, timeout=1.0) if m.error() is None]
@@ -34,7 +35,7 @@ def consume_all(settings: Settings, topic: str, expected: int) -> list:  # type:
     return got
 
 
-def key_of(event: dict) -> bytes:  # type: ignore[type-arg]
+def key_of(event: dict[str, Any]) -> bytes:
     return f"{event['app']}|{event['env']}|{event['name']}".encode()
 
 
@@ -59,7 +60,7 @@ def test_batches_group_by_partition_and_keep_each_event_on_its_keys_partition(
     assert emitter.flush(30) == 0
     messages = consume_all(settings, topics.EVENTS_USAGE, 1)
     lines = [
-        (m.partition(), json.loads(line))
+        (m.partition(), json.loads(line or b""))
         for m in messages
         for line in wire.split_events(m.value(), m.headers())
     ]

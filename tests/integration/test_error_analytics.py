@@ -22,7 +22,7 @@ from tests.builders import event
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import Pipeline, emit, emit_batched
 
-Sql = Callable[[str], list[tuple]]  # type: ignore[type-arg]
+Sql = Callable[[str], list[tuple[Any, ...]]]
 
 
 def shiftright(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -128,13 +128,13 @@ def test_simulated_errors_become_groups_with_health_and_reports(
         ):
             answer = shiftright(settings, "errors", *args, "--format", "json")
             assert answer.returncode == 0, (args, answer.stderr)
-            rows = [json.loads(line) for line in answer.stdout.splitlines()]
+            answered = [json.loads(line) for line in answer.stdout.splitlines()]
             if args[0] == "trend":  # every error of the group, per minute, with its rate
-                assert sum(r["errors"] for r in rows) == want[top_group]["count"]
+                assert sum(r["errors"] for r in answered) == want[top_group]["count"]
             if args[0] == "health":
-                assert {r["metric"] for r in rows} >= {"system.cpu.utilization"}
+                assert {r["metric"] for r in answered} >= {"system.cpu.utilization"}
             if args[0] == "users":
-                assert rows and {r["app"] for r in rows} == {"catalog"}
+                assert answered and {r["app"] for r in answered} == {"catalog"}
     finally:
         pipeline.stop()
 

@@ -5,7 +5,7 @@ as a no-op), the records the grouping emits fit their tables, and the SQL view
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +39,10 @@ def client(clickhouse_url: str) -> Iterator[Client]:
     scoped.close()
 
 
+def ms(ts: datetime) -> int:
+    return round(ts.timestamp() * 1000)
+
+
 def insert_models(client: Client, table: str, models: list[Any]) -> None:
     dicts = [{**m.model_dump(), **POSITION} for m in models]
     names = list(dicts[0])
@@ -47,6 +51,7 @@ def insert_models(client: Client, table: str, models: list[Any]) -> None:
 
 def test_migrations_apply_once_and_again_as_a_no_op(client: Client) -> None:
     database = client.database
+    assert database is not None
     assert migrate(client, database) == []  # idempotent: nothing pending
     versions = {
         r[0] for r in client.query("SELECT version FROM schema_migrations FINAL").result_rows
@@ -86,8 +91,12 @@ def test_health_view_and_stream_attach_the_same_snapshots(client: Client) -> Non
     events = [EVENT_ADAPTER.validate_python(e) for e in raw]
     health = [e for e in events if isinstance(e, HealthEvent)]
     errors = [e for e in events if isinstance(e, ErrorEvent)]
-    for table, rows in (("events_health", health), ("events_error", errors)):
-        data = [event_row(e, e.ts, Position("t", 0, i)) for i, e in enumerate(rows)]
+    sources: list[tuple[str, Sequence[HealthEvent | ErrorEvent]]] = [
+        ("events_health", health),
+        ("events_error", errors),
+    ]
+    for table, rows in sources:
+        data = [event_row(e, ms(e.ts), Position("t", 0, i)) for i, e in enumerate(rows)]
         client.insert(table, data, column_names=list(COLUMNS[table]))
 
     join = HealthJoin()
@@ -102,11 +111,11 @@ def test_health_view_and_stream_attach_the_same_snapshots(client: Client) -> Non
         a.error.event_id: (a.snapshot.ts_ms if a.snapshot else None, a.age_ms) for a in attached
     }
 
-    rows = client.query(
+    viewed = client.query(
         "SELECT event_id, toUnixTimestamp64Milli(health_ts), health_age_ms, health "
         "FROM errors_with_health"
     ).result_rows
-    view = {r[0]: (r[1], r[2]) for r in rows}
+    view = {r[0]: (r[1], r[2]) for r in viewed}
     assert len(errors) > 50 and len(view) == len(errors) == len(stream)
     assert view == stream
     # Every host reports every 10 s, so after its first report every error has a snapshot.
@@ -114,7 +123,7 @@ def test_health_view_and_stream_attach_the_same_snapshots(client: Client) -> Non
     with_health = sum(view[i][1] is not None for i in after_first)
     assert with_health == len(after_first)
     assert all(0 <= age <= 60_000 for _, age in view.values() if age is not None)
-    assert all(r[3]["system.cpu.utilization"] > 0 for r in rows if r[2] is not None)
+    assert all(r[3]["system.cpu.utilization"] > 0 for r in viewed if r[2] is not None)
 
 
 def test_grouping_records_land_in_their_tables(client: Client) -> None:
@@ -148,13 +157,19 @@ def test_grouping_records_land_in_their_tables(client: Client) -> None:
     assert sum(r[1] for r in stored) == len(errors)
     resolved = [r for r in stored if r[0] == target.group_id]
     assert resolved[0][2:4] == ("resolved_in_next_release", "1.4.2")
-    per_group = dict(
-        client.query("SELECT group_id, count() FROM errors_grouped GROUP BY group_id").result_rows
-    )
+    per_group = {
+        r[0]: r[1]
+        for r in client.query(
+            "SELECT group_id, count() FROM errors_grouped GROUP BY group_id"
+        ).result_rows
+    }
     assert per_group == {r[0]: r[1] for r in stored}
-    kinds = dict(
-        client.query("SELECT kind, count() FROM error_group_transitions GROUP BY kind").result_rows
-    )
+    kinds = {
+        r[0]: r[1]
+        for r in client.query(
+            "SELECT kind, count() FROM error_group_transitions GROUP BY kind"
+        ).result_rows
+    }
     assert kinds["new"] == len(rows)
 
 
@@ -164,7 +179,7 @@ def test_the_documented_questions_answer_from_the_tables(client: Client) -> None
     events = [EVENT_ADAPTER.validate_python(e) for e in raw]
     for kind, table in (("usage", "events_usage"), ("health", "events_health")):
         rows = [e for e in events if e.kind == kind]
-        data = [event_row(e, e.ts, Position("t", 0, i)) for i, e in enumerate(rows)]
+        data = [event_row(e, ms(e.ts), Position("t", 0, i)) for i, e in enumerate(rows)]
         client.insert(table, data, column_names=list(COLUMNS[table]))
     grouper, book, join = Grouper(), GroupBook(), HealthJoin()
     attached = []

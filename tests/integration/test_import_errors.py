@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -19,7 +20,7 @@ from tests.integration.conftest import wait_for
 from tests.integration.pipeline import Pipeline
 from tests.integration.postgres_fixture import Postgres, start_postgres, stop_postgres
 
-Sql = Callable[[str], list[tuple]]  # type: ignore[type-arg]
+Sql = Callable[[str], list[tuple[Any, ...]]]
 MAP = (
     "id=id,ts=logged_at,type=exc_class,message=message,stacktrace=trace,app=service,user_id=account"
 )
@@ -60,9 +61,9 @@ def insert(engine: sa.Engine, n: int, start: datetime, exc: str = "TypeError") -
         )
 
 
-def cli(settings: Settings, *args: str) -> list[str]:
+def cli(settings: Settings, *args: str) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, **to_env(settings)}
-    return [sys.executable, "-m", "shiftright_server.infra.cli", *args], env  # type: ignore[return-value]
+    return [sys.executable, "-m", "shiftright_server.infra.cli", *args], env
 
 
 def test_postgres_rows_are_imported_once_then_followed(

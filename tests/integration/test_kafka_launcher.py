@@ -89,7 +89,7 @@ async def _consume_with_aiokafka(
             while len(seen) < MESSAGES:
                 batches = await consumer.getmany(timeout_ms=1000)
                 for tp, records in batches.items():
-                    seen.extend((tp.partition, r.key, r.value) for r in records)  # type: ignore[misc]  # bytes by default
+                    seen.extend((tp.partition, r.key, r.value) for r in records)
         await consumer.commit()
         committed = [await consumer.committed(TopicPartition(topic, p)) for p in range(PARTITIONS)]
     finally:
@@ -127,7 +127,9 @@ async def _produce_with_aiokafka(bootstrap: str, topic: str) -> None:
         await producer.stop()
 
 
-def _consume_with_confluent(bootstrap: str, topic: str, group: str) -> list[tuple[int, bytes]]:
+def _consume_with_confluent(
+    bootstrap: str, topic: str, group: str
+) -> list[tuple[int | None, bytes | None]]:
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -137,7 +139,7 @@ def _consume_with_confluent(bootstrap: str, topic: str, group: str) -> list[tupl
         }
     )
     consumer.subscribe([topic])
-    seen: list[tuple[int, bytes]] = []
+    seen: list[tuple[int | None, bytes | None]] = []
     try:
         for _ in range(120):
             for msg in consumer.consume(num_messages=500, timeout=0.5):
@@ -169,7 +171,7 @@ def test_aiokafka_lz4_idempotent_messages_reach_a_confluent_group(kafka: KafkaLa
     seen = _consume_with_confluent(kafka.bootstrap, topic, f"g-{topic}")
 
     assert len(seen) == MESSAGES
-    assert all(p == _murmur2_partition(k) for p, k in seen)
+    assert all(k is not None and p == _murmur2_partition(k) for p, k in seen)
 
 
 def test_ensure_topics_is_idempotent_and_keeps_existing_partitions(kafka: KafkaLauncher) -> None:

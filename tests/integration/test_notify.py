@@ -34,7 +34,7 @@ from tests.integration.conftest import wait_for
 from tests.integration.pipeline import Pipeline
 from tests.integration.warehouse_fixture import free_port
 
-Sql = Callable[[str], list[tuple]]  # type: ignore[type-arg]
+Sql = Callable[[str], list[tuple[Any, ...]]]
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 DASH = "http://dash.example:8080"
 SMTP_USER, SMTP_PASSWORD = "alerts", "s3cret-pw"
@@ -342,7 +342,7 @@ def read_records(settings: Settings, timeout: float = 10.0) -> list[Notification
         while len(out) < high and time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is not None and not msg.error():
-                out.append(NotificationRecord.model_validate_json(msg.value()))
+                out.append(NotificationRecord.model_validate_json(msg.value() or b""))
         return out
     finally:
         consumer.close()
@@ -369,7 +369,7 @@ def test_firing_then_resolved_reaches_the_webhook_the_mailbox_and_the_action_hoo
         wait_for(
             lambda: (
                 len(receiver.delivered("/hook?token=abc")) == 1
-                and mailbox.messages
+                and bool(mailbox.messages)
                 and len(receiver.delivered("/act")) == 1
             ),
             30,
@@ -552,7 +552,9 @@ def test_killed_with_sigkill_mid_way_every_notification_arrives_exactly_once(
     proc = NotifierProcess(s)
 
     def kill_with_requests_held(expect_held: int) -> None:
-        held = lambda: [h for h in receiver.hits() if not h["answered"]]  # noqa: E731
+        def held() -> list[dict[str, Any]]:
+            return [h for h in receiver.hits() if not h["answered"]]
+
         wait_for(
             lambda: len(held()) >= expect_held,
             60,
@@ -623,12 +625,14 @@ def test_delivery_latency_from_transition_to_webhook(
         for i in range(40):
             started = time.monotonic()
             alerts.send(f"latency-{i}", "firing")
-            wait_for(
-                lambda i=i: len(receiver.hits()) > i,
-                10,
-                lambda i=i: f"alert {i}\n{proc.log()}",
-                interval=0.005,
-            )
+
+            def arrived(n: int = i) -> bool:
+                return len(receiver.hits()) > n
+
+            def what(n: int = i) -> str:
+                return f"alert {n}\n{proc.log()}"
+
+            wait_for(arrived, 10, what, interval=0.005)
             latencies.append(receiver.hits()[i]["at"] - started)
     ordered = sorted(latencies)
     p50, p99 = statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]

@@ -9,13 +9,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from clickhouse_connect.driver.client import Client
 from shiftright_server.infra.clickhouse import apply_schema, get_client
 from shiftright_server.infra.kafka.topics import create_topics
 from shiftright_server.infra.settings import Settings
 from shiftright_server.producers.emitter import Emitter
 
 from tests.builders import event
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import scalar, wait_for
 from tests.integration.kafka_fixture import start_kafka, stop_kafka
 from tests.integration.pipeline import TABLES, Pipeline, emit, make_events
 from tests.integration.warehouse_fixture import free_port, start_warehouse, stop_warehouse
@@ -35,7 +36,7 @@ def test_warehouse_killed_mid_run_then_back_loses_nothing(
     apply_schema(own)
     client = get_client(own.clickhouse, database=own.clickhouse.database)
     count: Callable[[], int] = lambda: sum(  # noqa: E731
-        client.command(f"SELECT count() FROM {t}") for t in TABLES.values()
+        scalar(client, f"SELECT count() FROM {t}") for t in TABLES.values()
     )
     pipeline = Pipeline(own)
     pipeline.start()
@@ -136,9 +137,9 @@ def _live_traffic(emitter: Emitter, stop: threading.Event, sent: list[int]) -> N
             sent[0] += 1
 
 
-def stored_total(client) -> int:  # type: ignore[no-untyped-def]
-    return sum(int(client.command(f"SELECT count() FROM {t}")) for t in TABLES.values())
+def stored_total(client: Client) -> int:
+    return sum(scalar(client, f"SELECT count() FROM {t}") for t in TABLES.values())
 
 
-def rolled_up_total(client) -> int:  # type: ignore[no-untyped-def]
-    return int(client.command("SELECT sum(count) FROM rollups FINAL"))
+def rolled_up_total(client: Client) -> int:
+    return scalar(client, "SELECT sum(count) FROM rollups FINAL")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from shiftright_server.infra.settings import Settings
 
@@ -16,7 +17,7 @@ from tests.integration.pipeline import KINDS, TABLES, Pipeline, emit, emit_batch
 
 N = 10_000
 
-Sql = Callable[[str], list[tuple]]  # type: ignore[type-arg]
+Sql = Callable[[str], list[tuple[Any, ...]]]
 
 
 def stored(sql: Sql) -> dict[str, int]:
@@ -28,7 +29,7 @@ def rolled_up(sql: Sql) -> dict[str, int]:
     return {k: int(n) for k, n in rows}
 
 
-def bucket_mismatches(sql: Sql, limit: int = 20) -> list[tuple]:  # type: ignore[type-arg]
+def bucket_mismatches(sql: Sql, limit: int = 20) -> list[tuple[Any, ...]]:
     """Buckets whose rollup total differs from the raw count (should be none)."""
     raw = " UNION ALL ".join(
         f"SELECT app, env, '{k}' AS kind, toString({key}) AS key, toStartOfMinute(ts) AS b "
@@ -154,5 +155,5 @@ def test_stream_worker_killed_9_mid_run_restarts_without_loss_or_double_counting
         pipeline.stop()
 
 
-def over_counted(sql: Sql) -> list[tuple]:  # type: ignore[type-arg]
+def over_counted(sql: Sql) -> list[tuple[Any, ...]]:
     return [row for row in bucket_mismatches(sql, limit=1_000_000) if row[6] > row[5]]

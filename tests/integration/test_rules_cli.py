@@ -15,7 +15,7 @@ from typing import Any
 from shiftright_server.infra.cli import app
 from shiftright_server.infra.clickhouse import get_client
 from shiftright_server.infra.settings import Settings, to_env
-from shiftright_server.schemas.alerts import AlertTransition
+from shiftright_server.schemas.alerts import AlertState, AlertTransition
 from shiftright_server.schemas.rule_file import RuleFileError
 from shiftright_server.streams.alerting.service import open_store
 from typer.testing import CliRunner
@@ -177,7 +177,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def transition(
-    rule: str, fp: str, seq: int, previous: str, state: str, ago_min: float
+    rule: str, fp: str, seq: int, previous: AlertState, state: AlertState, ago_min: float
 ) -> AlertTransition:
     ts = NOW - timedelta(minutes=ago_min)
     labels = {"alertname": rule, "severity": "critical", "app": "checkout", "env": "prod"}
@@ -189,7 +189,7 @@ def transition(
         annotations={"summary": f"{rule} summary"},
         previous=previous,
         state=state,
-        ts=ts,  # type: ignore[arg-type]
+        ts=ts,
         active_since=ts,
         starts_at=ts if state == "firing" else None,
         ends_at=ts if state == "resolved" else None,

@@ -22,7 +22,7 @@ from shiftright_server.infra.clickhouse import get_client
 from shiftright_server.infra.kafka.topics import create_topics
 from shiftright_server.infra.settings import Settings
 
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import scalar, wait_for
 from tests.integration.kafka_fixture import start_kafka, stop_kafka
 from tests.integration.pipeline import Pipeline
 from tests.integration.warehouse_fixture import free_port
@@ -288,7 +288,7 @@ def test_broker_outage_app_keeps_serving_drops_are_counted_events_resume(
         query = (
             f"SELECT count() FROM events_usage WHERE user_id = '{user}' AND name != 'checkout.pay'"
         )
-        return int(warehouse.command(query))
+        return scalar(warehouse, query)
 
     init_sdk("shop-api", own, health_interval=0, message_timeout_ms=3000)
     try:
@@ -313,7 +313,7 @@ def test_broker_outage_app_keeps_serving_drops_are_counted_events_resume(
             def undelivered() -> int:
                 shiftright.flush(0.2)  # serves delivery reports (timeouts) too
                 now = shiftright.stats()
-                return sum(now["failed"].values()) + sum(now["dropped"].values())
+                return int(sum(now["failed"].values()) + sum(now["dropped"].values()))
 
             wait_for(
                 lambda: undelivered() > 0,

@@ -5,6 +5,7 @@ forced here deterministically by committing the group's offsets ahead of the sta
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
@@ -15,7 +16,7 @@ from shiftright_server.streams.gaps import GapReader, LogEnds
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import KINDS, Pipeline, emit_batched, make_events
 
-Sql = Callable[[str], list[tuple]]  # type: ignore[type-arg]
+Sql = Callable[[str], list[tuple[Any, ...]]]
 
 
 def source_partitions(settings: Settings) -> list[tuple[str, int]]:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from shiftright_server.infra.clickhouse import get_client
 from shiftright_server.infra.settings import Settings
 from shiftright_server.sinks.errors import RejectedRowsError
 from shiftright_server.sinks.rows import COLUMNS
-from shiftright_server.sinks.warehouse import ClickHouseWarehouse
+from shiftright_server.sinks.warehouse import ClickHouseWarehouse, Warehouse
 
 from tests.fakes import FakeWarehouse
 
@@ -21,8 +22,8 @@ T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 
 def usage_columns(
     offsets: list[int], topic: str = "events.usage.v1", partition: int = 0
-) -> list[list]:  # type: ignore[type-arg]
-    rows = [
+) -> list[list[Any]]:
+    rows: list[tuple[Any, ...]] = [
         (
             uuid.uuid4(),
             T0,
@@ -54,7 +55,7 @@ def usage_columns(
 
 
 @pytest.fixture(params=["fake", "clickhouse"])
-def warehouse(request: pytest.FixtureRequest) -> Iterator[object]:
+def warehouse(request: pytest.FixtureRequest) -> Iterator[Warehouse]:
     if request.param == "fake":
         yield FakeWarehouse()
         return
@@ -64,14 +65,14 @@ def warehouse(request: pytest.FixtureRequest) -> Iterator[object]:
     )
 
 
-def test_a_repeated_token_inserts_nothing_new(warehouse) -> None:  # type: ignore[no-untyped-def]
+def test_a_repeated_token_inserts_nothing_new(warehouse: Warehouse) -> None:
     cols = usage_columns([0, 1, 2])
     warehouse.insert("events_usage", cols, COLUMNS["events_usage"], "tok-1")
     warehouse.insert("events_usage", cols, COLUMNS["events_usage"], "tok-1")
     assert warehouse.stored_offsets("events_usage", "events.usage.v1") == {0: 2}
 
 
-def test_stored_offsets_are_per_topic_and_partition(warehouse) -> None:  # type: ignore[no-untyped-def]
+def test_stored_offsets_are_per_topic_and_partition(warehouse: Warehouse) -> None:
     warehouse.insert(
         "events_usage", usage_columns([5, 9], partition=0), COLUMNS["events_usage"], "a"
     )
@@ -86,7 +87,7 @@ def test_stored_offsets_are_per_topic_and_partition(warehouse) -> None:  # type:
     assert warehouse.stored_offsets("events_usage", "nothing.here") == {}
 
 
-def test_a_row_the_table_cannot_hold_is_rejected_not_retried(warehouse) -> None:  # type: ignore[no-untyped-def]
+def test_a_row_the_table_cannot_hold_is_rejected_not_retried(warehouse: Warehouse) -> None:
     if isinstance(warehouse, FakeWarehouse):
         warehouse.reject_if = lambda row: row["status_code"] > 65535
     cols = usage_columns([1])

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from contextlib import redirect_stdout
 from pathlib import Path
+from typing import Any
 
 from shiftright_server.streams.alerting.detect import main
 from shiftright_server.streams.alerting.detector import AnomalyDetector, DetectorConfig
@@ -26,8 +27,8 @@ def daily(i: int, rng: random.Random, base: float = 200.0) -> float:
     return level * (1 + rng.gauss(0, 0.03))
 
 
-def scores(values: list[float], **config: object) -> list[float]:
-    det = AnomalyDetector(DetectorConfig(**config))  # type: ignore[arg-type]
+def scores(values: list[float], **config: Any) -> list[float]:
+    det = AnomalyDetector(DetectorConfig(**config))
     return [det.score(T0 + i * STEP, v) for i, v in enumerate(values)]
 
 

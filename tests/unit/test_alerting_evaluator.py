@@ -7,8 +7,8 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import TypeAdapter
-from shiftright_server.schemas.alerts import Rule
-from shiftright_server.schemas.records import ErrorGroupTransition, Rollup
+from shiftright_server.schemas.alerts import AlertState, AlertTransition, Rule
+from shiftright_server.schemas.records import ErrorGroupTransition, Rollup, TransitionKind
 from shiftright_server.streams.alerting.evaluator import Evaluator
 
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # a Monday
@@ -24,9 +24,11 @@ def at(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def run(ev: Evaluator, name: str, values: list[float], labels: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def run(
+    ev: Evaluator, name: str, values: list[float], labels: dict[str, str] | None = None
+) -> list[tuple[int, AlertState, AlertState]]:
     """Feed one point a minute and evaluate just after each; (minute, prev, state) rows."""
-    out = []
+    out: list[tuple[int, AlertState, AlertState]] = []
     for i, v in enumerate(values):
         ev.observe(name, labels or {"host": "h1"}, at(i), v)
         out += [(i, t.previous, t.state) for t in ev.evaluate(at(i + 0.5))]
@@ -176,13 +178,13 @@ def test_error_group_rule_fires_on_a_regression_and_resolves_after_quiet() -> No
     )
     ev = Evaluator([r])
 
-    def transition(kind: str) -> ErrorGroupTransition:
+    def transition(kind: TransitionKind) -> ErrorGroupTransition:
         return ErrorGroupTransition(
             group_id="g1",
             app="checkout",
             env="prod",
             kind=kind,
-            ts=at(0),  # type: ignore[arg-type]
+            ts=at(0),
             event_id=UUID(int=1),
             previous_status="resolved",
             status="unresolved",
@@ -212,7 +214,7 @@ def test_a_restored_evaluator_continues_with_the_same_transitions_and_keys() -> 
     assert got == expected and [s for s, _ in got] == ["pending", "firing", "resolved"]
 
 
-def _step(ev: Evaluator, i: int, v: float):  # type: ignore[no-untyped-def]
+def _step(ev: Evaluator, i: int, v: float) -> list[AlertTransition]:
     ev.observe("cpu", {"host": "h1"}, at(i), v)
     return ev.evaluate(at(i + 0.5))
 
@@ -249,8 +251,8 @@ def test_an_alert_that_comes_back_never_reuses_an_idempotency_key() -> None:
     assert len(keys) == len(set(keys)) == 5
 
 
-def ev_run_keys(ev: Evaluator, values: list[float], start: int = 0):  # type: ignore[no-untyped-def]
-    out = []
+def ev_run_keys(ev: Evaluator, values: list[float], start: int = 0) -> list[AlertTransition]:
+    out: list[AlertTransition] = []
     for i, v in enumerate(values, start):
         ev.observe("cpu", {"host": "h1"}, at(i), v)
         out += ev.evaluate(at(i + 0.5))

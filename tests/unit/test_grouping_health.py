@@ -11,6 +11,7 @@ from aiokafka.partitioner import murmur2
 from shiftright_server.producers.simulator import Simulator
 from shiftright_server.schemas.events import EVENT_ADAPTER, ErrorEvent, HealthEvent, partition_key
 from shiftright_server.streams.grouping import HealthCache, HealthJoin
+from shiftright_server.streams.grouping.health import Attached
 from shiftright_server.streams.grouping.keys import group_key, host_key
 
 T0 = datetime(2026, 3, 4, 14, tzinfo=UTC)
@@ -36,6 +37,11 @@ def error(seconds: float, host: str = "h1") -> ErrorEvent:
     )
 
 
+def cpu(attached: Attached) -> float:
+    assert attached.snapshot is not None, "no snapshot attached"
+    return attached.snapshot.metrics["system.cpu.utilization"]
+
+
 def test_a_snapshot_within_60_s_before_the_error_is_attached_with_its_age() -> None:
     cache = HealthCache()
     cache.add(health(0, cpu=0.2))
@@ -56,7 +62,7 @@ def test_a_snapshot_taken_after_the_error_is_never_used() -> None:
     cache.add(health(0, cpu=0.2))
     cache.add(health(10, cpu=0.9))  # arrived first in the stream, but later than the error
     attached = cache.attach(error(5))
-    assert attached.age_ms == 5000 and attached.snapshot.metrics["system.cpu.utilization"] == 0.2  # type: ignore[union-attr]
+    assert attached.age_ms == 5000 and cpu(attached) == 0.2
 
 
 def test_a_host_reporting_many_times_a_second_is_sampled_so_memory_stays_bounded() -> None:
@@ -67,7 +73,7 @@ def test_a_host_reporting_many_times_a_second_is_sampled_so_memory_stays_bounded
     assert len(series) == 20  # one a second
     attached = cache.attach(error(12.5))
     assert attached.age_ms == 500  # the one kept for that second, at 12.0 s
-    assert attached.snapshot.metrics["system.cpu.utilization"] == 0.12  # type: ignore[union-attr]
+    assert cpu(attached) == 0.12
 
 
 def test_the_saved_join_restores_the_same_answers() -> None:
@@ -77,12 +83,14 @@ def test_the_saved_join_restores_the_same_answers() -> None:
     join.add_error(error(305), topic="e", offset=7)  # held: health only up to 290 s
     again = HealthJoin.loads(join.dumps())
     assert again.positions == join.positions and len(again.held) == 1
-    for s in (200.5, 249, 290):
-        e = error(s)
+    for at in (200.5, 249, 290):
+        e = error(at)
         found, expected = again.cache.attach(e), join.cache.attach(e)
         assert (found.snapshot, found.age_ms) == (expected.snapshot, expected.age_ms)
     released = again.add_health(health(310, cpu=0.9), topic="h", offset=310)
-    assert [a.snapshot.metrics for a in released] == [{"system.cpu.utilization": 0.29}]  # type: ignore[union-attr]
+    assert [a.snapshot.metrics if a.snapshot else None for a in released] == [
+        {"system.cpu.utilization": 0.29}
+    ]
 
 
 def test_an_error_waits_for_its_hosts_health_then_gets_the_final_answer() -> None:
@@ -92,9 +100,7 @@ def test_an_error_waits_for_its_hosts_health_then_gets_the_final_answer() -> Non
     released = join.add_health(health(10, cpu=0.7))
     assert released == []  # still before the error
     released = join.add_health(health(20, cpu=0.1))
-    assert [(a.age_ms, a.snapshot.metrics["system.cpu.utilization"]) for a in released] == [  # type: ignore[union-attr]
-        (5000, 0.7)
-    ]
+    assert [(a.age_ms, cpu(a)) for a in released] == [(5000, 0.7)]
 
 
 def test_errors_of_a_silent_host_are_released_after_the_wait_without_health() -> None:
@@ -118,10 +124,12 @@ def test_the_result_does_not_depend_on_how_the_two_topics_interleave() -> None:
         out += join.flush()
         return {a.error.event_id: a.age_ms for a in out}
 
-    in_time_order = attach(sorted(hs + es, key=lambda e: e.ts))
+    both: list[HealthEvent | ErrorEvent] = [*hs, *es]
+    in_time_order = attach(sorted(both, key=lambda e: e.ts))
     rng = random.Random(1)
     for _ in range(3):  # each topic in order, merged at random: health up to ~5 s behind
-        merged, i, j = [], 0, 0
+        merged: list[HealthEvent | ErrorEvent] = []
+        i, j = 0, 0
         while i < len(hs) or j < len(es):
             take_health = j >= len(es) or (i < len(hs) and rng.random() < 0.5)
             merged.append(hs[i] if take_health else es[j])
@@ -143,7 +151,7 @@ def test_join_state_round_trips_with_held_errors() -> None:
 
 
 def partition(key: bytes, partitions: int = 8) -> int:
-    return (murmur2(key) & 0x7FFFFFFF) % partitions  # what Faust and murmur2_random producers do
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions  # what Faust and murmur2_random producers do
 
 
 def test_raw_errors_do_not_meet_their_hosts_health_until_rekeyed_by_host() -> None:
@@ -167,7 +175,9 @@ def test_a_groups_errors_span_raw_partitions_until_rekeyed_by_group() -> None:
     from shiftright_server.streams.grouping import Grouper, grouped_error
 
     raw = Simulator(seed=1).generate("error", 2000, T0, T0 + timedelta(hours=1))
-    grouper, by_raw, by_group = Grouper(), {}, {}
+    grouper = Grouper()
+    by_raw: dict[str, set[int]] = {}
+    by_group: dict[str, set[int]] = {}
     for e in (ErrorEvent.model_validate(r) for r in raw):
         g = grouped_error(e, grouper.assign(e), None, None)
         by_raw.setdefault(g.group_id, set()).add(partition(partition_key(e)))

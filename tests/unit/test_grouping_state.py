@@ -9,7 +9,11 @@ from typing import Any
 
 from shiftright_server.producers.simulator import Simulator
 from shiftright_server.schemas.events import ErrorEvent, Frame
-from shiftright_server.schemas.records import ErrorGroupCommand, ErrorGroupTransition
+from shiftright_server.schemas.records import (
+    ErrorGroupCommand,
+    ErrorGroupTransition,
+    GroupAction,
+)
 from shiftright_server.streams.grouping import GroupBook, Grouper, SpikePolicy, grouped_error
 
 T0 = datetime(2026, 3, 4, 14, tzinfo=UTC)
@@ -32,11 +36,11 @@ class Run:
         self.transitions += out
         return [t.kind for t in out]
 
-    def command(self, action: str, seconds: float, **fields: Any) -> None:
+    def command(self, action: GroupAction, seconds: float, **fields: Any) -> None:
         gid = self.grouper.assign(make_error(0)).group_id
         cmd = ErrorGroupCommand(
             app="shop", group_id=gid, action=action, ts=T0 + timedelta(seconds=seconds), **fields
-        )  # type: ignore[arg-type]
+        )
         assert self.book.command(self.offset, cmd)
         self.offset += 1
 

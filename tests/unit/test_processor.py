@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
+from shiftright_server.schemas.records import Rollup
 from shiftright_server.schemas.validation import Limits
-from shiftright_server.streams.processor import Processor, Record
+from shiftright_server.streams.processor import Processor, Record, StateLoader
 
 from tests.builders import encoded
 
@@ -25,19 +27,21 @@ def records(n: int, partition: int = 0, bad_every: int = 0) -> list[Record]:
     return out
 
 
-def processor(load=lambda tp: None, clock=lambda: 0.0) -> Processor:  # type: ignore[no-untyped-def]
+def processor(
+    load: StateLoader = lambda tp: None, clock: Callable[[], float] = lambda: 0.0
+) -> Processor:
     return Processor({TOPIC: "usage"}, Limits(), 60, 10, load_state=load, clock=clock)
 
 
-def closed_counts(rollups) -> Counter:  # type: ignore[no-untyped-def]
-    totals: Counter = Counter()
+def closed_counts(rollups: Iterable[Rollup]) -> Counter[datetime]:
+    totals: Counter[datetime] = Counter()
     for r in rollups:
         totals[r.bucket_start] += r.count
     return totals
 
 
-def expected_counts(recs: list[Record], upto: datetime) -> Counter:
-    totals: Counter = Counter()
+def expected_counts(recs: list[Record], upto: datetime) -> Counter[datetime]:
+    totals: Counter[datetime] = Counter()
     for r in recs:
         if r.value and not r.value.startswith(b"{oops"):
             start = datetime.fromtimestamp((r.timestamp_ms - 50) // 60_000 * 60, UTC)
@@ -58,7 +62,7 @@ def test_invalid_records_become_dead_letters_and_valid_ones_roll_up() -> None:
 
 def test_replay_after_a_crash_counts_every_event_exactly_once() -> None:
     recs = records(600)
-    saved: dict = {}
+    saved: dict[tuple[str, int], bytes] = {}
     first = processor(load=lambda tp: saved.get(tp))
     out_a = first.process(recs[:250])
     saved[(TOPIC, 0)] = first.states[(TOPIC, 0)].dumps()  # the last changelog write
@@ -105,7 +109,7 @@ def test_a_batch_message_rolls_up_each_event_and_dead_letters_only_the_bad_line(
 
 def restarted_with_state_upto(recs: list[Record], applied: int) -> Processor:
     """A worker restarted from a changelog state that applied ``recs[:applied]``."""
-    saved: dict = {}
+    saved: dict[tuple[str, int], bytes] = {}
     first = processor(load=lambda tp: saved.get(tp))
     first.process(recs[:applied])
     saved[(TOPIC, 0)] = first.states[(TOPIC, 0)].dumps()
@@ -138,7 +142,7 @@ def test_records_between_the_saved_state_and_the_batch_are_asked_for_once() -> N
 
 def test_reading_the_gap_first_makes_the_rollups_whole_after_commit_got_ahead() -> None:
     recs = records(600)
-    saved: dict = {}
+    saved: dict[tuple[str, int], bytes] = {}
     first = processor(load=lambda tp: saved.get(tp))
     out_a = first.process(recs[:250])
     saved[(TOPIC, 0)] = first.states[(TOPIC, 0)].dumps()
@@ -151,10 +155,10 @@ def test_reading_the_gap_first_makes_the_rollups_whole_after_commit_got_ahead() 
     idle = second.close_idle(second.idle(0), int((T0 + timedelta(hours=1)).timestamp() * 1000))
     # Buckets closed before the crash are emitted again, identically (ReplacingMergeTree
     # collapses them); per bucket, the latest emission equals the true count.
-    latest: dict = {}
+    latest: dict[tuple[datetime, str], int] = {}
     for r in out_a.rollups + out_lost.rollups + out_b.rollups + idle.rollups:
         latest[(r.bucket_start, r.key)] = r.count
-    per_bucket: Counter = Counter()
+    per_bucket: Counter[datetime] = Counter()
     for (bucket, _key), count in latest.items():
         per_bucket[bucket] += count
     assert per_bucket == expected_counts(recs, T0 + timedelta(hours=1))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from shiftright_server.schemas.events import EVENT_ADAPTER
+from shiftright_server.schemas.events import EVENT_ADAPTER, Event
 from shiftright_server.streams.rollup import PartitionRollup
 
 from tests.builders import event
@@ -13,7 +14,7 @@ T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 EMITTED = T0 + timedelta(hours=1)
 
 
-def usage_at(seconds: float, **fields: object):  # type: ignore[no-untyped-def]
+def usage_at(seconds: float, **fields: Any) -> Event:
     return EVENT_ADAPTER.validate_python(event("usage", T0 + timedelta(seconds=seconds), **fields))
 
 

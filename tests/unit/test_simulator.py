@@ -37,18 +37,22 @@ def ts_of(event: dict[str, Any]) -> datetime:
 
 def site_frame(event: dict[str, Any]) -> dict[str, Any]:
     """The innermost in-app frame: where the app code raised or called out."""
-    return [f for f in event["frames"] if f["in_app"]][-1]
+    frames: list[dict[str, Any]] = event["frames"]
+    return [f for f in frames if f["in_app"]][-1]
 
 
 def root_cause(event: dict[str, Any]) -> dict[str, Any]:
     """The exception at the bottom of an event's chain (the event itself when unchained)."""
     chain = event["attributes"].get("exception.chain")
     if chain:
-        return json.loads(chain)[-1]
+        causes: list[dict[str, Any]] = json.loads(chain)
+        return causes[-1]
     return {"type": event["exception_type"], "frames": event["frames"]}
 
 
-def errors_of(events: list[dict[str, Any]], app: str = "checkout", env: str = "prod") -> list:
+def errors_of(
+    events: list[dict[str, Any]], app: str = "checkout", env: str = "prod"
+) -> list[dict[str, Any]]:
     return [e for e in events if e["kind"] == "error" and (e["app"], e["env"]) == (app, env)]
 
 
@@ -233,7 +237,9 @@ def test_error_spike_raises_the_share_of_its_site() -> None:
 
     def share(events: list[dict[str, Any]]) -> float:
         errors = errors_of(events)
-        return sum(e["attributes"]["sim.site"] == "checkout-e09" for e in errors) / len(errors)
+        return sum(bool(e["attributes"]["sim.site"] == "checkout-e09") for e in errors) / len(
+            errors
+        )
 
     def site_count(events: list[dict[str, Any]]) -> int:
         return sum(e["attributes"]["sim.site"] == "checkout-e09" for e in errors_of(events))
@@ -307,7 +313,7 @@ def test_latency_jump_multiplies_one_features_duration() -> None:
 
     def median_ms(events: list[dict[str, Any]], name: str) -> float:
         return statistics.median(
-            e["duration_ms"]
+            float(e["duration_ms"])
             for e in events
             if e["kind"] == "usage" and e["name"] == name and e["env"] == "prod"
         )
@@ -424,7 +430,8 @@ class RecordingEmitter:
 
 
 def test_run_realtime_emits_current_traffic_until_the_duration_ends() -> None:
-    emitter, progress = RecordingEmitter(), []
+    emitter = RecordingEmitter()
+    progress: list[int] = []
     began = datetime.now(UTC)
     sent = run_realtime(emitter, Simulator(rate=2000), duration=0.45, on_progress=progress.append)
     ended = datetime.now(UTC)

@@ -17,8 +17,12 @@ USAGE, ERRORS, DLQ = "events.usage.v1", "events.error.v1", "dlq.events.v1"
 
 
 def message(
-    topic: str, partition: int, offset: int, value: bytes | None, headers=None
-) -> FakeMessage:  # type: ignore[no-untyped-def]
+    topic: str,
+    partition: int,
+    offset: int,
+    value: bytes | None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> FakeMessage:
     ts = T0 + timedelta(seconds=offset)
     return FakeMessage(topic, partition, offset, value, int(ts.timestamp() * 1000), headers)
 
@@ -35,8 +39,11 @@ def usage_log(n: int, partitions: int = 2) -> dict[tuple[str, int], list[FakeMes
 def sink(consumer: FakeConsumer, warehouse: FakeWarehouse, rows: int = 100) -> ClickHouseSink:
     config = SinkConfig(batch_rows=rows, batch_seconds=60, retry_initial=0.01, retry_max=0.02)
     return ClickHouseSink(
-        consumer, warehouse, Router("", Limits(max_age=timedelta(days=36500))), config
-    )  # type: ignore[arg-type]
+        consumer,  # type: ignore[arg-type]  # FakeConsumer has the calls the sink makes on a Consumer
+        warehouse,
+        Router("", Limits(max_age=timedelta(days=36500))),
+        config,
+    )
 
 
 def drain(s: ClickHouseSink, consumer: FakeConsumer, rounds: int = 50) -> None:
@@ -78,7 +85,7 @@ def test_a_kafka_commit_that_fails_stops_nothing_and_stores_nothing_twice() -> N
             raise KafkaException(KafkaError(KafkaError._WAIT_COORD))
         real_commit(offsets, asynchronous)
 
-    consumer.commit = commit  # type: ignore[method-assign]
+    consumer.commit = commit  # type: ignore[method-assign]  # a commit that fails once, like a loading coordinator
     s = sink(consumer, warehouse)
     drain(s, consumer)
     assert s.stats.commit_failures == 1  # logged and counted; the sink kept going

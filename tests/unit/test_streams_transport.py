@@ -15,7 +15,7 @@ def _consumer_fetch(streams: StreamSettings) -> tuple[int, int]:
     app = build_app(Settings(streams=streams))
 
     async def create() -> tuple[int, int]:  # aiokafka wants a running loop; no connection
-        thread = app.consumer._thread
+        thread = app.consumer._thread  # type: ignore[attr-defined]  # Faust's consumer thread is not on its abstract type
         consumer = thread._create_worker_consumer(app.transport)
         return consumer._fetch_min_bytes, consumer._fetch_max_wait_ms
 

@@ -10,7 +10,11 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.logs.v1.logs_pb2 import (
+    SEVERITY_NUMBER_ERROR,
+    SEVERITY_NUMBER_INFO,
+    LogRecord,
+)
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric, NumberDataPoint
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
@@ -63,7 +67,7 @@ def logs_request(*records: LogRecord) -> ExportLogsServiceRequest:
 def exception_record(**extra: Any) -> LogRecord:
     record = LogRecord(
         time_unix_nano=T0,
-        severity_number=17,
+        severity_number=SEVERITY_NUMBER_ERROR,
         severity_text="ERROR",
         trace_id=TRACE_ID,
         span_id=SPAN_ID,
@@ -83,7 +87,9 @@ def exception_record(**extra: Any) -> LogRecord:
 
 
 def request_record() -> LogRecord:
-    record = LogRecord(time_unix_nano=T0, severity_number=9, event_name="http.server.request")
+    record = LogRecord(
+        time_unix_nano=T0, severity_number=SEVERITY_NUMBER_INFO, event_name="http.server.request"
+    )
     attrs = {
         "http.request.method": "POST",
         "http.route": "/cart/{id}",

@@ -22,9 +22,9 @@ EVENT = {"kind": "usage", "name": "a"}
 
 
 def client_for(
-    tmp_path: Path, producer: FakeProducer, **limits: float
+    tmp_path: Path, producer: FakeProducer, limits: PublisherLimits | None = None
 ) -> tuple[TestClient, dict[str, str], FakeProducer]:
-    made = build(tmp_path, producer, limits=PublisherLimits(**limits))  # type: ignore[arg-type]
+    made = build(tmp_path, producer, limits=limits or PublisherLimits())
     token, _ = made.keys.create("checkout", "prod")
     return TestClient(made.app), {"Authorization": f"Bearer {token}"}, made.producer
 
@@ -32,7 +32,9 @@ def client_for(
 def test_full_pending_bound_is_429_with_retry_after_and_nothing_produced(tmp_path: Path) -> None:
     # Deliveries are held (a slow broker): the first 3 events wait for their acks.
     client, auth, producer = client_for(
-        tmp_path, FakeProducer(hold=True), max_pending_events=4, ack_timeout=0.3, retry_after=2
+        tmp_path,
+        FakeProducer(hold=True),
+        PublisherLimits(max_pending_events=4, ack_timeout=0.3, retry_after=2),
     )
     first = client.post("/v1/events", json=[EVENT] * 3, headers=auth)
     assert first.status_code == 503  # not acknowledged in time

@@ -39,7 +39,9 @@ def test_revocation_by_another_process_applies_to_the_next_request(
     event = {"kind": "usage", "name": "a"}
     assert client.post("/v1/events", json=event, headers=auth).status_code == 200
     other = KeyStore(harness.keys.path)  # the CLI's own connection to the same file
-    assert other.revoke(harness.keys.check(token).key.id)  # type: ignore[union-attr]
+    checked = harness.keys.check(token).key
+    assert checked is not None
+    assert other.revoke(checked.id)
     response = client.post("/v1/events", json=event, headers=auth)
     assert response.status_code == 401 and response.json()["error"] == "key_revoked"
     assert response.headers["www-authenticate"] == "Bearer"

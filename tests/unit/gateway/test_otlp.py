@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.logs.v1.logs_pb2 import SEVERITY_NUMBER_UNSPECIFIED, LogRecord
 
 from tests.unit.gateway import otlp_payloads as p
 from tests.unit.gateway.fakes import Harness
@@ -80,7 +80,7 @@ def test_exception_log_becomes_error_event(
 def test_escaped_exception_is_unhandled_and_type_comes_from_the_trace(
     client: TestClient, harness: Harness, auth: dict[str, str]
 ) -> None:
-    record = LogRecord(time_unix_nano=p.T0, severity_number=0)
+    record = LogRecord(time_unix_nano=p.T0, severity_number=SEVERITY_NUMBER_UNSPECIFIED)
     record.attributes.extend(
         [p.kv("exception.stacktrace", p.PY_TRACE), p.kv("exception.escaped", True)]
     )

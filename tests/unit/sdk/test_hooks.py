@@ -153,10 +153,10 @@ def test_sdk_calls_never_raise_even_with_hostile_input(sdk: SDK) -> None:
         def __str__(self) -> str:
             raise RuntimeError("nope")
 
-    shiftright.track(Evil(), user_id=Evil(), duration_ms="fast", odd=Evil())  # type: ignore[arg-type]
+    shiftright.track(Evil(), user_id=Evil(), duration_ms="fast", odd=Evil())  # type: ignore[arg-type]  # wrong types on purpose: the SDK must not raise
     shiftright.capture_exception(EvilError())
-    shiftright.capture_message(Evil())  # type: ignore[arg-type]
-    shiftright.gauge("x", "not a number")  # type: ignore[arg-type]
+    shiftright.capture_message(Evil())  # type: ignore[arg-type]  # wrong type on purpose
+    shiftright.gauge("x", "not a number")  # type: ignore[arg-type]  # wrong type on purpose
     shiftright.change("nonsense", "x")
     shiftright.flush(2)
     stats = shiftright.stats()

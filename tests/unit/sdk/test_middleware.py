@@ -12,6 +12,8 @@ from shiftright.asgi import ShiftrightMiddleware
 
 from tests.unit.sdk.conftest import SDK
 
+NOTHING: dict[str, str] = {}  # looking a key up in it raises KeyError
+
 
 def _by_kind(sdk: SDK) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return sdk.events("usage"), sdk.events("error")
@@ -51,7 +53,7 @@ def _starlette_app() -> Any:
 
     async def broken(request: Any) -> JSONResponse:
         shiftright.set_user("u-9")
-        return JSONResponse({}["missing"])
+        return JSONResponse(NOTHING["missing"])
 
     api = Mount("/api", routes=[Route("/items/{item_id:int}", item)])
     return Starlette(
@@ -136,7 +138,7 @@ def test_flask_reports_url_rules_and_linked_errors(sdk: SDK) -> None:
     @app.get("/broken")
     def broken() -> str:
         shiftright.set_user("u-9")
-        return {}["missing"]  # type: ignore[no-any-return]
+        return NOTHING["missing"]
 
     instrument_flask(app)
     client = app.test_client()
@@ -163,7 +165,7 @@ def _django_views() -> list[Any]:
 
     def broken(request: Any) -> JsonResponse:
         shiftright.set_user("u-9")
-        return JsonResponse({}["missing"])
+        return JsonResponse(NOTHING["missing"])
 
     async def shipment(request: Any, shipment_id: int) -> JsonResponse:
         shiftright.set_user("u-5")
@@ -171,7 +173,7 @@ def _django_views() -> list[Any]:
 
     async def async_broken(request: Any) -> JsonResponse:
         shiftright.set_user("u-9")
-        return JsonResponse({}["missing"])
+        return JsonResponse(NOTHING["missing"])
 
     return [
         path("invoices/<int:invoice_id>/", invoice),

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import psutil  # type: ignore[import-untyped]  # psutil ships no type hints; stubs are not a dependency
+import psutil
 
 if TYPE_CHECKING:
     from shiftright.client import Client

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from shiftright import api, web
 from shiftright.context import current
@@ -21,6 +21,8 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 ROUTE_KEY = "shiftright.route"
 SCOPE_KEY = "shiftright.scope"
+
+_App = TypeVar("_App")  # a Flask application, handed back as it came
 
 
 class ShiftrightWSGIMiddleware:
@@ -70,11 +72,12 @@ def environ_headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def instrument_flask(app: Any) -> Any:
+def instrument_flask(app: _App) -> _App:
     """Usage per request with Flask's ``url_rule`` as the route; handler exceptions as errors."""
     from flask import got_request_exception, request
 
-    app.wsgi_app = ShiftrightWSGIMiddleware(app.wsgi_app)
+    flask_app: Any = app  # Flask is optional for the SDK: no Flask types here
+    flask_app.wsgi_app = ShiftrightWSGIMiddleware(flask_app.wsgi_app)
 
     def _route() -> None:
         if request.url_rule is not None:
@@ -92,6 +95,6 @@ def instrument_flask(app: Any) -> Any:
                 lambda: environ_headers(environ),
             )
 
-    app.before_request(_route)
-    got_request_exception.connect(_exception, app, weak=False)
+    flask_app.before_request(_route)
+    got_request_exception.connect(_exception, flask_app, weak=False)
     return app
