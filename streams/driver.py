@@ -28,20 +28,26 @@ over the group's committed offsets (:meth:`Driver._read_committed_gaps`): a part
 resume past its saved state and then receive nothing that would reveal the gap.
 
 Restarts. After a ``kill -9`` the successor restores each step's state from its
-changelog, resumes at the group's committed offset and reads whatever lies between. A
-successor of a worker killed before the group had a committed offset starts at the log's
-beginning and skips what its restored state already applied. What a killed worker costs
-its successor is the group's view of the dead member: the broker only hands the dead
-member's partitions over once that member's session expires (``broker_session_timeout``,
-60 s by default) or it fails to rejoin a rebalance within the rebalance timeout; until
-then the successor consumes nothing of those partitions. A worker killed within a second
-or two of its first batch dies in the middle of its own join: the group may still count
-it as a member when the successor joins, and the rebalances that follow (the successor's
-join, then the dead member's expiry) come back to back while the successor is restoring
-its tables. Each rebalance restarts Faust's table recovery; the successor resumes once
-the group has settled, bounded by the session timeout plus one recovery of the changelog
-topics. ``tests/integration/test_worker_kills.py`` kills the worker before its first
-commit, right after it and mid-run, and checks that every error is counted once.
+changelog, resumes at the group's committed offset (the log's beginning if the group
+never committed) and reads whatever lies between; records at or before a restored
+state's offset are skipped, so nothing is counted twice whatever the kill interrupted:
+the first batch before any commit, the first commit, or a run in full flow. Every
+restored partition counts as seen when the driver loads it, so its timers (quiet
+close, held-error release) run without a new record.
+
+What bounds the successor's start is the group's view of the dead member: the broker
+hands the dead member's partitions over only when that member's session expires
+(``broker_session_timeout``, 60 s by default) or it misses the rebalance the
+successor's join starts (``broker_rebalance_timeout``, 60 s). Until then the successor
+consumes nothing; then it recovers the changelog topics (seconds for the states these
+steps keep) and goes on. A successor started within a second or two of its
+predecessor's first batch joins while that member may still be completing its own first
+join, so two rebalances can follow each other while tables recover; Faust restarts
+recovery on each, and the worker consumes again once the group settles — after one
+session timeout plus one recovery. ``test_error_analytics.py`` kills the worker before
+its first commit, right after it and mid-run, and checks that every error is counted
+once; ``test_worker_restarts.py`` checks that a restored open bucket closes within the
+quiet-close time of the restarted worker's start plus that bound.
 """
 
 from __future__ import annotations

@@ -101,6 +101,11 @@ def _status_line(settings: Settings, follow: bool) -> None:
             f" · lag (messages) {lag} · dead letters [bold]{f.dead_letters:,}[/] · "
             f"rollups {f.rollups:,}"
         )
+        if f.step_failures:
+            failed = ", ".join(f"{step} {n:,}" for step, n in f.step_failures.items())
+            text += (
+                f"\n[red]records a stream step failed on (dead letters, step_failed):[/] {failed}"
+            )
         return text + ("".join(f"\n[red]{e}[/]" for e in f.errors))
 
     if not follow:

@@ -18,6 +18,8 @@ class PipelineFigures:
     messages_in: int = 0  # on the raw event topics (one message may hold many events)
     events_stored: dict[str, int] = field(default_factory=dict)
     dead_letters: int = 0
+    #: dead letters of records that made a stream step raise, per step (reason step_failed)
+    step_failures: dict[str, int] = field(default_factory=dict)
     rollups: int = 0
     lag: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -88,6 +90,12 @@ def warehouse_figures(client: Any, figures: PipelineFigures) -> None:
     ).result_rows
     figures.events_stored = {str(t).removeprefix("events_"): int(n) for t, n in rows}
     figures.dead_letters = int(client.command("SELECT count() FROM dead_letters FINAL"))
+    # (the detail of a step_failed dead letter starts with the step's name: "rollup: ...")
+    failed = client.query(
+        "SELECT splitByString(': ', detail)[1], count() FROM dead_letters FINAL "
+        "WHERE reason = 'step_failed' GROUP BY 1 ORDER BY 1"
+    ).result_rows
+    figures.step_failures = {str(step): int(n) for step, n in failed}
     figures.rollups = int(client.command("SELECT count() FROM rollups"))
 
 

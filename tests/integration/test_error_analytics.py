@@ -15,7 +15,9 @@ from typing import Any
 
 from shiftright_server.infra.settings import Settings, to_env
 from shiftright_server.producers.simulator import Simulator
+from shiftright_server.schemas import topics
 from shiftright_server.schemas.events import ErrorEvent
+from shiftright_server.streams.gaps import LogEnds
 from shiftright_server.streams.grouping import Grouper
 
 from tests.builders import event
@@ -212,7 +214,7 @@ def test_a_group_resolved_in_release_n_and_thrown_in_n_plus_1_is_reported_regres
         pipeline.stop()
 
 
-def test_stream_worker_killed_9_mid_run_counts_every_error_once(
+def test_stream_worker_killed_9_before_its_first_commit_right_after_it_and_mid_run_counts_every_error_once(
     settings: Settings, sql: Sql
 ) -> None:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=9)
@@ -223,32 +225,60 @@ def test_stream_worker_killed_9_mid_run_counts_every_error_once(
     ]
     errors = [e for e in traffic if e["kind"] == "error"]
     want = {gid: g["count"] for gid, g in expected_groups(errors).items()}
+    ends = LogEnds(settings.kafka.bootstrap_servers)
+    sources = [
+        (topics.named(t, settings.namespace), p)
+        for t in (topics.EVENTS_ERROR, topics.EVENTS_HEALTH)
+        for p in range(settings.kafka.partitions)
+    ]
+    byhost = [
+        (topics.named(topics.ERRORS_BY_HOST, settings.namespace), p)
+        for p in range(settings.kafka.partitions)
+    ]
+    group = f"{settings.namespace}.{settings.streams.app_id}"
+    first, rest = traffic[: len(traffic) // 4], traffic[len(traffic) // 4 :]
     pipeline = Pipeline(settings)
+    emit_batched(settings, first)
     pipeline.start()
     finished = threading.Event()
 
     def produce() -> None:
-        chunk = len(traffic) // 30 + 1
-        for i in range(0, len(traffic), chunk):
-            emit_batched(settings, traffic[i : i + chunk])
+        chunk = len(rest) // 20 + 1
+        for i in range(0, len(rest), chunk):
+            emit_batched(settings, rest[i : i + chunk])
             finished.wait(0.4)
 
+    def counted() -> int:
+        return int(sql("SELECT sum(count) FROM error_groups FINAL")[0][0] or 0)
+
+    def committed() -> bool:
+        return any(o >= 0 for o in ends.committed(sources, group).values())
+
     producer = threading.Thread(target=produce)
-    producer.start()
     try:
-        # Killed once a third is counted, mid-run: a worker killed within a second of its
-        # first batch can leave its successor stalled after the dead member's 60 s session
-        # expires (docs/limits.md) -- a different failure, not what this test checks.
+        # 1. As soon as its first batch went out, before the group committed anything.
         wait_for(
-            lambda: (
-                (sql("SELECT sum(count) FROM error_groups FINAL")[0][0] or 0) >= len(errors) // 3
-            ),
+            lambda: sum(ends.fetch(byhost).values()) > 0,
             90,
-            "a third of the errors counted",
+            lambda: f"the first batch re-keyed\n{pipeline.log('streams')}",
+            interval=0.05,
         )
         pipeline.kill9("streams")
-        counted = sql("SELECT sum(count) FROM error_groups FINAL")[0][0]
-        assert counted < len(errors), "everything was counted before the kill; proves nothing"
+        before_commit = not committed()
+        pipeline.start("streams")
+        # 2. Right after the successor's first commit.
+        wait_for(committed, 150, lambda: f"a commit\n{pipeline.log('streams')}", interval=0.05)
+        pipeline.kill9("streams")
+        pipeline.start("streams")
+        # 3. Mid-run, with traffic still coming.
+        producer.start()
+        wait_for(
+            lambda: counted() >= len(errors) // 2,
+            150,
+            lambda: f"half of the errors counted\n{pipeline.log('streams')}",
+        )
+        pipeline.kill9("streams")
+        assert counted() < len(errors), "everything was counted before the kill; proves nothing"
         pipeline.start("streams")
         producer.join()
 
@@ -257,7 +287,7 @@ def test_stream_worker_killed_9_mid_run_counts_every_error_once(
 
         wait_for(
             lambda: counts() == want,
-            150,
+            240,
             lambda: (
                 f"counts per group (got {sum(counts().values())} of {len(errors)}; "
                 f"differing: {[(g, n, want.get(g)) for g, n in counts().items() if want.get(g) != n][:5]})"
@@ -270,7 +300,9 @@ def test_stream_worker_killed_9_mid_run_counts_every_error_once(
             "WHERE kind = 'new' GROUP BY group_id"
         )
         assert dict(new) == dict.fromkeys(want, 1)
+        print(f"first kill before the group's first commit: {before_commit}")
     finally:
         finished.set()
-        producer.join()
+        if producer.is_alive():
+            producer.join()
         pipeline.stop()
