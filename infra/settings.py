@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -319,9 +320,9 @@ class Settings(BaseSettings):
         return self.state_dir.expanduser().resolve()
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read the environment (and any explicit overrides) into a frozen Settings."""
-    return Settings(**overrides)  # type: ignore[arg-type]  # pydantic-settings accepts field kwargs
+    return Settings(**overrides)
 
 
 def to_env(settings: Settings) -> dict[str, str]:

@@ -14,8 +14,8 @@ from prometheus_client import (
 
 class GatewayMetrics:
     def __init__(self) -> None:
-        # *_created series only double the output; the function has no annotations.
-        disable_created_metrics()  # type: ignore[no-untyped-call]
+        # *_created series only double the output
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(

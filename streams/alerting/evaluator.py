@@ -30,6 +30,7 @@ from typing import Any
 
 from shiftright_server.schemas.alerts import (
     AbsenceRule,
+    AlertState,
     AlertTransition,
     AnomalyRule,
     ErrorGroupRule,
@@ -204,7 +205,7 @@ class Evaluator:
         s.value = value
         out: list[AlertTransition] = []
 
-        def move(to: str) -> None:
+        def move(to: AlertState) -> None:
             out.append(_transition(rule.name, rule.kind, rule, s, fp, to, now, threshold))
 
         if cond and s.state in ("inactive", "resolved"):
@@ -279,7 +280,7 @@ def _transition(
     rule: Rule | None,
     s: Series,
     fp: str,
-    to: str,
+    to: AlertState,
     now: int,
     threshold: float | None = None,
 ) -> AlertTransition:
@@ -294,8 +295,8 @@ def _transition(
         fingerprint=fp,
         labels=s.labels,
         annotations=annotations,
-        previous=previous,  # type: ignore[arg-type]  # a Series state is an AlertState
-        state=to,  # type: ignore[arg-type]
+        previous=previous,
+        state=to,
         ts=_at(now),
         active_since=_dt(s.active_since),
         starts_at=_dt(s.starts_at),

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 _ALERT_COLUMNS = "rule, fingerprint, state, labels, annotations, starts_at, active_since, value, threshold, updated_at"
 
 
-def _where(filters: dict[str, str]) -> tuple[str, dict[str, str]]:
+def _where(filters: dict[str, str]) -> tuple[str, dict[str, Any]]:
     """``labels['app'] = …`` conditions for the given (non-empty) label filters."""
     wanted = {k: v for k, v in filters.items() if v}
     cond = " AND ".join(f"labels[{{k_{k}:String}}] = {{v_{k}:String}}" for k in wanted) or "1"
@@ -55,7 +55,7 @@ def alert_history(
         params["rule"] = rule
     if since is not None:
         extra += " AND ts >= {since:DateTime64(3)}"
-        params["since"] = since  # type: ignore[assignment]
+        params["since"] = since
     sql = (
         "SELECT ts, rule, rule_kind, fingerprint, previous, state, labels, value, threshold, "
         f"starts_at, ends_at, seq FROM alerts FINAL WHERE {cond}{extra} "

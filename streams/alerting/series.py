@@ -13,6 +13,7 @@ from typing import Any
 
 from shiftright_server.schemas.alerts import (
     AbsenceRule,
+    AlertState,
     AnomalyRule,
     ChangeRule,
     ErrorGroupRule,
@@ -34,7 +35,7 @@ class Series:
 
     labels: dict[str, str]
     points: list[list[Any]] = field(default_factory=list)  # [ts_ms, num, den, vol, score]
-    state: str = "inactive"
+    state: AlertState = "inactive"
     active_since: int | None = None
     starts_at: int | None = None
     last_seen: int | None = None  # ms; data covers up to here

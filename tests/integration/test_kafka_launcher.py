@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka import TopicPartition as ConfluentTopicPartition
 from shiftright_server.infra.kafka.launcher import KafkaLauncher, KafkaLaunchError
 from shiftright_server.infra.kafka.topics import ensure_topics
@@ -59,11 +59,13 @@ def _produce_with_confluent(bootstrap: str, topic: str) -> dict[bytes, set[int]]
     landed: dict[bytes, set[int]] = {}
     errors: list[object] = []
 
-    def delivered(err: object, msg: object) -> None:
+    def delivered(err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             errors.append(err)
         else:
-            landed.setdefault(msg.key(), set()).add(msg.partition())  # type: ignore[attr-defined]  # cimpl Message
+            key, partition = msg.key(), msg.partition()
+            assert key is not None and partition is not None
+            landed.setdefault(key, set()).add(partition)
 
     for i in range(MESSAGES):
         producer.produce(topic, key=_key(i), value=f"event-{i}".encode(), on_delivery=delivered)

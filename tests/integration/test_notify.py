@@ -27,7 +27,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from shiftright_server.infra.alerting_config import ConfigStore
 from shiftright_server.infra.settings import AlertingSettings, Settings, to_env
 from shiftright_server.schemas import topics
-from shiftright_server.schemas.alerts import AlertTransition, NotificationRecord, Silence
+from shiftright_server.schemas.alerts import (
+    AlertState,
+    AlertTransition,
+    NotificationRecord,
+    Silence,
+)
 from shiftright_server.streams.alerting.evaluator import fingerprint, idempotency_key
 
 from tests.integration.conftest import wait_for
@@ -269,7 +274,7 @@ class Alerts:
         self.seq: Counter[str] = Counter()
 
     def send(
-        self, rule: str, state: str, action: str | None = None, **labels: str
+        self, rule: str, state: AlertState, action: str | None = None, **labels: str
     ) -> AlertTransition:
         full = {"alertname": rule, "app": "checkout", "env": "prod", "severity": "warning"}
         full |= labels
@@ -283,7 +288,7 @@ class Alerts:
             labels=full,
             annotations={"summary": f"{rule} on {full['app']}"},
             previous="pending" if state == "firing" else "firing",
-            state=state,  # type: ignore[arg-type]
+            state=state,
             ts=now,
             starts_at=now - timedelta(seconds=30) if state == "resolved" else now,
             ends_at=now if state == "resolved" else None,

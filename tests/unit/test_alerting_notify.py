@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shiftright_server.schemas.alerts import AlertTransition, InhibitRule, Silence, Subscription
+from shiftright_server.schemas.alerts import (
+    AlertState,
+    AlertTransition,
+    InhibitRule,
+    Silence,
+    Subscription,
+)
 from shiftright_server.sinks.notify.notifier import Notification, Notifier
 from shiftright_server.sinks.notify.payloads import (
     alertmanager_payload,
@@ -23,7 +29,9 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def alert(rule: str, state: str, when: float, seq: int = 1, **labels: str) -> AlertTransition:
+def alert(
+    rule: str, state: AlertState, when: float, seq: int = 1, **labels: str
+) -> AlertTransition:
     full = {"alertname": rule, "app": "checkout", "env": "prod", "severity": "warning"} | labels
     fp = fingerprint(full)
     return AlertTransition(
@@ -33,7 +41,7 @@ def alert(rule: str, state: str, when: float, seq: int = 1, **labels: str) -> Al
         labels=full,
         annotations={"summary": f"{rule} on {full.get('host', '-')}"},
         previous="pending" if state == "firing" else "firing",
-        state=state,  # type: ignore[arg-type]
+        state=state,
         ts=at(when),
         starts_at=at(0),
         ends_at=at(when) if state == "resolved" else None,

@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shiftright_server.schemas.alerts import AlertTransition, NotificationRecord, Subscription
+from shiftright_server.schemas.alerts import (
+    AlertState,
+    AlertTransition,
+    NotificationRecord,
+    Subscription,
+)
 from shiftright_server.sinks.notify.delivery import Deliverer, RetryPolicy, TokenBucket
 from shiftright_server.sinks.notify.model import (
     Delivery,
@@ -62,7 +67,9 @@ class FakeTransport:
         self.sent.append(delivery.key)
 
 
-def transition(rule: str, state: str, when: float, seq: int = 1, **labels: str) -> AlertTransition:
+def transition(
+    rule: str, state: AlertState, when: float, seq: int = 1, **labels: str
+) -> AlertTransition:
     full = {"alertname": rule, "app": "checkout", "env": "prod", "severity": "warning"} | labels
     fp = fingerprint(full)
     return AlertTransition(
@@ -72,7 +79,7 @@ def transition(rule: str, state: str, when: float, seq: int = 1, **labels: str) 
         labels=full,
         annotations={"summary": f"{rule} is high"},
         previous="pending" if state == "firing" else "firing",
-        state=state,  # type: ignore[arg-type]
+        state=state,
         ts=T0 + timedelta(seconds=when),
         starts_at=T0,
         ends_at=T0 + timedelta(seconds=when) if state == "resolved" else None,
@@ -192,7 +199,8 @@ def test_client_errors_fail_at_once_but_408_and_429_are_retried(
     by_key = {r.idempotency_key: (r.status, r.attempt) for r in records(outbox)}
     ordered = sorted([first, second, third], key=lambda d: (d.next_at, d.first_ts))
     assert [by_key[d.key] for d in ordered] == [("failed", 1), ("retrying", 1), ("retrying", 1)]
-    assert outbox.get("notification", ordered[2].key).next_at == pytest.approx(clock() + 30)  # type: ignore[union-attr]
+    later = outbox.get("notification", ordered[2].key)
+    assert later is not None and later.next_at == pytest.approx(clock() + 30)
     clock.advance(1.0)
     sender.pump()
     assert sorted(hook.sent) == [ordered[1].key]  # 408 retried after 1 s; 429 waits 30 s
