@@ -17,6 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import structlog
 from shiftright_server.schemas import wire
@@ -118,7 +119,7 @@ class RollupStep:
         return [
             [
                 StateWrite(state_key(tp), states[tp].dumps(), tp[1])
-                for tp in sorted(touched)  # type: ignore[type-var]  # (topic, partition) keys
+                for tp in sorted(cast(set[TopicPartition], touched))  # this step's state keys
                 if tp in states  # not revoked meanwhile
             ]
         ]
