@@ -1,12 +1,15 @@
-"""Fakes at the sink's boundaries, for unit tests. ``FakeWarehouse`` is checked against
-the real warehouse by tests/integration/test_warehouse_contract.py."""
+"""Fakes at the boundaries, for unit tests, each held to the real thing by a contract suite:
+``FakeWarehouse`` (tests/integration/test_warehouse_contract.py), ``FakeConsumer``
+(test_consumer_contract.py) and the gateway's ``FakeProducer`` (test_producer_contract.py)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from confluent_kafka import KafkaError
 from shiftright_server.sinks.errors import RejectedRowsError
 
 
@@ -78,7 +81,8 @@ class FakeMessage:
 
 @dataclass
 class FakeConsumer:
-    """A single-member consumer group over in-memory partitions, with committed offsets."""
+    """A single-member consumer group over in-memory partitions, with committed offsets.
+    Checked against confluent-kafka's Consumer by tests/integration/test_consumer_contract.py."""
 
     log: dict[tuple[str, int], list[FakeMessage]]
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -99,10 +103,10 @@ class FakeConsumer:
         if self.paused:
             return []
         out: list[FakeMessage] = []
-        for tp, messages in self.log.items():
-            pos = self._positions[tp]
-            take = messages[pos : pos + num_messages - len(out)]
-            self._positions[tp] = pos + len(take)
+        for key in ((tp.topic, tp.partition) for tp in self._assigned):
+            pos = self._positions[key]
+            take = self.log[key][pos : pos + num_messages - len(out)]
+            self._positions[key] = pos + len(take)
             out.extend(take)
         return out
 
@@ -121,3 +125,61 @@ class FakeConsumer:
 
     def close(self) -> None:
         self.closed = True
+
+
+@dataclass
+class Produced:
+    topic: str
+    value: bytes
+    key: bytes
+    headers: Any
+
+
+@dataclass
+class FakeProducer:
+    """Delivers on ``poll`` (like librdkafka); can fail, hold reports, or be full."""
+
+    error: int | None = None  # KafkaError code every delivery reports
+    hold: bool = False  # never report deliveries (a hung broker)
+    full_after: int | None = None  # BufferError while this many messages await their report
+    reachable: bool = True  # what list_topics answers
+    produced: list[Produced] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    _waiting: list[Callable[[], None]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def produce(self, topic: str, value: bytes, key: bytes, **kwargs: Any) -> None:
+        callback = kwargs["on_delivery"]
+        err = KafkaError(self.error) if self.error is not None else None
+        with self._lock:
+            if self.full_after is not None and len(self._waiting) >= self.full_after:
+                raise BufferError("Local: Queue full")
+            self.produced.append(Produced(topic, value, key, kwargs.get("headers")))
+            self._waiting.append(lambda: callback(err, None))
+
+    def poll(self, timeout: float) -> int:
+        if self.hold:
+            threading.Event().wait(min(timeout, 0.01))
+            return 0
+        with self._lock:
+            ready, self._waiting = self._waiting, []
+        for report in ready:
+            report()
+        if not ready:
+            threading.Event().wait(min(timeout, 0.005))
+        return len(ready)
+
+    def flush(self, timeout: float) -> int:
+        self.poll(0)
+        return len(self._waiting)
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
+        if not self.reachable:
+            raise RuntimeError("broker unreachable")
+        return object()
+
+    def all_brokers_down(self) -> None:
+        self.config["error_cb"](KafkaError(KafkaError._ALL_BROKERS_DOWN))
+
+    def events(self) -> list[bytes]:
+        return [line for m in self.produced for line in m.value.split(b"\n")]

@@ -16,7 +16,8 @@ from shiftright_server.producers.gateway.publisher import (
     PublisherLimits,
 )
 
-from tests.unit.gateway.fakes import FakeProducer, build
+from tests.fakes import FakeProducer
+from tests.unit.gateway.fakes import build
 
 EVENT = {"kind": "usage", "name": "a"}
 
