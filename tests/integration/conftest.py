@@ -2,8 +2,11 @@
 
 They are started here (Kafka from Maven Central jars, the embedded chDB warehouse) unless
 SHIFTRIGHT_TEST_KAFKA_BOOTSTRAP / SHIFTRIGHT_TEST_CLICKHOUSE_URL name existing ones. If a
-service cannot start, the tests that need it fail; nothing is skipped. Each test gets its
-own namespace: its own topics, consumer groups and database.
+service cannot start, the tests that need it fail; nothing is skipped.
+
+Each test gets its own namespace: its own topics, consumer groups and database. Creating
+them is part of a test's cost, so a test asks only for what it uses: ``settings`` (topics
+and schema), ``kafka_settings`` (topics only) or ``warehouse_settings`` (schema only).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 from shiftright_server.infra.clickhouse import apply_schema, get_client
+from shiftright_server.infra.kafka.launcher import KafkaLauncher
 from shiftright_server.infra.kafka.topics import create_topics
 from shiftright_server.infra.settings import (
     ClickHouseSettings,
@@ -27,8 +31,8 @@ from shiftright_server.infra.settings import (
     StreamSettings,
 )
 
-from tests.integration.kafka_fixture import start_kafka, stop_kafka
-from tests.integration.warehouse_fixture import free_port, start_warehouse, stop_warehouse
+from tests.integration.kafka_fixture import discard_kafka, resolve_kafka_jars, start_kafka
+from tests.integration.warehouse_fixture import discard_warehouse, free_port, start_warehouse
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -38,16 +42,51 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def kafka_jars(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Kafka's jars, resolved once for every broker of the session."""
+    return resolve_kafka_jars(tmp_path_factory.mktemp("kafka-jars"))
+
+
+@pytest.fixture(scope="session")
+def kafka_launcher(
+    tmp_path_factory: pytest.TempPathFactory, kafka_jars: Path
+) -> Iterator[KafkaLauncher]:
+    """A broker started by our launcher (the launcher's own tests use it too)."""
+    launcher = start_kafka(tmp_path_factory.mktemp("kafka"), jars=kafka_jars)
+    try:
+        yield launcher
+    finally:
+        discard_kafka(launcher)
+
+
+@pytest.fixture(scope="session")
+def _spare_kafka(
+    tmp_path_factory: pytest.TempPathFactory, kafka_jars: Path
+) -> Iterator[KafkaLauncher]:
+    launcher = start_kafka(tmp_path_factory.mktemp("spare-kafka"), jars=kafka_jars)
+    try:
+        yield launcher
+    finally:
+        discard_kafka(launcher)
+
+
+@pytest.fixture
+def restartable_kafka(_spare_kafka: KafkaLauncher) -> KafkaLauncher:
+    """A broker of the test's own, which it may stop and launch again. The tests that do so
+    share it, one after the other: it holds only their few topics, so it restarts in
+    seconds, and it is running when each of them begins."""
+    if _spare_kafka.running_pid() is None:
+        _spare_kafka.launch()
+    return _spare_kafka
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(request: pytest.FixtureRequest) -> str:
     external = os.environ.get("SHIFTRIGHT_TEST_KAFKA_BOOTSTRAP")
     if external:
-        yield external
-        return
-    launcher = start_kafka(tmp_path_factory.mktemp("kafka"))
-    try:
-        yield launcher.bootstrap
-    finally:
-        stop_kafka(launcher)
+        return external
+    launcher: KafkaLauncher = request.getfixturevalue("kafka_launcher")
+    return launcher.bootstrap
 
 
 @pytest.fixture(scope="session")
@@ -60,22 +99,44 @@ def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield url
     finally:
-        stop_warehouse(proc)
+        discard_warehouse(proc)
 
 
-@pytest.fixture
-def settings(kafka_bootstrap: str, clickhouse_url: str, tmp_path: Path) -> Settings:
-    """Settings for one test: unique namespace/database, topics created, schema applied."""
+def fresh_settings(kafka_bootstrap: str, clickhouse_url: str, state_dir: Path) -> Settings:
+    """Settings of a new namespace (database named alike); nothing is created yet."""
     namespace = f"t{uuid.uuid4().hex[:10]}"
-    made = Settings(
-        state_dir=tmp_path / "state",
+    return Settings(
+        state_dir=state_dir,
         namespace=namespace,
         kafka=KafkaSettings(bootstrap=kafka_bootstrap),
         clickhouse=ClickHouseSettings(url=clickhouse_url, database=namespace),
         sink=SinkSettings(batch_seconds=0.5),
         streams=StreamSettings(idle_close_seconds=2.0),
     )
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, clickhouse_url: str, tmp_path: Path) -> Settings:
+    """Settings for one test: unique namespace/database, topics created, schema applied."""
+    made = fresh_settings(kafka_bootstrap, clickhouse_url, tmp_path / "state")
     create_topics(made)
+    apply_schema(made)
+    return made
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str, clickhouse_url: str, tmp_path: Path) -> Settings:
+    """Settings for a test that uses Kafka alone: its namespace's topics, no database."""
+    made = fresh_settings(kafka_bootstrap, clickhouse_url, tmp_path / "state")
+    create_topics(made)
+    return made
+
+
+@pytest.fixture
+def warehouse_settings(clickhouse_url: str, tmp_path: Path) -> Settings:
+    """Settings for a test that uses the warehouse alone: its database, no topics (the
+    bootstrap names no broker, so a use of Kafka fails instead of passing by accident)."""
+    made = fresh_settings("127.0.0.1:9", clickhouse_url, tmp_path / "state")
     apply_schema(made)
     return made
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from shiftright_server.infra.kafka.jars import resolve_jars
 from shiftright_server.infra.kafka.launcher import KafkaLauncher
+
+KAFKA_VERSION = KafkaLauncher(Path(".")).version
 
 
 def free_ports(count: int) -> list[int]:
@@ -23,14 +26,29 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def resolve_kafka_jars(folder: Path) -> Path:
+    """Kafka's runtime jars in ``folder``, resolved with Maven unless already there."""
+    return resolve_jars(Path(folder) / f"lib-{KAFKA_VERSION}", KAFKA_VERSION)
+
+
 def start_kafka(
-    state_dir: Path, port: int | None = None, controller_port: int | None = None
+    state_dir: Path,
+    port: int | None = None,
+    controller_port: int | None = None,
+    jars: Path | None = None,
 ) -> KafkaLauncher:
-    """Launch a broker on ``state_dir`` (free ports when none given) and wait until ready."""
+    """Launch a broker on ``state_dir`` (free ports when none given) and wait until ready.
+    ``jars`` (from :func:`resolve_kafka_jars`) saves each broker its own Maven run."""
     spare = free_ports(2)
     launcher = KafkaLauncher(
-        Path(state_dir), port=port or spare[0], controller_port=controller_port or spare[1]
+        Path(state_dir),
+        port=port or spare[0],
+        controller_port=controller_port or spare[1],
+        version=KAFKA_VERSION,
     )
+    if jars is not None and not launcher.lib_dir.exists():
+        launcher.lib_dir.parent.mkdir(parents=True, exist_ok=True)
+        launcher.lib_dir.symlink_to(jars, target_is_directory=True)
     launcher.launch()
     return launcher
 
@@ -38,3 +56,13 @@ def start_kafka(
 def stop_kafka(launcher: KafkaLauncher) -> None:
     """Stop the broker; safe to call twice."""
     launcher.stop()
+
+
+def discard_kafka(launcher: KafkaLauncher) -> None:
+    """Kill a broker whose data is thrown away with it. A clean shutdown writes out every
+    partition it holds; after a session's tests that is thousands, and tens of seconds."""
+    proc = launcher.process
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(30)
+    launcher.stop()  # the broker is gone: this only forgets its pid file

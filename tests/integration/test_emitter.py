@@ -4,7 +4,9 @@ had been sent alone), and batching per partition makes far fewer messages than k
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, Message
@@ -15,7 +17,10 @@ from shiftright_server.schemas import topics, wire
 from tests.integration.pipeline import make_events
 
 
-def consume_all(settings: Settings, topic: str, expected: int) -> list[Message]:
+def consume_all(
+    settings: Settings, topic: str, events: int, carried: Callable[[Message], int] = lambda m: 1
+) -> list[Message]:
+    """The topic's messages, once they carry ``events`` events (``carried`` counts them)."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
@@ -25,11 +30,10 @@ def consume_all(settings: Settings, topic: str, expected: int) -> list[Message]:
     )
     consumer.subscribe([topics.named(topic, settings.namespace)])
     got: list[Message] = []
+    deadline = time.monotonic() + 60
     try:
-        for _ in range(60):
-            got += [m for m in consumer.consume(1000, timeout=1.0) if m.error() is None]
-            if len(got) >= expected:
-                break
+        while sum(map(carried, got)) < events and time.monotonic() < deadline:
+            got += [m for m in consumer.consume(1000, timeout=0.5) if m.error() is None]
     finally:
         consumer.close()
     return got
@@ -39,7 +43,8 @@ def key_of(event: dict[str, Any]) -> bytes:
     return f"{event['app']}|{event['env']}|{event['name']}".encode()
 
 
-def test_single_events_land_where_our_murmur2_says(settings: Settings) -> None:
+def test_single_events_land_where_our_murmur2_says(kafka_settings: Settings) -> None:
+    settings = kafka_settings
     events = [e for e in make_events(300) if e["kind"] == "usage"]
     emitter = Emitter(settings.kafka.bootstrap_servers, settings.namespace)
     for e in events:
@@ -52,13 +57,19 @@ def test_single_events_land_where_our_murmur2_says(settings: Settings) -> None:
 
 
 def test_batches_group_by_partition_and_keep_each_event_on_its_keys_partition(
-    settings: Settings,
+    kafka_settings: Settings,
 ) -> None:
+    settings = kafka_settings
     events = [e for e in make_events(3000) if e["kind"] == "usage"]
     emitter = Emitter(settings.kafka.bootstrap_servers, settings.namespace)
     assert emitter.emit_many(events) == len(events)
     assert emitter.flush(30) == 0
-    messages = consume_all(settings, topics.EVENTS_USAGE, 1)
+    messages = consume_all(
+        settings,
+        topics.EVENTS_USAGE,
+        len(events),
+        lambda m: len(wire.split_events(m.value(), m.headers())),
+    )
     lines = [
         (m.partition(), json.loads(line or b""))
         for m in messages

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,12 @@ from confluent_kafka import TopicPartition as ConfluentTopicPartition
 from shiftright_server.infra.kafka.launcher import KafkaLauncher, KafkaLaunchError
 from shiftright_server.infra.kafka.topics import ensure_topics
 
-from tests.integration.kafka_fixture import free_ports, start_kafka, stop_kafka
+from tests.integration.kafka_fixture import free_ports, stop_kafka
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 8
 MESSAGES = 1_000
-
-
-@pytest.fixture(scope="module")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaLauncher]:
-    launcher = start_kafka(tmp_path_factory.mktemp("state"))
-    yield launcher
-    stop_kafka(launcher)
 
 
 def _topic(kind: str) -> str:
@@ -100,12 +92,14 @@ async def _consume_with_aiokafka(
     return seen
 
 
-def test_confluent_lz4_murmur2_messages_reach_an_aiokafka_group(kafka: KafkaLauncher) -> None:
+def test_confluent_lz4_murmur2_messages_reach_an_aiokafka_group(
+    kafka_launcher: KafkaLauncher,
+) -> None:
     topic = _topic("confluent-to-aiokafka")
-    assert ensure_topics(kafka.bootstrap, {topic: PARTITIONS}) == [topic]
+    assert ensure_topics(kafka_launcher.bootstrap, {topic: PARTITIONS}) == [topic]
 
-    landed = _produce_with_confluent(kafka.bootstrap, topic)
-    seen = asyncio.run(_consume_with_aiokafka(kafka.bootstrap, topic, f"g-{topic}"))
+    landed = _produce_with_confluent(kafka_launcher.bootstrap, topic)
+    seen = asyncio.run(_consume_with_aiokafka(kafka_launcher.bootstrap, topic, f"g-{topic}"))
 
     assert sorted(v for _, _, v in seen) == sorted(f"event-{i}".encode() for i in range(MESSAGES))
     # A keyed message must sit where Faust would look for that key's table state.
@@ -165,58 +159,65 @@ def _committed_total(bootstrap: str, topic: str, group: str) -> int:
         consumer.close()
 
 
-def test_aiokafka_lz4_idempotent_messages_reach_a_confluent_group(kafka: KafkaLauncher) -> None:
+def test_aiokafka_lz4_idempotent_messages_reach_a_confluent_group(
+    kafka_launcher: KafkaLauncher,
+) -> None:
     topic = _topic("aiokafka-to-confluent")
-    ensure_topics(kafka.bootstrap, {topic: PARTITIONS})
+    ensure_topics(kafka_launcher.bootstrap, {topic: PARTITIONS})
 
-    asyncio.run(_produce_with_aiokafka(kafka.bootstrap, topic))
-    seen = _consume_with_confluent(kafka.bootstrap, topic, f"g-{topic}")
+    asyncio.run(_produce_with_aiokafka(kafka_launcher.bootstrap, topic))
+    seen = _consume_with_confluent(kafka_launcher.bootstrap, topic, f"g-{topic}")
 
     assert len(seen) == MESSAGES
     assert all(k is not None and p == _murmur2_partition(k) for p, k in seen)
 
 
-def test_ensure_topics_is_idempotent_and_keeps_existing_partitions(kafka: KafkaLauncher) -> None:
+def test_ensure_topics_is_idempotent_and_keeps_existing_partitions(
+    kafka_launcher: KafkaLauncher,
+) -> None:
     topic = _topic("idempotent")
-    assert ensure_topics(kafka.bootstrap, {topic: 3}, {"retention.ms": "3600000"}) == [topic]
-    assert ensure_topics(kafka.bootstrap, {topic: PARTITIONS}) == []
+    assert ensure_topics(kafka_launcher.bootstrap, {topic: 3}, {"retention.ms": "3600000"}) == [
+        topic
+    ]
+    assert ensure_topics(kafka_launcher.bootstrap, {topic: PARTITIONS}) == []
 
-    landed = _produce_with_confluent(kafka.bootstrap, topic)
+    landed = _produce_with_confluent(kafka_launcher.bootstrap, topic)
     assert {p for parts in landed.values() for p in parts} <= {0, 1, 2}
 
 
-def test_unknown_topics_are_not_auto_created(kafka: KafkaLauncher) -> None:
-    producer = Producer({"bootstrap.servers": kafka.bootstrap, "message.timeout.ms": 3_000})
+def test_unknown_topics_are_not_auto_created(kafka_launcher: KafkaLauncher) -> None:
+    producer = Producer(
+        {"bootstrap.servers": kafka_launcher.bootstrap, "message.timeout.ms": 3_000}
+    )
     errors: list[object] = []
     producer.produce(_topic("typo"), b"x", on_delivery=lambda err, _msg: errors.append(err))
     producer.flush(10)
     assert len(errors) == 1 and errors[0] is not None
 
 
-def test_a_port_in_use_fails_fast_with_a_clear_error(tmp_path: Path, kafka: KafkaLauncher) -> None:
+def test_a_port_in_use_fails_fast_with_a_clear_error(
+    tmp_path: Path, kafka_launcher: KafkaLauncher
+) -> None:
     (controller_port,) = free_ports(1)
-    clash = KafkaLauncher(tmp_path, port=kafka.port, controller_port=controller_port)
+    clash = KafkaLauncher(tmp_path, port=kafka_launcher.port, controller_port=controller_port)
     with pytest.raises(KafkaLaunchError, match="in use"):
         clash.launch()
 
 
-def test_data_and_offsets_survive_a_restart_without_reformatting(tmp_path: Path) -> None:
+def test_data_and_offsets_survive_a_restart_without_reformatting(
+    restartable_kafka: KafkaLauncher,
+) -> None:
+    kafka = restartable_kafka
     topic, group = _topic("durable"), f"g-{uuid.uuid4().hex[:8]}"
-    first = start_kafka(tmp_path)
-    try:
-        ensure_topics(first.bootstrap, {topic: PARTITIONS})
-        _produce_with_confluent(first.bootstrap, topic)
-        asyncio.run(_consume_with_aiokafka(first.bootstrap, topic, group))
-        meta_before = (first.data_dir / "meta.properties").read_text()
-    finally:
-        stop_kafka(first)
+    ensure_topics(kafka.bootstrap, {topic: PARTITIONS})
+    _produce_with_confluent(kafka.bootstrap, topic)
+    asyncio.run(_consume_with_aiokafka(kafka.bootstrap, topic, group))
+    meta_before = (kafka.data_dir / "meta.properties").read_text()
+    stop_kafka(kafka)
 
-    again = start_kafka(tmp_path, first.port, first.controller_port)
-    try:
-        assert again.format() is False
-        assert (again.data_dir / "meta.properties").read_text() == meta_before
-        assert _committed_total(again.bootstrap, topic, group) == MESSAGES
-        seen = asyncio.run(_consume_with_aiokafka(again.bootstrap, topic, group + "-after"))
-        assert len(seen) == MESSAGES
-    finally:
-        stop_kafka(again)
+    kafka.launch()
+    assert kafka.format() is False
+    assert (kafka.data_dir / "meta.properties").read_text() == meta_before
+    assert _committed_total(kafka.bootstrap, topic, group) == MESSAGES
+    seen = asyncio.run(_consume_with_aiokafka(kafka.bootstrap, topic, group + "-after"))
+    assert len(seen) == MESSAGES

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 from shiftright_server.infra.clickhouse import apply_schema, get_client
+from shiftright_server.infra.kafka.launcher import KafkaLauncher
 from shiftright_server.infra.kafka.topics import create_topics
 from shiftright_server.infra.settings import Settings
 from shiftright_server.producers.emitter import Emitter
 
 from tests.builders import event
 from tests.integration.conftest import scalar, wait_for
-from tests.integration.kafka_fixture import start_kafka, stop_kafka
 from tests.integration.pipeline import TABLES, Pipeline, emit, make_events
 from tests.integration.warehouse_fixture import free_port, start_warehouse, stop_warehouse
 
@@ -59,11 +58,13 @@ def test_warehouse_killed_mid_run_then_back_loses_nothing(
         stop_warehouse(proc)
 
 
-def test_broker_restarted_mid_run_loses_nothing(settings: Settings, tmp_path: Path) -> None:
+def test_broker_restarted_mid_run_loses_nothing(
+    settings: Settings, restartable_kafka: KafkaLauncher
+) -> None:
     """Live traffic (event time = now) keeps flowing while the broker restarts; producers
     buffer, and afterwards every event is stored once and counted in the rollups — even
     with an allowed lateness (2 s) far shorter than the outage."""
-    launcher = start_kafka(tmp_path / "own-kafka")
+    launcher = restartable_kafka
     own = settings.model_copy(
         update={
             "kafka": settings.kafka.model_copy(update={"bootstrap": launcher.bootstrap}),
@@ -76,7 +77,8 @@ def test_broker_restarted_mid_run_loses_nothing(settings: Settings, tmp_path: Pa
     client = get_client(own.clickhouse, database=own.clickhouse.database)
     pipeline = Pipeline(own)
     pipeline.start()
-    emitter = Emitter(own.kafka.bootstrap_servers, own.namespace)
+    # the broker may take a while to come back on a busy machine: buffer events meanwhile
+    emitter = Emitter(own.kafka.bootstrap_servers, own.namespace, **{"message.timeout.ms": 180_000})
     stop = threading.Event()
     sent = [0]
     producer = threading.Thread(target=_live_traffic, args=(emitter, stop, sent))
@@ -91,7 +93,15 @@ def test_broker_restarted_mid_run_loses_nothing(settings: Settings, tmp_path: Pa
             lambda: f"the first rollups\n{pipeline.log('streams')}",
         )
         launcher.stop()
-        time.sleep(3)  # both consumers now face a broker that is gone
+        wait_for(  # librdkafka's and aiokafka's words for a broker that is gone
+            lambda: (
+                "Connection refused" in pipeline.log("sink")
+                and "Connect call failed" in pipeline.log("streams")
+            ),
+            30,
+            lambda: f"both consumers to find the broker gone\n{pipeline.log('streams')}",
+            0.1,
+        )
         launcher.launch()
         before = sent[0]  # traffic goes on until events sent after the restart are stored
         wait_for(
@@ -124,7 +134,6 @@ def test_broker_restarted_mid_run_loses_nothing(settings: Settings, tmp_path: Pa
         stop.set()
         producer.join()
         pipeline.stop()
-        stop_kafka(launcher)
 
 
 def _live_traffic(emitter: Emitter, stop: threading.Event, sent: list[int]) -> None:

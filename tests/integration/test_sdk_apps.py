@@ -19,11 +19,11 @@ import httpx
 import pytest
 import shiftright
 from shiftright_server.infra.clickhouse import get_client
+from shiftright_server.infra.kafka.launcher import KafkaLauncher
 from shiftright_server.infra.kafka.topics import create_topics
 from shiftright_server.infra.settings import Settings
 
 from tests.integration.conftest import scalar, wait_for
-from tests.integration.kafka_fixture import start_kafka, stop_kafka
 from tests.integration.pipeline import Pipeline
 from tests.integration.warehouse_fixture import free_port
 
@@ -240,7 +240,7 @@ def test_mark_deploy_and_flag_from_both_clis(
         pipeline.stop()
 
 
-def test_unreachable_broker_makes_mark_fail_quickly(settings: Settings) -> None:
+def test_unreachable_broker_makes_mark_fail_quickly() -> None:
     from tests.integration.kafka_fixture import free_ports
 
     [port] = free_ports(1)
@@ -272,10 +272,10 @@ def test_unreachable_broker_makes_mark_fail_quickly(settings: Settings) -> None:
 
 
 def test_broker_outage_app_keeps_serving_drops_are_counted_events_resume(
-    settings: Settings, tmp_path: Path, examples: Any
+    settings: Settings, restartable_kafka: KafkaLauncher, examples: Any
 ) -> None:
     fastapi_app, _ = examples
-    launcher = start_kafka(tmp_path / "own-kafka")
+    launcher = restartable_kafka
     own = settings.model_copy(
         update={"kafka": settings.kafka.model_copy(update={"bootstrap": launcher.bootstrap})}
     )
@@ -350,7 +350,6 @@ def test_broker_outage_app_keeps_serving_drops_are_counted_events_resume(
     finally:
         shiftright.close(1)
         pipeline.stop()
-        stop_kafka(launcher)
 
 
 def test_forked_workers_deliver_through_their_own_producers(

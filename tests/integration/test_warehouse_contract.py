@@ -59,7 +59,7 @@ def warehouse(request: pytest.FixtureRequest) -> Iterator[Warehouse]:
     if request.param == "fake":
         yield FakeWarehouse()
         return
-    settings: Settings = request.getfixturevalue("settings")
+    settings: Settings = request.getfixturevalue("warehouse_settings")
     yield ClickHouseWarehouse(
         get_client(settings.clickhouse, database=settings.clickhouse.database)
     )
@@ -96,8 +96,11 @@ def test_a_row_the_table_cannot_hold_is_rejected_not_retried(warehouse: Warehous
         warehouse.insert("events_usage", cols, COLUMNS["events_usage"], "bad")
 
 
-def test_a_retried_insert_does_not_count_twice_in_the_minutely_views(settings: Settings) -> None:
-    client = get_client(settings.clickhouse, database=settings.clickhouse.database)
+def test_a_retried_insert_does_not_count_twice_in_the_minutely_views(
+    warehouse_settings: Settings,
+) -> None:
+    database = warehouse_settings.clickhouse.database
+    client = get_client(warehouse_settings.clickhouse, database=database)
     real = ClickHouseWarehouse(client)
     cols = usage_columns([0, 1, 2, 3])
     for _ in range(2):

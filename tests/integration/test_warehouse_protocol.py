@@ -1,6 +1,6 @@
 """Contract suite for the ClickHouse HTTP interface, as clickhouse-connect and curl use it.
 
-By default it runs against the embedded warehouse (started as a subprocess). Set
+By default it runs against the embedded warehouse the session started. Set
 ``SHIFTRIGHT_TEST_CLICKHOUSE_URL=http://user:pass@host:8123`` to run the same
 assertions against a real ClickHouse server.
 """
@@ -11,7 +11,6 @@ import datetime as dt
 import gzip
 import http.client
 import json
-import os
 import threading
 import urllib.error
 import urllib.parse
@@ -32,22 +31,11 @@ from tests.integration.warehouse_fixture import free_port, start_warehouse, stop
 
 pytestmark = pytest.mark.integration
 
-URL_ENV = "SHIFTRIGHT_TEST_CLICKHOUSE_URL"
-
 
 @pytest.fixture(scope="module")
-def warehouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def warehouse_url(clickhouse_url: str) -> str:
     """A ClickHouse HTTP URL: the real server named in the environment, or our warehouse."""
-    external = os.environ.get(URL_ENV)
-    if external:
-        yield external.rstrip("/")
-        return
-    data_dir = tmp_path_factory.mktemp("warehouse") / "data"
-    proc, url = start_warehouse(data_dir, free_port())
-    try:
-        yield url
-    finally:
-        stop_warehouse(proc)
+    return clickhouse_url.rstrip("/")
 
 
 def connect(url: str, **kwargs: Any) -> Client:

@@ -72,3 +72,10 @@ def stop_warehouse(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> No
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=timeout_s)
+
+
+def discard_warehouse(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a warehouse whose data is thrown away with it (nothing to shut down cleanly)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(30)
