@@ -22,7 +22,9 @@ from shiftright_server.schemas import wire
 from tests.fakes import FakeProducer
 from tests.integration.kafka_fixture import free_ports
 
-Reports = list[Any]  # the ``err`` of each delivery report, in arrival order
+
+class Reports(list[Any]):
+    """The ``err`` of each delivery report, in arrival order."""
 
 
 class Brokers(Protocol):
@@ -126,7 +128,7 @@ def errors_seen(config: dict[str, Any]) -> list[Any]:
 def test_every_message_is_reported_delivered_once_by_poll_then_flush_has_nothing_left(
     brokers: Brokers,
 ) -> None:
-    producer, reports = brokers.up({}), []
+    producer, reports = brokers.up({}), Reports()
     produce(producer, brokers.topic, 20, reports)
     poll_until(producer, lambda: len(reports) == 20)
     assert reports == [None] * 20
@@ -140,7 +142,7 @@ def test_the_broker_is_listed_when_it_is_up(brokers: Brokers) -> None:
 
 
 def test_a_full_queue_raises_buffer_error_and_a_report_frees_a_place(brokers: Brokers) -> None:
-    producer, reports = brokers.up({"queue.buffering.max.messages": 2}), []
+    producer, reports = brokers.up({"queue.buffering.max.messages": 2}), Reports()
     produce(producer, brokers.topic, 2, reports)
     with pytest.raises(BufferError):
         produce(producer, brokers.topic, 1, reports)
@@ -155,10 +157,9 @@ def test_a_broker_that_is_away_holds_reports_says_so_and_cannot_be_listed(
 ) -> None:
     config: dict[str, Any] = {"message.timeout.ms": 60_000}
     errors = errors_seen(config)
-    producer, reports = brokers.away(config), []
+    producer, reports = brokers.away(config), Reports()
     produce(producer, brokers.topic, 2, reports)
-    codes = lambda: {e.code() for e in errors}  # noqa: E731
-    poll_until(producer, lambda: KafkaError._ALL_BROKERS_DOWN in codes())
+    poll_until(producer, lambda: KafkaError._ALL_BROKERS_DOWN in {e.code() for e in errors})
     assert all(isinstance(e.str(), str) for e in errors)
     assert reports == []
     assert producer.flush(0.2) == 2  # still waiting for their reports
@@ -168,7 +169,7 @@ def test_a_broker_that_is_away_holds_reports_says_so_and_cannot_be_listed(
 
 def test_a_message_not_acknowledged_in_time_is_reported_timed_out(brokers: Brokers) -> None:
     config: dict[str, Any] = {"message.timeout.ms": 1000}
-    producer, reports = brokers.away(config), []
+    producer, reports = brokers.away(config), Reports()
     produce(producer, brokers.topic, 3, reports)
     poll_until(producer, lambda: len(reports) == 3)
     assert [(e.code(), e.name()) for e in reports] == [
