@@ -97,8 +97,9 @@ def serving(settings: Settings, ready: Callable[[str], bool] = _healthy) -> Iter
 
 @pytest.fixture
 def gateway(settings: Settings) -> Iterator[Running]:
+    """The gateway and the sink: these tests read the raw tables, not the worker's output."""
     pipeline = Pipeline(settings)
-    pipeline.start()
+    pipeline.start("sink")
     try:
         with serving(settings) as running:
             yield running
