@@ -23,8 +23,11 @@ def shiftright(
     )
 
 
-def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path) -> None:
+def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path, kafka_jars: Path) -> None:
     kafka, controller, warehouse, gateway = free_ports(4)
+    lib = tmp_path / "state" / "kafka" / kafka_jars.name  # the session's jars, no Maven run
+    lib.parent.mkdir(parents=True)
+    lib.symlink_to(kafka_jars, target_is_directory=True)
     env = {
         **os.environ,
         "SHIFTRIGHT_STATE_DIR": str(tmp_path / "state"),
