@@ -6,7 +6,8 @@ service cannot start, the tests that need it fail; nothing is skipped.
 
 Each test gets its own namespace: its own topics, consumer groups and database. Creating
 them is part of a test's cost, so a test asks only for what it uses: ``settings`` (topics
-and schema), ``kafka_settings`` (topics only) or ``warehouse_settings`` (schema only).
+and schema), ``kafka_settings`` (topics only) or ``warehouse_settings`` (schema only); the
+tests of a module that keep apart by app name share ``module_settings``.
 """
 
 from __future__ import annotations
@@ -141,14 +142,35 @@ def warehouse_settings(clickhouse_url: str, tmp_path: Path) -> Settings:
     return made
 
 
-@pytest.fixture
-def sql(settings: Settings) -> Callable[[str], list[tuple[Any, ...]]]:
+@pytest.fixture(scope="module")
+def module_settings(
+    kafka_bootstrap: str, clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """One namespace, topics and schema for a whole module, whose tests keep apart by what
+    they send (their own app names) and query only that. Not for tests that kill
+    processes or count everything in a table."""
+    made = fresh_settings(kafka_bootstrap, clickhouse_url, tmp_path_factory.mktemp("state"))
+    create_topics(made)
+    apply_schema(made)
+    return made
+
+
+Sql = Callable[[str], list[tuple[Any, ...]]]
+
+
+def sql_on(settings: Settings) -> Sql:
+    """A function that runs a query in the settings' database and returns its rows."""
     client = get_client(settings.clickhouse, database=settings.clickhouse.database)
 
     def run(query: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in client.query(query).result_rows]
 
     return run
+
+
+@pytest.fixture
+def sql(settings: Settings) -> Sql:
+    return sql_on(settings)
 
 
 def scalar(client: Client, query: str) -> int:

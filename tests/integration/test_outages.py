@@ -24,8 +24,9 @@ N = 3_000
 
 
 def test_warehouse_killed_mid_run_then_back_loses_nothing(
-    settings: Settings, tmp_path: Path
+    kafka_settings: Settings, tmp_path: Path
 ) -> None:
+    settings = kafka_settings  # the warehouse is the test's own
     data = tmp_path / "own-warehouse"
     port = free_port()
     proc, url = start_warehouse(data, port)
@@ -59,12 +60,12 @@ def test_warehouse_killed_mid_run_then_back_loses_nothing(
 
 
 def test_broker_restarted_mid_run_loses_nothing(
-    settings: Settings, restartable_kafka: KafkaLauncher
+    warehouse_settings: Settings, restartable_kafka: KafkaLauncher
 ) -> None:
     """Live traffic (event time = now) keeps flowing while the broker restarts; producers
     buffer, and afterwards every event is stored once and counted in the rollups — even
     with an allowed lateness (2 s) far shorter than the outage."""
-    launcher = restartable_kafka
+    launcher, settings = restartable_kafka, warehouse_settings  # the broker is the test's own
     own = settings.model_copy(
         update={
             "kafka": settings.kafka.model_copy(update={"bootstrap": launcher.bootstrap}),

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,11 +23,12 @@ from shiftright_server.infra.kafka.launcher import KafkaLauncher
 from shiftright_server.infra.kafka.topics import create_topics
 from shiftright_server.infra.settings import Settings
 
-from tests.integration.conftest import scalar, wait_for
+from tests.integration.conftest import scalar, sql_on, wait_for
 from tests.integration.pipeline import Pipeline
 from tests.integration.warehouse_fixture import free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "producers" / "sdk" / "examples"
+APPS = "app IN ('shop-api', 'catalog')"  # the apps of the example-app test
 
 
 @pytest.fixture(scope="module")
@@ -108,12 +109,23 @@ def rows(client: Any, query: str) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in client.query(query).result_rows]
 
 
+@pytest.fixture(scope="module")
+def pipeline(module_settings: Settings) -> Iterator[Pipeline]:
+    """The stream worker and the sink of the module's namespace. The tests that share it
+    send as apps of their own and query those apps only."""
+    running = Pipeline(module_settings)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 def test_fastapi_and_flask_apps_end_as_rows_in_clickhouse(
-    settings: Settings, examples: Any, sql: Callable[[str], list[tuple[Any, ...]]]
+    module_settings: Settings, pipeline: Pipeline, examples: Any
 ) -> None:
+    settings, sql = module_settings, sql_on(module_settings)
     fastapi_app, flask_app = examples
-    pipeline = Pipeline(settings)
-    pipeline.start()
     try:
         init_sdk("shop-api", settings, health_interval=1.0)
         with serve_asgi(fastapi_app.create_app()) as base, client_for(base) as http:
@@ -136,8 +148,8 @@ def test_fastapi_and_flask_apps_end_as_rows_in_clickhouse(
                 assert http.post("/products/zzz/reserve").status_code == 500
         assert shiftright.close(30) == 0
 
-        requests = """SELECT app, route, method, status_code, count() FROM events_usage
-                      WHERE name != 'checkout.pay' GROUP BY ALL ORDER BY ALL"""
+        requests = f"""SELECT app, route, method, status_code, count() FROM events_usage
+                       WHERE {APPS} AND name != 'checkout.pay' GROUP BY ALL ORDER BY ALL"""
         expected = [
             ("catalog", "/products/<sku>", "GET", 200, 3),
             ("catalog", "/products/<sku>", "GET", 404, 1),
@@ -155,8 +167,8 @@ def test_fastapi_and_flask_apps_end_as_rows_in_clickhouse(
             lambda: f"request rows {sql(requests)}\n{pipeline.log('sink')}",
         )
 
-        errors = """SELECT app, exception_type, route, handled, user_id, count()
-                    FROM events_error GROUP BY ALL ORDER BY ALL"""
+        errors = f"""SELECT app, exception_type, route, handled, user_id, count()
+                     FROM events_error WHERE {APPS} GROUP BY ALL ORDER BY ALL"""
         expected_errors = [
             ("catalog", "KeyError", "/products/<sku>/reserve", False, "u-flask", 2),
             ("shop-api", "fastapi_app.PaymentDeclined", "/orders/{order_id}/pay", False, "", 2),
@@ -165,79 +177,73 @@ def test_fastapi_and_flask_apps_end_as_rows_in_clickhouse(
         wait_for(lambda: sql(errors) == expected_errors, 60, lambda: f"error rows {sql(errors)}")
         snapshots = "SELECT count() FROM events_health WHERE app = 'shop-api'"
         wait_for(lambda: sql(snapshots)[0][0] > 0, 60, "a health snapshot row")
-        tracked = "SELECT count() FROM events_usage WHERE name = 'checkout.pay'"
+        tracked = f"SELECT count() FROM events_usage WHERE {APPS} AND name = 'checkout.pay'"
         wait_for(lambda: sql(tracked) == [(5,)], 60, lambda: f"checkout.pay rows {sql(tracked)}")
-        linked = sql("""SELECT count() FROM events_error AS e JOIN events_usage AS u
-                        ON e.attributes['request.id'] = u.attributes['request.id']
-                        WHERE u.status_code = 500 AND u.name != 'checkout.pay'""")
+        linked = sql(f"""SELECT count() FROM events_error AS e JOIN events_usage AS u
+                         ON e.attributes['request.id'] = u.attributes['request.id']
+                         WHERE u.{APPS} AND u.status_code = 500 AND u.name != 'checkout.pay'""")
         assert linked == [(4,)], "each error event shares its request's id"
         in_app = sql("""SELECT tupleElement(frames[-1], 'function'), tupleElement(frames[-1], 'in_app')
                         FROM events_error WHERE app = 'shop-api' LIMIT 1""")
         assert in_app == [("create_app.<locals>.pay", True)]
         assert sql(
-            "SELECT count(), uniqExact(user_id) FROM events_usage WHERE user_id = 'u-1'"
+            f"SELECT count(), uniqExact(user_id) FROM events_usage WHERE {APPS} AND user_id = 'u-1'"
         ) == [(5, 1)]
         health = sql("""SELECT mapContains(metrics, 'system.cpu.utilization')
                                AND metrics['system.cpu.utilization'] BETWEEN 0 AND 1,
                                metrics['process.memory.usage'] > 0
                         FROM events_health WHERE app = 'shop-api'""")
         assert health and all(row == (True, True) for row in health)
-        assert sql("SELECT count() FROM dead_letters") == [(0,)]
+        assert sql("SELECT count() FROM dead_letters") == [(0,)]  # of every test sharing it
     finally:
         shiftright.close(1)
-        pipeline.stop()
 
 
-def test_mark_deploy_and_flag_from_both_clis(
-    settings: Settings, sql: Callable[[str], list[tuple[Any, ...]]]
-) -> None:
-    pipeline = Pipeline(settings)
-    pipeline.start("sink")
+@pytest.mark.usefixtures("pipeline")
+def test_mark_deploy_and_flag_from_both_clis(module_settings: Settings) -> None:
+    settings, sql = module_settings, sql_on(module_settings)
     env = {
         **os.environ,
         "SHIFTRIGHT_KAFKA__BOOTSTRAP": settings.kafka.bootstrap_servers,
         "SHIFTRIGHT_NAMESPACE": settings.namespace,
     }
-    try:
-        sdk_cli = [
-            sys.executable,
-            "-m",
-            "shiftright",
-            "mark",
-            "deploy",
-            "--app",
-            "checkout",
-            "--env",
-            "prod",
-            "--release",
-            "1.4.3",
-            "--actor",
-            "ci-bot",
-        ]
-        done = subprocess.run(sdk_cli, env=env, capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0 and "marked deploy of 1.4.3" in done.stdout, done.stderr
-        main_cli = [
-            sys.executable,
-            "-m",
-            "shiftright_server.infra.cli",
-            "mark",
-            "flag",
-            "new-checkout",
-            "on",
-            "--app",
-            "checkout",
-            "--env",
-            "prod",
-        ]
-        done = subprocess.run(main_cli, env=env, capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0 and "marked flag new-checkout on" in done.stdout, done.stderr
-        query = """SELECT change_type, name, value, previous_value, actor FROM events_change
-                   ORDER BY change_type"""
-        wait_for(lambda: len(sql(query)) == 2, 60, lambda: f"change rows: {sql(query)}")
-        assert sql(query)[0] == ("deploy", "1.4.3", "1.4.3", "", "ci-bot")
-        assert sql(query)[1][:4] == ("flag", "new-checkout", "on", "off")
-    finally:
-        pipeline.stop()
+    sdk_cli = [
+        sys.executable,
+        "-m",
+        "shiftright",
+        "mark",
+        "deploy",
+        "--app",
+        "checkout",
+        "--env",
+        "prod",
+        "--release",
+        "1.4.3",
+        "--actor",
+        "ci-bot",
+    ]
+    done = subprocess.run(sdk_cli, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "marked deploy of 1.4.3" in done.stdout, done.stderr
+    main_cli = [
+        sys.executable,
+        "-m",
+        "shiftright_server.infra.cli",
+        "mark",
+        "flag",
+        "new-checkout",
+        "on",
+        "--app",
+        "checkout",
+        "--env",
+        "prod",
+    ]
+    done = subprocess.run(main_cli, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "marked flag new-checkout on" in done.stdout, done.stderr
+    query = """SELECT change_type, name, value, previous_value, actor FROM events_change
+               WHERE app = 'checkout' ORDER BY change_type"""
+    wait_for(lambda: len(sql(query)) == 2, 60, lambda: f"change rows: {sql(query)}")
+    assert sql(query)[0] == ("deploy", "1.4.3", "1.4.3", "", "ci-bot")
+    assert sql(query)[1][:4] == ("flag", "new-checkout", "on", "off")
 
 
 def test_unreachable_broker_makes_mark_fail_quickly() -> None:
@@ -272,10 +278,10 @@ def test_unreachable_broker_makes_mark_fail_quickly() -> None:
 
 
 def test_broker_outage_app_keeps_serving_drops_are_counted_events_resume(
-    settings: Settings, restartable_kafka: KafkaLauncher, examples: Any
+    warehouse_settings: Settings, restartable_kafka: KafkaLauncher, examples: Any
 ) -> None:
     fastapi_app, _ = examples
-    launcher = restartable_kafka
+    launcher, settings = restartable_kafka, warehouse_settings
     own = settings.model_copy(
         update={"kafka": settings.kafka.model_copy(update={"bootstrap": launcher.bootstrap})}
     )
@@ -352,12 +358,10 @@ def test_broker_outage_app_keeps_serving_drops_are_counted_events_resume(
         pipeline.stop()
 
 
-def test_forked_workers_deliver_through_their_own_producers(
-    settings: Settings, sql: Callable[[str], list[tuple[Any, ...]]]
-) -> None:
+@pytest.mark.usefixtures("pipeline")
+def test_forked_workers_deliver_through_their_own_producers(module_settings: Settings) -> None:
     """gunicorn-style pre-fork: init in the parent, events from each forked child."""
-    pipeline = Pipeline(settings)
-    pipeline.start("sink")
+    settings, sql = module_settings, sql_on(module_settings)
     init_sdk("forked", settings, health_interval=0)
     try:
         shiftright.track("parent.started")
@@ -385,4 +389,3 @@ def test_forked_workers_deliver_through_their_own_producers(
         wait_for(lambda: sql(query) == expected, 60, lambda: f"rows {sql(query)}")
     finally:
         shiftright.close(1)
-        pipeline.stop()

@@ -15,6 +15,8 @@ import time
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.integration.kafka_fixture import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +76,15 @@ def top_level_names(names: list[str], dist: str) -> set[str]:
     return {n.split("/")[0] for n in names if not n.startswith(f"{dist}-")}
 
 
-def test_server_wheel_installs_one_unique_import_name_and_needs_the_sdk(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def sdk_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SDK's wheel, built once for both tests."""
+    return build_wheel(SDK, "shiftright_sdk-*.whl", tmp_path_factory.mktemp("sdk") / "dist")
+
+
+def test_server_wheel_installs_one_unique_import_name_and_needs_the_sdk(
+    tmp_path: Path, sdk_wheel: Path
+) -> None:
     wheel = build_wheel(ROOT, "shiftright_server-*.whl", tmp_path / "dist")
     names = zipfile.ZipFile(wheel).namelist()
     assert top_level_names(names, "shiftright_server") == {"shiftright_server"}
@@ -93,7 +103,7 @@ def test_server_wheel_installs_one_unique_import_name_and_needs_the_sdk(tmp_path
     entry_points = zipfile.ZipFile(wheel).read("shiftright_server-0.1.0.dist-info/entry_points.txt")
     assert b"shiftright = shiftright_server.infra.cli:main" in entry_points
 
-    sdk = build_wheel(SDK, "shiftright_sdk-*.whl", tmp_path / "dist")
+    sdk = sdk_wheel
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
     python = venv / "bin" / "python"
@@ -127,21 +137,10 @@ print(json.dumps({
 """
 
 
-def test_wheel_installs_into_a_clean_venv_without_the_pipeline_and_works(tmp_path: Path) -> None:
-    started = time.monotonic()
-    run(
-        sys.executable,
-        "-m",
-        "pip",
-        "wheel",
-        "--quiet",
-        "--no-deps",
-        "-w",
-        tmp_path / "dist",
-        SDK,
-        cwd=tmp_path,
-    )
-    [wheel] = (tmp_path / "dist").glob("shiftright_sdk-*.whl")
+def test_wheel_installs_into_a_clean_venv_without_the_pipeline_and_works(
+    tmp_path: Path, sdk_wheel: Path
+) -> None:
+    started, wheel = time.monotonic(), sdk_wheel
     names = zipfile.ZipFile(wheel).namelist()
     assert "shiftright/py.typed" in names
     assert {n.split("/")[0] for n in names if not n.startswith("shiftright_sdk-")} == {"shiftright"}
@@ -181,4 +180,4 @@ def test_wheel_installs_into_a_clean_venv_without_the_pipeline_and_works(tmp_pat
     assert report["app_thread_ms"] < 1000
     assert (Path(report["typed"]) / "py.typed").exists()
     run(python, "-m", "shiftright", "mark", "deploy", "--help", cwd=tmp_path)
-    print(f"built, installed and used the wheel in {time.monotonic() - started:.1f} s")
+    print(f"installed and used the wheel in {time.monotonic() - started:.1f} s")
