@@ -16,6 +16,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -116,12 +117,20 @@ def fresh_settings(kafka_bootstrap: str, clickhouse_url: str, state_dir: Path) -
     )
 
 
+def create_namespace(settings: Settings) -> None:
+    """Its topics and its schema, made side by side (one waits on the broker, the other
+    on the warehouse)."""
+    with ThreadPoolExecutor(1) as pool:
+        schema = pool.submit(apply_schema, settings)
+        create_topics(settings)
+        schema.result()
+
+
 @pytest.fixture
 def settings(kafka_bootstrap: str, clickhouse_url: str, tmp_path: Path) -> Settings:
     """Settings for one test: unique namespace/database, topics created, schema applied."""
     made = fresh_settings(kafka_bootstrap, clickhouse_url, tmp_path / "state")
-    create_topics(made)
-    apply_schema(made)
+    create_namespace(made)
     return made
 
 
@@ -150,8 +159,7 @@ def module_settings(
     they send (their own app names) and query only that. Not for tests that kill
     processes or count everything in a table."""
     made = fresh_settings(kafka_bootstrap, clickhouse_url, tmp_path_factory.mktemp("state"))
-    create_topics(made)
-    apply_schema(made)
+    create_namespace(made)
     return made
 
 

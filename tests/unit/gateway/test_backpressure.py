@@ -87,7 +87,8 @@ def test_publish_returns_only_after_the_delivery_report() -> None:
         task = asyncio.create_task(
             publisher.publish([OutMessage("events.usage.v1", b"k", b"{}", 1)])
         )
-        await asyncio.sleep(0.2)
+        while not producer.produced:  # published, now waiting for the report
+            await asyncio.sleep(0.005)
         waiting = not task.done()
         producer.hold = False  # the broker acknowledges now
         await asyncio.wait_for(task, 2)
