@@ -128,7 +128,7 @@ class Step(Protocol):
 
     def restore(self, partitions: Iterable[TopicPartition]) -> None:
         """Load the saved state of newly assigned partitions (once per assignment), so
-        their timers run even if no record arrives; they count as seen now."""
+        their timers run even if no record arrives; they count as seen at that moment."""
         ...
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:

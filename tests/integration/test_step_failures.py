@@ -76,9 +76,9 @@ def test_a_record_that_makes_a_step_raise_is_dead_lettered_and_the_rest_counted_
         for step in STEPS:
             emit(settings, [poison(step)])
             wait_for(
-                lambda step=step: step in step_failures(sql),  # type: ignore[misc]  # bound now
+                lambda step=step: step in step_failures(sql),  # type: ignore[misc]  # binds the loop variable
                 120,
-                lambda step=step: (  # type: ignore[misc]  # bound now
+                lambda step=step: (  # type: ignore[misc]  # binds the loop variable
                     f"a step_failed dead letter of {step}: {step_failures(sql)}"
                     f"\n{pipeline.log('streams')}"
                 ),
