@@ -91,6 +91,18 @@ def test_quiet_partitions_close_their_buckets_on_wall_clock() -> None:
     assert sum(r.count for r in rollups) == 30
 
 
+def test_a_restored_partition_that_stays_quiet_closes_its_open_bucket() -> None:
+    saved = {(TOPIC, 0): restarted_with_state_upto(records(30), 30).state((TOPIC, 0)).dumps()}
+    now = [100.0]
+    restored = processor(load=lambda tp: saved.get(tp), clock=lambda: now[0])
+    restored.state((TOPIC, 0))  # loaded on assignment; no record arrives after it
+    assert restored.idle(5.0) == []  # counts as seen when it was loaded
+    now[0] = 106.0
+    assert restored.idle(5.0) == [(TOPIC, 0)]
+    wall = int((T0 + timedelta(minutes=5)).timestamp() * 1000)
+    assert sum(r.count for r in restored.close_idle([(TOPIC, 0)], wall).rollups) == 30
+
+
 def test_a_batch_message_rolls_up_each_event_and_dead_letters_only_the_bad_line() -> None:
     from shiftright_server.schemas import wire
 
