@@ -140,6 +140,24 @@ class StreamSettings(BaseModel):
         description="The longest a fetch waits for fetch_min_bytes: what quiet traffic adds "
         "to the latency of rollups, error groups and alerts.",
     )
+    instance_id: str = Field(
+        default="worker-0",
+        description="This worker's static member id in its consumer group (Kafka static "
+        "membership): a worker killed and started again with the same id gets its "
+        "partitions back as soon as it rejoins, instead of after the dead member's session "
+        "timeout. Every worker of a deployment that runs at the same time needs its own id, "
+        "kept across its restarts (two running workers with one id displace each other). "
+        "Empty: dynamic membership.",
+    )
+    session_timeout_seconds: int = Field(
+        default=30,
+        ge=6,
+        description="How long the broker waits for a silent worker before it gives the "
+        "worker's partitions to the rest of the group: what a worker killed and not started "
+        "again under its id costs its partitions (a worker that stops cleanly leaves at "
+        "once). Heartbeats come from the consumer's own thread every 3 s, so a busy worker "
+        "does not miss them.",
+    )
     web_port: int = Field(
         default=16066,
         description="Port reserved for the stream worker's web server (the worker runs with Faust's web server off).",

@@ -61,6 +61,8 @@ class Worker:
             fetch_min_bytes=s.fetch_min_bytes,
             fetch_max_wait_ms=s.fetch_max_wait_ms,
             broker=f"kafka://{settings.kafka.bootstrap_servers}",
+            consumer_group_instance_id=s.instance_id or None,
+            broker_session_timeout=float(s.session_timeout_seconds),
             store="memory://",
             autodiscover=False,
             web_enabled=False,

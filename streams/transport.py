@@ -7,6 +7,11 @@ a fetch, a cross-thread hand-over and a round of Faust's per-fetch bookkeeping f
 every few messages: at 20,000 events/s about a fifth of its CPU. :class:`App` asks the
 broker to hold each fetch until ``fetch_min_bytes`` are waiting or ``fetch_max_wait_ms``
 passed (``StreamSettings``).
+
+The worker is a static member of its consumer group (``StreamSettings.instance_id``,
+passed to Faust as ``consumer_group_instance_id``): a successor of a killed worker with
+the same id takes over its partitions as soon as it joins, instead of after the dead
+member's session expires. A worker that stops cleanly still leaves the group at once.
 """
 
 from __future__ import annotations
@@ -26,6 +31,16 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_min_bytes = app.fetch_min_bytes
         consumer._fetch_max_wait_ms = app.fetch_max_wait_ms
         return consumer
+
+    async def on_thread_stop(self) -> None:
+        # aiokafka never sends LeaveGroup for a static member, so the broker would keep
+        # a stopped worker's partitions from the rest of the group for the session
+        # timeout, and refuse offset changes made while no worker runs. A worker that
+        # stops (rather than dies) leaves by its member id, as a dynamic member does.
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        if coordinator is not None:
+            coordinator._group_instance_id = None  # read by its _maybe_leave_group()
+        await super().on_thread_stop()
 
 
 class _Consumer(faust_aiokafka.Consumer):

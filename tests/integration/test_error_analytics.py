@@ -267,14 +267,14 @@ def test_stream_worker_killed_9_before_its_first_commit_right_after_it_and_mid_r
         before_commit = not committed()
         pipeline.start("streams")
         # 2. Right after the successor's first commit.
-        wait_for(committed, 150, lambda: f"a commit\n{pipeline.log('streams')}", interval=0.05)
+        wait_for(committed, 90, lambda: f"a commit\n{pipeline.log('streams')}", interval=0.05)
         pipeline.kill9("streams")
         pipeline.start("streams")
         # 3. Mid-run, with traffic still coming.
         producer.start()
         wait_for(
             lambda: counted() >= len(errors) // 2,
-            150,
+            90,
             lambda: f"half of the errors counted\n{pipeline.log('streams')}",
         )
         pipeline.kill9("streams")
@@ -287,7 +287,7 @@ def test_stream_worker_killed_9_before_its_first_commit_right_after_it_and_mid_r
 
         wait_for(
             lambda: counts() == want,
-            240,
+            180,
             lambda: (
                 f"counts per group (got {sum(counts().values())} of {len(errors)}; "
                 f"differing: {[(g, n, want.get(g)) for g, n in counts().items() if want.get(g) != n][:5]})"

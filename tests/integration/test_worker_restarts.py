@@ -17,8 +17,9 @@ from tests.integration.conftest import wait_for
 from tests.integration.pipeline import Pipeline, emit
 
 #: How long a restarted worker may take to own its partitions again and restore them
-#: (the dead member's session must expire first) before the quiet close is due.
-RESTART_MARGIN_S = 120
+#: before the quiet close is due (it takes the dead member's place at once; this also
+#: covers the dead member's session expiring, 30 s, should it not).
+RESTART_MARGIN_S = 60
 
 
 def usage_partitions(settings: Settings) -> list[tuple[str, int]]:
