@@ -2,8 +2,10 @@
 
 ``shiftright detect --csv FILE`` reads ``timestamp,value`` rows (a header
 row is skipped; timestamps are ISO 8601, ``YYYY-MM-DD HH:MM:SS`` (UTC) or epoch seconds /
-milliseconds) and prints one score in [0, 1] per row, in input order. Each score is
-computed before its row is learnt, so it depends on earlier rows only. Rows whose value is
+milliseconds) and prints one score in [0, 1] per row, in input order: 0.5 is the firing
+point (a tail probability of 10⁻⁵ at the default sensitivity, on any series), and an
+anomaly scores above 0 once per episode (:mod:`.detector`). Each score is computed
+before its row is learnt, so it depends on earlier rows only. Rows whose value is
 empty, not a number or infinite print 0 and are not learnt.
 """
 

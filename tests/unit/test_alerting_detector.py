@@ -1,5 +1,6 @@
 """The anomaly detector and ``detect --csv``: it flags spikes and level shifts, not the
-daily cycle, stays quiet on low volume, and never looks ahead."""
+daily cycle, alarms once per episode, means the same on different noise, stays quiet on
+low volume, and never looks ahead."""
 
 from __future__ import annotations
 
@@ -44,18 +45,18 @@ def test_a_spike_is_flagged_at_the_point_it_happens() -> None:
     spike = DAY * 3 + 100
     values[spike] *= 1.6
     got = scores(values)
-    assert got[spike] > 0.9
+    assert got[spike] > 0.5
     assert max(got[DAY:spike] + got[spike + 1 :]) < 0.5
 
 
-def test_a_level_shift_is_flagged_at_its_onset_then_becomes_normal() -> None:
+def test_a_level_shift_alarms_once_at_its_onset_then_becomes_normal() -> None:
     rng = random.Random(3)
     values = [daily(i, rng) for i in range(DAY * 4)]
     shift = DAY * 3 + 30
     values[shift:] = [v * 0.5 for v in values[shift:]]
     got = scores(values, direction="down")
-    assert min(got[shift : shift + 5]) > 0.5  # fires on the first point and holds
-    assert max(got[shift + 12 :]) < 0.5  # adapted within an hour
+    alarms = [i for i, s in enumerate(got) if s >= 0.5]
+    assert len(alarms) == 1 and shift <= alarms[0] <= shift + 2  # once, not on every point
 
 
 def test_direction_up_ignores_drops() -> None:
@@ -63,7 +64,7 @@ def test_direction_up_ignores_drops() -> None:
     values = [daily(i, rng) for i in range(DAY * 3)]
     values[DAY * 2 + 50] *= 0.2
     assert scores(values, direction="up")[DAY * 2 + 50] == 0.0
-    assert scores(values, direction="both")[DAY * 2 + 50] > 0.5
+    assert scores(values, direction="both")[DAY * 2 + 50] > 0.3
 
 
 def test_warm_up_scores_zero() -> None:
@@ -73,12 +74,12 @@ def test_warm_up_scores_zero() -> None:
 def test_minimum_volume_guard_keeps_low_traffic_quiet() -> None:
     rng = random.Random(11)
     trickle = [float(rng.choice([0, 0, 0, 1, 1, 2])) for _ in range(400)]
-    trickle[300] = 9.0  # a burst of 9 events is no page at this volume
+    trickle[300] = 15.0  # a burst of 15 events is no page at this volume
     assert scores(trickle, min_volume=20)[300] == 0.0
     assert scores(trickle)[300] > 0.5  # without the guard it would page
     busy = [100.0 + rng.gauss(0, 3) for _ in range(400)]
     busy[300] = 0.0  # a drop from busy to nothing still counts: the expected is high
-    assert scores(busy, min_volume=20)[300] > 0.9
+    assert scores(busy, min_volume=20)[300] > 0.5
 
 
 def test_state_round_trips_to_bytes_with_identical_scores() -> None:
@@ -116,14 +117,14 @@ def test_detect_csv_prints_one_score_per_row_using_only_past_rows(tmp_path: Path
     _csv(tmp_path / "a.csv", values)
     first = _detect(tmp_path / "a.csv")
     assert len(first) == len(values) and all(0.0 <= s <= 1.0 for s in first)
-    assert first[200] > 0.9 and max(first[:200]) < 0.5
+    assert first[200] > 0.5 and max(first[:200]) < 0.5
     changed = list(values)
     changed[250] = 10_000.0  # a future row changes ...
     changed[260:] = [0.0] * 20
     _csv(tmp_path / "b.csv", changed)
     second = _detect(tmp_path / "b.csv")
     assert second[:250] == first[:250]  # ... no earlier score
-    assert second[250] > 0.9
+    assert second[250] > 0.5
 
 
 def test_detect_runs_as_a_module(tmp_path: Path) -> None:
@@ -160,4 +161,41 @@ def test_negative_valued_series_are_scored_too() -> None:
     values = [-50.0 + rng.gauss(0, 1) for _ in range(200)]
     values[150] = -80.0  # e.g. a temperature or a balance
     got = scores(values)
-    assert got[150] > 0.9 and max(got[:150]) < 0.5
+    assert got[150] > 0.5 and max(got[:150]) < 0.5
+
+
+def _noisy(kind: str, rng: random.Random) -> float:
+    if kind == "gaussian":  # a steady gauge: 1,000 ± 5
+        return 1000.0 + rng.gauss(0, 5)
+    if kind == "heavy":  # log-normal prices: bursts 5× the median are ordinary
+        return math.exp(rng.gauss(0, 0.5))
+    return float(sum(1 for _ in range(8) if rng.random() < 0.1))  # sparse counts: 0, 1, 2
+
+
+def test_one_threshold_means_the_same_on_very_different_noise() -> None:
+    alarms = {}
+    for kind in ("gaussian", "heavy", "sparse"):
+        rng = random.Random(kind)
+        det = AnomalyDetector(DetectorConfig())
+        levels = []
+        for i in range(12_000):
+            det.score(T0 + i * STEP, _noisy(kind, rng))
+            levels.append(det.level)
+        alarms[kind] = sum(1 for x in levels[2000:] if x >= 0.3)  # tail 10⁻²·¹ a point
+    assert min(alarms.values()) >= 20  # the threshold is reachable on every series ...
+    assert max(alarms.values()) <= 3 * min(alarms.values())  # ... and equally often
+
+
+def test_scores_of_earlier_points_never_depend_on_later_ones() -> None:
+    rng = random.Random(6)
+    base = [daily(i, rng) for i in range(DAY * 2)]
+    later = [rng.choice((0.0, 1e6, -5.0)) for _ in range(50)]
+    assert scores(base) == scores(base + later)[: len(base)]
+
+
+def test_state_stays_under_ten_kilobytes_per_series() -> None:
+    rng = random.Random(9)
+    det = AnomalyDetector(DetectorConfig())
+    for i in range(DAY * 35):  # five weeks: every daily and weekly slot is in use
+        det.score(T0 + i * STEP, daily(i, rng) + (500.0 if i % 997 == 0 else 0.0))
+    assert len(det.dumps()) <= 10_000

@@ -33,7 +33,7 @@ start and 15 minutes after its end; otherwise a false positive. Alerts in the fi
 days (warm-up) are not counted. Recall: incidents with at least one true alert. Delay:
 first true alert − incident start. Prints figures; asserts nothing.
 
-    python -m bench.detection_quality [--seeds 6] [--rate 300]
+    python -m bench.detection_quality.rule_kinds [--seeds 6] [--rate 300]
 """
 
 from __future__ import annotations
@@ -201,18 +201,21 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=300.0, help="events per minute at factor 1")
     ap.add_argument("--noise", type=float, default=0.1, help="log-normal σ of per-minute bursts")
     args = ap.parse_args()
+    run(args.seeds, args.rate, args.noise)
+
+
+def run(seeds: int, rate: float, noise: float) -> None:
+    """Score every rule kind on every scenario and print the tables."""
     began = time.perf_counter()
     table: dict[tuple[str, str], list[tuple[int, int, float | None]]] = defaultdict(list)
     for scenario in SCENARIOS:
-        for seed in range(args.seeds):
-            s = series(scenario, seed, args.rate, args.noise)
-            by_kind = rules(args.rate * (0.2, 1.0, 5.0)[seed % 3])
+        for seed in range(seeds):
+            s = series(scenario, seed, rate, noise)
+            by_kind = rules(rate * (0.2, 1.0, 5.0)[seed % 3])
             for kind in KINDS:
                 table[(kind, scenario)].append(score(s, alerts(s, by_kind[kind])))
-    _report(table, args.seeds)
-    print(
-        f"\n{len(SCENARIOS) * args.seeds} series × {DAYS} days, {time.perf_counter() - began:.1f} s"
-    )
+    _report(table, seeds)
+    print(f"\n{len(SCENARIOS) * seeds} series × {DAYS} days, {time.perf_counter() - began:.1f} s")
 
 
 def _report(table: dict[tuple[str, str], list[tuple[int, int, float | None]]], seeds: int) -> None:

@@ -1,0 +1,197 @@
+"""What a series should do next, and a raw score for how far a point is from it.
+
+* Expected value: ``level + daily(t) + weekly(t)``. ``level`` is an exponentially
+  weighted mean of de-seasonalised values (about the last ten) whose steps are clipped
+  at 3 scales (a Huber update: an outlier moves it little); ``daily`` is a profile of 24
+  hour-of-day slots, interpolated between slot centres, and ``weekly`` a correction per
+  hour of the week. The profiles learn against a slow level (a two-day time constant),
+  so a fast level cannot absorb the cycle they are learning. Both learn the clipped
+  residual at a rate set by time (the daily profile about 30 %
+  of the error per day of visits, all of it on the first day and half on the second;
+  the weekly correction at 0.3 times that), so a series with no cycle keeps them near 0,
+  and minute, five-minute and hourly series learn alike.
+* Scale: 1.25 × the exponentially weighted mean of absolute clipped residuals, floored at
+  a quarter of its slow long-run value (a quiet spell does not make ordinary noise news).
+* A confirmed change is re-learnt at once: six points in a row beyond 3 scales put the
+  level at their median (a level shift), and, when they straddle the expectation, the
+  scale at their median distance (a variance change).
+* Raw score: ``ln(1 + z²)`` for the residual ``z`` in scale units, in the rule's
+  direction; for a run of ``k`` identical values, the same mapping of the Gaussian
+  deviation as rare as ``same^k`` (``same``: how often this series repeats a
+  value); after a gap of ``g`` typical intervals, ``z = g − 1``. The highest counts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+WEEK_MS = 7 * DAY_MS
+_MONDAY = 3 * DAY_MS  # 1970-01-01 was a Thursday
+_START = 10  # points that only seed the level and scale
+_LEVEL_RATE = 0.1
+_BASE_MS = 2 * DAY_MS  # time constant of the slow level
+_SCALE_RATE = 0.01
+_LONG_RATE = 0.001
+_SEASON_RATE = 0.3  # of the error, per day (week) of visits to a slot
+_WEEK_SHARE = 0.3  # the weekly correction learns slower than the daily profile
+_CLIP = 3.0
+_RUN = 6  # points beyond the clip that confirm a change
+_LN10 = math.log(10.0)
+
+
+@dataclass
+class RobustModel:
+    n: int = 0
+    level: float = 0.0  # recent level, de-seasonalised
+    base: float = 0.0  # slow level the profiles are learnt against
+    scale: float = 0.0
+    long_scale: float = 0.0
+    daily: list[float] = field(default_factory=lambda: [0.0] * 24)
+    weekly: list[float] = field(default_factory=lambda: [0.0] * 168)
+    last_ms: int = 0
+    step_ms: float = 0.0  # typical interval between points
+    last_value: float = 0.0
+    run: int = 0  # identical values in a row, after the first
+    same: float = 0.0  # share of points that repeat the one before
+    beyond: int = 0  # points in a row beyond the clip
+    recent: deque[list[float]] = field(default_factory=lambda: deque(maxlen=_RUN))
+    expected_before: float = 0.0  # what the latest point was expected to be
+
+    def observe(self, ts_ms: int, value: float, direction: str = "both") -> float | None:
+        """The raw score of ``value`` at ``ts_ms`` from the past, then learn it; None
+        while the model is still seeding."""
+        if self.n < _START:
+            self._seed(ts_ms, value)
+            return None
+        gap = self._gap(ts_ms)
+        season, lo, frac, week = self._season(ts_ms)
+        expected = self.level + season
+        self.expected_before = expected
+        level = self.level
+        scale = max(self.scale, 0.25 * self.long_scale, 1e-9 * (abs(level) + 1.0))
+        err = value - expected
+        z = err / scale
+        zd = z if direction == "both" else max(z, 0.0) if direction == "up" else min(z, 0.0)
+        z2 = zd * zd
+        if direction != "up":
+            z2 = max(z2, gap * gap)
+        raw = math.log1p(z2)
+        if value == self.last_value:
+            self.run += 1
+            self.same += _SCALE_RATE * (1.0 - self.same)
+            if direction == "both":
+                q = 2.0 * _LN10 * self.run * -math.log10(max(self.same, 0.001))
+                raw = max(raw, math.log1p(q))
+        else:
+            self.run = 0
+            self.same -= _SCALE_RATE * self.same
+        self.last_value = value
+        self._learn(err, value - self.base - season, scale, lo, frac, week)
+        self._confirm(z, value - season)
+        return raw
+
+    def _seed(self, ts_ms: int, value: float) -> None:
+        """The first points: level = their mean, scale = 1.25 × mean absolute deviation."""
+        self.n += 1
+        if self.n > 1:
+            self.step_ms += (ts_ms - self.last_ms - self.step_ms) / (self.n - 1)
+        self.level += (value - self.level) / self.n
+        self.base = self.level
+        dev = 1.2533 * abs(value - self.level)
+        self.scale += (dev - self.scale) / self.n
+        self.long_scale = self.scale
+        self.last_ms, self.last_value = ts_ms, value
+
+    def _gap(self, ts_ms: int) -> float:
+        """How many typical intervals past the usual one this point came (0: on time)."""
+        dt = ts_ms - self.last_ms
+        self.last_ms = max(self.last_ms, ts_ms)
+        step = self.step_ms
+        if dt <= 0:
+            return 0.0
+        if step <= 0:
+            self.step_ms = float(dt)
+            return 0.0
+        self.step_ms = step + 0.05 * (min(dt, 3.0 * step) - step)
+        return dt / step - 2.0 if dt > 3.0 * step else 0.0
+
+    def _season(self, ts_ms: int) -> tuple[float, int, float, int]:
+        """(profile value, daily slot below, weight of the slot above, week slot)."""
+        pos = (ts_ms % DAY_MS) / HOUR_MS - 0.5
+        base = math.floor(pos)
+        frac = pos - base
+        lo = base % 24
+        daily = self.daily
+        week = ((ts_ms + _MONDAY) % WEEK_MS) // HOUR_MS
+        value = daily[lo] * (1.0 - frac) + daily[(lo + 1) % 24] * frac + self.weekly[week]
+        return value, lo, frac, week
+
+    def _learn(
+        self, err: float, slow_err: float, scale: float, lo: int, frac: float, week: int
+    ) -> None:
+        self.n += 1
+        limit = _CLIP * scale
+        clipped = limit if err > limit else -limit if err < -limit else err
+        self.level += _LEVEL_RATE * clipped
+        step = self.step_ms
+        dev = 1.2533 * abs(clipped)
+        self.scale += _SCALE_RATE * (dev - self.scale)
+        self.long_scale += _LONG_RATE * (dev - self.long_scale)
+        slow = limit if slow_err > limit else -limit if slow_err < -limit else slow_err
+        self.base += min(0.5, step / _BASE_MS) * slow
+        per_day = max(_SEASON_RATE, 3.0 / (1.0 + self.n * step / DAY_MS))
+        rate = min(0.5, per_day * step / HOUR_MS) * slow
+        self.daily[lo] += rate * (1.0 - frac)
+        self.daily[(lo + 1) % 24] += rate * frac
+        self.weekly[week] += _WEEK_SHARE * rate
+
+    def _confirm(self, z: float, deseasoned: float) -> None:
+        """Re-learn level (and scale) after ``_RUN`` points in a row beyond the clip."""
+        if -_CLIP <= z <= _CLIP:
+            self.beyond = 0
+            self.recent.clear()
+            return
+        self.beyond += 1
+        self.recent.append([deseasoned, z])
+        if self.beyond < _RUN:
+            return
+        values = sorted(v for v, _ in self.recent)
+        mid = values[len(values) // 2]
+        if any(z * zz < 0 for _, zz in self.recent):
+            spread = sorted(abs(v - mid) for v in values)
+            self.scale = max(self.scale, 1.4826 * spread[len(spread) // 2])
+        self.base += mid - self.level
+        self.level = mid
+        self.beyond = 0
+        self.recent.clear()
+
+    # -- persistence ----------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "level": self.level,
+            "base": self.base,
+            "scale": self.scale,
+            "long_scale": self.long_scale,
+            "daily": self.daily,
+            "weekly": self.weekly,
+            "last_ms": self.last_ms,
+            "step_ms": self.step_ms,
+            "last_value": self.last_value,
+            "run": self.run,
+            "same": self.same,
+            "beyond": self.beyond,
+            "recent": list(self.recent),
+            "expected_before": self.expected_before,
+        }
+
+    @classmethod
+    def from_state(cls, s: dict[str, Any]) -> RobustModel:
+        recent: deque[list[float]] = deque(s["recent"], maxlen=_RUN)
+        fields = {k: v for k, v in s.items() if k != "recent"}
+        return cls(**fields, recent=recent)
