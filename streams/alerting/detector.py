@@ -35,6 +35,7 @@ from shiftright_server.streams.alerting.robust_model import RobustModel
 
 _ENVELOPE_DECAY = 0.97  # per point: an alarm's surprise stops shadowing after ~40 points
 _ALARM_MARGIN = 1.0  # orders of magnitude a new alarm must add while the last is recent
+_ALARM_GROWTH = 0.25  # ... or this share of the last one, whichever is more
 _NOTABLE = 2.0  # a surprise past 10⁻² counts as an alarm for the margin
 
 
@@ -90,7 +91,11 @@ class AnomalyDetector:
     def _debounce(self, surprise: float, fire: float) -> float:
         """The score if the surprise tops the envelope of earlier ones, else 0."""
         envelope = self.envelope
-        bar = envelope + _ALARM_MARGIN if envelope >= _NOTABLE else envelope
+        bar = (
+            envelope + max(_ALARM_MARGIN, _ALARM_GROWTH * envelope)
+            if envelope >= _NOTABLE
+            else envelope
+        )
         self.envelope = max(surprise, envelope * _ENVELOPE_DECAY)
         return surprise / (surprise + fire) if surprise > bar else 0.0
 

@@ -10,8 +10,11 @@
   of the error per day of visits, all of it on the first day and half on the second;
   the weekly correction at 0.3 times that), so a series with no cycle keeps them near 0,
   and minute, five-minute and hourly series learn alike.
-* Scale: 1.25 × the exponentially weighted mean of absolute clipped residuals, floored at
-  a quarter of its slow long-run value (a quiet spell does not make ordinary noise news).
+* Scale: the geometric mean of two spreads of the clipped residuals (1.25 × their
+  exponentially weighted mean absolute value): the recent one (about the last 100
+  points) and the one of this hour of the day (learnt like the profile, so a count's
+  quiet night has a smaller spread than its busy afternoon); floored at a quarter of the
+  slow long-run spread (a quiet spell does not make ordinary noise news).
 * A confirmed change is re-learnt at once: six points in a row beyond 3 scales put the
   level at their median (a level shift), and, when they straddle the expectation, the
   scale at their median distance (a variance change).
@@ -53,6 +56,7 @@ class RobustModel:
     long_scale: float = 0.0
     daily: list[float] = field(default_factory=lambda: [0.0] * 24)
     weekly: list[float] = field(default_factory=lambda: [0.0] * 168)
+    spread: list[float] = field(default_factory=lambda: [0.0] * 24)  # scale per hour of day
     last_ms: int = 0
     step_ms: float = 0.0  # typical interval between points
     last_value: float = 0.0
@@ -73,7 +77,10 @@ class RobustModel:
         expected = self.level + season
         self.expected_before = expected
         level = self.level
-        scale = max(self.scale, 0.25 * self.long_scale, 1e-9 * (abs(level) + 1.0))
+        hour = (ts_ms % DAY_MS) // HOUR_MS
+        here = self.spread[hour]
+        mixed = math.sqrt(here * self.scale) if here > 0 else self.scale
+        scale = max(mixed, 0.25 * self.long_scale, 1e-9 * (abs(level) + 1.0))
         err = value - expected
         z = err / scale
         zd = z if direction == "both" else max(z, 0.0) if direction == "up" else min(z, 0.0)
@@ -91,7 +98,7 @@ class RobustModel:
             self.run = 0
             self.same -= _SCALE_RATE * self.same
         self.last_value = value
-        self._learn(err, value - self.base - season, scale, lo, frac, week)
+        self._learn(err, value - self.base - season, scale, lo, frac, week, hour)
         self._confirm(z, value - season)
         return raw
 
@@ -132,7 +139,14 @@ class RobustModel:
         return value, lo, frac, week
 
     def _learn(
-        self, err: float, slow_err: float, scale: float, lo: int, frac: float, week: int
+        self,
+        err: float,
+        slow_err: float,
+        scale: float,
+        lo: int,
+        frac: float,
+        week: int,
+        hour: int,
     ) -> None:
         self.n += 1
         limit = _CLIP * scale
@@ -145,7 +159,10 @@ class RobustModel:
         slow = limit if slow_err > limit else -limit if slow_err < -limit else slow_err
         self.base += min(0.5, step / _BASE_MS) * slow
         per_day = max(_SEASON_RATE, 3.0 / (1.0 + self.n * step / DAY_MS))
-        rate = min(0.5, per_day * step / HOUR_MS) * slow
+        share = min(0.5, per_day * step / HOUR_MS)
+        here = self.spread[hour] or scale
+        self.spread[hour] = here + min(0.5, _SEASON_RATE * step / HOUR_MS) * (dev - here)
+        rate = share * slow
         self.daily[lo] += rate * (1.0 - frac)
         self.daily[(lo + 1) % 24] += rate * frac
         self.weekly[week] += _WEEK_SHARE * rate
@@ -180,6 +197,7 @@ class RobustModel:
             "long_scale": self.long_scale,
             "daily": self.daily,
             "weekly": self.weekly,
+            "spread": self.spread,
             "last_ms": self.last_ms,
             "step_ms": self.step_ms,
             "last_value": self.last_value,

@@ -112,11 +112,13 @@ def _anomaly(rule: AnomalyRule, s: Series, holding: bool) -> tuple[bool, float, 
     for p in s.points:
         if p[4] is None:
             p[4] = s.detector.score(p[0], _value(p), p[3])
+    if holding:  # an episode alarms once (later points score 0): hold while it lasts
+        level = s.detector.level
+        return level >= ANOMALY_RESOLVE, level, ANOMALY_RESOLVE
     end = s.points[-1][0]
     pts = _in_window(s.points, end, rule.window) if rule.window > 0 else s.points[-1:]
     score = max(p[4] for p in pts)
-    limit = ANOMALY_RESOLVE if holding else ANOMALY_FIRE
-    return score >= limit, score, limit
+    return score >= ANOMALY_FIRE, score, ANOMALY_FIRE
 
 
 def detector_config(rule: Rule) -> DetectorConfig | None:
