@@ -10,12 +10,16 @@ distribution over about the last 1,000 points and reports the *surprise* of the 
 * the latest raw score alone, less one order of magnitude (it has ten times the
   chances): the smaller of its Gaussian tail under the raw scores' mean and variance
   and the tail of a generalised Pareto law fitted by moments to the excesses over the
-  raw scores' 95th percentile, once 30 points have exceeded it — so a series whose ordinary bursts are heavy-tailed
-  needs a burst beyond its own extremes, while a Gaussian-quiet series flags the first
-  point far out.
+  raw scores' 95th percentile, once 30 points have exceeded it — so a series whose
+  ordinary bursts are heavy-tailed needs a burst beyond its own extremes, while a
+  Gaussian-quiet series flags the first point far out.
 
-Values past 6 standard deviations are learnt as 6, so an anomaly does not teach the
-series that anomalies are normal. The surprise is scored before the raw score is learnt.
+The statistics start from those of Gaussian noise, worth 30 points, so the first raw
+scores (which may fall in an incident) cannot define the normal alone. A point whose
+surprise passes 10⁻⁴ is learnt at a tenth of the weight while such points are rare
+(under 1 % of recent points): an anomaly does not teach the series that anomalies are
+normal, but a pattern that recurs becomes normal. Values past 6 standard deviations are
+learnt as 6. The surprise is scored before the raw score is learnt.
 """
 
 from __future__ import annotations
@@ -29,11 +33,16 @@ _SHORT = 10  # raw scores in the recent mean
 _RATE = 1.0 / 1000.0  # of the long-run statistics, once past the first points
 _MIN_SD = 0.1  # raw-score spread below which differences are noise
 _POINT_PENALTY = 1.0  # orders of magnitude a single point must add
-_PRIOR_POINTS = 50.0  # variances count as (1 + this / points learnt) times larger
+_PRIOR_POINTS = 30.0  # weight of the prior, in points
+_NOISE_MEAN, _NOISE_SD, _NOISE_Q95 = 0.534, 0.518, 1.578  # of ln(1 + z²), z ~ N(0, 1)
 _TAIL = 0.05  # share of raw scores in the fitted tail
 _QUANTILE_STEP = 0.05  # of the tail's threshold, in raw-score standard deviations
 _SHAPE_MIN, _SHAPE_MAX = -0.2, 0.5
 _MIN_EXCESSES = 30  # before the fitted tail is trusted
+_ANOMALOUS = 4.0  # surprise past which a point is learnt at a reduced weight
+_ANOMALY_WEIGHT = 0.1
+_ANOMALY_RATE = 1.0 / 1000.0  # of the share of anomalous points
+_RARE = 0.01  # anomalies more frequent than this are learnt in full
 _CAP = 6.0  # learn at most this many standard deviations out
 _MAX_SURPRISE = 60.0
 _SQRT2 = math.sqrt(2.0)
@@ -54,33 +63,32 @@ def surprise_of(z: float) -> float:
 class Likelihood:
     n: int = 0
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=_SHORT))
-    point_mean: float = 0.0
-    point_var: float = 0.0
-    avg_mean: float = 0.0
-    avg_var: float = 0.0
-    tail_from: float = 0.0  # the raw score exceeded by a share ``_TAIL`` of points
+    # the prior: raw scores of Gaussian noise, worth ``_PRIOR_POINTS`` points
+    point_mean: float = _NOISE_MEAN
+    point_var: float = _NOISE_SD**2
+    avg_mean: float = _NOISE_MEAN
+    avg_var: float = _NOISE_SD**2 / _SHORT
+    tail_from: float = _NOISE_Q95  # the raw score exceeded by a share ``_TAIL`` of points
     excess_mean: float = 0.0  # of raw − tail_from, over the points beyond it
     excess_var: float = 0.0
     excesses: int = 0  # points learnt beyond ``tail_from``
+    anomalous: float = 0.0  # recent share of points with a surprise past ``_ANOMALOUS``
 
     def observe(self, raw: float | None) -> float:
         """The surprise of ``raw`` (and the recent mean) before learning it; 0 for None
-        and while the statistics are still forming."""
+        and for the first ``_SHORT`` raw scores."""
         if raw is None:
             return 0.0
         recent = self.recent
         recent.append(raw)
         avg = sum(recent) / len(recent)
-        out = 0.0
-        if self.n >= _SHORT:
-            out = self._surprise(raw, avg)
-        self._learn(raw, avg)
-        return out
+        out = self._surprise(raw, avg)
+        self._learn(raw, avg, out)
+        return out if self.n > _SHORT else 0.0
 
     def _surprise(self, raw: float, avg: float) -> float:
-        widen = 1.0 + _PRIOR_POINTS / self.n  # few points: wider tails
-        point_sd = max(math.sqrt(self.point_var * widen), _MIN_SD)
-        avg_sd = max(math.sqrt(self.avg_var * widen), _MIN_SD / 3.0)
+        point_sd = max(math.sqrt(self.point_var), _MIN_SD)
+        avg_sd = max(math.sqrt(self.avg_var), _MIN_SD / 3.0)
         by_point = surprise_of((raw - self.point_mean) / point_sd)
         if self.excesses >= _MIN_EXCESSES:
             by_point = min(by_point, self._tail_surprise(raw))
@@ -106,25 +114,27 @@ class Likelihood:
             return _MAX_SURPRISE
         return min(_MAX_SURPRISE, floor + math.log10(inner) / shape)
 
-    def _learn(self, raw: float, avg: float) -> None:
+    def _learn(self, raw: float, avg: float, surprise: float) -> None:
         self.n += 1
-        rate = max(_RATE, 1.0 / self.n)
-        self._learn_tail(raw, rate)
+        hit = surprise >= _ANOMALOUS
+        self.anomalous += _ANOMALY_RATE * ((1.0 if hit else 0.0) - self.anomalous)
+        # a rare anomaly teaches the normal little; a recurring one is part of it
+        weight = _ANOMALY_WEIGHT if hit and self.anomalous < _RARE else 1.0
+        rate = max(_RATE, 1.0 / (self.n + _PRIOR_POINTS)) * weight
+        self._learn_tail(raw, rate, weight)
         self.point_mean, self.point_var = _update(self.point_mean, self.point_var, raw, rate)
         self.avg_mean, self.avg_var = _update(self.avg_mean, self.avg_var, avg, rate)
 
-    def _learn_tail(self, raw: float, rate: float) -> None:
+    def _learn_tail(self, raw: float, rate: float, weight: float) -> None:
         """Move ``tail_from`` towards the (1 − ``_TAIL``) quantile; learn the excesses."""
         sd = max(math.sqrt(self.point_var), _MIN_SD)
-        if self.n <= _SHORT:
-            self.tail_from = self.point_mean + 2.0 * sd
-            return
         beyond = raw > self.tail_from
-        self.tail_from += _QUANTILE_STEP * sd * ((1.0 - _TAIL) - (0.0 if beyond else 1.0))
+        step = _QUANTILE_STEP * sd * weight
+        self.tail_from += step * ((1.0 - _TAIL) - (0.0 if beyond else 1.0))
         if beyond:
             self.excesses += 1
             y = min(raw - self.tail_from, _CAP * sd)
-            r = min(1.0, max(rate / _TAIL, 1.0 / 50.0)) if self.excesses > 1 else 1.0
+            r = min(1.0, max(rate / _TAIL, weight / 50.0)) if self.excesses > 1 else 1.0
             self.excess_mean, self.excess_var = _update(self.excess_mean, self.excess_var, y, r)
 
     # -- persistence ----------------------------------------------------------------------
@@ -135,12 +145,13 @@ class Likelihood:
             "point": [self.point_mean, self.point_var],
             "avg": [self.avg_mean, self.avg_var],
             "tail": [self.tail_from, self.excess_mean, self.excess_var, self.excesses],
+            "anomalous": self.anomalous,
         }
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> Likelihood:
         recent: deque[float] = deque(s["recent"], maxlen=_SHORT)
-        return cls(s["n"], recent, *s["point"], *s["avg"], *s["tail"])
+        return cls(s["n"], recent, *s["point"], *s["avg"], *s["tail"], s["anomalous"])
 
 
 def _update(mean: float, var: float, x: float, rate: float) -> tuple[float, float]:

@@ -8,7 +8,7 @@
   so a fast level cannot absorb the cycle they are learning. Both learn the clipped
   residual at a rate set by time (the daily profile about 30 %
   of the error per day of visits, all of it on the first day and half on the second;
-  the weekly correction at 0.3 times that), so a series with no cycle keeps them near 0,
+  the weekly correction, from the second week on, at 0.3 times that), so a series with no cycle keeps them near 0,
   and minute, five-minute and hourly series learn alike.
 * Scale: the geometric mean of two spreads of the clipped residuals (1.25 × their
   exponentially weighted mean absolute value): the recent one (about the last 100
@@ -43,6 +43,8 @@ _LONG_RATE = 0.001
 _SEASON_RATE = 0.3  # of the error, per day (week) of visits to a slot
 _WEEK_SHARE = 0.3  # the weekly correction learns slower than the daily profile
 _CLIP = 3.0
+_SLOTS = 24  # of the daily profile
+_INTERPOLATE = True
 _RUN = 6  # points beyond the clip that confirm a change
 _LN10 = math.log(10.0)
 
@@ -54,7 +56,7 @@ class RobustModel:
     base: float = 0.0  # slow level the profiles are learnt against
     scale: float = 0.0
     long_scale: float = 0.0
-    daily: list[float] = field(default_factory=lambda: [0.0] * 24)
+    daily: list[float] = field(default_factory=lambda: [0.0] * _SLOTS)
     weekly: list[float] = field(default_factory=lambda: [0.0] * 168)
     spread: list[float] = field(default_factory=lambda: [0.0] * 24)  # scale per hour of day
     last_ms: int = 0
@@ -128,14 +130,17 @@ class RobustModel:
         return dt / step - 2.0 if dt > 3.0 * step else 0.0
 
     def _season(self, ts_ms: int) -> tuple[float, int, float, int]:
-        """(profile value, daily slot below, weight of the slot above, week slot)."""
-        pos = (ts_ms % DAY_MS) / HOUR_MS - 0.5
+        """(profile value, daily slot, weight of the next slot, week slot)."""
+        slots = len(self.daily)
+        pos = (ts_ms % DAY_MS) * slots / DAY_MS
+        if _INTERPOLATE:
+            pos -= 0.5
         base = math.floor(pos)
-        frac = pos - base
-        lo = base % 24
+        frac = pos - base if _INTERPOLATE else 0.0
+        lo = base % slots
         daily = self.daily
         week = ((ts_ms + _MONDAY) % WEEK_MS) // HOUR_MS
-        value = daily[lo] * (1.0 - frac) + daily[(lo + 1) % 24] * frac + self.weekly[week]
+        value = daily[lo] * (1.0 - frac) + daily[(lo + 1) % slots] * frac + self.weekly[week]
         return value, lo, frac, week
 
     def _learn(
@@ -159,13 +164,14 @@ class RobustModel:
         slow = limit if slow_err > limit else -limit if slow_err < -limit else slow_err
         self.base += min(0.5, step / _BASE_MS) * slow
         per_day = max(_SEASON_RATE, 3.0 / (1.0 + self.n * step / DAY_MS))
-        share = min(0.5, per_day * step / HOUR_MS)
+        share = min(0.5, per_day * min(1.0, step * len(self.daily) / DAY_MS))
         here = self.spread[hour] or scale
         self.spread[hour] = here + min(0.5, _SEASON_RATE * step / HOUR_MS) * (dev - here)
         rate = share * slow
         self.daily[lo] += rate * (1.0 - frac)
-        self.daily[(lo + 1) % 24] += rate * frac
-        self.weekly[week] += _WEEK_SHARE * rate
+        self.daily[(lo + 1) % len(self.daily)] += rate * frac
+        if self.n * step >= WEEK_MS:  # a week's corrections once the daily shape is known
+            self.weekly[week] += _WEEK_SHARE * rate
 
     def _confirm(self, z: float, deseasoned: float) -> None:
         """Re-learn level (and scale) after ``_RUN`` points in a row beyond the clip."""
