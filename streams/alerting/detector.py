@@ -11,9 +11,10 @@ Three layers, each using only the past (a point is scored, then learnt):
    whose raw scores are always high (heavy tails, sparse counts) is not news; the same
    surprise is equally rare on any series.
 3. One alarm per episode: a surprise is reported only when it exceeds the decaying
-   envelope of the surprises before it (by one order of magnitude while it holds a surprise past 10⁻²),
-   so an anomaly that persists or slowly worsens alarms once, and the next alarm needs
-   the score to have been down for a while or a much rarer event.
+   envelope of the surprises before it — by an order of magnitude, or a quarter more,
+   once the envelope holds anything rarer than 10⁻² — or is the first to reach the
+   firing point. An anomaly that persists or slowly worsens alarms once; the next alarm
+   needs the score to have been down for a while, or a much rarer event.
 
 ``score = surprise / (surprise + fire)``, where ``fire`` comes from the sensitivity
 (``−log10`` of the tail probability that alarms: 10⁻⁵ at 0.5, 10⁻² at 1, 10⁻⁸ at 0), so
@@ -36,7 +37,7 @@ from shiftright_server.streams.alerting.robust_model import RobustModel
 _ENVELOPE_DECAY = 0.97  # per point: an alarm's surprise stops shadowing after ~40 points
 _ALARM_MARGIN = 1.0  # orders of magnitude a new alarm must add while the last is recent
 _ALARM_GROWTH = 0.25  # ... or this share of the last one, whichever is more
-_NOTABLE = 2.0  # a surprise past 10⁻² counts as an alarm for the margin
+_NOTABLE = 2.0  # envelope (a 10⁻² surprise) from which the margin applies
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class AnomalyDetector:
             return 0.0
         cfg = self.config
         raw = self.model.observe(ts_ms, value, cfg.direction)
-        surprise = self.likelihood.observe(raw)
+        surprise = max(self.likelihood.observe(raw), self.model.stuck)
         self.seen += 1
         if self.seen <= cfg.warmup or self._guarded(value, volume):
             surprise = 0.0
@@ -89,15 +90,16 @@ class AnomalyDetector:
         return seen < cfg.min_volume
 
     def _debounce(self, surprise: float, fire: float) -> float:
-        """The score if the surprise tops the envelope of earlier ones, else 0."""
+        """The score if the surprise tops the envelope of earlier ones (by a margin once
+        the envelope is notable) or is the first to reach the firing point; else 0."""
         envelope = self.envelope
-        bar = (
-            envelope + max(_ALARM_MARGIN, _ALARM_GROWTH * envelope)
-            if envelope >= _NOTABLE
-            else envelope
-        )
+        bar = envelope
+        if envelope >= _NOTABLE:
+            bar += max(_ALARM_MARGIN, _ALARM_GROWTH * envelope)
         self.envelope = max(surprise, envelope * _ENVELOPE_DECAY)
-        return surprise / (surprise + fire) if surprise > bar else 0.0
+        if surprise > bar or envelope < fire <= surprise:
+            return surprise / (surprise + fire)
+        return 0.0
 
     # -- persistence ----------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:

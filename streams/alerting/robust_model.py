@@ -19,9 +19,10 @@
   level at their median (a level shift), and, when they straddle the expectation, the
   scale at their median distance (a variance change).
 * Raw score: ``ln(1 + z²)`` for the residual ``z`` in scale units, in the rule's
-  direction; for a run of ``k`` identical values, the same mapping of the Gaussian
-  deviation as rare as ``same^k`` (``same``: how often this series repeats a
-  value); after a gap of ``g`` typical intervals, ``z = g − 1``. The highest counts.
+  direction, or after a gap of ``g`` typical intervals ``z = g − 2``, whichever is
+  higher. A value stuck for a run of ``k`` repeats has its own surprise,
+  ``−log10(same^k) − 3`` (``same``: how often this series repeats a value; a series
+  shows about a thousand runs before one as rare as 10⁻³ is news).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ _LONG_RATE = 0.001
 _SEASON_RATE = 0.3  # of the error, per day (week) of visits to a slot
 _WEEK_SHARE = 0.3  # the weekly correction learns slower than the daily profile
 _CLIP = 3.0
+_STUCK_CHANCES = 3.0
 _SLOTS = 24  # of the daily profile
 _INTERPOLATE = True
 _RUN = 6  # points beyond the clip that confirm a change
@@ -56,6 +58,7 @@ class RobustModel:
     base: float = 0.0  # slow level the profiles are learnt against
     scale: float = 0.0
     long_scale: float = 0.0
+    magnitude: float = 0.0  # long-run mean absolute value: rounding dust is not news
     daily: list[float] = field(default_factory=lambda: [0.0] * _SLOTS)
     weekly: list[float] = field(default_factory=lambda: [0.0] * 168)
     spread: list[float] = field(default_factory=lambda: [0.0] * 24)  # scale per hour of day
@@ -64,6 +67,7 @@ class RobustModel:
     last_value: float = 0.0
     run: int = 0  # identical values in a row, after the first
     same: float = 0.0  # share of points that repeat the one before
+    stuck: float = 0.0  # surprise of the latest run of identical values (not saved)
     beyond: int = 0  # points in a row beyond the clip
     recent: deque[list[float]] = field(default_factory=lambda: deque(maxlen=_RUN))
     expected_before: float = 0.0  # what the latest point was expected to be
@@ -78,11 +82,10 @@ class RobustModel:
         season, lo, frac, week = self._season(ts_ms)
         expected = self.level + season
         self.expected_before = expected
-        level = self.level
         hour = (ts_ms % DAY_MS) // HOUR_MS
         here = self.spread[hour]
         mixed = math.sqrt(here * self.scale) if here > 0 else self.scale
-        scale = max(mixed, 0.25 * self.long_scale, 1e-9 * (abs(level) + 1.0))
+        scale = max(mixed, 0.25 * self.long_scale, 1e-6 * self.magnitude, 1e-12)
         err = value - expected
         z = err / scale
         zd = z if direction == "both" else max(z, 0.0) if direction == "up" else min(z, 0.0)
@@ -90,30 +93,43 @@ class RobustModel:
         if direction != "up":
             z2 = max(z2, gap * gap)
         raw = math.log1p(z2)
-        if value == self.last_value:
-            self.run += 1
-            self.same += _SCALE_RATE * (1.0 - self.same)
-            if direction == "both":
-                q = 2.0 * _LN10 * self.run * -math.log10(max(self.same, 0.001))
-                raw = max(raw, math.log1p(q))
-        else:
-            self.run = 0
-            self.same -= _SCALE_RATE * self.same
-        self.last_value = value
+        self._stuck(value, direction)
+        self.magnitude += _LONG_RATE * (abs(value) - self.magnitude)
         self._learn(err, value - self.base - season, scale, lo, frac, week, hour)
         self._confirm(z, value - season)
         return raw
+
+    def _stuck(self, value: float, direction: str) -> None:
+        """``stuck``: −log10 of the chance of this run of identical values, less the
+        ``_STUCK_CHANCES`` orders of magnitude of runs a series has to show one."""
+        rate = max(_SCALE_RATE, 1.0 / self.n)
+        self.stuck = 0.0
+        if value == self.last_value:
+            self.run += 1
+            surprise = self.run * -math.log10(max(self.same, 0.001)) - _STUCK_CHANCES
+            if direction == "both":
+                self.stuck = min(surprise, 60.0)
+            if surprise > 0.0:  # a run already out of the ordinary teaches little
+                rate *= 0.1
+            self.same += rate * (1.0 - self.same)
+        else:
+            self.run = 0
+            self.same -= rate * self.same
+        self.last_value = value
 
     def _seed(self, ts_ms: int, value: float) -> None:
         """The first points: level = their mean, scale = 1.25 × mean absolute deviation."""
         self.n += 1
         if self.n > 1:
             self.step_ms += (ts_ms - self.last_ms - self.step_ms) / (self.n - 1)
+            repeat = 1.0 if value == self.last_value else 0.0
+            self.same += (repeat - self.same) / (self.n - 1)
         self.level += (value - self.level) / self.n
         self.base = self.level
         dev = 1.2533 * abs(value - self.level)
         self.scale += (dev - self.scale) / self.n
         self.long_scale = self.scale
+        self.magnitude += (abs(value) - self.magnitude) / self.n
         self.last_ms, self.last_value = ts_ms, value
 
     def _gap(self, ts_ms: int) -> float:
@@ -201,6 +217,7 @@ class RobustModel:
             "base": self.base,
             "scale": self.scale,
             "long_scale": self.long_scale,
+            "magnitude": self.magnitude,
             "daily": self.daily,
             "weekly": self.weekly,
             "spread": self.spread,

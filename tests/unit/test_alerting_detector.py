@@ -199,3 +199,25 @@ def test_state_stays_under_ten_kilobytes_per_series() -> None:
     for i in range(DAY * 35):  # five weeks: every daily and weekly slot is in use
         det.score(T0 + i * STEP, daily(i, rng) + (500.0 if i % 997 == 0 else 0.0))
     assert len(det.dumps()) <= 10_000
+
+
+def test_a_stuck_sensor_alarms_within_a_few_points() -> None:
+    rng = random.Random(12)
+    values = [20.0 + rng.gauss(0, 1) for _ in range(2000)]
+    values[1500:1600] = [values[1499]] * 100  # the reading stops changing
+    got = scores(values)
+    alarms = [i for i, s in enumerate(got) if s >= 0.5]
+    assert alarms and 1500 <= alarms[0] <= 1504
+    assert not [i for i in alarms if i < 1500]
+
+
+def test_data_that_comes_back_after_a_silence_is_flagged_when_drops_count() -> None:
+    rng = random.Random(13)
+    ts = [T0 + i * STEP for i in range(1500)]
+    ts[1200:] = [t + 40 * STEP for t in ts[1200:]]  # 40 intervals without data
+    values = [100.0 + rng.gauss(0, 3) for _ in ts]
+    for direction, fires in (("both", True), ("down", True), ("up", False)):
+        det = AnomalyDetector(DetectorConfig(direction=direction))
+        got = [det.score(t, v) for t, v in zip(ts, values, strict=True)]
+        assert (got[1200] >= 0.5) is fires
+        assert max(got[300:1200]) < 0.5
