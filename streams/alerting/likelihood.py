@@ -151,7 +151,21 @@ class Likelihood:
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> Likelihood:
         recent: deque[float] = deque(s["recent"], maxlen=_SHORT)
-        return cls(s["n"], recent, *s["point"], *s["avg"], *s["tail"], s["anomalous"])
+        (point_mean, point_var), (avg_mean, avg_var) = s["point"], s["avg"]
+        tail_from, excess_mean, excess_var, excesses = s["tail"]
+        return cls(
+            n=s["n"],
+            recent=recent,
+            point_mean=point_mean,
+            point_var=point_var,
+            avg_mean=avg_mean,
+            avg_var=avg_var,
+            tail_from=tail_from,
+            excess_mean=excess_mean,
+            excess_var=excess_var,
+            excesses=excesses,
+            anomalous=s["anomalous"],
+        )
 
 
 def _update(mean: float, var: float, x: float, rate: float) -> tuple[float, float]:

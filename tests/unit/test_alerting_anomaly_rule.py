@@ -17,7 +17,7 @@ RULE = TypeAdapter(Rule).validate_python(
 
 def transitions(values: list[float]) -> list[tuple[int, str]]:
     ev = Evaluator([RULE])
-    out = []
+    out: list[tuple[int, str]] = []
     for i, v in enumerate(values):
         ts = T0 + timedelta(minutes=i)
         ev.observe("odd", {"feature": "pay"}, ts, v, volume=v)
