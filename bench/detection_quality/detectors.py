@@ -1,8 +1,7 @@
 """The detectors compared, each a causal function from a series to one score per row.
 
-* ``seasonal-median``: the detector the stream ran before calibrated scores (hour-of-day
-  median profile, robust level, MAD scale, ``z² / (z² + z_fire²)``), kept here as the
-  reference (:mod:`bench.detection_quality.seasonal_median`);
+* ``seasonal-median``: the reference (:mod:`bench.detection_quality.seasonal_median`):
+  hour-of-day median profile, robust level, MAD scale, ``z² / (z² + z_fire²)``;
 * ``windowed-gaussian``: the mean and standard deviation of the last 6,400 values; the
   score is the two-sided Gaussian tail of the new value;
 * ``rolling-z``: ``|z|`` against the last 50 values (mean and standard deviation);

@@ -1,6 +1,6 @@
 """The reference detector of the detection-quality bench: a seasonality-aware, robust
-anomaly detector for one series (scores use past points only), as the stream ran it
-before its scores were calibrated.
+anomaly detector for one series (scores use past points only) that scores absolute
+deviations, with no calibration per series and no debounce.
 
 Model: ``expected(t) = seasonal(t) + level``.
 
