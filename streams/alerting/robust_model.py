@@ -6,10 +6,10 @@
   hour-of-day slots, interpolated between slot centres, and ``weekly`` a correction per
   hour of the week. The profiles learn against a slow level (a two-day time constant),
   so a fast level cannot absorb the cycle they are learning. Both learn the clipped
-  residual at a rate set by time (the daily profile about 30 %
-  of the error per day of visits, all of it on the first day and half on the second;
-  the weekly correction, from the second week on, at 0.3 times that), so a series with no cycle keeps them near 0,
-  and minute, five-minute and hourly series learn alike.
+  residual at a rate set by time: the daily profile about 30 % of the error per day of
+  visits (all of it on the first day, half on the second), the weekly correction, from
+  the second week on, 0.3 times that. A series with no cycle keeps them near 0, and
+  minute, five-minute and hourly series learn alike.
 * Scale: the geometric mean of two spreads of the clipped residuals (1.25 × their
   exponentially weighted mean absolute value): the recent one (about the last 100
   points) and the one of this hour of the day (learnt like the profile, so a count's
@@ -45,8 +45,7 @@ _SEASON_RATE = 0.3  # of the error, per day (week) of visits to a slot
 _WEEK_SHARE = 0.3  # the weekly correction learns slower than the daily profile
 _CLIP = 3.0
 _STUCK_CHANCES = 3.0
-_SLOTS = 24  # of the daily profile
-_INTERPOLATE = True
+_SLOTS = 24  # of the daily profile, one per hour
 _RUN = 6  # points beyond the clip that confirm a change
 _LN10 = math.log(10.0)
 
@@ -95,7 +94,7 @@ class RobustModel:
         raw = math.log1p(z2)
         self._stuck(value, direction)
         self.magnitude += _LONG_RATE * (abs(value) - self.magnitude)
-        self._learn(err, value - self.base - season, scale, lo, frac, week, hour)
+        self._learn(err, value - self.base - season, scale, (lo, frac, week, hour))
         self._confirm(z, value - season)
         return raw
 
@@ -146,13 +145,11 @@ class RobustModel:
         return dt / step - 2.0 if dt > 3.0 * step else 0.0
 
     def _season(self, ts_ms: int) -> tuple[float, int, float, int]:
-        """(profile value, daily slot, weight of the next slot, week slot)."""
+        """(profile value, daily slot below, weight of the slot above, week slot)."""
         slots = len(self.daily)
-        pos = (ts_ms % DAY_MS) * slots / DAY_MS
-        if _INTERPOLATE:
-            pos -= 0.5
+        pos = (ts_ms % DAY_MS) * slots / DAY_MS - 0.5  # slots past the centre of slot 0
         base = math.floor(pos)
-        frac = pos - base if _INTERPOLATE else 0.0
+        frac = pos - base
         lo = base % slots
         daily = self.daily
         week = ((ts_ms + _MONDAY) % WEEK_MS) // HOUR_MS
@@ -160,34 +157,33 @@ class RobustModel:
         return value, lo, frac, week
 
     def _learn(
-        self,
-        err: float,
-        slow_err: float,
-        scale: float,
-        lo: int,
-        frac: float,
-        week: int,
-        hour: int,
+        self, err: float, slow_err: float, scale: float, slot: tuple[int, float, int, int]
     ) -> None:
+        """Level and spreads from the clipped residual; profiles from the slow one."""
         self.n += 1
         limit = _CLIP * scale
         clipped = limit if err > limit else -limit if err < -limit else err
         self.level += _LEVEL_RATE * clipped
-        step = self.step_ms
         dev = 1.2533 * abs(clipped)
         self.scale += _SCALE_RATE * (dev - self.scale)
         self.long_scale += _LONG_RATE * (dev - self.long_scale)
         slow = limit if slow_err > limit else -limit if slow_err < -limit else slow_err
-        self.base += min(0.5, step / _BASE_MS) * slow
+        self.base += min(0.5, self.step_ms / _BASE_MS) * slow
+        self._learn_profile(slow, dev, scale, slot)
+
+    def _learn_profile(
+        self, slow: float, dev: float, scale: float, slot: tuple[int, float, int, int]
+    ) -> None:
+        lo, frac, week, hour = slot
+        step = self.step_ms
         per_day = max(_SEASON_RATE, 3.0 / (1.0 + self.n * step / DAY_MS))
-        share = min(0.5, per_day * min(1.0, step * len(self.daily) / DAY_MS))
-        here = self.spread[hour] or scale
-        self.spread[hour] = here + min(0.5, _SEASON_RATE * step / HOUR_MS) * (dev - here)
-        rate = share * slow
+        rate = min(0.5, per_day * min(1.0, step * len(self.daily) / DAY_MS)) * slow
         self.daily[lo] += rate * (1.0 - frac)
         self.daily[(lo + 1) % len(self.daily)] += rate * frac
         if self.n * step >= WEEK_MS:  # a week's corrections once the daily shape is known
             self.weekly[week] += _WEEK_SHARE * rate
+        here = self.spread[hour] or scale
+        self.spread[hour] = here + min(0.5, _SEASON_RATE * step / HOUR_MS) * (dev - here)
 
     def _confirm(self, z: float, deseasoned: float) -> None:
         """Re-learn level (and scale) after ``_RUN`` points in a row beyond the clip."""
