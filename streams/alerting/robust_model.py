@@ -47,6 +47,7 @@ _CLIP = 3.0
 _STUCK_CHANCES = 3.0
 _SLOTS = 24  # of the daily profile, one per hour
 _RUN = 6  # points beyond the clip that confirm a change
+_MAX_RAW = 1000.0  # ln(1 + z²) of z past any real deviation (and of infinity)
 _LN10 = math.log(10.0)
 
 
@@ -57,7 +58,7 @@ class RobustModel:
     base: float = 0.0  # slow level the profiles are learnt against
     scale: float = 0.0
     long_scale: float = 0.0
-    magnitude: float = 0.0  # long-run mean absolute value: rounding dust is not news
+    magnitude: float = 0.0  # long-run mean absolute expectation: rounding dust is no news
     daily: list[float] = field(default_factory=lambda: [0.0] * _SLOTS)
     weekly: list[float] = field(default_factory=lambda: [0.0] * 168)
     spread: list[float] = field(default_factory=lambda: [0.0] * 24)  # scale per hour of day
@@ -91,9 +92,9 @@ class RobustModel:
         z2 = zd * zd
         if direction != "up":
             z2 = max(z2, gap * gap)
-        raw = math.log1p(z2)
+        raw = min(math.log1p(z2), _MAX_RAW)
         self._stuck(value, direction)
-        self.magnitude += _LONG_RATE * (abs(value) - self.magnitude)
+        self.magnitude += _LONG_RATE * (abs(expected) - self.magnitude)
         self._learn(err, value - self.base - season, scale, (lo, frac, week, hour))
         self._confirm(z, value - season)
         return raw

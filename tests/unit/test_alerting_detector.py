@@ -221,3 +221,15 @@ def test_data_that_comes_back_after_a_silence_is_flagged_when_drops_count() -> N
         got = [det.score(t, v) for t, v in zip(ts, values, strict=True)]
         assert (got[1200] >= 0.5) is fires
         assert max(got[300:1200]) < 0.5
+
+
+def test_an_absurd_glitch_neither_breaks_the_state_nor_blinds_the_series() -> None:
+    rng = random.Random(14)
+    values = [rng.gauss(0, 1) for _ in range(400)] + [1e308, -1e308]
+    values += [rng.gauss(0, 1) for _ in range(300)] + [40.0]
+    det = AnomalyDetector(DetectorConfig())
+    got = [det.score(T0 + i * STEP, v) for i, v in enumerate(values)]
+    assert got[400] > 0.5 and got[-1] > 0.5  # the glitch, and a real spike after it
+    assert max(got[420:-1]) < 0.5
+    again = AnomalyDetector.loads(DetectorConfig(), det.dumps())
+    assert b"Infinity" not in det.dumps() and again.to_state() == det.to_state()
