@@ -54,9 +54,14 @@ def test_a_level_shift_alarms_once_at_its_onset_then_becomes_normal() -> None:
     values = [daily(i, rng) for i in range(DAY * 4)]
     shift = DAY * 3 + 30
     values[shift:] = [v * 0.5 for v in values[shift:]]
-    got = scores(values, direction="down")
+    det = AnomalyDetector(DetectorConfig(direction="down"))
+    got, levels = [], []
+    for i, v in enumerate(values):
+        got.append(det.score(T0 + i * STEP, v))
+        levels.append(det.level)
     alarms = [i for i, s in enumerate(got) if s >= 0.5]
     assert len(alarms) == 1 and shift <= alarms[0] <= shift + 2  # once, not on every point
+    assert max(levels[shift + 24 :]) < 0.35  # normal again within two hours (5-min points)
 
 
 def test_direction_up_ignores_drops() -> None:
