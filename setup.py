@@ -6,7 +6,7 @@ own code or another distribution could own. Everything else is in ``pyproject.to
 from setuptools import find_packages, setup
 
 UMBRELLA = "shiftright_server"
-FOLDERS = ("schemas", "producers", "streams", "sinks", "infra")
+FOLDERS = ("schemas", "producers", "streams", "sinks", "dashboard", "infra")
 
 packages = [
     f"{UMBRELLA}.{name}" for name in find_packages(include=[f"{folder}*" for folder in FOLDERS])

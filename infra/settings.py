@@ -306,6 +306,26 @@ class AlertingSettings(BaseModel):
     )
 
 
+class DashboardSettings(BaseModel):
+    """The team's web dashboard (``python -m shiftright_server.dashboard``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str = Field(default="127.0.0.1", description="Address the dashboard listens on.")
+    port: int = Field(default=18080, description="Port of the dashboard (http://host:port).")
+    poll_seconds: float = Field(
+        default=2.0, description="How often live panels refresh while their tab is visible."
+    )
+    sql_max_rows: int = Field(default=1000, description="Rows the SQL console shows at most.")
+    sql_max_seconds: int = Field(
+        default=10, description="Longest a SQL console query may run at the warehouse."
+    )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class Settings(BaseSettings):
     """The whole system's configuration."""
 
@@ -327,6 +347,7 @@ class Settings(BaseSettings):
     streams: StreamSettings = StreamSettings()
     gateway: GatewaySettings = GatewaySettings()
     alerting: AlertingSettings = AlertingSettings()
+    dashboard: DashboardSettings = DashboardSettings()
     log_level: str = Field(
         default="INFO", description="Log level of every process (DEBUG, INFO, WARNING, ERROR)."
     )

@@ -1,0 +1,94 @@
+"""The dashboard's FastAPI application: routers, templates, static files and the pages
+for bad input (4xx that say what was wrong) — see :func:`create_app`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from shiftright_server.dashboard import error_pages, pages
+from shiftright_server.dashboard.commands import CommandSender, KafkaCommands
+from shiftright_server.dashboard.errors import UnknownGroup
+from shiftright_server.dashboard.permissions import AllowAll, Policy
+from shiftright_server.dashboard.render import render_problem, templates
+from shiftright_server.dashboard.scopes import Scopes, UnknownScope
+from shiftright_server.dashboard.timerange import BadRange
+from shiftright_server.dashboard.warehouse import Reader, WarehouseDown, WarehouseReader
+from shiftright_server.infra.settings import Settings
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+HERE = Path(__file__).parent
+# Scripts only from this server (no eval: htmx runs with allowEval off); uPlot sets
+# element styles, so inline styles stay allowed.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    reader: Reader | None = None,
+    commands: CommandSender | None = None,
+    policy: Policy | None = None,
+) -> FastAPI:
+    """The dashboard over the configured warehouse and Kafka (or the given fakes)."""
+    app = FastAPI(title="shiftright dashboard", docs_url="/api/docs", redoc_url=None)
+    app.state.settings = settings
+    app.state.reader = reader or WarehouseReader(settings.clickhouse)
+    app.state.scopes = Scopes(app.state.reader)
+    app.state.commands = commands or KafkaCommands(settings)
+    app.state.policy = policy or AllowAll()
+    app.state.templates = templates(HERE / "templates")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(pages.router)
+    app.include_router(error_pages.router)
+    _problems(app)
+    app.middleware("http")(_headers)
+    return app
+
+
+def _problems(app: FastAPI) -> None:
+    async def bad_range(request: Request, exc: Exception) -> Response:
+        return render_problem(request, 400, "Bad time range", str(exc))
+
+    async def unknown(request: Request, exc: Exception) -> Response:
+        return render_problem(request, 404, "Not found", str(exc))
+
+    async def down(request: Request, exc: Exception) -> Response:
+        return render_problem(request, 503, "Warehouse unreachable", str(exc))
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        wrong = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return render_problem(request, 400, "Bad request", wrong)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return render_problem(request, exc.status_code, "Cannot show this", str(exc.detail))
+
+    app.add_exception_handler(BadRange, bad_range)
+    app.add_exception_handler(UnknownScope, unknown)
+    app.add_exception_handler(UnknownGroup, unknown)
+    app.add_exception_handler(WarehouseDown, down)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+async def _headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    began = time.perf_counter()
+    response = await call_next(request)
+    took = (time.perf_counter() - began) * 1000
+    response.headers["Server-Timing"] = f"app;dur={took:.1f}"
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response

@@ -1,0 +1,118 @@
+"""``/errors`` (the groups), ``/errors/{group_id}`` (one group) and the resolve / ignore /
+unresolve actions, which send the command the CLI sends and come back to the group."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from shiftright_server.dashboard import errors
+from shiftright_server.dashboard.commands import DECISIONS, CommandFailed, Decision, command
+from shiftright_server.dashboard.errors import GroupFilter, GroupPage
+from shiftright_server.dashboard.errors_sql import SORTS, STATUSES
+from shiftright_server.dashboard.permissions import Action, check_permission, route_action
+from shiftright_server.dashboard.render import PageContext, page_context, render
+from shiftright_server.dashboard.warehouse import Row, WarehouseDown
+
+router = APIRouter(dependencies=[Depends(check_permission)])
+VIEW = route_action(Action.VIEW)
+DECIDE = route_action(Action.DECIDE_ERRORS)
+
+
+def _filter(status: str, text: str, release: str, sort: str) -> GroupFilter:
+    if status and status not in STATUSES:
+        raise HTTPException(400, f"status={status!r} is not one of {', '.join(STATUSES)}")
+    if sort not in SORTS:
+        raise HTTPException(400, f"sort={sort!r} is not one of {', '.join(SORTS)}")
+    return GroupFilter(status, text.strip(), release.strip(), sort)
+
+
+def _groups(ctx: PageContext, f: GroupFilter) -> list[Row]:
+    if ctx.down:
+        return []
+    try:
+        return errors.list_groups(ctx.reader, ctx.rng, ctx.scope, f)
+    except WarehouseDown as exc:
+        ctx.down = str(exc)
+        return []
+
+
+@router.get("/errors", response_class=HTMLResponse, openapi_extra=VIEW)
+def errors_page(
+    request: Request,
+    app: str = "",
+    env: str = "",
+    status: str = "",
+    q: str = "",
+    release: str = "",
+    sort: str = "events",
+) -> HTMLResponse:
+    """Error groups with errors in the range, filtered and sorted."""
+    f = _filter(status, q, release, sort)
+    ctx = page_context(request, app, env)
+    return render(
+        ctx, "errors.html", groups=_groups(ctx, f), f=f, statuses=STATUSES, sorts=list(SORTS)
+    )
+
+
+@router.get("/panels/errors", response_class=HTMLResponse, openapi_extra=VIEW)
+def errors_panel(
+    request: Request,
+    app: str = "",
+    env: str = "",
+    status: str = "",
+    q: str = "",
+    release: str = "",
+    sort: str = "events",
+) -> HTMLResponse:
+    """The groups table alone (what the page polls)."""
+    f = _filter(status, q, release, sort)
+    ctx = page_context(request, app, env)
+    return render(ctx, "_groups.html", groups=_groups(ctx, f), f=f)
+
+
+def _group(ctx: PageContext, group_id: str, app: str) -> GroupPage | None:
+    if ctx.down:
+        return None
+    try:
+        return errors.group_page(ctx.reader, ctx.rng, group_id, app)
+    except WarehouseDown as exc:
+        ctx.down = str(exc)
+        return None
+
+
+@router.get("/errors/{group_id}", response_class=HTMLResponse, openapi_extra=VIEW)
+def group_page(request: Request, group_id: str, app: str = "", sent: str = "") -> HTMLResponse:
+    """One group: latest stack trace, counts per env and release, timeline, actions."""
+    ctx = page_context(request, app)
+    page = _group(ctx, group_id, app)
+    return render(ctx, "group.html", group_id=group_id, page=page, sent=sent)
+
+
+@router.get("/panels/errors/{group_id}", response_class=HTMLResponse, openapi_extra=VIEW)
+def group_panel(request: Request, group_id: str, app: str = "") -> HTMLResponse:
+    """The group's status and counts alone (what the page polls)."""
+    ctx = page_context(request, app)
+    page = _group(ctx, group_id, app)
+    return render(ctx, "_group_state.html", group_id=group_id, page=page)
+
+
+@router.post("/errors/{group_id}/{decision}", openapi_extra=DECIDE)
+def decide(
+    request: Request, group_id: str, decision: str, app: Annotated[str, Form()]
+) -> RedirectResponse:
+    """Resolve, ignore or unresolve a group (applied by the stream worker)."""
+    if decision not in DECISIONS:
+        raise HTTPException(
+            404, f"{decision!r} is not an action; use one of {', '.join(DECISIONS)}"
+        )
+    ctx = page_context(request, app)
+    errors.find_group(ctx.reader, group_id, app)  # 404 for an unknown group
+    chosen: Decision = decision  # type: ignore[assignment]  # checked against DECISIONS above
+    try:
+        request.app.state.commands.send(command(app, group_id, chosen, actor="dashboard"))
+    except CommandFailed as exc:
+        raise HTTPException(503, f"the {decision} command was not delivered: {exc}") from exc
+    back = ctx.link(f"/errors/{group_id}", sent=decision)
+    return RedirectResponse(back, status_code=303)

@@ -1,0 +1,106 @@
+"""The SQL behind ``/errors`` and ``/errors/{group_id}`` (tables of migration 0004).
+
+A group's state is the latest row of ``error_groups`` (FINAL); counts in a range come
+from ``errors_grouped``, one row per error. Parameters as in :mod:`.queries`; ``status``,
+``text``, ``release`` '' mean any.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+_TS: Final = "ts >= {start:DateTime('UTC')} AND ts < {end:DateTime('UTC')}"
+
+#: Sort orders the list offers (the query string names one of these keys).
+SORTS: Final = {
+    "events": "c.events DESC, g.last_seen DESC",
+    "users": "c.users DESC, c.events DESC",
+    "last_seen": "g.last_seen DESC",
+    "first_seen": "g.first_seen DESC",
+}
+STATUSES: Final = ("unresolved", "resolved", "ignored", "new", "regressed", "spiking")
+
+#: Groups with errors in the range, their state and their counts in the range.
+GROUPS: Final = f"""/* dashboard.error_groups */
+WITH c AS (
+    SELECT app, group_id, count() AS events, uniqExactIf(user_id, user_id != '') AS users,
+           groupUniqArray(env) AS envs
+    FROM errors_grouped FINAL
+    WHERE {_TS}
+      AND ({{app:String}} = '' OR app = {{app:String}})
+      AND ({{env:String}} = '' OR env = {{env:String}})
+      AND ({{release:String}} = '' OR release = {{release:String}})
+    GROUP BY app, group_id
+)
+SELECT g.group_id AS group_id, g.app AS app, g.title AS title, g.culprit AS culprit,
+       g.status AS status, g.count AS total, g.users AS total_users,
+       g.first_seen AS first_seen, g.last_seen AS last_seen, g.last_release AS last_release,
+       c.events AS events, c.users AS users, arraySort(c.envs) AS envs
+FROM error_groups AS g FINAL
+INNER JOIN c ON g.app = c.app AND g.group_id = c.group_id
+WHERE ({{text:String}} = ''
+       OR positionCaseInsensitiveUTF8(concat(g.title, ' ', g.culprit, ' ', g.group_id),
+                                      {{text:String}}) > 0)
+  AND ({{status:String}} = ''
+       OR {{status:String}} IN ('unresolved', 'resolved', 'ignored')
+          AND startsWith(g.status, {{status:String}})
+       OR {{status:String}} = 'new' AND g.first_seen >= {{start:DateTime('UTC')}}
+       OR {{status:String}} IN ('regressed', 'spiking') AND (g.app, g.group_id) IN (
+           SELECT app, group_id FROM error_group_transitions
+           WHERE kind = {{status:String}} AND {_TS}))
+ORDER BY {{order}}
+LIMIT 100
+"""
+
+#: Regressed / spiking transitions of the listed groups in the range (their badges).
+BADGES: Final = f"""/* dashboard.error_badges */
+SELECT app, group_id, groupUniqArray(kind) AS kinds
+FROM error_group_transitions
+WHERE {_TS} AND kind IN ('regressed', 'spiking')
+  AND group_id IN {{ids:Array(String)}}
+GROUP BY app, group_id
+"""
+
+#: Errors per bucket of the listed groups (their sparklines).
+GROUP_SERIES: Final = f"""/* dashboard.error_group_series */
+SELECT app, group_id, toStartOfInterval(ts, toIntervalSecond({{step:UInt32}})) AS t,
+       count() AS events
+FROM errors_grouped FINAL
+WHERE {_TS} AND group_id IN {{ids:Array(String)}}
+  AND ({{env:String}} = '' OR env = {{env:String}})
+GROUP BY app, group_id, t
+ORDER BY t
+"""
+
+#: One group's current state.
+GROUP: Final = """/* dashboard.error_group */
+SELECT group_id, app, title, culprit, exception_type, status, count, users, customers,
+       counts_exact, first_seen, last_seen, first_release, last_release,
+       env_first_seen, env_last_seen, env_count, release_count, release_last_seen,
+       resolved_at, resolved_in_release, ignored_until, ignored_until_count, version
+FROM error_groups FINAL
+WHERE group_id = {group_id:String} AND ({app:String} = '' OR app = {app:String})
+"""
+
+#: The latest error of a group, with its stack trace.
+LATEST_EVENT: Final = """/* dashboard.error_latest */
+SELECT e.event_id AS event_id, e.ts AS ts, e.env AS env, e.release AS release,
+       e.host AS host, e.route AS route, e.exception_type AS exception_type,
+       e.exception_message AS message, e.stacktrace AS stacktrace, e.frames AS frames,
+       e.handled AS handled, e.level AS level
+FROM events_error AS e
+WHERE e.app = {app:String}
+  AND (e.event_id, e.ts) IN (
+      SELECT argMax(event_id, ts), max(ts) FROM errors_grouped
+      WHERE app = {app:String} AND group_id = {group_id:String})
+LIMIT 1
+"""
+
+#: A group's errors per bucket and env in the range (its timeline).
+GROUP_TIMELINE: Final = f"""/* dashboard.error_timeline */
+SELECT env, toStartOfInterval(ts, toIntervalSecond({{step:UInt32}})) AS t, count() AS events
+FROM errors_grouped FINAL
+WHERE {_TS} AND app = {{app:String}} AND group_id = {{group_id:String}}
+GROUP BY env, t
+ORDER BY t
+"""

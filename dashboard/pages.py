@@ -1,0 +1,37 @@
+"""The overview page (``/``) and its live panel."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+from shiftright_server.dashboard import overview
+from shiftright_server.dashboard.permissions import Action, check_permission, route_action
+from shiftright_server.dashboard.render import PageContext, page_context, render
+from shiftright_server.dashboard.warehouse import WarehouseDown
+
+router = APIRouter(dependencies=[Depends(check_permission)])
+VIEW = route_action(Action.VIEW)
+
+
+def _tiles(ctx: PageContext) -> list[overview.Tile]:
+    if ctx.down:
+        return []
+    try:
+        return overview.build(ctx.reader, ctx.rng, ctx.scope, ctx.pairs)
+    except WarehouseDown as exc:
+        ctx.down = str(exc)
+        return []
+
+
+@router.get("/", response_class=HTMLResponse, openapi_extra=VIEW)
+def overview_page(request: Request, app: str = "", env: str = "") -> HTMLResponse:
+    """Per app × env: traffic, errors, latency, host health and alerts firing."""
+    ctx = page_context(request, app, env)
+    return render(ctx, "overview.html", tiles=_tiles(ctx))
+
+
+@router.get("/panels/overview", response_class=HTMLResponse, openapi_extra=VIEW)
+def overview_panel(request: Request, app: str = "", env: str = "") -> HTMLResponse:
+    """The overview's tiles alone (what the page polls)."""
+    ctx = page_context(request, app, env)
+    return render(ctx, "_tiles.html", tiles=_tiles(ctx))

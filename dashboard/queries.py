@@ -1,0 +1,105 @@
+"""The SQL behind the dashboard's panels, read through server-side parameters.
+
+Each query starts with a ``/* dashboard.<name> */`` tag: it names the panel in the
+warehouse's query log, and the unit tests' fake reader answers by it. Every query takes
+``start``/``end`` (``DateTime('UTC')``, whole minutes, end exclusive) where it has a range,
+``step`` (bucket seconds), and ``app``/``env`` filters where '' means any.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+_SCOPE: Final = (
+    "({app:String} = '' OR app = {app:String}) AND ({env:String} = '' OR env = {env:String})"
+)
+_MINUTES: Final = "minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')}"
+_TS: Final = "ts >= {start:DateTime('UTC')} AND ts < {end:DateTime('UTC')}"
+_BUCKET: Final = "toStartOfInterval({col}, toIntervalSecond({{step:UInt32}}))"
+
+#: Every app × env the warehouse has data for.
+SCOPES: Final = """/* dashboard.scopes */
+SELECT app, env FROM (
+    SELECT DISTINCT app, env FROM usage_minutely
+    UNION DISTINCT SELECT DISTINCT app, env FROM errors_minutely
+    UNION DISTINCT SELECT DISTINCT app, env FROM health_minutely
+)
+ORDER BY app, env
+"""
+
+#: Requests (usage events) and failed ones (status ≥ 500) per bucket, from the minutely view.
+USAGE_SERIES: Final = f"""/* dashboard.usage_series */
+SELECT app, env, {_BUCKET.format(col="minute")} AS t, sum(events) AS requests,
+       sum(failures) AS failures
+FROM usage_minutely
+WHERE {_MINUTES} AND {_SCOPE}
+GROUP BY app, env, t
+ORDER BY app, env, t
+"""
+
+#: Errors per bucket, from the minutely view.
+ERROR_SERIES: Final = f"""/* dashboard.error_series */
+SELECT app, env, {_BUCKET.format(col="minute")} AS t, sum(events) AS errors
+FROM errors_minutely
+WHERE {_MINUTES} AND {_SCOPE}
+GROUP BY app, env, t
+ORDER BY app, env, t
+"""
+
+#: p50/p95 request duration per bucket. From the raw table: the minutely view keeps the
+#: 0.5/0.9/0.99 quantile states only.
+LATENCY_SERIES: Final = f"""/* dashboard.latency_series */
+SELECT app, env, {_BUCKET.format(col="ts")} AS t,
+       quantiles(0.5, 0.95)(duration_ms) AS q
+FROM events_usage
+WHERE {_TS} AND {_SCOPE} AND duration_ms IS NOT NULL
+GROUP BY app, env, t
+ORDER BY app, env, t
+"""
+
+#: p50/p95 request duration over the whole range.
+LATENCY_TOTAL: Final = f"""/* dashboard.latency_total */
+SELECT app, env, quantiles(0.5, 0.95)(duration_ms) AS q
+FROM events_usage
+WHERE {_TS} AND {_SCOPE} AND duration_ms IS NOT NULL
+GROUP BY app, env
+"""
+
+#: Mean CPU, memory and disk utilisation over the app's hosts per bucket.
+HEALTH_SERIES: Final = f"""/* dashboard.health_series */
+SELECT app, env, {_BUCKET.format(col="minute")} AS t, metric, avgMerge(avg) AS value
+FROM health_minutely
+WHERE {_MINUTES} AND {_SCOPE}
+  AND metric IN ('system.cpu.utilization', 'system.memory.utilization',
+                 'system.filesystem.utilization')
+GROUP BY app, env, t, metric
+ORDER BY app, env, t
+"""
+
+#: Alerts firing now, by the app and env labels they carry.
+ALERTS_FIRING: Final = """/* dashboard.alerts_firing */
+SELECT labels['app'] AS app, labels['env'] AS env, rule, fingerprint, starts_at
+FROM alerts_current
+WHERE state = 'firing'
+ORDER BY starts_at
+"""
+
+#: Deploys and flag changes in the range (the chart markers).
+CHANGES: Final = f"""/* dashboard.changes */
+SELECT app, env, ts, change_type, name, value
+FROM events_change
+WHERE {_TS} AND {_SCOPE}
+ORDER BY ts
+LIMIT 500
+"""
+
+_TAG = re.compile(r"/\* dashboard\.([a-z_]+) \*/")
+
+
+def name_of(sql: str) -> str:
+    """The panel name a query is tagged with."""
+    found = _TAG.match(sql)
+    if not found:
+        raise ValueError("dashboard queries start with a /* dashboard.<name> */ tag")
+    return found[1]

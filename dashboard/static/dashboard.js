@@ -1,0 +1,91 @@
+// shiftright dashboard: draws the charts (uPlot) from the JSON the server put in the page,
+// and keeps live panels polling (htmx) only while the tab is visible.
+(function () {
+  "use strict";
+
+  const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  const COLORS = { rate: "--s1", err_rate: "--err", events: "--err", p50: "--s1", p95: "--s2",
+                   cpu: "--s1", mem: "--s2", disk: "--s3" };
+
+  function readJSON(id) {
+    const el = document.getElementById(id);
+    return el ? JSON.parse(el.textContent) : null;
+  }
+
+  // Deploys and flag changes as vertical lines across a chart.
+  function markersPlugin(markers) {
+    return { hooks: { draw: [(u) => {
+      if (!markers || !markers.length) return;
+      const ctx = u.ctx, top = u.bbox.top, bottom = u.bbox.top + u.bbox.height;
+      ctx.save();
+      ctx.lineWidth = Math.max(1, devicePixelRatio);
+      ctx.setLineDash([3 * devicePixelRatio, 3 * devicePixelRatio]);
+      for (const m of markers) {
+        const x = Math.round(u.valToPos(m.t, "x", true));
+        if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+        ctx.strokeStyle = css(m.kind === "deploy" ? "--marker-deploy" : "--marker-flag");
+        ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, bottom); ctx.stroke();
+      }
+      ctx.restore();
+    }] } };
+  }
+
+  function sparkline(el) {
+    const data = readJSON(el.dataset.chart);
+    if (!data) return;
+    const names = el.dataset.series.split(",");
+    const scale = el.hasAttribute("data-percent") ? 100 : 1;
+    const columns = [data.t].concat(names.map((n) => data[n].map((v) => (v == null ? null : v * scale))));
+    const opts = {
+      width: el.clientWidth || 120, height: el.clientHeight || 40, pxAlign: false,
+      cursor: { show: false }, legend: { show: false }, select: { show: false },
+      scales: { x: { time: true }, y: { range: scale === 100 ? [0, 100]
+        : (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
+      axes: [{ show: false }, { show: false }],
+      series: [{}].concat(names.map((n) => ({
+        label: n, width: 1.5, stroke: css(COLORS[n] || "--s1"), points: { show: false },
+      }))),
+      plugins: [markersPlugin(data.markers)],
+    };
+    el.replaceChildren();
+    new uPlot(opts, columns, el);
+  }
+
+  function timeline(el) {
+    const data = readJSON(el.dataset.timeline);
+    if (!data) return;
+    const envs = Object.keys(data.envs).sort();
+    const palette = ["--s1", "--s2", "--s3", "--err"];
+    const opts = {
+      width: el.clientWidth || 600, height: el.clientHeight || 180,
+      scales: { x: { time: true } },
+      axes: [{ stroke: css("--muted"), grid: { stroke: css("--line") } },
+             { stroke: css("--muted"), grid: { stroke: css("--line") } }],
+      series: [{}].concat(envs.map((e, i) => ({
+        label: e, width: 1.5, stroke: css(palette[i % palette.length]), points: { show: false },
+        paths: uPlot.paths.stepped({ align: 1 }),
+      }))),
+      plugins: [markersPlugin(data.markers)],
+    };
+    el.replaceChildren();
+    new uPlot(opts, [data.t].concat(envs.map((e) => data.envs[e])), el);
+  }
+
+  function draw(root) {
+    root.querySelectorAll("[data-chart]").forEach(sparkline);
+    root.querySelectorAll("[data-timeline]").forEach(timeline);
+    root.querySelectorAll("select[data-autosubmit]").forEach((s) => {
+      s.addEventListener("change", () => s.form.requestSubmit());
+    });
+  }
+
+  htmx.onLoad(draw);
+
+  // No polling while the tab is hidden; one refresh as soon as it is visible again.
+  document.body.addEventListener("htmx:beforeRequest", (evt) => {
+    if (document.hidden && evt.detail.elt.hasAttribute("data-live")) evt.preventDefault();
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) document.body.dispatchEvent(new Event("visible-again"));
+  });
+})();

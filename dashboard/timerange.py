@@ -1,0 +1,106 @@
+"""The time range of a page: a preset (``range=15m`` … ``30d``) or a custom span
+(``from`` / ``to``, ISO 8601), aligned to whole minutes because the panels read
+per-minute views. Anything else is a :class:`BadRange` (a 400 page says why)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+PRESETS: dict[str, timedelta] = {
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+DEFAULT = "1h"
+MAX_SPAN = timedelta(days=400)
+# Bucket sizes of the charts: the first that gives at most ~120 points.
+STEPS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+MAX_POINTS = 120
+
+
+class BadRange(ValueError):
+    """A range the dashboard cannot show; the message says what was wrong."""
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    start: datetime  # inclusive, a whole minute, UTC
+    end: datetime  # exclusive, a whole minute, UTC
+    preset: str  # "" for a custom range
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    @property
+    def step_s(self) -> int:
+        return next((s for s in STEPS_S if self.seconds / s <= MAX_POINTS), STEPS_S[-1])
+
+    def query(self) -> dict[str, str]:
+        """The range as query-string parameters (for links that keep it)."""
+        if self.preset:
+            return {"range": self.preset}
+        return {"from": _iso(self.start), "to": _iso(self.end)}
+
+    def label(self) -> str:
+        return f"{_iso(self.start)} – {_iso(self.end)} UTC"
+
+
+def parse_range(preset: str | None, start: str | None, end: str | None, now: datetime) -> TimeRange:
+    """The range a request asks for; the current minute counts as part of ``now``."""
+    if start or end:
+        if preset:
+            raise BadRange("give either range= or from=/to=, not both")
+        return _custom(start, end, now)
+    name = preset or DEFAULT
+    if name not in PRESETS:
+        raise BadRange(f"range={name!r} is not one of {', '.join(PRESETS)} (or use from=/to=)")
+    stop = _minute(now) + timedelta(minutes=1)
+    return TimeRange(stop - PRESETS[name], stop, name)
+
+
+def _custom(start: str | None, end: str | None, now: datetime) -> TimeRange:
+    if not start:
+        raise BadRange("from= is missing (an ISO time such as 2026-12-04T21:00Z)")
+    begin = _minute(_parse(start, "from"))
+    stop = _minute(_parse(end, "to")) if end else _minute(now) + timedelta(minutes=1)
+    if stop <= begin:
+        raise BadRange(f"to= ({_iso(stop)}) must come after from= ({_iso(begin)})")
+    if stop - begin > MAX_SPAN:
+        raise BadRange(f"a range may span at most {MAX_SPAN.days} days")
+    return TimeRange(begin, stop, "")
+
+
+def _parse(text: str, name: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRange(f"{name}={text!r} is not an ISO 8601 time") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _minute(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def _iso(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%MZ")
+
+
+def grid(rng: TimeRange) -> list[int]:
+    """Bucket starts as the warehouse makes them (multiples of the step since the epoch)."""
+    step, start = rng.step_s, int(rng.start.timestamp())
+    first = start - start % step
+    return list(range(first, int(rng.end.timestamp()), step))
+
+
+def epoch(ts: datetime) -> int:
+    return int((ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp())
+
+
+def sql_time(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,105 @@
+"""A fake warehouse reader for the dashboard's pages: it answers each query by the panel
+tag the query starts with (``/* dashboard.<name> */``), from rows a test sets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from shiftright_server.dashboard.app import create_app
+from shiftright_server.dashboard.queries import name_of
+from shiftright_server.dashboard.warehouse import Result, WarehouseDown
+from shiftright_server.infra.settings import Settings
+from shiftright_server.schemas.records import ErrorGroupCommand
+
+XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+class FakeReader:
+    url = "http://warehouse.invalid:8123"
+
+    def __init__(self) -> None:
+        self.answers: dict[str, list[dict[str, Any]]] = {}
+        self.asked: list[tuple[str, dict[str, Any]]] = []
+        self.down = ""
+
+    def query(
+        self, sql: str, params: dict[str, Any], settings: dict[str, Any] | None = None
+    ) -> Result:
+        name = name_of(sql)
+        self.asked.append((name, params))
+        if self.down:
+            raise WarehouseDown(self.down)
+        rows = self.answers.get(name, [])
+        columns = list(rows[0]) if rows else []
+        return Result(columns, [tuple(r.values()) for r in rows], 0.1)
+
+
+class FakeCommands:
+    def __init__(self) -> None:
+        self.sent: list[ErrorGroupCommand] = []
+
+    def send(self, cmd: ErrorGroupCommand) -> None:
+        self.sent.append(cmd)
+
+
+def minute_ago(n: int) -> datetime:
+    return datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=n)
+
+
+def group_row(**fields: Any) -> dict[str, Any]:
+    """A row of the group query (``dashboard.error_group``)."""
+    seen = minute_ago(5)
+    row: dict[str, Any] = {
+        "group_id": "g1",
+        "app": "checkout",
+        "title": "KeyError: 'sku'",
+        "culprit": "shop.cart in add",
+        "exception_type": "KeyError",
+        "status": "unresolved",
+        "count": 12,
+        "users": 3,
+        "customers": 1,
+        "counts_exact": True,
+        "first_seen": seen,
+        "last_seen": seen,
+        "first_release": "1.4.2",
+        "last_release": "1.4.2",
+        "env_first_seen": {"prod": seen},
+        "env_last_seen": {"prod": seen},
+        "env_count": {"prod": 12},
+        "release_count": {"1.4.2": 12},
+        "release_last_seen": {"1.4.2": seen},
+        "resolved_at": None,
+        "resolved_in_release": "",
+        "ignored_until": None,
+        "ignored_until_count": 0,
+        "version": 3,
+    }
+    row.update(fields)
+    return row
+
+
+@pytest.fixture
+def reader() -> FakeReader:
+    fake = FakeReader()
+    fake.answers["scopes"] = [
+        {"app": "checkout", "env": "preprod"},
+        {"app": "checkout", "env": "prod"},
+    ]
+    return fake
+
+
+@pytest.fixture
+def commands() -> FakeCommands:
+    return FakeCommands()
+
+
+@pytest.fixture
+def client(reader: FakeReader, commands: FakeCommands) -> Iterator[TestClient]:
+    app = create_app(Settings(), reader=reader, commands=commands)
+    with TestClient(app) as test_client:
+        yield test_client

@@ -1,0 +1,56 @@
+"""The time range a URL asks for: presets, custom spans, and what is refused and why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from shiftright_server.dashboard.timerange import BadRange, grid, parse_range
+
+NOW = datetime(2026, 12, 4, 21, 37, 42, tzinfo=UTC)
+
+
+def test_a_preset_ends_after_the_current_minute_and_spans_its_length() -> None:
+    rng = parse_range("1h", None, None, NOW)
+    assert rng.end == datetime(2026, 12, 4, 21, 38, tzinfo=UTC)
+    assert rng.start == datetime(2026, 12, 4, 20, 38, tzinfo=UTC)
+    assert rng.step_s == 60
+    assert rng.query() == {"range": "1h"}
+
+
+def test_no_range_means_the_last_hour() -> None:
+    assert parse_range(None, None, None, NOW).preset == "1h"
+
+
+def test_long_ranges_get_coarser_buckets_so_charts_stay_readable() -> None:
+    for preset in ("15m", "1h", "6h", "24h", "7d", "30d"):
+        rng = parse_range(preset, None, None, NOW)
+        assert len(grid(rng)) <= 121, preset
+    assert parse_range("30d", None, None, NOW).step_s == 21600
+
+
+def test_a_custom_range_is_aligned_to_minutes_and_kept_in_links() -> None:
+    rng = parse_range(None, "2026-12-04T10:15:30Z", "2026-12-04T12:00", NOW)
+    assert (rng.start, rng.end) == (
+        datetime(2026, 12, 4, 10, 15, tzinfo=UTC),
+        datetime(2026, 12, 4, 12, 0, tzinfo=UTC),
+    )
+    assert rng.query() == {"from": "2026-12-04T10:15Z", "to": "2026-12-04T12:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("preset", "start", "end", "says"),
+    [
+        ("2w", None, None, "range='2w' is not one of 15m, 1h, 6h, 24h, 7d, 30d"),
+        (None, "yesterday", None, "from='yesterday' is not an ISO 8601 time"),
+        (None, None, "2026-12-04T10:00Z", "from= is missing"),
+        (None, "2026-12-04T12:00Z", "2026-12-04T10:00Z", "must come after"),
+        ("1h", "2026-12-04T10:00Z", None, "either range= or from=/to="),
+        (None, "2020-01-01T00:00Z", "2026-01-01T00:00Z", "at most 400 days"),
+    ],
+)
+def test_a_malformed_range_says_what_was_wrong(
+    preset: str | None, start: str | None, end: str | None, says: str
+) -> None:
+    with pytest.raises(BadRange, match=says.replace("(", r"\(")):
+        parse_range(preset, start, end, NOW)
