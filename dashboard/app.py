@@ -4,7 +4,8 @@ for bad input (4xx that say what was wrong) — see :func:`create_app`."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
@@ -39,7 +40,9 @@ def create_app(
     policy: Policy | None = None,
 ) -> FastAPI:
     """The dashboard over the configured warehouse and Kafka (or the given fakes)."""
-    app = FastAPI(title="shiftright dashboard", docs_url="/api/docs", redoc_url=None)
+    app = FastAPI(
+        title="shiftright dashboard", docs_url="/api/docs", redoc_url=None, lifespan=_lifespan
+    )
     app.state.settings = settings
     app.state.reader = reader or WarehouseReader(settings.clickhouse)
     app.state.scopes = Scopes(app.state.reader)
@@ -52,6 +55,13 @@ def create_app(
     _problems(app)
     app.middleware("http")(_headers)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    app.state.commands.close()
+    app.state.reader.close()
 
 
 def _problems(app: FastAPI) -> None:

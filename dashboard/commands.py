@@ -26,6 +26,8 @@ class CommandFailed(Exception):
 class CommandSender(Protocol):
     def send(self, cmd: ErrorGroupCommand) -> None: ...
 
+    def close(self) -> None: ...
+
 
 def command(app: str, group_id: str, decision: Decision, actor: str) -> ErrorGroupCommand:
     return ErrorGroupCommand(
@@ -72,3 +74,10 @@ class KafkaCommands:
             self._producer.flush(15)
         if outcome != [None]:
             raise CommandFailed(outcome[0] if outcome else "no acknowledgement within 15 s")
+
+    def close(self) -> None:
+        """Let go of the producer (its threads end with it)."""
+        with self._lock:
+            if self._producer is not None:
+                self._producer.flush(5)
+                self._producer = None

@@ -50,6 +50,8 @@ class Reader(Protocol):
         self, sql: str, params: dict[str, Any], settings: dict[str, Any] | None = None
     ) -> Result: ...
 
+    def close(self) -> None: ...
+
 
 class WarehouseReader:
     """The real reader: one shared clickhouse-connect client, remade after a failure."""
@@ -75,6 +77,12 @@ class WarehouseReader:
         elapsed = (time.perf_counter() - began) * 1000
         rows = [tuple(_aware(v) for v in r) for r in got.result_rows]
         return Result(list(got.column_names), rows, elapsed)
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def _connected(self) -> Client:
         with self._lock:

@@ -25,6 +25,7 @@ class FakeReader:
         self.answers: dict[str, list[dict[str, Any]]] = {}
         self.asked: list[tuple[str, dict[str, Any]]] = []
         self.down = ""
+        self.closed = False
 
     def query(
         self, sql: str, params: dict[str, Any], settings: dict[str, Any] | None = None
@@ -37,6 +38,9 @@ class FakeReader:
         columns = list(rows[0]) if rows else []
         return Result(columns, [tuple(r.values()) for r in rows], 0.1)
 
+    def close(self) -> None:
+        self.closed = True
+
 
 class FakeCommands:
     def __init__(self) -> None:
@@ -44,6 +48,9 @@ class FakeCommands:
 
     def send(self, cmd: ErrorGroupCommand) -> None:
         self.sent.append(cmd)
+
+    def close(self) -> None:
+        pass
 
 
 def minute_ago(n: int) -> datetime:

@@ -1,0 +1,309 @@
+"""The dashboard in a real browser (Debian's chromium driven by Playwright) over the real
+pipeline: simulated traffic and an HTML/JS error payload go through Kafka, the stream
+worker and the sink into the warehouse; the pages are checked against SQL over the same
+range, a group is resolved from the page, and the payload stays text.
+
+One pipeline, one dashboard server and one browser serve the whole module."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
+from shiftright_server.dashboard.app import create_app
+from shiftright_server.dashboard.timerange import sql_time
+from shiftright_server.infra.clickhouse import get_client
+from shiftright_server.infra.settings import (
+    ClickHouseSettings,
+    DashboardSettings,
+    KafkaSettings,
+    Settings,
+    SinkSettings,
+    StreamSettings,
+)
+from shiftright_server.infra.startup import apply_schema, create_topics
+from shiftright_server.producers.simulator import Simulator
+
+from tests.builders import event
+from tests.integration.conftest import wait_for
+from tests.integration.pipeline import Pipeline, emit_batched
+from tests.integration.warehouse_fixture import free_port
+
+XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+CHROMIUM = "/usr/bin/chromium"
+# Set to a folder to save a screenshot of each page there (the docs' images).
+SCREENSHOTS = os.environ.get("SHIFTRIGHT_DASHBOARD_SCREENSHOTS", "")
+Sql = Callable[[str], list[tuple[Any, ...]]]
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    url: str
+    sql: Sql
+    xss_group: str
+    group: str  # a plain group, for the resolve round trip
+
+
+def _traffic() -> list[dict[str, Any]]:
+    """Four minutes of simulated traffic ending two minutes ago, a deploy marker, and
+    one error whose message is an HTML/JS payload in the middle of it."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=6)
+    traffic = Simulator(seed=7, rate=30, diurnal=False).tick(start, 4 * 60)
+    middle = start + timedelta(minutes=2)
+    host = next(
+        e["host"]
+        for e in traffic
+        if e["kind"] == "health" and e["app"] == "checkout" and e["env"] == "prod"
+    )
+    payload = event(
+        "error",
+        middle,
+        "checkout",
+        "prod",
+        host=host,
+        exception_type="RenderError",
+        exception_message=XSS,
+        release="9.9.9",
+    )
+    deploy = event(
+        "change",
+        start + timedelta(minutes=1),
+        "checkout",
+        "prod",
+        change_type="deploy",
+        name="9.9.9",
+    )
+    traffic += [payload, deploy]
+    traffic.sort(key=lambda e: e["ts"])
+    return traffic
+
+
+def _serve(settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.dashboard.host,
+        port=settings.dashboard.port,
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, 20, "the dashboard server to start", interval=0.05)
+    return server, thread
+
+
+@pytest.fixture(scope="module")
+def stack(
+    kafka_bootstrap: str, clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    settings = Settings(
+        state_dir=tmp_path_factory.mktemp("dashboard") / "state",
+        namespace=namespace,
+        kafka=KafkaSettings(bootstrap=kafka_bootstrap),
+        clickhouse=ClickHouseSettings(url=clickhouse_url, database=namespace),
+        sink=SinkSettings(batch_seconds=0.5),
+        streams=StreamSettings(idle_close_seconds=2.0),
+        dashboard=DashboardSettings(port=free_port()),
+    )
+    create_topics(settings)
+    apply_schema(settings)
+    client = get_client(settings.clickhouse, database=namespace)
+
+    def sql(query: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in client.query(query).result_rows]
+
+    traffic = _traffic()
+    errors = sum(1 for e in traffic if e["kind"] == "error")
+    usage = sum(1 for e in traffic if e["kind"] == "usage")
+    pipeline = Pipeline(settings)
+    pipeline.start()
+    try:
+        emit_batched(settings, traffic)
+        wait_for(
+            lambda: (
+                sql("SELECT sum(count) FROM error_groups FINAL") == [(errors,)]
+                and sql("SELECT sum(events) FROM usage_minutely") == [(usage,)]
+            ),
+            120,
+            lambda: (
+                f"{errors} errors grouped and {usage} usage events stored: "
+                f"{sql('SELECT sum(count) FROM error_groups FINAL')} / "
+                f"{sql('SELECT sum(events) FROM usage_minutely')}\n{pipeline.log('streams')}"
+            ),
+        )
+        [(xss_group,)] = sql(
+            f"SELECT group_id FROM error_groups FINAL WHERE title LIKE '%{XSS[:8]}%'"
+        )
+        [(group,)] = sql(
+            "SELECT group_id FROM error_groups FINAL WHERE app = 'checkout' AND status = 'unresolved' "
+            "ORDER BY count DESC, group_id LIMIT 1"
+        )
+        server, thread = _serve(settings)
+        try:
+            yield Stack(settings, settings.dashboard.url, sql, xss_group, group)
+        finally:
+            server.should_exit = True
+            thread.join(20)
+    finally:
+        pipeline.stop()
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@dataclass
+class Watched:
+    page: Page
+    problems: list[str]  # console errors and uncaught exceptions
+    dialogs: list[str]
+
+
+@pytest.fixture
+def tab(browser: Browser) -> Iterator[Watched]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    watched = Watched(page, [], [])
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            watched.problems.append(message.text)
+
+    def dialog(d: Dialog) -> None:
+        watched.dialogs.append(d.message)
+        d.dismiss()
+
+    page.on("console", console)
+    page.on("pageerror", lambda exc: watched.problems.append(str(exc)))
+    page.on("dialog", dialog)
+    yield watched
+    context.close()
+
+
+def _shot(page: Page, name: str) -> None:
+    if SCREENSHOTS:
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"dashboard-{name}.png"), full_page=True)
+
+
+def test_every_page_loads_without_console_errors_and_draws_its_charts(
+    stack: Stack, tab: Watched
+) -> None:
+    page = tab.page
+    pages = {
+        "overview": "/?range=1h",
+        "errors": "/errors?range=1h",
+        "group": f"/errors/{stack.group}?range=1h",
+    }
+    for name, path in pages.items():
+        response = page.goto(stack.url + path)
+        assert response is not None and response.status == 200, path
+        page.wait_for_selector("canvas")
+        assert page.locator("canvas").count() >= 1, path
+        if name == "overview":  # catalog and checkout, preprod and prod, 4 charts each
+            assert page.locator(".tile").count() == 4
+            assert page.locator(".tile canvas").count() == 16
+        _shot(page, name)
+    assert tab.problems == []
+
+
+def test_overview_numbers_equal_sql_over_the_same_range(stack: Stack, tab: Watched) -> None:
+    page = tab.page
+    page.goto(f"{stack.url}/?range=1h&app=checkout&env=prod")
+    page.wait_for_selector("canvas")
+    body = page.locator("body")
+    start, end = (
+        datetime.fromisoformat(body.get_attribute(a) or "")
+        for a in ("data-range-start", "data-range-end")
+    )
+    where = (
+        f"app = 'checkout' AND env = 'prod' "
+        f"AND ts >= toDateTime64('{sql_time(start)}', 3, 'UTC') "
+        f"AND ts < toDateTime64('{sql_time(end)}', 3, 'UTC')"
+    )
+    [(requests,)] = stack.sql(f"SELECT count() FROM events_usage WHERE {where}")
+    [(errors,)] = stack.sql(f"SELECT count() FROM events_error WHERE {where}")
+    rate = page.locator('[data-metric="rate"]')
+    assert int(rate.get_attribute("data-requests") or -1) == requests > 0
+    assert rate.inner_text() == f"{requests / (end - start).total_seconds():,.2f}"
+    per_1000 = page.locator('[data-metric="errors_per_1000"]')
+    assert int(per_1000.get_attribute("data-errors") or -1) == errors > 0
+    assert per_1000.inner_text() == f"{1000 * errors / requests:,.2f}"
+    assert tab.problems == []
+
+
+def test_an_html_payload_in_an_error_message_renders_as_text(stack: Stack, tab: Watched) -> None:
+    page = tab.page
+    page.goto(f"{stack.url}/errors?range=1h&q=RenderError")
+    [(title,)] = stack.sql(
+        f"SELECT title FROM error_groups FINAL WHERE group_id = '{stack.xss_group}'"
+    )
+    assert "<script>" in title and "<img src=x onerror=" in title  # numbers normalised
+    link = page.locator(f'tr[data-group-id="{stack.xss_group}"] td.title a')
+    assert link.inner_text() == title
+    link.click()
+    page.wait_for_selector(".message")
+    assert page.locator(".message").inner_text() == XSS
+    assert page.locator("h1.group-title").inner_text() == title
+    assert page.locator("main img").count() == 0
+    page.wait_for_timeout(0)  # let any injected handler run before checking for dialogs
+    assert tab.dialogs == []
+    assert tab.problems == []
+
+
+def test_resolving_a_group_from_its_page_round_trips(stack: Stack, tab: Watched) -> None:
+    page = tab.page
+    page.goto(f"{stack.url}/errors/{stack.group}?range=1h")
+    assert page.locator("[data-status]").get_attribute("data-status") == "unresolved"
+    page.get_by_role("button", name="Resolve", exact=True).click()
+    page.wait_for_selector("text=Resolve sent")
+    page.wait_for_selector('[data-status="resolved"]', timeout=30_000)  # by polling, no reload
+    assert stack.sql(f"SELECT status FROM error_groups FINAL WHERE group_id = '{stack.group}'") == [
+        ("resolved",)
+    ]
+    page.get_by_role("button", name="Unresolve", exact=True).click()
+    page.wait_for_selector('[data-status="unresolved"]', timeout=30_000)
+    assert tab.problems == []
+
+
+def test_bad_input_gets_a_4xx_page_that_says_what_was_wrong(stack: Stack, tab: Watched) -> None:
+    page = tab.page
+    cases = {
+        "/?app=nosuchapp": (404, "unknown app 'nosuchapp'"),
+        "/errors?range=forever": (400, "range='forever' is not one of"),
+        "/errors/no-such-group": (404, "no error group 'no-such-group'"),
+    }
+    for path, (status, says) in cases.items():
+        response = page.goto(stack.url + path)
+        assert response is not None and response.status == status, path
+        assert says in page.locator(".why").inner_text(), path
+
+
+def test_pages_render_with_a_banner_while_the_warehouse_is_unreachable(stack: Stack) -> None:
+    dead = stack.settings.model_copy(
+        update={"clickhouse": ClickHouseSettings(url=f"http://127.0.0.1:{free_port()}")}
+    )
+    with TestClient(create_app(dead)) as client:
+        for path in ("/", "/errors", f"/errors/{stack.group}"):
+            page = client.get(path)
+            assert page.status_code == 200, path
+            assert "Warehouse unreachable at" in page.text, path
