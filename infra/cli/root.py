@@ -124,6 +124,7 @@ def _status_line(settings: Settings, follow: bool) -> None:
 def _print_where(settings: Settings) -> None:
     ch = settings.clickhouse
     table = Table(show_header=False, box=None)
+    table.add_row("Dashboard", settings.dashboard.url)
     table.add_row("Kafka", settings.kafka.bootstrap_servers)
     table.add_row("Warehouse", f"{ch.http_url}  (database {ch.database})")
     table.add_row(

@@ -48,6 +48,7 @@ def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: floa
         ("ClickHouse sink", lambda: f"pid {sup.start(comps['sink'])}"),
         ("Notifier", lambda: f"pid {sup.start(comps['notifier'])} (e-mail, webhook, Slack)"),
         ("Ingest gateway", lambda: _gateway(settings, sup, comps["gateway"])),
+        ("Dashboard", lambda: _dashboard(settings, sup, comps["dashboard"])),
     ]
     if simulate:
         steps.append(
@@ -58,7 +59,9 @@ def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: floa
             detail = step()
         console.print(f"[green]✓[/] {title:<16} {detail}")
     _check_alive(
-        sup, ["streams", "sink", "notifier", "gateway"] + (["simulator"] if simulate else [])
+        sup,
+        ["streams", "sink", "notifier", "gateway", "dashboard"]
+        + (["simulator"] if simulate else []),
     )
 
 
@@ -140,6 +143,24 @@ def _gateway(settings: Settings, sup: Supervisor, component: Component) -> str:
     )
 
 
+def dashboard_ready(settings: Settings) -> bool:
+    """The dashboard serves its files (pages may need a permission; its files do not)."""
+    import urllib.request
+
+    try:
+        url = f"{settings.dashboard.url}/static/dashboard.css"
+        with urllib.request.urlopen(url, timeout=1) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def _dashboard(settings: Settings, sup: Supervisor, component: Component) -> str:
+    pid = sup.start(component)
+    sup.wait_until("dashboard", lambda: dashboard_ready(settings), timeout=60)
+    return f"pid {pid} at {settings.dashboard.url}"
+
+
 def _check_alive(sup: Supervisor, names: list[str]) -> None:
     import time
 
@@ -169,12 +190,15 @@ def component_health(settings: Settings) -> list[tuple[str, bool, str]]:
     url = settings.clickhouse.http_url
     ok = warehouse_ready(url)
     rows.append(("warehouse", ok, f"{url} {'answers' if ok else 'does not answer'} /ping"))
-    for name in ("streams", "sink", "notifier", "gateway", "simulator"):
+    for name in ("streams", "sink", "notifier", "gateway", "dashboard", "simulator"):
         pid = sup.pid(name)
         detail = f"pid {pid}" if pid else "not running"
         if name == "gateway" and pid:
             ready = _gateway_ready(settings)
             detail += f" · {gateway_url(settings)} " + ("ready" if ready else "not ready")
+        if name == "dashboard" and pid:
+            ready = dashboard_ready(settings)
+            detail += f" · {settings.dashboard.url} " + ("ready" if ready else "not ready")
         if name == "notifier" and pid:
             c = run_counters(settings, "notifier")
             if c:

@@ -25,7 +25,7 @@ from shiftright_server.infra.settings import Settings, to_env
 log = structlog.get_logger("shiftright.supervisor")
 
 #: Start order; ``down`` stops in reverse.
-ORDER = ("kafka", "warehouse", "streams", "sink", "notifier", "gateway", "simulator")
+ORDER = ("kafka", "warehouse", "streams", "sink", "notifier", "gateway", "dashboard", "simulator")
 
 
 class ComponentFailed(RuntimeError):
@@ -70,6 +70,7 @@ def python_components(
         "sink": Component("sink", [py, "-m", "shiftright_server.sinks"]),
         "notifier": Component("notifier", [py, "-m", "shiftright_server.sinks.notify"]),
         "gateway": Component("gateway", [py, "-m", "shiftright_server.infra.cli", "gateway"]),
+        "dashboard": Component("dashboard", [py, "-m", "shiftright_server.dashboard"]),
         "simulator": Component(
             "simulator", [py, "-m", "shiftright_server.infra.cli", "simulate", *simulator_args]
         ),

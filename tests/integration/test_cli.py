@@ -24,7 +24,7 @@ def shiftright(
 
 
 def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path, kafka_jars: Path) -> None:
-    kafka, controller, warehouse, gateway = free_ports(4)
+    kafka, controller, warehouse, gateway, dashboard = free_ports(5)
     lib = tmp_path / "state" / "kafka" / kafka_jars.name  # the session's jars, no Maven run
     lib.parent.mkdir(parents=True)
     lib.symlink_to(kafka_jars, target_is_directory=True)
@@ -35,6 +35,7 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path, kafka_jars:
         "SHIFTRIGHT_KAFKA__CONTROLLER_PORT": str(controller),
         "SHIFTRIGHT_CLICKHOUSE__PORT": str(warehouse),
         "SHIFTRIGHT_GATEWAY__PORT": str(gateway),
+        "SHIFTRIGHT_DASHBOARD__PORT": str(dashboard),
         "COLUMNS": "200",
     }
     try:
@@ -50,12 +51,14 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path, kafka_jars:
             "ClickHouse sink",
             "Notifier",
             "Ingest gateway",
+            "Dashboard",
             "Simulator",
         ):
             assert f"✓ {step}" in up.stdout, up.stdout
         assert "starter rules applied (version 1)" in up.stdout, up.stdout
         assert f"http://127.0.0.1:{warehouse}" in up.stdout
         assert f"http://127.0.0.1:{gateway}" in up.stdout
+        assert f"http://127.0.0.1:{dashboard}" in up.stdout
         flat = " ".join(up.stdout.split())  # the status line may wrap at 80 columns
         assert "messages in" in flat and "events stored" in flat and "dead letters" in flat
 
@@ -86,9 +89,11 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path, kafka_jars:
             "sink",
             "notifier",
             "gateway",
+            "dashboard",
             "simulator",
         ):
             assert component in status.stdout
+        assert f"http://127.0.0.1:{dashboard} ready" in status.stdout, status.stdout
 
         # the notifier reports what it runs and what it delivered (every 10 s)
         deadline = time.monotonic() + 40
@@ -106,6 +111,6 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path, kafka_jars:
     finally:
         down = shiftright(env, "down")
     assert down.returncode == 0, down.stdout + down.stderr
-    assert down.stdout.count("stopped") >= 7, down.stdout
+    assert down.stdout.count("stopped") >= 8, down.stdout
     after = shiftright(env, "status")
     assert after.returncode == 3, "status must say the pipeline is down"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
 from shiftright_server.dashboard.app import create_app
 from shiftright_server.dashboard.timerange import sql_time
-from shiftright_server.infra.clickhouse import get_client
+from shiftright_server.infra.clickhouse import apply_schema, get_client
+from shiftright_server.infra.kafka.topics import create_topics
 from shiftright_server.infra.settings import (
     ClickHouseSettings,
     DashboardSettings,
@@ -32,7 +32,6 @@ from shiftright_server.infra.settings import (
     SinkSettings,
     StreamSettings,
 )
-from shiftright_server.infra.startup import apply_schema, create_topics
 from shiftright_server.producers.simulator import Simulator
 
 from tests.builders import event

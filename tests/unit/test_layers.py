@@ -1,6 +1,6 @@
 """Layers import one way, checked on every module's imports (function-level ones too):
 
-    schemas  →  infra: configuration and clients  →  producers | streams | sinks  →  CLI and ops
+    schemas  →  infra: configuration and clients  →  producers | streams | sinks | dashboard  →  CLI and ops
 
 =============================  =====================================================
 package                        may import (of shiftright_server)
@@ -10,6 +10,7 @@ infra (configuration, clients)  schemas, infra (configuration, clients)
 producers                      schemas, infra (configuration, clients), producers
 streams                        schemas, infra (configuration, clients), streams
 sinks                          schemas, infra (configuration, clients), sinks
+dashboard                      schemas, infra (configuration, clients), dashboard
 infra.cli, infra.api, infra.ops  anything
 producers/sdk (``shiftright``)  nothing: the SDK is its own distribution
 =============================  =====================================================
@@ -31,7 +32,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 UMBRELLA = "shiftright_server"
-FOLDERS = ("schemas", "producers", "streams", "sinks", "infra")
+FOLDERS = ("schemas", "producers", "streams", "sinks", "dashboard", "infra")
 SDK = Path("producers", "sdk")
 TOP = ("infra.cli", "infra.api", "infra.ops")
 CLIENTS = "infra (configuration and clients)"
@@ -43,6 +44,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "producers": ("schemas", CLIENTS, "producers"),
     "streams": ("schemas", CLIENTS, "streams"),
     "sinks": ("schemas", CLIENTS, "sinks"),
+    "dashboard": ("schemas", CLIENTS, "dashboard"),
 }
 
 
