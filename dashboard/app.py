@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
-from shiftright_server.dashboard import error_pages, pages
+from shiftright_server.dashboard import console, error_pages, pages
 from shiftright_server.dashboard.commands import CommandSender, KafkaCommands
 from shiftright_server.dashboard.errors import UnknownGroup
 from shiftright_server.dashboard.permissions import AllowAll, Policy
@@ -52,6 +52,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(pages.router)
     app.include_router(error_pages.router)
+    app.include_router(console.router)
     _problems(app)
     app.middleware("http")(_headers)
     return app

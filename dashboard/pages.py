@@ -1,10 +1,12 @@
-"""The overview page (``/``) and its live panel."""
+"""The overview (``/``) and health (``/health``) pages and their live panels."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from shiftright_server.dashboard import overview
+from shiftright_server.dashboard import health, overview
 from shiftright_server.dashboard.permissions import Action, check_permission, route_action
 from shiftright_server.dashboard.render import PageContext, page_context, render
 from shiftright_server.dashboard.warehouse import WarehouseDown
@@ -35,3 +37,27 @@ def overview_panel(request: Request, app: str = "", env: str = "") -> HTMLRespon
     """The overview's tiles alone (what the page polls)."""
     ctx = page_context(request, app, env)
     return render(ctx, "_tiles.html", tiles=_tiles(ctx))
+
+
+def _hosts(ctx: PageContext) -> list[health.HostGroup]:
+    if ctx.down:
+        return []
+    try:
+        return health.build(ctx.reader, ctx.rng, ctx.scope, datetime.now(UTC))
+    except WarehouseDown as exc:
+        ctx.down = str(exc)
+        return []
+
+
+@router.get("/health", response_class=HTMLResponse, openapi_extra=VIEW)
+def health_page(request: Request, app: str = "", env: str = "") -> HTMLResponse:
+    """Hosts per app × env: CPU, memory, disk, load, sessions, throughput; silent hosts."""
+    ctx = page_context(request, app, env)
+    return render(ctx, "health.html", groups=_hosts(ctx), labels=health.LABELS)
+
+
+@router.get("/panels/health", response_class=HTMLResponse, openapi_extra=VIEW)
+def health_panel(request: Request, app: str = "", env: str = "") -> HTMLResponse:
+    """The health page's hosts and charts alone (what the page polls)."""
+    ctx = page_context(request, app, env)
+    return render(ctx, "_hosts.html", groups=_hosts(ctx), labels=health.LABELS)

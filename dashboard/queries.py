@@ -94,6 +94,35 @@ ORDER BY ts
 LIMIT 500
 """
 
+#: The metrics the health page charts, in its order.
+HOST_METRICS: Final = (
+    "system.cpu.utilization",
+    "system.memory.utilization",
+    "system.filesystem.utilization",
+    "system.cpu.load_average.1m",
+    "app.sessions.open",
+    "app.throughput.requests_per_second",
+)
+
+#: Every host that reported in the range, and the last minute it did.
+HOSTS: Final = f"""/* dashboard.hosts */
+SELECT app, env, host, max(minute) AS last_minute
+FROM health_minutely
+WHERE {_MINUTES} AND {_SCOPE}
+GROUP BY app, env, host
+ORDER BY app, env, host
+LIMIT 500
+"""
+
+#: Each host's mean per bucket of the charted metrics.
+HOST_SERIES: Final = f"""/* dashboard.host_series */
+SELECT app, env, host, metric, {_BUCKET.format(col="minute")} AS t, avgMerge(avg) AS value
+FROM health_minutely
+WHERE {_MINUTES} AND {_SCOPE} AND metric IN {{metrics:Array(String)}}
+GROUP BY app, env, host, metric, t
+ORDER BY t
+"""
+
 _TAG = re.compile(r"/\* dashboard\.([a-z_]+) \*/")
 
 

@@ -57,7 +57,7 @@
     const envs = Object.keys(data.envs).sort();
     const palette = ["--s1", "--s2", "--s3", "--err"];
     const opts = {
-      width: el.clientWidth || 600, height: el.clientHeight || 180,
+      width: el.clientWidth || 600, height: 180, legend: { live: false },
       scales: { x: { time: true } },
       axes: [{ stroke: css("--muted"), grid: { stroke: css("--line") } },
              { stroke: css("--muted"), grid: { stroke: css("--line") } }],
@@ -71,7 +71,31 @@
     new uPlot(opts, [data.t].concat(envs.map((e) => data.envs[e])), el);
   }
 
+  // One line per host of one metric (the health page).
+  function hostChart(el) {
+    const data = readJSON(el.dataset.hostchart);
+    if (!data) return;
+    const perHost = data[el.dataset.metric] || {};
+    const hosts = Object.keys(perHost).sort();
+    const scale = el.hasAttribute("data-percent") ? 100 : 1;
+    const palette = ["--s1", "--s2", "--s3", "--err", "--ok", "--warn"];
+    const opts = {
+      width: el.clientWidth || 300, height: 130,
+      scales: { x: { time: true }, y: scale === 100 ? { range: [0, 100] } : {} },
+      axes: [{ stroke: css("--muted"), grid: { stroke: css("--line") }, size: 30 },
+             { stroke: css("--muted"), grid: { stroke: css("--line") }, size: 44 }],
+      legend: { show: hosts.length > 0 && hosts.length <= 8, live: false },
+      series: [{}].concat(hosts.map((h, i) => ({
+        label: h, width: 1.25, stroke: css(palette[i % palette.length]), points: { show: false },
+      }))),
+    };
+    const columns = [data.t].concat(hosts.map((h) => perHost[h].map((v) => (v == null ? null : v * scale))));
+    el.replaceChildren();
+    new uPlot(opts, columns, el);
+  }
+
   function draw(root) {
+    root.querySelectorAll("[data-hostchart]").forEach(hostChart);
     root.querySelectorAll("[data-chart]").forEach(sparkline);
     root.querySelectorAll("[data-timeline]").forEach(timeline);
     root.querySelectorAll("select[data-autosubmit]").forEach((s) => {

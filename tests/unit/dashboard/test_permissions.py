@@ -10,7 +10,16 @@ from shiftright_server.infra.settings import Settings
 
 from tests.unit.dashboard.conftest import FakeCommands, FakeReader, group_row
 
-GETS = ["/", "/panels/overview", "/errors", "/panels/errors", "/errors/g1", "/panels/errors/g1"]
+GETS = [
+    "/",
+    "/panels/overview",
+    "/health",
+    "/panels/health",
+    "/errors",
+    "/panels/errors",
+    "/errors/g1",
+    "/panels/errors/g1",
+]
 POSTS = ["/errors/g1/resolve", "/errors/g1/ignore", "/errors/g1/unresolve"]
 
 
