@@ -1,4 +1,5 @@
-"""The overview (``/``) and health (``/health``) pages and their live panels."""
+"""The overview (``/``), health (``/health``) and usage (``/usage``) pages and their
+live panels."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from shiftright_server.dashboard import health, overview
+from shiftright_server.dashboard import health, overview, usage
 from shiftright_server.dashboard.permissions import Action, check_permission, route_action
 from shiftright_server.dashboard.render import PageContext, page_context, render
-from shiftright_server.dashboard.warehouse import WarehouseDown
+from shiftright_server.dashboard.warehouse import Row, WarehouseDown
 
 router = APIRouter(dependencies=[Depends(check_permission)])
 VIEW = route_action(Action.VIEW)
@@ -61,3 +62,27 @@ def health_panel(request: Request, app: str = "", env: str = "") -> HTMLResponse
     """The health page's hosts and charts alone (what the page polls)."""
     ctx = page_context(request, app, env)
     return render(ctx, "_hosts.html", groups=_hosts(ctx), labels=health.LABELS)
+
+
+def _features(ctx: PageContext) -> list[Row]:
+    if ctx.down:
+        return []
+    try:
+        return usage.features(ctx.reader, ctx.rng, ctx.scope)
+    except WarehouseDown as exc:
+        ctx.down = str(exc)
+        return []
+
+
+@router.get("/usage", response_class=HTMLResponse, openapi_extra=VIEW)
+def usage_page(request: Request, app: str = "", env: str = "") -> HTMLResponse:
+    """The most used features: uses, users, customers, failures, durations, trend, origin."""
+    ctx = page_context(request, app, env)
+    return render(ctx, "usage.html", features=_features(ctx), origins=usage.ORIGINS)
+
+
+@router.get("/panels/usage", response_class=HTMLResponse, openapi_extra=VIEW)
+def usage_panel(request: Request, app: str = "", env: str = "") -> HTMLResponse:
+    """The usage table alone (what the page polls)."""
+    ctx = page_context(request, app, env)
+    return render(ctx, "_features.html", features=_features(ctx), origins=usage.ORIGINS)

@@ -123,6 +123,35 @@ GROUP BY app, env, host, metric, t
 ORDER BY t
 """
 
+#: Features (usage event names) by uses in the range, from the minutely view.
+FEATURES: Final = f"""/* dashboard.features */
+SELECT app, env, name, sum(events) AS uses, sum(failures) AS failures,
+       uniqMerge(users) AS users, uniqMerge(customers) AS customers,
+       quantilesMerge(0.5, 0.9, 0.99)(duration_ms) AS q
+FROM usage_minutely
+WHERE {_MINUTES} AND {_SCOPE}
+GROUP BY app, env, name
+ORDER BY uses DESC
+LIMIT 50
+"""
+
+#: Uses per bucket of the listed features (their trend).
+FEATURE_SERIES: Final = f"""/* dashboard.feature_series */
+SELECT app, env, name, {_BUCKET.format(col="minute")} AS t, sum(events) AS uses
+FROM usage_minutely
+WHERE {_MINUTES} AND {_SCOPE} AND name IN {{names:Array(String)}}
+GROUP BY app, env, name, t
+ORDER BY t
+"""
+
+#: Uses of the listed features by origin (user / test / synthetic), from the raw table.
+FEATURE_ORIGINS: Final = f"""/* dashboard.feature_origins */
+SELECT app, env, name, origin, count() AS uses
+FROM events_usage
+WHERE {_TS} AND {_SCOPE} AND name IN {{names:Array(String)}}
+GROUP BY app, env, name, origin
+"""
+
 _TAG = re.compile(r"/\* dashboard\.([a-z_]+) \*/")
 
 

@@ -4,7 +4,7 @@
   "use strict";
 
   const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-  const COLORS = { rate: "--s1", err_rate: "--err", events: "--err", p50: "--s1", p95: "--s2",
+  const COLORS = { rate: "--s1", uses: "--s1", err_rate: "--err", events: "--err", p50: "--s1", p95: "--s2",
                    cpu: "--s1", mem: "--s2", disk: "--s3" };
 
   function readJSON(id) {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -199,9 +200,24 @@ def tab(browser: Browser) -> Iterator[Watched]:
     context.close()
 
 
+def _range(page: Page) -> tuple[datetime, datetime]:
+    """The range a page says it shows."""
+    body = page.locator("body")
+    start, end = (body.get_attribute(a) or "" for a in ("data-range-start", "data-range-end"))
+    return datetime.fromisoformat(start), datetime.fromisoformat(end)
+
+
+def _where(app: str, env: str, start: datetime, end: datetime) -> str:
+    return (
+        f"app = '{app}' AND env = '{env}' "
+        f"AND ts >= toDateTime64('{sql_time(start)}', 3, 'UTC') "
+        f"AND ts < toDateTime64('{sql_time(end)}', 3, 'UTC')"
+    )
+
+
 def _shot(page: Page, name: str) -> None:
     if SCREENSHOTS:
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"dashboard-{name}.png"), full_page=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"dashboard-{name}.png"))
 
 
 def test_every_page_loads_without_console_errors_and_draws_its_charts(
@@ -209,19 +225,64 @@ def test_every_page_loads_without_console_errors_and_draws_its_charts(
 ) -> None:
     page = tab.page
     pages = {
-        "overview": "/?range=1h",
-        "errors": "/errors?range=1h",
-        "group": f"/errors/{stack.group}?range=1h",
+        "overview": "/?range=15m",
+        "usage": "/usage?range=15m",
+        "errors": "/errors?range=15m",
+        "group": f"/errors/{stack.group}?range=15m",
+        "health": "/health?range=15m",
+        "sql": "/sql?q=SELECT+app,+env,+count()+AS+uses+FROM+events_usage+GROUP+BY+ALL+ORDER+BY+ALL",
     }
     for name, path in pages.items():
         response = page.goto(stack.url + path)
         assert response is not None and response.status == 200, path
-        page.wait_for_selector("canvas")
-        assert page.locator("canvas").count() >= 1, path
+        if name == "sql":
+            assert page.locator(".sql-result tbody tr").count() == 4  # two apps, two envs
+        else:
+            page.wait_for_selector("canvas")
         if name == "overview":  # catalog and checkout, preprod and prod, 4 charts each
             assert page.locator(".tile").count() == 4
             assert page.locator(".tile canvas").count() == 16
+        if name == "health":  # one chart per metric, per app x env
+            assert page.locator(".host-group").count() == 4
+            assert page.locator(".host-group canvas").count() == 4 * 6
         _shot(page, name)
+    assert tab.problems == []
+
+
+def test_usage_and_health_numbers_equal_sql(stack: Stack, tab: Watched) -> None:
+    page = tab.page
+    page.goto(f"{stack.url}/usage?range=1h&app=checkout&env=prod")
+    page.wait_for_selector("canvas")
+    start, end = _range(page)
+    top = page.locator("tr[data-feature]").first
+    name = top.get_attribute("data-feature")
+    [(uses,)] = stack.sql(
+        f"SELECT count() FROM events_usage WHERE {_where('checkout', 'prod', start, end)} "
+        f"AND name = '{name}'"
+    )
+    assert int(top.locator("[data-uses]").get_attribute("data-uses") or -1) == uses > 0
+    page.goto(f"{stack.url}/health?range=1h")
+    page.wait_for_selector("canvas")
+    hosts = stack.sql("SELECT DISTINCT host FROM events_health ORDER BY host")
+    shown = sorted(h.get_attribute("data-host") for h in page.locator("tr[data-host]").all())
+    assert shown == [h for (h,) in hosts]
+    assert tab.problems == []
+
+
+def test_new_traffic_shows_on_the_open_overview_without_a_reload(
+    stack: Stack, tab: Watched
+) -> None:
+    page = tab.page
+    page.goto(f"{stack.url}/?range=15m&app=checkout&env=prod")
+    rate = page.locator('[data-metric="rate"]')
+    before = int(rate.get_attribute("data-requests") or -1)
+    now = datetime.now(UTC)
+    fresh = [event("usage", now, "checkout", "prod", name="live.check") for _ in range(25)]
+    sent = time.monotonic()
+    emit_batched(stack.settings, fresh)
+    page.wait_for_selector(f'[data-metric="rate"][data-requests="{before + 25}"]', timeout=30_000)
+    print(f"new usage shown on the open overview {time.monotonic() - sent:.1f} s after sending")
+    assert page.url.endswith("/?range=15m&app=checkout&env=prod")  # the same page, polled
     assert tab.problems == []
 
 
@@ -229,16 +290,8 @@ def test_overview_numbers_equal_sql_over_the_same_range(stack: Stack, tab: Watch
     page = tab.page
     page.goto(f"{stack.url}/?range=1h&app=checkout&env=prod")
     page.wait_for_selector("canvas")
-    body = page.locator("body")
-    start, end = (
-        datetime.fromisoformat(body.get_attribute(a) or "")
-        for a in ("data-range-start", "data-range-end")
-    )
-    where = (
-        f"app = 'checkout' AND env = 'prod' "
-        f"AND ts >= toDateTime64('{sql_time(start)}', 3, 'UTC') "
-        f"AND ts < toDateTime64('{sql_time(end)}', 3, 'UTC')"
-    )
+    start, end = _range(page)
+    where = _where("checkout", "prod", start, end)
     [(requests,)] = stack.sql(f"SELECT count() FROM events_usage WHERE {where}")
     [(errors,)] = stack.sql(f"SELECT count() FROM events_error WHERE {where}")
     rate = page.locator('[data-metric="rate"]')

@@ -1,0 +1,45 @@
+"""The usage page's data: the most used features per app × env in the range, with users,
+customers, failures, duration quantiles, their trend and their split by origin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shiftright_server.dashboard import queries
+from shiftright_server.dashboard.scopes import Scope
+from shiftright_server.dashboard.timerange import TimeRange, epoch, grid, sql_time
+from shiftright_server.dashboard.warehouse import Reader, Row
+
+ORIGINS = ("user", "test", "synthetic")
+
+
+def features(reader: Reader, rng: TimeRange, scope: Scope) -> list[Row]:
+    """Up to 50 features by uses, each with a ``chart`` and ``origins`` counts."""
+    base = {"start": sql_time(rng.start), "end": sql_time(rng.end), **scope.params()}
+    rows = reader.query(queries.FEATURES, base).dicts()
+    if not rows:
+        return rows
+    names = sorted({r["name"] for r in rows})
+    points = grid(rng)
+    index = {t: i for i, t in enumerate(points)}
+    trend: dict[tuple[str, str, str], list[int]] = {}
+    params = {**base, "names": names, "step": rng.step_s}
+    for r in reader.query(queries.FEATURE_SERIES, params).dicts():
+        i = index.get(epoch(r["t"]))
+        if i is not None:
+            trend.setdefault((r["app"], r["env"], r["name"]), [0] * len(points))[i] = r["uses"]
+    origins: dict[tuple[str, str, str], dict[str, int]] = {}
+    for r in reader.query(queries.FEATURE_ORIGINS, {**base, "names": names}).dicts():
+        origins.setdefault((r["app"], r["env"], r["name"]), {})[r["origin"] or "user"] = r["uses"]
+    for r in rows:
+        key = (r["app"], r["env"], r["name"])
+        r["p50"], r["p90"], r["p99"] = _quantiles(r.pop("q"))
+        r["chart"] = {"t": points, "uses": trend.get(key, [0] * len(points))}
+        r["origins"] = origins.get(key, {})
+    return rows
+
+
+def _quantiles(q: Any) -> tuple[float | None, float | None, float | None]:
+    if not q or q[0] is None or q[0] != q[0]:  # no durations recorded: NaN
+        return None, None, None
+    return round(q[0], 1), round(q[1], 1), round(q[2], 1)

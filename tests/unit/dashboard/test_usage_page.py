@@ -1,0 +1,48 @@
+"""The usage page: features by uses with users, customers, durations and origin split."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.unit.dashboard.conftest import XSS, FakeReader, minute_ago
+
+
+def test_features_show_uses_users_durations_and_origins(
+    client: TestClient, reader: FakeReader
+) -> None:
+    reader.answers["features"] = [
+        {
+            "app": "checkout",
+            "env": "prod",
+            "name": "cart.add",
+            "uses": 1200,
+            "failures": 4,
+            "users": 310,
+            "customers": 12,
+            "q": [35.0, 80.25, 190.5],
+        },
+        {
+            "app": "checkout",
+            "env": "prod",
+            "name": XSS,
+            "uses": 3,
+            "failures": 0,
+            "users": 1,
+            "customers": 0,
+            "q": [float("nan")] * 3,
+        },
+    ]
+    reader.answers["feature_series"] = [
+        {"app": "checkout", "env": "prod", "name": "cart.add", "t": minute_ago(4), "uses": 20}
+    ]
+    reader.answers["feature_origins"] = [
+        {"app": "checkout", "env": "prod", "name": "cart.add", "origin": "user", "uses": 1100},
+        {"app": "checkout", "env": "prod", "name": "cart.add", "origin": "test", "uses": 100},
+    ]
+    page = client.get("/usage?range=1h").text
+    row = page[page.index('data-feature="cart.add"') :].split("</tr>")[0]
+    assert 'data-uses="1200">1,200<' in row
+    assert "35.0 / 80.2 / 190.5" in row  # p50 / p90 / p99
+    assert "user 1,100" in row and "test 100" in row
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(2)&gt;" in page
+    assert "– / – / –" in page  # a feature without durations
