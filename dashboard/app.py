@@ -18,7 +18,12 @@ from shiftright_server.dashboard.permissions import AllowAll, Policy
 from shiftright_server.dashboard.render import render_problem, templates
 from shiftright_server.dashboard.scopes import Scopes, UnknownScope
 from shiftright_server.dashboard.timerange import BadRange
-from shiftright_server.dashboard.warehouse import Reader, WarehouseDown, WarehouseReader
+from shiftright_server.dashboard.warehouse import (
+    QUERY_TIMINGS,
+    Reader,
+    WarehouseDown,
+    WarehouseReader,
+)
 from shiftright_server.infra.settings import Settings
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -41,7 +46,13 @@ def create_app(
 ) -> FastAPI:
     """The dashboard over the configured warehouse and Kafka (or the given fakes)."""
     app = FastAPI(
-        title="shiftright dashboard", docs_url="/api/docs", redoc_url=None, lifespan=_lifespan
+        title="shiftright dashboard",
+        # the schema is served behind the permission check (pages.py); no Swagger UI,
+        # which would load its files from a CDN
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.reader = reader or WarehouseReader(settings.clickhouse)
@@ -96,9 +107,15 @@ async def _headers(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
     began = time.perf_counter()
-    response = await call_next(request)
+    timings: list[tuple[str, float]] = []
+    token = QUERY_TIMINGS.set(timings)
+    try:
+        response = await call_next(request)
+    finally:
+        QUERY_TIMINGS.reset(token)
     took = (time.perf_counter() - began) * 1000
-    response.headers["Server-Timing"] = f"app;dur={took:.1f}"
+    queries = "".join(f", q-{name};dur={ms:.1f}" for name, ms in timings)
+    response.headers["Server-Timing"] = f"app;dur={took:.1f}{queries}"
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"

@@ -4,6 +4,7 @@ live panels."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
@@ -24,6 +25,13 @@ def _tiles(ctx: PageContext) -> list[overview.Tile]:
     except WarehouseDown as exc:
         ctx.down = str(exc)
         return []
+
+
+@router.get("/api/openapi.json", openapi_extra=VIEW)
+def openapi_schema(request: Request) -> dict[str, Any]:
+    """The dashboard's HTTP API (OpenAPI 3)."""
+    schema: dict[str, Any] = request.app.openapi()
+    return schema
 
 
 @router.get("/", response_class=HTMLResponse, openapi_extra=VIEW)

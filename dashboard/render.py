@@ -51,6 +51,11 @@ class PageContext:
         kept = {k: v for k, v in query.items() if v}
         return f"{path}?{urlencode(kept)}" if kept else path
 
+    @property
+    def live(self) -> bool:
+        """Whether the range reaches now (a past custom range never changes)."""
+        return bool(self.rng.preset) or self.rng.end > datetime.now(UTC)
+
     def range_link(self, preset: str) -> str:
         return self.link(self.request.url.path, range=preset, **{"from": "", "to": ""})
 
@@ -71,6 +76,8 @@ def page_context(request: Request, app: str = "", env: str = "") -> PageContext:
 def render(ctx: PageContext, template: str, status: int = 200, **values: Any) -> HTMLResponse:
     state = ctx.request.app.state
     all_pairs = [] if ctx.down else state.scopes.pairs()
+    poll_ms = int(state.settings.dashboard.poll_seconds * 1000)
+    live_trigger = f"every {poll_ms}ms, visible-again from:body"
     return state.templates.TemplateResponse(  # type: ignore[no-any-return]  # Starlette's response is untyped here
         ctx.request,
         template,
@@ -79,7 +86,9 @@ def render(ctx: PageContext, template: str, status: int = 200, **values: Any) ->
             "presets": list(PRESETS),
             "apps": sorted({a for a, _ in all_pairs}),
             "envs": sorted({e for _, e in all_pairs}),
-            "poll_ms": int(state.settings.dashboard.poll_seconds * 1000),
+            "poll_ms": poll_ms,
+            "live_trigger": live_trigger,
+            "trigger": live_trigger if ctx.live else "visible-again from:body",
             "warehouse_url": state.reader.url,
             **values,
         },

@@ -9,8 +9,10 @@ back is found again without a restart.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -21,6 +23,10 @@ from shiftright_server.infra.clickhouse import get_client
 from shiftright_server.infra.settings import ClickHouseSettings
 
 Row = dict[str, Any]
+#: The queries one request ran, as (panel, ms): the Server-Timing header reports them.
+QUERY_TIMINGS: ContextVar[list[tuple[str, float]] | None] = ContextVar(
+    "query_timings", default=None
+)
 
 
 class WarehouseDown(Exception):
@@ -75,6 +81,9 @@ class WarehouseReader:
         except DatabaseError as exc:
             raise QueryFailed(_first_line(exc)) from exc
         elapsed = (time.perf_counter() - began) * 1000
+        timings = QUERY_TIMINGS.get()
+        if timings is not None:
+            timings.append((_panel(sql), elapsed))
         rows = [tuple(_aware(v) for v in r) for r in got.result_rows]
         return Result(list(got.column_names), rows, elapsed)
 
@@ -105,6 +114,11 @@ class WarehouseReader:
             if self._client is client:
                 self._client = None
         client.close()
+
+
+def _panel(sql: str) -> str:
+    found = re.match(r"/\* dashboard\.([a-z_]+) \*/", sql)
+    return found[1] if found else "sql"
 
 
 def _aware(value: Any) -> Any:

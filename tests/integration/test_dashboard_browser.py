@@ -288,7 +288,10 @@ def test_new_traffic_shows_on_the_open_overview_without_a_reload(
 
 def test_overview_numbers_equal_sql_over_the_same_range(stack: Stack, tab: Watched) -> None:
     page = tab.page
-    page.goto(f"{stack.url}/?range=1h&app=checkout&env=prod")
+    response = page.goto(f"{stack.url}/?range=1h&app=checkout&env=prod")
+    assert response is not None
+    timing = response.headers["server-timing"]  # each panel's query time, for the dev tools
+    assert timing.startswith("app;dur=") and "q-usage_series;dur=" in timing
     page.wait_for_selector("canvas")
     start, end = _range(page)
     where = _where("checkout", "prod", start, end)
@@ -359,3 +362,32 @@ def test_pages_render_with_a_banner_while_the_warehouse_is_unreachable(stack: St
             page = client.get(path)
             assert page.status_code == 200, path
             assert "Warehouse unreachable at" in page.text, path
+
+
+def test_live_panels_stop_polling_while_the_tab_is_hidden(stack: Stack, tab: Watched) -> None:
+    page = tab.page
+    polls: list[float] = []
+    page.on("request", lambda r: polls.append(time.monotonic()) if "/panels/" in r.url else None)
+    page.goto(f"{stack.url}/?range=15m")
+    page.wait_for_selector("canvas")
+    deadline = time.monotonic() + 10
+    while not polls and time.monotonic() < deadline:  # polling runs while visible
+        page.wait_for_timeout(100)
+    assert polls, "the overview did not poll while visible"
+    page.evaluate(
+        "Object.defineProperty(document, 'hidden', {value: true, configurable: true});"
+        "document.dispatchEvent(new Event('visibilitychange'))"
+    )
+    hidden_at = time.monotonic()
+    page.wait_for_timeout(5_000)  # two and a half poll intervals: observing an absence
+    assert [t for t in polls if t > hidden_at + 0.5] == []
+    page.evaluate(
+        "Object.defineProperty(document, 'hidden', {value: false, configurable: true});"
+        "document.dispatchEvent(new Event('visibilitychange'))"
+    )
+    shown_at = time.monotonic()
+    deadline = shown_at + 5
+    while not [t for t in polls if t > shown_at] and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert [t for t in polls if t > shown_at], "no refresh when the tab became visible again"
+    assert tab.problems == []

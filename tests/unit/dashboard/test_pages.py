@@ -98,3 +98,29 @@ def test_an_unknown_group_is_a_404(client: TestClient) -> None:
     page = client.get("/errors/nope")
     assert page.status_code == 404
     assert "no error group &#39;nope&#39;" in page.text
+
+
+def test_live_ranges_poll_and_a_past_range_does_not(client: TestClient) -> None:
+    live = client.get("/?range=15m").text
+    assert 'hx-trigger="every 2000ms, visible-again from:body"' in live
+    past = client.get("/?from=2026-01-01T00:00Z&to=2026-01-01T06:00Z").text
+    assert "every 2000ms" not in past and "a past range: not refreshed" in past
+
+
+def test_alerts_firing_now_show_on_their_app_and_env_tile(
+    client: TestClient, reader: FakeReader
+) -> None:
+    reader.answers["alerts_firing"] = [
+        {
+            "app": "checkout",
+            "env": "prod",
+            "rule": "checkout-errors",
+            "fingerprint": "f1",
+            "starts_at": minute_ago(3),
+        }
+    ]
+    page = client.get("/").text
+    prod = page[page.index('data-env="prod"') :].split("</header>")[0]
+    preprod = page[page.index('data-env="preprod"') :].split("</header>")[0]
+    assert 'title="checkout-errors">1 firing<' in prod
+    assert "no alerts firing" in preprod

@@ -11,6 +11,7 @@ from shiftright_server.infra.settings import Settings
 from tests.unit.dashboard.conftest import FakeCommands, FakeReader, group_row
 
 GETS = [
+    "/api/openapi.json",
     "/",
     "/panels/overview",
     "/health",
