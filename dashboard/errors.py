@@ -68,6 +68,7 @@ class GroupPage:
     envs: list[Row] = field(default_factory=list)
     releases: list[Row] = field(default_factory=list)
     chart: dict[str, Any] = field(default_factory=dict)
+    health: list[Row] = field(default_factory=list)  # metric, at_errors, usual, ratio, samples
 
 
 def find_group(reader: Reader, group_id: str, app: str) -> Row:
@@ -104,6 +105,8 @@ def group_page(reader: Reader, rng: TimeRange, group_id: str, app: str) -> Group
         for rel, n in sorted(group["release_count"].items(), key=lambda kv: -kv[1])
     ]
     page.chart = _timeline(reader, rng, key)
+    span = {"start": sql_time(rng.start), "end": sql_time(rng.end)}
+    page.health = reader.query(sql.HEALTH_AT_ERRORS, {**span, "group_id": group_id}).dicts()
     return page
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from shiftright_server.schemas import error_queries
+
 _TS: Final = "ts >= {start:DateTime('UTC')} AND ts < {end:DateTime('UTC')}"
 
 #: Sort orders the list offers (the query string names one of these keys).
@@ -104,3 +106,7 @@ WHERE {_TS} AND app = {{app:String}} AND group_id = {{group_id:String}}
 GROUP BY env, t
 ORDER BY t
 """
+
+#: The hosts' health when the group's errors were thrown, against their usual health
+#: over the range (the documented analysts' query, tagged for the dashboard).
+HEALTH_AT_ERRORS: Final = "/* dashboard.health_at_errors */" + error_queries.HEALTH_AT_ERRORS

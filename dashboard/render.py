@@ -107,7 +107,7 @@ def render_problem(request: Request, status: int, title: str, message: str) -> H
 
 
 def _num(value: float | int | None, digits: int = 0) -> str:
-    if value is None:
+    if value is None or value != value:  # NaN: nothing to average
         return "–"
     if isinstance(value, int) or digits == 0:
         return f"{value:,.0f}"

@@ -30,6 +30,19 @@
     }] } };
   }
 
+  // Drag across a chart to zoom: the page reloads on that span (from= / to= in the URL).
+  function zoomPlugin() {
+    return { hooks: { setSelect: [(u) => {
+      if (u.select.width < 4) return;
+      const from = u.posToVal(u.select.left, "x"), to = u.posToVal(u.select.left + u.select.width, "x");
+      const url = new URL(location.href);
+      url.searchParams.delete("range");
+      url.searchParams.set("from", new Date(from * 1000).toISOString().slice(0, 16) + "Z");
+      url.searchParams.set("to", new Date(Math.max(to, from + 60) * 1000).toISOString().slice(0, 16) + "Z");
+      location.assign(url.toString());
+    }] } };
+  }
+
   function sparkline(el) {
     const data = readJSON(el.dataset.chart);
     if (!data) return;
@@ -65,7 +78,7 @@
         label: e, width: 1.5, stroke: css(palette[i % palette.length]), points: { show: false },
         paths: uPlot.paths.stepped({ align: 1 }),
       }))),
-      plugins: [markersPlugin(data.markers)],
+      plugins: [markersPlugin(data.markers), zoomPlugin()],
     };
     el.replaceChildren();
     new uPlot(opts, [data.t].concat(envs.map((e) => data.envs[e])), el);
@@ -88,6 +101,7 @@
       series: [{}].concat(hosts.map((h, i) => ({
         label: h, width: 1.25, stroke: css(palette[i % palette.length]), points: { show: false },
       }))),
+      plugins: [zoomPlugin()],
     };
     const columns = [data.t].concat(hosts.map((h) => perHost[h].map((v) => (v == null ? null : v * scale))));
     el.replaceChildren();

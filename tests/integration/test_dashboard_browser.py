@@ -391,3 +391,21 @@ def test_live_panels_stop_polling_while_the_tab_is_hidden(stack: Stack, tab: Wat
         page.wait_for_timeout(50)
     assert [t for t in polls if t > shown_at], "no refresh when the tab became visible again"
     assert tab.problems == []
+
+
+def test_dragging_across_a_chart_zooms_to_that_span(stack: Stack, tab: Watched) -> None:
+    page = tab.page
+    page.goto(f"{stack.url}/errors/{stack.group}?range=15m")
+    area = page.locator("[data-timeline] .u-over").bounding_box()
+    assert area is not None
+    y = area["y"] + area["height"] / 2
+    page.mouse.move(area["x"] + area["width"] * 0.25, y)
+    page.mouse.down()
+    page.mouse.move(area["x"] + area["width"] * 0.75, y, steps=5)
+    with page.expect_navigation():
+        page.mouse.up()
+    assert "from=" in page.url and "to=" in page.url and "range=" not in page.url
+    start, end = _range(page)
+    assert timedelta(minutes=3) <= end - start <= timedelta(minutes=9)  # half of 15 minutes
+    assert page.locator("[data-status]").count() == 1  # the same group, on the new span
+    assert tab.problems == []

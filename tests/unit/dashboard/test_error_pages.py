@@ -115,3 +115,32 @@ def test_commands_reach_the_partition_the_stream_worker_keeps_the_group_on() -> 
     cmd = command("checkout", "g1", "ignore", actor="dashboard")
     assert command_key(cmd) == group_key(cmd)
     assert producer_settings("b:9092")["partitioner"] == "murmur2_random"
+
+
+def test_a_group_page_compares_host_health_at_its_errors_with_the_usual(
+    client: TestClient, reader: FakeReader
+) -> None:
+    reader.answers["error_group"] = [group_row()]
+    reader.answers["health_at_errors"] = [
+        {
+            "metric": "system.cpu.utilization",
+            "at_errors": 0.9,
+            "usual": 0.36,
+            "ratio": 2.5,
+            "samples": 12,
+        },
+        {
+            "metric": "system.memory.utilization",
+            "at_errors": 0.5,
+            "usual": 0.5,
+            "ratio": 1.0,
+            "samples": 12,
+        },
+    ]
+    page = client.get("/errors/g1").text
+    cpu = page[page.index('data-metric="system.cpu.utilization"') :].split("</tr>")[0]
+    mem = page[page.index('data-metric="system.memory.utilization"') :].split("</tr>")[0]
+    assert 'class="unusual"' in cpu and "×2.5" in cpu and "0.900" in cpu
+    assert 'class="unusual"' not in mem
+    asked = dict(reader.asked)["health_at_errors"]
+    assert asked["group_id"] == "g1"
