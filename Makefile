@@ -48,7 +48,7 @@ lint: $(STAMP)
 TYPECHECK := build/typecheck
 typecheck: $(STAMP)
 	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/shiftright_server
-	for folder in schemas producers streams sinks infra; do \
+	for folder in schemas producers streams sinks dashboard infra; do \
 	  ln -s ../../../$$folder $(TYPECHECK)/shiftright_server/$$folder; done
 	ln -s ../../producers/sdk/src/shiftright $(TYPECHECK)/shiftright
 	ln -s ../../tests $(TYPECHECK)/tests

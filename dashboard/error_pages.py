@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from shiftright_server.dashboard import errors
-from shiftright_server.dashboard.commands import DECISIONS, CommandFailed, Decision, command
+from shiftright_server.dashboard.commands import DECISIONS, CommandFailed, command
 from shiftright_server.dashboard.errors import GroupFilter, GroupPage
 from shiftright_server.dashboard.errors_sql import SORTS, STATUSES
 from shiftright_server.dashboard.permissions import Action, check_permission, route_action
@@ -109,9 +109,8 @@ def decide(
         )
     ctx = page_context(request, app)
     errors.find_group(ctx.reader, group_id, app)  # 404 for an unknown group
-    chosen: Decision = decision  # type: ignore[assignment]  # checked against DECISIONS above
     try:
-        request.app.state.commands.send(command(app, group_id, chosen, actor="dashboard"))
+        request.app.state.commands.send(command(app, group_id, decision, actor="dashboard"))
     except CommandFailed as exc:
         raise HTTPException(503, f"the {decision} command was not delivered: {exc}") from exc
     back = ctx.link(f"/errors/{group_id}", sent=decision)

@@ -134,6 +134,7 @@ def _blank(n: int) -> dict[str, list[float | None]]:
 
 
 def _quantiles(q: list[float | None] | None) -> tuple[float | None, float | None]:
-    if not q or q[0] is None or q[0] != q[0]:  # no durations: empty or NaN
+    """p50 and p95, or None for both when the bucket had no durations (empty or NaN)."""
+    if not q or q[0] is None or q[1] is None or q[0] != q[0]:
         return None, None
-    return round(float(q[0]), 2), round(float(q[1]), 2)
+    return round(q[0], 2), round(q[1], 2)

@@ -264,7 +264,7 @@ def test_usage_and_health_numbers_equal_sql(stack: Stack, tab: Watched) -> None:
     page.goto(f"{stack.url}/health?range=1h")
     page.wait_for_selector("canvas")
     hosts = stack.sql("SELECT DISTINCT host FROM events_health ORDER BY host")
-    shown = sorted(h.get_attribute("data-host") for h in page.locator("tr[data-host]").all())
+    shown = sorted(h.get_attribute("data-host") or "" for h in page.locator("tr[data-host]").all())
     assert shown == [h for (h,) in hosts]
     assert tab.problems == []
 
