@@ -36,6 +36,7 @@ class Tile:
     latest: dict[str, float | None] = field(default_factory=dict)  # cpu/mem/disk, last bucket
     alerts: list[Row] = field(default_factory=list)
     chart: dict[str, Any] = field(default_factory=dict)  # the sparklines' data, as JSON
+    versus: Tile | None = None  # compare mode: the same app in the compared env
 
     @property
     def empty(self) -> bool:
@@ -138,3 +139,20 @@ def _quantiles(q: list[float | None] | None) -> tuple[float | None, float | None
     if not q or q[0] is None or q[1] is None or q[0] != q[0]:
         return None, None
     return round(q[0], 2), round(q[1], 2)
+
+
+CHARTED = ("rate", "err_rate", "p50", "p95", "cpu", "mem", "disk")
+
+
+def compared(tiles: list[Tile], env: str) -> list[Tile]:
+    """Compare mode: each other env's tile carries ``env``'s tile of the same app, whose
+    series its charts draw as dashed lines; ``env``'s own tiles are not shown alone."""
+    by_app = {t.app: t for t in tiles if t.env == env}
+    shown = [t for t in tiles if t.env != env]
+    for tile in shown:
+        other = by_app.get(tile.app)
+        if other is not None:
+            tile.versus = other
+            tile.chart["compare"] = {name: other.chart[name] for name in CHARTED}
+            tile.chart["compare_env"] = env
+    return shown

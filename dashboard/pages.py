@@ -11,20 +11,28 @@ from fastapi.responses import HTMLResponse
 from shiftright_server.dashboard import health, overview, usage
 from shiftright_server.dashboard.permissions import Action, check_permission, route_action
 from shiftright_server.dashboard.render import PageContext, page_context, render
+from shiftright_server.dashboard.scopes import Scope, Scopes
 from shiftright_server.dashboard.warehouse import Row, WarehouseDown
 
 router = APIRouter(dependencies=[Depends(check_permission)])
 VIEW = route_action(Action.VIEW)
 
 
-def _tiles(ctx: PageContext) -> list[overview.Tile]:
+def _tiles(ctx: PageContext, compare: str) -> list[overview.Tile]:
     if ctx.down:
         return []
+    scope, pairs = ctx.scope, ctx.pairs
+    if compare:  # read every env of the app(s), then keep the asked env and the compared one
+        scopes: Scopes = ctx.request.app.state.scopes
+        scopes.check(ctx.scope.app, compare)  # UnknownScope: a 404 naming the envs
+        scope = Scope(ctx.scope.app, "")
+        pairs = [(a, e) for a, e in scopes.selected(scope) if e in (ctx.scope.env or e, compare)]
     try:
-        return overview.build(ctx.reader, ctx.rng, ctx.scope, ctx.pairs)
+        tiles = overview.build(ctx.reader, ctx.rng, scope, pairs)
     except WarehouseDown as exc:
         ctx.down = str(exc)
         return []
+    return overview.compared(tiles, compare) if compare else tiles
 
 
 @router.get("/api/openapi.json", openapi_extra=VIEW)
@@ -35,17 +43,22 @@ def openapi_schema(request: Request) -> dict[str, Any]:
 
 
 @router.get("/", response_class=HTMLResponse, openapi_extra=VIEW)
-def overview_page(request: Request, app: str = "", env: str = "") -> HTMLResponse:
-    """Per app × env: traffic, errors, latency, host health and alerts firing."""
+def overview_page(
+    request: Request, app: str = "", env: str = "", compare: str = ""
+) -> HTMLResponse:
+    """Per app × env: traffic, errors, latency, host health and alerts firing; with
+    ``compare=ENV`` each chart also draws that env of the same app."""
     ctx = page_context(request, app, env)
-    return render(ctx, "overview.html", tiles=_tiles(ctx))
+    return render(ctx, "overview.html", tiles=_tiles(ctx, compare), compare=compare)
 
 
 @router.get("/panels/overview", response_class=HTMLResponse, openapi_extra=VIEW)
-def overview_panel(request: Request, app: str = "", env: str = "") -> HTMLResponse:
+def overview_panel(
+    request: Request, app: str = "", env: str = "", compare: str = ""
+) -> HTMLResponse:
     """The overview's tiles alone (what the page polls)."""
     ctx = page_context(request, app, env)
-    return render(ctx, "_tiles.html", tiles=_tiles(ctx))
+    return render(ctx, "_tiles.html", tiles=_tiles(ctx, compare), compare=compare)
 
 
 def _hosts(ctx: PageContext) -> list[health.HostGroup]:

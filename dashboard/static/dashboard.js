@@ -48,7 +48,9 @@
     if (!data) return;
     const names = el.dataset.series.split(",");
     const scale = el.hasAttribute("data-percent") ? 100 : 1;
-    const columns = [data.t].concat(names.map((n) => data[n].map((v) => (v == null ? null : v * scale))));
+    const scaled = (values) => values.map((v) => (v == null ? null : v * scale));
+    const versus = data.compare ? names : [];  // compare mode: the other env, dashed
+    const columns = [data.t].concat(names.map((n) => scaled(data[n])), versus.map((n) => scaled(data.compare[n])));
     const opts = {
       width: el.clientWidth || 120, height: el.clientHeight || 40, pxAlign: false,
       cursor: { show: false }, legend: { show: false }, select: { show: false },
@@ -57,6 +59,9 @@
       axes: [{ show: false }, { show: false }],
       series: [{}].concat(names.map((n) => ({
         label: n, width: 1.5, stroke: css(COLORS[n] || "--s1"), points: { show: false },
+      })), versus.map((n) => ({
+        label: n + " " + data.compare_env, width: 1, dash: [3, 3], stroke: css(COLORS[n] || "--s1"),
+        points: { show: false },
       }))),
       plugins: [markersPlugin(data.markers)],
     };

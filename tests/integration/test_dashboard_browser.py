@@ -7,6 +7,7 @@ One pipeline, one dashboard server and one browser serve the whole module."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -408,4 +409,20 @@ def test_dragging_across_a_chart_zooms_to_that_span(stack: Stack, tab: Watched) 
     start, end = _range(page)
     assert timedelta(minutes=3) <= end - start <= timedelta(minutes=9)  # half of 15 minutes
     assert page.locator("[data-status]").count() == 1  # the same group, on the new span
+    assert tab.problems == []
+
+
+def test_compare_mode_draws_preprod_next_to_prod(stack: Stack, tab: Watched) -> None:
+    page = tab.page
+    page.goto(f"{stack.url}/?range=15m")
+    page.get_by_role("link", name="compare with preprod").click()
+    page.wait_for_selector("canvas")
+    assert "compare=preprod" in page.url
+    tiles = page.locator(".tile")
+    assert tiles.count() == 2  # catalog and checkout prod, each with its preprod
+    for i in range(2):
+        data = tiles.nth(i).locator('script[type="application/json"]').text_content() or ""
+        compare = json.loads(data)["compare"]
+        assert any(v for v in compare["rate"]), "preprod's requests are on the chart"
+    assert tiles.first.locator("canvas").count() == 4
     assert tab.problems == []

@@ -124,3 +124,19 @@ def test_alerts_firing_now_show_on_their_app_and_env_tile(
     preprod = page[page.index('data-env="preprod"') :].split("</header>")[0]
     assert 'title="checkout-errors">1 firing<' in prod
     assert "no alerts firing" in preprod
+
+
+def test_compare_mode_draws_the_other_env_on_each_tile(
+    client: TestClient, reader: FakeReader
+) -> None:
+    _usage(reader, "checkout", "prod", requests=600, errors=6)
+    _usage(reader, "checkout", "preprod", requests=60, errors=3)
+    page = client.get("/?range=1h&compare=preprod").text
+    assert page.count('<article class="tile"') == 1  # prod, with preprod drawn on it
+    assert "preprod 0.02" in page  # preprod's 60 requests in an hour, per second
+    [payload] = re.findall(r'<script type="application/json" id="[^"]+">(.*?)</script>', page, re.S)
+    chart = json.loads(payload)
+    assert chart["compare_env"] == "preprod"
+    assert sum(v or 0 for v in chart["compare"]["rate"]) == 1.0  # 60 requests / 60 s bucket
+    missing = client.get("/?compare=staging")
+    assert missing.status_code == 404 and "unknown env &#39;staging&#39;" in missing.text
