@@ -12,7 +12,7 @@ from shiftright_server.dashboard import health, overview, usage
 from shiftright_server.dashboard.permissions import Action, check_permission, route_action
 from shiftright_server.dashboard.render import PageContext, page_context, render
 from shiftright_server.dashboard.scopes import Scope, Scopes
-from shiftright_server.dashboard.warehouse import Row, WarehouseDown
+from shiftright_server.dashboard.warehouse import WarehouseDown
 
 router = APIRouter(dependencies=[Depends(check_permission)])
 VIEW = route_action(Action.VIEW)
@@ -85,25 +85,28 @@ def health_panel(request: Request, app: str = "", env: str = "") -> HTMLResponse
     return render(ctx, "_hosts.html", groups=_hosts(ctx), labels=health.LABELS)
 
 
-def _features(ctx: PageContext) -> list[Row]:
+def _usage(ctx: PageContext, release: str) -> dict[str, Any]:
+    found: dict[str, Any] = {"features": [], "routes": [], "origins": usage.ORIGINS}
     if ctx.down:
-        return []
+        return found
     try:
-        return usage.features(ctx.reader, ctx.rng, ctx.scope)
+        found["features"] = usage.features(ctx.reader, ctx.rng, ctx.scope, release)
+        found["routes"] = usage.routes(ctx.reader, ctx.rng, ctx.scope, release)
     except WarehouseDown as exc:
         ctx.down = str(exc)
-        return []
+    return found
 
 
 @router.get("/usage", response_class=HTMLResponse, openapi_extra=VIEW)
-def usage_page(request: Request, app: str = "", env: str = "") -> HTMLResponse:
-    """The most used features: uses, users, customers, failures, durations, trend, origin."""
+def usage_page(request: Request, app: str = "", env: str = "", release: str = "") -> HTMLResponse:
+    """The most used features and routes: uses, users, customers, failures, durations,
+    trend, origin; ``release`` narrows them to one release."""
     ctx = page_context(request, app, env)
-    return render(ctx, "usage.html", features=_features(ctx), origins=usage.ORIGINS)
+    return render(ctx, "usage.html", release=release.strip(), **_usage(ctx, release.strip()))
 
 
 @router.get("/panels/usage", response_class=HTMLResponse, openapi_extra=VIEW)
-def usage_panel(request: Request, app: str = "", env: str = "") -> HTMLResponse:
-    """The usage table alone (what the page polls)."""
+def usage_panel(request: Request, app: str = "", env: str = "", release: str = "") -> HTMLResponse:
+    """The usage tables alone (what the page polls)."""
     ctx = page_context(request, app, env)
-    return render(ctx, "_features.html", features=_features(ctx), origins=usage.ORIGINS)
+    return render(ctx, "_features.html", release=release.strip(), **_usage(ctx, release.strip()))

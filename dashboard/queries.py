@@ -144,12 +144,47 @@ GROUP BY app, env, name, t
 ORDER BY t
 """
 
+_RELEASE: Final = "({release:String} = '' OR release = {release:String})"
+
+#: Features of one release (the view has no release column, so from the raw table).
+FEATURES_OF_RELEASE: Final = f"""/* dashboard.features_of_release */
+SELECT app, env, name, count() AS uses, countIf(status_code >= 500) AS failures,
+       uniqExactIf(user_id, user_id != '') AS users,
+       uniqExactIf(customer_id, customer_id != '') AS customers,
+       quantiles(0.5, 0.9, 0.99)(duration_ms) AS q
+FROM events_usage
+WHERE {_TS} AND {_SCOPE} AND {_RELEASE}
+GROUP BY app, env, name
+ORDER BY uses DESC
+LIMIT 50
+"""
+
+#: Uses per bucket of the listed features in one release.
+FEATURE_SERIES_OF_RELEASE: Final = f"""/* dashboard.feature_series_of_release */
+SELECT app, env, name, {_BUCKET.format(col="ts")} AS t, count() AS uses
+FROM events_usage
+WHERE {_TS} AND {_SCOPE} AND {_RELEASE} AND name IN {{names:Array(String)}}
+GROUP BY app, env, name, t
+ORDER BY t
+"""
+
 #: Uses of the listed features by origin (user / test / synthetic), from the raw table.
 FEATURE_ORIGINS: Final = f"""/* dashboard.feature_origins */
 SELECT app, env, name, origin, count() AS uses
 FROM events_usage
-WHERE {_TS} AND {_SCOPE} AND name IN {{names:Array(String)}}
+WHERE {_TS} AND {_SCOPE} AND {_RELEASE} AND name IN {{names:Array(String)}}
 GROUP BY app, env, name, origin
+"""
+
+#: Routes by requests, from the raw table (the view is per feature name).
+ROUTES: Final = f"""/* dashboard.routes */
+SELECT app, env, route, count() AS uses, countIf(status_code >= 500) AS failures,
+       uniqExactIf(user_id, user_id != '') AS users, quantile(0.95)(duration_ms) AS p95
+FROM events_usage
+WHERE {_TS} AND {_SCOPE} AND {_RELEASE} AND route != ''
+GROUP BY app, env, route
+ORDER BY uses DESC
+LIMIT 20
 """
 
 _TAG = re.compile(r"/\* dashboard\.([a-z_]+) \*/")

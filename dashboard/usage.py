@@ -13,10 +13,15 @@ from shiftright_server.dashboard.warehouse import Reader, Row
 ORIGINS = ("user", "test", "synthetic")
 
 
-def features(reader: Reader, rng: TimeRange, scope: Scope) -> list[Row]:
-    """Up to 50 features by uses, each with a ``chart`` and ``origins`` counts."""
+def features(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") -> list[Row]:
+    """Up to 50 features by uses, each with a ``chart`` and ``origins`` counts; from the
+    minutely view, or from the raw table for one release."""
     base = {"start": sql_time(rng.start), "end": sql_time(rng.end), **scope.params()}
-    rows = reader.query(queries.FEATURES, base).dicts()
+    base["release"] = release
+    listed, trended = queries.FEATURES, queries.FEATURE_SERIES
+    if release:
+        listed, trended = queries.FEATURES_OF_RELEASE, queries.FEATURE_SERIES_OF_RELEASE
+    rows = reader.query(listed, base).dicts()
     if not rows:
         return rows
     names = sorted({r["name"] for r in rows})
@@ -24,7 +29,7 @@ def features(reader: Reader, rng: TimeRange, scope: Scope) -> list[Row]:
     index = {t: i for i, t in enumerate(points)}
     trend: dict[tuple[str, str, str], list[int]] = {}
     params = {**base, "names": names, "step": rng.step_s}
-    for r in reader.query(queries.FEATURE_SERIES, params).dicts():
+    for r in reader.query(trended, params).dicts():
         i = index.get(epoch(r["t"]))
         if i is not None:
             trend.setdefault((r["app"], r["env"], r["name"]), [0] * len(points))[i] = r["uses"]
@@ -43,3 +48,12 @@ def _quantiles(q: Any) -> tuple[float | None, float | None, float | None]:
     if not q or q[0] is None or q[0] != q[0]:  # no durations recorded: NaN
         return None, None, None
     return round(q[0], 1), round(q[1], 1), round(q[2], 1)
+
+
+def routes(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") -> list[Row]:
+    """Up to 20 routes by requests, with failures, users and p95 duration."""
+    params = {"start": sql_time(rng.start), "end": sql_time(rng.end), **scope.params()}
+    rows = reader.query(queries.ROUTES, {**params, "release": release}).dicts()
+    for r in rows:
+        r["p95"] = None if r["p95"] != r["p95"] else round(r["p95"], 1)  # NaN: no durations
+    return rows

@@ -262,6 +262,13 @@ def test_usage_and_health_numbers_equal_sql(stack: Stack, tab: Watched) -> None:
         f"AND name = '{name}'"
     )
     assert int(top.locator("[data-uses]").get_attribute("data-uses") or -1) == uses > 0
+    route = page.locator("tr[data-route]").first
+    path = route.get_attribute("data-route")
+    [(requests,)] = stack.sql(
+        f"SELECT count() FROM events_usage WHERE {_where('checkout', 'prod', start, end)} "
+        f"AND route = '{path}'"
+    )
+    assert int(route.locator("[data-uses]").get_attribute("data-uses") or -1) == requests > 0
     page.goto(f"{stack.url}/health?range=1h")
     page.wait_for_selector("canvas")
     hosts = stack.sql("SELECT DISTINCT host FROM events_health ORDER BY host")

@@ -46,3 +46,39 @@ def test_features_show_uses_users_durations_and_origins(
     assert "user 1,100" in row and "test 100" in row
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(2)&gt;" in page
     assert "– / – / –" in page  # a feature without durations
+
+
+def test_one_release_reads_the_raw_events_and_routes_are_listed(
+    client: TestClient, reader: FakeReader
+) -> None:
+    reader.answers["features_of_release"] = [
+        {
+            "app": "checkout",
+            "env": "prod",
+            "name": "cart.add",
+            "uses": 40,
+            "failures": 1,
+            "users": 9,
+            "customers": 2,
+            "q": [10.0, 20.0, 30.0],
+        }
+    ]
+    reader.answers["routes"] = [
+        {
+            "app": "checkout",
+            "env": "prod",
+            "route": "/cart/{id}",
+            "uses": 40,
+            "failures": 1,
+            "users": 9,
+            "p95": 25.0,
+        }
+    ]
+    page = client.get("/usage?release=1.4.2").text
+    asked = dict(reader.asked)
+    assert "features" not in asked  # the minutely view has no release column
+    assert asked["features_of_release"]["release"] == "1.4.2"
+    assert asked["routes"]["release"] == "1.4.2"
+    assert 'data-feature="cart.add"' in page and "Release 1.4.2: exact distinct users" in page
+    route = page[page.index('data-route="/cart/{id}"') :].split("</tr>")[0]
+    assert 'data-uses="40">40<' in route and "25.0" in route
