@@ -8,7 +8,7 @@ the group's new status shows in ``error_groups`` when it has.
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from shiftright_server.infra.settings import Settings
@@ -29,9 +29,37 @@ class CommandSender(Protocol):
     def close(self) -> None: ...
 
 
-def command(app: str, group_id: str, decision: Decision, actor: str) -> ErrorGroupCommand:
+#: How long an ignore may last, as the form offers it ('' = until unignored).
+IGNORE_FOR: dict[str, timedelta] = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+
+
+def command(
+    app: str,
+    group_id: str,
+    decision: Decision,
+    actor: str,
+    ignore_for: str = "",
+    ignore_count: int = 0,
+) -> ErrorGroupCommand:
+    """The command; an ignore may end after a time (``ignore_for``, a key of
+    :data:`IGNORE_FOR`) or after ``ignore_count`` more errors, as the CLI's ``--until`` and
+    ``--until-count``."""
+    now = datetime.now(UTC)
+    until = now + IGNORE_FOR[ignore_for] if decision == "ignore" and ignore_for else None
+    count = ignore_count if decision == "ignore" else 0
     return ErrorGroupCommand(
-        app=app, group_id=group_id, action=decision, ts=datetime.now(UTC), actor=actor
+        app=app,
+        group_id=group_id,
+        action=decision,
+        ts=now,
+        actor=actor,
+        ignore_until=until,
+        ignore_until_count=count,
     )
 
 

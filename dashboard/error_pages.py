@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from shiftright_server.dashboard import errors
-from shiftright_server.dashboard.commands import DECISIONS, CommandFailed, command
+from shiftright_server.dashboard.commands import DECISIONS, IGNORE_FOR, CommandFailed, command
 from shiftright_server.dashboard.errors import GroupFilter, GroupPage
 from shiftright_server.dashboard.errors_sql import SORTS, STATUSES
 from shiftright_server.dashboard.permissions import Action, check_permission, route_action
@@ -87,7 +87,9 @@ def group_page(request: Request, group_id: str, app: str = "", sent: str = "") -
     """One group: latest stack trace, counts per env and release, timeline, actions."""
     ctx = page_context(request, app)
     page = _group(ctx, group_id, app)
-    return render(ctx, "group.html", group_id=group_id, page=page, sent=sent)
+    return render(
+        ctx, "group.html", group_id=group_id, page=page, sent=sent, ignore_for=list(IGNORE_FOR)
+    )
 
 
 @router.get("/panels/errors/{group_id}", response_class=HTMLResponse, openapi_extra=VIEW)
@@ -100,17 +102,26 @@ def group_panel(request: Request, group_id: str, app: str = "") -> HTMLResponse:
 
 @router.post("/errors/{group_id}/{decision}", openapi_extra=DECIDE)
 def decide(
-    request: Request, group_id: str, decision: str, app: Annotated[str, Form()]
+    request: Request,
+    group_id: str,
+    decision: str,
+    app: Annotated[str, Form()],
+    ignore_for: Annotated[str, Form()] = "",
+    ignore_count: Annotated[int, Form(ge=0)] = 0,
 ) -> RedirectResponse:
-    """Resolve, ignore or unresolve a group (applied by the stream worker)."""
+    """Resolve, ignore (for ever, for a while, or for a number of errors) or unresolve a
+    group (applied by the stream worker)."""
     if decision not in DECISIONS:
         raise HTTPException(
             404, f"{decision!r} is not an action; use one of {', '.join(DECISIONS)}"
         )
+    if ignore_for and ignore_for not in IGNORE_FOR:
+        raise HTTPException(400, f"ignore_for={ignore_for!r} is not one of {', '.join(IGNORE_FOR)}")
     ctx = page_context(request, app)
     errors.find_group(ctx.reader, group_id, app)  # 404 for an unknown group
     try:
-        request.app.state.commands.send(command(app, group_id, decision, actor="dashboard"))
+        cmd = command(app, group_id, decision, "dashboard", ignore_for, ignore_count)
+        request.app.state.commands.send(cmd)
     except CommandFailed as exc:
         raise HTTPException(503, f"the {decision} command was not delivered: {exc}") from exc
     back = ctx.link(f"/errors/{group_id}", sent=decision)

@@ -144,3 +144,19 @@ def test_a_group_page_compares_host_health_at_its_errors_with_the_usual(
     assert 'class="unusual"' not in mem
     asked = dict(reader.asked)["health_at_errors"]
     assert asked["group_id"] == "g1"
+
+
+def test_ignore_can_end_after_a_while_or_after_more_errors(
+    client: TestClient, reader: FakeReader, commands: FakeCommands
+) -> None:
+    reader.answers["error_group"] = [group_row()]
+    form = {"app": "checkout", "ignore_for": "24h", "ignore_count": "50"}
+    assert client.post("/errors/g1/ignore", data=form, follow_redirects=False).status_code == 303
+    [cmd] = commands.sent
+    assert cmd.action == "ignore" and cmd.ignore_until_count == 50
+    assert cmd.ignore_until is not None
+    assert 23.9 < (cmd.ignore_until - cmd.ts).total_seconds() / 3600 <= 24
+    bad = client.post("/errors/g1/ignore", data={**form, "ignore_for": "forever-ish"})
+    assert bad.status_code == 400 and "ignore_for=&#39;forever-ish&#39; is not one of" in bad.text
+    assert client.post("/errors/g1/ignore", data={**form, "ignore_count": "-1"}).status_code == 400
+    assert len(commands.sent) == 1
