@@ -5,6 +5,9 @@ any analyst.
 Layering: it imports ``schemas`` and the configuration/clients part of ``infra`` only;
 the command line and process supervision start it (``python -m shiftright_server.dashboard``).
 
-Pages: ``/`` overview, ``/errors`` and ``/errors/{group_id}``, ``/health``, ``/sql``.
-Every page, panel and action passes one permission check (:mod:`.permissions`).
+Pages: ``/`` overview (per app × env, ``compare=ENV``), ``/usage``, ``/errors`` and
+``/errors/{group_id}`` (with resolve / ignore / unresolve), ``/health``, ``/sql``; each
+live panel also at ``/panels/...`` for htmx to poll. Every page, panel and action passes
+one permission check (:mod:`.permissions`). Filters, range and mode live in the query
+string; ``Server-Timing`` names each panel query and its time.
 """

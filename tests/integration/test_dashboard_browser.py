@@ -433,3 +433,34 @@ def test_compare_mode_draws_preprod_next_to_prod(stack: Stack, tab: Watched) -> 
         assert any(v for v in compare["rate"]), "preprod's requests are on the chart"
     assert tiles.first.locator("canvas").count() == 4
     assert tab.problems == []
+
+
+def test_a_new_error_shows_on_the_open_errors_page_without_a_reload(
+    stack: Stack, tab: Watched
+) -> None:
+    page = tab.page
+    page.goto(f"{stack.url}/errors?range=15m&app=checkout")
+    page.wait_for_selector("tr[data-group-id]")
+    host = "checkout-live-1"
+    now = datetime.now(UTC)
+    fresh = [
+        event("health", now - timedelta(seconds=1), "checkout", "prod", host=host),
+        event(
+            "error",
+            now,
+            "checkout",
+            "prod",
+            host=host,
+            exception_type="LiveCheckError",
+            exception_message="live",
+        ),
+        event("health", now + timedelta(seconds=1), "checkout", "prod", host=host),
+    ]
+    sent = time.monotonic()
+    emit_batched(stack.settings, fresh)
+    page.wait_for_selector("td.title a:has-text('LiveCheckError')", timeout=45_000)
+    print(
+        f"new error group shown on the open errors page {time.monotonic() - sent:.1f} s after sending"
+    )
+    assert page.url.endswith("/errors?range=15m&app=checkout")  # no navigation: polled
+    assert tab.problems == []
