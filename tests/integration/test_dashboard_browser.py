@@ -1,224 +1,59 @@
 """The dashboard in a real browser (Debian's chromium driven by Playwright) over the real
 pipeline: simulated traffic and an HTML/JS error payload go through Kafka, the stream
 worker and the sink into the warehouse; the pages are checked against SQL over the same
-range, a group is resolved from the page, and the payload stays text.
+range, a group is resolved from the page, the payload stays text, and new data shows on
+open pages without a reload.
 
 One pipeline, one dashboard server and one browser serve the whole module."""
 
 from __future__ import annotations
 
 import json
-import os
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
+from playwright.sync_api import Browser
 from shiftright_server.dashboard.app import create_app
-from shiftright_server.dashboard.timerange import sql_time
-from shiftright_server.infra.clickhouse import apply_schema, get_client
-from shiftright_server.infra.kafka.topics import create_topics
-from shiftright_server.infra.settings import (
-    ClickHouseSettings,
-    DashboardSettings,
-    KafkaSettings,
-    Settings,
-    SinkSettings,
-    StreamSettings,
-)
-from shiftright_server.producers.simulator import Simulator
+from shiftright_server.infra.settings import ClickHouseSettings
 
 from tests.builders import event
-from tests.integration.conftest import wait_for
-from tests.integration.pipeline import Pipeline, emit_batched
+from tests.integration.dashboard_stack import (
+    XSS,
+    Stack,
+    Watched,
+    chromium,
+    running_stack,
+    shot,
+    shown_range,
+    watched_tab,
+    where,
+)
+from tests.integration.pipeline import emit_batched
 from tests.integration.warehouse_fixture import free_port
-
-XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
-CHROMIUM = "/usr/bin/chromium"
-# Set to a folder to save a screenshot of each page there (the docs' images).
-SCREENSHOTS = os.environ.get("SHIFTRIGHT_DASHBOARD_SCREENSHOTS", "")
-Sql = Callable[[str], list[tuple[Any, ...]]]
-
-
-@dataclass
-class Stack:
-    settings: Settings
-    url: str
-    sql: Sql
-    xss_group: str
-    group: str  # a plain group, for the resolve round trip
-
-
-def _traffic() -> list[dict[str, Any]]:
-    """Four minutes of simulated traffic ending two minutes ago, a deploy marker, and
-    one error whose message is an HTML/JS payload in the middle of it."""
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=6)
-    traffic = Simulator(seed=7, rate=30, diurnal=False).tick(start, 4 * 60)
-    middle = start + timedelta(minutes=2)
-    host = next(
-        e["host"]
-        for e in traffic
-        if e["kind"] == "health" and e["app"] == "checkout" and e["env"] == "prod"
-    )
-    payload = event(
-        "error",
-        middle,
-        "checkout",
-        "prod",
-        host=host,
-        exception_type="RenderError",
-        exception_message=XSS,
-        release="9.9.9",
-    )
-    deploy = event(
-        "change",
-        start + timedelta(minutes=1),
-        "checkout",
-        "prod",
-        change_type="deploy",
-        name="9.9.9",
-    )
-    traffic += [payload, deploy]
-    traffic.sort(key=lambda e: e["ts"])
-    return traffic
-
-
-def _serve(settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.dashboard.host,
-        port=settings.dashboard.port,
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, 20, "the dashboard server to start", interval=0.05)
-    return server, thread
 
 
 @pytest.fixture(scope="module")
 def stack(
     kafka_bootstrap: str, clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    namespace = f"t{uuid.uuid4().hex[:10]}"
-    settings = Settings(
-        state_dir=tmp_path_factory.mktemp("dashboard") / "state",
-        namespace=namespace,
-        kafka=KafkaSettings(bootstrap=kafka_bootstrap),
-        clickhouse=ClickHouseSettings(url=clickhouse_url, database=namespace),
-        sink=SinkSettings(batch_seconds=0.5),
-        streams=StreamSettings(idle_close_seconds=2.0),
-        dashboard=DashboardSettings(port=free_port()),
-    )
-    create_topics(settings)
-    apply_schema(settings)
-    client = get_client(settings.clickhouse, database=namespace)
-
-    def sql(query: str) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in client.query(query).result_rows]
-
-    traffic = _traffic()
-    errors = sum(1 for e in traffic if e["kind"] == "error")
-    usage = sum(1 for e in traffic if e["kind"] == "usage")
-    pipeline = Pipeline(settings)
-    pipeline.start()
-    try:
-        emit_batched(settings, traffic)
-        wait_for(
-            lambda: (
-                sql("SELECT sum(count) FROM error_groups FINAL") == [(errors,)]
-                and sql("SELECT sum(events) FROM usage_minutely") == [(usage,)]
-            ),
-            120,
-            lambda: (
-                f"{errors} errors grouped and {usage} usage events stored: "
-                f"{sql('SELECT sum(count) FROM error_groups FINAL')} / "
-                f"{sql('SELECT sum(events) FROM usage_minutely')}\n{pipeline.log('streams')}"
-            ),
-        )
-        [(xss_group,)] = sql(
-            f"SELECT group_id FROM error_groups FINAL WHERE title LIKE '%{XSS[:8]}%'"
-        )
-        [(group,)] = sql(
-            "SELECT group_id FROM error_groups FINAL WHERE app = 'checkout' AND status = 'unresolved' "
-            "ORDER BY count DESC, group_id LIMIT 1"
-        )
-        server, thread = _serve(settings)
-        try:
-            yield Stack(settings, settings.dashboard.url, sql, xss_group, group)
-        finally:
-            server.should_exit = True
-            thread.join(20)
-    finally:
-        pipeline.stop()
-        client.close()
+    state = tmp_path_factory.mktemp("dashboard") / "state"
+    with running_stack(kafka_bootstrap, clickhouse_url, state) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@dataclass
-class Watched:
-    page: Page
-    problems: list[str]  # console errors and uncaught exceptions
-    dialogs: list[str]
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def tab(browser: Browser) -> Iterator[Watched]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    watched = Watched(page, [], [])
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            watched.problems.append(message.text)
-
-    def dialog(d: Dialog) -> None:
-        watched.dialogs.append(d.message)
-        d.dismiss()
-
-    page.on("console", console)
-    page.on("pageerror", lambda exc: watched.problems.append(str(exc)))
-    page.on("dialog", dialog)
-    yield watched
-    context.close()
-
-
-def _range(page: Page) -> tuple[datetime, datetime]:
-    """The range a page says it shows."""
-    body = page.locator("body")
-    start, end = (body.get_attribute(a) or "" for a in ("data-range-start", "data-range-end"))
-    return datetime.fromisoformat(start), datetime.fromisoformat(end)
-
-
-def _where(app: str, env: str, start: datetime, end: datetime) -> str:
-    return (
-        f"app = '{app}' AND env = '{env}' "
-        f"AND ts >= toDateTime64('{sql_time(start)}', 3, 'UTC') "
-        f"AND ts < toDateTime64('{sql_time(end)}', 3, 'UTC')"
-    )
-
-
-def _shot(page: Page, name: str) -> None:
-    if SCREENSHOTS:
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"dashboard-{name}.png"))
+    with watched_tab(browser) as watched:
+        yield watched
 
 
 def test_every_page_loads_without_console_errors_and_draws_its_charts(
@@ -246,7 +81,7 @@ def test_every_page_loads_without_console_errors_and_draws_its_charts(
         if name == "health":  # one chart per metric, per app x env
             assert page.locator(".host-group").count() == 4
             assert page.locator(".host-group canvas").count() == 4 * 6
-        _shot(page, name)
+        shot(page, name)
     assert tab.problems == []
 
 
@@ -254,18 +89,18 @@ def test_usage_and_health_numbers_equal_sql(stack: Stack, tab: Watched) -> None:
     page = tab.page
     page.goto(f"{stack.url}/usage?range=1h&app=checkout&env=prod")
     page.wait_for_selector("canvas")
-    start, end = _range(page)
+    start, end = shown_range(page)
     top = page.locator("tr[data-feature]").first
     name = top.get_attribute("data-feature")
     [(uses,)] = stack.sql(
-        f"SELECT count() FROM events_usage WHERE {_where('checkout', 'prod', start, end)} "
+        f"SELECT count() FROM events_usage WHERE {where('checkout', 'prod', start, end)} "
         f"AND name = '{name}'"
     )
     assert int(top.locator("[data-uses]").get_attribute("data-uses") or -1) == uses > 0
     route = page.locator("tr[data-route]").first
     path = route.get_attribute("data-route")
     [(requests,)] = stack.sql(
-        f"SELECT count() FROM events_usage WHERE {_where('checkout', 'prod', start, end)} "
+        f"SELECT count() FROM events_usage WHERE {where('checkout', 'prod', start, end)} "
         f"AND route = '{path}'"
     )
     assert int(route.locator("[data-uses]").get_attribute("data-uses") or -1) == requests > 0
@@ -301,10 +136,10 @@ def test_overview_numbers_equal_sql_over_the_same_range(stack: Stack, tab: Watch
     timing = response.headers["server-timing"]  # each panel's query time, for the dev tools
     assert timing.startswith("app;dur=") and "q-usage_series;dur=" in timing
     page.wait_for_selector("canvas")
-    start, end = _range(page)
-    where = _where("checkout", "prod", start, end)
-    [(requests,)] = stack.sql(f"SELECT count() FROM events_usage WHERE {where}")
-    [(errors,)] = stack.sql(f"SELECT count() FROM events_error WHERE {where}")
+    start, end = shown_range(page)
+    scope = where("checkout", "prod", start, end)
+    [(requests,)] = stack.sql(f"SELECT count() FROM events_usage WHERE {scope}")
+    [(errors,)] = stack.sql(f"SELECT count() FROM events_error WHERE {scope}")
     rate = page.locator('[data-metric="rate"]')
     assert int(rate.get_attribute("data-requests") or -1) == requests > 0
     assert rate.inner_text() == f"{requests / (end - start).total_seconds():,.2f}"
@@ -413,7 +248,7 @@ def test_dragging_across_a_chart_zooms_to_that_span(stack: Stack, tab: Watched) 
     with page.expect_navigation():
         page.mouse.up()
     assert "from=" in page.url and "to=" in page.url and "range=" not in page.url
-    start, end = _range(page)
+    start, end = shown_range(page)
     assert timedelta(minutes=3) <= end - start <= timedelta(minutes=9)  # half of 15 minutes
     assert page.locator("[data-status]").count() == 1  # the same group, on the new span
     assert tab.problems == []
