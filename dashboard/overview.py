@@ -18,6 +18,7 @@ HEALTH = {
     "system.memory.utilization": "mem",
     "system.filesystem.utilization": "disk",
 }
+GAUGES = {"app.sessions.open": "sessions", "app.throughput.requests_per_second": "throughput"}
 Key = tuple[str, str]
 
 
@@ -34,6 +35,7 @@ class Tile:
     p50: float | None = None
     p95: float | None = None
     latest: dict[str, float | None] = field(default_factory=dict)  # cpu/mem/disk, last bucket
+    gauges: dict[str, float] = field(default_factory=dict)  # sessions, throughput: now
     alerts: list[Row] = field(default_factory=list)
     chart: dict[str, Any] = field(default_factory=dict)  # the sparklines' data, as JSON
     versus: Tile | None = None  # compare mode: the same app in the compared env
@@ -91,6 +93,9 @@ def build(reader: Reader, rng: TimeRange, scope: Scope, pairs: list[Key]) -> lis
         if (at := slot(row)) is not None:
             key, i = at
             series[key][HEALTH[row["metric"]]][i] = round(float(row["value"]), 4)
+    for row in reader.query(queries.GAUGES, p).dicts():
+        if (key := (row["app"], row["env"])) in tiles:
+            tiles[key].gauges[GAUGES[row["metric"]]] = float(row["value"])
     _alerts(reader, tiles)
     found = markers(reader, p)
     for key, tile in tiles.items():

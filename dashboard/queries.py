@@ -77,6 +77,24 @@ GROUP BY app, env, t, metric
 ORDER BY app, env, t
 """
 
+#: Open sessions and throughput now: each host's latest minute in the last five, summed.
+GAUGES: Final = f"""/* dashboard.gauges */
+SELECT app, env, metric, sum(v) AS value
+FROM (
+    SELECT app, env, host, metric, argMax(v, minute) AS v
+    FROM (
+        SELECT app, env, host, metric, minute, avgMerge(avg) AS v
+        FROM health_minutely
+        WHERE minute >= {{end:DateTime('UTC')}} - INTERVAL 5 MINUTE
+          AND minute < {{end:DateTime('UTC')}} AND {_SCOPE}
+          AND metric IN ('app.sessions.open', 'app.throughput.requests_per_second')
+        GROUP BY app, env, host, metric, minute
+    )
+    GROUP BY app, env, host, metric
+)
+GROUP BY app, env, metric
+"""
+
 #: Alerts firing now, by the app and env labels they carry.
 ALERTS_FIRING: Final = """/* dashboard.alerts_firing */
 SELECT labels['app'] AS app, labels['env'] AS env, rule, fingerprint, starts_at

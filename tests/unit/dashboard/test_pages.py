@@ -140,3 +140,21 @@ def test_compare_mode_draws_the_other_env_on_each_tile(
     assert sum(v or 0 for v in chart["compare"]["rate"]) == 1.0  # 60 requests / 60 s bucket
     missing = client.get("/?compare=staging")
     assert missing.status_code == 404 and "unknown env &#39;staging&#39;" in missing.text
+
+
+def test_tiles_show_open_sessions_and_throughput_now(
+    client: TestClient, reader: FakeReader
+) -> None:
+    reader.answers["gauges"] = [
+        {"app": "checkout", "env": "prod", "metric": "app.sessions.open", "value": 1234.0},
+        {
+            "app": "checkout",
+            "env": "prod",
+            "metric": "app.throughput.requests_per_second",
+            "value": 56.71,
+        },
+    ]
+    page = client.get("/").text
+    prod = page[page.index('data-env="prod"') :].split("</header>")[0]
+    assert '<span data-gauge="sessions">1,234 open sessions</span>' in prod
+    assert '<span data-gauge="throughput">56.7 req/s served</span>' in prod
