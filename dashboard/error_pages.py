@@ -88,7 +88,12 @@ def group_page(request: Request, group_id: str, app: str = "", sent: str = "") -
     ctx = page_context(request, app)
     page = _group(ctx, group_id, app)
     return render(
-        ctx, "group.html", group_id=group_id, page=page, sent=sent, ignore_for=list(IGNORE_FOR)
+        ctx,
+        "group.html",
+        group_id=group_id,
+        page=page,
+        sent=sent if sent in DECISIONS else "",
+        ignore_for=list(IGNORE_FOR),
     )
 
 

@@ -160,3 +160,9 @@ def test_ignore_can_end_after_a_while_or_after_more_errors(
     assert bad.status_code == 400 and "ignore_for=&#39;forever-ish&#39; is not one of" in bad.text
     assert client.post("/errors/g1/ignore", data={**form, "ignore_count": "-1"}).status_code == 400
     assert len(commands.sent) == 1
+
+
+def test_the_sent_notice_names_only_a_real_action(client: TestClient, reader: FakeReader) -> None:
+    reader.answers["error_group"] = [group_row()]
+    assert "Resolve sent" in client.get("/errors/g1?sent=resolve").text
+    assert "Call support" not in client.get("/errors/g1?sent=Call+support").text
