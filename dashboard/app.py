@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
-from shiftright_server.dashboard import console, error_pages, pages
+from shiftright_server.dashboard import alert_pages, console, error_pages, pages
 from shiftright_server.dashboard.commands import CommandSender, KafkaCommands
 from shiftright_server.dashboard.errors import UnknownGroup
 from shiftright_server.dashboard.permissions import AllowAll, Policy
@@ -63,6 +63,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(pages.router)
     app.include_router(error_pages.router)
+    app.include_router(alert_pages.router)
     app.include_router(console.router)
     _problems(app)
     app.middleware("http")(_headers)
@@ -98,6 +99,7 @@ def _problems(app: FastAPI) -> None:
     app.add_exception_handler(BadRange, bad_range)
     app.add_exception_handler(UnknownScope, unknown)
     app.add_exception_handler(UnknownGroup, unknown)
+    app.add_exception_handler(alert_pages.UnknownRule, unknown)
     app.add_exception_handler(WarehouseDown, down)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)

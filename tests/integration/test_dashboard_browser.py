@@ -66,12 +66,15 @@ def test_every_page_loads_without_console_errors_and_draws_its_charts(
         "errors": "/errors?range=15m",
         "group": f"/errors/{stack.group}?range=15m",
         "health": "/health?range=15m",
+        "alerts": "/alerts?range=15m",
         "sql": "/sql?q=SELECT+app,+env,+count()+AS+uses+FROM+events_usage+GROUP+BY+ALL+ORDER+BY+ALL",
     }
     for name, path in pages.items():
         response = page.goto(stack.url + path)
         assert response is not None and response.status == 200, path
-        if name == "sql":
+        if name == "alerts":  # no alerting rules in this namespace
+            assert page.get_by_text("Nothing firing or pending.").count() == 1
+        elif name == "sql":
             assert page.locator(".sql-result tbody tr").count() == 4  # two apps, two envs
         else:
             page.wait_for_selector("canvas")

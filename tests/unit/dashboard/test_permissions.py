@@ -22,6 +22,8 @@ GETS = [
     "/panels/errors",
     "/errors/g1",
     "/panels/errors/g1",
+    "/alerts",
+    "/panels/alerts",
     "/sql?q=SELECT+1",
     "/sql.csv?q=SELECT+1",
 ]
@@ -51,6 +53,7 @@ def test_every_route_declares_the_action_the_policy_is_asked_about() -> None:
     ]
     paths = {path.split("?")[0] for path in GETS} - {"/errors/g1", "/panels/errors/g1"}
     paths |= {"/errors/{group_id}", "/panels/errors/{group_id}", "/errors/{group_id}/{decision}"}
+    paths |= {"/alerts/{rule}"}
     assert {path for path, _, _ in operations} == paths
     undeclared = [(p, m) for p, m, op in operations if ACTION_KEY not in op]
     assert undeclared == []
