@@ -19,7 +19,7 @@ scores (which may fall in an incident) cannot define the normal alone. A point w
 surprise passes 10⁻⁴ is learnt at a tenth of the weight while such points are rare
 (under 1 % of recent points): an anomaly does not teach the series that anomalies are
 normal, but a pattern that recurs becomes normal. Values past 6 standard deviations are
-learnt as 6. The surprise is scored before the raw score is learnt.
+learnt as 6 (as 60 while anomalies recur, so their size is learnt too). The surprise is scored before the raw score is learnt.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ _ANOMALY_WEIGHT = 0.1
 _ANOMALY_RATE = 1.0 / 1000.0  # of the share of anomalous points
 _RARE = 0.01  # anomalies more frequent than this are learnt in full
 _CAP = 6.0  # learn at most this many standard deviations out
+_RECURRING_CAP = 10.0  # ... times this while anomalies recur
 _MAX_SURPRISE = 60.0
 _SQRT2 = math.sqrt(2.0)
 _LOG10_SQRT_2PI = math.log10(math.sqrt(2.0 * math.pi))
@@ -119,11 +120,13 @@ class Likelihood:
         hit = surprise >= _ANOMALOUS
         self.anomalous += _ANOMALY_RATE * ((1.0 if hit else 0.0) - self.anomalous)
         # a rare anomaly teaches the normal little; a recurring one is part of it
-        weight = _ANOMALY_WEIGHT if hit and self.anomalous < _RARE else 1.0
+        rare = self.anomalous < _RARE
+        weight = _ANOMALY_WEIGHT if hit and rare else 1.0
+        cap = _CAP if rare else _CAP * _RECURRING_CAP
         rate = max(_RATE, 1.0 / (self.n + _PRIOR_POINTS)) * weight
         self._learn_tail(raw, rate, weight)
-        self.point_mean, self.point_var = _update(self.point_mean, self.point_var, raw, rate)
-        self.avg_mean, self.avg_var = _update(self.avg_mean, self.avg_var, avg, rate)
+        self.point_mean, self.point_var = _update(self.point_mean, self.point_var, raw, rate, cap)
+        self.avg_mean, self.avg_var = _update(self.avg_mean, self.avg_var, avg, rate, cap)
 
     def _learn_tail(self, raw: float, rate: float, weight: float) -> None:
         """Move ``tail_from`` towards the (1 − ``_TAIL``) quantile; learn the excesses."""
@@ -168,10 +171,12 @@ class Likelihood:
         )
 
 
-def _update(mean: float, var: float, x: float, rate: float) -> tuple[float, float]:
-    """One step of an exponentially weighted mean and variance, ``x`` capped at
-    ``_CAP`` standard deviations (at least ``_MIN_SD``) above the mean."""
-    x = min(x, mean + _CAP * max(math.sqrt(var), _MIN_SD))
+def _update(
+    mean: float, var: float, x: float, rate: float, cap: float = _CAP
+) -> tuple[float, float]:
+    """One step of an exponentially weighted mean and variance, ``x`` capped at ``cap``
+    standard deviations (at least ``_MIN_SD``) above the mean."""
+    x = min(x, mean + cap * max(math.sqrt(var), _MIN_SD))
     d = x - mean
     mean += rate * d
     var = (1.0 - rate) * (var + rate * d * d)
