@@ -47,7 +47,8 @@ class GroupedError(BaseModel):
     """One error event with its group and the health of its host when it was thrown.
 
     Natural key: ``event_id``. ``health_*`` are empty when the host reported no health
-    snapshot in the 60 s before the error. ``source_*`` is the error's position in the
+    snapshot in the 60 s before the error, nor (``health_after_error``) in the 10 s after
+    it; ``health_age_ms`` is the distance between the error and the snapshot either way. ``source_*`` is the error's position in the
     partition it was grouped from (errors.byhost.v1): a group counts each position once,
     so a stage that re-emits after a restart does not count twice.
     """
@@ -82,6 +83,7 @@ class GroupedError(BaseModel):
     health_ts: datetime | None = None
     health_age_ms: int | None = Field(default=None, ge=0)
     health: dict[str, float] = Field(default_factory=dict)
+    health_after_error: bool = False  # the snapshot was taken after the error
 
 
 class ErrorGroup(BaseModel):

@@ -16,8 +16,10 @@ def grouped_error(
     snapshot: Snapshot | None,
     age_ms: int | None,
     position: tuple[int, int, int] = (0, -1, 0),
+    after_error: bool = False,
 ) -> GroupedError:
-    """``position``: (partition, offset, index) of the error where it was grouped from."""
+    """``position``: (partition, offset, index) of the error where it was grouped from;
+    ``after_error``: the snapshot was taken after the error (none before it)."""
     return GroupedError(
         event_id=event.event_id,
         ts=event.ts,
@@ -47,4 +49,5 @@ def grouped_error(
         health_ts=datetime.fromtimestamp(snapshot.ts_ms / 1000, UTC) if snapshot else None,
         health_age_ms=age_ms if snapshot else None,
         health=dict(snapshot.metrics) if snapshot else {},
+        health_after_error=after_error and snapshot is not None,
     )

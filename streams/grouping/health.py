@@ -3,7 +3,10 @@
 :class:`HealthCache` keeps, per ``(app, env, host)``, the snapshots of the last couple of
 minutes (not only the latest: health and errors arrive on different topics, so a later
 snapshot may already be in when an earlier error is processed). :meth:`HealthCache.lookup`
-answers "the latest snapshot taken within 60 s before the error" and its age.
+answers "the latest snapshot taken within 60 s before the error" and its age. An error
+with none before it (a crash at start-up, before the host's first report) gets the
+host's first snapshot taken within ``after_ms`` (10 s, the SDK's health interval) after
+it, marked ``after_error``: the host's state just after the crash.
 
 :class:`HealthJoin` adds the timing: an error waits until its host's health has reached
 the error's time (then the answer is final: health of one host arrives in order), or
@@ -46,13 +49,15 @@ class Snapshot:
 @dataclass(frozen=True, slots=True)
 class Attached:
     """An error and the snapshot found for it (None when there is none within the window),
-    with the error's position (offset, index) in its source partition."""
+    with the error's position (offset, index) in its source partition. ``age_ms`` is the
+    distance between the two; ``after_error``: the snapshot was taken after the error."""
 
     error: ErrorEvent
     snapshot: Snapshot | None
     age_ms: int | None
     offset: int = -1
     index: int = 0
+    after_error: bool = False
 
 
 def _when(entry: tuple[int, dict[str, float], str]) -> int:
@@ -72,6 +77,9 @@ class HealthCache:
     # host's previous one is not kept (its error then gets the previous one, at most this
     # much older). Keeps memory and the saved state bounded by hosts, not by report rate.
     min_spacing_ms: int = 1000
+    #: How long after an error a snapshot may be taken and still be its health, when the
+    #: host has none before the error.
+    after_ms: int = 10_000
     #: Hosts whose series changed since :meth:`take_changed` (saved per host).
     changed: set[HostKey] = field(default_factory=set, compare=False, repr=False)
 
@@ -131,9 +139,25 @@ class HealthCache:
         age = ts_ms - when
         return (Snapshot(when, metrics, instance), age) if age <= self.window_ms else None
 
+    def lookup_after(
+        self, app: str, env: str, host: str, ts_ms: int
+    ) -> tuple[Snapshot, int] | None:
+        """The first snapshot after ``ts_ms`` and no more than ``after_ms`` later."""
+        series = self.hosts.get((app, env, host))
+        at = bisect_right(series, ts_ms, key=_when) if series else 0
+        if not series or at == len(series):
+            return None
+        when, metrics, instance = series[at]
+        later = when - ts_ms
+        return (Snapshot(when, metrics, instance), later) if later <= self.after_ms else None
+
     def attach(self, error: ErrorEvent) -> Attached:
-        found = self.lookup(error.app, error.env, error.host, _ms(error))
-        return Attached(error, *found) if found else Attached(error, None, None)
+        key, ts = (error.app, error.env, error.host), _ms(error)
+        found = self.lookup(*key, ts)
+        if found:
+            return Attached(error, *found)
+        after = self.lookup_after(*key, ts)
+        return Attached(error, *after, after_error=True) if after else Attached(error, None, None)
 
 
 @dataclass
@@ -210,7 +234,7 @@ class HealthJoin:
 
     def _attach(self, position: Position, error: ErrorEvent) -> Attached:
         found = self.cache.attach(error)
-        return Attached(error, found.snapshot, found.age_ms, *position)
+        return Attached(error, found.snapshot, found.age_ms, *position, found.after_error)
 
     def dumps(self) -> bytes:
         return orjson.dumps(self.state())

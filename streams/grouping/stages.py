@@ -89,6 +89,7 @@ class AttachStage:
                 a.snapshot,
                 a.age_ms,
                 (partition, a.offset, a.index),
+                a.after_error,
             )
             for a in attached
         ]

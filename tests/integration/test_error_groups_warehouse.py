@@ -108,22 +108,27 @@ def test_health_view_and_stream_attach_the_same_snapshots(client: Client) -> Non
             attached += join.add_error(event)
     attached += join.flush()
     stream = {
-        a.error.event_id: (a.snapshot.ts_ms if a.snapshot else None, a.age_ms) for a in attached
+        a.error.event_id: (a.snapshot.ts_ms if a.snapshot else None, a.age_ms, a.after_error)
+        for a in attached
     }
 
     viewed = client.query(
-        "SELECT event_id, toUnixTimestamp64Milli(health_ts), health_age_ms, health "
-        "FROM errors_with_health"
+        "SELECT event_id, toUnixTimestamp64Milli(health_ts), health_age_ms, "
+        "health_after_error, health FROM errors_with_health"
     ).result_rows
-    view = {r[0]: (r[1], r[2]) for r in viewed}
+    view = {r[0]: (r[1], r[2], r[3]) for r in viewed}
     assert len(errors) > 50 and len(view) == len(errors) == len(stream)
     assert view == stream
     # Every host reports every 10 s, so after its first report every error has a snapshot.
     after_first = [e.event_id for e in errors if e.ts >= T0 + timedelta(seconds=10)]
     with_health = sum(view[i][1] is not None for i in after_first)
     assert with_health == len(after_first)
-    assert all(0 <= age <= 60_000 for _, age in view.values() if age is not None)
-    assert all(r[3]["system.cpu.utilization"] > 0 for r in viewed if r[2] is not None)
+    assert all(0 <= age <= 60_000 for _, age, _ in view.values() if age is not None)
+    # Errors before a host's first report get its first snapshot after them instead.
+    early = [e.event_id for e in errors if e.ts < T0 + timedelta(seconds=10)]
+    marked = [view[i] for i in early if view[i][2]]
+    assert marked and all(0 < age <= 10_000 for _, age, _ in marked)
+    assert all(r[4]["system.cpu.utilization"] > 0 for r in viewed if r[2] is not None)
 
 
 def test_grouping_records_land_in_their_tables(client: Client) -> None:

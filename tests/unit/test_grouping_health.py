@@ -53,7 +53,7 @@ def test_a_snapshot_within_60_s_before_the_error_is_attached_with_its_age() -> N
     assert attached.age_ms == 15_000
     assert cache.attach(error(90)).age_ms == 60_000  # exactly 60 s still counts
     assert cache.attach(error(90.001)).snapshot is None  # older than 60 s: none
-    assert cache.attach(error(-1)).snapshot is None  # nothing before the error
+    assert cache.attach(error(-10.001)).snapshot is None  # nothing before nor 10 s after
     assert cache.attach(error(45, host="h2")).snapshot is None  # another host's is not used
 
 
@@ -63,6 +63,31 @@ def test_a_snapshot_taken_after_the_error_is_never_used() -> None:
     cache.add(health(10, cpu=0.9))  # arrived first in the stream, but later than the error
     attached = cache.attach(error(5))
     assert attached.age_ms == 5000 and cpu(attached) == 0.2
+
+
+def test_an_error_before_the_hosts_first_snapshot_gets_the_first_one_after_it() -> None:
+    cache = HealthCache()
+    cache.add(health(4, cpu=0.8))  # the host's first report, 4 s after a start-up crash
+    cache.add(health(6, cpu=0.3))
+    attached = cache.attach(error(0))
+    assert attached.after_error and attached.age_ms == 4000 and cpu(attached) == 0.8
+    later = cache.attach(error(5))  # one before it exists: that one, not marked
+    assert not later.after_error and later.age_ms == 1000 and cpu(later) == 0.8
+    assert cache.attach(error(-6.001)).snapshot is None  # the first is > 10 s after it
+
+
+def test_a_start_up_error_is_held_until_its_hosts_first_snapshot_then_marked() -> None:
+    from shiftright_server.streams.grouping import Grouper, grouped_error
+
+    join = HealthJoin()
+    assert join.add_error(error(1), "e", 0) == []  # no health from the host yet: held
+    (attached,) = join.add_health(health(3, cpu=0.6), "h", 0)
+    assert attached.after_error and attached.age_ms == 2000 and cpu(attached) == 0.6
+    stored = grouped_error(
+        attached.error, Grouper().assign(attached.error), attached.snapshot, 2000, (0, 0, 0), True
+    )
+    assert stored.health_after_error and stored.health == {"system.cpu.utilization": 0.6}
+    assert stored.health_ts == T0 + timedelta(seconds=3)
 
 
 def test_a_host_reporting_many_times_a_second_is_sampled_so_memory_stays_bounded() -> None:

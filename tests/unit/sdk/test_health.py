@@ -28,6 +28,14 @@ def test_snapshots_arrive_every_interval_with_gauges_and_callbacks(sdk: SDK) -> 
     assert snapshots[-1]["host"] and 0 <= metrics["system.cpu.utilization"] <= 1
 
 
+def test_first_snapshot_comes_at_start_not_one_interval_later(sdk: SDK) -> None:
+    sdk.init(health_interval=30)
+    assert _within(5.0, lambda: len(sdk.transport.events("health")) >= 1)  # not after 30 s
+    first = sdk.events("health")[0]["metrics"]
+    assert 0 <= first["system.cpu.utilization"] <= 1  # a difference was already taken
+    assert len(sdk.events("health")) == 1  # then nothing until the interval is up
+
+
 def test_throughput_comes_from_the_requests_the_middleware_counted(sdk: SDK) -> None:
     client = sdk.init()
     collector = HealthCollector(client)

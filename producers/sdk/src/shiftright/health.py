@@ -1,5 +1,6 @@
-"""The health collector: every ``health_interval`` seconds, one health event with host and
-process metrics under OpenTelemetry hostmetrics names, plus the app's gauges.
+"""The health collector: one health event half a second after start, then every
+``health_interval`` seconds, with host and process metrics under OpenTelemetry
+hostmetrics names, plus the app's gauges.
 
 Rates and CPU utilization come from the difference to the previous snapshot, so the first
 snapshot carries neither. Per-mount filesystem figures carry the mount point in the name
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from shiftright.client import Client
 
 MAX_MOUNTS = 16
+#: Seconds after start before the first snapshot (then every ``health_interval``).
+STARTUP_SNAPSHOT_SECONDS = 0.5
 
 
 class HostSampler:
@@ -169,8 +172,12 @@ class HealthCollector:
             self._sampler.sample()  # the reference point for deltas and rates
 
         _guarded(baseline, {})
-        while not stop.wait(interval):
+        # The first snapshot comes soon after start (start-up crashes are when health
+        # matters most), late enough for CPU utilization to have a difference to take.
+        wait = min(STARTUP_SNAPSHOT_SECONDS, interval)
+        while not stop.wait(wait):
             if self._client._stop is not stop:
                 return
             with contextlib.suppress(Exception):
                 self._client.enqueue("health", {"metrics": self.snapshot()})
+            wait = interval
