@@ -53,7 +53,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: The topics the worker consumes besides the raw events (error analytics, alerting).
 #: (Not the signals topic: it gets a tick per partition every half second, so the alert
 #: agent's lag is rarely zero between its commits.)
-DERIVED_INPUTS = (topics.ERRORS_BY_HOST, topics.ERRORS_GROUPED, topics.ERRORS_TRANSITIONS)
+DERIVED_INPUTS = (topics.ERRORS_BY_HOST, topics.ERRORS_ASSIGNED, topics.ERRORS_TRANSITIONS)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -58,6 +58,9 @@ ERRORS_TRANSITIONS: Final = "errors.transitions.v1"
 ERRORS_COMMANDS: Final = "errors.commands.v1"
 #: Internal: error events re-keyed ``app|env|host`` so they meet their host's health.
 ERRORS_BY_HOST: Final = "errors.byhost.v1"
+#: Internal: each error with its group (GroupedError without health) as soon as it is
+#: grouped, keyed ``app|group_id``: what the group step counts and announces from.
+ERRORS_ASSIGNED: Final = "errors.assigned.v1"
 
 # -- alerting --------------------------------------------------------------------------------
 #: Open-bucket snapshots (Rollup, cumulative so far) about every second, keyed ``app|env``:
@@ -104,7 +107,7 @@ def error_topic_plan(namespace: str, partitions: int) -> list[TopicSet]:
     """Error-analytics topics; ``errors.byhost.v1`` must have as many partitions as
     ``events.health.v1`` (the two are joined partition by partition). The group rows are
     compacted: the latest row per group is what matters."""
-    plain = (ERRORS_BY_HOST, ERRORS_GROUPED, ERRORS_TRANSITIONS, ERRORS_COMMANDS)
+    plain = (ERRORS_BY_HOST, ERRORS_ASSIGNED, ERRORS_GROUPED, ERRORS_TRANSITIONS, ERRORS_COMMANDS)
     return [
         TopicSet({named(t, namespace): partitions for t in plain}),
         TopicSet({named(ERRORS_GROUPS, namespace): partitions}, {"cleanup.policy": "compact"}),

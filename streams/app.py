@@ -4,8 +4,9 @@
 ::
 
     events.*.v1 ──rollup──▶ rollups.v1, dlq.events.v1, signals.v1, errors.byhost.v1
-    events.health.v1 + errors.byhost.v1 ──attach──▶ errors.grouped.v1     (error analytics)
-    errors.grouped.v1 + errors.commands.v1 ──group──▶ errors.transitions.v1, errors.groups.v1
+    events.health.v1 + errors.byhost.v1 ──attach──▶ errors.assigned.v1 (at once),
+                                                   errors.grouped.v1 (with health)
+    errors.assigned.v1 + errors.commands.v1 ──group──▶ errors.transitions.v1, errors.groups.v1
     signals.v1 + errors.transitions.v1 ──alerts──▶ alerts.v1                      (alerting)
 
 Every step keeps the same delivery contract (:mod:`streams.driver`): outputs delivered,
@@ -159,7 +160,7 @@ def add_error_analytics(worker: Worker) -> tuple[AttachStep, GroupStep]:
     load, hosts = table_loaders(table, "attach")
     stage = AttachStage(Grouper(load_rules(s.grouping_rules)), max_wait_ms=s.health_max_wait_ms)
     attach = Attach(stage, t(topics.EVENTS_HEALTH), s.limits(), load, hosts)
-    attach_step = AttachStep(attach, t(topics.ERRORS_GROUPED), parts)
+    attach_step = AttachStep(attach, t(topics.ERRORS_GROUPED), parts, t(topics.ERRORS_ASSIGNED))
     batch = (BATCH_MAX, s.batch_within_seconds)
     attach_driver = worker.driver(
         attach_step, [t(topics.EVENTS_HEALTH), t(topics.ERRORS_BY_HOST)], table, batch
@@ -170,7 +171,7 @@ def add_error_analytics(worker: Worker) -> tuple[AttachStep, GroupStep]:
     load, groups = table_loaders(table, "group")
     group = Group(GroupStage(SpikePolicy()), t(topics.ERRORS_COMMANDS), load, groups)
     group_step = GroupStep(group, t(topics.ERRORS_TRANSITIONS), t(topics.ERRORS_GROUPS))
-    worker.driver(group_step, [t(topics.ERRORS_GROUPED), t(topics.ERRORS_COMMANDS)], table, batch)
+    worker.driver(group_step, [t(topics.ERRORS_ASSIGNED), t(topics.ERRORS_COMMANDS)], table, batch)
     return attach_step, group_step
 
 

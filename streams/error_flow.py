@@ -7,13 +7,15 @@ functions: Kafka records in; what to send and partition states to save out
    ``errors.byhost.v1`` keyed ``app|env|host``, so it lands on the partition number of
    its host's health. Errors travel in NDJSON batch messages per partition
    (:func:`pack_messages`) whose header lists each line's origin position.
-2. :class:`Attach` ``events.health.v1`` + ``errors.byhost.v1`` -> ``errors.grouped.v1``:
-   :class:`~streams.grouping.stages.AttachStage` (health join + grouping). A re-key
+2. :class:`Attach` ``events.health.v1`` + ``errors.byhost.v1`` -> ``errors.assigned.v1``
+   (each error as soon as it is grouped) and ``errors.grouped.v1`` (each error with its
+   host's health, the stored row): :class:`~streams.grouping.stages.AttachStage`. A re-key
    replayed after a crash sends some errors twice, at new offsets; each origin
    partition's errors reach a byhost partition in origin order, so an error at or before
    the last origin position applied from that origin partition is a duplicate.
-3. :class:`Group` ``errors.grouped.v1`` + ``errors.commands.v1`` -> transitions and
-   group rows: :class:`~streams.grouping.stages.GroupStage`.
+3. :class:`Group` ``errors.assigned.v1`` + ``errors.commands.v1`` -> transitions and
+   group rows: :class:`~streams.grouping.stages.GroupStage`. It never waits for health,
+   so a new group is announced within a batch or two of its first error.
 
 Every step keeps, per source (topic, partition), the last offset it applied. Records at
 or before it are replays and skipped; :meth:`Offsets.missing_before` names the records
@@ -104,6 +106,7 @@ class Out:
     """What one batch produced: messages per output, and the partitions to save."""
 
     grouped: list[GroupedError] = field(default_factory=list)
+    assigned: list[GroupedError] = field(default_factory=list)  # grouped, health to come
     transitions: list[ErrorGroupTransition] = field(default_factory=list)
     rows: list[ErrorGroup] = field(default_factory=list)
     touched: set[int] = field(default_factory=set)
@@ -228,7 +231,10 @@ class Attach(_Step):
             except ValidationError:
                 out.skipped += 1
                 continue
-            out.grouped += self.stage.error(r.partition, r.topic, r.offset, event, index)
+            now, ready = self.stage.assigned(r.partition, r.topic, r.offset, event, index)
+            if now is not None:
+                out.assigned.append(now)
+            out.grouped += ready
 
     def held(self) -> list[int]:
         """Partitions with errors waiting for health."""

@@ -3,8 +3,9 @@
 ::
 
     events.error.v1 ──rollup step (streams.rekey)──▶ errors.byhost.v1 (app|env|host)
-    events.health.v1 + errors.byhost.v1 ──attach──▶ errors.grouped.v1 (app|group_id)
-    errors.grouped.v1 + errors.commands.v1 ──group──▶ errors.transitions.v1, errors.groups.v1
+    events.health.v1 + errors.byhost.v1 ──attach──▶ errors.assigned.v1 (app|group_id, at once)
+                                                   errors.grouped.v1 (with health: stored)
+    errors.assigned.v1 + errors.commands.v1 ──group──▶ errors.transitions.v1, errors.groups.v1
 
 Both keep their state in the changelog table ``error-state``, one record per partition
 number (``attach:<p>``, ``group:<p>``: offsets and the small part of the state) plus
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from shiftright_server.schemas.records import GroupedError
 from shiftright_server.streams.driver import Driver
 from shiftright_server.streams.error_flow import Attach, Group, Out, pack_messages
 from shiftright_server.streams.grouping import Rules
@@ -96,9 +98,13 @@ class _ErrorStep:
 class AttachStep(_ErrorStep):
     name = "attach"
 
-    def __init__(self, attach: Attach, grouped_topic: str, partitions: int) -> None:
+    def __init__(
+        self, attach: Attach, grouped_topic: str, partitions: int, assigned_topic: str = ""
+    ) -> None:
         self.flow = self.attach = attach
         self.grouped_topic = grouped_topic
+        #: where each error goes as soon as it is grouped ("": not sent)
+        self.assigned_topic = assigned_topic
         self.partitions = partitions
         #: when each partition number last received a record (or was restored)
         self.last_seen: dict[int, float] = {}
@@ -111,14 +117,19 @@ class AttachStep(_ErrorStep):
         return self.output(out)
 
     def output(self, out: Out) -> Output:
-        singles = [(group_key(g), g.model_dump_json().encode(), None) for g in out.grouped]
-        messages = [
-            Message(self.grouped_topic, k, v, h, p)
-            for k, v, h, p in pack_messages(singles, self.partitions)
-        ]
+        messages = self._packed(self.grouped_topic, out.grouped)
+        if self.assigned_topic:
+            messages += self._packed(self.assigned_topic, out.assigned)
         output = Output(messages, set(out.touched))
         output.counts["errors_grouped"] += len(out.grouped)
+        output.counts["errors_assigned"] += len(out.assigned)
         return self._counts(out, output)
+
+    def _packed(self, topic: str, errors: list[GroupedError]) -> list[Message]:
+        singles = [(group_key(g), g.model_dump_json().encode(), None) for g in errors]
+        return [
+            Message(topic, k, v, h, p) for k, v, h, p in pack_messages(singles, self.partitions)
+        ]
 
     def state_writes(self, touched: set[StateKey]) -> list[list[StateWrite]]:
         """The hosts whose health changed, then the partition records."""

@@ -4,7 +4,8 @@ Flow for one error event::
 
     Grouper(rules).assign(event)            -> Assignment (fingerprint, group id, title ...)
     HealthJoin.add_error / add_health       -> Attached (error + snapshot within 60 s)
-    grouped_error(event, assignment, ...)   -> GroupedError      (topic errors.grouped.v1)
+    grouped_error(event, assignment, ...)   -> GroupedError      (errors.assigned.v1 at once,
+                                                                  errors.grouped.v1 with health)
     GroupBook.apply(grouped_error)          -> transitions       (errors.transitions.v1)
     GroupBook.take_rows()                   -> ErrorGroup rows   (errors.groups.v1)
 

@@ -2,12 +2,15 @@
 Faust agent to drive (records in, records out, state as bytes; no I/O here).
 
 1. :class:`AttachStage` consumes ``events.health.v1`` and ``errors.byhost.v1`` (errors
-   re-keyed ``app|env|host``, same partition count): each error meets its host's health,
-   is grouped, and leaves as a :class:`~schemas.records.GroupedError` for
-   ``errors.grouped.v1``, keyed ``app|group_id`` (:func:`~streams.grouping.keys.group_key`).
-2. :class:`GroupStage` consumes ``errors.grouped.v1`` and ``errors.commands.v1`` (both
+   re-keyed ``app|env|host``, same partition count): each error is grouped at once and
+   leaves without health for ``errors.assigned.v1`` (:meth:`AttachStage.assigned`);
+   once it has met its host's health it leaves again, with the snapshot, as the stored
+   :class:`~schemas.records.GroupedError` for ``errors.grouped.v1``. Both are keyed
+   ``app|group_id`` (:func:`~streams.grouping.keys.group_key`).
+2. :class:`GroupStage` consumes ``errors.assigned.v1`` and ``errors.commands.v1`` (both
    keyed ``app|group_id``): counts, statuses, transitions for ``errors.transitions.v1``
-   and group rows for ``errors.groups.v1``.
+   and group rows for ``errors.groups.v1``. A new group is announced without waiting
+   for health, and only once: the group counts each error position once.
 
 Save ``dumps(partition)`` to the changelog once a batch's outputs are delivered (the
 stream worker saves the health cache host by host: ``streams.error_flow.Attach``); a restarted worker loads it and skips the records it already applied. When
@@ -26,7 +29,7 @@ from shiftright_server.schemas.records import (
     ErrorGroupTransition,
     GroupedError,
 )
-from shiftright_server.streams.grouping.assign import Grouper
+from shiftright_server.streams.grouping.assign import Assignment, Grouper
 from shiftright_server.streams.grouping.enrich import grouped_error
 from shiftright_server.streams.grouping.health import Attached, HealthJoin
 from shiftright_server.streams.grouping.spike import SpikePolicy
@@ -46,6 +49,9 @@ class AttachStage:
         self._load = load_state
         self._max_wait_ms = max_wait_ms
         self.joins: dict[int, HealthJoin] = {}
+        #: Assignments of held errors, so a release does not group them again (not
+        #: saved: after a restart a released error is grouped again, the same way).
+        self._assignments: dict[tuple[int, int, int], Assignment] = {}
 
     def join(self, partition: int) -> HealthJoin:
         found = self.joins.get(partition)
@@ -68,24 +74,40 @@ class AttachStage:
         self, partition: int, topic: str, offset: int, event: ErrorEvent, index: int = 0
     ) -> list[GroupedError]:
         """An error at (offset, index) of ``topic``; the grouped errors now ready, in order."""
+        return self.assigned(partition, topic, offset, event, index)[1]
+
+    def assigned(
+        self, partition: int, topic: str, offset: int, event: ErrorEvent, index: int = 0
+    ) -> tuple[GroupedError | None, list[GroupedError]]:
+        """An error at (offset, index) of ``topic``: the error grouped now, without health
+        (None when it was applied before), and the grouped errors now ready, in order."""
         join = self.join(partition)
         if join.seen(topic, offset, index):
-            return []
-        return self._grouped(partition, join.add_error(event, topic, offset, index))
+            return None, []
+        a = self.grouper.assign(event)
+        self._assignments[(partition, offset, index)] = a
+        now = grouped_error(event, a, None, None, (partition, offset, index))
+        return now, self._grouped(partition, join.add_error(event, topic, offset, index))
 
     def dumps(self, partition: int) -> bytes:
         return self.join(partition).dumps()
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop in-memory state of partitions this worker no longer owns."""
-        for p in partitions:
+        gone = set(partitions)
+        for p in gone:
             self.joins.pop(p, None)
+        self._assignments = {k: a for k, a in self._assignments.items() if k[0] not in gone}
+
+    def _assignment(self, partition: int, a: Attached) -> Assignment:
+        found = self._assignments.pop((partition, a.offset, a.index), None)
+        return found if found is not None else self.grouper.assign(a.error)
 
     def _grouped(self, partition: int, attached: list[Attached]) -> list[GroupedError]:
         return [
             grouped_error(
                 a.error,
-                self.grouper.assign(a.error),
+                self._assignment(partition, a),
                 a.snapshot,
                 a.age_ms,
                 (partition, a.offset, a.index),

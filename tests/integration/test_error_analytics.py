@@ -294,7 +294,12 @@ def test_stream_worker_killed_9_before_its_first_commit_right_after_it_and_mid_r
                 f"\n{pipeline.log('streams')}"
             ),
         )
-        assert sql("SELECT count() FROM errors_grouped FINAL") == [(len(errors),)]
+        # each stored row follows its count once its host's health is known
+        wait_for(
+            lambda: sql("SELECT count() FROM errors_grouped FINAL") == [(len(errors),)],
+            60,
+            lambda: f"stored {sql('SELECT count() FROM errors_grouped FINAL')} of {len(errors)}",
+        )
         new = sql(
             "SELECT group_id, count() FROM error_group_transitions FINAL "
             "WHERE kind = 'new' GROUP BY group_id"

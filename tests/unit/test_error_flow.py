@@ -208,3 +208,51 @@ def test_batched_messages_group_like_single_ones_and_replays_still_drop() -> Non
     group = Group(GroupStage(), CMDS)
     out = group.process([Record(GROUPED, p, i, v, 0, h) for i, (_, v, h, p) in enumerate(lines)])
     assert sum(r.count for r in out.rows) == len(errors)
+
+
+def test_a_new_group_is_announced_before_its_hosts_health_and_never_again() -> None:
+    events = traffic()
+    errors = byhost_records(rekeyer().process(raw_records(events, "error", ERR)).byhost)
+    health = raw_records(events, "health", HEALTH)
+    step, group = attach(), Group(GroupStage(), CMDS)
+    first = step.process(errors[:1])  # the host's health up to the error is not in yet
+    assert first.grouped == [] and len(first.assigned) == 1
+    assert first.assigned[0].health == {} and first.assigned[0].health_ts is None
+    announced = group.process(assigned_records(first.assigned))
+    assert [t.kind for t in announced.transitions] == ["new"]
+
+    later = step.process(health + errors[1:])  # health arrives: the stored rows get it
+    stored = first.grouped + later.grouped + step.flush(0).grouped
+    assert len(stored) == len(errors)
+    assert sum(g.health_ts is not None for g in stored) >= 0.95 * len(stored)
+    assert stored[0].event_id == first.assigned[0].event_id and stored[0].health_ts
+    assigned = first.assigned + later.assigned
+    assert [g.event_id for g in assigned] == [g.event_id for g in stored]  # each once
+    rest = group.process(assigned_records(later.assigned, first=1))
+    announced_twice = {t.group_id for t in rest.transitions if t.kind == "new"}
+    assert first.assigned[0].group_id not in announced_twice
+
+
+def test_a_replayed_attach_step_reannounces_nothing() -> None:
+    events = traffic()
+    byhost = byhost_records(rekeyer().process(raw_records(events, "error", ERR)).byhost)
+    stream = interleave(raw_records(events, "health", HEALTH), byhost)
+    first = attach()
+    sent = first.process(stream[:300]).assigned
+    hosts, saved = dict(first.host_states(0)), first.dumps(0)
+    sent += first.process(stream[300:400]).assigned  # sent, then the worker died unsaved
+    again = Attach(
+        AttachStage(Grouper()), HEALTH, Limits(), lambda p: saved, lambda p: list(hosts.values())
+    )
+    sent += again.process(stream[250:]).assigned
+    out = Group(GroupStage(), CMDS).process(assigned_records(sent))
+    assert sum(r.count for r in out.rows) == len(byhost)  # every error counted once
+    news = [t.group_id for t in out.transitions if t.kind == "new"]
+    assert len(news) == len(set(news)) == len({r.group_id for r in out.rows})
+
+
+def assigned_records(assigned: list[GroupedError], first: int = 0) -> list[Record]:
+    return [
+        Record("errors.assigned.v1", 0, first + i, g.model_dump_json().encode(), 0)
+        for i, g in enumerate(assigned)
+    ]
