@@ -214,6 +214,7 @@ class Attach(_Step):
             event = parse_event(payload, "health", now, self._limits)
             if isinstance(event, HealthEvent):
                 out.grouped += self.stage.health(r.partition, r.topic, r.offset, event, i)
+                out.assigned += self.stage.take_late()
 
     def _error(self, r: Record, out: Out) -> None:
         origins = _origins(r.headers)
@@ -232,6 +233,7 @@ class Attach(_Step):
                 out.skipped += 1
                 continue
             now, ready = self.stage.assigned(r.partition, r.topic, r.offset, event, index)
+            out.assigned += self.stage.take_late()
             if now is not None:
                 out.assigned.append(now)
             out.grouped += ready
@@ -245,6 +247,7 @@ class Attach(_Step):
         out = Out(touched={partition})
         join = self.stage.join(partition)
         out.grouped = self.stage._grouped(partition, join.flush())
+        out.assigned = self.stage.take_late()
         return out
 
     def dumps(self, partition: int) -> bytes:

@@ -181,6 +181,9 @@ class HealthJoin:
     positions: dict[str, Position] = field(default_factory=dict)  # topic -> last applied
     grace_ms: int = 10_000
     max_health_ms: int = 0
+    #: Held errors not yet sent for counting (held in a state saved before errors were
+    #: sent at once): they, and errors behind them, are sent when released, in order.
+    unannounced: set[Position] = field(default_factory=set)
 
     def seen(self, topic: str, offset: int, index: int = 0) -> bool:
         """True when this topic's event at (offset, index) was applied (skip on replay)."""
@@ -256,6 +259,7 @@ class HealthJoin:
             "grace_ms": self.grace_ms,
             "max_health_ms": self.max_health_ms,
             "min_spacing_ms": self.cache.min_spacing_ms,
+            "unannounced": sorted(list(p) for p in self.unannounced),
         }
 
     @classmethod
@@ -272,6 +276,8 @@ class HealthJoin:
         cache.changed.update(hosts)  # a state saved whole: the next save writes them per host
         held = deque((tuple(p), ErrorEvent.model_validate(e)) for p, e in s["held"])
         positions = {t: (p[0], p[1]) for t, p in s["positions"].items()}
+        # A state without the key was saved when errors were sent only once released.
+        late = s.get("unannounced", [p for p, _ in held])
         return cls(
             cache,
             s["max_wait_ms"],
@@ -281,4 +287,5 @@ class HealthJoin:
             positions,
             s["grace_ms"],
             s["max_health_ms"],
+            {(p[0], p[1]) for p in late},
         )

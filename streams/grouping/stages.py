@@ -52,6 +52,8 @@ class AttachStage:
         #: Assignments of held errors, so a release does not group them again (not
         #: saved: after a restart a released error is grouped again, the same way).
         self._assignments: dict[tuple[int, int, int], Assignment] = {}
+        #: Errors sent for counting on release (see ``HealthJoin.unannounced``).
+        self._late: list[GroupedError] = []
 
     def join(self, partition: int) -> HealthJoin:
         found = self.joins.get(partition)
@@ -86,8 +88,16 @@ class AttachStage:
             return None, []
         a = self.grouper.assign(event)
         self._assignments[(partition, offset, index)] = a
-        now = grouped_error(event, a, None, None, (partition, offset, index))
+        now: GroupedError | None = grouped_error(event, a, None, None, (partition, offset, index))
+        if join.unannounced:  # behind errors still to be sent: sent after them, in order
+            join.unannounced.add((offset, index))
+            now = None
         return now, self._grouped(partition, join.add_error(event, topic, offset, index))
+
+    def take_late(self) -> list[GroupedError]:
+        """Errors to send for counting that were released since the last call, in order."""
+        late, self._late = self._late, []
+        return late
 
     def dumps(self, partition: int) -> bytes:
         return self.join(partition).dumps()
@@ -104,6 +114,15 @@ class AttachStage:
         return found if found is not None else self.grouper.assign(a.error)
 
     def _grouped(self, partition: int, attached: list[Attached]) -> list[GroupedError]:
+        join = self.join(partition)
+        for a in attached:
+            if (a.offset, a.index) in join.unannounced:
+                join.unannounced.discard((a.offset, a.index))
+                assignment = self._assignment(partition, a)
+                self._assignments[(partition, a.offset, a.index)] = assignment
+                self._late.append(
+                    grouped_error(a.error, assignment, None, None, (partition, a.offset, a.index))
+                )
         return [
             grouped_error(
                 a.error,

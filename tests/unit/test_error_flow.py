@@ -256,3 +256,33 @@ def assigned_records(assigned: list[GroupedError], first: int = 0) -> list[Recor
         Record("errors.assigned.v1", 0, first + i, g.model_dump_json().encode(), 0)
         for i, g in enumerate(assigned)
     ]
+
+
+def test_errors_held_in_a_state_saved_before_they_were_sent_at_once_are_counted() -> None:
+    from shiftright_server.streams.error_flow import pack_state, unpack_state
+
+    events = traffic()
+    byhost = byhost_records(rekeyer().process(raw_records(events, "error", ERR)).byhost)
+    first = attach()
+    counted = first.process(byhost[:50]).grouped  # the group step read these then
+    hosts, state = dict(first.host_states(0)), unpack_state(first.dumps(0))
+    assert state["join"]["held"], "nothing held at the save; proves nothing"
+    del state["join"]["unannounced"]  # as saved when errors were sent only once released
+    again = Attach(
+        AttachStage(Grouper()),
+        HEALTH,
+        Limits(),
+        lambda p: pack_state(state),
+        lambda p: list(hosts.values()),
+    )
+    out = again.process(raw_records(events, "health", HEALTH) + byhost[50:])
+    assigned = out.assigned + again.flush(0).assigned
+    records = [*grouped_records(counted), *assigned_records(assigned, first=len(counted))]
+    result = Group(GroupStage(), CMDS).process(records)
+    assert sum(r.count for r in result.rows) == len(byhost)  # the held ones too, once
+    news = [t.group_id for t in result.transitions if t.kind == "new"]
+    assert len(news) == len(set(news))
+
+
+def grouped_records(grouped: list[GroupedError]) -> list[Record]:
+    return [Record(GROUPED, 0, i, g.model_dump_json().encode(), 0) for i, g in enumerate(grouped)]
