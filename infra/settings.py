@@ -189,8 +189,9 @@ class StreamSettings(BaseModel):
         default=15_000,
         description="How far (event time) the error stream may run past an error still "
         "waiting for its host's health before it is grouped without it (and, up to 10 s, how "
-        "far the other hosts' health may). Lower: error-group alerts sooner, health of a "
-        "late-reporting host missed more often.",
+        "far the other hosts' health may). New and regressed groups are announced without "
+        "waiting; this delays only the stored error rows. Lower: rows stored sooner, health "
+        "of a late-reporting host missed more often.",
     )
 
     def limits(self) -> Limits:
