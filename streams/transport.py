@@ -12,15 +12,24 @@ The worker is a static member of its consumer group (``StreamSettings.instance_i
 passed to Faust as ``consumer_group_instance_id``): a successor of a killed worker with
 the same id takes over its partitions as soon as it joins, instead of after the dead
 member's session expires. A worker that stops cleanly still leaves the group at once.
+
+Once a rebalance's changelog recovery is done, Faust seeks every stream partition back
+to where the group resumes, so records its fetcher drained meanwhile without handing
+them to a stream are read again. aiokafka's seek leaves out a partition the group never
+committed; the consumer thread seeks those to the log's beginning (where
+``consumer_auto_offset_reset`` starts them). A replayed record costs nothing: each step
+skips records at or before its last applied offset.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -31,6 +40,25 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_min_bytes = app.fetch_min_bytes
         consumer._fetch_max_wait_ms = app.fetch_max_wait_ms
         return consumer
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        found = await self.call_thread(self._seek_to_committed_or_beginning)
+        return cast(Mapping[TP, int], found)
+
+    async def _seek_to_committed_or_beginning(self) -> Mapping[TP, int]:
+        # A partition the group never committed would otherwise keep the position its
+        # fetcher drained up to: the successor of a worker killed before the group's
+        # first commit can skip every record, process nothing and so never commit,
+        # idle with all of its partitions assigned until new records arrive.
+        consumer = self._ensure_consumer()
+        committed: dict[TP, int] = await consumer.seek_to_committed()
+        changelogs = self.app.tables.changelog_topics
+        uncommitted = [
+            tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs
+        ]
+        if uncommitted:
+            await consumer.seek_to_beginning(*uncommitted)
+        return committed
 
     async def on_thread_stop(self) -> None:
         # aiokafka never sends LeaveGroup for a static member, so the broker would keep

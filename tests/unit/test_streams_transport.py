@@ -1,12 +1,15 @@
 """The stream worker's Kafka consumer takes its fetch and group-membership settings from
 StreamSettings, not Faust's defaults (fetch_min_bytes=1: a fetch per few messages, a fifth
 of the worker's CPU when live; no static membership: a restart waits for the dead member's
-session to expire)."""
+session to expire), and after a rebalance's recovery it reads a partition the group never
+committed from the log's beginning."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+from faust.types import TP
 from shiftright_server.infra.settings import Settings, StreamSettings
 from shiftright_server.streams.app import build_app
 
@@ -57,3 +60,37 @@ def test_a_restarted_worker_rejoins_as_the_same_static_member() -> None:
 
 def test_an_empty_instance_id_means_dynamic_membership() -> None:
     assert _consumer_membership(StreamSettings(instance_id=""))[0] is None
+
+
+class _Consumer:
+    """What the consumer thread asks of aiokafka when Faust seeks after recovery."""
+
+    def __init__(self, committed: dict[Any, int | None]) -> None:
+        self.committed = committed
+        self.to_beginning: list[Any] = []
+
+    async def seek_to_committed(self) -> dict[Any, int | None]:
+        return self.committed
+
+    async def seek_to_beginning(self, *partitions: Any) -> bool:
+        self.to_beginning.extend(partitions)
+        return True
+
+
+def test_after_recovery_a_partition_the_group_never_committed_is_read_from_its_beginning() -> None:
+    # The fetcher may have drained records while the changelogs were restored; they are
+    # read again from where the group resumes, which for an uncommitted partition is the
+    # log's beginning (aiokafka's own seek leaves such a partition where it is).
+    streams = StreamSettings(error_analytics=False, alerting=False)
+    app = build_app(Settings(streams=streams))
+    (changelog,) = app.tables.changelog_topics
+    never, zero, committed = (TP("events.error.v1", p) for p in range(3))
+    restored = TP(changelog, 0)
+    consumer = _Consumer({never: None, zero: 0, committed: 7, restored: None})
+    thread = app.consumer._thread  # type: ignore[attr-defined]  # Faust's consumer thread is not on its abstract type
+    thread._ensure_consumer = lambda: consumer
+
+    found = asyncio.run(thread._seek_to_committed_or_beginning())
+
+    assert found == consumer.committed
+    assert set(consumer.to_beginning) == {never, zero}
