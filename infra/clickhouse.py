@@ -8,6 +8,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from shiftright_server.infra.settings import ClickHouseSettings, Settings
+from shiftright_server.schemas.cluster import Layout, layout_for
 
 
 def get_client(
@@ -23,12 +24,22 @@ def get_client(
     }
     if database:
         options["database"] = database
+    if settings.cluster:
+        # An insert into a Distributed table returns once every shard has stored its
+        # block, so a stored insert is a durable one and a retry deduplicates per shard.
+        options["settings"] = {"insert_distributed_sync": 1}
     options.update(kwargs)
     return clickhouse_connect.get_client(**options)
+
+
+def schema_layout(settings: ClickHouseSettings) -> Layout:
+    """Plain tables on one server, or replicated + Distributed tables on the cluster."""
+    return layout_for(settings.cluster, settings.replica_path, settings.replica_name)
 
 
 def apply_schema(settings: Settings) -> None:
     """Create the configured database and apply pending migrations (idempotent)."""
     from shiftright_server.schemas.migrate import migrate
 
-    migrate(get_client(settings.clickhouse), settings.clickhouse.database)
+    ch = settings.clickhouse
+    migrate(get_client(ch), ch.database, schema_layout(ch))

@@ -12,8 +12,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from shiftright_server.schemas.cluster import DEFAULT_REPLICA_NAME, DEFAULT_REPLICA_PATH
 from shiftright_server.schemas.validation import Limits
 
 
@@ -59,6 +60,28 @@ class ClickHouseSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="Address the embedded warehouse listens on.")
     port: int = Field(default=18123, description="HTTP port of the embedded warehouse.")
     database: str = Field(default="shiftright", description="Database holding every table.")
+    cluster: str | None = Field(
+        default=None,
+        description="A ClickHouse cluster name: migrations create replicated local tables "
+        "ON CLUSTER with Distributed tables in front. Unset: plain tables on one server.",
+    )
+    replica_path: str = Field(
+        default=DEFAULT_REPLICA_PATH,
+        description="ZooKeeper/Keeper path of each replicated table (with cluster).",
+    )
+    replica_name: str = Field(
+        default=DEFAULT_REPLICA_NAME,
+        description="Replica name of each replicated table (with cluster).",
+    )
+
+    @model_validator(mode="after")
+    def _cluster_needs_server(self) -> ClickHouseSettings:
+        if self.cluster and self.url is None:
+            raise ValueError(
+                "clickhouse.cluster names a cluster of ClickHouse servers: set clickhouse.url "
+                "to one of them (the embedded warehouse is a single node)"
+            )
+        return self
 
     @property
     def launch_local(self) -> bool:

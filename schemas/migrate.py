@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
 
+from shiftright_server.schemas.cluster import Layout, PlacementError, SingleNode
+
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -54,21 +56,47 @@ def load_migrations() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-def migrate(client: SqlClient, database: str) -> list[Migration]:
+HISTORY = """CREATE TABLE IF NOT EXISTS {db}.schema_migrations
+(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
+ENGINE = ReplacingMergeTree
+ORDER BY version"""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every statement a layout runs: ``setup`` (the database and the history table),
+    then each migration's statements in order, applied or not."""
+
+    setup: list[str]
+    steps: list[tuple[Migration, list[str]]]
+
+
+def plan(database: str, layout: Layout) -> Plan:
+    """The statements ``layout`` runs for every migration file."""
+    db = _ident(database)
+    try:
+        setup = [layout.create_database(db), *layout.place(HISTORY.replace("{db}", db))]
+        steps = [
+            (m, [placed for s in m.statements(db) for placed in layout.place(s)])
+            for m in load_migrations()
+        ]
+    except PlacementError as exc:
+        raise MigrationError(str(exc)) from exc
+    return Plan(setup, steps)
+
+
+def migrate(client: SqlClient, database: str, layout: Layout | None = None) -> list[Migration]:
     """Create the database if needed and apply pending migrations; return those applied."""
-    client.command(f"CREATE DATABASE IF NOT EXISTS {_ident(database)}")
-    client.command(
-        f"CREATE TABLE IF NOT EXISTS {_ident(database)}.schema_migrations "
-        "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') "
-        "DEFAULT now64(3)) ENGINE = ReplacingMergeTree ORDER BY version"
-    )
+    planned = plan(database, layout or SingleNode())
+    for statement in planned.setup:
+        client.command(statement)
     applied = _applied(client, database)
     done = []
-    for migration in load_migrations():
+    for migration, statements in planned.steps:
         if migration.version in applied:
             _check_unchanged(migration, applied[migration.version])
             continue
-        _apply(client, database, migration)
+        _apply(client, database, migration, statements)
         done.append(migration)
     return done
 
@@ -88,8 +116,8 @@ def _check_unchanged(migration: Migration, checksum: str) -> None:
         )
 
 
-def _apply(client: SqlClient, database: str, migration: Migration) -> None:
-    for statement in migration.statements(database):
+def _apply(client: SqlClient, database: str, migration: Migration, statements: list[str]) -> None:
+    for statement in statements:
         try:
             client.command(statement)
         except Exception as exc:

@@ -20,6 +20,7 @@ from shiftright_server.infra.cli.errors import errors_app, import_app
 from shiftright_server.infra.cli.gateway import gateway_app
 from shiftright_server.infra.cli.mark import mark_app
 from shiftright_server.infra.settings import Settings
+from shiftright_server.schemas.migrate import Plan
 
 app = typer.Typer(
     add_completion=False,
@@ -179,20 +180,43 @@ def _cell(value: Any) -> str:
 
 
 @app.command()
-def migrate() -> None:
+def migrate(
+    print_ddl: Annotated[
+        bool,
+        typer.Option(
+            "--print-ddl",
+            help="Print every statement the configured layout runs (single server or "
+            "cluster) instead of running anything.",
+        ),
+    ] = False,
+) -> None:
     """Create the database and apply pending schema migrations (idempotent)."""
-    from shiftright_server.infra.clickhouse import get_client
+    from shiftright_server.infra.clickhouse import get_client, schema_layout
     from shiftright_server.schemas.migrate import migrate as run
+    from shiftright_server.schemas.migrate import plan
 
     settings = _settings()
+    ch = settings.clickhouse
     try:
-        applied = run(get_client(settings.clickhouse), settings.clickhouse.database)
+        if print_ddl:
+            _print_plan(plan(ch.database, schema_layout(ch)))
+            return
+        applied = run(get_client(ch), ch.database, schema_layout(ch))
     except Exception as exc:
         _fail(str(exc))
         return
     for m in applied:
         out.print(f"applied  {m.version:04d}_{m.name}")
     out.print(f"schema up to date ({len(applied)} applied now)")
+
+
+def _print_plan(planned: Plan) -> None:
+    for statement in planned.setup:
+        print(f"{statement};\n")
+    for migration, statements in planned.steps:
+        print(f"-- {migration.version:04d}_{migration.name}")
+        for statement in statements:
+            print(f"{statement};\n")
 
 
 @app.command()
