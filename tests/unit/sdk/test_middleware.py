@@ -246,3 +246,22 @@ def test_middleware_passes_requests_through_when_the_sdk_is_not_initialised() ->
     from starlette.testclient import TestClient
 
     assert TestClient(_starlette_app()).get("/api/items/1").json() == {"id": 1}
+
+
+def test_django_requests_served_during_a_marked_test_are_test_traffic(
+    sdk: SDK, django_client: Any
+) -> None:
+    from shiftright import testing
+
+    sdk.init()
+    testing.activate(testing.MarkedTest("tests/test_billing.py::test_invoice", "run-1"))
+    try:
+        assert django_client.get("/invoices/5/").status_code == 200
+        assert django_client.get("/broken").status_code == 500
+    finally:
+        testing.activate(None)
+    events = sdk.events()
+    assert {(e["kind"], e["origin"]) for e in events} == {("usage", "test"), ("error", "test")}
+    assert {e["attributes"]["test.case.name"] for e in events} == {
+        "tests/test_billing.py::test_invoice"
+    }

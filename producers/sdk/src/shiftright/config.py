@@ -51,6 +51,9 @@ class Config:
     #: Service instance id; "" means ``host:pid`` of each process (a forked worker gets its own).
     instance: str = ""
     origin: str = "user"
+    #: Lets test marks sent in a request's ``baggage`` through in production (see
+    #: :mod:`shiftright.testing`); "" accepts them only outside ``prod``/``production``.
+    test_token: str = ""
     #: Events waiting for the sender thread; beyond this they are dropped (``queue_full``).
     queue_size: int = 100_000
     #: How often the sender thread wakes to batch what was queued.

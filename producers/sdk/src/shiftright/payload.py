@@ -20,6 +20,7 @@ from shiftright.config import Config
 from shiftright.context import Scope
 from shiftright.scrub import Scrubber
 from shiftright.stack import RawError, Renderer
+from shiftright.testing import SYNTHETIC
 
 TOPICS = {
     "usage": "events.usage.v1",
@@ -103,10 +104,8 @@ class Builder:
             "host": clip(config.host),
             "instance": clip(config.instance or f"{config.host}:{os.getpid()}"),
         }
-        self._base["origin"] = (
-            config.origin if config.origin in ("user", "test", "synthetic") else "user"
-        )
-        self._fixed_json = _encode(self._base)[:-1] + ","  # '{"app":…,"origin":"user",'
+        self._origin = config.origin if config.origin in ("user", "test", "synthetic") else "user"
+        self._fixed_json = _encode(self._base)[:-1] + ","  # '{"app":…,"instance":"h:1",'
         self._key_prefix = f"{self._base['app']}|{self._base['env']}|"
         self._clock = _Clock()
         prefix = f"{config.namespace}." if config.namespace else ""
@@ -132,7 +131,7 @@ class Builder:
         self, kind: str, ts: float, fields: Mapping[str, Any], scope: Scope
     ) -> tuple[str, bytes, bytes]:
         """(topic, key, JSON): the fields that vary per event are encoded, the fixed ones
-        (app, env, release, host, instance, origin) were encoded once at start."""
+        (app, env, release, host, instance) were encoded once at start."""
         event = self._varying(kind, ts, fields, scope)
         field = KEY_FIELD[kind]
         key = f"{self._key_prefix}{event[field] if field in event else self._base[field]}"
@@ -151,6 +150,8 @@ class Builder:
         event["user_id"] = clip(fields.get("user_id") or scope.user_id)
         event["customer_id"] = clip(fields.get("customer_id") or scope.customer_id)
         event["attributes"] = self._attributes(scope.attributes, fields.get("attributes"))
+        marked = event["attributes"].get(SYNTHETIC) == "test"  # test traffic (shiftright.testing)
+        event["origin"] = "test" if marked else self._origin
         self._kinds[kind](event, fields, scope)
         return event
 

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from shiftright import api
+from shiftright import api, testing
 from shiftright.client import Client
 from shiftright.context import Scope, current
 
@@ -36,6 +36,10 @@ def begin(method: str, path: str, header: Header) -> Scope:
             parts = traceparent.split("-")
             if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16:
                 attributes["trace_id"], attributes["span_id"] = parts[1], parts[2]
+        client = api.get_client()
+        attributes.update(
+            testing.request_marks(header("baggage"), client.config if client is not None else None)
+        )
     except Exception:
         pass
     return scope
