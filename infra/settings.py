@@ -95,6 +95,17 @@ class ClickHouseSettings(BaseModel):
 class SinkSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
+    instances: int = Field(
+        default=1,
+        ge=1,
+        description="How many sinks `shiftright up` starts in the sink's consumer group "
+        "(each a process; the group shares the partitions out).",
+    )
+    name: str = Field(
+        default="sink",
+        description="Name this sink reports its counters under (run/NAME.json); each sink "
+        "of one state directory needs its own.",
+    )
     group_id: str = Field(
         default="shiftright-clickhouse-sink",
         description="Consumer group of the ClickHouse sink (prefixed by the namespace).",
@@ -120,6 +131,12 @@ class StreamSettings(BaseModel):
     app_id: str = Field(
         default="shiftright-streams",
         description="Faust application id: the stream worker's consumer group (prefixed by the namespace).",
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="How many stream workers `shiftright up` starts (each a process with "
+        "its own static member id, worker-0 … worker-N-1).",
     )
     bucket_seconds: int = Field(default=60, description="Size of the event-time rollup buckets.")
     allowed_lateness_seconds: int = Field(

@@ -16,6 +16,7 @@ def consumer_config(settings: Settings) -> dict[str, object]:
     return {
         "bootstrap.servers": settings.kafka.bootstrap_servers,
         "group.id": f"{settings.namespace}.{group}" if settings.namespace else group,
+        "client.id": settings.sink.name,  # tells the sinks apart in `shiftright status`
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "enable.partition.eof": False,
@@ -40,7 +41,7 @@ def build_sink(settings: Settings) -> ClickHouseSink:
         batch_seconds=settings.sink.batch_seconds,
         retry_initial=settings.sink.retry_initial_seconds,
         retry_max=settings.sink.retry_max_seconds,
-        status_path=run_dir / "sink.json",
+        status_path=run_dir / f"{settings.sink.name}.json",
     )
     router = Router(settings.namespace, settings.streams.limits())
     return ClickHouseSink(

@@ -57,6 +57,8 @@ class Worker:
         self.settings = settings
         s = settings.streams
         ns = settings.namespace
+        datadir = settings.resolved_state_dir() / "streams" / (s.instance_id or "dynamic")
+        datadir.parent.mkdir(parents=True, exist_ok=True)
         self.app = App(
             f"{ns}.{s.app_id}" if ns else s.app_id,
             fetch_min_bytes=s.fetch_min_bytes,
@@ -75,7 +77,7 @@ class Worker:
             producer_compression_type="zstd",
             producer_linger_ms=5,
             stream_wait_empty=False,
-            datadir=str(settings.resolved_state_dir() / "streams"),
+            datadir=str(datadir),
         )
 
     def topic(self, name: str) -> str:

@@ -36,6 +36,14 @@ err = Console(stderr=True)
 def up(
     simulate: Annotated[bool, typer.Option(help="Also run the traffic simulator.")] = True,
     rate: Annotated[float, typer.Option(help="Simulated usage+error events per second.")] = 300.0,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Stream workers to start (default: streams.workers, 1)."),
+    ] = None,
+    sinks: Annotated[
+        int | None,
+        typer.Option(min=1, help="ClickHouse sinks to start (default: sink.instances, 1)."),
+    ] = None,
     watch: Annotated[
         bool | None, typer.Option(help="Follow the live status line (default: on a terminal).")
     ] = None,
@@ -43,7 +51,7 @@ def up(
     """Start Kafka, the warehouse, the stream workers, the sink (and the simulator)."""
     from shiftright_server.infra.ops.startup import bring_up
 
-    settings = _settings()
+    settings = _scaled(_settings(), workers, sinks)
     try:
         bring_up(settings, out, simulate=simulate, rate=rate)
     except Exception as exc:  # a clear message, not a traceback, for start-up failures
@@ -54,13 +62,21 @@ def up(
     _status_line(settings, follow=sys.stdout.isatty() if watch is None else watch)
 
 
+def _scaled(settings: Settings, workers: int | None, sinks: int | None) -> Settings:
+    streams = settings.streams.model_copy(update={"workers": workers or settings.streams.workers})
+    sink = settings.sink.model_copy(update={"instances": sinks or settings.sink.instances})
+    return settings.model_copy(update={"streams": streams, "sink": sink})
+
+
 @app.command()
 def down() -> None:
     """Stop every locally started component (simulator first, Kafka last)."""
     from shiftright_server.infra.ops.supervisor import ORDER, Supervisor
 
     supervisor = Supervisor(_settings())
-    for name in reversed(ORDER):
+    started = supervisor.started()
+    names = started + [name for name in ORDER if name not in started]
+    for name in reversed(names):
         stopped = supervisor.stop(name)
         out.print(f"{'stopped' if stopped else 'not running':>12}  {name}")
 
@@ -79,9 +95,38 @@ def status(
         healthy &= ok
         table.add_row(name, "[green]up[/]" if ok else "[red]down[/]", detail)
     out.print(table)
+    _print_members(settings)
     _status_line(settings, follow=watch)
     if not healthy:
         raise typer.Exit(3)
+
+
+def _print_members(settings: Settings) -> None:
+    from shiftright_server.infra.ops.status import group_members
+
+    try:
+        members = group_members(settings)
+    except Exception as exc:
+        out.print(f"[yellow]consumer groups unavailable:[/] {exc}")
+        return
+    if not members:
+        return
+    table = Table("group", "member", "partitions (raw events)", "lag (messages)")
+    for m in members:
+        table.add_row(m.role, m.member, _partition_list(m.partitions), f"{m.lag:,}")
+    out.print(table)
+
+
+def _partition_list(partitions: list[tuple[str, int]]) -> str:
+    """``0,1,2,3 of 4 topics`` when every topic has the same partitions, else per topic."""
+    by_topic: dict[str, list[int]] = {}
+    for topic, partition in partitions:
+        by_topic.setdefault(topic, []).append(partition)
+    shapes = {tuple(ps) for ps in by_topic.values()}
+    if len(shapes) == 1:
+        (only,) = shapes
+        return f"{','.join(map(str, only))} of {len(by_topic)} topics"
+    return " ".join(f"{t}[{','.join(map(str, ps))}]" for t, ps in by_topic.items()) or "none"
 
 
 def _status_line(settings: Settings, follow: bool) -> None:

@@ -8,10 +8,12 @@ from rich.console import Console
 from shiftright_server.infra.clickhouse import apply_schema
 from shiftright_server.infra.kafka.topics import create_topics
 from shiftright_server.infra.ops.supervisor import (
+    SCALED,
     Component,
     Supervisor,
     kafka_launcher,
     python_components,
+    start_rank,
     warehouse_ready,
 )
 from shiftright_server.infra.settings import Settings
@@ -44,8 +46,8 @@ def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: floa
             ),
         ),
         ("Alert rules", lambda: starter_rules(settings)),
-        ("Stream workers", lambda: f"pid {sup.start(comps['streams'])}"),
-        ("ClickHouse sink", lambda: f"pid {sup.start(comps['sink'])}"),
+        ("Stream workers", lambda: _start_all(sup, comps, "streams")),
+        ("ClickHouse sink", lambda: _start_all(sup, comps, "sink")),
         ("Notifier", lambda: f"pid {sup.start(comps['notifier'])} (e-mail, webhook, Slack)"),
         ("Ingest gateway", lambda: _gateway(settings, sup, comps["gateway"])),
         ("Dashboard", lambda: _dashboard(settings, sup, comps["dashboard"])),
@@ -60,9 +62,14 @@ def bring_up(settings: Settings, console: Console, *, simulate: bool, rate: floa
         console.print(f"[green]✓[/] {title:<16} {detail}")
     _check_alive(
         sup,
-        ["streams", "sink", "notifier", "gateway", "dashboard"]
-        + (["simulator"] if simulate else []),
+        [name for name in comps if name != "warehouse" and (simulate or name != "simulator")],
     )
+
+
+def _start_all(sup: Supervisor, comps: dict[str, Component], kind: str) -> str:
+    """Start every instance of ``kind``; one line names their pids."""
+    pids = [sup.start(c) for name, c in comps.items() if name.partition("-")[0] == kind]
+    return f"pid {pids[0]}" if len(pids) == 1 else f"{len(pids)} processes, pids {pids}"
 
 
 EXAMPLE_RULES = "infra/examples/alerts.yaml"
@@ -172,7 +179,7 @@ def _check_alive(sup: Supervisor, names: list[str]) -> None:
 
 def component_health(settings: Settings) -> list[tuple[str, bool, str]]:
     """(name, healthy, detail) for each component."""
-    from shiftright_server.infra.ops.status import run_counters, sink_counters
+    from shiftright_server.infra.ops.status import run_counters
 
     sup = Supervisor(settings)
     rows: list[tuple[str, bool, str]] = []
@@ -190,7 +197,10 @@ def component_health(settings: Settings) -> list[tuple[str, bool, str]]:
     url = settings.clickhouse.http_url
     ok = warehouse_ready(url)
     rows.append(("warehouse", ok, f"{url} {'answers' if ok else 'does not answer'} /ping"))
-    for name in ("streams", "sink", "notifier", "gateway", "dashboard", "simulator"):
+    running = set(sup.started())
+    scaled = [n for n in running if n.partition("-")[0] in SCALED and "-" in n]
+    names = ["streams", "sink", "notifier", "gateway", "dashboard", "simulator", *scaled]
+    for name in sorted(set(names), key=start_rank):
         pid = sup.pid(name)
         detail = f"pid {pid}" if pid else "not running"
         if name == "gateway" and pid:
@@ -206,8 +216,8 @@ def component_health(settings: Settings) -> list[tuple[str, bool, str]]:
                     f" · rules v{c.get('config_version', 0)} · delivered {c.get('delivered', 0):,}"
                     f" · failed {c.get('failed', 0)} · pending {c.get('pending', 0)}"
                 )
-        if name == "sink" and pid:
-            c = sink_counters(settings)
+        if name.partition("-")[0] == "sink" and pid:
+            c = run_counters(settings, name)
             detail += f" · batches {c.get('batches', 0):,} · retries {c.get('retries', 0)}"
             if c.get("last_error"):
                 detail += f" · last error: {c['last_error'][:80]}"

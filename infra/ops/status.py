@@ -71,16 +71,85 @@ def _group_lag(
     ends: dict[tuple[str, int], int],
     timeout: float,
 ) -> int:
+    return sum(_partition_lag(settings, group, tps, ends, timeout).values())
+
+
+def _partition_lag(
+    settings: Settings,
+    group: str,
+    tps: list[TopicPartition],
+    ends: dict[tuple[str, int], int],
+    timeout: float,
+) -> dict[tuple[str, int], int]:
     consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": group})
     try:
         committed = consumer.committed(tps, timeout=timeout)
     finally:
         consumer.close()
-    lag = 0
+    lag = {}
     for tp in committed:
         end = ends[(tp.topic, tp.partition)]
-        lag += end - tp.offset if tp.offset >= 0 else end
+        lag[(tp.topic, tp.partition)] = end - tp.offset if tp.offset >= 0 else end
     return lag
+
+
+@dataclass(frozen=True)
+class Member:
+    """One consumer of a group: who it is, the raw-event partitions it holds, their lag."""
+
+    role: str  # streams | sink
+    member: str  # its static id (streams) or client id and host
+    partitions: list[tuple[str, int]]
+    lag: int
+
+
+def group_members(settings: Settings, timeout: float = 5.0) -> list[Member]:
+    """Each member of the stream workers' and the sinks' groups, with the raw-event
+    partitions assigned to it and how many messages those are behind."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    ns = settings.namespace
+    raw = {topics.named(t, ns) for t in topics.EVENT_TOPICS}
+    groups = group_ids(settings)
+    described = admin.describe_consumer_groups(list(groups.values()), request_timeout=timeout)
+    members: list[Member] = []
+    for role, group in groups.items():
+        description = described[group].result()
+        held = {
+            m: sorted(
+                (tp.topic, tp.partition) for tp in m.assignment.topic_partitions if tp.topic in raw
+            )
+            for m in description.members
+        }
+        tps = [TopicPartition(t, p) for parts in held.values() for t, p in parts]
+        lag = (
+            _partition_lag(settings, group, tps, _ends(settings, tps, timeout), timeout)
+            if tps
+            else {}
+        )
+        for m, parts in held.items():
+            who = m.group_instance_id or f"{m.client_id} ({m.host.strip('/')})"
+            members.append(Member(role, who, parts, sum(lag.get(p, 0) for p in parts)))
+    return sorted(members, key=lambda m: (m.role, m.member))
+
+
+def _ends(
+    settings: Settings, tps: list[TopicPartition], timeout: float
+) -> dict[tuple[str, int], int]:
+    probe = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": "shiftright-status-probe",
+        }
+    )
+    try:
+        return {
+            (tp.topic, tp.partition): probe.get_watermark_offsets(tp, timeout=timeout)[1]
+            for tp in tps
+        }
+    finally:
+        probe.close()
 
 
 def warehouse_figures(client: Any, figures: PipelineFigures) -> None:

@@ -14,8 +14,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -24,8 +24,15 @@ from shiftright_server.infra.settings import Settings, to_env
 
 log = structlog.get_logger("shiftright.supervisor")
 
-#: Start order; ``down`` stops in reverse.
+#: Start order; ``down`` stops in reverse. Stream workers and sinks may run several
+#: instances: ``streams``, ``streams-1``, … and ``sink``, ``sink-1``, …
 ORDER = ("kafka", "warehouse", "streams", "sink", "notifier", "gateway", "dashboard", "simulator")
+SCALED = ("streams", "sink")
+
+
+def instance_names(kind: str, count: int) -> list[str]:
+    """The component names of ``count`` instances: the first keeps the plain name."""
+    return [kind if i == 0 else f"{kind}-{i}" for i in range(count)]
 
 
 class ComponentFailed(RuntimeError):
@@ -36,6 +43,7 @@ class ComponentFailed(RuntimeError):
 class Component:
     name: str
     argv: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 def kafka_launcher(settings: Settings) -> KafkaLauncher:
@@ -66,8 +74,7 @@ def python_components(
                 str(ch.port),
             ],
         ),
-        "streams": Component("streams", [py, "-m", "shiftright_server.streams"]),
-        "sink": Component("sink", [py, "-m", "shiftright_server.sinks"]),
+        **scaled_components(settings),
         "notifier": Component("notifier", [py, "-m", "shiftright_server.sinks.notify"]),
         "gateway": Component("gateway", [py, "-m", "shiftright_server.infra.cli", "gateway"]),
         "dashboard": Component("dashboard", [py, "-m", "shiftright_server.dashboard"]),
@@ -75,6 +82,31 @@ def python_components(
             "simulator", [py, "-m", "shiftright_server.infra.cli", "simulate", *simulator_args]
         ),
     }
+
+
+def start_rank(name: str) -> tuple[int, int]:
+    """Where a component (or one instance of it) comes in the start order."""
+    kind, _, index = name.partition("-")
+    at = ORDER.index(kind) if kind in ORDER else len(ORDER)
+    return at, int(index) if index.isdigit() else 0
+
+
+def scaled_components(settings: Settings) -> dict[str, Component]:
+    """``streams.workers`` stream workers, each its own static member, and
+    ``sink.instances`` sinks, each reporting under its own name."""
+    py = sys.executable
+    found: dict[str, Component] = {}
+    for i, name in enumerate(instance_names("streams", settings.streams.workers)):
+        found[name] = Component(
+            name,
+            [py, "-m", "shiftright_server.streams"],
+            {"SHIFTRIGHT_STREAMS__INSTANCE_ID": f"worker-{i}"},
+        )
+    for name in instance_names("sink", settings.sink.instances):
+        found[name] = Component(
+            name, [py, "-m", "shiftright_server.sinks"], {"SHIFTRIGHT_SINK__NAME": name}
+        )
+    return found
 
 
 class Supervisor:
@@ -108,7 +140,7 @@ class Supervisor:
             return running
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        child_env = {**os.environ, **self.child_env(), **(env or {})}
+        child_env = {**os.environ, **self.child_env(), **component.env, **(env or {})}
         with self.log_path(component.name).open("ab") as out:
             proc = subprocess.Popen(
                 list(component.argv),
@@ -158,6 +190,13 @@ class Supervisor:
         self.pid_path(name).unlink(missing_ok=True)
         log.info("component_stopped", component=name, pid=pid)
         return True
+
+    def started(self) -> list[str]:
+        """Every component with a pid file (or Kafka running), in start order."""
+        names = {p.stem for p in self.run_dir.glob("*.pid")} if self.run_dir.exists() else set()
+        if self.pid("kafka") is not None:
+            names.add("kafka")
+        return sorted(names, key=start_rank)
 
     def tail(self, name: str, lines: int = 25) -> str:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -39,7 +40,7 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path, kafka_jars:
         "COLUMNS": "200",
     }
     try:
-        up = shiftright(env, "up", "--rate", "200", "--no-watch")
+        up = shiftright(env, "up", "--rate", "200", "--workers", "2", "--sinks", "2", "--no-watch")
         assert up.returncode == 0, up.stdout + up.stderr
         for step in (
             "Kafka",
@@ -94,6 +95,21 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path, kafka_jars:
         ):
             assert component in status.stdout
         assert f"http://127.0.0.1:{dashboard} ready" in status.stdout, status.stdout
+        for component in ("streams-1", "sink-1"):
+            assert re.search(rf"{component}\s+│\s+up\s+│\s+pid \d+", status.stdout), status.stdout
+        # each group shares the raw-event partitions out between its two members
+        members = re.findall(
+            r"│ (streams|sink)\s+│ (\S+)[^│]*│ ([\d,]+) of 4 topics", status.stdout
+        )
+        assert sorted(m[:2] for m in members) == [
+            ("sink", "sink"),
+            ("sink", "sink-1"),
+            ("streams", "worker-0"),
+            ("streams", "worker-1"),
+        ], status.stdout
+        for group in ("sink", "streams"):
+            held = [int(p) for role, _, parts in members if role == group for p in parts.split(",")]
+            assert sorted(held) == list(range(8)), status.stdout  # every partition, once
 
         # the notifier reports what it runs and what it delivered (every 10 s)
         deadline = time.monotonic() + 40
@@ -111,6 +127,7 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path, kafka_jars:
     finally:
         down = shiftright(env, "down")
     assert down.returncode == 0, down.stdout + down.stderr
-    assert down.stdout.count("stopped") >= 8, down.stdout
+    assert down.stdout.count("stopped") >= 10, down.stdout
+    assert "stopped  streams-1" in down.stdout and "stopped  sink-1" in down.stdout, down.stdout
     after = shiftright(env, "status")
     assert after.returncode == 3, "status must say the pipeline is down"
