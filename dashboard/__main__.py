@@ -1,25 +1,18 @@
 """``python -m shiftright_server.dashboard``: serve the dashboard on the configured
-host and port (``SHIFTRIGHT_DASHBOARD__HOST`` / ``__PORT``)."""
+host and port (``SHIFTRIGHT_DASHBOARD__HOST`` / ``__PORT``) without the alerting service,
+so its alert pages show rules read-only; ``shiftright up`` runs
+``python -m shiftright_server.infra.ops.dashboard``, which can change them."""
 
 from __future__ import annotations
 
-import uvicorn
 from shiftright_server.dashboard.app import create_app
-from shiftright_server.infra.logs import configure_logging
+from shiftright_server.dashboard.serve import serve
 from shiftright_server.infra.settings import load_settings
 
 
 def main() -> None:
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_json)
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.dashboard.host,
-        port=settings.dashboard.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-    )
+    serve(settings, create_app(settings))
 
 
 if __name__ == "__main__":

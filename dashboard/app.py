@@ -11,8 +11,9 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
-from shiftright_server.dashboard import alert_pages, console, error_pages, pages
+from shiftright_server.dashboard import alert_pages, console, error_pages, pages, rule_pages
 from shiftright_server.dashboard.commands import CommandSender, KafkaCommands
+from shiftright_server.dashboard.desk import AlertingDesk, NoDesk
 from shiftright_server.dashboard.errors import UnknownGroup
 from shiftright_server.dashboard.permissions import AllowAll, Policy
 from shiftright_server.dashboard.render import render_problem, templates
@@ -43,8 +44,10 @@ def create_app(
     reader: Reader | None = None,
     commands: CommandSender | None = None,
     policy: Policy | None = None,
+    desk: AlertingDesk | None = None,
 ) -> FastAPI:
-    """The dashboard over the configured warehouse and Kafka (or the given fakes)."""
+    """The dashboard over the configured warehouse and Kafka (or the given fakes);
+    ``desk``: the alerting service that changes rules and silences (none: read-only)."""
     app = FastAPI(
         title="shiftright dashboard",
         # the schema is served behind the permission check (pages.py); no Swagger UI,
@@ -59,10 +62,12 @@ def create_app(
     app.state.scopes = Scopes(app.state.reader)
     app.state.commands = commands or KafkaCommands(settings)
     app.state.policy = policy or AllowAll()
+    app.state.desk = desk or NoDesk()
     app.state.templates = templates(HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(pages.router)
     app.include_router(error_pages.router)
+    app.include_router(rule_pages.router)  # before /alerts/{rule}: /alerts/rule-form
     app.include_router(alert_pages.router)
     app.include_router(console.router)
     _problems(app)

@@ -21,6 +21,8 @@ class Action(StrEnum):
     VIEW = "view"  # read pages and panels
     DECIDE_ERRORS = "errors.decide"  # resolve / ignore / unresolve an error group
     RUN_SQL = "sql.run"  # read-only SQL at the warehouse
+    RULES_EDIT = "rules.edit"  # create, edit and backtest alert rules
+    SILENCES_EDIT = "silences.edit"  # create and expire silences
 
 
 @dataclass(frozen=True)

@@ -348,7 +348,7 @@ class AlertingSettings(BaseModel):
 
 
 class DashboardSettings(BaseModel):
-    """The team's web dashboard (``python -m shiftright_server.dashboard``)."""
+    """The team's web dashboard (``python -m shiftright_server.infra.ops.dashboard``)."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -113,7 +113,74 @@
     new uPlot(opts, columns, el);
   }
 
+  // Firing spans of a backtest, shaded behind the measure.
+  function spansPlugin(spans) {
+    return { hooks: { drawClear: [(u) => {
+      const ctx = u.ctx, top = u.bbox.top, height = u.bbox.height;
+      ctx.save();
+      ctx.fillStyle = css("--fired");
+      for (const [a, b] of spans) {
+        const x0 = Math.max(u.bbox.left, u.valToPos(a, "x", true));
+        const x1 = Math.min(u.bbox.left + u.bbox.width, u.valToPos(b, "x", true));
+        if (x1 > x0) ctx.fillRect(x0, top, Math.max(x1 - x0, devicePixelRatio), height);
+      }
+      ctx.restore();
+    }] } };
+  }
+
+  // A horizontal line at each threshold (alert rules over a chart).
+  function thresholdsPlugin(lines, scale) {
+    return { hooks: { draw: [(u) => {
+      const ctx = u.ctx;
+      ctx.save();
+      ctx.strokeStyle = css("--err");
+      ctx.lineWidth = Math.max(1, devicePixelRatio);
+      ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+      ctx.fillStyle = css("--err");
+      ctx.font = (10 * devicePixelRatio) + "px sans-serif";
+      for (const line of lines) {
+        const y = Math.round(u.valToPos(line.value * scale, "y", true));
+        if (y < u.bbox.top || y > u.bbox.top + u.bbox.height) continue;
+        ctx.beginPath(); ctx.moveTo(u.bbox.left, y); ctx.lineTo(u.bbox.left + u.bbox.width, y); ctx.stroke();
+        if (line.label) ctx.fillText(line.label, u.bbox.left + 4 * devicePixelRatio, y - 3 * devicePixelRatio);
+      }
+      ctx.restore();
+    }] } };
+  }
+
+  // The rule form's backtest: the measure, when the rule would have fired, the threshold.
+  function backtestChart(el) {
+    const data = readJSON(el.dataset.backtest);
+    if (!data) return;
+    const lines = data.threshold == null ? [] : [{ value: data.threshold, label: "threshold" }];
+    const opts = {
+      width: el.clientWidth || 600, height: 200, legend: { live: false },
+      scales: { x: { time: true, range: [data.start, data.end] }, y: { range: (u, min, max) => {
+        const top = Math.max(max, data.threshold == null ? max : data.threshold);
+        return [Math.min(0, min), top > 0 ? top * 1.1 : 1];
+      } } },
+      axes: [{ stroke: css("--muted"), grid: { stroke: css("--line") } },
+             { stroke: css("--muted"), grid: { stroke: css("--line") } }],
+      series: [{}, { label: "measure", width: 1.5, stroke: css("--s1"), points: { show: false } }],
+      plugins: [spansPlugin(data.fired), thresholdsPlugin(lines, 1)],
+    };
+    el.replaceChildren();
+    new uPlot(opts, [data.t, data.v], el);
+  }
+
+  // The rule form shows the fields of the chosen kind (all of them without scripts).
+  function ruleForm(form) {
+    const kind = form.querySelector("select[name=kind]");
+    const show = () => form.querySelectorAll("fieldset[data-kinds]").forEach((f) => {
+      f.hidden = !f.dataset.kinds.split(" ").includes(kind.value);
+    });
+    kind.addEventListener("change", show);
+    show();
+  }
+
   function draw(root) {
+    root.querySelectorAll("[data-backtest]").forEach(backtestChart);
+    root.querySelectorAll("form.rule-form").forEach(ruleForm);
     root.querySelectorAll("[data-hostchart]").forEach(hostChart);
     root.querySelectorAll("[data-chart]").forEach(sparkline);
     root.querySelectorAll("[data-timeline]").forEach(timeline);

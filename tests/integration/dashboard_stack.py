@@ -18,6 +18,7 @@ import uvicorn
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
 from shiftright_server.dashboard.app import create_app
 from shiftright_server.dashboard.timerange import sql_time
+from shiftright_server.infra.api.dashboard_desk import ServiceDesk
 from shiftright_server.infra.clickhouse import apply_schema, get_client
 from shiftright_server.infra.kafka.topics import create_topics
 from shiftright_server.infra.settings import (
@@ -29,6 +30,7 @@ from shiftright_server.infra.settings import (
     StreamSettings,
 )
 from shiftright_server.producers.simulator import Simulator
+from shiftright_server.streams.alerting.service import open_store
 
 from tests.builders import event
 from tests.integration.conftest import wait_for
@@ -86,8 +88,10 @@ def traffic() -> list[dict[str, Any]]:
 
 
 def serve(settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
+    ch = settings.clickhouse
+    desk = ServiceDesk(open_store(settings), lambda: get_client(ch, database=ch.database))
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, desk=desk),
         host=settings.dashboard.host,
         port=settings.dashboard.port,
         log_level="warning",

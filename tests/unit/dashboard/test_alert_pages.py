@@ -60,4 +60,6 @@ def test_a_rule_page_narrows_to_the_rule_and_an_unknown_rule_is_a_404(
     reader.answers.pop("alerts_history")
     missing = client.get("/alerts/no-such-rule")
     assert missing.status_code == 404
-    assert "rule &#39;no-such-rule&#39; has no alert in this range" in missing.text
+    assert (
+        "rule &#39;no-such-rule&#39; is not applied and has no alert in this range" in missing.text
+    )

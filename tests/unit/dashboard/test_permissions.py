@@ -53,7 +53,8 @@ def test_every_route_declares_the_action_the_policy_is_asked_about() -> None:
     ]
     paths = {path.split("?")[0] for path in GETS} - {"/errors/g1", "/panels/errors/g1"}
     paths |= {"/errors/{group_id}", "/panels/errors/{group_id}", "/errors/{group_id}/{decision}"}
-    paths |= {"/alerts/{rule}"}
+    paths |= {"/alerts/{rule}", "/alerts/rule-form", "/alerts/silences"}
+    paths |= {"/alerts/silences/{silence_id}/expire"}
     assert {path for path, _, _ in operations} == paths
     undeclared = [(p, m) for p, m, op in operations if ACTION_KEY not in op]
     assert undeclared == []
