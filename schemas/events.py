@@ -157,10 +157,10 @@ class HealthEvent(Envelope):
 
 
 class ChangeEvent(Envelope):
-    """A deploy, a feature-flag flip or a configuration change."""
+    """A deploy, a feature-flag flip, a configuration change or a QA gate's decision."""
 
     kind: Literal["change"] = "change"
-    change_type: Literal["deploy", "flag", "config"]
+    change_type: Literal["deploy", "flag", "config", "gate"]  # gate: a QA gate decision
     name: Name = Field(description="Release for a deploy, flag name for a flag flip")
     value: ShortText = ""
     previous_value: ShortText = ""

@@ -19,6 +19,7 @@ from shiftright_server.infra.cli.common import fail as _fail
 from shiftright_server.infra.cli.errors import errors_app, import_app
 from shiftright_server.infra.cli.gateway import gateway_app
 from shiftright_server.infra.cli.mark import mark_app
+from shiftright_server.infra.cli.qa import qa_app
 from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas.migrate import Plan
 
@@ -313,6 +314,7 @@ app.add_typer(errors_app, name="errors")
 app.add_typer(import_app, name="import")
 register_alerting(app)
 app.add_typer(mark_app, name="mark")
+app.add_typer(qa_app, name="qa")
 
 
 # -- detect: the stream's anomaly detector, offline (streams/alerting/detect.py) ------------
