@@ -37,6 +37,17 @@ class KafkaSettings(BaseModel):
         description="Apache Kafka version the launcher resolves from Maven Central.",
     )
     partitions: int = Field(default=8, description="Partitions of every topic we create.")
+    replication_factor: int = Field(
+        default=-1,
+        description="Replicas of every topic we create; -1 takes the cluster's "
+        "default.replication.factor (1 on the local broker).",
+    )
+    min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="min.insync.replicas of every topic we create (with acks=all, a write "
+        "succeeds once this many replicas have it). Unset: the cluster's default.",
+    )
     heap: str = Field(
         default="512m", description="Java heap of the locally launched broker (-Xmx)."
     )

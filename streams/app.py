@@ -70,7 +70,7 @@ class Worker:
             autodiscover=False,
             web_enabled=False,
             topic_partitions=settings.kafka.partitions,
-            topic_replication_factor=1,
+            topic_replication_factor=max(1, settings.kafka.replication_factor),
             table_standby_replicas=0,
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=1.0,
@@ -206,11 +206,16 @@ def _declare_changelog(settings: Settings, name: str) -> None:
     the step and, once its queue is full, the whole worker."""
     from shiftright_server.infra.kafka.topics import ensure_topics
 
+    k = settings.kafka
+    durability = (
+        {} if k.min_insync_replicas is None else {"min.insync.replicas": str(k.min_insync_replicas)}
+    )
     try:
         ensure_topics(
-            settings.kafka.bootstrap_servers,
-            {name: settings.kafka.partitions},
-            {"cleanup.policy": "compact"},
+            k.bootstrap_servers,
+            {name: k.partitions},
+            {"cleanup.policy": "compact", **durability},
+            replication_factor=k.replication_factor,
         )
     except Exception as exc:  # broker away at start: Faust's own declaration remains
         log.warning("changelog_not_declared", topic=name, error=repr(exc))

@@ -256,6 +256,26 @@ def migrate(
     out.print(f"schema up to date ({len(applied)} applied now)")
 
 
+@app.command()
+def topics() -> None:
+    """Create every topic the pipeline needs on the configured Kafka (idempotent)."""
+    from shiftright_server.infra.kafka.topics import create_topics
+    from shiftright_server.schemas.topics import plan as topic_plan
+
+    settings = _settings()
+    k = settings.kafka
+    try:
+        created = set(create_topics(settings))
+    except Exception as exc:
+        _fail(f"{exc}\nKafka: {k.bootstrap_servers}")
+        return
+    for topic_set in topic_plan(settings.namespace, k.partitions):
+        for name, partitions in topic_set.partitions.items():
+            state = "[green]created[/]" if name in created else "exists "
+            out.print(f"{state}  {name} ({partitions} partitions)")
+    out.print(f"topics ready on {k.bootstrap_servers} ({len(created)} created now)")
+
+
 def _print_plan(planned: Plan) -> None:
     for statement in planned.setup:
         print(f"{statement};\n")

@@ -31,11 +31,22 @@ class TopicCreationError(RuntimeError):
     """A topic could not be created, or did not get partition leaders in time."""
 
 
-def create_topics(settings: Settings) -> None:
-    """Every topic the pipeline needs, on the configured cluster and namespace."""
-    bootstrap = settings.kafka.bootstrap_servers
-    for topic_set in plans.plan(settings.namespace, settings.kafka.partitions):
-        ensure_topics(bootstrap, topic_set.partitions, topic_set.config)
+def create_topics(settings: Settings) -> list[str]:
+    """Every topic the pipeline needs, on the configured cluster and namespace; returns
+    the names created now (the others existed)."""
+    k = settings.kafka
+    durability = (
+        {} if k.min_insync_replicas is None else {"min.insync.replicas": str(k.min_insync_replicas)}
+    )
+    created = []
+    for topic_set in plans.plan(settings.namespace, k.partitions):
+        created += ensure_topics(
+            k.bootstrap_servers,
+            topic_set.partitions,
+            {**topic_set.config, **durability},
+            replication_factor=k.replication_factor,
+        )
+    return created
 
 
 def ensure_topics(

@@ -20,7 +20,7 @@ from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas import topics
 
 
-def _then(step: Callable[[], None], line: str) -> Callable[[], str]:
+def _then(step: Callable[[], object], line: str) -> Callable[[], str]:
     """Run ``step``, then answer ``line`` (what the console prints for it)."""
 
     def run() -> str:

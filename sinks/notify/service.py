@@ -238,7 +238,7 @@ class NotifyService:
         if found is None or found.error is not None or not found.partitions:
             consumer.close()
             raise RuntimeError(
-                f"topic {self.topic} is missing: run `shiftright up` (or create_topics) first"
+                f"topic {self.topic} is missing: run `shiftright topics` (or `shiftright up`) first"
             )
         consumer.assign(
             [

@@ -118,6 +118,11 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path, kafka_jars:
             status = shiftright(env, "status")
         assert "rules v1 · delivered" in status.stdout, status.stdout
 
+        again = shiftright(env, "topics")  # idempotent: every topic is there already
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "exists   events.usage.v1 (8 partitions)" in again.stdout, again.stdout
+        assert "(0 created now)" in again.stdout, again.stdout
+
         rules = shiftright(env, "rules", "list")
         assert rules.returncode == 0 and "checkout-errors" in rules.stdout, rules.stdout
 
