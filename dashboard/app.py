@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
-from shiftright_server.dashboard import alert_pages, console, error_pages, pages, rule_pages
+from shiftright_server.dashboard import alert_pages, console, error_pages, pages, qa, rule_pages
 from shiftright_server.dashboard.commands import CommandSender, KafkaCommands
 from shiftright_server.dashboard.desk import AlertingDesk, NoDesk
 from shiftright_server.dashboard.errors import UnknownGroup
@@ -70,6 +70,7 @@ def create_app(
     app.include_router(rule_pages.router)  # before /alerts/{rule}: /alerts/rule-form
     app.include_router(alert_pages.router)
     app.include_router(console.router)
+    app.include_router(qa.router)
     _problems(app)
     app.middleware("http")(_headers)
     return app

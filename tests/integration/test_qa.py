@@ -346,3 +346,18 @@ def test_the_gate_passes_a_healthy_release_against_the_previous_one(
             WHERE change_type = 'gate' AND app = '{GATE}' AND release = '2.0-good'"""
     )
     assert timeline == [("qa gate 2.0-good", "pass")]
+
+
+def test_the_dashboard_qa_page_reads_the_views(qa: Settings, shop: Sql) -> None:
+    from fastapi.testclient import TestClient
+    from shiftright_server.dashboard.app import create_app
+
+    with TestClient(create_app(qa)) as client:
+        page = client.get(f"/qa?app={SHOP}")
+        gate = client.get(f"/qa?app={GATE}").text
+    assert page.status_code == 200, page.text
+    first = page.text[page.text.index("<tbody>") :].split("</tr>")[0]
+    assert 'data-feature="GET /search"' in first and "never tested" in first
+    assert 'data-gap="POST /checkout"' in page.text and 'data-group="g-checkout"' in page.text
+    assert 'data-unused="GET /reports/&lt;name&gt;"' in page.text
+    assert 'data-release="2.0-slow"' in gate and '<td class="n worse">300.0</td>' in gate

@@ -199,6 +199,33 @@ def test_fastapi_and_flask_apps_end_as_rows_in_clickhouse(
         shiftright.close(1)
 
 
+def test_requests_a_test_marked_reach_the_warehouse_as_test_traffic(
+    module_settings: Settings, pipeline: Pipeline, examples: Any
+) -> None:
+    """The baggage header the pytest plugin adds, honoured by a preprod app and stored
+    through Kafka, the stream worker and the sink with the test's identity."""
+    from shiftright.testing import MarkedTest
+
+    sql = sql_on(module_settings)
+    mark = MarkedTest("tests/test_orders.py::test_view[1]", "run-p", "f00d")
+    try:
+        init_sdk("qa-marked", module_settings, health_interval=0)
+        with serve_asgi(examples[0].create_app()) as base, client_for(base) as http:
+            assert http.get("/orders/1", headers={"baggage": mark.baggage()}).status_code == 200
+            assert http.get("/orders/2").status_code == 200
+        assert shiftright.close(30) == 0, shiftright.stats()
+    finally:
+        shiftright.close(1)
+    query = """SELECT origin, attributes['user_agent.synthetic.type'], test_id, test_run,
+                      test_commit FROM events_usage
+               WHERE app = 'qa-marked' AND route != '' ORDER BY origin"""
+    wait_for(lambda: len(sql(query)) == 2, 60, lambda: f"marked rows {sql(query)}")
+    assert sql(query) == [
+        ("test", "test", "tests/test_orders.py::test_view[1]", "run-p", "f00d"),
+        ("user", "", "", "", ""),
+    ]
+
+
 @pytest.mark.usefixtures("pipeline")
 def test_mark_deploy_and_flag_from_both_clis(module_settings: Settings) -> None:
     settings, sql = module_settings, sql_on(module_settings)

@@ -24,6 +24,7 @@ GETS = [
     "/panels/errors/g1",
     "/alerts",
     "/panels/alerts",
+    "/qa",
     "/sql?q=SELECT+1",
     "/sql.csv?q=SELECT+1",
 ]
