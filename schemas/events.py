@@ -23,6 +23,8 @@ from pydantic import (
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 ShortText = Annotated[str, Field(max_length=200)]
+#: Flag name -> the variant evaluated in the event's scope (request), at most 16.
+Flags = Annotated[dict[str, str], Field(max_length=16)]
 
 #: Our field name -> OpenTelemetry semantic-convention attribute.
 OTEL_NAMES: dict[str, str] = {
@@ -124,6 +126,7 @@ class UsageEvent(Envelope):
     status_code: int = Field(default=0, ge=0, le=999)
     duration_ms: float | None = Field(default=None, ge=0)
     value: float | None = None
+    flags: Flags = Field(default_factory=dict)
 
 
 class Frame(BaseModel):
@@ -147,6 +150,7 @@ class ErrorEvent(Envelope):
     handled: bool = False
     level: Literal["debug", "info", "warning", "error", "fatal"] = "error"
     route: ShortText = ""
+    flags: Flags = Field(default_factory=dict)
 
 
 class HealthEvent(Envelope):

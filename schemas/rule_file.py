@@ -7,10 +7,10 @@ Every problem is reported with the file, line and field it is about, e.g.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from shiftright_server.schemas.alerts import RuleFile
 
 
@@ -35,6 +35,15 @@ class RuleFileError(ValueError):
 
 def load_rules(text: str, source: str = "<rules>") -> RuleFile:
     """Parse and validate a rule file; :class:`RuleFileError` on any problem."""
+    return load_model(text, source, RuleFile, "rules")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_model(text: str, source: str, model: type[M], top: str) -> M:
+    """Parse YAML ``text`` into ``model``; :class:`RuleFileError` naming line and field of
+    every problem (``top`` names the file's main list in the message of a bad top level)."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -49,13 +58,15 @@ def load_rules(text: str, source: str = "<rules>") -> RuleFile:
             message = f"unacceptable character #x{character:04x}: {getattr(exc, 'reason', '')}"
         line = text.count("\n", 0, position) + 1
         raise RuleFileError(source, [Problem(line, "(syntax)", message)]) from None
-    if root is None:
-        return RuleFile()
-    data = yaml.SafeLoader(text).get_single_data() if root is not None else {}
+    if root is None:  # an empty file: an empty mapping at line 1
+        text = "{}"
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        assert root is not None, "a mapping composes to a node"
+    data = yaml.SafeLoader(text).get_single_data()
     if not isinstance(data, dict):
-        raise RuleFileError(source, [Problem(1, "(top)", "expected a mapping with rules:, …")])
+        raise RuleFileError(source, [Problem(1, "(top)", f"expected a mapping with {top}:, …")])
     try:
-        return RuleFile.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = [_problem(root, data, err) for err in exc.errors()]
         raise RuleFileError(source, problems) from None

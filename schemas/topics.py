@@ -73,6 +73,11 @@ ALERTING_CONFIG: Final = "alerting.config.v1"
 #: One record per notification delivery attempt outcome (NotificationRecord).
 NOTIFICATIONS: Final = "notifications.v1"
 
+# -- flags -----------------------------------------------------------------------------------
+#: Flag files, flips and ticket-flag segment membership (``shiftright.flags.topic``);
+#: compacted, one partition, read whole by every app's SDK.
+FLAGS_CONFIG: Final = "flags.config.v1"
+
 
 # -- the plan ------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -89,6 +94,7 @@ def plan(namespace: str, partitions: int) -> list[TopicSet]:
         *event_topic_plan(namespace, partitions),
         *error_topic_plan(namespace, partitions),
         *alerting_topic_plan(namespace, partitions),
+        *flag_topic_plan(namespace),
     ]
 
 
@@ -122,3 +128,10 @@ def alerting_topic_plan(namespace: str, partitions: int) -> list[TopicSet]:
     plain |= {named(t, namespace): 1 for t in (ALERTS, NOTIFICATIONS)}
     config = {"cleanup.policy": "compact", "retention.ms": "-1"}
     return [TopicSet(plain), TopicSet({named(ALERTING_CONFIG, namespace): 1}, config)]
+
+
+def flag_topic_plan(namespace: str) -> list[TopicSet]:
+    """The flag topic: one compacted partition that is never deleted (every app reads it
+    whole, in order)."""
+    config = {"cleanup.policy": "compact", "retention.ms": "-1"}
+    return [TopicSet({named(FLAGS_CONFIG, namespace): 1}, config)]

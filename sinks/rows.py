@@ -31,10 +31,19 @@ POSITION = ("received_at", "_topic", "_partition", "_offset", "_index")
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "events_usage": ENVELOPE
-    + ("name", "route", "method", "status_code", "duration_ms", "value")
+    + ("name", "route", "method", "status_code", "duration_ms", "value", "flags")
     + POSITION,
     "events_error": ENVELOPE
-    + ("exception_type", "exception_message", "stacktrace", "frames", "handled", "level", "route")
+    + (
+        "exception_type",
+        "exception_message",
+        "stacktrace",
+        "frames",
+        "handled",
+        "level",
+        "route",
+        "flags",
+    )
     + POSITION,
     "events_health": ENVELOPE + ("metrics",) + POSITION,
     "events_change": ENVELOPE
@@ -143,6 +152,7 @@ def _kind_fields(event: UsageEvent | ErrorEvent | HealthEvent | ChangeEvent) -> 
             event.status_code,
             event.duration_ms,
             event.value,
+            event.flags,
         )
     if isinstance(event, ErrorEvent):
         frames = [(f.module, f.function, f.filename, f.lineno, f.in_app) for f in event.frames]
@@ -154,6 +164,7 @@ def _kind_fields(event: UsageEvent | ErrorEvent | HealthEvent | ChangeEvent) -> 
             event.handled,
             event.level,
             event.route,
+            event.flags,
         )
     if isinstance(event, HealthEvent):
         return (event.metrics,)

@@ -17,6 +17,7 @@ from shiftright_server.infra.cli.alerts import register as register_alerting
 from shiftright_server.infra.cli.common import cli_settings as _settings
 from shiftright_server.infra.cli.common import fail as _fail
 from shiftright_server.infra.cli.errors import errors_app, import_app
+from shiftright_server.infra.cli.flags import flags_app
 from shiftright_server.infra.cli.gateway import gateway_app
 from shiftright_server.infra.cli.mark import mark_app
 from shiftright_server.infra.cli.qa import qa_app
@@ -333,6 +334,7 @@ app.add_typer(gateway_app, name="gateway")
 app.add_typer(errors_app, name="errors")
 app.add_typer(import_app, name="import")
 register_alerting(app)
+app.add_typer(flags_app, name="flags")
 app.add_typer(mark_app, name="mark")
 app.add_typer(qa_app, name="qa")
 

@@ -10,6 +10,8 @@ from typing import Any
 from shiftright import hooks, stack
 from shiftright.client import Client, after_fork_in_child
 from shiftright.config import Config
+from shiftright.context import current
+from shiftright.flags import runtime as flag_runtime
 from shiftright.health import HealthCollector
 
 _client: Client | None = None
@@ -157,6 +159,53 @@ def change(
         pass
 
 
+def flag(name: str, default: Any = False, **context: Any) -> Any:
+    """The value of a flag for the current scope's user and customer, evaluated here
+    (no I/O): ``if shiftright.flag("new-checkout", False): ...``. ``default`` is returned
+    when the flag is off, unknown, of another type, or before the flags are known;
+    ``user_id=``, ``customer_id=`` and attributes evaluate for someone else."""
+    client = _client
+    if client is None:
+        return default
+    try:
+        store = flag_runtime.store_of(client)
+        if context:
+            value, variant, reason, error = store.evaluate(name, *_who(context))
+        else:
+            scope = current.get()
+            value, variant, reason, error = store.evaluate(
+                name, scope.user_id, scope.customer_id, scope.attributes
+            )
+        if error:
+            return default
+        flag_runtime.record(name, variant)
+        if reason == "DISABLED" or not _same_type(value, default):
+            return default
+        return value
+    except Exception:
+        return default
+
+
+def _who(context: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
+    scope = current.get()
+    user = context.pop("user_id", None)
+    customer = context.pop("customer_id", None)
+    attributes = dict(scope.attributes, **{k: str(v) for k, v in context.items()})
+    return (
+        scope.user_id if user is None else str(user),
+        scope.customer_id if customer is None else str(customer),
+        attributes,
+    )
+
+
+def _same_type(value: Any, default: Any) -> bool:
+    if default is None or type(value) is type(default):
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return False
+    return isinstance(default, int | float) and isinstance(value, int | float)
+
+
 def flush(timeout: float = 2.0) -> int:
     """Wait up to ``timeout`` s for delivery; return how many events are not yet delivered."""
     client = _client
@@ -173,6 +222,7 @@ def close(timeout: float | None = None) -> int:
     global _client
     client, _client = _client, None
     hooks.uninstall()
+    flag_runtime.stop()
     if client is None:
         return 0
     try:

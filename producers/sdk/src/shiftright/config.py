@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from shiftright.flags.runtime import FlagFeed
+    from shiftright.flags.store import FlagStore
     from shiftright.transport import Transport
 
 KINDS = ("usage", "error", "health", "change")
@@ -82,6 +84,11 @@ class Config:
     producer_config: Mapping[str, Any] = field(default_factory=dict)
     #: Builds the transport (called again in a forked child). Default: confluent-kafka.
     transport: Callable[[Config], Transport] | None = None
+    #: Flags: a JSON file read at start (the last copy, when the server is away) and
+    #: rewritten after each change; "" for none.
+    flags_file: str = ""
+    #: Builds what feeds the flag store (``start()`` / ``stop()``); default: the topic.
+    flags_feed: Callable[[FlagStore, Config], FlagFeed] | None = None
 
     def sample_rate(self, kind: str) -> float:
         return float(self.sample_rates.get(kind, 1.0))

@@ -15,7 +15,7 @@ from typing import Any
 
 
 class Scope:
-    __slots__ = ("user_id", "customer_id", "session_id", "route", "attributes", "pushed")
+    __slots__ = ("user_id", "customer_id", "session_id", "route", "attributes", "pushed", "flags")
 
     def __init__(
         self,
@@ -32,9 +32,10 @@ class Scope:
         self.route = route
         self.attributes = attributes if attributes is not None else {}
         self.pushed = pushed
+        self.flags: dict[str, str] = {}  # flag -> variant evaluated in this scope
 
     def child(self) -> Scope:
-        return Scope(
+        child = Scope(
             self.user_id,
             self.customer_id,
             self.session_id,
@@ -42,10 +43,18 @@ class Scope:
             dict(self.attributes),
             pushed=True,
         )
+        if self.flags:
+            child.flags = dict(self.flags)
+        return child
 
 
 EMPTY = Scope()
 current: ContextVar[Scope] = ContextVar("shiftright_scope", default=EMPTY)
+
+
+def writable() -> Scope:
+    """The scope ``set_*`` change: the innermost pushed one, or a fresh one for this context."""
+    return _writable()
 
 
 def _writable() -> Scope:

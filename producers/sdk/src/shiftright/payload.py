@@ -179,6 +179,8 @@ class Builder:
         duration = finite(fields.get("duration_ms"))
         event["duration_ms"] = None if duration is None else max(duration, 0.0)
         event["value"] = finite(fields.get("value"))
+        if scope.flags:
+            event["flags"] = dict(scope.flags)
 
     def _error(self, event: dict[str, Any], fields: Mapping[str, Any], scope: Scope) -> None:
         raw: RawError = fields["raw"]
@@ -196,6 +198,8 @@ class Builder:
         level = LEVEL_ALIASES.get(level, level)
         event["level"] = level if level in LEVELS else "error"
         event["route"] = clip(fields.get("route") or scope.route)
+        if scope.flags:
+            event["flags"] = dict(scope.flags)
 
     def _chain(self, raw: RawError) -> str:
         """``exception.chain``: the exceptions this one was raised from, nearest first and

@@ -1,0 +1,125 @@
+"""How flag changes reach the app: a thread that reads the compacted flag topic.
+
+Why the topic and not a streaming HTTP endpoint: the SDK already talks to Kafka, so a
+flip travels writer → broker → app with no service of ours in between, and the
+compacted topic is itself the snapshot a starting app needs (read from the beginning,
+the last value per key). A consumer here assigns the one partition and never joins a
+group, so a thousand app processes cost the broker a thousand fetch sessions and no
+rebalances. Other languages read the same state over HTTP (flagd JSON, OFREP).
+
+Contract:
+- The app's copy changes only once the topic was read to its end (never half an apply),
+  then after each batch of records that changed something.
+- With the broker away the thread retries every second; the app keeps its last copy.
+- ``flags_file`` (fail static): read at start when set, before the broker answers, and
+  rewritten (atomically) after each change, so a restart without a server serves the
+  last copy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from typing import TYPE_CHECKING, Any
+
+from shiftright.flags.evaluate import Snapshot
+from shiftright.flags.topic import TOPIC, Folder
+
+if TYPE_CHECKING:
+    from shiftright.config import Config
+    from shiftright.flags.store import FlagStore
+
+_log = logging.getLogger("shiftright.flags")
+
+
+def read_file(path: str) -> Snapshot | None:
+    """The snapshot saved at ``path``; None when missing or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return Snapshot.from_json(json.load(f))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def write_file(path: str, snapshot: Snapshot) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".flags-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(snapshot.to_json(), f)
+        os.replace(tmp, path)
+    except OSError:
+        _log.warning("flags file %s not written", path)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class KafkaFeed:
+    """Reads ``<namespace>.flags.config.v1`` into the store, for ``config.app``."""
+
+    def __init__(self, store: FlagStore, config: Config) -> None:
+        self.store, self.config = store, config
+        prefix = f"{config.namespace}." if config.namespace else ""
+        self.topic = prefix + TOPIC
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shiftright-flags", daemon=True)
+
+    def start(self) -> KafkaFeed:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+
+    def _run(self) -> None:
+        folder = Folder(self.config.app)
+        while not self._stop.is_set():
+            try:
+                self._follow(folder)
+            except Exception as exc:  # the broker away, a topic not there yet
+                _log.debug("flag feed retry: %r", exc)
+                self._stop.wait(1.0)
+
+    def _follow(self, folder: Folder) -> None:
+        from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+        consumer = Consumer(_consumer_settings(self.config))
+        try:
+            _, end = consumer.get_watermark_offsets(TopicPartition(self.topic, 0), 5.0)
+            consumer.assign([TopicPartition(self.topic, 0, folder.position)])
+            changed = folder.position < end or not self.store.loaded.is_set()
+            while not self._stop.is_set():
+                for msg in consumer.consume(1000, 0.1):
+                    error = msg.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            continue
+                        raise RuntimeError(str(error))
+                    changed |= folder.fold(msg.key(), msg.value(), msg.offset() or 0)
+                if changed and folder.position >= end:
+                    self._publish(folder)
+                    changed = False
+        finally:
+            consumer.close()
+
+    def _publish(self, folder: Folder) -> None:
+        snapshot = folder.snapshot(self.config.app)
+        self.store.replace(snapshot, "server")
+        if self.config.flags_file:
+            write_file(self.config.flags_file, snapshot)
+
+
+def _consumer_settings(config: Config) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": config.kafka,
+        "group.id": f"shiftright-flags-{config.app}",  # never joined: the partition is assigned
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "fetch.wait.max.ms": 50,  # a flip reaches the app within this after it is written
+        "log_level": 3,
+        **{k: v for k, v in config.producer_config.items() if k.startswith(("security", "sasl"))},
+    }

@@ -1,0 +1,53 @@
+"""MurmurHash3 (x86, 32 bit) and the percentage bucket flagd's ``fractional`` uses, so a
+split evaluated here and one evaluated by a stock flagd provider put a key in the same
+bucket."""
+
+from __future__ import annotations
+
+_C1 = 0xCC9E2D51
+_C2 = 0x1B873593
+_MASK = 0xFFFFFFFF
+_INT32_MAX = 0x7FFFFFFF
+
+
+def murmur3_32(data: bytes, seed: int = 0) -> int:
+    """The unsigned 32-bit MurmurHash3_x86_32 of ``data``."""
+    h = seed & _MASK
+    length = len(data)
+    tail = length & ~3
+    for i in range(0, tail, 4):
+        k = int.from_bytes(data[i : i + 4], "little")
+        k = (k * _C1) & _MASK
+        k = ((k << 15) | (k >> 17)) & _MASK
+        k = (k * _C2) & _MASK
+        h ^= k
+        h = ((h << 13) | (h >> 19)) & _MASK
+        h = (h * 5 + 0xE6546B64) & _MASK
+    k = 0
+    rest = length & 3
+    if rest == 3:
+        k ^= data[tail + 2] << 16
+    if rest >= 2:
+        k ^= data[tail + 1] << 8
+    if rest >= 1:
+        k ^= data[tail]
+        k = (k * _C1) & _MASK
+        k = ((k << 15) | (k >> 17)) & _MASK
+        k = (k * _C2) & _MASK
+        h ^= k
+    h ^= length
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & _MASK
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & _MASK
+    h ^= h >> 16
+    return h
+
+
+def bucket(flag: str, key: str) -> float:
+    """A stable position in [0, 100] for ``key`` under ``flag``: flagd's fractional
+    (the hash of flag key + targeting key read as a signed 32-bit integer, its absolute
+    value over 2^31-1, times 100)."""
+    h = murmur3_32((flag + key).encode())
+    signed = h - (1 << 32) if h & 0x80000000 else h
+    return abs(signed) / _INT32_MAX * 100

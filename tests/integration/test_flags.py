@@ -1,0 +1,137 @@
+"""Flags on the real broker: ``shiftright flags`` writes the compacted topic, an app's SDK
+reads it (its own thread, no I/O per evaluation) and every state change is a change event.
+
+The unit tests' fake topic (``tests/unit/flags/test_flips.py``) folds records with the
+same :class:`Folder` this test reads the real topic with."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import shiftright
+from confluent_kafka import Consumer, TopicPartition
+from shiftright_server.infra.cli import app
+from shiftright_server.infra.settings import Settings, to_env
+from shiftright_server.schemas import topics
+from typer.testing import CliRunner
+
+from tests.integration.conftest import wait_for
+from tests.unit.flags.test_flag_file import GOOD
+
+
+def cli(settings: Settings, *args: str) -> Any:
+    return CliRunner().invoke(app, list(args), env=to_env(settings) | {"COLUMNS": "220"})
+
+
+@pytest.fixture
+def app_sdk(kafka_settings: Settings, tmp_path: Path) -> Iterator[Path]:
+    saved = tmp_path / "flags.json"
+    shiftright.init(
+        app="checkout",
+        env="prod",
+        kafka=kafka_settings.kafka.bootstrap_servers,
+        namespace=kafka_settings.namespace,
+        flags_file=str(saved),
+        health_interval=0,
+        hooks=False,
+    )
+    try:
+        yield saved
+    finally:
+        shiftright.close(2)
+
+
+def _changes(settings: Settings, count: int) -> list[dict[str, Any]]:
+    topic = topics.named(topics.EVENTS_CHANGE, settings.namespace)
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "t-flags"}
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(settings.kafka.partitions)])
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 20
+    try:
+        while len(found) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                found.append(json.loads(msg.value() or b"{}"))
+    finally:
+        consumer.close()
+    return sorted(found, key=lambda e: e["ts"])
+
+
+def test_apply_flip_restore_reach_the_app_and_the_timeline(
+    kafka_settings: Settings, app_sdk: Path, tmp_path: Path
+) -> None:
+    flags = tmp_path / "flags.yaml"
+    flags.write_text(GOOD)
+    applied = cli(kafka_settings, "flags", "apply", str(flags), "--yes", "--author", "alice")
+    assert applied.exit_code == 0, applied.output
+    assert "3 added" in applied.output and "applied version 1 by alice" in applied.output
+
+    wait_for(lambda: shiftright.flag("new-checkout", False), 20, "the SDK to see the toggle on")
+    assert shiftright.flag("layout", "v0", user_id="u-1") == "v2"
+
+    flipped = cli(
+        kafka_settings,
+        "flags",
+        "flip",
+        "new-checkout",
+        "--app",
+        "checkout",
+        "--env",
+        "prod",
+        "--to",
+        "off",
+        "--by",
+        "bob",
+        "--reason",
+        "checkout errors",
+    )
+    assert flipped.exit_code == 0, flipped.output
+    wait_for(lambda: not shiftright.flag("new-checkout", False), 10, "the SDK to see the flip")
+    listed = cli(kafka_settings, "flags", "list", "--app", "checkout")
+    assert "prod→off by bob" in listed.output, listed.output
+
+    restored = cli(
+        kafka_settings,
+        "flags",
+        "restore",
+        "new-checkout",
+        "--app",
+        "checkout",
+        "--env",
+        "prod",
+        "--by",
+        "carol",
+    )
+    assert restored.exit_code == 0, restored.output
+    wait_for(lambda: shiftright.flag("new-checkout", False), 10, "the SDK to see the restore")
+
+    events = _changes(kafka_settings, 4)
+    seen = [(e["name"], e["env"], e["previous_value"], e["value"], e["actor"]) for e in events]
+    assert sorted(seen[:2]) == [  # the file turned on what it names on (preprod stays off)
+        ("layout", "prod", "off", "on", "alice"),
+        ("new-checkout", "prod", "off", "on", "alice"),
+    ]
+    assert seen[2:] == [
+        ("new-checkout", "prod", "on", "off", "bob"),
+        ("new-checkout", "prod", "off", "on", "carol"),
+    ]
+    saved = json.loads(app_sdk.read_text())  # the fail-static copy follows the server
+    assert saved["version"] == 1 and saved["overrides"]["new-checkout|prod"]["to"] == ""
+
+
+def test_a_malformed_file_is_refused_with_line_and_field(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    flags = tmp_path / "flags.yaml"
+    flags.write_text(GOOD.replace("default: classic", "default: narrow"))
+    refused = cli(kafka_settings, "flags", "apply", str(flags), "--yes")
+    assert refused.exit_code == 2
+    assert f"{flags}:7: flags[1] (layout): Value error, unknown variant(s) narrow" in refused.output
+    assert cli(kafka_settings, "flags", "show", "checkout").exit_code == 1  # nothing applied

@@ -1,0 +1,128 @@
+"""Who may press the button: people, alerts, the hourly cap and the automatic restore."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from shiftright.flags.topic import Folder, file_key, flip_key
+from shiftright_server.schemas.flag_file import load_flags
+from shiftright_server.schemas.flags import Flip
+from shiftright_server.sinks.flags.flips import (
+    FlipAction,
+    FlipRefused,
+    alert_flip,
+    alert_resolved,
+    auto_restore,
+    due_restores,
+    person_flip,
+    person_restore,
+    state,
+)
+
+from tests.unit.flags.test_flag_file import GOOD
+
+T0 = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+OFF = FlipAction(app="checkout", flag="new-checkout", env="prod", to="off", quiet=300)
+
+
+class FakeTopic:
+    """Writes flips into a folder, as the compacted topic would, and keeps the change events."""
+
+    def __init__(self) -> None:
+        self.folder = Folder()
+        self.offset = 0
+        self.changes: list[tuple[str, str, str, str]] = []  # flag, previous, now, actor
+        doc = {"version": 1, "flags": [f.model_dump(mode="json") for f in load_flags(GOOD).flags]}
+        self._write(file_key("checkout"), doc)
+
+    def _write(self, key: bytes, doc: object) -> None:
+        self.folder.fold(key, json.dumps(doc).encode(), self.offset)
+        self.offset += 1
+
+    def write_flip(self, flip: Flip, previous: str | None, now: str) -> None:
+        self._write(flip_key(flip.app, flip.flag, flip.env), flip.model_dump(mode="json"))
+        if previous is not None:
+            self.changes.append((flip.flag, previous, now, flip.actor))
+
+
+def _fire(topic: FakeTopic, firing: str, at: datetime) -> str:
+    return alert_flip(topic, topic.folder, OFF, "checkout-errors", firing, "errors up", at)
+
+
+def test_an_alert_flips_once_per_firing_even_when_read_again() -> None:
+    topic = FakeTopic()
+    assert _fire(topic, "fire-1", T0) == "flipped"
+    assert _fire(topic, "fire-1", T0 + timedelta(seconds=5)) == "already"  # a restart
+    assert state(topic.folder, "checkout", "new-checkout", "prod") == "off"
+    assert topic.changes == [("new-checkout", "on", "off", "alert:checkout-errors")]
+
+
+def test_a_persons_flip_wins_over_the_alert() -> None:
+    topic = FakeTopic()
+    _fire(topic, "fire-1", T0)
+    person = Flip(app="checkout", flag="new-checkout", env="prod", to="on", actor="ana", at=T0)
+    person_flip(topic, topic.folder, person)
+    assert _fire(topic, "fire-2", T0 + timedelta(minutes=1)) == "person"
+    alert_resolved(topic, topic.folder, OFF, "checkout-errors", T0 + timedelta(minutes=2))
+    assert due_restores(topic.folder, T0 + timedelta(hours=1)) == []
+    assert state(topic.folder, "checkout", "new-checkout", "prod") == "on"
+
+
+def test_auto_restore_waits_for_the_quiet_period_after_resolve() -> None:
+    topic = FakeTopic()
+    _fire(topic, "fire-1", T0)
+    assert due_restores(topic.folder, T0 + timedelta(hours=1)) == []  # still firing
+    resolved = T0 + timedelta(minutes=3)
+    alert_resolved(topic, topic.folder, OFF, "checkout-errors", resolved)
+    assert due_restores(topic.folder, resolved + timedelta(seconds=299)) == []
+    (due,) = due_restores(topic.folder, resolved + timedelta(seconds=300))
+    auto_restore(topic, topic.folder, due, resolved + timedelta(seconds=300))
+    assert state(topic.folder, "checkout", "new-checkout", "prod") == "on"
+    assert topic.changes[-1] == ("new-checkout", "off", "on", "alert:checkout-errors")
+
+
+def test_alert_flips_per_flag_and_hour_are_capped() -> None:
+    topic = FakeTopic()
+    outcomes = []
+    for i in range(6):
+        at = T0 + timedelta(minutes=5 * i)
+        outcomes.append(_fire(topic, f"fire-{i}", at))
+        alert_resolved(topic, topic.folder, OFF, "checkout-errors", at)
+        for due in due_restores(topic.folder, at + timedelta(minutes=5)):
+            auto_restore(topic, topic.folder, due, at + timedelta(minutes=5))
+    assert outcomes == ["flipped"] * 4 + ["capped"] * 2
+    assert _fire(topic, "fire-late", T0 + timedelta(hours=1, minutes=1)) == "flipped"
+
+
+def test_people_flip_to_known_states_and_restore_only_a_flip() -> None:
+    topic = FakeTopic()
+    with pytest.raises(FlipRefused, match="no flag 'nope'"):
+        person_flip(
+            topic,
+            topic.folder,
+            Flip(app="checkout", flag="nope", env="prod", to="off", actor="ana", at=T0),
+        )
+    with pytest.raises(FlipRefused, match="cannot flip layout to 'huge'"):
+        person_flip(
+            topic,
+            topic.folder,
+            Flip(app="checkout", flag="layout", env="prod", to="huge", actor="ana", at=T0),
+        )
+    with pytest.raises(FlipRefused, match="not flipped"):
+        person_restore(topic, topic.folder, "checkout", "layout", "prod", "ana", T0)
+    person_flip(
+        topic,
+        topic.folder,
+        Flip(app="checkout", flag="layout", env="prod", to="wide", actor="ana", at=T0),
+    )
+    assert person_restore(topic, topic.folder, "checkout", "layout", "prod", "bo", T0) == "on"
+    assert topic.changes == [("layout", "on", "wide", "ana"), ("layout", "wide", "on", "bo")]
+
+
+def test_yaml_on_and_off_are_flip_targets() -> None:
+    flip = Flip.model_validate(
+        {"app": "a", "flag": "f", "env": "prod", "to": False, "actor": "x", "at": T0}
+    )
+    assert flip.to == "off"
