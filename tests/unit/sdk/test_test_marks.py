@@ -91,7 +91,7 @@ def test_starlette_and_flask_requests_during_a_test_are_marked(sdk: SDK, marked:
     ]
 
 
-def test_the_plugin_scope_marks_direct_sdk_calls_of_the_test(sdk: SDK) -> None:
+def test_an_app_can_mark_its_own_events_as_test_traffic(sdk: SDK) -> None:
     sdk.init()
     with shiftright.scope(**{SYNTHETIC: "test", TEST_ID: "t::direct"}):
         shiftright.track("report.exported")
@@ -149,3 +149,18 @@ def test_the_plugin_adds_baggage_to_httpx_and_requests(marked: Any) -> None:
     assert testing.parse_baggage(built.headers["baggage"])[TEST_ID] == MARK.test_id
     assert str(prepared.headers["baggage"]).startswith("k=v,")
     assert "baggage" not in httpx.Client().build_request("GET", "http://preprod.test/x").headers
+
+
+def test_while_a_test_runs_events_from_any_thread_are_marked(sdk: SDK, marked: Any) -> None:
+    import threading
+
+    sdk.init()
+    worker = threading.Thread(target=shiftright.track, args=("report.rendered",))
+    worker.start()
+    worker.join(5)
+    testing.activate(None)
+    shiftright.track("report.rendered")
+    assert [(e["origin"], e["attributes"].get(TEST_ID, "")) for e in sdk.events()] == [
+        ("test", MARK.test_id),
+        ("user", ""),
+    ]

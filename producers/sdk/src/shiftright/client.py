@@ -25,6 +25,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from typing import Any
 
+from shiftright import testing
 from shiftright.config import KINDS, Config
 from shiftright.context import Scope, current
 from shiftright.limits import Gate
@@ -121,7 +122,7 @@ class Client:
         if size >= self._max or self.closed:
             self._drop("queue_full" if not self.closed else "closed")
             return False
-        queue.append((kind, time.time(), fields, current.get()))
+        queue.append((kind, time.time(), fields, testing.mark_scope(current.get())))
         if size == self._wake_at:
             self._wake.set()
         return True

@@ -3,7 +3,7 @@ true`` in the ini file) marks what the app under test emits while each test runs
 
 - In-process apps (Starlette/FastAPI, Flask, Django test clients through the SDK
   middleware, and direct SDK calls from the test): every request served and every event
-  sent from the test's thread carries the test's marks (:mod:`shiftright.testing`).
+  the process sends while the test runs carries its marks (:mod:`shiftright.testing`).
 - A deployed app reached over HTTP: requests sent with httpx or requests get a W3C
   ``baggage`` header with the same marks, which the app's middleware honours outside
   production (or with ``--shiftright-token``). Other clients can send
@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from shiftright import context, testing
+from shiftright import testing
 
 RUN_ENV = "SHIFTRIGHT_TEST_RUN_ID"
 COMMIT_ENVS = ("SHIFTRIGHT_COMMIT", "GITHUB_SHA", "CI_COMMIT_SHA")
@@ -79,15 +79,10 @@ class Marker:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, Any, None]:
-        mark = self.mark_for(item.nodeid)
-        testing.activate(mark)
-        scope = context.current.get().child()
-        scope.attributes.update(mark.attributes())
-        token = context.current.set(scope)
+        testing.activate(self.mark_for(item.nodeid))
         try:
             yield
         finally:
-            context.current.reset(token)
             testing.activate(None)
 
     def pytest_report_header(self) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from shiftright.config import Config
+from shiftright.context import Scope
 
 SYNTHETIC = "user_agent.synthetic.type"
 TEST_ID = "test.case.name"
@@ -65,6 +66,17 @@ def activate(mark: MarkedTest | None) -> None:
 
 def active() -> MarkedTest | None:
     return _active
+
+
+def mark_scope(scope: Scope) -> Scope:
+    """``scope``, or a copy carrying the running test's marks: while a test runs in this
+    process, every event it sends is test traffic, whichever thread sends it."""
+    mark = _active
+    if mark is None or scope.attributes.get(TEST_ID) == mark.test_id:
+        return scope
+    marked = scope.child()
+    marked.attributes.update(mark.attributes())
+    return marked
 
 
 def parse_baggage(header: str | None) -> dict[str, str]:
