@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shiftright_server.schemas.alerts import Rule, RuleFile
+
+if TYPE_CHECKING:
+    from fastapi import Request
 
 
 class DeskUnavailable(RuntimeError):
@@ -121,3 +124,12 @@ class NoDesk:
 
     def backtest(self, rule: Rule, start: datetime, end: datetime) -> Backtest:
         raise DeskUnavailable(self.WHY)
+
+
+def applied_rules(request: Request) -> list[Rule]:
+    """The applied rules of the app's desk ([] when the service is unavailable)."""
+    desk: AlertingDesk = request.app.state.desk
+    try:
+        return list(desk.rules().rules.rules)
+    except DeskUnavailable:
+        return []

@@ -11,6 +11,7 @@ from shiftright_server.dashboard import queries
 from shiftright_server.dashboard.scopes import Scope
 from shiftright_server.dashboard.timerange import TimeRange, epoch, grid, sql_time
 from shiftright_server.dashboard.warehouse import Reader
+from shiftright_server.schemas.alerts import Rule, ThresholdRule
 
 #: A host whose last report is older than this (before the range's end) is flagged.
 SILENT_AFTER = timedelta(minutes=3)
@@ -67,6 +68,30 @@ def build(reader: Reader, rng: TimeRange, scope: Scope, now: datetime) -> list[H
                 m: _last(metrics.get(m, {}).get(host.name)) for m in queries.HOST_METRICS
             }
     return list(groups.values())
+
+
+def with_thresholds(groups: list[HostGroup], rules: list[Rule]) -> None:
+    """Each threshold rule on a charted health metric, as a line on its groups' chart
+    (``chart["thresholds"]``: metric → [{value, label}])."""
+    for group in groups:
+        lines: dict[str, list[dict[str, Any]]] = {}
+        for rule in rules:
+            metric = _charted_metric(rule, group)
+            if metric and isinstance(rule, ThresholdRule):
+                label = f"{rule.name} {rule.op} {rule.threshold:g}"
+                lines.setdefault(metric, []).append({"value": rule.threshold, "label": label})
+        group.chart["thresholds"] = lines
+
+
+def _charted_metric(rule: Rule, group: HostGroup) -> str:
+    """The health metric a rule compares on this group's charts ('' if none)."""
+    scope = rule.scope
+    if not rule.enabled or scope.source != "health" or not isinstance(rule, ThresholdRule):
+        return ""
+    if scope.app not in ("*", group.app) or scope.env not in ("*", group.env):
+        return ""
+    agg, _, metric = rule.measure.partition(":")
+    return metric if agg in ("avg", "max", "min") and metric in queries.HOST_METRICS else ""
 
 
 def _last(values: list[float | None] | None) -> float | None:

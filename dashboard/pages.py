@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from shiftright_server.dashboard import health, overview, usage
+from shiftright_server.dashboard.desk import applied_rules
 from shiftright_server.dashboard.permissions import Action, check_permission, route_action
 from shiftright_server.dashboard.render import PageContext, page_context, render
 from shiftright_server.dashboard.scopes import Scope, Scopes
@@ -65,10 +66,12 @@ def _hosts(ctx: PageContext) -> list[health.HostGroup]:
     if ctx.down:
         return []
     try:
-        return health.build(ctx.reader, ctx.rng, ctx.scope, datetime.now(UTC))
+        groups = health.build(ctx.reader, ctx.rng, ctx.scope, datetime.now(UTC))
     except WarehouseDown as exc:
         ctx.down = str(exc)
         return []
+    health.with_thresholds(groups, applied_rules(ctx.request))
+    return groups
 
 
 @router.get("/health", response_class=HTMLResponse, openapi_extra=VIEW)

@@ -51,9 +51,12 @@
     const scaled = (values) => values.map((v) => (v == null ? null : v * scale));
     const versus = data.compare ? names : [];  // compare mode: the other env, dashed
     const columns = [data.t].concat(names.map((n) => scaled(data[n])), versus.map((n) => scaled(data.compare[n])));
+    const zoomable = !el.classList.contains("small");  // a tile's chart; not a table row's
     const opts = {
       width: el.clientWidth || 120, height: el.clientHeight || 40, pxAlign: false,
-      cursor: { show: false }, legend: { show: false }, select: { show: false },
+      cursor: zoomable ? { x: false, y: false, points: { show: false }, drag: { x: true, y: false } }
+        : { show: false },
+      legend: { show: false }, select: { show: zoomable },
       scales: { x: { time: true }, y: { range: scale === 100 ? [0, 100]
         : (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
       axes: [{ show: false }, { show: false }],
@@ -63,7 +66,7 @@
         label: n + " " + data.compare_env, width: 1, dash: [3, 3], stroke: css(COLORS[n] || "--s1"),
         points: { show: false },
       }))),
-      plugins: [markersPlugin(data.markers)],
+      plugins: [markersPlugin(data.markers)].concat(zoomable ? [zoomPlugin()] : []),
     };
     el.replaceChildren();
     new uPlot(opts, columns, el);
@@ -94,19 +97,23 @@
     const data = readJSON(el.dataset.hostchart);
     if (!data) return;
     const perHost = data[el.dataset.metric] || {};
+    const lines = (data.thresholds || {})[el.dataset.metric] || [];
     const hosts = Object.keys(perHost).sort();
     const scale = el.hasAttribute("data-percent") ? 100 : 1;
     const palette = ["--s1", "--s2", "--s3", "--err", "--ok", "--warn"];
     const opts = {
       width: el.clientWidth || 300, height: 130,
-      scales: { x: { time: true }, y: scale === 100 ? { range: [0, 100] } : {} },
+      scales: { x: { time: true }, y: scale === 100 ? { range: [0, 100] } : { range: (u, min, max) => {
+        const top = Math.max(max, ...lines.map((l) => l.value));
+        return [Math.min(0, min), top > 0 ? top * 1.1 : 1];
+      } } },
       axes: [{ stroke: css("--muted"), grid: { stroke: css("--line") }, size: 30 },
              { stroke: css("--muted"), grid: { stroke: css("--line") }, size: 44 }],
       legend: { show: hosts.length > 0 && hosts.length <= 8, live: false },
       series: [{}].concat(hosts.map((h, i) => ({
         label: h, width: 1.25, stroke: css(palette[i % palette.length]), points: { show: false },
       }))),
-      plugins: [zoomPlugin()],
+      plugins: [zoomPlugin(), thresholdsPlugin(lines, scale)],
     };
     const columns = [data.t].concat(hosts.map((h) => perHost[h].map((v) => (v == null ? null : v * scale))));
     el.replaceChildren();

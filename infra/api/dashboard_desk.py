@@ -6,9 +6,11 @@ not import the stream worker's rule code."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shiftright_server.dashboard.desk import (
     Backtest,
@@ -35,6 +37,11 @@ from shiftright_server.streams.alerting.service import (
     silences_of,
 )
 
+if TYPE_CHECKING:
+    from shiftright_server.infra.alerting_config import AlertingConfig
+
+#: Seconds a read of the configuration is reused (changes made here reread at once).
+REREAD_S = 5.0
 #: The newest buckets of a live period are still being closed: the replay stops before.
 SETTLING = timedelta(minutes=2)
 
@@ -51,13 +58,28 @@ class ServiceDesk:
         self.store = store
         self._warehouse = warehouse
         self.clock = clock
+        self._read: tuple[float, AlertingConfig] | None = None
+        self._lock = threading.Lock()
+
+    def _config(self, fresh: bool = False) -> AlertingConfig:
+        """The store's configuration, read at most every :data:`REREAD_S` seconds (the
+        health panel asks for the rules on every poll); ``fresh`` reads it now."""
+        with self._lock:
+            now = time.monotonic()
+            if fresh or self._read is None or now - self._read[0] > REREAD_S:
+                self._read = (now, _call(self.store.read))
+            return self._read[1]
+
+    def _changed(self) -> None:
+        with self._lock:
+            self._read = None
 
     def rules(self) -> RuleSet:
-        c = _call(self.store.read)
+        c = self._config()
         return RuleSet(c.version, c.text, c.rules, c.applied_by)
 
     def apply(self, text: str, author: str, expected_version: int) -> int:
-        current = _call(self.store.read)
+        current = self._config(fresh=True)
         if current.version != expected_version:
             raise VersionConflict(
                 f"version {current.version} of the rule file was applied "
@@ -66,10 +88,12 @@ class ServiceDesk:
             )
         if current.version and text == current.text:
             return current.version
-        return _call(lambda: self.store.apply(text, author, "dashboard")).version
+        applied = _call(lambda: self.store.apply(text, author, "dashboard"))
+        self._changed()
+        return applied.version
 
     def silences(self) -> list[SilenceRow]:
-        views = silences_of(_call(self.store.read), self.clock())
+        views = silences_of(self._config(), self.clock())
         return [_row(v) for v in views]
 
     def add_silence(
@@ -81,6 +105,7 @@ class ServiceDesk:
         except SilenceError as exc:
             raise SilenceInvalid(str(exc)) from None
         _call(lambda: self.store.add_silence(silence))
+        self._changed()
         return _row(SilenceView(silence, "api", "active"))
 
     def expire_silence(self, silence_id: str) -> None:
@@ -88,6 +113,8 @@ class ServiceDesk:
             _call(lambda: delete_silence(self.store, silence_id))
         except (SilenceNotFound, SilenceInFile) as exc:
             raise SilenceRefused(str(exc)) from None
+        finally:
+            self._changed()
 
     def backtest(self, rule: Rule, start: datetime, end: datetime) -> Backtest:
         if isinstance(rule, ErrorGroupRule):
