@@ -114,6 +114,46 @@ class Scope(BaseModel):
     per_key: bool = True  # one series per key (feature, host …); False: the keys summed
 
 
+def _on_off(value: Any) -> Any:
+    """YAML reads ``on`` / ``off`` as booleans: a flip's target is the word."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return value
+
+
+#: ``on``, ``off`` or a variant's name.
+FlipTarget = Annotated[str, BeforeValidator(_on_off)]
+
+
+class FlipSpec(BaseModel):
+    """``flip: {flag: new-checkout, env: prod, to: off, restore: auto, quiet: 5m}``: when
+    the rule fires, the flag is flipped once (never over a person's flip, at most a few
+    times per flag and hour); on resolve it is restored after ``quiet`` (``auto``) or
+    waits for a person (``manual``). ``app`` and ``env`` default to the rule's scope."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    flag: str = Field(min_length=1)
+    app: str | None = None
+    env: str | None = None
+    to: FlipTarget = "off"
+    restore: Literal["auto", "manual"] = "auto"
+    quiet: Duration = 300.0
+
+    def where(self, scope: Scope) -> tuple[str, str]:
+        """The (app, env) the flip acts on."""
+        return self.app or scope.app, self.env or scope.env
+
+    def describe(self, scope: Scope) -> str:
+        app, env = self.where(scope)
+        then = (
+            f"restored {self.quiet:g}s after the alert resolves"
+            if self.restore == "auto"
+            else "restored by a person"
+        )
+        return f"turns flag {self.flag} {self.to} in {env} ({app}); {then}"
+
+
 #: Measures over rollups: count, rate (per second), failure_rate (per 1,000 requests),
 #: avg:<m>, sum:<m>, max:<m>, min:<m> for a rolled-up measure m (duration_ms, a health
 #: metric such as system.cpu.utilization, a custom gauge ...).
@@ -131,7 +171,14 @@ class _RuleBase(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     action_webhook: str | None = None  # called on firing and on resolve
+    flip: FlipSpec | None = None  # the Big Red Button: flip a feature flag on firing
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _flip_target(self) -> _RuleBase:
+        if self.flip is not None and "*" in self.flip.where(self.scope):
+            raise ValueError("flip: name the app and env of the flag (the scope has *)")
+        return self
 
 
 class _MeasuredRule(_RuleBase):

@@ -33,13 +33,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
-from shiftright_server.schemas.alerts import Duration
+from shiftright_server.schemas.alerts import Duration, FlipTarget
 
 _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 #: Variant values a flag may carry (OpenFeature's boolean, string, number and object).
@@ -188,16 +187,6 @@ class FlagFile(BaseModel):
 
 # -- flips -----------------------------------------------------------------------------------
 Actor = Annotated[str, Field(min_length=1, max_length=200)]
-
-
-def _on_off(value: Any) -> Any:
-    """YAML reads ``on`` / ``off`` as booleans: a flip's target is the word."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return value
-
-
-FlipTarget = Annotated[str, BeforeValidator(_on_off)]
 
 
 class Flip(BaseModel):

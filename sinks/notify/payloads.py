@@ -74,7 +74,9 @@ def title(n: Notification) -> str:
 
 
 def _summary(a: AlertView) -> str:
-    return a.annotations.get("summary") or a.annotations.get("description") or a.rule
+    text = a.annotations.get("summary") or a.annotations.get("description") or a.rule
+    flip = a.annotations.get("flag_flip")  # what the alert turned off and how it comes back
+    return f"{text} — {flip}" if flip else text
 
 
 def _detail_labels(a: AlertView, n: Notification) -> list[tuple[str, str]]:

@@ -321,6 +321,8 @@ def _annotations(
         for name, val in fill.items():
             text = text.replace("{" + name + "}", val)
         out[key] = text
+    if rule.flip is not None:  # subscribers are told what the alert turns off
+        out["flag_flip"] = rule.flip.describe(rule.scope)
     return out
 
 

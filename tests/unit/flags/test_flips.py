@@ -126,3 +126,42 @@ def test_yaml_on_and_off_are_flip_targets() -> None:
         {"app": "a", "flag": "f", "env": "prod", "to": False, "actor": "x", "at": T0}
     )
     assert flip.to == "off"
+
+
+def test_a_rule_flip_names_its_target_and_tells_subscribers() -> None:
+    from shiftright_server.schemas.rule_file import RuleFileError, load_rules
+
+    rule = """rules:
+  - name: checkout-errors
+    kind: threshold
+    scope: {app: checkout, env: prod, source: error}
+    threshold: 10
+    flip: {flag: new-checkout, to: off, quiet: 5m}
+"""
+    (loaded,) = load_rules(rule).rules
+    assert loaded.flip is not None and loaded.flip.where(loaded.scope) == ("checkout", "prod")
+    assert loaded.flip.describe(loaded.scope) == (
+        "turns flag new-checkout off in prod (checkout); restored 300s after the alert resolves"
+    )
+    with pytest.raises(RuleFileError, match=r"2: rules\[0\] \(checkout-errors\): .*flip: name"):
+        load_rules(rule.replace("env: prod", "env: '*'"))
+
+
+def test_email_and_slack_say_what_the_alert_turned_off() -> None:
+    from shiftright_server.sinks.notify.notifier import AlertView, Notification
+    from shiftright_server.sinks.notify.payloads import render_email, slack_payload
+
+    flip = "turns flag new-checkout off in prod (checkout); restored 300s after the alert resolves"
+    alert = AlertView(
+        "fp",
+        "checkout-errors",
+        {"alertname": "checkout-errors"},
+        {"summary": "errors up", "flag_flip": flip},
+        "firing",
+        0,
+        None,
+        "k",
+    )
+    note = Notification("oncall", "email", "a@b.c", "g", {}, "firing", (alert,), "n", T0)
+    assert f"errors up — {flip}" in render_email(note, "http://x").text
+    assert f"errors up — {flip}" in json.dumps(slack_payload(note, "http://x"), ensure_ascii=False)

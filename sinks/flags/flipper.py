@@ -1,0 +1,167 @@
+"""The flipper: alert transitions of rules with a ``flip`` action → flag flips.
+
+::
+
+    alerts.v1 ──▶ flipper (consumer group <ns>.shiftright-flipper) ──▶ flags.config.v1
+    alerting.config.v1 (which rule flips what) ─┘                     └▶ events.change.v1
+
+Contract:
+- A ``firing`` transition of a rule with ``flip`` flips the flag (:func:`alert_flip`:
+  never over a person's flip, capped per hour, once per firing). A ``resolved`` one arms
+  the automatic restore in the flip record itself; every ``RESTORE_CHECK_S`` the flipper
+  restores the flips whose quiet period has passed.
+- Each decision reads the flag topic to its end first, so it sees every earlier write,
+  its own included.
+- Offsets are committed after the batch's flips were written (acknowledged by the
+  broker). A flipper killed in between reads the same firings again and finds their
+  flips already written (the flip id is the firing's idempotency key): one flip each.
+- It runs as a thread of the notifier process (``python -m shiftright_server.sinks.notify``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import structlog
+from confluent_kafka import Consumer, Message
+from pydantic import ValidationError
+from shiftright_server.infra.alerting_config import AlertingConfig, ConfigWatcher
+from shiftright_server.infra.flags_config import FlagTopic
+from shiftright_server.infra.settings import Settings
+from shiftright_server.schemas import topics
+from shiftright_server.schemas.alerts import AlertTransition, FlipSpec, Scope
+from shiftright_server.sinks.flags.flips import (
+    FlipAction,
+    alert_flip,
+    alert_resolved,
+    auto_restore,
+    due_restores,
+)
+
+log = structlog.get_logger("shiftright.flags")
+RESTORE_CHECK_S = 1.0
+GROUP = "shiftright-flipper"
+
+
+class Flipper:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        kafka, ns = settings.kafka.bootstrap_servers, settings.namespace
+        self.flags = FlagTopic(kafka, ns)
+        self.alerts_topic = topics.named(topics.ALERTS, ns)
+        self.actions: dict[str, tuple[FlipSpec, Scope]] = {}
+        self._lock = threading.Lock()
+        self.watcher = ConfigWatcher(
+            kafka, topics.named(topics.ALERTING_CONFIG, ns), self._configure
+        )
+        self.flips = 0
+
+    def _configure(self, config: AlertingConfig) -> None:
+        actions = {r.name: (r.flip, r.scope) for r in config.rules.rules if r.flip is not None}
+        with self._lock:
+            self.actions = actions
+
+    def start(self, stop: threading.Event) -> threading.Thread:
+        thread = threading.Thread(target=self.run, args=(stop,), name="flipper", daemon=True)
+        thread.start()
+        return thread
+
+    def run(self, stop: threading.Event) -> None:
+        self.watcher.start()
+        consumer = None
+        try:
+            while not self.watcher.loaded.wait(0.2):
+                if stop.is_set():
+                    return
+            consumer = self._consumer()
+            self._loop(consumer, stop)
+        finally:
+            if consumer is not None:
+                consumer.close()
+            self.watcher.stop()
+
+    def _consumer(self) -> Consumer:
+        ns = self.settings.namespace
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.kafka.bootstrap_servers,
+                "group.id": f"{ns}.{GROUP}" if ns else GROUP,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 50,
+            }
+        )
+        consumer.subscribe([self.alerts_topic])
+        return consumer
+
+    def _loop(self, consumer: Consumer, stop: threading.Event) -> None:
+        next_check = 0.0
+        while not stop.is_set():
+            messages = consumer.consume(100, 0.2)
+            try:
+                if self._handle(messages):
+                    consumer.commit(asynchronous=False)
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + RESTORE_CHECK_S
+                    self.restore_due(datetime.now(UTC))
+            except Exception as exc:  # the broker away: the batch is read again
+                log.warning("flip_retry", error=str(exc))
+                _rewind(consumer, messages)
+                stop.wait(1.0)
+
+    def _handle(self, messages: list[Message]) -> bool:
+        """Act on a batch; True when it held records (to commit)."""
+        read = False
+        for msg in messages:
+            if msg.error() is not None:
+                continue
+            read = True
+            try:
+                transition = AlertTransition.model_validate_json(msg.value() or b"")
+            except ValidationError:
+                continue
+            self.act(transition)
+        return read
+
+    def act(self, t: AlertTransition) -> str:
+        with self._lock:
+            found = self.actions.get(t.rule)
+        if found is None or t.state not in ("firing", "resolved"):
+            return "none"
+        spec, scope = found
+        app, env = spec.where(scope)
+        action = FlipAction(app, spec.flag, env, spec.to, spec.restore, spec.quiet)
+        folder = self.flags.read()
+        if t.state == "firing":
+            why = t.annotations.get("summary") or f"alert {t.rule} fired"
+            outcome = alert_flip(self.flags, folder, action, t.rule, t.idempotency_key, why, t.ts)
+        else:
+            outcome = alert_resolved(self.flags, folder, action, t.rule, t.ts)
+        self.flips += outcome == "flipped"
+        log.info("flag_flip_decided", rule=t.rule, state=t.state, flag=spec.flag, outcome=outcome)
+        return outcome
+
+    def restore_due(self, now: datetime) -> int:
+        with self._lock:
+            if not any(spec.restore == "auto" for spec, _ in self.actions.values()):
+                return 0
+        folder = self.flags.read()
+        due = due_restores(folder, now)
+        for flip in due:
+            auto_restore(self.flags, folder, flip, now)
+            log.info("flag_restored", flag=flip.flag, env=flip.env, by=flip.actor)
+        return len(due)
+
+
+def _rewind(consumer: Consumer, messages: list[Message]) -> None:
+    from confluent_kafka import TopicPartition
+
+    first: dict[tuple[str, int], int] = {}
+    for msg in messages:
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        if topic and partition is not None and offset is not None:
+            first.setdefault((topic, partition), offset)
+    for (topic, partition), offset in first.items():
+        consumer.seek(TopicPartition(topic, partition, offset))
