@@ -24,6 +24,9 @@ def get_client(
     }
     if database:
         options["database"] = database
+    if settings.user is not None:
+        options["username"] = settings.user
+        options["password"] = settings.password.get_secret_value() if settings.password else ""
     if settings.cluster:
         # An insert into a Distributed table returns once every shard has stored its
         # block, so a stored insert is a durable one and a retry deduplicates per shard.

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from shiftright_server.schemas.cluster import DEFAULT_REPLICA_NAME, DEFAULT_REPLICA_PATH
 from shiftright_server.schemas.validation import Limits
@@ -71,6 +71,13 @@ class ClickHouseSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="Address the embedded warehouse listens on.")
     port: int = Field(default=18123, description="HTTP port of the embedded warehouse.")
     database: str = Field(default="shiftright", description="Database holding every table.")
+    user: str | None = Field(
+        default=None,
+        description="Account the pipeline's processes use at the warehouse. With the "
+        "embedded warehouse and warehouse accounts, it is the writer account, read from "
+        "<state dir>/warehouse/writer.key.",
+    )
+    password: SecretStr | None = Field(default=None, description="That account's password or key.")
     cluster: str | None = Field(
         default=None,
         description="A ClickHouse cluster name: migrations create replicated local tables "
@@ -411,15 +418,40 @@ class Settings(BaseSettings):
         return self.state_dir.expanduser().resolve()
 
 
+WRITER_ACCOUNT = "shiftright-writer"
+
+
+def writer_key_path(state_dir: Path) -> Path:
+    """Where the embedded warehouse's writer key lives (mode 0600)."""
+    return state_dir / "warehouse" / "writer.key"
+
+
+def accounts_path(state_dir: Path) -> Path:
+    """The embedded warehouse's accounts file."""
+    return state_dir / "warehouse" / "accounts.json"
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read the environment (and any explicit overrides) into a frozen Settings."""
-    return Settings(**overrides)
+    """Read the environment (and any explicit overrides) into a frozen Settings. With the
+    embedded warehouse's accounts on, processes use the writer account."""
+    settings = Settings(**overrides)
+    ch = settings.clickhouse
+    key = writer_key_path(settings.resolved_state_dir())
+    if not ch.launch_local or ch.user is not None or not key.is_file():
+        return settings
+    writer = ch.model_copy(
+        update={"user": WRITER_ACCOUNT, "password": SecretStr(key.read_text().strip())}
+    )
+    return settings.model_copy(update={"clickhouse": writer})
 
 
 def to_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process load exactly these settings."""
     env: dict[str, str] = {}
-    for name, value in settings.model_dump(mode="json").items():
+    dumped = settings.model_dump(mode="json")
+    if settings.clickhouse.password is not None:  # a child needs the secret itself
+        dumped["clickhouse"]["password"] = settings.clickhouse.password.get_secret_value()
+    for name, value in dumped.items():
         if isinstance(value, dict):
             for sub, inner in value.items():
                 if inner is not None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import structlog
 from shiftright_server.infra.kafka.launcher import KafkaLauncher
-from shiftright_server.infra.settings import Settings, to_env
+from shiftright_server.infra.settings import Settings, accounts_path, to_env
 
 log = structlog.get_logger("shiftright.supervisor")
 
@@ -72,6 +72,8 @@ def python_components(
                 ch.host,
                 "--port",
                 str(ch.port),
+                "--accounts",
+                str(accounts_path(state)),
             ],
         ),
         **scaled_components(settings),

@@ -15,7 +15,7 @@ from shiftright_server.infra.warehouse import errors
 from shiftright_server.infra.warehouse.body import Body
 from shiftright_server.infra.warehouse.engine import Engine, EngineConnection, Lease, Outcome
 from shiftright_server.infra.warehouse.request import QueryRequest
-from shiftright_server.infra.warehouse.sql import Kind, Statement, scan
+from shiftright_server.infra.warehouse.sql import Kind, Statement, reaches_outside, scan
 
 _HEAD_BYTES = 64 * 1024
 _STREAMABLE = (
@@ -106,6 +106,12 @@ def execute(engine: Engine, req: QueryRequest) -> Reply:
         raise errors.WarehouseError(62, "SYNTAX_ERROR", "Empty query")
     if req.readonly and not routed.statement.read_only:
         raise errors.read_only()
+    if req.readonly and (outside := reaches_outside(routed.sql)):
+        raise errors.WarehouseError(
+            497,
+            "ACCESS_DENIED",
+            f"{outside} reaches beyond the warehouse's tables, which a read-only request may not",
+        )
     if _streams(req, routed.statement):
         return _first_of_stream(_streamed(engine, req, routed))
     with engine.connection(req.session) as lease:

@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -16,6 +17,7 @@ from shiftright_server.infra.warehouse import codecs, errors, request
 from shiftright_server.infra.warehouse.execute import Reply, execute
 
 if TYPE_CHECKING:
+    from shiftright_server.infra.warehouse.accounts import Accounts
     from shiftright_server.infra.warehouse.engine import Engine
 
 _log = structlog.get_logger(__name__)
@@ -27,9 +29,10 @@ _DRAIN_LIMIT = 16 << 20
 class Context:
     """What every handler thread shares: the engine and the server's identity."""
 
-    def __init__(self, engine: Engine, display_name: str) -> None:
+    def __init__(self, engine: Engine, display_name: str, accounts: Accounts) -> None:
         self.engine = engine
         self.display_name = display_name
+        self.accounts = accounts
         self._in_flight = 0
         self._idle = threading.Condition()
 
@@ -94,6 +97,9 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         try:
             req = request.parse(method, url_query, dict(self.headers.items()), incoming.chunks())
             query_id = req.query_id
+            account = self.context.accounts.authenticate(req.user, req.key)
+            if account is not None and account.read_only:
+                req = replace(req, readonly=True)
             reply = execute(self.context.engine, req)
         except errors.WarehouseError as exc:
             _log.info("query_failed", code=exc.code, error=exc.name, query_id=query_id)

@@ -11,10 +11,11 @@ import email.parser
 import email.policy
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl
 
 from shiftright_server.infra.warehouse import codecs, errors
+from shiftright_server.infra.warehouse.accounts import credentials
 from shiftright_server.infra.warehouse.body import Body
 from shiftright_server.infra.warehouse.engine import SessionRef
 
@@ -73,6 +74,8 @@ class QueryRequest:
     wait_end_of_query: bool = False
     http_compression: bool = True
     readonly: bool = False
+    user: str | None = None
+    key: str | None = field(default=None, repr=False)
 
 
 def parse(
@@ -89,7 +92,8 @@ def parse(
     values = dict(pairs)
     if values.get("decompress", "0") in _TRUE:
         decoded = iter([codecs.decode_native_blocks(b"".join(decoded))])
-    return _build(method, values, Body(decoded))
+    user, key = credentials(headers, values)
+    return replace(_build(method, values, Body(decoded)), user=user, key=key)
 
 
 def _build(method: str, values: Mapping[str, str], body: Body) -> QueryRequest:

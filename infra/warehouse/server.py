@@ -10,6 +10,7 @@ no automatic body decoding, chunked streaming, ClickHouse's headers.
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 import socket
 import threading
@@ -18,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 import structlog
+from shiftright_server.infra.warehouse.accounts import Accounts
 from shiftright_server.infra.warehouse.engine import Engine
 from shiftright_server.infra.warehouse.handler import ClickHouseHandler, Context
 
@@ -31,13 +33,37 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
 
 
+class ExposedWithoutAccounts(RuntimeError):
+    """Asked to listen beyond loopback with no accounts to check requests against."""
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 class WarehouseServer:
     """Owns the engine and the listening socket; ``serve_forever`` or ``start`` it."""
 
-    def __init__(self, data_dir: Path, host: str = "127.0.0.1", port: int = 18123) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 18123,
+        accounts: Path | None = None,
+    ) -> None:
+        self.accounts = Accounts(accounts or data_dir.parent / "accounts.json")
+        if not self.accounts.enabled and not _loopback(host):
+            raise ExposedWithoutAccounts(
+                f"the warehouse would answer anyone on {host}:{port} with any statement: add "
+                "accounts first (shiftright warehouse add NAME --role reader|writer), or "
+                "listen on loopback (127.0.0.1)"
+            )
         data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = Engine(data_dir)
-        self._context = Context(self.engine, socket.gethostname())
+        self._context = Context(self.engine, socket.gethostname(), self.accounts)
         handler = type("Handler", (ClickHouseHandler,), {"context": self._context})
         try:
             self._httpd = _HTTPServer((host, port), handler)
@@ -74,9 +100,11 @@ class WarehouseServer:
         _log.info("warehouse_stopped", url=self.url)
 
 
-def serve(data_dir: Path, host: str = "127.0.0.1", port: int = 18123) -> None:
+def serve(
+    data_dir: Path, host: str = "127.0.0.1", port: int = 18123, accounts: Path | None = None
+) -> None:
     """Serve the ClickHouse HTTP interface over chDB until SIGTERM or SIGINT."""
-    server = WarehouseServer(data_dir, host, port)
+    server = WarehouseServer(data_dir, host, port, accounts)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -16,6 +16,46 @@ _ROW_KEYWORDS = frozenset(
 _READ_ONLY_KEYWORDS = _ROW_KEYWORDS | {"SET", "USE"}
 
 
+# Table functions and clauses that reach beyond the warehouse's own tables (the host's
+# files, the network, other databases, programs). A read-only request may not use them:
+# read-only must mean "reads the warehouse", not "reads the machine".
+_OUTSIDE = frozenset(
+    {
+        "FILE",
+        "URL",
+        "S3",
+        "S3CLUSTER",
+        "GCS",
+        "HDFS",
+        "HDFSCLUSTER",
+        "AZUREBLOBSTORAGE",
+        "AZUREBLOBSTORAGECLUSTER",
+        "REMOTE",
+        "REMOTESECURE",
+        "CLUSTER",
+        "CLUSTERALLREPLICAS",
+        "EXECUTABLE",
+        "MYSQL",
+        "POSTGRESQL",
+        "ODBC",
+        "JDBC",
+        "SQLITE",
+        "MONGODB",
+        "REDIS",
+        "ICEBERG",
+        "ICEBERGS3",
+        "DELTALAKE",
+        "HUDI",
+        "URLCLUSTER",
+        "FILECLUSTER",
+        "PYTHON",
+        "ARROWSTREAM",
+        "DATAFRAME",
+        "INPUT",
+    }
+)
+
+
 class Kind(enum.Enum):
     ROWS = "rows"  # returns a result set: SELECT, SHOW, DESCRIBE ...
     INSERT = "insert"
@@ -51,6 +91,19 @@ class Statement:
     def changes_context(self) -> bool:
         """Leaves state on a connection that a sessionless request must not share."""
         return self.kind in (Kind.SET, Kind.USE) or "TEMPORARY" in self.sql[:200].upper()
+
+
+def reaches_outside(text: str) -> str | None:
+    """The first table function or clause in ``text`` that reads or writes beyond the
+    warehouse's tables (``file(...)``, ``url(...)``, ``INTO OUTFILE`` …), or None."""
+    previous: Token | None = None
+    for tok in tokens(text):
+        if previous is not None and previous.word in _OUTSIDE and text[tok.start] == "(":
+            return text[previous.start : previous.end]
+        if previous is not None and previous.word == "INTO" and tok.word == "OUTFILE":
+            return "INTO OUTFILE"
+        previous = tok
+    return None
 
 
 def tokens(text: str) -> Iterator[Token]:
