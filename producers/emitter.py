@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import structlog
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
+from shiftright_server.producers.durable_producer import DurableProducer
 from shiftright_server.schemas import topics, wire
 from shiftright_server.schemas.events import (
     ROLLUP_KEY_FIELD,
@@ -49,10 +50,11 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
 
 
 class Emitter:
-    """Send events (models or ready JSON payloads) to their topics."""
+    """Send events (models or ready JSON payloads) to their topics. Its producer outlives
+    fatal errors (see :mod:`producers.durable_producer`): what it accepted is delivered."""
 
     def __init__(self, bootstrap: str, namespace: str = "", **overrides: Any) -> None:
-        self._producer = Producer(producer_config(bootstrap, **overrides))
+        self._producer = DurableProducer(producer_config(bootstrap, **overrides), self._delivered)
         self._namespace = namespace
         self._lock = threading.Lock()
         self.delivered = 0
@@ -151,8 +153,7 @@ class Emitter:
                 value,
                 key,
                 partition=-1 if partition is None else partition,  # -1: the partitioner's choice
-                on_delivery=self._delivered,
-                headers=headers,  # type: ignore[arg-type]  # (str, bytes) pairs are a form produce() takes; its stub's list type is invariant
+                headers=headers,
             )
         except BufferError:
             self._producer.poll(0)
@@ -170,7 +171,12 @@ class Emitter:
 
     def flush(self, timeout: float = 30.0) -> int:
         """Wait for delivery; return how many messages are still undelivered."""
-        return int(self._producer.flush(timeout))
+        return self._producer.flush(timeout)
+
+    @property
+    def replaced(self) -> int:
+        """How many times a fatal producer error made the emitter start a new producer."""
+        return self._producer.replaced
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:

@@ -111,7 +111,8 @@ def test_broker_restarted_mid_run_loses_nothing(
             lambda: (
                 f"events sent after the restart stored (stored {stored_total(client)}"
                 f" of {sent[0]}; the producer: delivered {emitter.delivered},"
-                f" failed {dict(emitter.failed)})\n{pipeline.log('sink')}"
+                f" failed {dict(emitter.failed)}, dropped {dict(emitter.dropped)},"
+                f" replaced {emitter.replaced})\n{pipeline.log('sink')}"
             ),
         )
         stop.set()
