@@ -92,3 +92,16 @@ WHERE change_type = 'gate' AND {_APP} AND ts >= now64(3) - toIntervalDay({{days:
 ORDER BY ts DESC
 LIMIT {{limit:UInt32}}
 """
+
+#: Prod errors per app × route × in-app stack (deepest frame last), for
+#: ``shiftright import coverage``: which failing lines any test ever ran.
+ERROR_FRAMES: Final = f"""
+SELECT app, route, any(exception_type) AS exception_type, uniqExact(event_id) AS errors,
+       arrayFilter(f -> tupleElement(f, 'in_app'), frames) AS app_frames
+FROM events_error
+WHERE env = {{env:String}} AND origin != 'test' AND {_APP}
+  AND ts >= now64(3) - toIntervalDay({{days:UInt32}})
+GROUP BY app, route, app_frames
+ORDER BY errors DESC
+LIMIT {{limit:UInt32}}
+"""

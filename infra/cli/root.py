@@ -21,6 +21,7 @@ from shiftright_server.infra.cli.flags import flags_app
 from shiftright_server.infra.cli.gateway import gateway_app
 from shiftright_server.infra.cli.mark import mark_app
 from shiftright_server.infra.cli.qa import qa_app
+from shiftright_server.infra.cli.qa_coverage import import_coverage
 from shiftright_server.infra.cli.warehouse import warehouse_app
 from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas.migrate import Plan
@@ -339,6 +340,7 @@ app.add_typer(flags_app, name="flags")
 app.add_typer(mark_app, name="mark")
 app.add_typer(qa_app, name="qa")
 app.add_typer(warehouse_app, name="warehouse")
+import_app.command("coverage")(import_coverage)
 
 
 # -- detect: the stream's anomaly detector, offline (streams/alerting/detect.py) ------------

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -361,3 +362,33 @@ def test_the_dashboard_qa_page_reads_the_views(qa: Settings, shop: Sql) -> None:
     assert 'data-gap="POST /checkout"' in page.text and 'data-group="g-checkout"' in page.text
     assert 'data-unused="GET /reports/&lt;name&gt;"' in page.text
     assert 'data-release="2.0-slow"' in gate and '<td class="n worse">300.0</td>' in gate
+
+
+def test_import_coverage_names_the_tests_that_ran_each_failing_prod_line(
+    qa: Settings, shop: Sql, sample_events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """The shop's checkout test run under coverage.py with per-test contexts; its error
+    seen in prod, and another whose failing line no test ran."""
+    rc = tmp_path / "coveragerc"
+    rc.write_text("[run]\ndynamic_context = test_function\n")
+    data = tmp_path / ".coverage"
+    command = [sys.executable, "-m", "coverage", "run", f"--rcfile={rc}", f"--data-file={data}"]
+    command += ["-m", "pytest", SAMPLE[:-7], "-o", "python_files=sample_*.py", "-q"]
+    command += ["-p", "no:cacheprovider", "-k", "declined"]
+    env = {**os.environ, "QA_SAMPLE_EVENTS": str(tmp_path / "events.jsonl")}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [seen] = [e for e in sample_events if e["kind"] == "error"]
+    in_prod = dict(seen, app="qa-cov", env="prod", origin="user", attributes={})
+    in_prod["event_id"] = str(uuid.uuid4())
+    frames = [dict(f, lineno=1000) for f in seen["frames"]]
+    unseen = dict(in_prod, event_id=str(uuid.uuid4()), route="/refund", frames=frames)
+    d.store(get_client(qa.clickhouse, database=qa.clickhouse.database), [in_prod, unseen])
+    report = cli(qa, "import", "coverage", str(data), "--app", "qa-cov", "--format", "json")
+    assert report.exit_code == 0, report.output
+    found = [json.loads(line) for line in report.output.splitlines()]
+    assert [(f["route"], f["tests"]) for f in found] == [
+        ("/refund", []),
+        ("/checkout", ["tests.qa_sample.sample_shop.test_declined_card_fails_checkout"]),
+    ]
+    assert found[1]["failing_line"].startswith("tests.qa_sample.shop:")
