@@ -66,7 +66,8 @@ ORDER BY errors DESC, group_id
 """
 
 #: Routes a release serves in an env that the baseline never served, with their
-#: (non-test) requests, that no test exercised on this release.
+#: (non-test) requests, that no test ever exercised (in any env or release: tests run
+#: in-process often report a release of their own).
 UNTESTED_NEW_ROUTES: Final = """
 SELECT name, count() AS requests
 FROM events_usage
@@ -77,8 +78,7 @@ WHERE app = {app:String} AND env = {env:String} AND release = {release:String}
       WHERE app = {app:String} AND release = {baseline:String} AND route != ''
   )
   AND name NOT IN (
-      SELECT name FROM events_usage
-      WHERE app = {app:String} AND release = {release:String} AND origin = 'test'
+      SELECT name FROM events_usage WHERE app = {app:String} AND origin = 'test'
   )
 GROUP BY name
 ORDER BY requests DESC, name

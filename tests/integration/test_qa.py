@@ -316,6 +316,7 @@ def test_the_qa_reports_print_readable_tables(qa: Settings, shop: Sql) -> None:
         ("2.0-rate", "error rate 10.00% vs 2.00% on 1.0 (+8.00 pp, limit +1.00 pp)"),
         ("2.0-slow", "p95 latency 300.0 ms vs 100.0 ms on 1.0 (+200%, limit +20%)"),
         ("2.0-untested", "untested new route GET /c: 10 requests"),
+        ("2.0-missing", "no requests of 2.0-missing in preprod"),
     ],
 )
 def test_the_gate_fails_a_release_for_each_reason(
