@@ -45,7 +45,8 @@ def run_sample(tmp_path: Path, *options: str, select: str = "") -> list[dict[str
 
 
 def test_the_plugin_marks_each_event_with_the_test_that_caused_it(tmp_path: Path) -> None:
-    events = run_sample(tmp_path, "--shiftright", "--shiftright-run-id", "run-42")
+    # the ini option (tests/integration/test_qa.py runs the same suite with --shiftright)
+    events = run_sample(tmp_path, "-o", "shiftright=true", "--shiftright-run-id", "run-42")
     usage = [e for e in events if e["kind"] == "usage"]
     by_route = {(u["method"], u["route"], u["attributes"][TEST_ID]) for u in usage}
     sample = f"{SAMPLE}::test_"
