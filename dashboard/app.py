@@ -10,21 +10,34 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from shiftright_server.dashboard import alert_pages, console, error_pages, pages, qa, rule_pages
+from shiftright_server.dashboard import (
+    alert_pages,
+    console,
+    error_pages,
+    pages,
+    qa,
+    rule_pages,
+    signin,
+)
 from shiftright_server.dashboard.commands import CommandSender, KafkaCommands
 from shiftright_server.dashboard.desk import AlertingDesk, NoDesk
 from shiftright_server.dashboard.errors import UnknownGroup
-from shiftright_server.dashboard.permissions import AllowAll, Policy
+from shiftright_server.dashboard.permissions import Policy
+from shiftright_server.dashboard.policy import RolePolicy
 from shiftright_server.dashboard.render import render_problem, templates
 from shiftright_server.dashboard.scopes import Scopes, UnknownScope
 from shiftright_server.dashboard.timerange import BadRange
+from shiftright_server.dashboard.visitor import GoTo, identify
 from shiftright_server.dashboard.warehouse import (
     QUERY_TIMINGS,
     Reader,
     WarehouseDown,
     WarehouseReader,
 )
+from shiftright_server.infra.access.audit import Audit, WarehouseAudit
+from shiftright_server.infra.access.identity import Identity, open_identity
 from shiftright_server.infra.settings import Settings
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -45,9 +58,12 @@ def create_app(
     commands: CommandSender | None = None,
     policy: Policy | None = None,
     desk: AlertingDesk | None = None,
+    identity: Identity | None = None,
+    audit: Audit | None = None,
 ) -> FastAPI:
-    """The dashboard over the configured warehouse and Kafka (or the given fakes);
-    ``desk``: the alerting service that changes rules and silences (none: read-only)."""
+    """The dashboard over the configured warehouse, Kafka and identity store (or the given
+    fakes); ``desk``: the alerting service that changes rules and silences (none:
+    read-only)."""
     app = FastAPI(
         title="shiftright dashboard",
         # the schema is served behind the permission check (pages.py); no Swagger UI,
@@ -61,10 +77,13 @@ def create_app(
     app.state.reader = reader or WarehouseReader(settings.clickhouse)
     app.state.scopes = Scopes(app.state.reader)
     app.state.commands = commands or KafkaCommands(settings)
-    app.state.policy = policy or AllowAll()
+    app.state.policy = policy or RolePolicy()
     app.state.desk = desk or NoDesk()
+    app.state.identity = identity or open_identity(settings)
+    app.state.audit = audit or WarehouseAudit(app.state.identity.db, settings.clickhouse)
     app.state.templates = templates(HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(signin.router)
     app.include_router(pages.router)
     app.include_router(error_pages.router)
     app.include_router(rule_pages.router)  # before /alerts/{rule}: /alerts/rule-form
@@ -72,6 +91,7 @@ def create_app(
     app.include_router(console.router)
     app.include_router(qa.router)
     _problems(app)
+    app.middleware("http")(identify)
     app.middleware("http")(_headers)
     return app
 
@@ -81,6 +101,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     app.state.commands.close()
     app.state.reader.close()
+    app.state.identity.close()
 
 
 def _problems(app: FastAPI) -> None:
@@ -102,6 +123,11 @@ def _problems(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return render_problem(request, exc.status_code, "Cannot show this", str(exc.detail))
 
+    async def go_to(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GoTo)
+        return RedirectResponse(exc.url, status_code=303)
+
+    app.add_exception_handler(GoTo, go_to)
     app.add_exception_handler(BadRange, bad_range)
     app.add_exception_handler(UnknownScope, unknown)
     app.add_exception_handler(UnknownGroup, unknown)

@@ -13,10 +13,12 @@ from shiftright_server.dashboard.errors import GroupFilter, GroupPage
 from shiftright_server.dashboard.errors_sql import SORTS, STATUSES
 from shiftright_server.dashboard.permissions import Action, check_permission, route_action
 from shiftright_server.dashboard.render import PageContext, page_context, render
+from shiftright_server.dashboard.visitor import address_of, visitor_of
 from shiftright_server.dashboard.warehouse import Row, WarehouseDown
+from shiftright_server.infra.access.audit import AuditEntry
 
 router = APIRouter(dependencies=[Depends(check_permission)])
-VIEW = route_action(Action.VIEW)
+VIEW = route_action(Action.VIEW_ERRORS)
 DECIDE = route_action(Action.DECIDE_ERRORS)
 
 
@@ -123,11 +125,24 @@ def decide(
     if ignore_for and ignore_for not in IGNORE_FOR:
         raise HTTPException(400, f"ignore_for={ignore_for!r} is not one of {', '.join(IGNORE_FOR)}")
     ctx = page_context(request, app)
-    errors.find_group(ctx.reader, group_id, app)  # 404 for an unknown group
+    group = errors.find_group(ctx.reader, group_id, app)  # 404 for an unknown group
+    who = visitor_of(request)
     try:
-        cmd = command(app, group_id, decision, "dashboard", ignore_for, ignore_count)
+        cmd = command(app, group_id, decision, who.name, ignore_for, ignore_count)
         request.app.state.commands.send(cmd)
     except CommandFailed as exc:
         raise HTTPException(503, f"the {decision} command was not delivered: {exc}") from exc
+    after = {"status": decision, "ignore_for": ignore_for, "ignore_count": ignore_count}
+    entry = AuditEntry(
+        who.name,
+        who.role,
+        f"errors.{decision}",
+        f"{app}/{group_id}",
+        {"status": group.get("status")},
+        after,
+        address_of(request),
+        "dashboard",
+    )
+    request.app.state.audit.record(entry)
     back = ctx.link(f"/errors/{group_id}", sent=decision)
     return RedirectResponse(back, status_code=303)

@@ -17,6 +17,9 @@ from shiftright_server.dashboard.warehouse import WarehouseDown
 
 router = APIRouter(dependencies=[Depends(check_permission)])
 VIEW = route_action(Action.VIEW)
+OVERVIEW = route_action(Action.VIEW_OVERVIEW)
+HEALTH = route_action(Action.VIEW_HEALTH)
+USAGE = route_action(Action.VIEW_USAGE)
 
 
 def _tiles(ctx: PageContext, compare: str) -> list[overview.Tile]:
@@ -43,7 +46,7 @@ def openapi_schema(request: Request) -> dict[str, Any]:
     return schema
 
 
-@router.get("/", response_class=HTMLResponse, openapi_extra=VIEW)
+@router.get("/", response_class=HTMLResponse, openapi_extra=OVERVIEW)
 def overview_page(
     request: Request, app: str = "", env: str = "", compare: str = ""
 ) -> HTMLResponse:
@@ -53,7 +56,7 @@ def overview_page(
     return render(ctx, "overview.html", tiles=_tiles(ctx, compare), compare=compare)
 
 
-@router.get("/panels/overview", response_class=HTMLResponse, openapi_extra=VIEW)
+@router.get("/panels/overview", response_class=HTMLResponse, openapi_extra=OVERVIEW)
 def overview_panel(
     request: Request, app: str = "", env: str = "", compare: str = ""
 ) -> HTMLResponse:
@@ -74,14 +77,14 @@ def _hosts(ctx: PageContext) -> list[health.HostGroup]:
     return groups
 
 
-@router.get("/health", response_class=HTMLResponse, openapi_extra=VIEW)
+@router.get("/health", response_class=HTMLResponse, openapi_extra=HEALTH)
 def health_page(request: Request, app: str = "", env: str = "") -> HTMLResponse:
     """Hosts per app × env: CPU, memory, disk, load, sessions, throughput; silent hosts."""
     ctx = page_context(request, app, env)
     return render(ctx, "health.html", groups=_hosts(ctx), labels=health.LABELS)
 
 
-@router.get("/panels/health", response_class=HTMLResponse, openapi_extra=VIEW)
+@router.get("/panels/health", response_class=HTMLResponse, openapi_extra=HEALTH)
 def health_panel(request: Request, app: str = "", env: str = "") -> HTMLResponse:
     """The health page's hosts and charts alone (what the page polls)."""
     ctx = page_context(request, app, env)
@@ -100,7 +103,7 @@ def _usage(ctx: PageContext, release: str) -> dict[str, Any]:
     return found
 
 
-@router.get("/usage", response_class=HTMLResponse, openapi_extra=VIEW)
+@router.get("/usage", response_class=HTMLResponse, openapi_extra=USAGE)
 def usage_page(request: Request, app: str = "", env: str = "", release: str = "") -> HTMLResponse:
     """The most used features and routes: uses, users, customers, failures, durations,
     trend, origin; ``release`` narrows them to one release."""
@@ -108,7 +111,7 @@ def usage_page(request: Request, app: str = "", env: str = "", release: str = ""
     return render(ctx, "usage.html", release=release.strip(), **_usage(ctx, release.strip()))
 
 
-@router.get("/panels/usage", response_class=HTMLResponse, openapi_extra=VIEW)
+@router.get("/panels/usage", response_class=HTMLResponse, openapi_extra=USAGE)
 def usage_panel(request: Request, app: str = "", env: str = "", release: str = "") -> HTMLResponse:
     """The usage tables alone (what the page polls)."""
     ctx = page_context(request, app, env)

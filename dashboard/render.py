@@ -13,8 +13,12 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from shiftright_server.dashboard.csrf import csrf_token
+from shiftright_server.dashboard.permissions import Action
+from shiftright_server.dashboard.policy import permits
 from shiftright_server.dashboard.scopes import Scope, Scopes
 from shiftright_server.dashboard.timerange import PRESETS, TimeRange, parse_range
+from shiftright_server.dashboard.visitor import visitor_of
 from shiftright_server.dashboard.warehouse import Reader, WarehouseDown
 
 
@@ -27,6 +31,7 @@ def templates(folder: Path) -> Jinja2Templates:
     )
     env.filters["num"] = _num
     env.filters["when"] = _when
+    env.globals["csrf_token"] = csrf_token
     return Jinja2Templates(env=env)
 
 
@@ -42,7 +47,12 @@ class PageContext:
 
     @property
     def reader(self) -> Reader:
+        """The app's reader; for a share link's visitor, one that masks personal data."""
         reader: Reader = self.request.app.state.reader
+        if visitor_of(self.request).link is not None:
+            from shiftright_server.dashboard.masking import MaskingReader
+
+            return MaskingReader(reader)
         return reader
 
     def link(self, path: str, **changes: str) -> str:
@@ -75,7 +85,10 @@ def page_context(request: Request, app: str = "", env: str = "") -> PageContext:
 
 def render(ctx: PageContext, template: str, status: int = 200, **values: Any) -> HTMLResponse:
     state = ctx.request.app.state
+    visitor = visitor_of(ctx.request)
     all_pairs = [] if ctx.down else state.scopes.pairs()
+    if visitor.link is not None:  # a share link's visitor picks only within its scope
+        all_pairs = [(a, e) for a, e in all_pairs if visitor.link.covers(a, e)]
     poll_ms = int(state.settings.dashboard.poll_seconds * 1000)
     live_trigger = f"every {poll_ms}ms, visible-again from:body"
     return state.templates.TemplateResponse(  # type: ignore[no-any-return]  # Starlette's response is untyped here
@@ -90,6 +103,8 @@ def render(ctx: PageContext, template: str, status: int = 200, **values: Any) ->
             "live_trigger": live_trigger,
             "trigger": live_trigger if ctx.live else "visible-again from:body",
             "warehouse_url": state.reader.url,
+            "visitor": visitor,
+            "can": lambda action: permits(visitor, Action(action)),
             **values,
         },
         status_code=status,

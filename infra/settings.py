@@ -385,6 +385,40 @@ class DashboardSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class AccessSettings(BaseModel):
+    """Accounts, sessions, API tokens and share links of the dashboard and the alerting API
+    (``<state dir>/access/identity.sqlite``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    external_url: str = Field(
+        default="http://127.0.0.1:18080",
+        description="The dashboard's address as people reach it: sign-in and share links "
+        "start with it. An https:// address also marks the session cookie Secure.",
+    )
+    session_idle_minutes: int = Field(
+        default=12 * 60, ge=1, description="A session unused this long ends."
+    )
+    session_max_hours: int = Field(
+        default=7 * 24, ge=1, description="A session ends this long after sign-in, used or not."
+    )
+    signin_link_hours: int = Field(
+        default=72, ge=1, description="How long a one-time sign-in link stays valid."
+    )
+    signin_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed sign-ins per account within signin_window_minutes before the "
+        "account's sign-in is refused for the rest of the window (ten times this per address).",
+    )
+    signin_window_minutes: int = Field(
+        default=15, ge=1, description="The window sign-in failures are counted in."
+    )
+    share_days: int = Field(
+        default=30, ge=1, description="Default lifetime of a read-only share link."
+    )
+
+
 class Settings(BaseSettings):
     """The whole system's configuration."""
 
@@ -407,6 +441,7 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = GatewaySettings()
     alerting: AlertingSettings = AlertingSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    access: AccessSettings = AccessSettings()
     log_level: str = Field(
         default="INFO", description="Log level of every process (DEBUG, INFO, WARNING, ERROR)."
     )

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from shiftright_server.infra.alerting_config import AlertingConfig
     from shiftright_server.producers.gateway.app import KeyChecker
 
-_RANK = {"viewer": 0, "editor": 1}
+_RANK = {"viewer": 0, "editor": 1, "admin": 2}
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,11 @@ from shiftright_server.infra.cli.common import fail as _fail
 from shiftright_server.infra.cli.errors import errors_app, import_app
 from shiftright_server.infra.cli.flags import flags_app
 from shiftright_server.infra.cli.gateway import gateway_app
+from shiftright_server.infra.cli.links import links_app
 from shiftright_server.infra.cli.mark import mark_app
 from shiftright_server.infra.cli.qa import qa_app
 from shiftright_server.infra.cli.qa_coverage import import_coverage
+from shiftright_server.infra.cli.users import first_admin, tokens_app, users_app
 from shiftright_server.infra.cli.warehouse import warehouse_app
 from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas.migrate import Plan
@@ -63,6 +65,11 @@ def up(
             f"{exc}\nRun `shiftright down` to stop what did start; logs: {settings.resolved_state_dir() / 'logs'}"
         )
     _print_where(settings)
+    admin = first_admin(settings)
+    if admin:
+        out.print(
+            f"[bold]First admin[/] (sign in once with this link, then choose a password): {admin}"
+        )
     _status_line(settings, follow=sys.stdout.isatty() if watch is None else watch)
 
 
@@ -341,6 +348,9 @@ app.add_typer(mark_app, name="mark")
 app.add_typer(qa_app, name="qa")
 app.add_typer(warehouse_app, name="warehouse")
 import_app.command("coverage")(import_coverage)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(links_app, name="links")
 
 
 # -- detect: the stream's anomaly detector, offline (streams/alerting/detect.py) ------------

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from playwright._impl._api_structures import SetCookieParam
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
 from shiftright_server.dashboard.app import create_app
 from shiftright_server.dashboard.timerange import sql_time
+from shiftright_server.infra.access.identity import Identity, open_identity
 from shiftright_server.infra.api.dashboard_desk import ServiceDesk
 from shiftright_server.infra.clickhouse import apply_schema, get_client
 from shiftright_server.infra.kafka.topics import create_topics
@@ -51,6 +53,17 @@ class Stack:
     sql: Sql
     xss_group: str
     group: str  # a plain group, for the resolve round trip
+    session: str  # an editor's signed session cookie (the pages need a session)
+    identity: Identity
+
+    def cookies(self) -> list[SetCookieParam]:
+        return [{"name": "sr_session", "value": self.session, "url": self.url}]
+
+
+def editor_session(identity: Identity) -> str:
+    """A signed session cookie of a new editor account (as if they had signed in)."""
+    user, _ = identity.accounts.add("tester@example.com", "editor")
+    return identity.sign(identity.sessions.start(user, "127.0.0.1").id, "session")
 
 
 def traffic() -> list[dict[str, Any]]:
@@ -150,9 +163,12 @@ def running_stack(kafka_bootstrap: str, clickhouse_url: str, state: Path) -> Ite
             "ORDER BY count DESC, group_id LIMIT 1"
         )
         server, thread = serve(settings)
+        identity = open_identity(settings)
         try:
-            yield Stack(settings, settings.dashboard.url, sql, xss_group, group)
+            session = editor_session(identity)
+            yield Stack(settings, settings.dashboard.url, sql, xss_group, group, session, identity)
         finally:
+            identity.close()
             server.should_exit = True
             thread.join(20)
     finally:
@@ -179,9 +195,12 @@ class Watched:
 
 
 @contextmanager
-def watched_tab(browser: Browser) -> Iterator[Watched]:
-    """A fresh context and page whose console errors, exceptions and dialogs are kept."""
+def watched_tab(browser: Browser, cookies: list[SetCookieParam]) -> Iterator[Watched]:
+    """A fresh context (with these cookies) and page whose console errors, exceptions and
+    dialogs are kept."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
+    if cookies:
+        context.add_cookies(cookies)
     page = context.new_page()
     watched = Watched(page, [], [])
 

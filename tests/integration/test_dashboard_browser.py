@@ -52,8 +52,8 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def tab(browser: Browser) -> Iterator[Watched]:
-    with watched_tab(browser) as watched:
+def tab(browser: Browser, stack: Stack) -> Iterator[Watched]:
+    with watched_tab(browser, stack.cookies()) as watched:
         yield watched
 
 
@@ -210,6 +210,7 @@ def test_pages_render_with_a_banner_while_the_warehouse_is_unreachable(stack: St
         update={"clickhouse": ClickHouseSettings(url=f"http://127.0.0.1:{free_port()}")}
     )
     with TestClient(create_app(dead)) as client:
+        client.cookies.set("sr_session", stack.session)
         for path in ("/", "/errors", f"/errors/{stack.group}"):
             page = client.get(path)
             assert page.status_code == 200, path
@@ -337,3 +338,28 @@ def test_a_rule_made_on_the_form_shows_its_field_error_its_backtest_and_is_appli
     assert (rule.name, rule.threshold, rule.scope.source) == ("checkout-cpu", 5.0, "health")  # type: ignore[union-attr]  # a threshold rule
     # the form with a problem is answered 422 on purpose; Chromium logs that status
     assert [p for p in tab.problems if "status of 422" not in p] == []
+
+
+def test_a_new_account_signs_in_with_its_link_then_with_its_password(
+    stack: Stack, browser: Browser
+) -> None:
+    _, link = stack.identity.accounts.add("newcomer@example.com", "viewer")
+    with watched_tab(browser, []) as tab:
+        page = tab.page
+        page.goto(f"{stack.url}/errors?range=15m")
+        assert "/signin?next=" in page.url  # no session: sent to sign in
+        page.goto(f"{stack.url}/signin/link/{link}")
+        page.get_by_label("New password").fill("a long enough password")
+        page.get_by_role("button", name="Set password and sign in").click()
+        page.wait_for_selector(".tile")
+        assert page.locator(".who").inner_text().startswith("newcomer@example.com")
+        assert page.get_by_role("button", name="Resolve").count() == 0  # a viewer
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url("**/signin")
+        page.goto(f"{stack.url}/errors?range=15m")
+        page.get_by_label("E-mail").fill("newcomer@example.com")
+        page.get_by_label("Password").fill("a long enough password")
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_selector("tr[data-group-id]")  # back where it was going
+        assert page.url.endswith("/errors?range=15m")
+        assert tab.problems == []

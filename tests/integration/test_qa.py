@@ -353,8 +353,12 @@ def test_the_gate_passes_a_healthy_release_against_the_previous_one(
 def test_the_dashboard_qa_page_reads_the_views(qa: Settings, shop: Sql) -> None:
     from fastapi.testclient import TestClient
     from shiftright_server.dashboard.app import create_app
+    from shiftright_server.infra.access.identity import open_identity
+
+    from tests.signin import sign_in_as
 
     with TestClient(create_app(qa)) as client:
+        sign_in_as(client, open_identity(qa), "viewer")
         page = client.get(f"/qa?app={SHOP}")
         gate = client.get(f"/qa?app={GATE}").text
     assert page.status_code == 200, page.text

@@ -295,13 +295,13 @@ def test_api_tokens_create_list_revoke(store: FakeStore) -> None:
     made = run("alerts", "tokens", "create", "--role", "viewer", "--label", "support desk")
     assert made.exit_code == 0, made.output
     token = made.stdout.splitlines()[0]
-    assert token.startswith("sr_")
+    assert token.startswith("srt_")
     listed = _rows(run("alerts", "tokens", "list").output)
     (key_id, role, label, _, state) = listed[1]
     assert (role, label, state) == ("viewer", "support desk", "active") and key_id in token
     assert run("alerts", "tokens", "revoke", key_id).exit_code == 0
     assert _rows(run("alerts", "tokens", "list").output)[1][4].startswith("revoked")
-    assert run("alerts", "tokens", "create", "--role", "admin").exit_code == 2
+    assert run("alerts", "tokens", "create", "--role", "owner").exit_code == 2
 
 
 # -- alerts and backtest (a fake warehouse) --------------------------------------------

@@ -8,12 +8,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from shiftright_server.dashboard.app import create_app
 from shiftright_server.dashboard.queries import name_of
 from shiftright_server.dashboard.warehouse import Result, WarehouseDown
-from shiftright_server.infra.settings import Settings
+from shiftright_server.infra.access.audit import MemoryAudit
+from shiftright_server.infra.access.identity import Identity, build_identity
+from shiftright_server.infra.settings import AccessSettings, Settings
 from shiftright_server.schemas.records import ErrorGroupCommand
+
+from tests.signin import sign_in_as
+
+__all__ = ["sign_in_as"]
 
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 
@@ -105,8 +113,33 @@ def commands() -> FakeCommands:
     return FakeCommands()
 
 
+#: argon2id with the least work, so tests that sign in stay fast.
+FAST_HASH = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
 @pytest.fixture
-def client(reader: FakeReader, commands: FakeCommands) -> Iterator[TestClient]:
-    app = create_app(Settings(), reader=reader, commands=commands)
-    with TestClient(app) as test_client:
+def identity(tmp_path: Any) -> Iterator[Identity]:
+    store = build_identity(tmp_path / "identity.sqlite", AccessSettings(), FAST_HASH)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def audit() -> MemoryAudit:
+    return MemoryAudit()
+
+
+def make_app(
+    reader: FakeReader, commands: FakeCommands, identity: Identity, audit: MemoryAudit
+) -> FastAPI:
+    return create_app(Settings(), reader=reader, commands=commands, identity=identity, audit=audit)
+
+
+@pytest.fixture
+def client(
+    reader: FakeReader, commands: FakeCommands, identity: Identity, audit: MemoryAudit
+) -> Iterator[TestClient]:
+    """A client signed in as an admin (every page and action allowed)."""
+    with TestClient(make_app(reader, commands, identity, audit)) as test_client:
+        sign_in_as(test_client, identity, "admin")
         yield test_client

@@ -95,7 +95,7 @@ def test_resolve_sends_the_command_the_cli_sends_and_returns_to_the_group(
         "checkout",
         "g1",
         "resolve",
-        "dashboard",
+        "admin@example.com",  # the signed-in person
     )
     assert "Resolve sent" in client.get(response.headers["location"]).text
 

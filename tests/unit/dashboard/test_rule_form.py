@@ -13,8 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from shiftright_server.dashboard.app import create_app
 from shiftright_server.dashboard.permissions import Check
+from shiftright_server.infra.access.audit import MemoryAudit
+from shiftright_server.infra.access.identity import Identity
 from shiftright_server.infra.settings import Settings
 
+from tests.signin import sign_in_as
 from tests.unit.dashboard.conftest import FakeCommands, FakeReader
 from tests.unit.dashboard.desk_fixture import FakeRollups, cpu_minutes, service_desk
 from tests.unit.test_alerts_cli import FakeStore
@@ -67,9 +70,19 @@ def rollups(desk_parts: tuple[Any, FakeStore, FakeRollups]) -> FakeRollups:
 
 
 @pytest.fixture
-def web(reader: FakeReader, desk_parts: tuple[Any, FakeStore, FakeRollups]) -> Iterator[TestClient]:
-    app = create_app(Settings(), reader=reader, commands=FakeCommands(), desk=desk_parts[0])
+def web(
+    reader: FakeReader, desk_parts: tuple[Any, FakeStore, FakeRollups], identity: Identity
+) -> Iterator[TestClient]:
+    app = create_app(
+        Settings(),
+        reader=reader,
+        commands=FakeCommands(),
+        desk=desk_parts[0],
+        identity=identity,
+        audit=MemoryAudit(),
+    )
     with TestClient(app) as test_client:
+        sign_in_as(test_client, identity, "editor")
         yield test_client
 
 
@@ -204,12 +217,15 @@ class Refusing:
 
 
 def test_changing_rules_and_silences_asks_the_policy_for_their_own_actions(
-    reader: FakeReader, desk_parts: tuple[Any, FakeStore, FakeRollups]
+    reader: FakeReader, desk_parts: tuple[Any, FakeStore, FakeRollups], identity: Identity
 ) -> None:
     policy = Refusing()
-    app = create_app(Settings(), reader=reader, commands=FakeCommands(), desk=desk_parts[0])
+    app = create_app(
+        Settings(), reader=reader, commands=FakeCommands(), desk=desk_parts[0], identity=identity
+    )
     app.state.policy = policy
     with TestClient(app) as web:
+        sign_in_as(web, identity, "editor")
         refused = [
             web.get("/alerts/rule-form"),
             web.post("/alerts/rule-form", data={**CPU_RULE, "intent": "save"}),
