@@ -6,8 +6,10 @@ import json
 
 from fastapi.testclient import TestClient
 from shiftright_server.dashboard.app import create_app
+from shiftright_server.infra.access.identity import Identity
 from shiftright_server.infra.settings import Settings
 
+from tests.signin import sign_in_as
 from tests.unit.dashboard.conftest import XSS, FakeCommands, FakeReader, minute_ago
 from tests.unit.dashboard.desk_fixture import service_desk
 
@@ -72,13 +74,16 @@ rules:
 
 
 def test_threshold_rules_on_health_metrics_are_drawn_on_their_groups_charts(
-    reader: FakeReader,
+    reader: FakeReader, identity: Identity
 ) -> None:
     desk, store, _ = service_desk()
     store.apply(HEALTH_RULES, "alice", "cli")
     _host(reader, "web-1", last=1, cpu=0.42)
-    app = create_app(Settings(), reader=reader, commands=FakeCommands(), desk=desk)
+    app = create_app(
+        Settings(), reader=reader, commands=FakeCommands(), desk=desk, identity=identity
+    )
     with TestClient(app) as web:
+        sign_in_as(web, identity, "viewer")
         page = web.get("/health?range=1h").text
     chart = json.loads(page.split('id="hosts-0-data">')[1].split("</script>")[0])
     assert chart["thresholds"] == {
