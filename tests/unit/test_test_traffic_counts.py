@@ -18,8 +18,9 @@ MARKS = {"user_agent.synthetic.type": "test", "test.case.name": "t::x"}
 
 
 def _error(second: int, origin: str) -> ErrorEvent:
-    fields = {"origin": origin, "attributes": MARKS if origin == "test" else {}}
-    parsed = EVENT_ADAPTER.validate_python(event("error", T0 + timedelta(seconds=second), **fields))
+    marks = MARKS if origin == "test" else {}
+    at = T0 + timedelta(seconds=second)
+    parsed = EVENT_ADAPTER.validate_python(event("error", at, origin=origin, attributes=marks))
     assert isinstance(parsed, ErrorEvent)
     return parsed
 
