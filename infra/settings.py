@@ -233,6 +233,11 @@ class StreamSettings(BaseModel):
         description="Evaluate alert rules in this worker (signals.v1 and error transitions "
         "in, alerts.v1 out).",
     )
+    flag_segments: bool = Field(
+        default=True,
+        description="Compute ticket-flag segments in this worker (usage events in, "
+        "segment membership to flags.config.v1 out).",
+    )
     signal_seconds: int = Field(
         default=10,
         description="Bucket size of the signals alert rules read (finer than the stored "

@@ -8,6 +8,7 @@
                                                    errors.grouped.v1 (with health)
     errors.assigned.v1 + errors.commands.v1 ──group──▶ errors.transitions.v1, errors.groups.v1
     signals.v1 + errors.transitions.v1 ──alerts──▶ alerts.v1                      (alerting)
+    events.usage.v1 ──segments──▶ flags.config.v1 (ticket-flag members)      (flag_segments)
 
 Every step keeps the same delivery contract (:mod:`streams.driver`): outputs delivered,
 then state saved, then the batch acked; a record that makes a step raise is dead-lettered
@@ -44,6 +45,12 @@ from shiftright_server.streams.rollup_step import (
     RollupTopics,
     SignalClock,
     state_key,
+)
+from shiftright_server.streams.segment_step import (
+    TICK_SECONDS,
+    FlagBook,
+    SegmentClock,
+    SegmentStep,
 )
 from shiftright_server.streams.transport import App
 
@@ -122,6 +129,8 @@ def build_app(settings: Settings) -> faust.App:
         add_error_analytics(worker)
     if settings.streams.alerting:
         add_alerting(worker)
+    if settings.streams.flag_segments:
+        add_segments(worker)
     return worker.app
 
 
@@ -219,3 +228,20 @@ def _declare_changelog(settings: Settings, name: str) -> None:
         )
     except Exception as exc:  # broker away at start: Faust's own declaration remains
         log.warning("changelog_not_declared", topic=name, error=repr(exc))
+
+
+def add_segments(worker: Worker) -> SegmentStep:
+    s, t = worker.settings.streams, worker.topic
+    table = worker.table("segment-state", declare=True)
+    book = FlagBook(worker.settings.kafka.bootstrap_servers, t(topics.FLAGS_CONFIG))
+    step = SegmentStep(table, t(topics.FLAGS_CONFIG), book)
+    batch = (s.batch_max, s.batch_within_seconds)
+    driver = worker.driver(step, [t(topics.EVENTS_USAGE)], table, batch, step.until_loaded)
+    clock = SegmentClock(step, driver)
+    driver.every(TICK_SECONDS, Clock(clock.prepare, clock.apply), "segments-tick")
+
+    async def start_book() -> None:
+        book.start()
+
+    worker.app.task(start_book)
+    return step

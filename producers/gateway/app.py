@@ -28,6 +28,7 @@ from shiftright_server.infra.settings import GatewaySettings
 from shiftright_server.producers.gateway import body as bodies
 from shiftright_server.producers.gateway import intake, openapi
 from shiftright_server.producers.gateway.errors import GatewayError, Rejected
+from shiftright_server.producers.gateway.flags import FlagAnswers, flag_routes
 from shiftright_server.producers.gateway.keys import IngestKey, Lookup
 from shiftright_server.producers.gateway.metrics import GatewayMetrics
 from shiftright_server.producers.gateway.otlp import decode
@@ -80,7 +81,9 @@ class Gateway:
         limits: Limits,
         metrics: GatewayMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        flags: FlagAnswers | None = None,
     ) -> None:
+        self.flags = flags  # OFREP and flagd JSON (producers.gateway.flags)
         self.settings = settings
         self.keys = keys
         self.publisher = publisher
@@ -201,6 +204,8 @@ def create_app(gateway: Gateway, lifespan: Lifespan | None = None) -> FastAPI:
         "A 200 means Kafka has every event of the request.",
     )
     _routes(app, gateway)
+    if gateway.flags is not None:
+        flag_routes(app, gateway.flags, gateway.authenticate)
     _errors(app, gateway)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way
     app.add_middleware(_Measure, metrics=gateway.metrics)

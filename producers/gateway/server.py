@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import structlog
 from shiftright_server.infra.settings import Settings
 from shiftright_server.producers.gateway.publisher import PublisherLimits
+from shiftright_server.schemas import topics
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -40,6 +41,7 @@ def publisher_limits(settings: Settings) -> PublisherLimits:
 
 def assemble(settings: Settings) -> FastAPI:
     from shiftright_server.producers.gateway.app import Gateway, create_app
+    from shiftright_server.producers.gateway.flags import FlagAnswers, TopicFlags
     from shiftright_server.producers.gateway.keys import KeyStore
     from shiftright_server.producers.gateway.publisher import kafka_publisher
 
@@ -47,16 +49,23 @@ def assemble(settings: Settings) -> FastAPI:
         settings.kafka.bootstrap_servers, settings.namespace, publisher_limits(settings)
     )
     keys = KeyStore(keys_path(settings))
+    flags = TopicFlags(
+        settings.kafka.bootstrap_servers, topics.named(topics.FLAGS_CONFIG, settings.namespace)
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log.info("gateway_started", kafka=settings.kafka.bootstrap_servers)
+        flags.follower.start()
         try:
             yield
         finally:
+            flags.follower.stop()
             left = await asyncio.to_thread(publisher.close, 10.0)
             keys.close()
             log.info("gateway_stopped", undelivered=left)
 
-    gateway = Gateway(settings.gateway, keys, publisher, settings.streams.limits())
+    gateway = Gateway(
+        settings.gateway, keys, publisher, settings.streams.limits(), flags=FlagAnswers(flags)
+    )
     return create_app(gateway, lifespan)

@@ -135,3 +135,45 @@ def test_a_malformed_file_is_refused_with_line_and_field(
     assert refused.exit_code == 2
     assert f"{flags}:7: flags[1] (layout): Value error, unknown variant(s) narrow" in refused.output
     assert cli(kafka_settings, "flags", "show", "checkout").exit_code == 1  # nothing applied
+
+
+def test_a_stock_ofrep_provider_reads_the_flags_from_the_gateway(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    from openfeature.contrib.provider.ofrep import OFREPProvider
+    from openfeature.evaluation_context import EvaluationContext
+    from openfeature.exception import FlagNotFoundError
+    from shiftright_server.infra.flags_config import FlagTopic
+    from shiftright_server.producers.gateway.keys import KeyStore
+    from shiftright_server.producers.gateway.server import assemble, keys_path
+
+    from tests.integration.test_sdk_apps import serve_asgi
+
+    FlagTopic(kafka_settings.kafka.bootstrap_servers, kafka_settings.namespace).apply(GOOD, "a")
+    keys_path(kafka_settings).parent.mkdir(parents=True, exist_ok=True)
+    store = KeyStore(keys_path(kafka_settings))
+    token, _ = store.create("checkout", "prod", "ofrep")
+    store.close()
+    with serve_asgi(assemble(kafka_settings)) as base:
+        provider = OFREPProvider(base, headers_factory=lambda: {"Authorization": f"Bearer {token}"})
+
+        def layout(user: str) -> tuple[str, str | None]:
+            try:
+                details = provider.resolve_string_details("layout", "v0", EvaluationContext(user))
+            except FlagNotFoundError:  # the gateway has not read the applied file yet
+                return "", None
+            return details.value, details.variant
+
+        wait_for(lambda: layout("u-1") == ("v2", "wide"), 20, "the gateway to read the flags")
+        assert provider.resolve_boolean_details("new-checkout", False).value is True
+        # the split agrees with the SDK's evaluation of the same users
+        assert [layout(f"u{i}")[1] for i in range(40)] == [_variant(f"u{i}") for i in range(40)]
+
+
+def _variant(user: str) -> str:
+    from shiftright.flags.evaluate import Snapshot, compile_snapshot
+    from shiftright_server.schemas.flag_file import load_flags
+
+    flags = [f.model_dump(mode="json") for f in load_flags(GOOD).flags]
+    compiled = compile_snapshot(Snapshot(app="checkout", flags=flags), "prod")
+    return compiled["layout"].evaluate(user, "", {})[1]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -34,6 +33,9 @@ flags:
   - name: new-checkout
     kind: toggle
     environments: {{prod: on}}
+  - name: bulk-export
+    kind: ticket
+    segment: {{event: checkout.submit, at_least: 20, window: 10m, leave_below: 15}}
 """
 RULES = f"""\
 rules:
@@ -63,8 +65,8 @@ def checkout_app() -> Flask:
     return instrument_flask(app)
 
 
-@pytest.fixture
-def running(module_settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, str]]:
+@pytest.fixture(scope="module")
+def running(module_settings: Settings) -> Iterator[tuple[Settings, str]]:
     s = fast_signals(module_settings)
     FlagTopic(s.kafka.bootstrap_servers, s.namespace).apply(FLAGS, "alice", "flags.yaml")
     config_store(s).apply(RULES, "alice", "rules.yaml")
@@ -128,3 +130,29 @@ def test_an_error_spike_flips_the_flag_off_and_recovery_restores_it(
     )
     assert [v for v, _ in by_variant] == ["on"], by_variant  # every error on the new path
     print(f"flag flipped off {flipped_after:.1f}s after the first failing request")
+
+
+def test_a_customer_crossing_the_ticket_threshold_gets_the_flag_within_seconds(
+    running: tuple[Settings, str],
+) -> None:
+    def bulk(customer: str) -> bool:
+        return bool(shiftright.flag("bulk-export", False, customer_id=customer))
+
+    wait_for(
+        lambda: shiftright.flag("bulk-export", None, customer_id="tiny") is False,
+        20,
+        "the ticket flag loaded",
+    )
+    for _ in range(19):
+        shiftright.track("checkout.submit", customer_id="acme")
+    for _ in range(5):
+        shiftright.track("checkout.submit", customer_id="tiny")
+    shiftright.flush(5)
+    assert not bulk("acme")
+    shiftright.track("checkout.submit", customer_id="acme")
+    crossed = time.monotonic()
+    shiftright.flush(5)
+    wait_for(lambda: bulk("acme"), 20, "acme in the segment", 0.05)
+    took = time.monotonic() - crossed
+    assert not bulk("tiny")
+    print(f"acme's evaluation turned on {took:.1f}s after its 20th checkout.submit")

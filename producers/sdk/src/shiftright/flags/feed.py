@@ -23,6 +23,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from shiftright.flags.evaluate import Snapshot
@@ -57,17 +58,30 @@ def write_file(path: str, snapshot: Snapshot) -> None:
             os.unlink(tmp)
 
 
-class KafkaFeed:
-    """Reads ``<namespace>.flags.config.v1`` into the store, for ``config.app``."""
+class Follower:
+    """A thread that folds the flag topic into ``folder`` and calls ``on_change()`` once
+    the topic was read to its end, then after each batch that changed something."""
 
-    def __init__(self, store: FlagStore, config: Config) -> None:
-        self.store, self.config = store, config
-        prefix = f"{config.namespace}." if config.namespace else ""
-        self.topic = prefix + TOPIC
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        folder: Folder,
+        on_change: Callable[[], None],
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.bootstrap, self.topic, self.folder, self.on_change = (
+            bootstrap,
+            topic,
+            folder,
+            on_change,
+        )
+        self.settings = dict(settings or {})
+        self.loaded = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shiftright-flags", daemon=True)
 
-    def start(self) -> KafkaFeed:
+    def start(self) -> Follower:
         self._thread.start()
         return self
 
@@ -76,22 +90,32 @@ class KafkaFeed:
         self._thread.join(2.0)
 
     def _run(self) -> None:
-        folder = Folder(self.config.app)
         while not self._stop.is_set():
             try:
-                self._follow(folder)
+                self._follow()
             except Exception as exc:  # the broker away, a topic not there yet
                 _log.debug("flag feed retry: %r", exc)
                 self._stop.wait(1.0)
 
-    def _follow(self, folder: Folder) -> None:
+    def _follow(self) -> None:
         from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-        consumer = Consumer(_consumer_settings(self.config))
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": "shiftright-flags",  # never joined: the partition is assigned
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "fetch.wait.max.ms": 50,  # a flip reaches the reader within this
+                "log_level": 3,
+                **self.settings,
+            }
+        )
+        folder = self.folder
         try:
             _, end = consumer.get_watermark_offsets(TopicPartition(self.topic, 0), 5.0)
             consumer.assign([TopicPartition(self.topic, 0, folder.position)])
-            changed = folder.position < end or not self.store.loaded.is_set()
+            changed = folder.position < end or not self.loaded.is_set()
             while not self._stop.is_set():
                 for msg in consumer.consume(1000, 0.1):
                     error = msg.error()
@@ -101,25 +125,38 @@ class KafkaFeed:
                         raise RuntimeError(str(error))
                     changed |= folder.fold(msg.key(), msg.value(), msg.offset() or 0)
                 if changed and folder.position >= end:
-                    self._publish(folder)
+                    self.on_change()
+                    self.loaded.set()
                     changed = False
         finally:
             consumer.close()
 
-    def _publish(self, folder: Folder) -> None:
-        snapshot = folder.snapshot(self.config.app)
+
+class KafkaFeed:
+    """Reads ``<namespace>.flags.config.v1`` into the store, for ``config.app``."""
+
+    def __init__(self, store: FlagStore, config: Config) -> None:
+        self.store, self.config = store, config
+        prefix = f"{config.namespace}." if config.namespace else ""
+        self.folder = Folder(config.app)
+        self.follower = Follower(
+            config.kafka, prefix + TOPIC, self.folder, self._publish, _client_settings(config)
+        )
+
+    def start(self) -> KafkaFeed:
+        self.follower.start()
+        return self
+
+    def stop(self) -> None:
+        self.follower.stop()
+
+    def _publish(self) -> None:
+        snapshot = self.folder.snapshot(self.config.app)
         self.store.replace(snapshot, "server")
         if self.config.flags_file:
             write_file(self.config.flags_file, snapshot)
 
 
-def _consumer_settings(config: Config) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": config.kafka,
-        "group.id": f"shiftright-flags-{config.app}",  # never joined: the partition is assigned
-        "enable.auto.commit": False,
-        "enable.partition.eof": True,
-        "fetch.wait.max.ms": 50,  # a flip reaches the app within this after it is written
-        "log_level": 3,
-        **{k: v for k, v in config.producer_config.items() if k.startswith(("security", "sasl"))},
-    }
+def _client_settings(config: Config) -> dict[str, Any]:
+    """The producer's security settings, for the consumer of the same cluster."""
+    return {k: v for k, v in config.producer_config.items() if k.startswith(("security", "sasl"))}

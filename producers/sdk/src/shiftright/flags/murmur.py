@@ -1,5 +1,5 @@
 """MurmurHash3 (x86, 32 bit) and the percentage bucket flagd's ``fractional`` uses, so a
-split evaluated here and one evaluated by a stock flagd provider put a key in the same
+split evaluated here and one evaluated by a stock flagd evaluator put a key in the same
 bucket."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 _C1 = 0xCC9E2D51
 _C2 = 0x1B873593
 _MASK = 0xFFFFFFFF
-_INT32_MAX = 0x7FFFFFFF
 
 
 def murmur3_32(data: bytes, seed: int = 0) -> int:
@@ -45,9 +44,26 @@ def murmur3_32(data: bytes, seed: int = 0) -> int:
 
 
 def bucket(flag: str, key: str) -> float:
-    """A stable position in [0, 100] for ``key`` under ``flag``: flagd's fractional
-    (the hash of flag key + targeting key read as a signed 32-bit integer, its absolute
-    value over 2^31-1, times 100)."""
-    h = murmur3_32((flag + key).encode())
-    signed = h - (1 << 32) if h & 0x80000000 else h
-    return abs(signed) / _INT32_MAX * 100
+    """A stable position in [0, 100) for ``key`` under ``flag``, as flagd's ``fractional``
+    computes it: MurmurHash3 of the canonical CBOR encoding of ``[flag, key]``, unsigned,
+    scaled to 100 (a variant of weight w out of 100 covers w of the positions)."""
+    return murmur3_32(_cbor_pair(flag, key)) * 100 / 4294967296
+
+
+def _cbor_pair(first: str, second: str) -> bytes:
+    """RFC 8949 canonical CBOR of a two-element array of text strings."""
+    return b"\x82" + _cbor_text(first) + _cbor_text(second)
+
+
+def _cbor_text(text: str) -> bytes:
+    data = text.encode()
+    n = len(data)
+    if n < 24:
+        head = bytes([0x60 + n])
+    elif n < 0x100:
+        head = bytes([0x78, n])
+    elif n < 0x10000:
+        head = b"\x79" + n.to_bytes(2, "big")
+    else:
+        head = b"\x7a" + n.to_bytes(4, "big")
+    return head + data

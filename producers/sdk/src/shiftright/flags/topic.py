@@ -7,8 +7,8 @@ record without a value (a tombstone) deletes its key:
   "applied_by", "applied_at", "source"}`` (``flags``: the validated definitions as JSON);
 * ``flip:<app>|<flag>|<env>``: a flip in force (on, off or a variant, by whom and why);
   a tombstone restores the file's state;
-* ``member:<app>|<flag>|<env>|<customer>``: a customer in a ticket flag's segment; a
-  tombstone takes it out.
+* ``member:<app>|<flag>|<env>|<customer>``: ``{"in": true|false, "count": n}``, a
+  customer joining or leaving a ticket flag's segment (a tombstone also takes it out).
 
 The SDK folds the topic to evaluate; the server folds it to serve flagd JSON and OFREP.
 """
@@ -98,7 +98,7 @@ class Folder:
 
 
 def _member(members: set[str], customer: str, doc: Any) -> bool:
-    if doc is not None:
+    if isinstance(doc, dict) and doc.get("in", True):
         if customer in members:
             return False
         members.add(customer)
