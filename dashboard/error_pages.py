@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from shiftright_server.dashboard import compare as cmp
 from shiftright_server.dashboard import errors
 from shiftright_server.dashboard.commands import DECISIONS, IGNORE_FOR, CommandFailed, command
 from shiftright_server.dashboard.errors import GroupFilter, GroupPage
@@ -30,11 +31,11 @@ def _filter(status: str, text: str, release: str, sort: str) -> GroupFilter:
     return GroupFilter(status, text.strip(), release.strip(), sort)
 
 
-def _groups(ctx: PageContext, f: GroupFilter) -> list[Row]:
+def _groups(ctx: PageContext, f: GroupFilter, compare: str) -> list[Row]:
     if ctx.down:
         return []
     try:
-        return errors.list_groups(ctx.reader, ctx.rng, ctx.scope, f)
+        return errors.list_groups(ctx.reader, ctx.rng, ctx.scope, f, compare)
     except WarehouseDown as exc:
         ctx.down = str(exc)
         return []
@@ -49,12 +50,22 @@ def errors_page(
     q: str = "",
     release: str = "",
     sort: str = "events",
+    compare: str = "",
 ) -> HTMLResponse:
-    """Error groups with errors in the range, filtered and sorted."""
+    """Error groups with errors in the range, filtered and sorted; ``compare=ENV`` draws
+    each group's errors in that env beside its own."""
     f = _filter(status, q, release, sort)
     ctx = page_context(request, app, env)
+    compare = cmp.checked(ctx, compare)
+    groups = _groups(ctx, f, compare)
     return render(
-        ctx, "errors.html", groups=_groups(ctx, f), f=f, statuses=STATUSES, sorts=list(SORTS)
+        ctx,
+        "errors.html",
+        groups=groups,
+        f=f,
+        statuses=STATUSES,
+        sorts=list(SORTS),
+        compare=compare,
     )
 
 
@@ -67,11 +78,13 @@ def errors_panel(
     q: str = "",
     release: str = "",
     sort: str = "events",
+    compare: str = "",
 ) -> HTMLResponse:
     """The groups table alone (what the page polls)."""
     f = _filter(status, q, release, sort)
     ctx = page_context(request, app, env)
-    return render(ctx, "_groups.html", groups=_groups(ctx, f), f=f)
+    compare = cmp.checked(ctx, compare)
+    return render(ctx, "_groups.html", groups=_groups(ctx, f, compare), f=f, compare=compare)
 
 
 def _group(ctx: PageContext, group_id: str, app: str) -> GroupPage | None:

@@ -25,8 +25,11 @@ class GroupFilter:
     sort: str = "events"
 
 
-def list_groups(reader: Reader, rng: TimeRange, scope: Scope, f: GroupFilter) -> list[Row]:
-    """Up to 100 groups with errors in the range, each with badges and a sparkline."""
+def list_groups(
+    reader: Reader, rng: TimeRange, scope: Scope, f: GroupFilter, compare: str = ""
+) -> list[Row]:
+    """Up to 100 groups with errors in the range, each with badges and a sparkline (and
+    with ``compare``, the same groups' errors in that env beside it)."""
     base = {"start": sql_time(rng.start), "end": sql_time(rng.end), **scope.params()}
     query = sql.GROUPS.replace("{order}", sql.SORTS[f.sort])
     params = {**base, "status": f.status, "text": f.text, "release": f.release}
@@ -39,18 +42,32 @@ def list_groups(reader: Reader, rng: TimeRange, scope: Scope, f: GroupFilter) ->
         for r in reader.query(sql.BADGES, {**base, "ids": ids}).dicts()
     }
     points = grid(rng)
-    index = {t: i for i, t in enumerate(points)}
-    counts: dict[tuple[str, str], list[int]] = {}
-    for r in reader.query(sql.GROUP_SERIES, {**base, "ids": ids, "step": rng.step_s}).dicts():
-        key = (r["app"], r["group_id"])
-        i = index.get(epoch(r["t"]))
-        if i is not None:
-            counts.setdefault(key, [0] * len(points))[i] = r["events"]
+    counts = _series(reader, {**base, "ids": ids, "step": rng.step_s}, points)
+    theirs: dict[tuple[str, str], list[int]] = {}
+    if compare:
+        theirs = _series(reader, {**base, "ids": ids, "step": rng.step_s, "env": compare}, points)
     for g in groups:
         key = (g["app"], g["group_id"])
         g["badges"] = _badges(g, badges.get(key, set()), rng)
         g["chart"] = {"t": points, "events": counts.get(key, [0] * len(points))}
+        if compare:
+            g["chart"]["compare"] = {"events": theirs.get(key, [0] * len(points))}
+            g["chart"]["compare_env"] = compare
     return groups
+
+
+def _series(
+    reader: Reader, params: dict[str, Any], points: list[int]
+) -> dict[tuple[str, str], list[int]]:
+    """Errors per bucket of each listed group (in ``params["env"]``; '' = every env)."""
+    index = {t: i for i, t in enumerate(points)}
+    counts: dict[tuple[str, str], list[int]] = {}
+    for r in reader.query(sql.GROUP_SERIES, params).dicts():
+        key = (r["app"], r["group_id"])
+        i = index.get(epoch(r["t"]))
+        if i is not None:
+            counts.setdefault(key, [0] * len(points))[i] = r["events"]
+    return counts
 
 
 def _badges(group: Row, kinds: set[str], rng: TimeRange) -> list[str]:

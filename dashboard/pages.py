@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
+from shiftright_server.dashboard import compare as cmp
 from shiftright_server.dashboard import health, overview, usage
 from shiftright_server.dashboard.desk import applied_rules
 from shiftright_server.dashboard.permissions import Action, check_permission, route_action
@@ -65,38 +66,61 @@ def overview_panel(
     return render(ctx, "_tiles.html", tiles=_tiles(ctx, compare), compare=compare)
 
 
-def _hosts(ctx: PageContext) -> list[health.HostGroup]:
+def _hosts(ctx: PageContext, compare: str) -> list[health.HostGroup]:
     if ctx.down:
         return []
     try:
-        groups = health.build(ctx.reader, ctx.rng, ctx.scope, datetime.now(UTC))
+        groups = health.build(ctx.reader, ctx.rng, cmp.wide(ctx, compare), datetime.now(UTC))
     except WarehouseDown as exc:
         ctx.down = str(exc)
         return []
+    groups = [g for g in groups if cmp.kept(ctx, compare, g.env)]
     health.with_thresholds(groups, applied_rules(ctx.request))
-    return groups
+    if not compare:
+        return groups
+    metrics = tuple(health.LABELS)
+    paired = cmp.pair(groups, compare, lambda g: g.env, lambda g: g.app, lambda g: g.chart, metrics)
+    return [g for g, _ in paired]
 
 
 @router.get("/health", response_class=HTMLResponse, openapi_extra=HEALTH)
-def health_page(request: Request, app: str = "", env: str = "") -> HTMLResponse:
-    """Hosts per app × env: CPU, memory, disk, load, sessions, throughput; silent hosts."""
+def health_page(request: Request, app: str = "", env: str = "", compare: str = "") -> HTMLResponse:
+    """Hosts per app × env: CPU, memory, disk, load, sessions, throughput; silent hosts;
+    with ``compare=ENV`` each chart also draws that env's hosts of the same app."""
     ctx = page_context(request, app, env)
-    return render(ctx, "health.html", groups=_hosts(ctx), labels=health.LABELS)
+    compare = cmp.checked(ctx, compare)
+    groups = _hosts(ctx, compare)
+    return render(ctx, "health.html", groups=groups, labels=health.LABELS, compare=compare)
 
 
 @router.get("/panels/health", response_class=HTMLResponse, openapi_extra=HEALTH)
-def health_panel(request: Request, app: str = "", env: str = "") -> HTMLResponse:
+def health_panel(request: Request, app: str = "", env: str = "", compare: str = "") -> HTMLResponse:
     """The health page's hosts and charts alone (what the page polls)."""
     ctx = page_context(request, app, env)
-    return render(ctx, "_hosts.html", groups=_hosts(ctx), labels=health.LABELS)
+    compare = cmp.checked(ctx, compare)
+    groups = _hosts(ctx, compare)
+    return render(ctx, "_hosts.html", groups=groups, labels=health.LABELS, compare=compare)
 
 
-def _usage(ctx: PageContext, release: str) -> dict[str, Any]:
+def _usage(ctx: PageContext, release: str, compare: str) -> dict[str, Any]:
     found: dict[str, Any] = {"features": [], "routes": [], "origins": usage.ORIGINS}
+    found["compare"] = compare
     if ctx.down:
         return found
     try:
-        found["features"] = usage.features(ctx.reader, ctx.rng, ctx.scope, release)
+        rows = usage.features(ctx.reader, ctx.rng, cmp.wide(ctx, compare), release)
+        rows = [r for r in rows if cmp.kept(ctx, compare, r["env"])]
+        if compare:
+            paired = cmp.pair(
+                rows,
+                compare,
+                lambda r: r["env"],
+                lambda r: (r["app"], r["name"]),
+                lambda r: r["chart"],
+                ("uses",),
+            )
+            rows = [{**r, "versus": other} for r, other in paired]
+        found["features"] = rows
         found["routes"] = usage.routes(ctx.reader, ctx.rng, ctx.scope, release)
     except WarehouseDown as exc:
         ctx.down = str(exc)
@@ -104,15 +128,22 @@ def _usage(ctx: PageContext, release: str) -> dict[str, Any]:
 
 
 @router.get("/usage", response_class=HTMLResponse, openapi_extra=USAGE)
-def usage_page(request: Request, app: str = "", env: str = "", release: str = "") -> HTMLResponse:
+def usage_page(
+    request: Request, app: str = "", env: str = "", release: str = "", compare: str = ""
+) -> HTMLResponse:
     """The most used features and routes: uses, users, customers, failures, durations,
-    trend, origin; ``release`` narrows them to one release."""
+    trend, origin; ``release`` narrows them to one release; ``compare=ENV`` draws that
+    env's trend of each feature beside it."""
     ctx = page_context(request, app, env)
-    return render(ctx, "usage.html", release=release.strip(), **_usage(ctx, release.strip()))
+    found = _usage(ctx, release.strip(), cmp.checked(ctx, compare))
+    return render(ctx, "usage.html", release=release.strip(), **found)
 
 
 @router.get("/panels/usage", response_class=HTMLResponse, openapi_extra=USAGE)
-def usage_panel(request: Request, app: str = "", env: str = "", release: str = "") -> HTMLResponse:
+def usage_panel(
+    request: Request, app: str = "", env: str = "", release: str = "", compare: str = ""
+) -> HTMLResponse:
     """The usage tables alone (what the page polls)."""
     ctx = page_context(request, app, env)
-    return render(ctx, "_features.html", release=release.strip(), **_usage(ctx, release.strip()))
+    found = _usage(ctx, release.strip(), cmp.checked(ctx, compare))
+    return render(ctx, "_features.html", release=release.strip(), **found)

@@ -98,6 +98,8 @@
     if (!data) return;
     const perHost = data[el.dataset.metric] || {};
     const lines = (data.thresholds || {})[el.dataset.metric] || [];
+    const theirs = (data.compare || {})[el.dataset.metric] || {};  // compare mode, dashed
+    const others = Object.keys(theirs).sort();
     const hosts = Object.keys(perHost).sort();
     const scale = el.hasAttribute("data-percent") ? 100 : 1;
     const palette = ["--s1", "--s2", "--s3", "--err", "--ok", "--warn"];
@@ -109,13 +111,17 @@
       } } },
       axes: [{ stroke: css("--muted"), grid: { stroke: css("--line") }, size: 30 },
              { stroke: css("--muted"), grid: { stroke: css("--line") }, size: 44 }],
-      legend: { show: hosts.length > 0 && hosts.length <= 8, live: false },
+      legend: { show: hosts.length > 0 && hosts.length + others.length <= 8, live: false },
       series: [{}].concat(hosts.map((h, i) => ({
         label: h, width: 1.25, stroke: css(palette[i % palette.length]), points: { show: false },
+      })), others.map((h, i) => ({
+        label: h + " (" + data.compare_env + ")", width: 1, dash: [4, 3],
+        stroke: css(palette[i % palette.length]), points: { show: false },
       }))),
       plugins: [zoomPlugin(), thresholdsPlugin(lines, scale)],
     };
-    const columns = [data.t].concat(hosts.map((h) => perHost[h].map((v) => (v == null ? null : v * scale))));
+    const scaled = (values) => values.map((v) => (v == null ? null : v * scale));
+    const columns = [data.t].concat(hosts.map((h) => scaled(perHost[h])), others.map((h) => scaled(theirs[h])));
     el.replaceChildren();
     new uPlot(opts, columns, el);
   }

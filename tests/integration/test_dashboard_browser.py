@@ -277,6 +277,14 @@ def test_compare_mode_draws_preprod_next_to_prod(stack: Stack, tab: Watched) -> 
         compare = json.loads(data)["compare"]
         assert any(v for v in compare["rate"]), "preprod's requests are on the chart"
     assert tiles.first.locator("canvas").count() == 4
+    page.goto(f"{stack.url}/health?range=15m&app=checkout&env=prod&compare=preprod")
+    page.wait_for_selector(".host-group canvas")
+    assert page.locator(".host-group").count() == 1  # preprod's hosts ride along, dashed
+    data = page.locator('.host-group script[type="application/json"]').text_content() or ""
+    assert any(json.loads(data)["compare"]["system.cpu.utilization"].values())
+    page.goto(f"{stack.url}/usage?range=15m&app=checkout&env=prod&compare=preprod")
+    page.wait_for_selector("tr[data-feature] canvas")
+    assert page.locator("[data-compare-uses]").count() > 0
     assert tab.problems == []
 
 
