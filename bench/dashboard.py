@@ -1,0 +1,273 @@
+"""``python -m bench.dashboard``: how fast the dashboard is over a large warehouse.
+
+1. *data*: ``--usage`` usage events and ``--errors`` errors over the last ``--days`` are
+   generated inside the embedded warehouse (``INSERT … SELECT`` from ``numbers()``,
+   :mod:`bench.dashboard_data`; the minutely views fill as in production), plus one health
+   snapshot per host and minute.
+2. *panels and pages*: the dashboard runs as its own process; every page is asked for
+   ``--repeat`` times and its ``Server-Timing`` header gives the page's server time and
+   each panel query's time: p50 / p95. Baseline in the same run: ``SELECT 1`` through the
+   same client (the round trip every query pays) and the overview's latency read from the
+   raw usage table (how it was read before the minutely view's quantile state).
+3. *browser*: each page's time to ready in headless Chromium (navigation until its charts
+   are drawn, or its tables for pages without charts).
+4. *polling*: ``--clients`` clients poll the overview panel every 2 s for ``--poll-for``
+   seconds: the dashboard's and the warehouse's CPU (share of one core).
+
+Prints figures; asserts nothing. Starts the embedded warehouse in a temp dir.
+
+    .venv/bin/python -m bench.dashboard [--usage 50000000] [--errors 1000000] [--days 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from shiftright_server.infra.clickhouse import apply_schema, get_client
+from shiftright_server.infra.settings import ClickHouseSettings, Settings
+
+from bench.dashboard_data import generate
+from tests.integration.dashboard_stack import CHROMIUM
+from tests.integration.warehouse_fixture import free_port, start_warehouse, stop_warehouse
+
+DB = "bench"
+RAW_LATENCY = """SELECT app, env, toStartOfInterval(ts, toIntervalSecond(600)) AS t,
+       quantiles(0.5, 0.95)(duration_ms) AS q
+FROM events_usage
+WHERE ts >= now() - INTERVAL 1 DAY AND duration_ms IS NOT NULL
+GROUP BY app, env, t"""
+
+
+def pages(group: str) -> dict[str, tuple[str, str]]:
+    """name → (path, what shows it is ready in the browser)."""
+    return {
+        "overview 24h": ("/?range=24h", "canvas"),
+        "overview 1h": ("/?range=1h", "canvas"),
+        "overview 7d": ("/?range=7d", "canvas"),
+        "overview compare": ("/?range=24h&app=checkout&env=prod&compare=preprod", "canvas"),
+        "usage 24h": ("/usage?range=24h", "tr[data-feature]"),
+        "errors 24h": ("/errors?range=24h", "tr[data-group-id]"),
+        "group 24h": (f"/errors/{group}?range=24h", "canvas"),
+        "health 24h": ("/health?range=24h&app=checkout", "canvas"),
+        "alerts 24h": ("/alerts?range=24h", "#alerts"),
+    }
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def timings(header: str) -> tuple[float, list[tuple[str, float]]]:
+    """The page's server time and each panel query's, from ``Server-Timing``."""
+    total, panels = 0.0, []
+    for part in header.split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        if name == "app":
+            total = float(dur)
+        elif name.startswith("q-"):
+            panels.append((name[2:], float(dur)))
+    return total, panels
+
+
+def serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "SHIFTRIGHT_CLICKHOUSE__URL": url,
+        "SHIFTRIGHT_CLICKHOUSE__DATABASE": DB,
+        "SHIFTRIGHT_DASHBOARD__PORT": str(port),
+        "SHIFTRIGHT_LOG_LEVEL": "WARNING",
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shiftright_server.dashboard"], env=env, stdout=out, stderr=out
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/static/dashboard.css").status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"the dashboard did not start: {log.read_text()[-2000:]}")
+
+
+def server_side(base: str, shown: dict[str, tuple[str, str]], repeat: int) -> None:
+    print(f"\npages and panels, {repeat} requests each (ms, server side) {load()}:")
+    print(f"  {'page':<18} {'p50':>7} {'p95':>7}   slowest panel query p95")
+    panels: dict[str, list[float]] = {}
+    with httpx.Client(base_url=base, timeout=120) as http:
+        for name, (path, _) in shown.items():
+            took: list[float] = []
+            page_panels: dict[str, list[float]] = {}
+            for _ in range(repeat):
+                response = http.get(path)
+                response.raise_for_status()
+                total, queries = timings(response.headers["server-timing"])
+                took.append(total)
+                for panel, ms in queries:
+                    page_panels.setdefault(panel, []).append(ms)
+                    panels.setdefault(panel, []).append(ms)
+            worst = max(page_panels.items(), key=lambda kv: pct(kv[1], 0.95), default=("", [0.0]))
+            print(
+                f"  {name:<18} {pct(took, 0.5):7.1f} {pct(took, 0.95):7.1f}   "
+                f"{worst[0]} {pct(worst[1], 0.95):.1f}"
+            )
+    print("\npanel queries over every page above (ms):")
+    print(f"  {'panel':<26} {'n':>4} {'p50':>7} {'p95':>7}")
+    for panel, values in sorted(panels.items(), key=lambda kv: -pct(kv[1], 0.95)):
+        flag = "" if pct(values, 0.95) < 100 else "   over the 100 ms goal"
+        print(
+            f"  {panel:<26} {len(values):4d} {pct(values, 0.5):7.1f} {pct(values, 0.95):7.1f}{flag}"
+        )
+
+
+def baseline(settings: Settings, repeat: int) -> None:
+    client = get_client(settings.clickhouse, database=DB)
+    try:
+        for name, sql in (("SELECT 1", "SELECT 1"), ("latency, raw table 24h", RAW_LATENCY)):
+            took = []
+            for _ in range(repeat):
+                began = time.perf_counter()
+                client.query(sql)
+                took.append((time.perf_counter() - began) * 1000)
+            print(f"  baseline {name:<24} p50 {pct(took, 0.5):7.1f}  p95 {pct(took, 0.95):7.1f}")
+    finally:
+        client.close()
+
+
+def browser(base: str, shown: dict[str, tuple[str, str]], runs: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    print(f"\ntime to ready in headless Chromium, {runs} loads each (ms) {load()}:")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            context = chromium.new_context(viewport={"width": 1400, "height": 900})
+            page = context.new_page()
+            page.goto(base + "/static/dashboard.css")  # connection and first launch out
+            for name, (path, ready) in shown.items():
+                took = []
+                for _ in range(runs):
+                    began = time.perf_counter()
+                    page.goto(base + path, wait_until="domcontentloaded")
+                    page.wait_for_selector(ready, state="attached", timeout=60_000)
+                    took.append((time.perf_counter() - began) * 1000)
+                flag = "" if pct(took, 0.95) < 1500 else "   over the 1.5 s goal"
+                print(f"  {name:<18} p50 {pct(took, 0.5):7.0f}  p95 {pct(took, 0.95):7.0f}{flag}")
+        finally:
+            chromium.close()
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"(machine load average {one:.1f} / {five:.1f} over 1 / 5 min)"
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def polling(base: str, clients: int, seconds: float, pids: dict[str, int]) -> None:
+    stop = threading.Event()
+    answered: list[float] = []
+
+    def client() -> None:
+        with httpx.Client(base_url=base, timeout=60) as http:
+            while not stop.is_set():
+                began = time.perf_counter()
+                http.get("/panels/overview?range=1h")
+                answered.append((time.perf_counter() - began) * 1000)
+                stop.wait(max(0.0, 2.0 - (time.perf_counter() - began)))
+
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    began = time.monotonic()
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    wall = time.monotonic() - began
+    print(
+        f"\n{clients} clients polling the overview panel (1 h) every 2 s for {wall:.0f} s {load()}:"
+    )
+    print(
+        f"  {len(answered)} answers, p50 {pct(answered, 0.5):.0f} ms, p95 {pct(answered, 0.95):.0f} ms"
+    )
+    for name, pid in pids.items():
+        share = (cpu_seconds(pid) - before[name]) / wall
+        print(f"  {name} CPU: {100 * share:.0f} % of one core")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--usage", type=int, default=50_000_000)
+    parser.add_argument("--errors", type=int, default=1_000_000)
+    parser.add_argument("--days", type=float, default=7.0)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--loads", type=int, default=5)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--poll-for", type=float, default=30.0)
+    args = parser.parse_args()
+    print(f"bench.dashboard on {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
+        proc, url = start_warehouse(Path(tmp) / "warehouse", free_port())
+        try:
+            settings = Settings(clickhouse=ClickHouseSettings(url=url, database=DB))
+            apply_schema(settings)
+            run(settings, args, proc.pid, Path(tmp))
+        finally:
+            stop_warehouse(proc)
+
+
+def run(settings: Settings, args: Any, warehouse_pid: int, tmp: Path) -> None:
+    client = get_client(settings.clickhouse, database=DB, send_receive_timeout=3600)
+    print(
+        f"generating {args.usage:,} usage events and {args.errors:,} errors over {args.days} days:"
+    )
+    began = time.perf_counter()
+    took = generate(client.command, DB, args.usage, args.errors, datetime.now(UTC), args.days)
+    rows = client.query("SELECT count() FROM usage_minutely").result_rows[0][0]
+    [(group,)] = client.query(
+        "SELECT group_id FROM error_groups ORDER BY count DESC LIMIT 1"
+    ).result_rows
+    client.close()
+    print(
+        f"  generated in {time.perf_counter() - began:.0f} s ({took['usage']:.0f} s for usage); usage_minutely holds {rows:,} rows"
+    )
+    port = free_port()
+    dashboard = serve(settings.clickhouse.http_url, port, tmp / "dashboard.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        shown = pages(group)
+        print(f"\nbaseline (same run, same client library, ms) {load()}:")
+        baseline(settings, args.repeat)
+        server_side(base, shown, args.repeat)
+        browser(base, shown, args.loads)
+        polling(
+            base,
+            args.clients,
+            args.poll_for,
+            {"dashboard": dashboard.pid, "warehouse": warehouse_pid},
+        )
+    finally:
+        dashboard.terminate()
+        dashboard.wait(20)
+
+
+if __name__ == "__main__":
+    main()
