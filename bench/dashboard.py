@@ -80,10 +80,23 @@ def timings(header: str) -> tuple[float, list[tuple[str, float]]]:
     return total, panels
 
 
-def serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def session_cookie(settings: Settings) -> str:
+    """A signed-in viewer's session cookie (the pages need one), in the dashboard's store."""
+    from shiftright_server.infra.access.identity import open_identity
+
+    identity = open_identity(settings)
+    try:
+        user, _ = identity.accounts.add("bench@example.com", "viewer")
+        return identity.sign(identity.sessions.start(user, "bench").id, "session")
+    finally:
+        identity.close()
+
+
+def serve(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "SHIFTRIGHT_CLICKHOUSE__URL": url,
+        "SHIFTRIGHT_STATE_DIR": str(settings.state_dir),
+        "SHIFTRIGHT_CLICKHOUSE__URL": settings.clickhouse.http_url,
         "SHIFTRIGHT_CLICKHOUSE__DATABASE": DB,
         "SHIFTRIGHT_DASHBOARD__PORT": str(port),
         "SHIFTRIGHT_LOG_LEVEL": "WARNING",
@@ -103,11 +116,13 @@ def serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"the dashboard did not start: {log.read_text()[-2000:]}")
 
 
-def server_side(base: str, shown: dict[str, tuple[str, str]], repeat: int) -> None:
+def server_side(
+    base: str, cookies: dict[str, str], shown: dict[str, tuple[str, str]], repeat: int
+) -> None:
     print(f"\npages and panels, {repeat} requests each (ms, server side) {load()}:")
     print(f"  {'page':<18} {'p50':>7} {'p95':>7}   slowest panel query p95")
     panels: dict[str, list[float]] = {}
-    with httpx.Client(base_url=base, timeout=120) as http:
+    with httpx.Client(base_url=base, cookies=cookies, timeout=120) as http:
         for name, (path, _) in shown.items():
             took: list[float] = []
             page_panels: dict[str, list[float]] = {}
@@ -147,7 +162,9 @@ def baseline(settings: Settings, repeat: int) -> None:
         client.close()
 
 
-def browser(base: str, shown: dict[str, tuple[str, str]], runs: int) -> None:
+def browser(
+    base: str, cookies: dict[str, str], shown: dict[str, tuple[str, str]], runs: int
+) -> None:
     from playwright.sync_api import sync_playwright
 
     print(f"\ntime to ready in headless Chromium, {runs} loads each (ms) {load()}:")
@@ -155,6 +172,7 @@ def browser(base: str, shown: dict[str, tuple[str, str]], runs: int) -> None:
         chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
             context = chromium.new_context(viewport={"width": 1400, "height": 900})
+            context.add_cookies([{"name": k, "value": v, "url": base} for k, v in cookies.items()])
             page = context.new_page()
             page.goto(base + "/static/dashboard.css")  # connection and first launch out
             for name, (path, ready) in shown.items():
@@ -180,12 +198,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def polling(base: str, clients: int, seconds: float, pids: dict[str, int]) -> None:
+def polling(
+    base: str, cookies: dict[str, str], clients: int, seconds: float, pids: dict[str, int]
+) -> None:
     stop = threading.Event()
     answered: list[float] = []
 
     def client() -> None:
-        with httpx.Client(base_url=base, timeout=60) as http:
+        with httpx.Client(base_url=base, cookies=cookies, timeout=60) as http:
             while not stop.is_set():
                 began = time.perf_counter()
                 http.get("/panels/overview?range=1h")
@@ -227,7 +247,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
         proc, url = start_warehouse(Path(tmp) / "warehouse", free_port())
         try:
-            settings = Settings(clickhouse=ClickHouseSettings(url=url, database=DB))
+            settings = Settings(
+                state_dir=Path(tmp) / "state",
+                clickhouse=ClickHouseSettings(url=url, database=DB),
+            )
             apply_schema(settings)
             run(settings, args, proc.pid, Path(tmp))
         finally:
@@ -250,20 +273,17 @@ def run(settings: Settings, args: Any, warehouse_pid: int, tmp: Path) -> None:
         f"  generated in {time.perf_counter() - began:.0f} s ({took['usage']:.0f} s for usage); usage_minutely holds {rows:,} rows"
     )
     port = free_port()
-    dashboard = serve(settings.clickhouse.http_url, port, tmp / "dashboard.log")
+    cookies = {"sr_session": session_cookie(settings)}
+    dashboard = serve(settings, port, tmp / "dashboard.log")
     try:
         base = f"http://127.0.0.1:{port}"
         shown = pages(group)
         print(f"\nbaseline (same run, same client library, ms) {load()}:")
         baseline(settings, args.repeat)
-        server_side(base, shown, args.repeat)
-        browser(base, shown, args.loads)
-        polling(
-            base,
-            args.clients,
-            args.poll_for,
-            {"dashboard": dashboard.pid, "warehouse": warehouse_pid},
-        )
+        server_side(base, cookies, shown, args.repeat)
+        browser(base, cookies, shown, args.loads)
+        pids = {"dashboard": dashboard.pid, "warehouse": warehouse_pid}
+        polling(base, cookies, args.clients, args.poll_for, pids)
     finally:
         dashboard.terminate()
         dashboard.wait(20)
