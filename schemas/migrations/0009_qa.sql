@@ -16,12 +16,13 @@ ALTER TABLE {db}.events_error
     ADD COLUMN IF NOT EXISTS test_commit String MATERIALIZED attributes['vcs.ref.head.revision'];
 
 -- Untested hot paths: features and routes customers used in prod over the last {days},
--- with the test runs and tests that ever exercised each; never-tested first.
+-- with the test runs and tests that ever exercised each; never-tested first. Errors are
+-- the error events of the feature's route (and method, when the error names one).
 -- SELECT * FROM qa_untested(days = 30) WHERE app = 'checkout'
 CREATE OR REPLACE VIEW {db}.qa_untested AS
 WITH
     used AS (
-        SELECT app, name, any(route) AS route, count() AS uses,
+        SELECT app, name, any(route) AS route, any(method) AS method, count() AS uses,
                uniqExactIf(user_id, user_id != '') AS users,
                uniqExactIf(customer_id, customer_id != '') AS customers,
                countIf(status_code >= 500) AS failures
@@ -30,12 +31,12 @@ WITH
         GROUP BY app, name
     ),
     failed AS (
-        SELECT app, concat(attributes['http.request.method'], ' ', route) AS name,
+        SELECT app, route, attributes['http.request.method'] AS method,
                uniqExact(event_id) AS errors
         FROM {db}.events_error
         WHERE env = 'prod' AND origin = 'user' AND route != ''
           AND ts >= now64(3) - toIntervalDay({days:UInt32})
-        GROUP BY app, name
+        GROUP BY app, route, method
     ),
     tested AS (
         SELECT app, name, uniqExact(test_run) AS test_runs, uniqExact(test_id) AS tests,
@@ -45,11 +46,14 @@ WITH
         GROUP BY app, name
     )
 SELECT u.app AS app, u.name AS name, u.route AS route, u.uses AS uses, u.users AS users,
-       u.customers AS customers, u.failures AS failures, f.errors AS errors,
+       u.customers AS customers, u.failures AS failures,
+       f.errors + if(u.method = '', 0, g.errors) AS errors,
        t.test_runs AS test_runs, t.tests AS tests,
        if(t.tests = 0, NULL, t.last_tested) AS last_tested
 FROM used AS u
-LEFT JOIN failed AS f ON u.app = f.app AND u.name = f.name
+LEFT JOIN failed AS f ON u.app = f.app AND u.route = f.route AND u.method = f.method
+LEFT JOIN (SELECT app, route, errors FROM failed WHERE method = '') AS g
+    ON u.app = g.app AND u.route = g.route
 LEFT JOIN tested AS t ON u.app = t.app AND u.name = t.name
 ORDER BY tests = 0 DESC, uses DESC, users DESC, errors DESC, name;
 

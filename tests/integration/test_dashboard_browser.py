@@ -68,6 +68,7 @@ def test_every_page_loads_without_console_errors_and_draws_its_charts(
         "group": f"/errors/{stack.group}?range=15m",
         "health": "/health?range=15m",
         "alerts": "/alerts?range=15m",
+        "qa": "/qa?range=15m",
         "sql": "/sql?q=SELECT+app,+env,+count()+AS+uses+FROM+events_usage+GROUP+BY+ALL+ORDER+BY+ALL",
     }
     for name, path in pages.items():
@@ -77,6 +78,9 @@ def test_every_page_loads_without_console_errors_and_draws_its_charts(
             assert page.get_by_text("Nothing firing or pending.").count() == 1
         elif name == "sql":
             assert page.locator(".sql-result tbody tr").count() == 4  # two apps, two envs
+        elif name == "qa":  # simulated customers, no test traffic: nothing tested yet
+            assert page.locator(".qa-untested tr.never-tested").count() > 0
+            assert page.locator(".qa-releases tbody tr").count() > 0
         else:
             page.wait_for_selector("canvas")
         if name == "overview":  # catalog and checkout, preprod and prod, 4 charts each

@@ -101,6 +101,7 @@ def _prod_and_preprod(sample: list[dict[str, Any]]) -> list[dict[str, Any]]:
     prod += d.requests(50, ago(days=40), SHOP, "prod", "1.9.0", "GET /legacy")
     prod.append(d.error(ago(50), SHOP, "prod", "2.0.0", "/search", "GET"))
     prod += [d.error(ago(45), SHOP, "prod", "2.0.0", "/checkout", "POST") for _ in range(2)]
+    prod.append(d.error(ago(44), SHOP, "prod", "2.0.0", "/wishlist", ""))  # no method known
     people = [d.request(ago(180), SHOP, "preprod", "2.0.0", "GET /search")]
     people.append(d.request(ago(30), SHOP, "preprod", "2.0.0", "GET /wishlist"))
     return [*shifted, older, *prod, *people]
@@ -243,7 +244,7 @@ def test_untested_hot_paths_rank_never_tested_prod_features_first(shop: Sql) -> 
     )
     assert rows == [
         ("GET /search", 8, 5, 3, 1, 1, 0, 0),
-        ("GET /wishlist", 2, 1, 0, 0, 0, 0, 0),
+        ("GET /wishlist", 2, 1, 0, 0, 1, 0, 0),
         ("GET /products/{sku}", 10, 4, 2, 0, 0, 2, 2),  # this run and an older one
         ("POST /checkout", 5, 2, 1, 2, 2, 1, 1),
         ("POST /cart/{sku}", 3, 1, 0, 0, 0, 1, 1),
