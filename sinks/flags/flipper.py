@@ -43,6 +43,9 @@ from shiftright_server.sinks.flags.flips import (
 log = structlog.get_logger("shiftright.flags")
 RESTORE_CHECK_S = 1.0
 GROUP = "shiftright-flipper"
+#: A firing older than this when read (a flipper's first start reading old alerts) flips
+#: nothing: pressing the button is for incidents happening now.
+STALE_S = 900.0
 
 
 class Flipper:
@@ -126,6 +129,7 @@ class Flipper:
         return read
 
     def act(self, t: AlertTransition) -> str:
+        """Flip, arm a restore, or nothing; returns the outcome (logged)."""
         with self._lock:
             found = self.actions.get(t.rule)
         if found is None or t.state not in ("firing", "resolved"):
@@ -134,7 +138,9 @@ class Flipper:
         app, env = spec.where(scope)
         action = FlipAction(app, spec.flag, env, spec.to, spec.restore, spec.quiet)
         folder = self.flags.read()
-        if t.state == "firing":
+        if t.state == "firing" and (datetime.now(UTC) - t.ts).total_seconds() > STALE_S:
+            outcome = "stale"
+        elif t.state == "firing":
             why = t.annotations.get("summary") or f"alert {t.rule} fired"
             outcome = alert_flip(self.flags, folder, action, t.rule, t.idempotency_key, why, t.ts)
         else:

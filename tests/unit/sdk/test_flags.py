@@ -231,3 +231,22 @@ def test_close_stops_the_feed(sdk: SDK) -> None:
     feed = FakeFeed.made[-1]
     shiftright.close(1)
     assert feed.stopped
+
+
+def test_with_the_server_away_the_sdk_serves_its_last_copy_and_raises_nothing(
+    sdk: SDK, tmp_path: Path
+) -> None:
+    """The real topic reader, refused by the unit guard like an unreachable broker."""
+    from shiftright.flags import runtime
+    from shiftright.flags.feed import KafkaFeed, write_file
+
+    path = tmp_path / "flags.json"
+    write_file(str(path), snapshot(flags=TEST_DEFS))
+    sdk.init(flags_file=str(path))
+    assert shiftright.flag("layout", "v0", user_id="u-1") == "v2"
+    client = shiftright.get_client()
+    assert client is not None and runtime.store_of(client).source == "file"
+    running = runtime._runtime
+    assert running is not None and isinstance(running.feed, KafkaFeed)
+    for _ in range(100):  # the reader keeps retrying meanwhile; the app sees nothing of it
+        assert shiftright.flag("new-checkout", False) is True
