@@ -165,3 +165,28 @@ def test_while_a_test_runs_events_from_any_thread_are_marked(sdk: SDK, marked: A
         ("test", MARK.test_id),
         ("user", ""),
     ]
+
+
+def test_fastapi_requests_and_their_handlers_thread_pool_events_are_marked(
+    sdk: SDK, marked: Any
+) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from shiftright.asgi import ShiftrightMiddleware
+
+    sdk.init()
+    app = FastAPI()
+    app.add_middleware(ShiftrightMiddleware)
+
+    @app.get("/orders/{order_id}")
+    def order(order_id: int) -> dict[str, int]:  # sync: runs in a thread pool
+        shiftright.track("order.viewed")
+        return {"id": order_id}
+
+    with TestClient(app) as client:
+        assert client.get("/orders/7").status_code == 200
+    marks = sorted((e["name"], e["origin"], e["attributes"][TEST_ID]) for e in sdk.events())
+    assert marks == [
+        ("GET /orders/{order_id}", "test", MARK.test_id),
+        ("order.viewed", "test", MARK.test_id),
+    ]
