@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
+import confluent_kafka
+import pytest
 import shiftright
-from shiftright.transport import producer_config
+from shiftright.transport import KafkaTransport, producer_config
 from shiftright_server.producers.emitter import producer_config as emitter_config
 from shiftright_server.schemas import wire
 
 from tests.unit.sdk.conftest import SDK
+from tests.unit.test_durable_producer import LibrdkafkaLike
 
 
 def test_producer_settings_match_the_pipeline_expectations() -> None:
@@ -64,3 +69,29 @@ def test_until_the_partition_count_is_known_events_are_batched_per_key(sdk: SDK)
         b"checkout|test|b",
         b"checkout|test|c",
     ]
+
+
+def test_a_fatal_producer_error_loses_nothing_handed_to_the_transport(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[LibrdkafkaLike] = []
+
+    def make(config: dict[str, Any]) -> LibrdkafkaLike:
+        made.append(LibrdkafkaLike(config))
+        return made[-1]
+
+    monkeypatch.setattr(confluent_kafka, "Producer", make)
+    transport = KafkaTransport(shiftright.Config(app="a", env="e", kafka="b:9092"))
+    outcomes: list[tuple[int, str | None]] = []
+
+    def outcome_of(i: int) -> Callable[[str | None], None]:
+        return lambda err: outcomes.append((i, err))
+
+    for i in range(4):
+        transport.produce("t", b"%d" % i, b"k", [("h", b"v")], outcome_of(i))
+    made[0].strike()  # librdkafka's error callback: the producer is done for
+    transport.poll(0)
+    transport.produce("t", b"4", b"k", [], outcome_of(4))
+    assert transport.flush(1) == 0
+    assert len(made) == 2
+    assert sorted(outcomes) == [(i, None) for i in range(5)]  # each delivered, once

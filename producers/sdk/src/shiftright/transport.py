@@ -67,12 +67,16 @@ def producer_config(config: Config) -> dict[str, Any]:
 
 
 class KafkaTransport:
-    """confluent-kafka's Producer; a fatal producer error replaces the producer."""
+    """confluent-kafka's Producer. A fatal producer error (an idempotent producer that lost
+    its sequence, e.g. around a broker restart) replaces the producer, and every message
+    the old one then fails is produced again on the new one: nothing handed over is lost
+    (a message in flight when the error struck may be written twice)."""
 
     def __init__(self, config: Config) -> None:
         self._config = config
         self._log = RateLimitedLog(logging.getLogger("shiftright.kafka"), every=60.0)
         self._fatal = False
+        self._resend: list[tuple[Any, Delivery]] = []  # (failed message, its callback)
         self._producer = self._make()
         self._partition_counts: dict[str, int] = {}
         self._metadata_retry_at: dict[str, float] = {}
@@ -94,17 +98,53 @@ class KafkaTransport:
         on_delivery: Delivery,
     ) -> None:
         if self._fatal:
-            self._fatal = False
-            self._producer.flush(0)
-            self._producer = self._make()
+            self._replace()
+        self._send(topic, value, key, list(headers), -1, on_delivery)
 
-        def delivered(err: Any, _msg: Any) -> None:
-            on_delivery(None if err is None else err.name())
+    def _send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Any,
+        partition: int,
+        on_delivery: Delivery,
+    ) -> None:
+        producer = self._producer
 
-        self._producer.produce(topic, value, key, headers=list(headers), on_delivery=delivered)
+        def delivered(err: Any, msg: Any) -> None:
+            doomed = self._fatal or producer is not self._producer
+            if err is not None and (doomed or err.fatal() or err.code() in _FATAL_FALLOUT):
+                self._resend.append((msg, on_delivery))  # sent again by the next producer
+            else:
+                on_delivery(None if err is None else err.name())
+
+        producer.produce(
+            topic, value, key, partition=partition, headers=headers, on_delivery=delivered
+        )
+
+    def _replace(self) -> None:
+        """A new producer; what the old one held is purged from it and sent again."""
+        old, self._fatal = self._producer, False
+        self._producer = self._make()
+        old.purge()
+        old.flush(1.0)
+        failed, self._resend = self._resend, []
+        for msg, on_delivery in failed:
+            partition = msg.partition()
+            self._send(
+                msg.topic(),
+                msg.value(),
+                msg.key(),
+                msg.headers(),
+                -1 if partition is None else partition,
+                on_delivery,
+            )
 
     def poll(self, timeout: float) -> None:
         self._producer.poll(timeout)
+        if self._fatal or self._resend:
+            self._replace()
 
     def partitions(self, topic: str) -> int | None:
         known = self._partition_counts.get(topic)
@@ -122,7 +162,12 @@ class KafkaTransport:
         return count
 
     def flush(self, timeout: float) -> int:
-        return int(self._producer.flush(timeout))
+        deadline = time.monotonic() + timeout
+        left = int(self._producer.flush(timeout))
+        if self._fatal or self._resend:  # struck while flushing
+            self._replace()
+            left = int(self._producer.flush(max(deadline - time.monotonic(), 0.0)))
+        return left + len(self._resend)
 
     def close(self) -> None:
         self._producer.flush(0)
@@ -131,6 +176,11 @@ class KafkaTransport:
         if err.fatal():
             self._fatal = True
         self._log.warning("kafka_error_reported", err.name(), "%s", err.str())
+
+
+# What a fatal error does to the messages a producer holds (librdkafka purges its queue);
+# a healthy producer is never purged here, so these mean "send again".
+_FATAL_FALLOUT = {-150, -152, -151}  # _FATAL, _PURGE_QUEUE, _PURGE_INFLIGHT
 
 
 class _KafkaLogAdapter:
