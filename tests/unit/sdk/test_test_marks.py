@@ -125,6 +125,14 @@ def test_a_baggage_mark_is_honoured_outside_prod_or_with_the_token(
         {TEST_ID: "t::remote", RUN_ID: "run-9", COMMIT: "abc"} if origin == "test" else {}
     )
     assert testing.TOKEN not in event["attributes"] and "s3cret" not in json.dumps(event)
+    from starlette.testclient import TestClient
+
+    with TestClient(shop.api(), raise_server_exceptions=False) as client:
+        failed = client.post("/checkout?card=declined", headers={"baggage": baggage})
+    assert failed.status_code == 500
+    [error] = sdk.events("error")
+    assert error["origin"] == origin and "s3cret" not in json.dumps(error)
+    assert TEST_ID in error["attributes"]["http.request.header.baggage"]  # the rest is kept
 
 
 def test_baggage_round_trips_node_ids_with_separators() -> None:

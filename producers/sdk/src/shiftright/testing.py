@@ -92,6 +92,13 @@ def parse_baggage(header: str | None) -> dict[str, str]:
     return found
 
 
+def without_token(baggage: str) -> str:
+    """The baggage header as stored with an error: the test token's entry left out."""
+    if TOKEN not in baggage:
+        return baggage
+    return ",".join(m for m in baggage.split(",") if m.split("=", 1)[0].strip() != TOKEN)
+
+
 def request_marks(baggage: str | None, config: Config | None) -> dict[str, str]:
     """The attributes that mark a request as test traffic, or {} for ordinary traffic."""
     mark = _active

@@ -94,6 +94,8 @@ def capture(
         scope.route = route()
         attributes: dict[str, str] = {}
         for name, value in list(headers() if headers is not None else ())[:MAX_HEADERS]:
+            if name.lower() == "baggage":
+                value = testing.without_token(value)
             attributes[f"http.request.header.{name.lower()}"] = value[:MAX_HEADER_VALUE]
         api._capture(
             error, handled=False, mechanism=mechanism, route=scope.route, attributes=attributes
