@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import socket
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from shiftright_server.schemas import qa_queries as q
+from shiftright_server.schemas.events import uuid7
 from shiftright_server.sinks.rows import COLUMNS
 
 
@@ -144,7 +144,7 @@ def record(client: Any, d: Decision, actor: str) -> None:
     """Store the decision as a ``gate`` change event of the candidate's app, env and release."""
     now_ms = int(time.time() * 1000)
     values = {
-        "event_id": uuid.uuid4(),
+        "event_id": uuid7(),
         "ts": now_ms,
         "app": d.app,
         "env": d.env,
