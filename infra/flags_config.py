@@ -46,6 +46,8 @@ class FlagTopic:
         self.bootstrap, self.timeout_s = bootstrap, timeout_s
         self.topic = topics.named(topics.FLAGS_CONFIG, namespace)
         self.change_topic = topics.named(topics.EVENTS_CHANGE, namespace)
+        self.written = -1  # the offset of this client's last record on the flag topic
+        self._made: Producer | None = None
 
     # -- reading -------------------------------------------------------------------------------
     def read(self) -> Folder:
@@ -129,20 +131,13 @@ class FlagTopic:
     def _send(self, records: list[tuple[bytes, bytes | None]], events: list[ChangeEvent]) -> None:
         errors: list[str] = []
 
-        def done(err: Any, _msg: Any) -> None:
+        def done(err: Any, msg: Any) -> None:
             if err is not None:
                 errors.append(str(err))
+            elif msg.topic() == self.topic:
+                self.written = max(self.written, msg.offset())
 
-        producer = Producer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "acks": "all",
-                "enable.idempotence": True,
-                "partitioner": "murmur2_random",
-                "message.timeout.ms": int(self.timeout_s * 1000),
-                "log_level": 3,
-            }
-        )
+        producer = self._producer()
         for key, value in records:
             producer.produce(self.topic, key=key, value=value, partition=0, on_delivery=done)
         for event in events:
@@ -154,8 +149,25 @@ class FlagTopic:
             )
         left = producer.flush(self.timeout_s + 5)
         if left or errors:
+            self._made = None  # a fresh producer next time
             reason = errors[0] if errors else "no acknowledgement in time"
             raise FlagStoreError(f"writing to {self.topic} at {self.bootstrap}: {reason}")
+
+    def _producer(self) -> Producer:
+        """One producer per topic client, made on first write (a flipper writes often)."""
+        if self._made is None:
+            self._made = Producer(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "acks": "all",
+                    "enable.idempotence": True,
+                    "partitioner": "murmur2_random",
+                    "linger.ms": 0,
+                    "message.timeout.ms": int(self.timeout_s * 1000),
+                    "log_level": 3,
+                }
+            )
+        return self._made
 
 
 def change_event(app: str, env: str, flag: str, to: str, previous: str, actor: str) -> ChangeEvent:

@@ -10,8 +10,9 @@ Contract:
   never over a person's flip, capped per hour, once per firing). A ``resolved`` one arms
   the automatic restore in the flip record itself; every ``RESTORE_CHECK_S`` the flipper
   restores the flips whose quiet period has passed.
-- Each decision reads the flag topic to its end first, so it sees every earlier write,
-  its own included.
+- Each decision is made on a copy of the flag topic a follower thread keeps current,
+  once that copy holds the flipper's own last write (read your writes), so it sees
+  every earlier flip, its own included.
 - Offsets are committed after the batch's flips were written (acknowledged by the
   broker). A flipper killed in between reads the same firings again and finds their
   flips already written (the flip id is the firing's idempotency key): one flip each.
@@ -20,13 +21,17 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import structlog
 from confluent_kafka import Consumer, Message
 from pydantic import ValidationError
+from shiftright.flags.feed import Follower
+from shiftright.flags.topic import Folder
 from shiftright_server.infra.alerting_config import AlertingConfig, ConfigWatcher
 from shiftright_server.infra.flags_config import FlagTopic
 from shiftright_server.infra.settings import Settings
@@ -53,6 +58,11 @@ class Flipper:
         self.settings = settings
         kafka, ns = settings.kafka.bootstrap_servers, settings.namespace
         self.flags = FlagTopic(kafka, ns)
+        self.folder = Folder()  # the flag topic, kept current by the follower thread
+        self._folding = threading.Lock()
+        self.follower = Follower(
+            kafka, self.flags.topic, self.folder, lambda: None, lock=self._folding
+        )
         self.alerts_topic = topics.named(topics.ALERTS, ns)
         self.actions: dict[str, tuple[FlipSpec, Scope]] = {}
         self._lock = threading.Lock()
@@ -73,9 +83,10 @@ class Flipper:
 
     def run(self, stop: threading.Event) -> None:
         self.watcher.start()
+        self.follower.start()
         consumer = None
         try:
-            while not self.watcher.loaded.wait(0.2):
+            while not (self.watcher.loaded.wait(0.2) and self.follower.loaded.is_set()):
                 if stop.is_set():
                     return
             consumer = self._consumer()
@@ -84,6 +95,7 @@ class Flipper:
             if consumer is not None:
                 consumer.close()
             self.watcher.stop()
+            self.follower.stop()
 
     def _consumer(self) -> Consumer:
         ns = self.settings.namespace
@@ -137,14 +149,15 @@ class Flipper:
         spec, scope = found
         app, env = spec.where(scope)
         action = FlipAction(app, spec.flag, env, spec.to, spec.restore, spec.quiet)
-        folder = self.flags.read()
-        if t.state == "firing" and (datetime.now(UTC) - t.ts).total_seconds() > STALE_S:
-            outcome = "stale"
-        elif t.state == "firing":
-            why = t.annotations.get("summary") or f"alert {t.rule} fired"
-            outcome = alert_flip(self.flags, folder, action, t.rule, t.idempotency_key, why, t.ts)
-        else:
-            outcome = alert_resolved(self.flags, folder, action, t.rule, t.ts)
+        with self._current() as folder:
+            if t.state == "firing" and (datetime.now(UTC) - t.ts).total_seconds() > STALE_S:
+                outcome = "stale"
+            elif t.state == "firing":
+                why = t.annotations.get("summary") or f"alert {t.rule} fired"
+                key = t.idempotency_key
+                outcome = alert_flip(self.flags, folder, action, t.rule, key, why, t.ts)
+            else:
+                outcome = alert_resolved(self.flags, folder, action, t.rule, t.ts)
         self.flips += outcome == "flipped"
         log.info("flag_flip_decided", rule=t.rule, state=t.state, flag=spec.flag, outcome=outcome)
         return outcome
@@ -153,12 +166,25 @@ class Flipper:
         with self._lock:
             if not any(spec.restore == "auto" for spec, _ in self.actions.values()):
                 return 0
-        folder = self.flags.read()
-        due = due_restores(folder, now)
-        for flip in due:
-            auto_restore(self.flags, folder, flip, now)
-            log.info("flag_restored", flag=flip.flag, env=flip.env, by=flip.actor)
+        with self._current() as folder:
+            due = due_restores(folder, now)
+            for flip in due:
+                auto_restore(self.flags, folder, flip, now)
+                log.info("flag_restored", flag=flip.flag, env=flip.env, by=flip.actor)
         return len(due)
+
+    @contextlib.contextmanager
+    def _current(self) -> Iterator[Folder]:
+        """The flag topic as of this flipper's own last write at least (read your writes),
+        held still while a decision is made and written; a full read if the follower lags."""
+        deadline = time.monotonic() + 5.0
+        while self.folder.position <= self.flags.written and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if self.folder.position <= self.flags.written:
+            yield self.flags.read()
+            return
+        with self._folding:
+            yield self.folder
 
 
 def _rewind(consumer: Consumer, messages: list[Message]) -> None:

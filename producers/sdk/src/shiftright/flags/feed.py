@@ -69,6 +69,7 @@ class Follower:
         folder: Folder,
         on_change: Callable[[], None],
         settings: Mapping[str, Any] | None = None,
+        lock: threading.Lock | None = None,
     ) -> None:
         self.bootstrap, self.topic, self.folder, self.on_change = (
             bootstrap,
@@ -77,6 +78,7 @@ class Follower:
             on_change,
         )
         self.settings = dict(settings or {})
+        self.lock = lock or threading.Lock()  # held while folding: readers may take it too
         self.loaded = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shiftright-flags", daemon=True)
@@ -123,7 +125,8 @@ class Follower:
                         if error.code() == KafkaError._PARTITION_EOF:
                             continue
                         raise RuntimeError(str(error))
-                    changed |= folder.fold(msg.key(), msg.value(), msg.offset() or 0)
+                    with self.lock:
+                        changed |= folder.fold(msg.key(), msg.value(), msg.offset() or 0)
                 if changed and folder.position >= end:
                     self.on_change()
                     self.loaded.set()
