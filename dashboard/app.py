@@ -13,7 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from shiftright_server.dashboard import (
+    admin_pages,
     alert_pages,
+    audit_page,
     console,
     error_pages,
     pages,
@@ -90,6 +92,8 @@ def create_app(
     app.include_router(alert_pages.router)
     app.include_router(console.router)
     app.include_router(qa.router)
+    app.include_router(admin_pages.router)
+    app.include_router(audit_page.router)
     _problems(app)
     app.middleware("http")(identify)
     app.middleware("http")(_headers)

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from shiftright_server.dashboard import compare as cmp
 from shiftright_server.dashboard import errors
+from shiftright_server.dashboard.audit_trail import record_change
 from shiftright_server.dashboard.commands import DECISIONS, IGNORE_FOR, CommandFailed, command
 from shiftright_server.dashboard.errors import GroupFilter, GroupPage
 from shiftright_server.dashboard.errors_sql import SORTS, STATUSES
 from shiftright_server.dashboard.permissions import Action, check_permission, route_action
 from shiftright_server.dashboard.render import PageContext, page_context, render
-from shiftright_server.dashboard.visitor import address_of, visitor_of
+from shiftright_server.dashboard.visitor import visitor_of
 from shiftright_server.dashboard.warehouse import Row, WarehouseDown
-from shiftright_server.infra.access.audit import AuditEntry
 
 router = APIRouter(dependencies=[Depends(check_permission)])
 VIEW = route_action(Action.VIEW_ERRORS)
@@ -146,16 +146,7 @@ def decide(
     except CommandFailed as exc:
         raise HTTPException(503, f"the {decision} command was not delivered: {exc}") from exc
     after = {"status": decision, "ignore_for": ignore_for, "ignore_count": ignore_count}
-    entry = AuditEntry(
-        who.name,
-        who.role,
-        f"errors.{decision}",
-        f"{app}/{group_id}",
-        {"status": group.get("status")},
-        after,
-        address_of(request),
-        "dashboard",
-    )
-    request.app.state.audit.record(entry)
+    before = {"status": group.get("status")}
+    record_change(request, f"errors.{decision}", f"{app}/{group_id}", before, after)
     back = ctx.link(f"/errors/{group_id}", sent=decision)
     return RedirectResponse(back, status_code=303)

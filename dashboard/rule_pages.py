@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from shiftright_server.dashboard import rule_form as rf
 from shiftright_server.dashboard.alert_pages import alerts_view
+from shiftright_server.dashboard.audit_trail import actor, record_change
 from shiftright_server.dashboard.desk import (
     AlertingDesk,
     Backtest,
@@ -30,7 +31,6 @@ router = APIRouter(dependencies=[Depends(check_permission)])
 EDIT_RULES = route_action(Action.RULES_EDIT)
 EDIT_SILENCES = route_action(Action.SILENCES_EDIT)
 BACKTEST_DAYS: Final = (1, 3, 7, 14)
-AUTHOR: Final = "dashboard"
 #: Matchers are typed one per line or comma-separated (a comma inside a regex stays).
 _MATCHERS_SPLIT: Final = re.compile(r"\n|,\s*(?=[A-Za-z_][A-Za-z0-9_.]*\s*(?:=~|!~|!=|>=|<=|=))")
 
@@ -110,7 +110,10 @@ def _submit(request: Request, fields: dict[str, str], transitions: list[str]) ->
         return _render_form(ctx, form, 422, days=days)
     try:
         if intent == "save":
-            desk.apply(text, AUTHOR, form.version)
+            desk.apply(text, actor(request), form.version)
+            old = next((r for r in ruleset.rules.rules if r.name == rule.name), None)
+            before = None if old is None else old.model_dump(mode="json")
+            record_change(request, "rules.apply", rule.name, before, rule.model_dump(mode="json"))
             return RedirectResponse(ctx.link("/alerts", saved=rule.name), status_code=303)
         end = datetime.now(UTC).replace(second=0, microsecond=0)
         found = desk.backtest(rule, end - timedelta(days=days), end)
@@ -167,12 +170,14 @@ def _silence(request: Request, fields: dict[str, str]) -> Response:
             [m for m in matchers if m],
             fields.get("duration", ""),
             fields.get("comment", ""),
-            AUTHOR,
+            actor(request),
         )
     except (SilenceInvalid, DeskUnavailable) as exc:
         status = 422 if isinstance(exc, SilenceInvalid) else 503
         view = alerts_view(ctx, "", silence_form=fields, silence_problem=str(exc))
         return render(ctx, "alerts.html", status, **view)
+    after = {"matchers": made.matchers, "ends_at": made.ends_at.isoformat()}
+    record_change(request, "silence.add", made.id, None, after)
     return RedirectResponse(ctx.link("/alerts", silenced=made.id) + "#silences", status_code=303)
 
 
@@ -188,4 +193,5 @@ def silence_expire(request: Request, silence_id: str) -> Response:
         raise HTTPException(409, str(exc)) from None
     except DeskUnavailable as exc:
         raise HTTPException(503, str(exc)) from None
+    record_change(request, "silence.expire", silence_id, {"state": "active"}, {"state": "expired"})
     return RedirectResponse(ctx.link("/alerts", expired=silence_id) + "#silences", 303)

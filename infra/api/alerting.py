@@ -7,12 +7,12 @@
 * ``GET /silences`` (``?expired=true``), ``POST /silences``, ``DELETE /silences/{id}``.
 * ``GET /alerts`` (firing and pending now), ``GET /alerts/history?limit=&since=``.
 
-**Who may do what.** Every request carries ``Authorization: Bearer <token>``, a token
-made with ``shiftright alerts tokens create --role viewer|editor``: the gateway's key
-mechanism (``sr_<id>_<secret>``, only a SHA-256 stored, revocable, checked on every
-request) in its own file, ``<state dir>/alerting/api-tokens.sqlite``, bound to a role
-instead of an app. Viewers (people outside the team) read; editors also change rules
-and silences. The gateway's ingest keys are not accepted: they are shipped inside apps,
+**Who may do what.** Every request carries ``Authorization: Bearer <token>``: a personal
+API token (``shiftright tokens create --user EMAIL``, acting with its owner's role) or a
+service token (``shiftright alerts tokens create --role viewer|editor|admin``), from the
+identity store (:mod:`shiftright_server.infra.access`; only a SHA-256 stored, revocable,
+checked on every request). Viewers read; editors and admins also change rules and
+silences, each change written to the audit trail. The gateway's ingest keys are not accepted: they are shipped inside apps,
 so they must never change who gets paged. With ``gateway.require_key = false`` (local
 development) reads need no token; writes always do.
 
@@ -158,8 +158,8 @@ def alerting_router(api: AlertingApi) -> APIRouter:
             409: {"model": ErrorBody, "description": "in the rule file: edit it there"},
         },
     )
-    def del_silence(silence_id: str, _: Editor) -> dict[str, Any]:
-        return api.delete_silence(silence_id)
+    def del_silence(silence_id: str, who: Editor) -> dict[str, Any]:
+        return api.delete_silence(silence_id, who)
 
     @router.get(
         "/alerts",
@@ -244,13 +244,16 @@ def _allowed(app: FastAPI, request: Request) -> str:
 
 def alerting_app(settings: Settings) -> FastAPI:
     """The API on the configured Kafka, warehouse and token file."""
+    from shiftright_server.infra.access.audit import WarehouseAudit
     from shiftright_server.infra.clickhouse import get_client
 
     ch = settings.clickhouse
+    tokens = open_tokens(settings)
     api = AlertingApi(
         open_store(settings),
-        open_tokens(settings),
+        tokens,
         lambda: get_client(ch, database=ch.database),
         anonymous_reads=not settings.gateway.require_key,
+        audit=WarehouseAudit(tokens.identity.db, ch),
     )
     return create_alerting_app(api)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Request
+from shiftright_server.infra.access.audit import Audit, AuditEntry, MemoryAudit
 from shiftright_server.infra.api.alerting_bodies import SilenceIn
 from shiftright_server.producers.gateway.errors import FieldError, GatewayError, Rejected
 from shiftright_server.schemas.rule_file import RuleFileError, diff
@@ -38,8 +39,9 @@ _RANK = {"viewer": 0, "editor": 1, "admin": 2}
 
 @dataclass(frozen=True)
 class Caller:
-    role: str  # viewer | editor
-    name: str  # the token's label, or "token <id>"; "anonymous" without a token
+    role: str  # viewer | editor | admin
+    name: str  # the token's owner or label, or "token <id>"; "anonymous" without a token
+    address: str = ""  # where the request came from (for the audit trail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ class AlertingApi:
         warehouse: Callable[[], Any],
         anonymous_reads: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        audit: Audit | None = None,
     ) -> None:
         self.store = store
         self.tokens = tokens
@@ -76,6 +79,11 @@ class AlertingApi:
         self._client_lock = threading.Lock()
         self.anonymous_reads = anonymous_reads
         self.clock = clock
+        self.audit = audit or MemoryAudit()
+
+    def record(self, who: Caller, action: str, target: str, before: Any, after: Any) -> None:
+        entry = AuditEntry(who.name, who.role, action, target, before, after, who.address, "api")
+        self.audit.record(entry)
 
     # -- who is asking ------------------------------------------------------------------
     def caller(self, request: Request) -> Caller:
@@ -103,7 +111,8 @@ class AlertingApi:
             raise Rejected(
                 401, "key_unknown", "not an alerting API token (shiftright alerts tokens list)"
             )
-        return Caller(found.key.app, found.key.label or f"token {found.key.id}")
+        address = request.client.host if request.client else ""
+        return Caller(found.key.app, found.key.label or f"token {found.key.id}", address)
 
     def viewer(self, request: Request) -> Caller:
         return self.caller(request)
@@ -197,6 +206,10 @@ class AlertingApi:
         if dry_run or (current.version and text == current.text):
             return result
         applied = _config_call(lambda: self.store.apply(text, author or who.name, source))
+        before = {"version": current.version}
+        self.record(
+            who, "rules.apply", source, before, {"version": applied.version, "changes": changes}
+        )
         return result | {"applied": True, "version": applied.version}
 
     def silences(self, expired: bool) -> dict[str, Any]:
@@ -218,16 +231,21 @@ class AlertingApi:
             raise Rejected(422, "invalid_silence", str(exc)) from None
         _config_call(lambda: self.store.add_silence(silence))
         state = "active" if silence.active(self.clock()) else "upcoming"
-        return _silence_json(silence, state)
+        made = _silence_json(silence, state)
+        self.record(who, "silence.add", silence.id, None, made)
+        return made
 
-    def delete_silence(self, silence_id: str) -> dict[str, Any]:
+    def delete_silence(self, silence_id: str, who: Caller | None = None) -> dict[str, Any]:
         try:
             gone = _config_call(lambda: delete_silence(self.store, silence_id))
         except SilenceNotFound as exc:
             raise Rejected(404, "not_found", str(exc)) from None
         except SilenceInFile as exc:
             raise Rejected(409, "silence_in_rule_file", str(exc)) from None
-        return _silence_json(gone, "deleted")
+        ended = _silence_json(gone, "deleted")
+        if who is not None:
+            self.record(who, "silence.expire", silence_id, {"state": "active"}, ended)
+        return ended
 
     def alerts(self, app: str, env: str) -> dict[str, Any]:
         rows = self.query(lambda c: current_alerts(c, app, env))

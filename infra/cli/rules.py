@@ -26,11 +26,13 @@ from shiftright_server.infra.cli.alerting import severity as _severity
 from shiftright_server.infra.cli.alerting import when as _when
 from shiftright_server.infra.cli.common import cli_settings as _settings
 from shiftright_server.infra.cli.common import parse_time
+from shiftright_server.infra.cli.users import audit_cli
 from shiftright_server.schemas.rule_file import Change, diff
 from shiftright_server.streams.alerting.service import (
     SilenceError,
     SilenceInFile,
     SilenceNotFound,
+    change_json,
     delete_silence,
     make_silence,
     rule_summary,
@@ -106,7 +108,8 @@ def rules_apply(
     store = _store(_settings())
     current = _read(store)
     out.print(f"[bold]{file}[/] ({_counts(rules)}) against {_applied_line(current)}")
-    print_diff(diff(current.rules, rules))
+    changes = diff(current.rules, rules)
+    print_diff(changes)
     if current.version and text == current.text:
         out.print(f"identical to version {current.version}: nothing to apply")
         return
@@ -120,6 +123,8 @@ def rules_apply(
         applied = store.apply(text, author or _actor(), str(file))
     except ConfigStoreError as exc:
         _abort(str(exc))
+    after = {"version": applied.version, "changes": [change_json(c) for c in changes]}
+    audit_cli("rules.apply", str(file), {"version": current.version}, after)
     out.print(f"[green]applied[/] version [bold]{applied.version}[/] by {applied.applied_by}")
 
 
@@ -193,6 +198,8 @@ def _add_silence(matchers: list[str], duration: str, comment: str, by: str, star
         _store(_settings()).add_silence(silence)
     except ConfigStoreError as exc:
         _abort(str(exc))
+    made = {"matchers": [str(m) for m in silence.matchers], "ends_at": silence.ends_at.isoformat()}
+    audit_cli("silence.add", silence.id, None, made)
     return silence
 
 
@@ -261,6 +268,7 @@ def silence_delete(silence_id: Annotated[str, typer.Argument(help="The silence's
         gone = delete_silence(_store(_settings()), silence_id)
     except (SilenceNotFound, SilenceInFile, ConfigStoreError) as exc:
         _abort(str(exc))
+    audit_cli("silence.expire", gone.id, {"state": "active"}, {"state": "expired"})
     out.print(f"deleted silence {gone.id} ({', '.join(str(m) for m in gone.matchers)})")
 
 

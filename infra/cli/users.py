@@ -45,6 +45,16 @@ def audit_change(
     WarehouseAudit(identity.db, settings.clickhouse).record(entry)
 
 
+def audit_cli(action: str, target: str, before: Any, after: Any) -> None:
+    """Write a change made by another command (rules, silences) to the audit trail."""
+    settings = cli_settings()
+    identity = open_identity(settings)
+    try:
+        audit_change(settings, identity, action, target, before, after)
+    finally:
+        identity.close()
+
+
 def _user_json(user: Any) -> dict[str, str]:
     return {"email": user.email, "role": user.role}
 

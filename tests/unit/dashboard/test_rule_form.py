@@ -150,7 +150,7 @@ def test_saving_applies_the_rule_and_editing_keeps_what_the_form_does_not_show(
     saved = web.post("/alerts/rule-form", data=edit, follow_redirects=False)
     assert saved.status_code == 303 and saved.headers["location"] == "/alerts?saved=cpu-high"
     rules = {r.name: r for r in store.config.rules.rules}
-    assert store.config.version == 2 and store.config.applied_by == "dashboard"
+    assert store.config.version == 2 and store.config.applied_by == "editor@example.com"
     cpu = rules["cpu-high"]
     assert cpu.threshold == 0.8 and cpu.severity == "critical" and cpu.for_ == 120  # type: ignore[union-attr]  # a threshold rule
     assert cpu.labels == {"team": "payments"} and cpu.scope.filters == {"region": "eu"}
