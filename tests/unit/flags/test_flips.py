@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from shiftright.flags.topic import Folder, file_key, flip_key
+from shiftright_server.infra.settings import Settings
+from shiftright_server.schemas.alerts import AlertTransition, FlipSpec, Scope
 from shiftright_server.schemas.flag_file import load_flags
 from shiftright_server.schemas.flags import Flip
+from shiftright_server.sinks.flags.flipper import Flipper
 from shiftright_server.sinks.flags.flips import (
     FlipAction,
     FlipRefused,
@@ -165,3 +168,46 @@ def test_email_and_slack_say_what_the_alert_turned_off() -> None:
     note = Notification("oncall", "email", "a@b.c", "g", {}, "firing", (alert,), "n", T0)
     assert f"errors up — {flip}" in render_email(note, "http://x").text
     assert f"errors up — {flip}" in json.dumps(slack_payload(note, "http://x"), ensure_ascii=False)
+
+
+class FlipperTopic(FakeTopic):
+    """The fake topic as the flipper sees it: ``written`` and a full ``read``."""
+
+    written = -1
+
+    def write_flip(self, flip: Flip, previous: str | None, now: str) -> None:
+        super().write_flip(flip, previous, now)
+        self.written = self.offset - 1
+
+    def read(self) -> Folder:
+        return self.folder
+
+
+def _flipper(topic: FlipperTopic) -> Flipper:
+    made = Flipper(Settings(namespace="unit"))  # nothing connects before start()
+    made.flags = topic  # type: ignore[assignment]  # the fake keeps FlagTopic's interface
+    made.folder = topic.folder
+    spec = FlipSpec(flag="new-checkout", to="off", quiet=300)
+    made.actions = {"checkout-errors": (spec, Scope(app="checkout", env="prod"))}
+    return made
+
+
+def test_a_flipper_restarted_mid_flip_reads_the_firing_again_and_flips_once() -> None:
+    topic = FlipperTopic()
+    firing = AlertTransition(
+        rule="checkout-errors",
+        rule_kind="threshold",
+        fingerprint="fp",
+        labels={},
+        previous="pending",
+        state="firing",
+        ts=datetime.now(UTC),
+        seq=2,
+        idempotency_key="checkout-errors|fp|2|firing",
+    )
+    first, successor = _flipper(topic), _flipper(topic)
+    assert first.act(firing) == "flipped"  # killed before committing its offset...
+    assert successor.act(firing) == "already"  # ...so the successor reads it again
+    assert topic.changes == [("new-checkout", "on", "off", "alert:checkout-errors")]
+    old = firing.model_copy(update={"ts": datetime.now(UTC) - timedelta(hours=1), "seq": 1})
+    assert successor.act(old) == "stale"
