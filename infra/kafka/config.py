@@ -10,15 +10,27 @@ from pathlib import Path
 
 
 def server_properties(
-    *, data_dir: Path, host: str, port: int, controller_port: int, partitions: int = 8
+    *,
+    data_dir: Path,
+    host: str,
+    port: int,
+    controller_port: int,
+    partitions: int = 8,
+    node_id: int = 1,
+    voters: str | None = None,
+    replicas: int = 1,
 ) -> str:
-    """A single-node combined broker+controller on loopback, durable across restarts."""
+    """A combined broker+controller on loopback, durable across restarts: one node on
+    its own (the default), or node ``node_id`` of a cluster whose controller quorum is
+    ``voters`` (``id@host:port,…``), with ``replicas`` copies of every topic and
+    ``replicas - 1`` of them in sync for a write to succeed."""
+    min_isr = str(max(1, replicas - 1))
     lines = {
         "process.roles": "broker,controller",
-        "node.id": "1",
+        "node.id": str(node_id),
         # Static quorum: `format` without --standalone; never mix with
         # controller.quorum.bootstrap.servers.
-        "controller.quorum.voters": f"1@{host}:{controller_port}",
+        "controller.quorum.voters": voters or f"{node_id}@{host}:{controller_port}",
         "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://{host}:{port}",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -26,15 +38,15 @@ def server_properties(
         "controller.listener.names": "CONTROLLER",
         "log.dirs": str(data_dir),
         "num.partitions": str(partitions),
-        "default.replication.factor": "1",
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
-        "min.insync.replicas": "1",
+        "default.replication.factor": str(replicas),
+        "offsets.topic.replication.factor": str(replicas),
+        "transaction.state.log.replication.factor": str(replicas),
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": str(replicas),
+        "share.coordinator.state.topic.min.isr": min_isr,
+        "min.insync.replicas": min_isr,
         # 50 partitions each by default: minutes of coordinator loading on 2 cores for
-        # nothing, since one broker serves every group and producer anyway.
+        # nothing at this scale.
         "offsets.topic.num.partitions": "8",
         "transaction.state.log.num.partitions": "4",
         "group.initial.rebalance.delay.ms": "0",

@@ -98,6 +98,11 @@ class KafkaLauncher:
         version: str = "4.1.1",
         heap: str = "512m",
         partitions: int = 8,
+        *,
+        node_id: int = 1,
+        voters: str | None = None,
+        replicas: int = 1,
+        cluster_id: str | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).expanduser().resolve()
         self.host = host
@@ -106,6 +111,10 @@ class KafkaLauncher:
         self.version = version
         self.heap = heap
         self.partitions = partitions
+        self.node_id = node_id
+        self.voters = voters
+        self.replicas = replicas
+        self.cluster_id = cluster_id  # None: a new one when formatting
         self._proc: subprocess.Popen[bytes] | None = None
         # Where this run's output starts in each log, so errors quote this run only.
         self._log_marks: dict[Path, int] = {}
@@ -169,6 +178,9 @@ class KafkaLauncher:
             port=self.port,
             controller_port=self.controller_port,
             partitions=self.partitions,
+            node_id=self.node_id,
+            voters=self.voters,
+            replicas=self.replicas,
         )
         self.config_path.write_text(text)
         return self.config_path
@@ -178,7 +190,7 @@ class KafkaLauncher:
         if (self.data_dir / "meta.properties").is_file():
             return False
         config = self.write_config()
-        cluster_id = self._storage_tool("random-uuid").split()[-1]
+        cluster_id = self.cluster_id or self._storage_tool("random-uuid").split()[-1]
         self._storage_tool("format", "-t", cluster_id, "-c", str(config))
         _log.info("kafka_storage_formatted", cluster_id=cluster_id, data_dir=str(self.data_dir))
         return True
@@ -274,6 +286,16 @@ class KafkaLauncher:
         self.pid_path.unlink(missing_ok=True)
         _log.info("kafka_stopped", pid=proc.pid, returncode=proc.returncode)
         return proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the broker we started, as a crash would (no controlled shutdown)."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        send_signal(proc.pid, signal.SIGKILL)
+        proc.wait()
+        self.pid_path.unlink(missing_ok=True)
+        _log.info("kafka_killed", pid=proc.pid)
 
     # -- internals ---------------------------------------------------------------------
 
