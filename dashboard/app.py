@@ -22,6 +22,7 @@ from shiftright_server.dashboard import (
     qa,
     rule_pages,
     signin,
+    subscription_pages,
 )
 from shiftright_server.dashboard.commands import CommandSender, KafkaCommands
 from shiftright_server.dashboard.desk import AlertingDesk, NoDesk
@@ -94,6 +95,7 @@ def create_app(
     app.include_router(qa.router)
     app.include_router(admin_pages.router)
     app.include_router(audit_page.router)
+    app.include_router(subscription_pages.router)
     _problems(app)
     app.middleware("http")(identify)
     app.middleware("http")(_headers)

@@ -25,6 +25,7 @@ class Action(StrEnum):
     """What a request does, as a policy sees it."""
 
     PUBLIC = "public"  # sign-in, sign-out, opening a share link: anyone
+    UNSUBSCRIBE = "unsubscribe"  # a signed one-click unsubscribe link: anyone, no CSRF
     VIEW = "view"  # read pages and panels no share link opens (alerts, the API schema)
     VIEW_OVERVIEW = "overview.view"  # the overview (a share link may open it)
     VIEW_USAGE = "usage.view"  # usage (a share link may open it)

@@ -4,7 +4,8 @@ it needs, and the pages a read-only share link can open (:class:`RolePolicy`).
 =====================  ==========  ===========================================
 action                 least role  share link
 =====================  ==========  ===========================================
-public                 anyone      yes (sign-in, sign-out, opening a link)
+public, unsubscribe    anyone      yes (sign-in, sign-out, opening a link,
+                                   a signed one-click unsubscribe)
 overview/usage/        viewer      when the link's pages include it, for the
 errors/health.view                 link's apps × envs only
 view, sql.run          viewer      no
@@ -35,6 +36,7 @@ from shiftright_server.infra.access.links import ShareLink
 #: The least role each action needs (None: anyone, signed in or not).
 LEAST_ROLE: dict[Action, str | None] = {
     Action.PUBLIC: None,
+    Action.UNSUBSCRIBE: None,
     Action.VIEW: "viewer",
     Action.VIEW_OVERVIEW: "viewer",
     Action.VIEW_USAGE: "viewer",

@@ -69,6 +69,17 @@ CREATE TABLE IF NOT EXISTS audit_outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     entry TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    channel TEXT NOT NULL,
+    target TEXT NOT NULL,
+    app TEXT NOT NULL DEFAULT '',
+    env TEXT NOT NULL DEFAULT '',
+    severity TEXT NOT NULL DEFAULT '',
+    rule TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS settings (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL

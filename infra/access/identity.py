@@ -16,6 +16,7 @@ from shiftright_server.infra.access.accounts import Accounts, Throttle
 from shiftright_server.infra.access.db import Clock, Db, now_utc
 from shiftright_server.infra.access.links import ShareLinks
 from shiftright_server.infra.access.sessions import Sessions
+from shiftright_server.infra.access.subscriptions import Subscriptions
 from shiftright_server.infra.access.tokens import ApiTokens
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class Identity:
     sessions: Sessions
     tokens: ApiTokens
     links: ShareLinks
+    subscriptions: Subscriptions
     key: bytes  # signs cookies and derives CSRF tokens
 
     def sign(self, value: str, purpose: str) -> str:
@@ -40,6 +42,14 @@ class Identity:
         if value and hmac.compare_digest(self.sign(value, purpose), signed):
             return value
         return None
+
+    def unsubscribe_token(self, sub_id: str) -> str:
+        """What a one-click unsubscribe link carries: the subscription's id, signed."""
+        return self.sign(sub_id, "unsubscribe")
+
+    def unsubscribed(self, token: str) -> str | None:
+        """The subscription id of a genuine unsubscribe token."""
+        return self.unsign(token, "unsubscribe")
 
     def close(self) -> None:
         self.db.close()
@@ -70,6 +80,7 @@ def build_identity(
         ),
         ApiTokens(db, clock),
         ShareLinks(db, timedelta(days=access.share_days), clock),
+        Subscriptions(db, clock),
         _key(db),
     )
 

@@ -39,6 +39,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from pydantic import ValidationError
+from shiftright_server.infra.access.identity import open_identity
 from shiftright_server.infra.alerting_config import AlertingConfig, ConfigWatcher
 from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas import topics
@@ -47,6 +48,7 @@ from shiftright_server.sinks.notify.delivery import Deliverer, buckets, policy_f
 from shiftright_server.sinks.notify.model import Delivery, from_action, from_notification
 from shiftright_server.sinks.notify.notifier import Notifier
 from shiftright_server.sinks.notify.outbox import Outbox
+from shiftright_server.sinks.notify.personal import personal_subscriptions, unsubscribe_links
 from shiftright_server.sinks.notify.transports import Transport, build_transports
 
 log = structlog.get_logger("shiftright.notify")
@@ -54,6 +56,7 @@ log = structlog.get_logger("shiftright.notify")
 TICK_S = 0.2  # longest sleep between two looks at the groups and the outbox
 PROGRESS_S = 10.0
 PRUNE_S = 3600.0
+PERSONAL_CHECK_S = 1.0  # how often people's own subscriptions are looked at
 
 
 def outbox_path(settings: Settings) -> Path:
@@ -121,9 +124,13 @@ class NotifyService:
         self.config_topic = topics.named(topics.ALERTING_CONFIG, ns)
         self.records_topic = topics.named(topics.NOTIFICATIONS, ns)
         self.outbox = Outbox(outbox_path(settings), self.topic)
+        self.identity = open_identity(settings)  # people's own subscriptions
+        self._config: AlertingConfig | None = None
+        self._personal = ("", 0.0)  # (version applied, when last checked)
+        leave = unsubscribe_links(self.identity, settings.access.external_url)
         self.deliverer = Deliverer(
             self.outbox,
-            transports if transports is not None else build_transports(self.alerting),
+            transports if transports is not None else build_transports(self.alerting, leave),
             policy_from(self.alerting),
             buckets(self.alerting, time.time()),
             workers=self.alerting.workers,
@@ -164,21 +171,34 @@ class NotifyService:
         with self._config_lock:
             config, self._new_config = self._new_config, None
         if config is None:
+            config = self._config if self._personal_changed() else None
+        if config is None:
             return
+        self._config = config
+        self._personal = (self.identity.subscriptions.version(), time.monotonic())
         rules = config.rules
         silences = config.all_silences()
+        subscriptions = [*rules.subscriptions, *personal_subscriptions(self.identity)]
         if restore is not None:
-            self.notifier = Notifier.loads(restore, rules.subscriptions, silences, rules.inhibit)
+            self.notifier = Notifier.loads(restore, subscriptions, silences, rules.inhibit)
         else:
-            self.notifier.configure(rules.subscriptions, silences, rules.inhibit)
+            self.notifier.configure(subscriptions, silences, rules.inhibit)
         self.config_version = config.version
         log.info(
             "notify_config",
             version=config.version,
-            subscriptions=len(rules.subscriptions),
+            subscriptions=len(subscriptions),
             silences=len(silences),
             inhibit_rules=len(rules.inhibit),
         )
+
+    def _personal_changed(self) -> bool:
+        """Whether people's own subscriptions changed (looked at every second at most)."""
+        version, checked = self._personal
+        if self._config is None or time.monotonic() - checked < PERSONAL_CHECK_S:
+            return False
+        self._personal = (version, time.monotonic())
+        return self.identity.subscriptions.version() != version
 
     # -- run -------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:

@@ -9,7 +9,7 @@ import smtplib
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any, Protocol
@@ -55,12 +55,23 @@ class SmtpTransport:
     dropped by most servers between them). The Message-ID is derived from the
     idempotency key, so a copy resent after a crash is recognisably the same message."""
 
-    def __init__(self, config: SmtpConfig, external_url: str) -> None:
-        self.config, self.external_url = config, external_url
+    def __init__(
+        self,
+        config: SmtpConfig,
+        external_url: str,
+        unsubscribe: Callable[[str], str | None] = lambda _: None,
+    ) -> None:
+        self.config, self.external_url, self.unsubscribe = config, external_url, unsubscribe
 
     def send(self, delivery: Delivery) -> None:
         c = self.config
         msg = email_message(delivery.notification, self.external_url, c.sender)
+        leave = self.unsubscribe(delivery.notification.subscription)
+        if leave:  # RFC 8058: a one-click unsubscribe the mail client can POST
+            # one unfolded line (RFC 5322 allows 998): folded, the URL would be encoded
+            msg.policy = msg.policy.clone(max_line_length=998)
+            msg["List-Unsubscribe"] = f"<{leave}>"
+            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         if not [addr for _, addr in getaddresses([delivery.notification.to]) if addr]:
             raise DeliveryError(f"no e-mail address in {delivery.notification.to!r}", True)
         try:
@@ -180,7 +191,9 @@ def _describe(exc: object) -> str:
     return f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else str(exc)
 
 
-def build_transports(settings: AlertingSettings) -> dict[str, Transport]:
+def build_transports(
+    settings: AlertingSettings, unsubscribe: Callable[[str], str | None] = lambda _: None
+) -> dict[str, Transport]:
     smtp = SmtpTransport(
         SmtpConfig(
             host=settings.smtp_host,
@@ -192,6 +205,7 @@ def build_transports(settings: AlertingSettings) -> dict[str, Transport]:
             timeout=settings.smtp_timeout_seconds,
         ),
         settings.external_url,
+        unsubscribe,
     )
     http = HttpTransport(
         settings.external_url, settings.webhook_timeout_seconds, settings.webhook_max_alerts

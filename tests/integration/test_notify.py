@@ -674,3 +674,31 @@ def test_a_rate_limited_channel_delays_notifications_and_drops_none(
     assert arrivals[-1] - arrivals[0] >= 1.8  # 2 at once, then one every 0.5 s
     held = {r.idempotency_key for r in read_records(s) if r.status == "rate_limited"}
     assert len(held) >= 3 and held <= {h["key"] for h in receiver.delivered()}
+
+
+def test_a_persons_own_subscription_is_picked_up_live_and_its_mail_unsubscribes_in_one_click(
+    settings: Settings, receiver: Receiver, mailbox: Mailbox
+) -> None:
+    from shiftright_server.infra.access.identity import open_identity
+
+    s = notifier_settings(settings, mailbox)
+    config_store(s).apply(subscriptions(webhook("team-hook", receiver.url("/team"))), "qa")
+    identity = open_identity(s)
+    ann, _ = identity.accounts.add("ann@example.com", "viewer")
+    with running(s) as proc:
+        wait_configured(proc, subscriptions=1)
+        mine = identity.subscriptions.create(ann, "email", "", "checkout", "", "", "disk-full")
+        wait_configured(proc, subscriptions=2)  # no restart, no rule-file change
+        Alerts(s).send("disk-full", "firing", host="db-1")
+        wait_for(
+            lambda: bool(mailbox.messages), 30, lambda: f"the mail\n{proc.log()}", interval=0.05
+        )
+    (mail,) = mailbox.messages
+    assert mail["To"] == "ann@example.com"
+    link = mail["List-Unsubscribe"]
+    base = s.access.external_url.rstrip("/")
+    assert link.startswith(f"<{base}/unsubscribe/") and link.endswith(">")
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    token = link[len(f"<{base}/unsubscribe/") : -1]
+    assert identity.unsubscribed(token) == mine.id
+    identity.close()

@@ -29,6 +29,7 @@ from tests.unit.dashboard.conftest import FakeCommands, FakeReader, group_row, m
 #: the policy table is a change to this test too.
 NEEDS: dict[Action, str | None] = {
     Action.PUBLIC: None,
+    Action.UNSUBSCRIBE: None,
     Action.VIEW: "viewer",
     Action.VIEW_OVERVIEW: "viewer",
     Action.VIEW_USAGE: "viewer",

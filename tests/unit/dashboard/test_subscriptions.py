@@ -1,0 +1,108 @@
+"""People's own subscriptions: made and ended on "My subscriptions", routed by the
+notifier like the rule file's, and each e-mail's signed one-click unsubscribe link works
+without signing in (RFC 8058)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+from fastapi.testclient import TestClient
+from shiftright_server.infra.access.audit import MemoryAudit
+from shiftright_server.infra.access.identity import Identity
+from shiftright_server.sinks.notify.model import Delivery
+from shiftright_server.sinks.notify.notifier import Notification
+from shiftright_server.sinks.notify.personal import personal_subscriptions, unsubscribe_links
+from shiftright_server.sinks.notify.transports import SmtpConfig, SmtpTransport
+
+from tests.signin import sign_in_as
+from tests.unit.dashboard.conftest import FakeCommands, FakeReader, make_app
+
+
+def _client(reader: FakeReader, identity: Identity, audit: MemoryAudit) -> TestClient:
+    client = TestClient(make_app(reader, FakeCommands(), identity, audit))
+    sign_in_as(client, identity, "viewer", "vi@example.com")
+    return client
+
+
+def test_a_person_subscribes_to_their_own_address_and_the_notifier_routes_it(
+    reader: FakeReader, identity: Identity
+) -> None:
+    audit = MemoryAudit()
+    client = _client(reader, identity, audit)
+    prefilled = client.get("/subscriptions?rule=checkout-errors&app=checkout").text
+    assert 'name="rule" value="checkout-errors"' in prefilled
+    form = {
+        "channel": "email",
+        "to": "someone.else@example.com",
+        "app": "checkout",
+        "severity": "warning",
+        "rule": "checkout-errors",
+    }
+    made = client.post("/subscriptions", data=form)
+    assert made.status_code == 200 and "Subscribed" in made.text
+    [mine] = identity.subscriptions.list()
+    assert mine.to == "vi@example.com"  # e-mail goes to one's own address only
+    bad = client.post("/subscriptions", data={"channel": "slack", "to": "http://insecure"})
+    assert bad.status_code == 400 and 'id="p-to"' in bad.text
+    assert len(identity.subscriptions.list()) == 1  # nothing half-saved
+    [routed] = personal_subscriptions(identity)
+    assert routed.name == f"me.{mine.id}" and routed.rules == ["checkout-errors"]
+    labels = {"alertname": "checkout-errors", "app": "checkout", "env": "prod"}
+    assert routed.wants({**labels, "severity": "critical"})
+    assert not routed.wants({**labels, "severity": "info"})
+    assert not routed.wants({**labels, "app": "catalog", "severity": "critical"})
+    assert [e.action for e in audit.entries] == ["subscription.add"]
+
+
+class _Smtp:
+    sent: list[object] = []
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __enter__(self) -> _Smtp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def send_message(self, msg: object) -> dict[str, object]:
+        _Smtp.sent.append(msg)
+        return {}
+
+
+def test_each_email_carries_a_signed_one_click_unsubscribe_that_needs_no_sign_in(
+    reader: FakeReader, identity: Identity, monkeypatch: object
+) -> None:
+    import smtplib
+
+    monkeypatch.setattr(smtplib, "SMTP", _Smtp)  # type: ignore[attr-defined]  # pytest's MonkeyPatch
+    user, _ = identity.accounts.add("vi@example.com", "viewer")
+    sub = identity.subscriptions.create(user, "email", "", "checkout", "", "", "")
+    links = unsubscribe_links(identity, "https://dash.example.com")
+    transport = SmtpTransport(
+        SmtpConfig("mail", 25, "alerts@example.com"), "https://dash.example.com", links
+    )
+    note = Notification(
+        f"me.{sub.id}", "email", "vi@example.com", "k", {}, "firing", (), "key1", datetime.now(UTC)
+    )
+    transport.send(Delivery("notification", note, datetime.now(UTC)))
+    [sent] = _Smtp.sent
+    assert isinstance(sent, EmailMessage)
+    header = str(sent["List-Unsubscribe"])
+    assert header.startswith("<https://dash.example.com/unsubscribe/")
+    assert sent["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert f"List-Unsubscribe: {header}\n".encode() in sent.as_bytes()  # plain, not encoded
+    path = header[len("<https://dash.example.com") : -1]
+    outsider = TestClient(
+        make_app(reader, FakeCommands(), identity, MemoryAudit())
+    )  # not signed in
+    assert (
+        "Unsubscribe?" in outsider.get(path).text and identity.subscriptions.list()
+    )  # GET changes nothing
+    forged = outsider.post(path[:-4] + "0000", data={"List-Unsubscribe": "One-Click"})
+    assert forged.status_code == 404 and identity.subscriptions.list()
+    done = outsider.post(path, data={"List-Unsubscribe": "One-Click"})  # as a mail client does
+    assert done.status_code == 200 and "Unsubscribed" in done.text
+    assert identity.subscriptions.list() == []
