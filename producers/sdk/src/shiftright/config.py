@@ -78,8 +78,10 @@ class Config:
     log_messages: bool = False
     #: Seconds :func:`shiftright.close` (and the exit hook) waits for delivery.
     shutdown_timeout: float = 2.0
-    #: librdkafka's message.timeout.ms: how long a message may wait for the broker.
-    message_timeout_ms: int = 15_000
+    #: librdkafka's message.timeout.ms: how long a message may wait for the broker; 0
+    #: (the default) waits for as long as the producer's buffer has room, so a broker
+    #: restart or a leader election loses nothing; a full buffer drops, counted.
+    message_timeout_ms: int = 0
     #: Extra confluent-kafka settings, applied last.
     producer_config: Mapping[str, Any] = field(default_factory=dict)
     #: Builds the transport (called again in a forked child). Default: confluent-kafka.
