@@ -1,4 +1,4 @@
-"""``shiftright warehouse add|list|remove``: accounts of the embedded warehouse."""
+"""``shiftright users warehouse add|list|remove``: accounts of the embedded warehouse."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ class WarehouseServer:
         if not self.accounts.enabled and not _loopback(host):
             raise ExposedWithoutAccounts(
                 f"the warehouse would answer anyone on {host}:{port} with any statement: add "
-                "accounts first (shiftright warehouse add NAME --role reader|writer), or "
+                "accounts first (shiftright users warehouse add NAME --role reader|writer), or "
                 "listen on loopback (127.0.0.1)"
             )
         data_dir.mkdir(parents=True, exist_ok=True)

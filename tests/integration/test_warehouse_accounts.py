@@ -89,7 +89,7 @@ def test_accounts_decide_who_reads_and_who_writes(warehouse: tuple[str, Path]) -
 def test_the_cli_makes_the_writer_and_the_pipeline_uses_it(tmp_path: Path) -> None:
     env = {"SHIFTRIGHT_STATE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
     added = subprocess.run(
-        [sys.executable, "-m", "shiftright_server.infra.cli", "warehouse", "add", "bob"],
+        [sys.executable, "-m", "shiftright_server.infra.cli", "users", "warehouse", "add", "bob"],
         capture_output=True,
         text=True,
         env=env,
@@ -99,7 +99,7 @@ def test_the_cli_makes_the_writer_and_the_pipeline_uses_it(tmp_path: Path) -> No
     assert added.returncode == 0, added.stderr
     assert "Accounts are on" in added.stdout and "shiftright-writer" in added.stdout
     listed = subprocess.run(
-        [sys.executable, "-m", "shiftright_server.infra.cli", "warehouse", "list"],
+        [sys.executable, "-m", "shiftright_server.infra.cli", "users", "warehouse", "list"],
         capture_output=True,
         text=True,
         env=env,
