@@ -25,7 +25,7 @@ LINKS = route_action(Action.SHARE_LINKS)
 
 
 def _external(request: Request) -> str:
-    return str(request.app.state.settings.access.external_url).rstrip("/")
+    return str(request.app.state.settings.public_url())
 
 
 # -- accounts -----------------------------------------------------------------------------

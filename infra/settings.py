@@ -397,9 +397,10 @@ class AccessSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     external_url: str = Field(
-        default="http://127.0.0.1:18080",
-        description="The dashboard's address as people reach it: sign-in and share links "
-        "start with it. An https:// address also marks the session cookie Secure.",
+        default="",
+        description="The dashboard's address as people reach it (default: its own URL, "
+        "dashboard.host and port): sign-in, share and unsubscribe links start with it. An "
+        "https:// address also marks the session cookie Secure.",
     )
     session_idle_minutes: int = Field(
         default=12 * 60, ge=1, description="A session unused this long ends."
@@ -456,6 +457,10 @@ class Settings(BaseSettings):
 
     def resolved_state_dir(self) -> Path:
         return self.state_dir.expanduser().resolve()
+
+    def public_url(self) -> str:
+        """Where people reach the dashboard (links in messages start with it)."""
+        return (self.access.external_url or self.dashboard.url).rstrip("/")
 
 
 WRITER_ACCOUNT = "shiftright-writer"

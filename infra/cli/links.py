@@ -46,7 +46,7 @@ def create(
         fail(str(exc))
         return
     audit_change(settings, identity, "link.create", link.id, None, _json(link))
-    typer.echo(f"{settings.access.external_url.rstrip('/')}/s/{token}")
+    typer.echo(f"{settings.public_url()}/s/{token}")
     typer.echo(
         f"link {link.id}: {', '.join(link.pages)} of {', '.join(link.apps)} × {', '.join(link.envs)} until {link.expires_at}",
         err=True,

@@ -66,9 +66,10 @@ def up(
         )
     _print_where(settings)
     admin = first_admin(settings)
-    if admin:
+    if admin:  # one line, never wrapped: the link is copied from it
         out.print(
-            f"[bold]First admin[/] (sign in once with this link, then choose a password): {admin}"
+            f"[bold]First admin[/] (sign in once with this link, then choose a password): {admin}",
+            soft_wrap=True,
         )
     _status_line(settings, follow=sys.stdout.isatty() if watch is None else watch)
 

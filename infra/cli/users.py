@@ -26,7 +26,7 @@ ROLE_HELP = f"One of {', '.join(ROLES)}."
 
 
 def signin_url(settings: Settings, token: str) -> str:
-    return f"{settings.access.external_url.rstrip('/')}/signin/link/{token}"
+    return f"{settings.public_url()}/signin/link/{token}"
 
 
 def open_store() -> tuple[Settings, Identity]:

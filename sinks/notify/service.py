@@ -127,7 +127,7 @@ class NotifyService:
         self.identity = open_identity(settings)  # people's own subscriptions
         self._config: AlertingConfig | None = None
         self._personal = ("", 0.0)  # (version applied, when last checked)
-        leave = unsubscribe_links(self.identity, settings.access.external_url)
+        leave = unsubscribe_links(self.identity, settings.public_url())
         self.deliverer = Deliverer(
             self.outbox,
             transports if transports is not None else build_transports(self.alerting, leave),

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from tests.integration.kafka_fixture import free_ports
@@ -62,6 +63,11 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path, kafka_jars:
         assert f"http://127.0.0.1:{dashboard}" in up.stdout
         flat = " ".join(up.stdout.split())  # the status line may wrap at 80 columns
         assert "messages in" in flat and "events stored" in flat and "dead letters" in flat
+        # the first start makes an admin and prints its one-time sign-in link
+        link = re.search(r"admin@localhost: (http://\S+/signin/link/\S+)", flat)
+        assert link and link[1].startswith(f"http://127.0.0.1:{dashboard}/"), up.stdout
+        with urllib.request.urlopen(link[1], timeout=10) as page:  # the dashboard answers it
+            assert "Choose a password" in page.read().decode()
 
         deadline = time.monotonic() + 90
         rows = ""

@@ -696,7 +696,7 @@ def test_a_persons_own_subscription_is_picked_up_live_and_its_mail_unsubscribes_
     (mail,) = mailbox.messages
     assert mail["To"] == "ann@example.com"
     link = mail["List-Unsubscribe"]
-    base = s.access.external_url.rstrip("/")
+    base = s.public_url()
     assert link.startswith(f"<{base}/unsubscribe/") and link.endswith(">")
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     token = link[len(f"<{base}/unsubscribe/") : -1]
