@@ -15,6 +15,10 @@ from shiftright_server.infra.cli.users import first_admin
 from shiftright_server.infra.settings import Settings
 from typer.testing import CliRunner
 
+from tests.unit.test_alerts_cli import RULES, FakeStore, store
+
+__all__ = ["store"]  # the alerting CLI's store fixture
+
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -110,3 +114,26 @@ def test_the_first_up_creates_one_admin_and_prints_its_link_once(settings: Setti
     assert [(u.email, u.role) for u in _store(settings).accounts.list()] == [
         ("admin@localhost", "admin")
     ]
+
+
+def test_rules_and_silences_changed_from_the_cli_are_audited(
+    store: FakeStore, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    assert run("rules", "apply", str(rules), "--yes", "--author", "ann").exit_code == 0
+    made = run("silence", "add", "--match", "app=checkout", "--for", "1h")
+    assert made.exit_code == 0, made.output
+    [silence_id] = store.config.silences
+    assert run("silence", "delete", silence_id).exit_code == 0
+    settings = Settings(state_dir=tmp_path / "state")
+    audited = _audited(settings)
+    assert audited == [
+        ("rules.apply", str(rules)),
+        ("silence.add", silence_id),
+        ("silence.expire", silence_id),
+    ]
+    rows = _store(settings).db.all("SELECT entry FROM audit_outbox ORDER BY seq")
+    first = json.loads(rows[0][0])
+    assert first["via"] == "cli" and first["before"] == {"version": 0}
+    assert first["after"]["version"] == 1 and first["after"]["changes"]
