@@ -22,11 +22,34 @@ from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from shiftright.flags.evaluate import Compiled, Snapshot, compile_snapshot
 from shiftright.flags.feed import Follower
 from shiftright.flags.topic import Folder
+from shiftright_server.producers.gateway import openapi
 from shiftright_server.producers.gateway.errors import GatewayError
 from shiftright_server.producers.gateway.keys import IngestKey
+
+
+class OfrepAnswer(BaseModel):
+    """A flag evaluated (no ``value`` when it is off: use the app's default)."""
+
+    key: str
+    value: Any = None
+    variant: str
+    reason: str
+
+
+class OfrepError(BaseModel):
+    key: str
+    errorCode: str  # noqa: N815 - OFREP's name
+    errorDetails: str = ""  # noqa: N815 - OFREP's name
+
+
+class FlagdFile(BaseModel):
+    """flagd's flag file (see flagd.dev/schema/v0/flags.json)."""
+
+    flags: dict[str, Any]
 
 
 class FlagSource(Protocol):
@@ -138,20 +161,42 @@ def _condition(rule: dict[str, Any]) -> dict[str, Any]:
 def flag_routes(app: FastAPI, answers: FlagAnswers, who: Any) -> None:
     """``who(request) -> IngestKey | None`` is the gateway's authentication."""
 
-    @app.post("/ofrep/v1/evaluate/flags/{key}", summary="Evaluate a flag (OFREP)")
+    @app.post(
+        "/ofrep/v1/evaluate/flags/{key}",
+        summary="Evaluate a flag (OFREP)",
+        responses={
+            200: {"model": OfrepAnswer},
+            400: {"model": OfrepError, "description": "No app or env known, or a bad context"},
+            401: openapi.ERRORS[401],
+            404: {"model": OfrepError, "description": "No such flag"},
+        },
+    )
     async def ofrep(key: str, request: Request) -> JSONResponse:
+        found = who(request)
         body = await _json(request)
         context = body.get("context") or {}
         if not isinstance(context, dict):
-            return JSONResponse({"key": key, "errorCode": "INVALID_CONTEXT"}, 400)
-        app_name, env = _where(who(request), request, context)
-        status, answer = answers.evaluate(app_name, env, key, context)
+            return _invalid(key, "context must be an object")
+        where = _where(found, request, context)
+        if where is None:
+            return _invalid(key, "name the app and env (a key with an env, or ?env=)")
+        status, answer = answers.evaluate(*where, key, context)
         return JSONResponse(answer, status)
 
-    @app.get("/ofrep/v1/flagd.json", summary="The app's flags in flagd's flag format")
+    @app.get(
+        "/ofrep/v1/flagd.json",
+        summary="The app's flags in flagd's flag format",
+        responses={200: {"model": FlagdFile}, 400: openapi.ERRORS[400], 401: openapi.ERRORS[401]},
+    )
     async def flagd(request: Request) -> JSONResponse:
-        app_name, env = _where(who(request), request, {})
-        return JSONResponse(answers.flagd(app_name, env))
+        where = _where(who(request), request, {})
+        if where is None:
+            raise GatewayError(400, "flags_where", "name the app and env (?app=, ?env=)")
+        return JSONResponse(answers.flagd(*where))
+
+
+def _invalid(key: str, details: str) -> JSONResponse:
+    return JSONResponse({"key": key, "errorCode": "INVALID_CONTEXT", "errorDetails": details}, 400)
 
 
 async def _json(request: Request) -> dict[str, Any]:
@@ -162,10 +207,10 @@ async def _json(request: Request) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _where(key: IngestKey | None, request: Request, context: dict[str, Any]) -> tuple[str, str]:
+def _where(
+    key: IngestKey | None, request: Request, context: dict[str, Any]
+) -> tuple[str, str] | None:
     query = request.query_params
     app = key.app if key is not None else str(query.get("app") or context.get("app") or "")
     env = (key.env if key is not None else None) or query.get("env") or context.get("env")
-    if not app or not env:
-        raise GatewayError(400, "flags_where", "name the app and env (a key with an env, or ?env=)")
-    return app, str(env)
+    return (app, str(env)) if app and env else None
