@@ -16,6 +16,7 @@ from shiftright_server.dashboard.render import page_context, render
 from shiftright_server.dashboard.visitor import identity_of, visitor_of
 from shiftright_server.infra.access.subscriptions import (
     CHANNELS,
+    MODES,
     SEVERITIES,
     PersonalSubscription,
     SubscriptionError,
@@ -24,7 +25,7 @@ from shiftright_server.infra.access.subscriptions import (
 router = APIRouter(dependencies=[Depends(check_permission)])
 OWN = route_action(Action.OWN_SUBSCRIPTIONS)
 LEAVE = route_action(Action.UNSUBSCRIBE)
-FIELDS = ("channel", "to", "app", "env", "severity", "rule")
+FIELDS = ("channel", "to", "app", "env", "severity", "rule", "mode")
 
 
 def _json(sub: PersonalSubscription) -> dict[str, str]:
@@ -39,6 +40,7 @@ def _page(request: Request, status: int = 200, **shown: Any) -> HTMLResponse:
         "subscriptions": mine,
         "channels": CHANNELS,
         "severities": SEVERITIES,
+        "modes": MODES,
         "form": asked,
         "problems": {},
         "saved": "",
@@ -61,8 +63,9 @@ def subscribe(
     env: Annotated[str, Form(max_length=200)] = "",
     severity: Annotated[str, Form(max_length=20)] = "",
     rule: Annotated[str, Form(max_length=200)] = "",
+    mode: Annotated[str, Form(max_length=20)] = "immediate",
 ) -> HTMLResponse:
-    """Subscribe (e-mail goes to one's own address)."""
+    """Subscribe (e-mail goes to one's own address), at once or as a daily digest."""
     owner = visitor_of(request).user
     if owner is None:
         raise HTTPException(403, "subscriptions belong to a signed-in person")
@@ -73,11 +76,11 @@ def subscribe(
         "env": env,
         "severity": severity,
         "rule": rule,
+        "mode": mode,
     }
+    subs = identity_of(request).subscriptions
     try:
-        made = identity_of(request).subscriptions.create(
-            owner, channel, to, app, env, severity, rule
-        )
+        made = subs.create(owner, channel, to, app, env, severity, rule, mode)
     except SubscriptionError as exc:
         return _page(request, 400, form=form, problems={exc.field: str(exc)})
     record_change(request, "subscription.add", made.id, None, _json(made))

@@ -423,6 +423,13 @@ class AccessSettings(BaseModel):
     share_days: int = Field(
         default=30, ge=1, description="Default lifetime of a read-only share link."
     )
+    digest_hour: int = Field(
+        default=7,
+        ge=0,
+        le=23,
+        description="Hour of the day (UTC) from which the notifier sends each daily digest "
+        "of people's own subscriptions: the alerts that fired in the 24 hours before.",
+    )
 
 
 class Settings(BaseSettings):

@@ -78,7 +78,8 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     env TEXT NOT NULL DEFAULT '',
     severity TEXT NOT NULL DEFAULT '',
     rule TEXT NOT NULL DEFAULT '',
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    mode TEXT NOT NULL DEFAULT 'immediate'
 );
 CREATE TABLE IF NOT EXISTS settings (
     name TEXT PRIMARY KEY,
@@ -123,6 +124,7 @@ class Db:
             c.execute("PRAGMA journal_mode=WAL")
             c.execute("PRAGMA foreign_keys=ON")
             c.executescript(_SCHEMA)
+            _add_missing_columns(c)
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -143,3 +145,10 @@ class Db:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _add_missing_columns(c: sqlite3.Connection) -> None:
+    """Columns added to tables after a store was made."""
+    have = {row[1] for row in c.execute("PRAGMA table_info(subscriptions)")}
+    if "mode" not in have:
+        c.execute("ALTER TABLE subscriptions ADD COLUMN mode TEXT NOT NULL DEFAULT 'immediate'")

@@ -16,6 +16,7 @@ from shiftright_server.infra.access.db import Clock, Db, now_utc, stamp
 PREFIX = "me."
 CHANNELS = ("email", "slack", "webhook")
 SEVERITIES = ("info", "warning", "critical")
+MODES = ("immediate", "digest")  # at once, or one e-mail a day
 
 
 class SubscriptionError(ValueError):
@@ -37,6 +38,7 @@ class PersonalSubscription:
     severity: str  # the least severity ('' = any)
     rule: str  # '' = any
     created_at: str
+    mode: str = "immediate"
 
     @property
     def name(self) -> str:
@@ -53,18 +55,28 @@ class Subscriptions:
         self._db, self._clock = db, clock
 
     def create(
-        self, owner: User, channel: str, to: str, app: str, env: str, severity: str, rule: str
+        self,
+        owner: User,
+        channel: str,
+        to: str,
+        app: str,
+        env: str,
+        severity: str,
+        rule: str,
+        mode: str = "immediate",
     ) -> PersonalSubscription:
         to = _target(owner, channel, to.strip())
         if severity and severity not in SEVERITIES:
             raise SubscriptionError("severity", f"severity is one of {', '.join(SEVERITIES)}")
+        if mode not in MODES or (mode == "digest" and channel != "email"):
+            raise SubscriptionError("mode", "a daily digest goes by e-mail; else immediate")
         sub_id = secrets.token_hex(6)
         row = (sub_id, owner.id, channel, to, app.strip(), env.strip(), severity, rule.strip())
         with self._db.tx() as c:
             c.execute(
                 "INSERT INTO subscriptions (id, user_id, channel, target, app, env, severity, "
-                "rule, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*row, stamp(self._clock())),
+                "rule, created_at, mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*row, stamp(self._clock()), mode),
             )
             _bump(c)
         return self.get(sub_id)
@@ -89,6 +101,18 @@ class Subscriptions:
             _bump(c)
         return found[0]
 
+    def digest_sent(self, sub_id: str, day: str) -> bool:
+        row = self._db.one("SELECT value FROM settings WHERE name = ?", (f"digest:{sub_id}",))
+        return row is not None and row[0] == day
+
+    def mark_digest(self, sub_id: str, day: str) -> None:
+        with self._db.tx() as c:
+            c.execute(
+                "INSERT INTO settings (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (f"digest:{sub_id}", day),
+            )
+
     def version(self) -> str:
         """Changes with every change (the notifier reloads when it does)."""
         row = self._db.one("SELECT value FROM settings WHERE name = 'subscriptions_version'")
@@ -97,7 +121,7 @@ class Subscriptions:
     def _select(self, where: str, args: tuple[str, ...]) -> builtins.list[PersonalSubscription]:
         rows = self._db.all(
             "SELECT s.id, u.email, s.channel, s.target, s.app, s.env, s.severity, s.rule, "
-            f"s.created_at FROM subscriptions s JOIN users u ON u.id = s.user_id {where}",
+            f"s.created_at, s.mode FROM subscriptions s JOIN users u ON u.id = s.user_id {where}",
             args,
         )
         return [PersonalSubscription(*r) for r in rows]

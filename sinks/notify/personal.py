@@ -24,7 +24,8 @@ def as_subscription(personal: PersonalSubscription) -> Subscription:
 
 
 def personal_subscriptions(identity: Identity) -> list[Subscription]:
-    return [as_subscription(p) for p in identity.subscriptions.list()]
+    """Those notified at once (digests are sent by :mod:`.digest`)."""
+    return [as_subscription(p) for p in identity.subscriptions.list() if p.mode == "immediate"]
 
 
 def unsubscribe_links(identity: Identity, external_url: str) -> Callable[[str], str | None]:

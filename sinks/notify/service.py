@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas import topics
 from shiftright_server.schemas.alerts import AlertTransition
 from shiftright_server.sinks.notify.delivery import Deliverer, buckets, policy_from
+from shiftright_server.sinks.notify.digest import Digests
 from shiftright_server.sinks.notify.model import Delivery, from_action, from_notification
 from shiftright_server.sinks.notify.notifier import Notifier
 from shiftright_server.sinks.notify.outbox import Outbox
@@ -57,6 +59,7 @@ TICK_S = 0.2  # longest sleep between two looks at the groups and the outbox
 PROGRESS_S = 10.0
 PRUNE_S = 3600.0
 PERSONAL_CHECK_S = 1.0  # how often people's own subscriptions are looked at
+DIGEST_CHECK_S = 60.0  # how often the daily digests are looked at
 
 
 def outbox_path(settings: Settings) -> Path:
@@ -128,6 +131,15 @@ class NotifyService:
         self._config: AlertingConfig | None = None
         self._personal = ("", 0.0)  # (version applied, when last checked)
         leave = unsubscribe_links(self.identity, settings.public_url())
+        self.digests = Digests(
+            self.identity,
+            self._fired,
+            self._mail,
+            leave,
+            settings.alerting.smtp_from,
+            settings.access.digest_hour,
+        )
+        self._digest_at = 0.0
         self.deliverer = Deliverer(
             self.outbox,
             transports if transports is not None else build_transports(self.alerting, leave),
@@ -191,6 +203,42 @@ class NotifyService:
             silences=len(silences),
             inhibit_rules=len(rules.inhibit),
         )
+
+    def _fired(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        from shiftright_server.infra.clickhouse import get_client
+        from shiftright_server.sinks.notify.digest import FIRED_SQL
+
+        ch = self.settings.clickhouse
+        client = get_client(ch, database=ch.database)
+        try:
+            found = client.query(FIRED_SQL, parameters={"since": since, "until": until})
+            return [dict(zip(found.column_names, row, strict=True)) for row in found.result_rows]
+        finally:
+            client.close()
+
+    def _mail(self, msg: EmailMessage) -> None:
+        import smtplib
+
+        a = self.alerting
+        with smtplib.SMTP(a.smtp_host, a.smtp_port, timeout=a.smtp_timeout_seconds) as smtp:
+            if a.smtp_starttls:
+                smtp.starttls()
+            if a.smtp_user:
+                smtp.login(a.smtp_user, a.smtp_password or "")
+            smtp.send_message(msg)
+
+    def _send_digests(self) -> None:
+        """Today's digests, looked at once a minute; a failure is retried then."""
+        if time.monotonic() < self._digest_at:
+            return
+        self._digest_at = time.monotonic() + DIGEST_CHECK_S
+        try:
+            sent = self.digests.run_due(datetime.now(UTC))
+        except Exception as exc:  # the warehouse or the mail server is away: next minute
+            log.warning("digest_failed", error=str(exc).splitlines()[0] if str(exc) else repr(exc))
+            return
+        if sent:
+            log.info("digests_sent", count=sent)
 
     def _personal_changed(self) -> bool:
         """Whether people's own subscriptions changed (looked at every second at most)."""
@@ -274,6 +322,7 @@ class NotifyService:
         window: Counter[str] = Counter()
         while not stop.is_set():
             self._apply_config()
+            self._send_digests()
             timeout = self._timeout()
             messages = self._read(consumer, timeout)
             transitions = self._decode(messages)

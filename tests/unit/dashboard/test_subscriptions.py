@@ -4,12 +4,13 @@ without signing in (RFC 8058)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 from fastapi.testclient import TestClient
 from shiftright_server.infra.access.audit import MemoryAudit
 from shiftright_server.infra.access.identity import Identity
+from shiftright_server.sinks.notify.digest import Digests
 from shiftright_server.sinks.notify.model import Delivery
 from shiftright_server.sinks.notify.notifier import Notification
 from shiftright_server.sinks.notify.personal import personal_subscriptions, unsubscribe_links
@@ -106,3 +107,52 @@ def test_each_email_carries_a_signed_one_click_unsubscribe_that_needs_no_sign_in
     done = outsider.post(path, data={"List-Unsubscribe": "One-Click"})  # as a mail client does
     assert done.status_code == 200 and "Unsubscribed" in done.text
     assert identity.subscriptions.list() == []
+
+
+def test_a_daily_digest_lists_the_day_s_matching_alerts_once_a_day(
+    reader: FakeReader, identity: Identity
+) -> None:
+    client = _client(reader, identity, MemoryAudit())
+    slack = {"channel": "slack", "to": "https://hooks.slack.com/x", "mode": "digest"}
+    refused = client.post("/subscriptions", data=slack)
+    assert refused.status_code == 400 and 'id="p-mode"' in refused.text
+    made = client.post(
+        "/subscriptions", data={"channel": "email", "app": "checkout", "mode": "digest"}
+    )
+    assert made.status_code == 200 and "daily digest" in made.text
+    assert personal_subscriptions(identity) == []  # not notified at once
+    at = datetime(2030, 1, 2, 7, 30, tzinfo=UTC)
+    fired = [
+        {
+            "rule": "cpu-high",
+            "labels": {"app": "checkout", "env": "prod", "severity": "warning"},
+            "ts": at,
+            "value": 0.9,
+        },
+        {
+            "rule": "slow",
+            "labels": {"app": "catalog", "env": "prod", "severity": "warning"},
+            "ts": at,
+            "value": 2.0,
+        },
+    ]
+    asked: list[tuple[datetime, datetime]] = []
+    sent: list[EmailMessage] = []
+
+    def fired_between(since: datetime, until: datetime) -> list[dict[str, object]]:
+        asked.append((since, until))
+        return fired
+
+    links = unsubscribe_links(identity, "https://dash.example.com")
+    digests = Digests(identity, fired_between, sent.append, links, "alerts@example.com", 7)
+    assert digests.run_due(at.replace(hour=6)) == 0 and asked == []  # before the hour
+    assert digests.run_due(at) == 1
+    assert digests.run_due(at.replace(hour=9)) == 0  # once a day
+    [mail] = sent
+    assert (
+        mail["To"] == "vi@example.com" and mail["Subject"] == "[DIGEST] 1 alert fired, 2030-01-02"
+    )
+    body = mail.get_content()
+    assert "cpu-high" in body and "slow" not in body  # only checkout's
+    assert str(mail["List-Unsubscribe"]).startswith("<https://dash.example.com/unsubscribe/")
+    assert asked == [(at - timedelta(days=1), at)]
