@@ -47,22 +47,21 @@ GROUP BY app, env, t
 ORDER BY app, env, t
 """
 
-#: p50/p95 request duration per bucket, from the minutely view. Its ``quantiles`` state
-#: is a sample of the durations that does not depend on the levels it was made with
-#: (0.5, 0.9, 0.99), so it merges into any levels: 0.95 here.
+#: p50/p95 request duration per bucket, from the per-minute quantile states of each app
+#: and env (migration 0010).
 LATENCY_SERIES: Final = f"""/* dashboard.latency_series */
 SELECT app, env, {_BUCKET.format(col="minute")} AS t,
        quantilesMerge(0.5, 0.95)(duration_ms) AS q
-FROM usage_minutely
+FROM usage_latency_minutely
 WHERE {_MINUTES} AND {_SCOPE}
 GROUP BY app, env, t
 ORDER BY app, env, t
 """
 
-#: p50/p95 request duration over the whole range (the same state, merged).
+#: p50/p95 request duration over the whole range (the same states, merged).
 LATENCY_TOTAL: Final = f"""/* dashboard.latency_total */
 SELECT app, env, quantilesMerge(0.5, 0.95)(duration_ms) AS q
-FROM usage_minutely
+FROM usage_latency_minutely
 WHERE {_MINUTES} AND {_SCOPE}
 GROUP BY app, env
 """
