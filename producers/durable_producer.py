@@ -48,13 +48,13 @@ class DurableProducer:
         self,
         config: dict[str, Any],
         on_delivery: OnDelivery,
-        make: Callable[[dict[str, Any]], Any] = Producer,
+        make: Callable[[dict[str, Any]], Any] | None = None,
         stall_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._user_error_cb = config.get("error_cb")
         self._config = {**config, "error_cb": self._on_error}
-        self._make = make
+        self._make = make or _confluent_producer
         self._on_delivery = on_delivery
         self._fatal: str | None = None
         self._retired: list[Any] = []
@@ -63,7 +63,7 @@ class DurableProducer:
         self._stall_seconds = stall_seconds
         self._clock = clock
         self._progress_at = self._probe_at = self._check_at = clock()
-        self._producer = make(self._config)
+        self._producer = self._make(self._config)
         self._report = self._reporter(self._producer)
 
     # -- the producer's API ------------------------------------------------------------
@@ -198,6 +198,11 @@ class DurableProducer:
         old.flush(1.0)
         if len(old):
             self._retired.append(old)
+
+
+def _confluent_producer(config: dict[str, Any]) -> Any:
+    """confluent-kafka's Producer, looked up when called (tests may stand in for it)."""
+    return Producer(config)
 
 
 # What a fatal error does to the messages a producer holds (it purges its queue itself);
