@@ -17,8 +17,11 @@ down: $(STAMP)
 status: $(STAMP)
 	$(BIN)/shiftright status
 
+# Two pytest processes, each module whole in one of them (its module-scoped pipeline is
+# built once); each process starts its own broker and warehouse. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q

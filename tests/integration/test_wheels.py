@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -72,20 +73,50 @@ def build_wheel(project: Path, pattern: str, out: Path) -> Path:
     return wheel
 
 
+def clean_venv(folder: Path) -> Path:
+    """A new virtual environment with nothing installed (not even pip: the suite's own pip
+    installs into it with ``pip --python``); returns its python."""
+    run(sys.executable, "-m", "venv", "--without-pip", folder, cwd=folder.parent)
+    return folder / "bin" / "python"
+
+
+def pip_in(python: Path, *args: str | Path, cwd: Path) -> str:
+    """The suite's pip, acting on the environment of ``python``."""
+    return run(
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        python,
+        "--disable-pip-version-check",
+        *args,
+        cwd=cwd,
+    )
+
+
 def top_level_names(names: list[str], dist: str) -> set[str]:
     return {n.split("/")[0] for n in names if not n.startswith(f"{dist}-")}
 
 
 @pytest.fixture(scope="module")
-def sdk_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The SDK's wheel, built once for both tests."""
-    return build_wheel(SDK, "shiftright_sdk-*.whl", tmp_path_factory.mktemp("sdk") / "dist")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Both wheels, built side by side once for the module."""
+    out = tmp_path_factory.mktemp("wheels")
+    with ThreadPoolExecutor(2) as pool:
+        server = pool.submit(build_wheel, ROOT, "shiftright_server-*.whl", out / "server")
+        sdk = pool.submit(build_wheel, SDK, "shiftright_sdk-*.whl", out / "sdk")
+        return {"server": server.result(), "sdk": sdk.result()}
+
+
+@pytest.fixture
+def sdk_wheel(wheels: dict[str, Path]) -> Path:
+    return wheels["sdk"]
 
 
 def test_server_wheel_installs_one_unique_import_name_and_needs_the_sdk(
-    tmp_path: Path, sdk_wheel: Path
+    tmp_path: Path, wheels: dict[str, Path]
 ) -> None:
-    wheel = build_wheel(ROOT, "shiftright_server-*.whl", tmp_path / "dist")
+    wheel = wheels["server"]
     names = zipfile.ZipFile(wheel).namelist()
     assert top_level_names(names, "shiftright_server") == {"shiftright_server"}
     # what the server reads at run time travels with it; the SDK does not
@@ -103,22 +134,8 @@ def test_server_wheel_installs_one_unique_import_name_and_needs_the_sdk(
     entry_points = zipfile.ZipFile(wheel).read("shiftright_server-0.1.0.dist-info/entry_points.txt")
     assert b"shiftright = shiftright_server.infra.cli:main" in entry_points
 
-    sdk = sdk_wheel
-    venv = tmp_path / "venv"
-    run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
-    python = venv / "bin" / "python"
-    run(
-        python,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-deps",
-        wheel,
-        sdk,
-        cwd=tmp_path,
-    )
+    python = clean_venv(tmp_path / "venv")
+    pip_in(python, "install", "--quiet", "--no-deps", wheel, wheels["sdk"], cwd=tmp_path)
     installed = json.loads(run(python, "-c", INSTALLED, cwd=tmp_path))
     assert installed == {
         "shiftright-server": ["shiftright_server"],
@@ -146,21 +163,11 @@ def test_wheel_installs_into_a_clean_venv_without_the_pipeline_and_works(
     assert {n.split("/")[0] for n in names if not n.startswith("shiftright_sdk-")} == {"shiftright"}
 
     venv = tmp_path / "venv"
-    run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
-    python = venv / "bin" / "python"
-    run(
-        python,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        wheel,
-        cwd=tmp_path,
-    )
+    python = clean_venv(venv)
+    pip_in(python, "install", "--quiet", wheel, cwd=tmp_path)
     installed = {
         p["name"].lower()
-        for p in json.loads(run(python, "-m", "pip", "list", "--format", "json", cwd=tmp_path))
+        for p in json.loads(pip_in(python, "list", "--format", "json", cwd=tmp_path))
     }
     assert {"shiftright-sdk", "confluent-kafka", "psutil"} <= installed
     assert not installed & {"pydantic", "faust-streaming", "chdb", "aiokafka", "shiftright"}
