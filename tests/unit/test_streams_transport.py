@@ -81,7 +81,7 @@ def test_after_recovery_a_partition_the_group_never_committed_is_read_from_its_b
     # The fetcher may have drained records while the changelogs were restored; they are
     # read again from where the group resumes, which for an uncommitted partition is the
     # log's beginning (aiokafka's own seek leaves such a partition where it is).
-    streams = StreamSettings(error_analytics=False, alerting=False)
+    streams = StreamSettings(error_analytics=False, alerting=False, flag_segments=False)
     app = build_app(Settings(streams=streams))
     (changelog,) = app.tables.changelog_topics
     never, zero, committed = (TP("events.error.v1", p) for p in range(3))
