@@ -43,6 +43,7 @@ def usage_columns(
             200,
             1.5,
             None,
+            {"new-checkout": "on"},
             T0,
             topic,
             partition,
