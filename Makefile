@@ -21,7 +21,7 @@ status: $(STAMP)
 # built once); each process starts its own broker and warehouse. TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q

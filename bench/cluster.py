@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from tests.integration.cluster_round import Round, cluster_settings, run_round, start_cluster
+from bench.cluster_round import Round, cluster_settings, run_round, start_cluster
 from tests.integration.kafka_fixture import resolve_kafka_jars
 from tests.integration.warehouse_fixture import free_port, start_warehouse, stop_warehouse
 

@@ -1,6 +1,6 @@
 """One round on a three-node Kafka cluster: two stream workers and two sinks, a known set
 of events, and one worker, one sink and one broker killed -9 at different moments while
-the events flow. Used by the test suite (one round) and ``bench/cluster.py`` (several)."""
+the events flow; ``bench/cluster.py`` runs as many rounds as asked."""
 
 from __future__ import annotations
 
