@@ -36,6 +36,7 @@ def main() -> None:
     ):
         root = Path(tmp)
         jars = resolve_kafka_jars(root / "jars")
+        (root / "warehouse").mkdir()
         proc, url = start_warehouse(root / "warehouse" / "data", free_port())
         stack.callback(stop_warehouse, proc)
         outcomes = [

@@ -138,10 +138,19 @@ class LogEnds:
         return self._consumer
 
     def fetch(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return {
-            (t, p): int(self._client().get_watermark_offsets(KafkaTopicPartition(t, p), 2.0)[1])
-            for t, p in tps
-        }
+        """Each partition's end. A failed ask drops the client, so the next ask starts on
+        fresh metadata: after a broker of a cluster restarts, a client can keep reporting
+        partitions it led as unknown, and a cached one would never recover."""
+        client = self._client()
+        try:
+            return {
+                (t, p): int(client.get_watermark_offsets(KafkaTopicPartition(t, p), 2.0)[1])
+                for t, p in tps
+            }
+        except Exception:
+            self._consumer = None
+            client.close()
+            raise
 
     def committed(self, tps: list[TopicPartition], group: str) -> dict[TopicPartition, int]:
         """The group's committed offsets (negative: none). Reading them does not join it."""

@@ -6,10 +6,10 @@ import os
 import re
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
+from tests.integration.conftest import wait_for
 from tests.integration.kafka_fixture import free_ports
 
 
@@ -69,17 +69,12 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path, kafka_jars:
         with urllib.request.urlopen(link[1], timeout=10) as page:  # the dashboard answers it
             assert "Choose a password" in page.read().decode()
 
-        deadline = time.monotonic() + 90
-        rows = ""
-        while time.monotonic() < deadline:
+        def queryable() -> bool:
             query = shiftright(env, "sql", "SELECT count() FROM events_usage", "--format", "TSV")
             rows = query.stdout.strip()
-            if query.returncode == 0 and rows.isdigit() and int(rows) > 0:
-                break
-            time.sleep(1)
-        assert rows.isdigit() and int(rows) > 0, (
-            f"simulated traffic never became queryable: {query.stderr}"
-        )
+            return query.returncode == 0 and rows.isdigit() and int(rows) > 0
+
+        wait_for(queryable, 90, "simulated traffic to become queryable", interval=1)
 
         apps = shiftright(
             env, "sql", "SELECT DISTINCT app, env FROM events_usage ORDER BY ALL", "--format", "TSV"
@@ -118,11 +113,13 @@ def test_up_status_sql_and_down_on_embedded_defaults(tmp_path: Path, kafka_jars:
             assert sorted(held) == list(range(8)), status.stdout  # every partition, once
 
         # the notifier reports what it runs and what it delivered (every 10 s)
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and "rules v1 · delivered" not in status.stdout:
-            time.sleep(2)
-            status = shiftright(env, "status")
-        assert "rules v1 · delivered" in status.stdout, status.stdout
+        last = [status.stdout]
+
+        def notifier_reported() -> bool:
+            last[0] = shiftright(env, "status").stdout
+            return "rules v1 · delivered" in last[0]
+
+        wait_for(notifier_reported, 40, lambda: f"the notifier's report:\n{last[0]}", interval=2)
 
         again = shiftright(env, "topics")  # idempotent: every topic is there already
         assert again.returncode == 0, again.stdout + again.stderr

@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +23,7 @@ from typer.testing import CliRunner
 
 from tests.builders import iso
 from tests.integration import qa_data as d
-from tests.integration.conftest import Sql, fresh_settings, sql_on
+from tests.integration.conftest import Sql, fresh_settings, sql_on, wait_for
 from tests.integration.warehouse_fixture import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,10 +44,8 @@ def _run_sample_suite(tmp: Path) -> list[dict[str, Any]]:
     serve = [sys.executable, "-m", "tests.qa_sample.serve", str(port), str(preprod)]
     server = subprocess.Popen(serve, cwd=ROOT, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 30
-        while not _serving(port):
-            assert server.poll() is None and time.monotonic() < deadline, "preprod did not start"
-            time.sleep(0.05)
+        wait_for(lambda: _serving(port) or server.poll() is not None, 30, "preprod to start", 0.05)
+        assert server.poll() is None, "preprod exited at start"
         env = {**os.environ, "QA_SAMPLE_EVENTS": str(events)}
         env["QA_SAMPLE_PREPROD"] = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "pytest", SAMPLE[:-7], "-o", "python_files=sample_*.py"]
