@@ -13,7 +13,7 @@ from rich.table import Table
 from shiftright_server.infra.cli.alerting import INVALID, err, out
 from shiftright_server.infra.cli.alerting import abort as _abort
 from shiftright_server.infra.cli.common import cli_settings as _settings
-from shiftright_server.infra.cli.rules import _actor, _interactive, print_diff
+from shiftright_server.infra.cli.rules import _actor, go_ahead, print_diff
 from shiftright_server.schemas.flag_file import FlagFileError, diff_flags, load_flags
 from shiftright_server.schemas.flags import FlagFile, Flip
 
@@ -94,15 +94,9 @@ def flags_apply(
     current = topic.applied(flags.app, _read(topic))
     out.print(f"[bold]{file}[/] ({_counts(flags)}) against {_applied_line(current)}")
     print_diff(diff_flags(current.flags, flags))
-    if current.version and text == current.text:
-        out.print(f"identical to version {current.version}: nothing to apply")
+    identical = current.version if text == current.text else None
+    if not go_ahead(identical, dry_run=dry_run, yes=yes):
         return
-    if dry_run:
-        out.print("[dim]dry run: nothing applied[/]")
-        return
-    if not yes and _interactive() and not typer.confirm("Apply?", default=False):
-        out.print("nothing applied")
-        raise typer.Exit(1)
     try:
         applied = topic.apply(text, author or _actor(), str(file))
     except FlagStoreError as exc:

@@ -59,6 +59,22 @@ def _actor() -> str:
         return "unknown"
 
 
+def go_ahead(identical_to: int | None, *, dry_run: bool, yes: bool) -> bool:
+    """Whether an apply whose diff was just printed goes ahead: not when the file equals
+    the applied version ``identical_to`` or on a dry run; asks when someone can answer
+    (a "no" exits 1)."""
+    if identical_to:
+        out.print(f"identical to version {identical_to}: nothing to apply")
+        return False
+    if dry_run:
+        out.print("[dim]dry run: nothing applied[/]")
+        return False
+    if not yes and _interactive() and not typer.confirm("Apply?", default=False):
+        out.print("nothing applied")
+        raise typer.Exit(1)
+    return True
+
+
 _OPS = {"+": ("green", "added"), "-": ("red", "removed"), "~": ("yellow", "changed")}
 
 
@@ -110,15 +126,9 @@ def rules_apply(
     out.print(f"[bold]{file}[/] ({_counts(rules)}) against {_applied_line(current)}")
     changes = diff(current.rules, rules)
     print_diff(changes)
-    if current.version and text == current.text:
-        out.print(f"identical to version {current.version}: nothing to apply")
+    identical = current.version if text == current.text else None
+    if not go_ahead(identical, dry_run=dry_run, yes=yes):
         return
-    if dry_run:
-        out.print("[dim]dry run: nothing applied[/]")
-        return
-    if not yes and _interactive() and not typer.confirm("Apply?", default=False):
-        out.print("nothing applied")
-        raise typer.Exit(1)
     try:
         applied = store.apply(text, author or _actor(), str(file))
     except ConfigStoreError as exc:
