@@ -216,3 +216,35 @@ class Flip(BaseModel):
     @property
     def by_alert(self) -> bool:
         return self.actor.startswith("alert:")
+
+
+# -- what a flag is now (the CLI's list, the HTTP API and the dashboard show this) -----------
+class EnvState(BaseModel):
+    """One flag in one environment: the state apps evaluate and the last flip record."""
+
+    model_config = ConfigDict(frozen=True)
+
+    env: str
+    state: str  # on | off | a variant: what apps evaluate now
+    file_state: str  # on | off: what the flag file says
+    flipped_to: str = ""  # the flip in force ("" none: the file's state holds)
+    actor: str = ""  # who made the last flip or restore
+    at: datetime | None = None  # when
+    reason: str = ""
+    held_by_alert: bool = False  # an alert's flip is in force
+
+
+class FlagStatus(BaseModel):
+    """One applied flag: its definition's outline and its state per environment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    app: str
+    name: str
+    kind: str
+    description: str = ""
+    variants: list[str] = Field(default_factory=list)
+    environments: list[EnvState] = Field(default_factory=list)
+
+    def env(self, env: str) -> EnvState | None:
+        return next((e for e in self.environments if e.env == env), None)

@@ -1,2 +1,3 @@
 """The HTTP service the gateway process serves: the ingest gateway's own application with
-the alerting API (``alerting``) mounted beside it (``gateway``)."""
+the alerting API (``alerting``) and the flags API (``flags``) mounted beside it
+(``gateway``)."""

@@ -24,26 +24,32 @@ ingest API's contract is unchanged. Errors have the gateway's shape:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from shiftright_server.infra.api.alerting_bodies import (
+    APPLY_ERRORS,
     ERRORS,
     MALFORMED,
+    YAML_BODY,
     AlertsOut,
     ApplyOut,
+    DryRun,
     ErrorBody,
     HistoryOut,
     RulesOut,
     SilenceIn,
     SilenceOut,
     SilencesOut,
+    Source,
 )
-from shiftright_server.infra.api.alerting_handler import AlertingApi, Caller
+from shiftright_server.infra.api.alerting_handler import AlertingApi
+from shiftright_server.infra.api.gate import Editor, TokenGate, Viewer
 from shiftright_server.infra.api.tokens import open_tokens
 from shiftright_server.producers.gateway.errors import GatewayError, Rejected
 from shiftright_server.streams.alerting.service import open_store
@@ -55,32 +61,31 @@ if TYPE_CHECKING:
 
 PREFIX = "/api/v1/alerting"
 MAX_RULES_BYTES = 1 << 20
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
-async def _yaml_body(request: Request) -> str:
+async def yaml_body(request: Request, what: str = "rule file") -> str:
+    """A YAML request body (at most 1 MiB of UTF-8)."""
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_RULES_BYTES:
-            raise Rejected(413, "too_large", f"a rule file is at most {MAX_RULES_BYTES} bytes")
+            raise Rejected(413, "too_large", f"a {what} is at most {MAX_RULES_BYTES} bytes")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise Rejected(400, "malformed_body", "the rule file must be UTF-8 text") from None
+        raise Rejected(400, "malformed_body", f"the {what} must be UTF-8 text") from None
 
 
-def _viewer(request: Request) -> Caller:
-    api: AlertingApi = request.app.state.alerting
-    return api.viewer(request)
-
-
-def _editor(request: Request) -> Caller:
-    api: AlertingApi = request.app.state.alerting
-    return api.editor(request)
-
-
-Viewer = Annotated[Caller, Depends(_viewer)]
-Editor = Annotated[Caller, Depends(_editor)]
+def put_file_route(router: APIRouter, path: str, summary: str) -> Callable[[_F], _F]:
+    """The route that applies a YAML file (rules, flags): its answers and body."""
+    return router.put(
+        path,
+        response_model=ApplyOut,
+        summary=summary,
+        responses=APPLY_ERRORS,
+        openapi_extra=YAML_BODY,
+    )
 
 
 def alerting_router(api: AlertingApi) -> APIRouter:
@@ -95,35 +100,15 @@ def alerting_router(api: AlertingApi) -> APIRouter:
         response.headers["ETag"] = f'"{body["version"]}"'
         return body
 
-    @router.put(
-        "/rules",
-        response_model=ApplyOut,
-        summary="Apply a rule file (YAML body)",
-        responses={
-            **ERRORS,
-            **MALFORMED,
-            412: {"model": ErrorBody, "description": "If-Match names another version"},
-            413: {"model": ErrorBody, "description": "over 1 MiB"},
-            422: {"model": ErrorBody, "description": "problems, by line and field"},
-        },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/yaml": {"schema": {"type": "string"}},
-                    "text/plain": {"schema": {"type": "string"}},
-                },
-            }
-        },
-    )
+    @put_file_route(router, "/rules", "Apply a rule file (YAML body)")
     async def put_rules(
         request: Request,
         who: Editor,
-        dry_run: Annotated[bool, Query(description="Validate and diff only.")] = False,
+        dry_run: DryRun = False,
         author: Annotated[str, Query(description="Recorded as applied_by.")] = "",
-        source: Annotated[str, Query(description="Where the file comes from.")] = "api",
+        source: Source = "api",
     ) -> dict[str, Any]:
-        text = await _yaml_body(request)
+        text = await yaml_body(request)
         if_match = request.headers.get("if-match")
         return await run_in_threadpool(api.put_rules, text, who, dry_run, if_match, author, source)
 
@@ -193,14 +178,17 @@ def alerting_router(api: AlertingApi) -> APIRouter:
 
 def create_alerting_app(api: AlertingApi) -> FastAPI:
     """The API as an application of its own (the gateway mounts it at :data:`PREFIX`)."""
-    app = FastAPI(
-        title="shiftright alerting",
-        version="1",
-        description="Rules as code, silences and alerts. Bearer token: shiftright alerts "
-        "tokens create --role viewer|editor.",
-    )
-    app.state.alerting = api
-    app.include_router(alerting_router(api))
+    description = "Rules as code, silences and alerts. Bearer token: shiftright tokens create."
+    app = api_app("shiftright alerting", description, alerting_router(api), api)
+    return app
+
+
+def api_app(title: str, description: str, router: APIRouter, gate: TokenGate) -> FastAPI:
+    """An API as an application of its own (``gate`` checks its callers), its errors in
+    the gateway's shape: ``{"error", "message", "errors"}``."""
+    app = FastAPI(title=title, version="1", description=description)
+    app.state.gate = gate
+    app.include_router(router)
 
     @app.exception_handler(GatewayError)
     async def refused(_: Request, exc: GatewayError) -> Response:

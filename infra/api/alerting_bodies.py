@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 
@@ -141,3 +142,25 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 MALFORMED: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "the body cannot be read"}
 }
+
+#: The answers to applying a YAML file (rules or flags).
+APPLY_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    **MALFORMED,
+    412: {"model": ErrorBody, "description": "If-Match names another version"},
+    413: {"model": ErrorBody, "description": "over 1 MiB"},
+    422: {"model": ErrorBody, "description": "problems, by line and field"},
+}
+#: A YAML request body, as the OpenAPI document describes it.
+YAML_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/yaml": {"schema": {"type": "string"}},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+}
+#: Query parameters of applying a file.
+DryRun = Annotated[bool, Query(description="Validate and diff only.")]
+Source = Annotated[str, Query(description="Where the file comes from.")]

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fastapi import Request
-from shiftright_server.infra.access.audit import Audit, AuditEntry, MemoryAudit
+from shiftright_server.infra.access.audit import Audit
 from shiftright_server.infra.api.alerting_bodies import SilenceIn
+from shiftright_server.infra.api.gate import Caller, TokenGate
 from shiftright_server.producers.gateway.errors import FieldError, GatewayError, Rejected
 from shiftright_server.schemas.rule_file import RuleFileError, diff
 from shiftright_server.streams.alerting.history import alert_history, current_alerts, jsonable
@@ -34,15 +34,6 @@ if TYPE_CHECKING:
     from shiftright_server.infra.alerting_config import AlertingConfig
     from shiftright_server.producers.gateway.app import KeyChecker
 
-_RANK = {"viewer": 0, "editor": 1, "admin": 2}
-
-
-@dataclass(frozen=True)
-class Caller:
-    role: str  # viewer | editor | admin
-    name: str  # the token's owner or label, or "token <id>"; "anonymous" without a token
-    address: str = ""  # where the request came from (for the audit trail)
-
 
 @dataclass(frozen=True, slots=True)
 class RuleProblem(FieldError):
@@ -59,9 +50,32 @@ class RuleProblem(FieldError):
         }
 
 
+def invalid_file(exc: RuleFileError, reason: str, what: str) -> Rejected:
+    """422 naming the line and field of each problem of a rule or flag file."""
+    problems: list[FieldError] = [
+        RuleProblem(p.field, "invalid", p.message, line=p.line) for p in exc.problems
+    ]
+    n = len(problems)
+    message = f"{n} problem{'s' if n != 1 else ''} in the {what}; nothing applied"
+    return Rejected(422, reason, message, problems)
+
+
+def check_if_match(if_match: str | None, version: int, fetch: str) -> None:
+    """412 when ``If-Match`` names another version than the applied one."""
+    if if_match is not None and if_match.strip().strip('"') != str(version):
+        raise Rejected(
+            412,
+            "version_conflict",
+            f"version {version} is applied now, not {if_match.strip()}: "
+            f"{fetch}, merge, and try again",
+        )
+
+
 # -- the API ----------------------------------------------------------------------------
-class AlertingApi:
+class AlertingApi(TokenGate):
     """The request handling, with its collaborators passed in (tests give fakes)."""
+
+    what = "alerting"
 
     def __init__(
         self,
@@ -72,61 +86,12 @@ class AlertingApi:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         audit: Audit | None = None,
     ) -> None:
+        super().__init__(tokens, anonymous_reads, audit)
         self.store = store
-        self.tokens = tokens
         self._warehouse = warehouse
         self._client: Any = None
         self._client_lock = threading.Lock()
-        self.anonymous_reads = anonymous_reads
         self.clock = clock
-        self.audit = audit or MemoryAudit()
-
-    def record(self, who: Caller, action: str, target: str, before: Any, after: Any) -> None:
-        entry = AuditEntry(who.name, who.role, action, target, before, after, who.address, "api")
-        self.audit.record(entry)
-
-    # -- who is asking ------------------------------------------------------------------
-    def caller(self, request: Request) -> Caller:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if not header:
-            if self.anonymous_reads and request.method in ("GET", "HEAD"):
-                return Caller("viewer", "anonymous")
-            raise Rejected(
-                401,
-                "key_missing",
-                "send an alerting API token: "
-                "'Authorization: Bearer sr_…' (shiftright alerts tokens create)",
-            )
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Rejected(
-                401, "key_malformed", "the Authorization header must be 'Bearer <token>'"
-            )
-        found = self.tokens.check(token.strip())
-        if found.problem == "revoked":
-            raise Rejected(
-                401, "key_revoked", f"the token {found.key.id if found.key else ''} was revoked"
-            )
-        if found.key is None or found.key.app not in _RANK:
-            raise Rejected(
-                401, "key_unknown", "not an alerting API token (shiftright alerts tokens list)"
-            )
-        address = request.client.host if request.client else ""
-        return Caller(found.key.app, found.key.label or f"token {found.key.id}", address)
-
-    def viewer(self, request: Request) -> Caller:
-        return self.caller(request)
-
-    def editor(self, request: Request) -> Caller:
-        who = self.caller(request)
-        if _RANK[who.role] < _RANK["editor"]:
-            raise Rejected(
-                403,
-                "forbidden",
-                f"a {who.role} token may read, not change, alerting "
-                "(an editor token may: shiftright alerts tokens create --role editor)",
-            )
-        return who
 
     # -- collaborators ------------------------------------------------------------------
     def read(self) -> AlertingConfig:
@@ -177,24 +142,9 @@ class AlertingApi:
         try:
             new = parse_rules(text, source)
         except RuleFileError as exc:
-            problems: list[FieldError] = [
-                RuleProblem(p.field, "invalid", p.message, line=p.line) for p in exc.problems
-            ]
-            n = len(problems)
-            raise Rejected(
-                422,
-                "invalid_rules",
-                f"{n} problem{'s' if n != 1 else ''} in the rule file; nothing applied",
-                problems,
-            ) from None
+            raise invalid_file(exc, "invalid_rules", "rule file") from None
         current = self.read()
-        if if_match is not None and if_match.strip().strip('"') != str(current.version):
-            raise Rejected(
-                412,
-                "version_conflict",
-                f"version {current.version} is applied now, "
-                f"not {if_match.strip()}: GET /rules, merge, and try again",
-            )
+        check_if_match(if_match, current.version, "GET /rules")
         changes = [change_json(c) for c in diff(current.rules, new)]
         result = {
             "applied": False,

@@ -1,5 +1,6 @@
 """What the gateway process serves: the ingest gateway, with the alerting API mounted at
-``/api/v1/alerting`` (its own application and OpenAPI document), and uvicorn to serve it.
+``/api/v1/alerting`` and the flags API at ``/api/v1/flags`` (each its own application
+and OpenAPI document), and uvicorn to serve it.
 
 uvicorn builds the app with :func:`build_app` in each worker process (``--workers``).
 """
@@ -24,12 +25,14 @@ def build_app() -> FastAPI:
 
 
 def assemble(settings: Settings) -> FastAPI:
-    """The gateway's application with the alerting API mounted beside the ingest routes."""
-    from shiftright_server.infra.api.alerting import PREFIX, alerting_app
+    """The gateway's application with the alerting and flags APIs mounted beside the ingest
+    routes."""
+    from shiftright_server.infra.api import alerting, flags
     from shiftright_server.producers.gateway import server
 
     app = server.assemble(settings)
-    app.mount(PREFIX, alerting_app(settings))
+    app.mount(alerting.PREFIX, alerting.alerting_app(settings))
+    app.mount(flags.PREFIX, flags.flags_app(settings))
     return app
 
 

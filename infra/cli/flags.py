@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,30 +13,33 @@ from shiftright_server.infra.cli.alerting import INVALID, err, out
 from shiftright_server.infra.cli.alerting import abort as _abort
 from shiftright_server.infra.cli.common import cli_settings as _settings
 from shiftright_server.infra.cli.rules import _actor, go_ahead, print_diff
+from shiftright_server.infra.cli.users import audit_cli
 from shiftright_server.schemas.flag_file import FlagFileError, diff_flags, load_flags
-from shiftright_server.schemas.flags import FlagFile, Flip
+from shiftright_server.schemas.flags import FlagFile
 
 if TYPE_CHECKING:
     from shiftright.flags.topic import Folder
-    from shiftright_server.infra.flags_config import Applied, FlagTopic
+    from shiftright_server.infra.flags_config import Applied
+    from shiftright_server.sinks.flags.admin import FlagAdmin
 
 flags_app = typer.Typer(
     no_args_is_help=True, help="Feature flags as code: test, apply, list, show, flip, restore."
 )
 
 
-def _topic() -> FlagTopic:
+def _admin() -> FlagAdmin:
     from shiftright_server.infra.flags_config import FlagTopic
+    from shiftright_server.sinks.flags.admin import FlagAdmin
 
     settings = _settings()
-    return FlagTopic(settings.kafka.bootstrap_servers, settings.namespace)
+    return FlagAdmin(FlagTopic(settings.kafka.bootstrap_servers, settings.namespace))
 
 
-def _read(topic: FlagTopic) -> Folder:
+def _read(admin: FlagAdmin) -> Folder:
     from shiftright_server.infra.flags_config import FlagStoreError
 
     try:
-        return topic.read()
+        return admin.read()
     except FlagStoreError as exc:
         _abort(f"{exc} (is Kafka up? shiftright status)")
 
@@ -90,17 +92,19 @@ def flags_apply(
     from shiftright_server.infra.flags_config import FlagStoreError
 
     text, flags = _load(file)
-    topic = _topic()
-    current = topic.applied(flags.app, _read(topic))
+    admin = _admin()
+    current = admin.topic.applied(flags.app, _read(admin))
     out.print(f"[bold]{file}[/] ({_counts(flags)}) against {_applied_line(current)}")
     print_diff(diff_flags(current.flags, flags))
     identical = current.version if text == current.text else None
     if not go_ahead(identical, dry_run=dry_run, yes=yes):
         return
     try:
-        applied = topic.apply(text, author or _actor(), str(file))
+        done = admin.apply(text, author or _actor(), str(file))
     except FlagStoreError as exc:
         _abort(str(exc))
+    applied = done.applied or done.before
+    audit_cli("flags.apply", str(file), {"version": current.version}, {"version": applied.version})
     out.print(f"[green]applied[/] version [bold]{applied.version}[/] by {applied.applied_by}")
 
 
@@ -109,20 +113,13 @@ def flags_list(
     app: Annotated[str, typer.Option(help="Only this app's flags.")] = "",
 ) -> None:
     """Every applied flag, its state per environment and the flips in force."""
-    folder = _read(_topic())
-    apps = [app] if app else sorted(folder.apps)
+    admin = _admin()
     table = Table("app", "flag", "kind", "environments", "flipped", title="flags")
-    for name in apps:
-        snapshot = folder.snapshot(name)
-        for spec in snapshot.flags:
-            envs = spec.get("environments") or {}
-            states = ", ".join(f"{e}={'on' if v else 'off'}" for e, v in sorted(envs.items()))
-            flips = [
-                f"{where.split('|')[1]}→{f['to']} by {f.get('actor', '?')}"
-                for where, f in sorted(snapshot.overrides.items())
-                if where.split("|")[0] == spec["name"] and f.get("to")
-            ]
-            table.add_row(name, spec["name"], spec["kind"], states or "-", "; ".join(flips))
+    for status in admin.statuses(app, _read(admin)):
+        envs = status.environments
+        states = ", ".join(f"{e.env}={e.file_state}" for e in envs)
+        flips = [f"{e.env}→{e.flipped_to} by {e.actor}" for e in envs if e.flipped_to]
+        table.add_row(status.app, status.name, status.kind, states or "-", "; ".join(flips))
     out.print(table)
 
 
@@ -131,8 +128,8 @@ def flags_show(
     app: Annotated[str, typer.Argument(help="The app whose flag file to print.")],
 ) -> None:
     """Print an app's applied flag file, as applied (redirect it to a file to edit it)."""
-    topic = _topic()
-    applied = topic.applied(app, _read(topic))
+    admin = _admin()
+    applied = admin.topic.applied(app, _read(admin))
     if not applied.version:
         err.print(f"nothing applied for {app} yet")
         raise typer.Exit(1)
@@ -156,17 +153,15 @@ def flags_flip(
 ) -> None:
     """Force a flag on, off or a variant in one environment until restored (an alert
     never undoes a person's flip)."""
+    from pydantic import ValidationError
     from shiftright_server.infra.flags_config import FlagStoreError
-    from shiftright_server.sinks.flags.flips import FlipRefused, person_flip
+    from shiftright_server.sinks.flags.flips import FlipRefused
 
-    topic = _topic()
     try:
-        flip = Flip(
-            app=app, flag=flag, env=env, to=to, actor=by or _actor(), reason=reason, at=_now()
-        )
-        person_flip(topic, _read(topic), flip)
-    except (FlipRefused, FlagStoreError) as exc:
+        _admin().flip(app, flag, env, to, by or _actor(), reason)
+    except (FlipRefused, FlagStoreError, ValidationError) as exc:
         _abort(str(exc))
+    audit_cli("flags.flip", f"{app}/{flag}/{env}", None, {"to": to, "reason": reason})
     out.print(f"flipped [bold]{flag}[/] in {env} to [bold]{to}[/] (shiftright flags restore)")
 
 
@@ -179,15 +174,11 @@ def flags_restore(
 ) -> None:
     """End a flip: the flag file's state holds again."""
     from shiftright_server.infra.flags_config import FlagStoreError
-    from shiftright_server.sinks.flags.flips import FlipRefused, person_restore
+    from shiftright_server.sinks.flags.flips import FlipRefused
 
-    topic = _topic()
     try:
-        state = person_restore(topic, _read(topic), app, flag, env, by or _actor(), _now())
+        state = _admin().restore(app, flag, env, by or _actor())
     except (FlipRefused, FlagStoreError) as exc:
         _abort(str(exc))
+    audit_cli("flags.restore", f"{app}/{flag}/{env}", None, {"to": state})
     out.print(f"restored [bold]{flag}[/] in {env}: {state} as the flag file says")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -177,3 +177,32 @@ def _variant(user: str) -> str:
     flags = [f.model_dump(mode="json") for f in load_flags(GOOD).flags]
     compiled = compile_snapshot(Snapshot(app="checkout", flags=flags), "prod")
     return compiled["layout"].evaluate(user, "", {})[1]
+
+
+def test_the_http_api_flips_on_the_real_topic_as_the_tokens_owner(
+    kafka_settings: Settings,
+) -> None:
+    from fastapi.testclient import TestClient
+    from shiftright_server.infra.access.identity import open_identity
+    from shiftright_server.infra.api.flags import flags_app
+
+    identity = open_identity(kafka_settings)
+    ann, _ = identity.accounts.add("ann@example.com", "editor")
+    token, _ = identity.tokens.create(ann, "write")
+    identity.close()
+    auth = {"Authorization": f"Bearer {token}"}
+    with TestClient(flags_app(kafka_settings)) as client:
+        assert client.put("/files/checkout", content=GOOD, headers=auth).status_code == 200
+        where = "/flags/checkout/new-checkout/environments/prod"
+        flipped = client.post(f"{where}/flip", json={"to": "off", "reason": "5xx"}, headers=auth)
+        assert flipped.status_code == 200, flipped.text
+    out = cli(kafka_settings, "flags", "list", "--app", "checkout")  # another reader
+    assert "prod→off by ann@example.com" in out.output
+    changes = _changes(kafka_settings, 3)  # applying: two flags on in prod; then the flip
+    flip = changes[-1]
+    assert (flip["name"], flip["value"], flip["actor"], flip["description"]) == (
+        "new-checkout",
+        "off",
+        "ann@example.com",
+        "5xx",
+    )
