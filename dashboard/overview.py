@@ -10,7 +10,7 @@ from typing import Any
 
 from shiftright_server.dashboard import queries
 from shiftright_server.dashboard.scopes import Scope
-from shiftright_server.dashboard.timerange import TimeRange, epoch, grid, sql_time
+from shiftright_server.dashboard.timerange import TimeRange, epoch, grid, spans, sql_time
 from shiftright_server.dashboard.warehouse import Reader, Row
 
 HEALTH = {
@@ -53,6 +53,7 @@ def params(rng: TimeRange, scope: Scope) -> dict[str, Any]:
         "start": sql_time(rng.start),
         "end": sql_time(rng.end),
         "step": rng.step_s,
+        **spans(rng, rng.step_s),
         **scope.params(),
     }
 
@@ -86,7 +87,7 @@ def build(reader: Reader, rng: TimeRange, scope: Scope, pairs: list[Key]) -> lis
         if (at := slot(row)) is not None:
             key, i = at
             series[key]["p50"][i], series[key]["p95"][i] = _quantiles(row["q"])
-    for row in reader.query(queries.LATENCY_TOTAL, p).dicts():
+    for row in reader.query(queries.LATENCY_TOTAL, {**p, **spans(rng)}).dicts():
         if (key := (row["app"], row["env"])) in tiles:
             tiles[key].p50, tiles[key].p95 = _quantiles(row["q"])
     for row in reader.query(queries.HEALTH_SERIES, p).dicts():

@@ -3,7 +3,9 @@
 Each query starts with a ``/* dashboard.<name> */`` tag: it names the panel in the
 warehouse's query log, and the unit tests' fake reader answers by it. Every query takes
 ``start``/``end`` (``DateTime('UTC')``, whole minutes, end exclusive) where it has a range,
-``step`` (bucket seconds), and ``app``/``env`` filters where '' means any.
+``step`` (bucket seconds), and ``app``/``env`` filters where '' means any. Queries over
+the rollups of migration 0012 also take ``hours_start``/``hours_end``
+(:func:`~shiftright_server.dashboard.timerange.spans`).
 """
 
 from __future__ import annotations
@@ -17,23 +19,47 @@ _SCOPE: Final = (
 _MINUTES: Final = "minute >= {start:DateTime('UTC')} AND minute < {end:DateTime('UTC')}"
 _TS: Final = "ts >= {start:DateTime('UTC')} AND ts < {end:DateTime('UTC')}"
 _BUCKET: Final = "toStartOfInterval({col}, toIntervalSecond({{step:UInt32}}))"
+_RELEASE: Final = "({release:String} = '' OR release = {release:String})"
+_HOURS: Final = "hour >= {hours_start:DateTime('UTC')} AND hour < {hours_end:DateTime('UTC')}"
+_EDGES: Final = (
+    "(minute >= {start:DateTime('UTC')} AND minute < {hours_start:DateTime('UTC')}"
+    " OR minute >= {hours_end:DateTime('UTC')} AND minute < {end:DateTime('UTC')})"
+)
+_HEALTH_METRICS: Final = (
+    "metric IN ('system.cpu.utilization', 'system.memory.utilization',"
+    " 'system.filesystem.utilization')"
+)
+
+
+def _span(table: str, columns: str, where: str = "") -> str:
+    """The rows of a rollup over the range, each row's time as ``minute``: the hourly table
+    for the whole hours inside it (``hours_start`` … ``hours_end``), the minutely table for
+    the minutes at either end (migration 0012)."""
+    also = f" AND {where}" if where else ""
+    return f"""(
+    SELECT {columns}, hour AS minute FROM {table}_hourly
+    WHERE {_HOURS} AND {_SCOPE}{also}
+    UNION ALL
+    SELECT {columns}, minute FROM {table}_minutely
+    WHERE {_EDGES} AND {_SCOPE}{also}
+)"""
+
 
 #: Every app × env the warehouse has data for.
 SCOPES: Final = """/* dashboard.scopes */
 SELECT app, env FROM (
-    SELECT DISTINCT app, env FROM usage_minutely
+    SELECT DISTINCT app, env FROM usage_app_hourly
     UNION DISTINCT SELECT DISTINCT app, env FROM errors_minutely
-    UNION DISTINCT SELECT DISTINCT app, env FROM health_minutely
+    UNION DISTINCT SELECT DISTINCT app, env FROM health_app_hourly
 )
 ORDER BY app, env
 """
 
-#: Requests (usage events) and failed ones (status ≥ 500) per bucket, from the minutely view.
+#: Requests (usage events) and failed ones (status ≥ 500) per bucket.
 USAGE_SERIES: Final = f"""/* dashboard.usage_series */
 SELECT app, env, {_BUCKET.format(col="minute")} AS t, sum(events) AS requests,
        sum(failures) AS failures
-FROM usage_minutely
-WHERE {_MINUTES} AND {_SCOPE}
+FROM {_span("usage_app", "app, env, events, failures")}
 GROUP BY app, env, t
 ORDER BY app, env, t
 """
@@ -47,13 +73,11 @@ GROUP BY app, env, t
 ORDER BY app, env, t
 """
 
-#: p50/p95 request duration per bucket, from the per-minute quantile states of each app
-#: and env (migration 0010).
+#: p50/p95 request duration per bucket, from the quantile states of each app and env.
 LATENCY_SERIES: Final = f"""/* dashboard.latency_series */
 SELECT app, env, {_BUCKET.format(col="minute")} AS t,
        quantilesMerge(0.5, 0.95)(duration_ms) AS q
-FROM usage_latency_minutely
-WHERE {_MINUTES} AND {_SCOPE}
+FROM {_span("usage_app", "app, env, duration_ms")}
 GROUP BY app, env, t
 ORDER BY app, env, t
 """
@@ -61,18 +85,14 @@ ORDER BY app, env, t
 #: p50/p95 request duration over the whole range (the same states, merged).
 LATENCY_TOTAL: Final = f"""/* dashboard.latency_total */
 SELECT app, env, quantilesMerge(0.5, 0.95)(duration_ms) AS q
-FROM usage_latency_minutely
-WHERE {_MINUTES} AND {_SCOPE}
+FROM {_span("usage_app", "app, env, duration_ms")}
 GROUP BY app, env
 """
 
 #: Mean CPU, memory and disk utilisation over the app's hosts per bucket.
 HEALTH_SERIES: Final = f"""/* dashboard.health_series */
 SELECT app, env, {_BUCKET.format(col="minute")} AS t, metric, avgMerge(avg) AS value
-FROM health_minutely
-WHERE {_MINUTES} AND {_SCOPE}
-  AND metric IN ('system.cpu.utilization', 'system.memory.utilization',
-                 'system.filesystem.utilization')
+FROM {_span("health_app", "app, env, metric, avg", _HEALTH_METRICS)}
 GROUP BY app, env, t, metric
 ORDER BY app, env, t
 """
@@ -141,67 +161,41 @@ GROUP BY app, env, host, metric, t
 ORDER BY t
 """
 
-#: Features (usage event names) by uses in the range, from the minutely view.
+_FEATURE_COLUMNS: Final = "app, env, name, origin, events, failures, users, customers, duration_ms"
+
+#: Features (usage event names) by uses in the range, of any release or of one.
 FEATURES: Final = f"""/* dashboard.features */
 SELECT app, env, name, sum(events) AS uses, sum(failures) AS failures,
        uniqMerge(users) AS users, uniqMerge(customers) AS customers,
        quantilesMerge(0.5, 0.9, 0.99)(duration_ms) AS q
-FROM usage_minutely
-WHERE {_MINUTES} AND {_SCOPE}
+FROM {_span("usage_features", _FEATURE_COLUMNS, _RELEASE)}
 GROUP BY app, env, name
-ORDER BY uses DESC
+ORDER BY uses DESC, app, env, name
 LIMIT 50
 """
 
 #: Uses per bucket of the listed features (their trend).
 FEATURE_SERIES: Final = f"""/* dashboard.feature_series */
 SELECT app, env, name, {_BUCKET.format(col="minute")} AS t, sum(events) AS uses
-FROM usage_minutely
-WHERE {_MINUTES} AND {_SCOPE} AND name IN {{names:Array(String)}}
+FROM {_span("usage_features", "app, env, name, events", f"{_RELEASE} AND name IN {{names:Array(String)}}")}
 GROUP BY app, env, name, t
 ORDER BY t
 """
 
-_RELEASE: Final = "({release:String} = '' OR release = {release:String})"
-
-#: Features of one release (the view has no release column, so from the raw table).
-FEATURES_OF_RELEASE: Final = f"""/* dashboard.features_of_release */
-SELECT app, env, name, count() AS uses, countIf(status_code >= 500) AS failures,
-       uniqExactIf(user_id, user_id != '') AS users,
-       uniqExactIf(customer_id, customer_id != '') AS customers,
-       quantiles(0.5, 0.9, 0.99)(duration_ms) AS q
-FROM events_usage
-WHERE {_TS} AND {_SCOPE} AND {_RELEASE}
-GROUP BY app, env, name
-ORDER BY uses DESC
-LIMIT 50
-"""
-
-#: Uses per bucket of the listed features in one release.
-FEATURE_SERIES_OF_RELEASE: Final = f"""/* dashboard.feature_series_of_release */
-SELECT app, env, name, {_BUCKET.format(col="ts")} AS t, count() AS uses
-FROM events_usage
-WHERE {_TS} AND {_SCOPE} AND {_RELEASE} AND name IN {{names:Array(String)}}
-GROUP BY app, env, name, t
-ORDER BY t
-"""
-
-#: Uses of the listed features by origin (user / test / synthetic), from the raw table.
+#: Uses of the listed features by origin (user / test / synthetic).
 FEATURE_ORIGINS: Final = f"""/* dashboard.feature_origins */
-SELECT app, env, name, origin, count() AS uses
-FROM events_usage
-WHERE {_TS} AND {_SCOPE} AND {_RELEASE} AND name IN {{names:Array(String)}}
+SELECT app, env, name, origin, sum(events) AS uses
+FROM {_span("usage_features", "app, env, name, origin, events", f"{_RELEASE} AND name IN {{names:Array(String)}}")}
 GROUP BY app, env, name, origin
 """
 
-#: Routes by requests, from the raw table (the view is per feature name).
+#: Routes by requests, with failures, users and p95 duration.
 ROUTES: Final = f"""/* dashboard.routes */
-SELECT app, env, route, count() AS uses, countIf(status_code >= 500) AS failures,
-       uniqExactIf(user_id, user_id != '') AS users, quantile(0.95)(duration_ms) AS p95
-FROM events_usage
-WHERE {_TS} AND {_SCOPE} AND {_RELEASE} AND route != ''
+SELECT app, env, route, sum(events) AS uses, sum(failures) AS failures,
+       uniqMerge(users) AS users, quantileMerge(0.95)(duration_ms) AS p95
+FROM {_span("usage_routes", "app, env, route, events, failures, users, duration_ms", _RELEASE)}
 GROUP BY app, env, route
-ORDER BY uses DESC
+ORDER BY uses DESC, app, env, route
 LIMIT 20
 """
 

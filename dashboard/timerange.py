@@ -98,6 +98,17 @@ def grid(rng: TimeRange) -> list[int]:
     return list(range(first, int(rng.end.timestamp()), step))
 
 
+def spans(rng: TimeRange, step_s: int = 3600) -> dict[str, str]:
+    """Where a query over the rollups reads hours: ``hours_start`` … ``hours_end``, the whole
+    hours inside the range, come from the hourly tables and the minutes at either end from
+    the minutely ones. A series with buckets that are not whole hours reads minutes only."""
+    first = rng.start + timedelta(seconds=-rng.start.timestamp() % 3600)
+    last = rng.end - timedelta(seconds=rng.end.timestamp() % 3600)
+    if step_s % 3600 or last <= first:
+        first = last = rng.start
+    return {"hours_start": sql_time(first), "hours_end": sql_time(last)}
+
+
 def epoch(ts: datetime) -> int:
     return int((ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp())
 

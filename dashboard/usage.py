@@ -7,29 +7,25 @@ from typing import Any
 
 from shiftright_server.dashboard import queries
 from shiftright_server.dashboard.scopes import Scope
-from shiftright_server.dashboard.timerange import TimeRange, epoch, grid, sql_time
+from shiftright_server.dashboard.timerange import TimeRange, epoch, grid, spans, sql_time
 from shiftright_server.dashboard.warehouse import Reader, Row
 
 ORIGINS = ("user", "test", "synthetic")
 
 
 def features(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") -> list[Row]:
-    """Up to 50 features by uses, each with a ``chart`` and ``origins`` counts; from the
-    minutely view, or from the raw table for one release."""
-    base = {"start": sql_time(rng.start), "end": sql_time(rng.end), **scope.params()}
-    base["release"] = release
-    listed, trended = queries.FEATURES, queries.FEATURE_SERIES
-    if release:
-        listed, trended = queries.FEATURES_OF_RELEASE, queries.FEATURE_SERIES_OF_RELEASE
-    rows = reader.query(listed, base).dicts()
+    """Up to 50 features by uses (of every release, or of ``release``), each with a
+    ``chart`` and ``origins`` counts."""
+    base = _params(rng, scope, release)
+    rows = reader.query(queries.FEATURES, base).dicts()
     if not rows:
         return rows
     names = sorted({r["name"] for r in rows})
     points = grid(rng)
     index = {t: i for i, t in enumerate(points)}
     trend: dict[tuple[str, str, str], list[int]] = {}
-    params = {**base, "names": names, "step": rng.step_s}
-    for r in reader.query(trended, params).dicts():
+    params = {**base, **spans(rng, rng.step_s), "names": names, "step": rng.step_s}
+    for r in reader.query(queries.FEATURE_SERIES, params).dicts():
         i = index.get(epoch(r["t"]))
         if i is not None:
             trend.setdefault((r["app"], r["env"], r["name"]), [0] * len(points))[i] = r["uses"]
@@ -44,6 +40,16 @@ def features(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") ->
     return rows
 
 
+def _params(rng: TimeRange, scope: Scope, release: str) -> dict[str, Any]:
+    return {
+        "start": sql_time(rng.start),
+        "end": sql_time(rng.end),
+        **spans(rng),
+        **scope.params(),
+        "release": release,
+    }
+
+
 def _quantiles(q: Any) -> tuple[float | None, float | None, float | None]:
     if not q or q[0] is None or q[0] != q[0]:  # no durations recorded: NaN
         return None, None, None
@@ -52,8 +58,7 @@ def _quantiles(q: Any) -> tuple[float | None, float | None, float | None]:
 
 def routes(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") -> list[Row]:
     """Up to 20 routes by requests, with failures, users and p95 duration."""
-    params = {"start": sql_time(rng.start), "end": sql_time(rng.end), **scope.params()}
-    rows = reader.query(queries.ROUTES, {**params, "release": release}).dicts()
+    rows = reader.query(queries.ROUTES, _params(rng, scope, release)).dicts()
     for r in rows:
         r["p95"] = None if r["p95"] != r["p95"] else round(r["p95"], 1)  # NaN: no durations
     return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from shiftright_server.dashboard.timerange import BadRange, grid, parse_range
+from shiftright_server.dashboard.timerange import BadRange, grid, parse_range, spans
 
 NOW = datetime(2026, 12, 4, 21, 37, 42, tzinfo=UTC)
 
@@ -54,3 +54,27 @@ def test_a_malformed_range_says_what_was_wrong(
 ) -> None:
     with pytest.raises(BadRange, match=says.replace("(", r"\(")):
         parse_range(preset, start, end, NOW)
+
+
+def test_the_whole_hours_inside_a_range_come_from_the_hourly_rollups() -> None:
+    day = parse_range("24h", None, None, NOW)  # 21:38 yesterday … 21:38 today
+    assert spans(day) == {"hours_start": "2026-12-03 22:00:00", "hours_end": "2026-12-04 21:00:00"}
+    week = parse_range("7d", None, None, NOW)
+    assert week.step_s % 3600 == 0
+    assert spans(week, week.step_s) == {
+        "hours_start": "2026-11-27 22:00:00",
+        "hours_end": "2026-12-04 21:00:00",
+    }
+
+
+def test_minutes_only_for_short_ranges_and_for_buckets_of_less_than_an_hour() -> None:
+    minutes_only = {"hours_start": "2026-12-04 21:23:00", "hours_end": "2026-12-04 21:23:00"}
+    assert spans(parse_range("15m", None, None, NOW)) == minutes_only
+    day = parse_range("24h", None, None, NOW)
+    assert day.step_s == 900
+    assert spans(day, day.step_s)["hours_start"] == spans(day, day.step_s)["hours_end"]
+    aligned = parse_range(None, "2026-12-04T10:00Z", "2026-12-04T12:00Z", NOW)
+    assert spans(aligned) == {
+        "hours_start": "2026-12-04 10:00:00",
+        "hours_end": "2026-12-04 12:00:00",
+    }

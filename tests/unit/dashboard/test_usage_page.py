@@ -48,10 +48,10 @@ def test_features_show_uses_users_durations_and_origins(
     assert "– / – / –" in page  # a feature without durations
 
 
-def test_one_release_reads_the_raw_events_and_routes_are_listed(
+def test_one_release_filters_features_their_trend_origins_and_routes(
     client: TestClient, reader: FakeReader
 ) -> None:
-    reader.answers["features_of_release"] = [
+    reader.answers["features"] = [
         {
             "app": "checkout",
             "env": "prod",
@@ -76,9 +76,8 @@ def test_one_release_reads_the_raw_events_and_routes_are_listed(
     ]
     page = client.get("/usage?release=1.4.2").text
     asked = dict(reader.asked)
-    assert "features" not in asked  # the minutely view has no release column
-    assert asked["features_of_release"]["release"] == "1.4.2"
-    assert asked["routes"]["release"] == "1.4.2"
-    assert 'data-feature="cart.add"' in page and "Release 1.4.2: exact distinct users" in page
+    for panel in ("features", "feature_series", "feature_origins", "routes"):
+        assert asked[panel]["release"] == "1.4.2", panel
+    assert 'data-feature="cart.add"' in page and "Release 1.4.2 only." in page
     route = page[page.index('data-route="/cart/{id}"') :].split("</tr>")[0]
     assert 'data-uses="40">40<' in route and "25.0" in route

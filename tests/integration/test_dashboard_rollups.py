@@ -1,0 +1,214 @@
+"""The dashboard's panels over the hourly and minutely rollups (migration 0012) give the
+numbers the raw events give over the same range: events spread over several hours go in
+through the raw tables, the panels' own queries read a range that starts and ends inside
+an hour, and each figure is checked against SQL over events_usage / events_health."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from shiftright_server.dashboard import queries
+from shiftright_server.dashboard.timerange import TimeRange, spans, sql_time
+from shiftright_server.dashboard.warehouse import WarehouseReader
+from shiftright_server.infra.clickhouse import apply_schema, get_client
+from shiftright_server.infra.settings import Settings
+
+from tests.integration.conftest import fresh_settings
+
+START = datetime(2026, 11, 26, 10, 17, tzinfo=UTC)
+END = datetime(2026, 11, 26, 14, 43, tzinfo=UTC)
+RANGE = TimeRange(START, END, "")
+T0_MS = int(datetime(2026, 11, 26, 9, 30, tzinfo=UTC).timestamp() * 1000)
+
+# 6,000 events over 5.5 hours from 09:30 (before the range to after it): 7 features with
+# uneven uses, 5 routes (some events without one), 3 releases, 3 origins, 150 users,
+# 20 customers, about 1 in 9 without a duration and 1 in 25 failed.
+USAGE = """INSERT INTO {db}.events_usage
+    (event_id, ts, app, env, release, host, user_id, customer_id, origin, name, route,
+     method, status_code, duration_ms, received_at, _topic, _partition, _offset, _index)
+SELECT generateUUIDv4(number), fromUnixTimestamp64Milli(toInt64({t0} + number * 3300), 'UTC'),
+    if(h % 5 = 0, 'catalog', 'checkout'), if(bitShiftRight(h, 4) % 3 = 0, 'preprod', 'prod'),
+    concat('1.', toString(bitShiftRight(h, 8) % 3)), 'host-1',
+    if(bitShiftRight(h, 12) % 11 = 0, '', concat('u', toString(bitShiftRight(h, 16) % 150))),
+    if(bitShiftRight(h, 24) % 7 = 0, '', concat('c', toString(bitShiftRight(h, 28) % 20))),
+    arrayElement(['user', 'user', 'user', 'test', 'synthetic', ''], bitShiftRight(h, 32) % 6 + 1),
+    concat('feature.', toString(toUInt32(floor(exp((bitShiftRight(h, 36) % 1000) / 1000 * log(8)))) - 1)),
+    if(bitShiftRight(h, 46) % 8 = 0, '', concat('/r', toString(bitShiftRight(h, 50) % 5))), 'GET',
+    if(bitShiftRight(h, 54) % 25 = 0, 503, 200),
+    if(bitShiftRight(h, 58) % 9 = 0, NULL, (h % 4000) / 7.0),
+    now64(3), 'rollups-test', 0, number, 0
+FROM (SELECT number, cityHash64(number) AS h FROM numbers(6000))
+"""
+HEALTH = """INSERT INTO {db}.events_health
+    (event_id, ts, app, env, host, metrics, received_at, _topic, _partition, _offset, _index)
+SELECT generateUUIDv4(number), fromUnixTimestamp64Milli(toInt64({t0} + intDiv(number, 4) * 20000), 'UTC'),
+    'checkout', 'prod', concat('host-', toString(number % 4)),
+    map('system.cpu.utilization', (cityHash64(number) % 1000) / 1000.0,
+        'system.memory.utilization', (cityHash64(number) % 700) / 1000.0),
+    now64(3), 'rollups-test', 0, number, 0
+FROM numbers(4000)
+"""
+RAW_WHERE = "ts >= {start:DateTime('UTC')} AND ts < {end:DateTime('UTC')}"
+
+
+@pytest.fixture(scope="module")
+def loaded(clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    settings = fresh_settings("127.0.0.1:9", clickhouse_url, tmp_path_factory.mktemp("state"))
+    apply_schema(settings)
+    db = settings.clickhouse.database
+    client = get_client(settings.clickhouse, database=db)
+    client.command(USAGE.format(db=db, t0=T0_MS))
+    client.command(HEALTH.format(db=db, t0=T0_MS))
+    client.close()
+    yield settings
+
+
+@pytest.fixture(scope="module")
+def reader(loaded: Settings) -> Iterator[WarehouseReader]:
+    made = WarehouseReader(loaded.clickhouse)
+    yield made
+    made.close()
+
+
+def params(release: str = "", step: int = 3600, **more: Any) -> dict[str, Any]:
+    return {
+        "start": sql_time(START),
+        "end": sql_time(END),
+        "app": "",
+        "env": "",
+        "release": release,
+        "step": step,
+        **spans(RANGE, step),
+        **more,
+    }
+
+
+def raw(reader: WarehouseReader, sql: str, release: str = "") -> list[tuple[Any, ...]]:
+    return reader.query(sql.replace("{where}", RAW_WHERE), params(release)).rows
+
+
+def test_the_range_reads_whole_hours_and_edge_minutes() -> None:
+    assert spans(RANGE) == {
+        "hours_start": "2026-11-26 11:00:00",
+        "hours_end": "2026-11-26 14:00:00",
+    }
+
+
+@pytest.mark.parametrize("release", ["", "1.2"])
+def test_features_equal_the_raw_events(reader: WarehouseReader, release: str) -> None:
+    shown = reader.query(queries.FEATURES, params(release)).dicts()
+    expected = raw(
+        reader,
+        """SELECT app, env, name, count(), countIf(status_code >= 500),
+               uniqExactIf(user_id, user_id != ''), uniqExactIf(customer_id, customer_id != ''),
+               quantiles(0.5, 0.9, 0.99)(duration_ms)
+        FROM events_usage WHERE {where}
+          AND ({release:String} = '' OR release = {release:String})
+        GROUP BY app, env, name""",
+        release,
+    )
+    got = {
+        (r["app"], r["env"], r["name"]): (
+            r["uses"],
+            r["failures"],
+            r["users"],
+            r["customers"],
+            r["q"],
+        )
+        for r in shown
+    }
+    assert got == {tuple(row[:3]): tuple(row[3:]) for row in expected}
+    assert len(got) > 20 and sum(v[1] for v in got.values()) > 0  # some failed
+
+
+@pytest.mark.parametrize("step", [900, 3600])
+def test_feature_trend_and_origins_equal_the_raw_events(reader: WarehouseReader, step: int) -> None:
+    names = ["feature.0", "feature.3", "feature.6"]
+    trend = reader.query(queries.FEATURE_SERIES, params("", step, names=names)).rows
+    expected = raw(
+        reader,
+        f"""SELECT app, env, name, toStartOfInterval(ts, toIntervalSecond({step})) AS t, count()
+        FROM events_usage WHERE {{where}} AND name IN ('feature.0', 'feature.3', 'feature.6')
+        GROUP BY app, env, name, t""",
+    )
+    assert sorted(trend) == sorted(
+        (a, e, n, t.replace(tzinfo=UTC), c) for a, e, n, t, c in expected
+    )
+    origins = reader.query(queries.FEATURE_ORIGINS, params(names=names)).rows
+    expected = raw(
+        reader,
+        """SELECT app, env, name, origin, count() FROM events_usage
+        WHERE {where} AND name IN ('feature.0', 'feature.3', 'feature.6')
+        GROUP BY app, env, name, origin""",
+    )
+    assert sorted(origins) == sorted(expected) and len(expected) > 12
+
+
+@pytest.mark.parametrize("release", ["", "1.0"])
+def test_routes_equal_the_raw_events(reader: WarehouseReader, release: str) -> None:
+    shown = reader.query(queries.ROUTES, params(release)).rows
+    expected = raw(
+        reader,
+        """SELECT app, env, route, count() AS uses, countIf(status_code >= 500),
+               uniqExactIf(user_id, user_id != ''), quantile(0.95)(duration_ms)
+        FROM events_usage WHERE {where} AND route != ''
+          AND ({release:String} = '' OR release = {release:String})
+        GROUP BY app, env, route ORDER BY uses DESC, app, env, route LIMIT 20""",
+        release,
+    )
+    assert shown == expected and len(shown) == 20
+
+
+@pytest.mark.parametrize("step", [900, 3600])
+def test_overview_series_equal_the_raw_events(reader: WarehouseReader, step: int) -> None:
+    usage = reader.query(queries.USAGE_SERIES, params(step=step)).rows
+    latency = reader.query(queries.LATENCY_SERIES, params(step=step)).rows
+    expected = raw(
+        reader,
+        f"""SELECT app, env, toStartOfInterval(ts, toIntervalSecond({step})) AS t, count(),
+               countIf(status_code >= 500), quantiles(0.5, 0.95)(duration_ms)
+        FROM events_usage WHERE {{where}} GROUP BY app, env, t ORDER BY app, env, t""",
+    )
+    assert [r[:5] for r in usage] == [
+        (a, e, t.replace(tzinfo=UTC), n, f) for a, e, t, n, f, _ in expected
+    ]
+    assert [r[3] for r in latency] == [q for *_, q in expected]
+    total = reader.query(queries.LATENCY_TOTAL, params()).rows
+    by_scope = raw(
+        reader,
+        "SELECT app, env, quantiles(0.5, 0.95)(duration_ms) FROM events_usage WHERE {where} GROUP BY app, env",
+    )
+    assert sorted(total) == sorted(by_scope)
+
+
+def test_overview_health_equals_the_raw_events(reader: WarehouseReader) -> None:
+    shown = reader.query(queries.HEALTH_SERIES, params(step=3600)).rows
+    expected = raw(
+        reader,
+        """SELECT app, env, toStartOfInterval(ts, toIntervalSecond(3600)) AS t, metric, avg(value)
+        FROM events_health ARRAY JOIN mapKeys(metrics) AS metric, mapValues(metrics) AS value
+        WHERE {where} GROUP BY app, env, t, metric ORDER BY app, env, t, metric""",
+    )
+    assert len(shown) == len(expected) == 2 * 5
+    for got, want in zip(sorted(shown), expected, strict=True):
+        assert got[:4] == (want[0], want[1], want[2].replace(tzinfo=UTC), want[3])
+        assert got[4] == pytest.approx(want[4], rel=1e-12)
+
+
+def test_a_retried_insert_does_not_count_twice_in_the_hourly_rollups(
+    warehouse_settings: Settings,
+) -> None:
+    db = warehouse_settings.clickhouse.database
+    client = get_client(warehouse_settings.clickhouse, database=db)
+    for _ in range(2):
+        client.command(
+            USAGE.format(db=db, t0=T0_MS).replace("numbers(6000)", "numbers(500)"),
+            settings={"insert_deduplication_token": "rollups-retry"},
+        )
+    assert client.command("SELECT count() FROM events_usage") == 500
+    for table in ("usage_features_hourly", "usage_app_hourly", "usage_features_minutely"):
+        assert client.command(f"SELECT sum(events) FROM {table}") == 500, table
+    client.close()
