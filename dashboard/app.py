@@ -18,6 +18,7 @@ from shiftright_server.dashboard import (
     audit_page,
     console,
     error_pages,
+    keys_page,
     pages,
     qa,
     rule_pages,
@@ -95,6 +96,7 @@ def create_app(
     app.include_router(qa.router)
     app.include_router(admin_pages.router)
     app.include_router(audit_page.router)
+    app.include_router(keys_page.router)
     app.include_router(subscription_pages.router)
     _problems(app)
     app.middleware("http")(identify)
@@ -108,6 +110,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.commands.close()
     app.state.reader.close()
     app.state.identity.close()
+    if getattr(app.state, "keys", None) is not None:
+        app.state.keys.close()
 
 
 def _problems(app: FastAPI) -> None:

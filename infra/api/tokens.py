@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shiftright_server.infra.access.identity import Identity, open_identity
+from shiftright_server.infra.access.ingest_keys import IngestKey, Lookup
 from shiftright_server.infra.access.tokens import ApiToken
-from shiftright_server.producers.gateway.keys import IngestKey, Lookup
 
 if TYPE_CHECKING:
     from shiftright_server.infra.settings import Settings

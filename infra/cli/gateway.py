@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 if TYPE_CHECKING:
+    from shiftright_server.infra.access.ingest_keys import KeyStore
     from shiftright_server.infra.settings import Settings
-    from shiftright_server.producers.gateway.keys import KeyStore
 
 gateway_app = typer.Typer(
     no_args_is_help=False,
@@ -32,8 +32,7 @@ def _settings() -> Settings:
 
 
 def _store() -> KeyStore:
-    from shiftright_server.producers.gateway.keys import KeyStore
-    from shiftright_server.producers.gateway.server import keys_path
+    from shiftright_server.infra.access.ingest_keys import KeyStore, keys_path
 
     return KeyStore(keys_path(_settings()))
 
@@ -62,7 +61,15 @@ def create(
     label: Annotated[str, typer.Option(help="A note: who or what uses the key.")] = "",
 ) -> None:
     """Create a key; it is printed once and stored only as a hash."""
-    token, key = _store().create(app, env, label)
+    from shiftright_server.infra.access.ingest_keys import KeyRefused, key_json
+    from shiftright_server.infra.cli.users import audit_cli, cli_actor
+
+    try:
+        token, key = _store().create(app, env, label, cli_actor())
+    except KeyRefused as exc:
+        typer.echo(f"--{exc.field}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    audit_cli("key.create", key.id, None, key_json(key))
     typer.echo(token)
     typer.echo(
         f"key {key.id} for app {key.app}" + (f" env {key.env}" if key.env else " (any env)"),
@@ -73,17 +80,32 @@ def create(
 @keys_app.command("list")
 def list_keys() -> None:
     """Keys, with their binding and state (the keys themselves are not stored)."""
-    table = Table("id", "app", "env", "label", "created", "state")
+    # nothing cut short on a narrow (or no) terminal; the id whole, to revoke by
+    names = ("app", "env", "label", "created", "by", "last used", "state")
+    folded = (Column(name, overflow="fold") for name in names)
+    table = Table(Column("id", no_wrap=True, min_width=12), *folded)
     for key in _store().list():
         state = f"[red]revoked {key.revoked_at}[/]" if key.revoked else "[green]active[/]"
-        table.add_row(key.id, key.app, key.env or "(any)", key.label, key.created_at, state)
+        table.add_row(
+            key.id,
+            key.app,
+            key.env or "(any)",
+            key.label,
+            key.created_at,
+            key.created_by or "–",
+            key.last_used_at or "–",
+            state,
+        )
     out.print(table)
 
 
 @keys_app.command("revoke")
 def revoke(key_id: Annotated[str, typer.Argument(help="The key's id (see keys list).")]) -> None:
     """Revoke a key; requests with it are refused (401) from the next request on."""
+    from shiftright_server.infra.cli.users import audit_cli
+
     if not _store().revoke(key_id):
         typer.echo(f"no active key {key_id}", err=True)
         raise typer.Exit(1)
+    audit_cli("key.revoke", key_id, {"state": "active"}, {"state": "revoked"})
     typer.echo(f"revoked {key_id}")

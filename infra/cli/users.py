@@ -34,14 +34,18 @@ def open_store() -> tuple[Settings, Identity]:
     return settings, open_identity(settings)
 
 
+def cli_actor() -> str:
+    """Who a change made on the command line is recorded as."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in this environment
+        return "cli"
+
+
 def audit_change(
     settings: Settings, identity: Identity, action: str, target: str, before: Any, after: Any
 ) -> None:
-    try:
-        actor = f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no user name in this environment
-        actor = "cli"
-    entry = AuditEntry(actor, "admin", action, target, before, after, "local", "cli")
+    entry = AuditEntry(cli_actor(), "admin", action, target, before, after, "local", "cli")
     WarehouseAudit(identity.db, settings.clickhouse).record(entry)
 
 

@@ -24,12 +24,12 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_pb
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 from prometheus_client import CONTENT_TYPE_LATEST
+from shiftright_server.infra.access.ingest_keys import IngestKey, Lookup
 from shiftright_server.infra.settings import GatewaySettings
 from shiftright_server.producers.gateway import body as bodies
 from shiftright_server.producers.gateway import intake, openapi
 from shiftright_server.producers.gateway.errors import GatewayError, Rejected
 from shiftright_server.producers.gateway.flags import FlagAnswers, flag_routes
-from shiftright_server.producers.gateway.keys import IngestKey, Lookup
 from shiftright_server.producers.gateway.metrics import GatewayMetrics
 from shiftright_server.producers.gateway.otlp import decode
 from shiftright_server.producers.gateway.otlp.common import Translation

@@ -26,9 +26,9 @@ from pydantic import BaseModel
 from shiftright.flags.evaluate import Compiled, Snapshot, compile_snapshot
 from shiftright.flags.feed import Follower
 from shiftright.flags.topic import Folder
+from shiftright_server.infra.access.ingest_keys import IngestKey
 from shiftright_server.producers.gateway import openapi
 from shiftright_server.producers.gateway.errors import GatewayError
-from shiftright_server.producers.gateway.keys import IngestKey
 
 
 class OfrepAnswer(BaseModel):

@@ -16,8 +16,8 @@ from typing import Any
 
 import pydantic_core
 from pydantic import ValidationError
+from shiftright_server.infra.access.ingest_keys import IngestKey
 from shiftright_server.producers.gateway.errors import FieldError, Rejected
-from shiftright_server.producers.gateway.keys import IngestKey
 from shiftright_server.producers.gateway.publisher import OutMessage
 from shiftright_server.schemas import topics, wire
 from shiftright_server.schemas.events import EVENT_ADAPTER, partition_key, uuid7

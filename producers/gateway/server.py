@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
+from shiftright_server.infra.access.ingest_keys import keys_path
 from shiftright_server.infra.settings import Settings
 from shiftright_server.producers.gateway.publisher import PublisherLimits
 from shiftright_server.schemas import topics
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 log = structlog.get_logger("shiftright.gateway")
-
-
-def keys_path(settings: Settings) -> Path:
-    return settings.resolved_state_dir() / "gateway" / "keys.sqlite"
 
 
 def publisher_limits(settings: Settings) -> PublisherLimits:
@@ -40,9 +36,9 @@ def publisher_limits(settings: Settings) -> PublisherLimits:
 
 
 def assemble(settings: Settings) -> FastAPI:
+    from shiftright_server.infra.access.ingest_keys import KeyStore
     from shiftright_server.producers.gateway.app import Gateway, create_app
     from shiftright_server.producers.gateway.flags import FlagAnswers, TopicFlags
-    from shiftright_server.producers.gateway.keys import KeyStore
     from shiftright_server.producers.gateway.publisher import kafka_publisher
 
     publisher = kafka_publisher(

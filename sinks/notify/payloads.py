@@ -129,7 +129,9 @@ class Email:
     html: str
 
 
-def render_email(n: Notification, external_url: str) -> Email:
+def render_email(n: Notification, external_url: str, unsubscribe: str = "") -> Email:
+    """The subject, a plain-text body and an HTML body; ``unsubscribe`` (a person's own
+    subscription's one-click link) ends both bodies."""
     lines = [title(n), ""]
     rows = []
     for a in n.alerts:
@@ -149,19 +151,35 @@ def render_email(n: Notification, external_url: str) -> Email:
         f"<html><body><h2>{html.escape(title(n))}</h2>"
         '<table cellpadding="6" style="border-collapse:collapse">'
         "<tr><th>status</th><th>alert</th><th>since</th><th></th></tr>"
-        f"{''.join(rows)}</table></body></html>"
+        f"{''.join(rows)}</table>{_leave_html(unsubscribe)}</body></html>"
     )
+    if unsubscribe:
+        lines.append(f"Unsubscribe: {unsubscribe}")
     return Email(title(n), "\n".join(lines), body)
 
 
-def email_message(n: Notification, external_url: str, sender: str) -> EmailMessage:
+def _leave_html(unsubscribe: str) -> str:
+    if not unsubscribe:
+        return ""
+    return f'<p><small><a href="{html.escape(unsubscribe)}">Unsubscribe</a></small></p>'
+
+
+def email_message(
+    n: Notification, external_url: str, sender: str, unsubscribe: str = ""
+) -> EmailMessage:
     """A multipart/alternative message; its Message-ID is derived from the notification's
-    idempotency key, so a resent copy is recognisably the same message."""
-    mail = render_email(n, external_url)
+    idempotency key, so a resent copy is recognisably the same message. With
+    ``unsubscribe``, it carries the RFC 8058 one-click headers and the link in its bodies."""
+    mail = render_email(n, external_url, unsubscribe)
     msg = EmailMessage()
+    if unsubscribe:  # one unfolded line (RFC 5322 allows 998): folded, the URL would break
+        msg.policy = msg.policy.clone(max_line_length=998)
     msg["Subject"], msg["From"], msg["To"] = mail.subject, sender, n.to
     domain = sender.rpartition("@")[2] or "shiftright.local"
     msg["Message-ID"] = f"<{n.idempotency_key}@{domain}>"
+    if unsubscribe:  # a mail client's own unsubscribe button POSTs to it
+        msg["List-Unsubscribe"] = f"<{unsubscribe}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg.set_content(mail.text)
     msg.add_alternative(mail.html, subtype="html")
     return msg

@@ -65,13 +65,8 @@ class SmtpTransport:
 
     def send(self, delivery: Delivery) -> None:
         c = self.config
-        msg = email_message(delivery.notification, self.external_url, c.sender)
-        leave = self.unsubscribe(delivery.notification.subscription)
-        if leave:  # RFC 8058: a one-click unsubscribe the mail client can POST
-            # one unfolded line (RFC 5322 allows 998): folded, the URL would be encoded
-            msg.policy = msg.policy.clone(max_line_length=998)
-            msg["List-Unsubscribe"] = f"<{leave}>"
-            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        leave = self.unsubscribe(delivery.notification.subscription) or ""
+        msg = email_message(delivery.notification, self.external_url, c.sender, leave)
         if not [addr for _, addr in getaddresses([delivery.notification.to]) if addr]:
             raise DeliveryError(f"no e-mail address in {delivery.notification.to!r}", True)
         try:

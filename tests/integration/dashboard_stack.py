@@ -237,3 +237,42 @@ def where(app: str, env: str, start: datetime, end: datetime) -> str:
 def shot(page: Page, name: str) -> None:
     if SCREENSHOTS:
         page.screenshot(path=str(Path(SCREENSHOTS) / f"dashboard-{name}.png"))
+
+
+def subscribe_on_the_rule_page(stack: Stack, page: Page, signin_link: str) -> str:
+    """Sign in with a one-time link, open the rule checkout-new-errors and subscribe to it
+    by e-mail from its "Notify me" link; the new subscription's id."""
+    page.goto(f"{stack.url}/signin/link/{signin_link}")
+    page.get_by_label("New password").fill("a long enough password")
+    page.get_by_role("button", name="Set password and sign in").click()
+    page.wait_for_selector(".tile")
+    rule_page = f"{stack.url}/alerts/checkout-new-errors?app=checkout&env=prod"
+
+    # the dashboard rereads the applied rules every few seconds: ask (off the page) until
+    # it knows the rule, then open its page
+    wait_for(lambda: page.request.get(rule_page).ok, 20, "the applied rule", interval=0.5)
+    page.goto(rule_page)
+    page.get_by_role("link", name="Notify me about checkout-new-errors").click()
+    filled = {
+        f: page.locator(f"[name={f}]").input_value() for f in ("channel", "app", "env", "rule")
+    }
+    assert filled == {
+        "channel": "email",
+        "app": "checkout",
+        "env": "prod",
+        "rule": "checkout-new-errors",
+    }
+    page.get_by_role("button", name="Subscribe").click()
+    page.wait_for_selector("text=Subscribed (")
+    row = page.locator("tr[data-subscription]")
+    assert row.count() == 1 and "checkout-new-errors" in row.inner_text()
+    return row.get_attribute("data-subscription") or ""
+
+
+def unsubscribe_by_the_link(page: Page, link: str) -> None:
+    """Open a mail's unsubscribe link (the GET changes nothing) and press its button."""
+    response = page.goto(link)
+    assert response is not None and response.status == 200
+    assert "rule checkout-new-errors" in page.locator("main").inner_text()
+    page.get_by_role("button", name="Unsubscribe").click()
+    page.wait_for_selector("text=gets no more alerts from this subscription")

@@ -197,8 +197,7 @@ def test_alerts_now_and_history(api: Api, settings: Settings) -> None:
 
 
 def test_viewers_read_editors_write_ingest_keys_do_neither(api: Api, settings: Settings) -> None:
-    from shiftright_server.producers.gateway.keys import KeyStore
-    from shiftright_server.producers.gateway.server import keys_path
+    from shiftright_server.infra.access.ingest_keys import KeyStore, keys_path
 
     c = api.client
     ingest, _ = KeyStore(keys_path(settings)).create("checkout", "prod")

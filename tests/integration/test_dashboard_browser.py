@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import shiftright
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser
 from shiftright_server.dashboard.app import create_app
@@ -21,6 +22,7 @@ from shiftright_server.infra.settings import ClickHouseSettings
 from shiftright_server.streams.alerting.service import open_store
 
 from tests.builders import event
+from tests.integration.conftest import wait_for
 from tests.integration.dashboard_stack import (
     XSS,
     Stack,
@@ -29,8 +31,17 @@ from tests.integration.dashboard_stack import (
     running_stack,
     shot,
     shown_range,
+    subscribe_on_the_rule_page,
+    unsubscribe_by_the_link,
     watched_tab,
     where,
+)
+from tests.integration.notifier import (
+    Mailbox,
+    notifier_settings,
+    running,
+    text,
+    wait_configured,
 )
 from tests.integration.pipeline import emit_batched
 from tests.integration.warehouse_fixture import free_port
@@ -375,3 +386,81 @@ def test_a_new_account_signs_in_with_its_link_then_with_its_password(
         page.wait_for_selector("tr[data-group-id]")  # back where it was going
         assert page.url.endswith("/errors?range=15m")
         assert tab.problems == []
+
+
+TEAM = "team@example.com"  # the rule file's subscription
+NEW_ERRORS = f"""rules:
+  - name: checkout-new-errors
+    kind: error_group
+    transitions: [new]
+    scope: {{app: checkout, env: prod}}
+subscriptions:
+  - {{name: team-mail, channel: email, to: {TEAM}, group_wait: 0s, group_interval: 1s}}
+"""
+
+
+def raise_in_checkout(stack: Stack, error_type: str) -> None:
+    """An exception raised in the checkout app and caught by the SDK, which sends it."""
+    shiftright.init(
+        app="checkout",
+        env="prod",
+        kafka=stack.settings.kafka.bootstrap_servers,
+        namespace=stack.settings.namespace,
+        health_interval=0,
+        hooks=False,
+    )
+    try:
+        try:
+            raise type(error_type, (RuntimeError,), {})("card declined")
+        except RuntimeError as exc:
+            shiftright.capture_exception(exc)
+        assert shiftright.flush(10) == 0, "the SDK did not deliver the error"
+    finally:
+        shiftright.close()
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_person_subscribes_on_a_rule_page_gets_its_mail_and_unsubscribes_without_signing_in(
+    stack: Stack, browser: Browser
+) -> None:
+    """Signed in by a one-time link, a viewer subscribes from the rule's page; an error
+    from the app fires the rule through the pipeline and the notifier mails them; the
+    mail's link unsubscribes with no session, and the next alert reaches only the team."""
+    open_store(stack.settings).apply(NEW_ERRORS, "qa@example.com", "rules.yaml")
+    _, link = stack.identity.accounts.add("pat@example.com", "viewer")
+    mailbox = Mailbox()
+    try:
+        with running(notifier_settings(stack.settings, mailbox)) as notifier:
+            with watched_tab(browser, []) as tab:
+                sub_id = subscribe_on_the_rule_page(stack, tab.page, link)
+                assert tab.problems == []
+            wait_configured(notifier, subscriptions=2)  # the team's and pat's
+            raise_in_checkout(stack, "CardDeclinedError")
+            wait_for(
+                lambda: bool(mailbox.to("pat@example.com")),
+                60,
+                lambda: f"pat's mail; mailbox {mailbox.subjects()}\n{notifier.log()}",
+                interval=0.1,
+            )
+            [mail] = mailbox.to("pat@example.com")
+            assert "alertname=checkout-new-errors" in str(mail["Subject"])
+            leave = str(mail["List-Unsubscribe"])[1:-1]
+            assert leave.startswith(f"{stack.url}/unsubscribe/")
+            assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            assert f"Unsubscribe: {leave}" in text(mail)
+            assert [s.id for s in stack.identity.subscriptions.list()] == [sub_id]
+            with watched_tab(browser, []) as anonymous:  # no session, no sign-in
+                unsubscribe_by_the_link(anonymous.page, leave)
+                assert anonymous.problems == []
+            assert stack.identity.subscriptions.list() == []
+            wait_configured(notifier, subscriptions=1)  # the team's alone
+            raise_in_checkout(stack, "GiftCardExpiredError")
+            wait_for(
+                lambda: any("GiftCardExpiredError" in text(m) for m in mailbox.to(TEAM)),
+                60,
+                lambda: f"the team's mail of the second error\n{notifier.log()}",
+                interval=0.1,
+            )
+            assert len(mailbox.to("pat@example.com")) == 1  # nothing more for pat
+    finally:
+        mailbox.stop()

@@ -143,9 +143,9 @@ def test_a_stock_ofrep_provider_reads_the_flags_from_the_gateway(
     from openfeature.contrib.provider.ofrep import OFREPProvider
     from openfeature.evaluation_context import EvaluationContext
     from openfeature.exception import FlagNotFoundError
+    from shiftright_server.infra.access.ingest_keys import KeyStore, keys_path
     from shiftright_server.infra.flags_config import FlagTopic
-    from shiftright_server.producers.gateway.keys import KeyStore
-    from shiftright_server.producers.gateway.server import assemble, keys_path
+    from shiftright_server.producers.gateway.server import assemble
 
     from tests.integration.test_sdk_apps import serve_asgi
 

@@ -29,7 +29,7 @@ from shiftright_server.infra.ops.supervisor import Component, Supervisor
 from shiftright_server.infra.settings import GatewaySettings, KafkaSettings, Settings
 
 from tests.builders import event
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import sql_on, wait_for
 from tests.integration.pipeline import Pipeline
 from tests.integration.warehouse_fixture import free_port
 
@@ -322,6 +322,10 @@ def test_revoked_key_is_refused(gateway: Running) -> None:
         assert gateway.key_id in listed.stdout and "revoked" in listed.stdout
         refused = client.post("/v1/events", json=one)
         assert refused.status_code == 401 and refused.json()["error"] == "key_revoked"
+    audited = sql_on(gateway.settings)(
+        "SELECT action, target, via FROM audit_log WHERE action LIKE 'key.%' ORDER BY ts"
+    )
+    assert audited == [("key.create", gateway.key_id, "cli"), ("key.revoke", gateway.key_id, "cli")]
 
 
 def test_schemathesis_finds_no_server_errors(gateway: Running, tmp_path: Path) -> None:

@@ -5,27 +5,20 @@ receivers, and the outcome rows in ClickHouse."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes
-from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from shiftright_server.infra.alerting_config import ConfigStore
-from shiftright_server.infra.settings import AlertingSettings, Settings, to_env
+from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas import topics
 from shiftright_server.schemas.alerts import (
     AlertState,
@@ -36,13 +29,19 @@ from shiftright_server.schemas.alerts import (
 from shiftright_server.streams.alerting.evaluator import fingerprint, idempotency_key
 
 from tests.integration.conftest import wait_for
+from tests.integration.notifier import (
+    DASH,
+    SMTP_USER,
+    Mailbox,
+    NotifierProcess,
+    notifier_settings,
+    running,
+    wait_configured,
+)
 from tests.integration.pipeline import Pipeline
-from tests.integration.warehouse_fixture import free_port
 
 Sql = Callable[[str], list[tuple[Any, ...]]]
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-DASH = "http://dash.example:8080"
-SMTP_USER, SMTP_PASSWORD = "alerts", "s3cret-pw"
 
 
 # -- receivers -----------------------------------------------------------------------------------
@@ -113,51 +112,6 @@ class Receiver:
         ]
 
 
-class Mailbox:
-    """aiosmtpd on 127.0.0.1 that requires AUTH (over plain text: a test server)."""
-
-    def __init__(self) -> None:
-        from aiosmtpd.controller import Controller
-        from aiosmtpd.smtp import AuthResult, LoginPassword
-
-        self.messages: list[Message] = []
-        self.logins: list[str] = []
-        mailbox = self
-
-        class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-                mailbox.messages.append(message_from_bytes(envelope.content))
-                return "250 OK"
-
-        def authenticate(
-            server: Any, session: Any, envelope: Any, mechanism: str, data: Any
-        ) -> Any:
-            ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
-                SMTP_USER.encode(),
-                SMTP_PASSWORD.encode(),
-            )
-            if ok:
-                mailbox.logins.append(data.login.decode())
-            return AuthResult(success=ok)
-
-        self.port = free_port()
-        self.controller = Controller(
-            Handler(),
-            hostname="127.0.0.1",
-            port=self.port,
-            authenticator=authenticate,
-            auth_require_tls=False,
-            auth_required=True,
-        )
-        self.controller.start()
-
-    def subjects(self) -> list[str]:
-        return [str(m["Subject"]) for m in self.messages]
-
-    def stop(self) -> None:
-        self.controller.stop()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
@@ -171,91 +125,6 @@ def mailbox() -> Iterator[Mailbox]:
     m = Mailbox()
     yield m
     m.stop()
-
-
-# -- the notifier process ------------------------------------------------------------------------
-
-
-class NotifierProcess:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.log_path = settings.resolved_state_dir() / "logs" / "notifier.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, **to_env(self.settings), "SHIFTRIGHT_LOG_JSON": "true"}
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "shiftright_server.sinks.notify"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def kill9(self) -> None:
-        assert self.proc is not None and self.proc.poll() is None, self.log()
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                doc = json.loads(line)
-                if doc.get("event") == name:
-                    out.append(doc)
-        return out
-
-    def log(self) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
-
-
-def notifier_settings(settings: Settings, mailbox: Mailbox | None, **extra: Any) -> Settings:
-    alerting = AlertingSettings(
-        smtp_host="127.0.0.1",
-        smtp_port=mailbox.port if mailbox else 1,
-        smtp_from="shiftright@example.com",
-        smtp_user=SMTP_USER,
-        smtp_password=SMTP_PASSWORD,
-        external_url=DASH,
-        retry_initial_seconds=0.2,
-        retry_max_seconds=1.0,
-        **extra,
-    )
-    return settings.model_copy(update={"alerting": alerting})
-
-
-@contextlib.contextmanager
-def running(settings: Settings) -> Iterator[NotifierProcess]:
-    proc = NotifierProcess(settings)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
-def wait_configured(proc: NotifierProcess, **want: int) -> None:
-    """Until the notifier logs a configuration with these counts (subscriptions=…)."""
-    wait_for(
-        lambda: any(
-            all(e.get(k) == v for k, v in want.items()) for e in proc.events("notify_config")
-        ),
-        60,
-        lambda: f"notify_config {want}:\n{proc.log()}",
-        interval=0.1,
-    )
 
 
 # -- alert transitions as the stream worker writes them ------------------------------------------

@@ -17,6 +17,7 @@ import hypothesis
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
+from shiftright_server.infra.access.ingest_keys import IngestKey, KeyStore, Lookup
 from shiftright_server.infra.alerting_config import AlertingConfig
 from shiftright_server.infra.api.alerting import create_alerting_app
 from shiftright_server.infra.api.alerting_handler import AlertingApi
@@ -24,7 +25,6 @@ from shiftright_server.infra.cli import alerting as alerting_cli
 from shiftright_server.infra.cli import alerts as alerts_cli
 from shiftright_server.infra.cli import app
 from shiftright_server.infra.cli import rules as rules_cli
-from shiftright_server.producers.gateway.keys import IngestKey, KeyStore, Lookup
 from shiftright_server.schemas.alerts import Silence
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.schemas.rule_file import load_rules

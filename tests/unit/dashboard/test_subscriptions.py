@@ -95,6 +95,10 @@ def test_each_email_carries_a_signed_one_click_unsubscribe_that_needs_no_sign_in
     assert header.startswith("<https://dash.example.com/unsubscribe/")
     assert sent["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert f"List-Unsubscribe: {header}\n".encode() in sent.as_bytes()  # plain, not encoded
+    text, html = (sent.get_body((kind,)) for kind in ("plain", "html"))
+    assert text is not None and html is not None
+    assert f"Unsubscribe: {header[1:-1]}" in text.get_content()  # also a link in the body
+    assert f'<a href="{header[1:-1]}">Unsubscribe</a>' in html.get_content()
     path = header[len("<https://dash.example.com") : -1]
     outsider = TestClient(
         make_app(reader, FakeCommands(), identity, MemoryAudit())

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shiftright_server.infra.access.ingest_keys import KeyStore
 from shiftright_server.infra.settings import GatewaySettings
 from shiftright_server.producers.gateway.app import Gateway, create_app
-from shiftright_server.producers.gateway.keys import KeyStore
 from shiftright_server.producers.gateway.publisher import KafkaPublisher, PublisherLimits
 from shiftright_server.schemas.validation import Limits
 

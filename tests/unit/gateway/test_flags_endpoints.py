@@ -10,10 +10,10 @@ import pytest
 from openfeature.contrib.tools.flagd.core import FlagdCore
 from openfeature.evaluation_context import EvaluationContext
 from shiftright.flags.evaluate import Snapshot, compile_snapshot
+from shiftright_server.infra.access.ingest_keys import KeyStore
 from shiftright_server.infra.settings import GatewaySettings
 from shiftright_server.producers.gateway.app import Gateway, create_app
 from shiftright_server.producers.gateway.flags import FlagAnswers
-from shiftright_server.producers.gateway.keys import KeyStore
 from shiftright_server.producers.gateway.publisher import KafkaPublisher, PublisherLimits
 from shiftright_server.schemas.validation import Limits
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from shiftright_server.producers.gateway.keys import KeyStore, hash_key
+from shiftright_server.infra.access.ingest_keys import KeyStore, hash_key
 
 from tests.unit.gateway.fakes import Harness
 
