@@ -135,6 +135,12 @@ class SinkSettings(BaseModel):
         default=1.0,
         description="An insert batch is cut when its first message is this old, or at batch_rows.",
     )
+    json_rows: bool = Field(
+        default=True,
+        description="Hand ClickHouse valid usage, health and change events as the JSON they "
+        "came in (FORMAT JSONEachRow, position appended) instead of encoding each row in "
+        "Python; off: every event takes the column-oriented path (for comparison).",
+    )
     retry_initial_seconds: float = Field(
         default=0.5, description="First back-off while the warehouse is away (doubles per retry)."
     )

@@ -1,7 +1,10 @@
 """A batch of rows for several tables, with the Kafka offset ranges it covers.
 
 The deduplication token of a table's insert is derived from the exact offset ranges in
-the batch, so a retried insert of the same batch is a no-op in ClickHouse."""
+the batch, so a retried insert of the same batch is a no-op in ClickHouse. A table can
+get two inserts per batch: its JSON lines (:mod:`sinks.json_rows`) and its column-oriented
+rows; which event goes which way depends on the event alone, so both tokens are
+reproducible."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from shiftright_server.sinks.json_rows import RawRow
 from shiftright_server.sinks.rows import COLUMNS
 
 TopicPartition = tuple[str, int]
@@ -19,12 +23,16 @@ TopicPartition = tuple[str, int]
 @dataclass
 class Batch:
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    raw: dict[str, list[RawRow]] = field(default_factory=dict)
     ranges: dict[TopicPartition, list[int]] = field(default_factory=dict)
     messages: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def add(self, table: str, row: tuple[Any, ...]) -> None:
         self.rows.setdefault(table, []).append(row)
+
+    def add_raw(self, row: RawRow) -> None:
+        self.raw.setdefault(row.table, []).append(row)
 
     def cover(self, topic: str, partition: int, offset: int) -> None:
         """Record that the message at this position is part of the batch."""
@@ -37,7 +45,7 @@ class Batch:
 
     @property
     def row_count(self) -> int:
-        return sum(len(r) for r in self.rows.values())
+        return sum(len(r) for r in self.rows.values()) + sum(len(r) for r in self.raw.values())
 
     def age(self) -> float:
         return time.monotonic() - self.started
@@ -54,6 +62,10 @@ class Batch:
             if rows:
                 width = len(COLUMNS[table])
                 yield table, [list(col) for col in zip(*rows, strict=True)] or [[]] * width
+
+    def json_tables(self) -> Iterator[tuple[str, list[RawRow]]]:
+        """Each table's JSON lines."""
+        yield from ((table, rows) for table, rows in self.raw.items() if rows)
 
     def commit_positions(self) -> dict[TopicPartition, int]:
         """Offsets to commit: one past the last message of each range."""

@@ -2,11 +2,15 @@
 
 Contract:
 - takes: raw event topics, ``rollups.v1`` and ``dlq.events.v1``;
-- emits: column-oriented inserts, one per table per batch, cut by size or by time;
+- emits: per table per batch, one insert of JSON lines made from the events' own bytes
+  (usage, health and change events the fast validator vouches for, see
+  :mod:`sinks.json_rows`) and one column-oriented insert of everything else; batches are
+  cut by size or by time;
 - commits: only after every insert of the batch succeeded;
 - under back-pressure (warehouse away or overloaded): pauses its partitions and retries
   the same batch with the same deduplication token, backing off exponentially;
-- poison rows: isolates them by bisection and stores them in ``dead_letters``;
+- poison rows: isolates them by bisection and stores them in ``dead_letters``; a JSON
+  line ClickHouse refuses is stored through the column-oriented path instead;
 - after a crash: on assignment it asks each table for the highest offset it already
   holds per partition and skips up to there, so a replay inserts nothing twice.
 """
@@ -17,8 +21,10 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,6 +34,7 @@ from shiftright_server.schemas import wire
 from shiftright_server.schemas.positions import Position
 from shiftright_server.sinks.batch import Batch
 from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
+from shiftright_server.sinks.json_rows import RawRow
 from shiftright_server.sinks.router import Router, Row
 from shiftright_server.sinks.rows import COLUMNS, DeadLetter, dead_letter_row
 from shiftright_server.sinks.warehouse import Warehouse
@@ -146,7 +153,9 @@ class ClickHouseSink:
             message.timestamp()[1],
         )
         for item in routed:
-            if isinstance(item, Row):
+            if isinstance(item, RawRow):
+                self._batch.add_raw(item)
+            elif isinstance(item, Row):
                 self._batch.add(item.table, item.values)
             else:
                 self.stats.skipped[item.reason] += 1
@@ -158,6 +167,8 @@ class ClickHouseSink:
         try:
             for table, columns in batch.tables():
                 self._write(table, columns, batch.token(table))
+            for table, lines in batch.json_tables():
+                self._write_json(table, lines, f"{batch.token(table)}/json")
         except _Abandoned:
             log.warning("batch_abandoned", messages=batch.messages)
             return
@@ -179,12 +190,41 @@ class ClickHouseSink:
             log.warning("rows_rejected", table=table, rows=len(columns[0]), error=str(exc)[:300])
             self._isolate(table, columns, token)
 
+    def _write_json(self, table: str, rows: list[RawRow], token: str) -> None:
+        """Insert JSON lines; if refused, bisect: a single refused line takes the
+        column-oriented path (which dead-letters it if that is refused too)."""
+        try:
+            self._insert_json_with_retry(table, rows, token)
+        except RejectedRowsError as exc:
+            if len(rows) > 1:
+                mid = len(rows) // 2
+                self._write_json(table, rows[:mid], f"{token}/a")
+                self._write_json(table, rows[mid:], f"{token}/b")
+                return
+            log.warning("json_row_refused", table=table, error=str(exc)[:300])
+            self._write_as_row(rows[0], token)
+
+    def _write_as_row(self, raw: RawRow, token: str) -> None:
+        routed = self._router.as_row(raw)
+        if isinstance(routed, Row):
+            self._write(routed.table, [[v] for v in routed.values], f"{token}/row")
+        elif not isinstance(routed, RawRow):
+            self.stats.skipped[routed.reason] += 1
+
+    def _insert_json_with_retry(self, table: str, rows: list[RawRow], token: str) -> None:
+        body = b"\n".join(r.line for r in rows)
+        self._with_retry(table, partial(self._warehouse.insert_json, table, body, token), len(rows))
+
     def _insert_with_retry(self, table: str, columns: list[list[Any]], token: str) -> None:
+        insert = partial(self._warehouse.insert, table, columns, COLUMNS[table], token)
+        self._with_retry(table, insert, len(columns[0]))
+
+    def _with_retry(self, table: str, insert: Callable[[], None], rows: int) -> None:
         delay = self._config.retry_initial
         while True:
             try:
-                self._warehouse.insert(table, columns, COLUMNS[table], token)
-                self.stats.stored[table] += len(columns[0])
+                insert()
+                self.stats.stored[table] += rows
                 if self._retrying:
                     self._resume()
                 return

@@ -10,9 +10,11 @@ from typing import Any
 
 from pydantic import ValidationError
 from shiftright_server.schemas import topics, wire
+from shiftright_server.schemas.fast_events import DECODERS, Window, accept
 from shiftright_server.schemas.positions import Position, position_id_later
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.schemas.validation import SCHEMA_VIOLATION, Limits, Rejection, parse_event
+from shiftright_server.sinks.json_rows import MessageRows, RawRow
 from shiftright_server.sinks.rows import (
     RECORD_MODELS,
     TABLE_BY_KIND,
@@ -35,14 +37,18 @@ class Skipped:
     reason: str
 
 
-Routed = Row | Skipped
+Routed = Row | RawRow | Skipped
+_KIND_BY_TABLE = {table: kind for kind, table in TABLE_BY_KIND.items()}
 
 
 class Router:
-    """Maps physical topic names (with the namespace) to row builders."""
+    """Maps physical topic names (with the namespace) to row builders. With
+    ``json_rows``, events the fast validator vouches for become JSON lines
+    (:class:`RawRow`); every other event takes the models and becomes a :class:`Row`."""
 
-    def __init__(self, namespace: str, limits: Limits) -> None:
+    def __init__(self, namespace: str, limits: Limits, json_rows: bool = True) -> None:
         self._limits = limits
+        self._json_rows = json_rows
         self._kind_by_topic = {
             topics.named(t, namespace): k for t, k in topics.KIND_BY_EVENT_TOPIC.items()
         }
@@ -81,9 +87,12 @@ class Router:
         at = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
         kind = self._kind_by_topic.get(pos.topic)
         if kind is not None:
+            payloads = wire.split_events(value, headers)
+            if self._json_rows and kind in DECODERS:
+                return self._json_events(kind, payloads, at, timestamp_ms, pos)
             return [
                 self._event(kind, payload, at, timestamp_ms, pos, i)
-                for i, payload in enumerate(wire.split_events(value, headers))
+                for i, payload in enumerate(payloads)
             ]
         if pos.topic == self.rollups_topic:
             return [self._rollup(value, pos, at)]
@@ -93,6 +102,27 @@ class Router:
                 self._record(table, line, pos, at) for line in wire.split_events(value, headers)
             ]
         return [Row("dead_letters", dead_letter_row(_letter_from(value, headers), at, pos))]
+
+    def _json_events(
+        self, kind: str, payloads: list[bytes | None], at: datetime, at_ms: int, msg: Position
+    ) -> list[Routed]:
+        rows = MessageRows(msg, at_ms)
+        window = Window.around(at_ms, self._limits)
+        table = TABLE_BY_KIND[kind]
+        out: list[Routed] = []
+        for i, payload in enumerate(payloads):
+            ok = accept(payload, kind, at_ms, window, self._limits)
+            if ok is None or payload is None:
+                out.append(self._event(kind, payload, at, at_ms, msg, i))
+            else:
+                out.append(rows.raw_row(table, payload, ok, i))
+        return out
+
+    def as_row(self, raw: RawRow) -> Routed:
+        """The column-oriented row of an event that was routed as a JSON line."""
+        at = datetime.fromtimestamp(raw.at_ms / 1000, UTC)
+        kind = _KIND_BY_TABLE[raw.table]
+        return self._event(kind, raw.payload, at, raw.at_ms, raw.msg, raw.index)
 
     def _event(
         self, kind: str, payload: bytes | None, at: datetime, at_ms: int, msg: Position, index: int

@@ -1,5 +1,5 @@
-"""The sink's view of the warehouse: insert a columnar batch with a deduplication token,
-and tell which Kafka offsets a table already holds. A fake with the same contract serves
+"""The sink's view of the warehouse: insert a columnar batch or JSON lines with a
+deduplication token, and tell which Kafka offsets a table already holds. A fake with the same contract serves
 unit tests (tests/fakes.py); tests/integration/test_warehouse_contract.py checks both."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
+from shiftright_server.sinks.json_rows import JSON_INSERT_SETTINGS
 
 #: ClickHouse error codes that mean "this data is bad", not "try again later".
 _DATA_ERROR_CODES = frozenset(
@@ -22,6 +23,10 @@ class Warehouse(Protocol):
         self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str], token: str
     ) -> None:
         """Insert column-oriented data; raise RetryableWriteError or RejectedRowsError."""
+
+    def insert_json(self, table: str, body: bytes, token: str) -> None:
+        """Insert JSON lines (``FORMAT JSONEachRow``, :mod:`sinks.json_rows`); raise as
+        :meth:`insert` does."""
 
     def stored_offsets(self, table: str, topic: str) -> dict[int, int]:
         """Highest Kafka offset per partition of ``topic`` stored in ``table``."""
@@ -42,10 +47,18 @@ class ClickHouseWarehouse:
                 columns,
                 column_names=list(names),
                 column_oriented=True,
-                settings={
-                    "insert_deduplication_token": token,
-                    "deduplicate_blocks_in_dependent_materialized_views": 1,
-                },
+                settings=_token_settings(token),
+            )
+        except Exception as exc:
+            raise classify(exc) from exc
+
+    def insert_json(self, table: str, body: bytes, token: str) -> None:
+        try:
+            self._client.raw_insert(
+                table,
+                insert_block=body,
+                fmt="JSONEachRow",
+                settings={**JSON_INSERT_SETTINGS, **_token_settings(token)},
             )
         except Exception as exc:
             raise classify(exc) from exc
@@ -60,6 +73,13 @@ class ClickHouseWarehouse:
         except Exception as exc:
             raise classify(exc) from exc
         return {int(p): int(o) for p, o in rows}
+
+
+def _token_settings(token: str) -> dict[str, Any]:
+    return {
+        "insert_deduplication_token": token,
+        "deduplicate_blocks_in_dependent_materialized_views": 1,
+    }
 
 
 def classify(exc: BaseException) -> RetryableWriteError | RejectedRowsError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -108,3 +108,64 @@ def test_a_retried_insert_does_not_count_twice_in_the_minutely_views(
         real.insert("events_usage", cols, COLUMNS["events_usage"], "retry-token")
     assert client.command("SELECT count() FROM events_usage") == 4
     assert client.command("SELECT sum(events) FROM usage_minutely") == 4
+
+
+def test_events_handed_over_as_json_are_stored_as_column_rows_store_them(
+    warehouse_settings: Settings,
+) -> None:
+    """The same messages through both paths of the sink's router: partition 0 as JSON
+    lines, partition 1 as column-oriented rows; every stored value agrees."""
+    from shiftright_server.schemas import wire
+    from shiftright_server.schemas.positions import Position
+    from shiftright_server.schemas.validation import Limits
+    from shiftright_server.sinks.json_rows import RawRow
+    from shiftright_server.sinks.router import Router, Row
+
+    from tests.builders import encoded
+
+    client = get_client(
+        warehouse_settings.clickhouse, database=warehouse_settings.clickhouse.database
+    )
+    real = ClickHouseWarehouse(client)
+    at = T0.replace(minute=1)
+    messages = {
+        "usage": [
+            encoded("usage", T0, name="plain", flags={"f": "on"}, attributes={"k": "v"}),
+            encoded("usage", T0, name="zoned").replace(b"15:00:00.000Z", b"17:00:00.5+02:00"),
+            b'{"kind":"usage","app":"a","env":"e","name":"no-id","value":-1.25e-7}',
+            encoded("usage", T0, name="caf\u00e9 \U0001f600", duration_ms=None, value=3),
+        ],
+        "health": [encoded("health", T0, metrics={"a": 1, "b": 0.1}, origin="test")],
+        "change": [encoded("change", T0, description='say "hi"\n', previous_value="1")],
+    }
+    limits = Limits(max_age=timedelta(days=36500))
+    for partition, json_rows in ((0, True), (1, False)):
+        router = Router("", limits, json_rows=json_rows)
+        for kind, lines in messages.items():
+            pos = Position(f"events.{kind}.v1", partition, 5)
+            routed = router.route(
+                pos, b"\n".join(lines), wire.BATCH_HEADERS, int(at.timestamp() * 1000)
+            )
+            table = f"events_{kind}"
+            raw = [r for r in routed if isinstance(r, RawRow)]
+            rows = [r.values for r in routed if isinstance(r, Row)]
+            if json_rows:
+                assert len(raw) == len(lines) and not rows
+                real.insert_json(table, b"\n".join(r.line for r in raw), f"{table}-json")
+            else:
+                assert len(rows) == len(lines) and not raw
+                columns = [list(c) for c in zip(*rows, strict=True)]
+                real.insert(table, columns, COLUMNS[table], f"{table}-rows")
+    for kind, lines in messages.items():
+        stored = client.query(
+            f"SELECT _partition, * EXCEPT (_partition, event_id) FROM events_{kind} "
+            "ORDER BY _index, _partition"
+        ).result_rows
+        assert len(stored) == 2 * len(lines)
+        for json_row, column_row in zip(stored[::2], stored[1::2], strict=True):
+            assert (json_row[0], column_row[0]) == (0, 1)
+            assert json_row[1:] == column_row[1:]
+    ids = client.query(
+        "SELECT countIf(_partition = 0), uniqExact(event_id) FROM events_usage WHERE name != 'no-id'"
+    ).result_rows[0]
+    assert ids == (3, 3)  # the ids events carry are stored as they are by both paths

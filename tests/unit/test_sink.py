@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 
 from shiftright_server.schemas.validation import Limits
@@ -174,3 +175,61 @@ def test_a_batch_message_becomes_one_row_per_valid_event_with_its_index() -> Non
     assert [(r["name"], r["_offset"], r["_index"]) for r in rows] == [("a", 7, 0), ("c", 7, 2)]
     assert s.stats.skipped["malformed_json"] == 1
     assert consumer.committed[(USAGE, 0)] == 8
+
+
+@functools.cache
+def mixed_log() -> dict[tuple[str, int], list[FakeMessage]]:
+    """Usage, health and change events, some leaving out what the models fill in, some
+    only the models can read, and bad lines among good ones in batch messages."""
+    from shiftright_server.schemas import wire
+
+    usage = [
+        encoded("usage", T0, name="plain"),
+        encoded("usage", T0 + timedelta(minutes=1, milliseconds=500), attributes={"k": "v"}),
+        encoded("usage", T0, name="zoned").replace(b"15:00:00.000Z", b"17:00:00.5+02:00"),
+        b'{"kind":"usage","app":"a","env":"e","name":"no-id-no-ts-no-origin"}',
+        encoded("usage", T0, status_code="503"),  # lax: only the models take it
+        b"{broken",
+        encoded("usage", T0, name="x" * 201),
+        b'{"kind":"usage","app":"a","env":"e","name":"first","name":"last"}',
+    ]
+    health = [encoded("health", T0, origin="synthetic"), encoded("health", T0, metrics={})]
+    change = [encoded("change", T0, description="d", actor="ci")]
+    batch = list(wire.BATCH_HEADERS)
+    return {
+        (USAGE, 0): [
+            message(USAGE, 0, 0, b"\n".join(usage), batch),
+            message(USAGE, 0, 1, encoded("usage", T0, name="single")),
+        ],
+        ("events.health.v1", 0): [message("events.health.v1", 0, 0, b"\n".join(health), batch)],
+        ("events.change.v1", 0): [message("events.change.v1", 0, 0, b"\n".join(change), batch)],
+    }
+
+
+def stored_with(json_rows: bool) -> tuple[FakeWarehouse, ClickHouseSink]:
+    consumer, warehouse = FakeConsumer(mixed_log()), FakeWarehouse()
+    s = sink(consumer, warehouse)
+    s._router = Router("", Limits(max_age=timedelta(days=36500)), json_rows=json_rows)
+    drain(s, consumer)
+    return warehouse, s
+
+
+def test_events_handed_over_as_json_are_stored_as_the_row_path_stores_them() -> None:
+    as_json, json_sink = stored_with(json_rows=True)
+    as_rows, rows_sink = stored_with(json_rows=False)
+    assert as_json.json_lines >= 6 and as_rows.json_lines == 0
+    for table in ("events_usage", "events_health", "events_change"):
+        key = lambda r: (r["_offset"], r["_index"])  # noqa: E731
+        assert sorted(as_json.tables[table], key=key) == sorted(as_rows.tables[table], key=key)
+    assert json_sink.stats.skipped == rows_sink.stats.skipped
+    assert json_sink.stats.skipped["malformed_json"] == 1
+    names = {r["name"] for r in as_json.tables["events_usage"]}
+    assert {"plain", "no-id-no-ts-no-origin", "last", "single"} <= names
+
+
+def test_a_json_line_the_warehouse_refuses_is_stored_through_the_row_path() -> None:
+    warehouse, s = stored_with(json_rows=True)
+    (row,) = [r for r in warehouse.tables["events_usage"] if r["_index"] == 7]
+    assert row["name"] == "last"  # the duplicate key: refused as JSON, stored as a row
+    assert "dead_letters" not in warehouse.tables
+    assert s.stats.stored["events_usage"] == 7
