@@ -1,6 +1,7 @@
 """App-thread cost of the shiftright SDK next to sentry-sdk and posthog, in one run.
 
     python -m bench.sdk_overhead [--n 20000] [--rounds 5]
+    python -m bench.sdk_overhead --spill [--n 20000] [--rounds 5]   # the disk spill on vs off
 
 What is timed is only the call the app makes (``track()``, ``capture_exception()``, …):
 each SDK hands the rest to its own background thread. All three point at addresses where
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 Op = Callable[[int], object]
 
@@ -154,7 +156,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--total-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--lean-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--spill", action="store_true", help="the disk spill on vs off")
+    parser.add_argument("--spill-total", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.spill or args.spill_total:
+        from bench.sdk_spill import main as spill_main
+
+        spill_main(args)
+        return
     if args.total_only:  # a process of its own: no other SDK's threads on the CPU clock
         print_total_cost(args.n * args.rounds)
         return
@@ -236,9 +245,8 @@ class NullTransport:
         pass
 
 
-def print_total_cost(n: int) -> None:
-    """CPU of the whole process per event: the app-thread call plus the sender thread's
-    batching, scrubbing and JSON encoding (what the app pays in total, GIL included)."""
+def init_without_kafka(n: int, transport: Callable[[Any], Any], **options: Any) -> None:
+    """The SDK with nothing but its own work: room for ``n`` events, no hooks or health."""
     import shiftright
 
     shiftright.init(
@@ -248,9 +256,18 @@ def print_total_cost(n: int) -> None:
         health_interval=0,
         hooks=False,
         logging_level=None,
-        transport=NullTransport,
+        transport=transport,
         queue_size=n + 1,
+        **options,
     )
+
+
+def print_total_cost(n: int) -> None:
+    """CPU of the whole process per event: the app-thread call plus the sender thread's
+    batching, scrubbing and JSON encoding (what the app pays in total, GIL included)."""
+    import shiftright
+
+    init_without_kafka(n, NullTransport)
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(n):
         shiftright.track("checkout.submit", user_id="u-42", customer_id="acme", duration_ms=42.0)

@@ -9,7 +9,7 @@ from typing import Any
 
 from shiftright import hooks, stack
 from shiftright.client import Client, after_fork_in_child
-from shiftright.config import Config
+from shiftright.config import Config, from_environment
 from shiftright.context import current
 from shiftright.flags import runtime as flag_runtime
 from shiftright.health import HealthCollector
@@ -23,8 +23,11 @@ def init(
 ) -> Client:
     """Start the SDK: ``shiftright.init(app="checkout", env="prod", release="1.4.2",
     kafka="broker:9092")``. Options are the fields of :class:`shiftright.Config`.
-    Calling it again replaces the previous client (after flushing it)."""
+    Calling it again replaces the previous client (after flushing it). The disk spill's
+    options can also come from ``SHIFTRIGHT_SPILL_DIR``, ``SHIFTRIGHT_SPILL_MAX_BYTES`` and
+    ``SHIFTRIGHT_SPILL_AFTER``."""
     global _client
+    options = {**from_environment(os.environ), **options}
     config = Config(app=app, env=env, release=release, kafka=kafka, **options)
     if _client is not None:
         close()

@@ -9,7 +9,10 @@ Contract of each step:
   batch messages and hands those to the transport. A full transport drops the batch and
   counts its events (``transport_full``); the transport reports each message's delivery,
   counted per event as ``delivered`` or ``failed[<Kafka error name>]``.
-- ``flush(timeout)`` waits for both, for at most ``timeout`` seconds.
+- With ``spill_dir`` set, a :class:`~shiftright.spiller.Spiller` stands between the
+  sender and the transport: while the broker is away batches go to files on disk instead
+  of being dropped, and come back in order (see :mod:`shiftright.spiller`).
+- ``flush(timeout)`` waits for all of it, for at most ``timeout`` seconds.
 - After ``os.fork()`` the child starts with an empty queue, new threads and a new
   transport (librdkafka's threads do not survive a fork).
 """
@@ -32,9 +35,10 @@ from shiftright.limits import Gate
 from shiftright.partition import partition_of
 from shiftright.payload import Builder, Unsendable
 from shiftright.ratelog import RateLimitedLog
-from shiftright.transport import KafkaTransport, Transport
+from shiftright.spill import Record
+from shiftright.spiller import Spiller
+from shiftright.transport import NDJSON_HEADERS, PURGED, KafkaTransport, Transport
 
-NDJSON_HEADERS = [("content-type", b"application/x-ndjson")]
 MAX_BATCH_BYTES = 512 * 1024
 MAX_BATCH_EVENTS = 1000
 
@@ -75,8 +79,12 @@ class Client:
         self.delivered = 0
         self.delivered_by_kind: Counter[str] = Counter()
         self._in_flight = 0
+        self._last_ack = time.monotonic()
         factory = self.config.transport or KafkaTransport
         self._transport: Transport = factory(self.config)
+        self._spiller = (
+            Spiller(self.config, self._transport, self) if self.config.spill_dir else None
+        )
         self._key_partition: dict[tuple[str, bytes], int] = {}
         self._thread = threading.Thread(target=self._run, name="shiftright-sender", daemon=True)
         self._thread.start()
@@ -92,6 +100,8 @@ class Client:
         if self.closed:
             return
         _abandoned.append(self._transport)
+        if self._spiller is not None:
+            self._spiller.forget()
         self._builder = Builder(self.config)  # the child's own instance id (host:pid)
         self._start()
 
@@ -133,12 +143,15 @@ class Client:
             return 0
         deadline = time.monotonic() + max(timeout, 0.0)
         self._wake.set()
-        while (self._queue or self._busy) and time.monotonic() < deadline:
+        while (self._queue or self._busy or self._spilled()) and time.monotonic() < deadline:
             time.sleep(0.002)
             self._wake.set()
         with contextlib.suppress(Exception):
             self._transport.flush(max(deadline - time.monotonic(), 0.0))
-        return len(self._queue) + self._in_flight
+        return len(self._queue) + self._in_flight + self._spilled()
+
+    def _spilled(self) -> int:
+        return self._spiller.pending() if self._spiller is not None else 0
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -150,26 +163,55 @@ class Client:
                 "delivered_by_kind": dict(self.delivered_by_kind),
                 "failed": dict(self.failed),
                 "dropped": dict(self.dropped),
+                **({"spill": self._spiller.stats()} if self._spiller is not None else {}),
             }
 
     def _drop(self, reason: str, count: int = 1) -> None:
         with self._lock:
             self.dropped[reason] += count
 
+    # -- counters the spiller keeps (spiller.Tally) ------------------------------------------
+    def count_drop(self, reason: str, count: int) -> None:
+        self._drop(reason, count)
+
+    def count_sent(self, count: int) -> None:
+        with self._lock:
+            self.sent += count
+
+    def count_delivery(self, count: int, kind: str, error: str | None) -> None:
+        with self._lock:
+            if error is None:
+                self.delivered += count
+                self.delivered_by_kind[kind] += count
+                return
+            self.failed[error] += count
+        self._log.warning("events_undelivered", error, "%d events: %s", count, error)
+
     # -- sender thread -----------------------------------------------------------------------
     def _run(self) -> None:
         interval = self.config.flush_interval
+        spiller = self._spiller
+        if spiller is not None:
+            spiller.open()  # before the first batch: what a dead process spilled goes first
         while True:
             self._wake.wait(interval)
             self._wake.clear()
             try:
                 self._drain()
                 self._transport.poll(0)
+                if spiller is not None:
+                    spiller.tick(self._stalled())
             except Exception as exc:  # the sender must outlive any bug in one batch
                 self._log.warning("sender_failed", "sender", "%r", exc)
                 self._busy = False
             if self._stop.is_set() and not self._queue:
+                if spiller is not None:
+                    spiller.close()
                 return
+
+    def _stalled(self) -> bool:
+        """Messages wait and the broker has acknowledged none for ``spill_after`` s."""
+        return self._in_flight > 0 and time.monotonic() - self._last_ack > self.config.spill_after
 
     def _drain(self) -> None:
         self._busy = True
@@ -213,12 +255,22 @@ class Client:
         return found
 
     def _produce(self, topic: str, key: bytes, value: bytes, count: int, kind: str) -> None:
+        spiller = self._spiller
+        if spiller is not None and spiller.engaged:
+            spiller.append(Record(topic, key, value, count, kind))
+            return
+
         def delivered(error: str | None) -> None:
             with self._lock:
                 self._in_flight -= count
                 if error is None:
+                    self._last_ack = time.monotonic()
                     self.delivered += count
                     self.delivered_by_kind[kind] += count
+                    return
+                if error == PURGED and spiller is not None:
+                    self.sent -= count
+                    spiller.give_back(Record(topic, key, value, count, kind))
                     return
                 self.failed[error] += count
             self._log.warning(
@@ -226,6 +278,8 @@ class Client:
             )
 
         with self._lock:  # before produce: another thread's poll may report delivery
+            if self._in_flight == 0:
+                self._last_ack = time.monotonic()  # the stall clock starts with the first
             self.sent += count
             self._in_flight += count
         for attempt in (0, 1):
@@ -243,7 +297,10 @@ class Client:
             with self._lock:
                 self.sent -= count
                 self._in_flight -= count
-                self.dropped[reason] += count
+            if reason == "transport_full" and spiller is not None and spiller.trip():
+                spiller.append(Record(topic, key, value, count, kind))
+            else:
+                self._drop(reason, count)
             return
 
 

@@ -82,6 +82,15 @@ class Config:
     #: (the default) waits for as long as the producer's buffer has room, so a broker
     #: restart or a leader election loses nothing; a full buffer drops, counted.
     message_timeout_ms: int = 0
+    #: The disk spill: a directory for events the broker cannot take now ("" turns it off).
+    #: Each process uses a slot ``<spill_dir>/<n>``; a restarted app sends what a dead one
+    #: left there. See :mod:`shiftright.spiller`.
+    spill_dir: str = ""
+    #: Bound of one slot's segment files; past it the newest events are dropped (``spill_full``).
+    spill_max_bytes: int = 256 * 1024 * 1024
+    #: Seconds without any acknowledgement from the broker, while messages wait, before
+    #: new events go to the spill instead of the producer's memory.
+    spill_after: float = 5.0
     #: Extra confluent-kafka settings, applied last.
     producer_config: Mapping[str, Any] = field(default_factory=dict)
     #: Builds the transport (called again in a forked child). Default: confluent-kafka.
@@ -94,3 +103,24 @@ class Config:
 
     def sample_rate(self, kind: str) -> float:
         return float(self.sample_rates.get(kind, 1.0))
+
+
+#: Options an operator can set without touching code; an option passed to ``init`` wins.
+ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "spill_dir": ("SHIFTRIGHT_SPILL_DIR", str),
+    "spill_max_bytes": ("SHIFTRIGHT_SPILL_MAX_BYTES", int),
+    "spill_after": ("SHIFTRIGHT_SPILL_AFTER", float),
+}
+
+
+def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The options :data:`ENVIRONMENT` names that ``environ`` sets (unreadable ones skipped)."""
+    found: dict[str, Any] = {}
+    for option, (name, parse) in ENVIRONMENT.items():
+        raw = environ.get(name, "").strip()
+        if raw:
+            try:
+                found[option] = parse(raw)
+            except ValueError:
+                continue
+    return found

@@ -3,7 +3,8 @@
 The sender thread is the only caller. ``produce`` never blocks: it raises ``BufferError``
 when the transport's own queue is full (the sender counts those events as dropped).
 ``on_delivery`` is called later, from ``poll``/``flush``, with ``None`` on success or the
-error's name.
+error's name. ``purge_queued`` (optional) gives back the messages the transport still
+queues: each one's ``on_delivery`` gets :data:`PURGED` (the disk spill stores them).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from shiftright.config import Config
 from shiftright.ratelog import RateLimitedLog
 
 Delivery = Callable[[str | None], None]
+
+NDJSON_HEADERS = [("content-type", b"application/x-ndjson")]
+#: What ``on_delivery`` gets for a message ``purge_queued`` gave back (not sent).
+PURGED = "_PURGE_QUEUE"
 
 #: Raw topics accept messages up to this size (schemas.topics.RAW_TOPIC_MAX_MESSAGE_BYTES).
 MAX_MESSAGE_BYTES = 2 * 1024 * 1024
@@ -76,6 +81,7 @@ class KafkaTransport:
         self._config = config
         self._log = RateLimitedLog(logging.getLogger("shiftright.kafka"), every=60.0)
         self._fatal = False
+        self._purged: Any = None  # the producer purge_queued was last called on
         self._resend: list[tuple[Any, Delivery]] = []  # (failed message, its callback)
         self._producer = self._make()
         self._partition_counts: dict[str, int] = {}
@@ -114,7 +120,9 @@ class KafkaTransport:
 
         def delivered(err: Any, msg: Any) -> None:
             doomed = self._fatal or producer is not self._producer
-            if err is not None and (doomed or err.fatal() or err.code() in _FATAL_FALLOUT):
+            if err is not None and not doomed and _handed_back(err, producer, self._purged):
+                on_delivery(PURGED)
+            elif err is not None and (doomed or err.fatal() or err.code() in _FATAL_FALLOUT):
                 self._resend.append((msg, on_delivery))  # sent again by the next producer
             else:
                 on_delivery(None if err is None else err.name())
@@ -140,6 +148,13 @@ class KafkaTransport:
                 -1 if partition is None else partition,
                 on_delivery,
             )
+
+    def purge_queued(self) -> None:
+        """Give back what waits in the producer's queue (not what is in flight to a broker,
+        which may be written: sending it again could duplicate it)."""
+        self._purged = self._producer
+        self._producer.purge(in_queue=True, in_flight=False, blocking=True)
+        self._producer.poll(0)
 
     def poll(self, timeout: float) -> None:
         self._producer.poll(timeout)
@@ -177,6 +192,13 @@ class KafkaTransport:
             self._fatal = True
         self._log.warning("kafka_error_reported", err.name(), "%s", err.str())
 
+
+def _handed_back(err: Any, producer: Any, purged: Any) -> bool:
+    """A message purge_queued took out of a healthy producer's queue."""
+    return producer is purged and err.code() == _PURGE_QUEUE and not err.fatal()
+
+
+_PURGE_QUEUE = -152
 
 # What a fatal error does to the messages a producer holds (librdkafka purges its queue);
 # a healthy producer is never purged here, so these mean "send again".
