@@ -18,6 +18,7 @@ from shiftright_server.infra.access.db import (
     Clock,
     Db,
     digest,
+    mint,
     new_secret,
     now_utc,
     parse_stamp,
@@ -130,17 +131,17 @@ class Accounts:
         return self.get(user_id), self.issue_link(user_id)
 
     def list(self) -> list[User]:
-        return [_user(r) for r in self._db.all(f"SELECT {_COLS} FROM users ORDER BY email")]
+        return [user_of(r) for r in self._db.all(f"SELECT {_COLS} FROM users ORDER BY email")]
 
     def get(self, user_id: str) -> User:
         row = self._db.one(f"SELECT {_COLS} FROM users WHERE id = ?", (user_id,))
         if row is None:
             raise AccountError(f"no account {user_id}")
-        return _user(row)
+        return user_of(row)
 
     def find(self, email: str) -> User | None:
         row = self._db.one(f"SELECT {_COLS} FROM users WHERE email = ?", (email.strip().lower(),))
-        return None if row is None else _user(row)
+        return None if row is None else user_of(row)
 
     def by_email(self, email: str) -> User:
         found = self.find(email)
@@ -174,14 +175,13 @@ class Accounts:
     # -- one-time sign-in links --------------------------------------------------------------
     def issue_link(self, user_id: str) -> str:
         """A new sign-in link token for the account (earlier unused links stay valid)."""
-        token = new_secret()
-        expires = stamp(self._clock() + self._link_ttl)
+        link = mint(self._clock, self._link_ttl)
         with self._db.tx() as c:
             c.execute(
                 "INSERT INTO signin_links (digest, user_id, expires_at) VALUES (?, ?, ?)",
-                (digest(token), user_id, expires),
+                (link.digest, user_id, link.expires),
             )
-        return token
+        return link.token
 
     def link_user(self, token: str) -> User | None:
         """The account a link signs in, while it is unused and unexpired."""
@@ -229,7 +229,7 @@ class Accounts:
                     "UPDATE users SET password_hash = ? WHERE id = ?",
                     (self._hasher.hash(password), row[0]),
                 )
-        return SignIn(_user(row[:5]))
+        return SignIn(user_of(row[:5]))
 
     def _verify(self, stored: str, password: str) -> bool:
         try:
@@ -243,8 +243,15 @@ def check_password(password: str) -> None:
         raise AccountError(f"a password has at least {MIN_PASSWORD} characters")
 
 
-_COLS = "id, email, role, password_hash IS NOT NULL, created_at"
+def user_columns(alias: str = "") -> str:
+    """The columns of ``users`` (named ``alias`` in the query) that :func:`user_of` reads."""
+    t = f"{alias}." if alias else ""
+    return f"{t}id, {t}email, {t}role, {t}password_hash IS NOT NULL, {t}created_at"
 
 
-def _user(row: tuple[object, ...]) -> User:
+def user_of(row: tuple[object, ...]) -> User:
+    """An account from a row of :func:`user_columns`."""
     return User(str(row[0]), str(row[1]), check_role(str(row[2])), bool(row[3]), str(row[4]))
+
+
+_COLS = user_columns()

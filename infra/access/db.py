@@ -9,7 +9,8 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,25 @@ def new_secret() -> str:
 def digest(secret: str) -> str:
     """What is stored of a random secret: its SHA-256 (nothing to brute-force in 256 bits)."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Minted:
+    """A new random secret as the stores keep it (sign-in links, sessions, share links):
+    the token, given out once; its digest, all that is stored; when it was made and when
+    it expires ('' for no expiry), as stored times."""
+
+    token: str
+    digest: str
+    made: str
+    expires: str
+
+
+def mint(clock: Clock, ttl: timedelta | None = None) -> Minted:
+    """A new secret made now (``clock``), expiring ``ttl`` later (None: never)."""
+    token, now = new_secret(), clock()
+    expires = "" if ttl is None else stamp(now + ttl)
+    return Minted(token, digest(token), stamp(now), expires)
 
 
 class Db:

@@ -11,15 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from shiftright_server.infra.access.db import (
-    Clock,
-    Db,
-    digest,
-    new_secret,
-    now_utc,
-    parse_stamp,
-    stamp,
-)
+from shiftright_server.infra.access.db import Clock, Db, digest, mint, now_utc, parse_stamp, stamp
 
 #: The pages a link may open (the dashboard maps each to its routes).
 PAGES = ("overview", "usage", "errors", "health")
@@ -74,24 +66,24 @@ class ShareLinks:
         ttl = self.default_ttl if days is None else timedelta(days=days)
         if ttl <= timedelta(0) or ttl > timedelta(days=366):
             raise LinkError("a link lasts more than 0 and at most 366 days")
-        token, link_id, now = new_secret(), secrets.token_hex(6), self._clock()
+        made, link_id = mint(self._clock, ttl), secrets.token_hex(6)
         with self._db.tx() as c:
             c.execute(
                 "INSERT INTO share_links (id, digest, created_by, apps, envs, pages, label, "
                 "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     link_id,
-                    digest(token),
+                    made.digest,
                     created_by,
                     json.dumps(apps),
                     json.dumps(envs),
                     json.dumps(pages),
                     label,
-                    stamp(now),
-                    stamp(now + ttl),
+                    made.made,
+                    made.expires,
                 ),
             )
-        return token, self.get(link_id)
+        return made.token, self.get(link_id)
 
     def get(self, link_id: str) -> ShareLink:
         rows = self._select("WHERE id = ?", (link_id,))

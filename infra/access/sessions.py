@@ -9,16 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from shiftright_server.infra.access.accounts import User
-from shiftright_server.infra.access.db import (
-    Clock,
-    Db,
-    digest,
-    new_secret,
-    now_utc,
-    parse_stamp,
-    stamp,
-)
+from shiftright_server.infra.access.accounts import User, user_columns, user_of
+from shiftright_server.infra.access.db import Clock, Db, digest, mint, now_utc, parse_stamp, stamp
 
 #: Last-use times are written at most this often (a page polls every few seconds).
 TOUCH_EVERY = timedelta(seconds=60)
@@ -38,24 +30,22 @@ class Sessions:
 
     def start(self, user: User, address: str, replacing: str = "") -> Session:
         """A new session for ``user``; the session ``replacing`` (if any) ends."""
-        session_id = new_secret()
-        now = stamp(self._clock())
+        made = mint(self._clock)
         with self._db.tx() as c:
             if replacing:
                 c.execute("DELETE FROM sessions WHERE digest = ?", (digest(replacing),))
             c.execute(
                 "INSERT INTO sessions (digest, user_id, created_at, last_seen, address) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (digest(session_id), user.id, now, now, address),
+                (made.digest, user.id, made.made, made.made, address),
             )
-        return Session(session_id, user)
+        return Session(made.token, user)
 
     def get(self, session_id: str) -> Session | None:
         """The live session with this id (its last use noted); None when ended or expired."""
         key = digest(session_id)
         row = self._db.one(
-            "SELECT s.created_at, s.last_seen, u.id, u.email, u.role, "
-            "u.password_hash IS NOT NULL, u.created_at "
+            f"SELECT s.created_at, s.last_seen, {user_columns('u')} "
             "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.digest = ?",
             (key,),
         )
@@ -69,10 +59,7 @@ class Sessions:
         if now - seen > TOUCH_EVERY:
             with self._db.tx() as c:
                 c.execute("UPDATE sessions SET last_seen = ? WHERE digest = ?", (stamp(now), key))
-        from shiftright_server.infra.access.accounts import check_role
-
-        user = User(row[2], row[3], check_role(row[4]), bool(row[5]), row[6])
-        return Session(session_id, user)
+        return Session(session_id, user_of(row[2:]))
 
     def end(self, session_id: str) -> bool:
         with self._db.tx() as c:
