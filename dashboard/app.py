@@ -18,6 +18,7 @@ from shiftright_server.dashboard import (
     audit_page,
     console,
     error_pages,
+    flag_pages,
     keys_page,
     pages,
     qa,
@@ -28,6 +29,7 @@ from shiftright_server.dashboard import (
 from shiftright_server.dashboard.commands import CommandSender, KafkaCommands
 from shiftright_server.dashboard.desk import AlertingDesk, NoDesk
 from shiftright_server.dashboard.errors import UnknownGroup
+from shiftright_server.dashboard.flag_desk import FlagDesk, NoFlags
 from shiftright_server.dashboard.permissions import Policy
 from shiftright_server.dashboard.policy import RolePolicy
 from shiftright_server.dashboard.render import render_problem, templates
@@ -64,10 +66,11 @@ def create_app(
     desk: AlertingDesk | None = None,
     identity: Identity | None = None,
     audit: Audit | None = None,
+    flags: FlagDesk | None = None,
 ) -> FastAPI:
     """The dashboard over the configured warehouse, Kafka and identity store (or the given
     fakes); ``desk``: the alerting service that changes rules and silences (none:
-    read-only)."""
+    read-only); ``flags``: the flag service (none: no flags shown)."""
     app = FastAPI(
         title="shiftright dashboard",
         # the schema is served behind the permission check (pages.py); no Swagger UI,
@@ -83,6 +86,7 @@ def create_app(
     app.state.commands = commands or KafkaCommands(settings)
     app.state.policy = policy or RolePolicy()
     app.state.desk = desk or NoDesk()
+    app.state.flags = flags or NoFlags()
     app.state.identity = identity or open_identity(settings)
     app.state.audit = audit or WarehouseAudit(app.state.identity.db, settings.clickhouse)
     app.state.templates = templates(HERE / "templates")
@@ -93,6 +97,7 @@ def create_app(
     app.include_router(rule_pages.router)  # before /alerts/{rule}: /alerts/rule-form
     app.include_router(alert_pages.router)
     app.include_router(console.router)
+    app.include_router(flag_pages.router)
     app.include_router(qa.router)
     app.include_router(admin_pages.router)
     app.include_router(audit_page.router)

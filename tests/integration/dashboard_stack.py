@@ -21,6 +21,7 @@ from shiftright_server.dashboard.app import create_app
 from shiftright_server.dashboard.timerange import sql_time
 from shiftright_server.infra.access.identity import Identity, open_identity
 from shiftright_server.infra.api.dashboard_desk import ServiceDesk
+from shiftright_server.infra.api.dashboard_flags import service_flags
 from shiftright_server.infra.clickhouse import apply_schema, get_client
 from shiftright_server.infra.kafka.topics import create_topics
 from shiftright_server.infra.settings import (
@@ -103,8 +104,9 @@ def traffic() -> list[dict[str, Any]]:
 def serve(settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
     ch = settings.clickhouse
     desk = ServiceDesk(open_store(settings), lambda: get_client(ch, database=ch.database))
+    flags = service_flags(settings.kafka.bootstrap_servers, settings.namespace)
     config = uvicorn.Config(
-        create_app(settings, desk=desk),
+        create_app(settings, desk=desk, flags=flags),
         host=settings.dashboard.host,
         port=settings.dashboard.port,
         log_level="warning",

@@ -80,6 +80,7 @@ def test_every_page_loads_without_console_errors_and_draws_its_charts(
         "health": "/health?range=15m",
         "alerts": "/alerts?range=15m",
         "qa": "/qa?range=15m",
+        "flags": "/flags?range=15m",
         "sql": "/sql?q=SELECT+app,+env,+count()+AS+uses+FROM+events_usage+GROUP+BY+ALL+ORDER+BY+ALL",
     }
     for name, path in pages.items():
@@ -89,6 +90,8 @@ def test_every_page_loads_without_console_errors_and_draws_its_charts(
             assert page.get_by_text("Nothing firing or pending.").count() == 1
         elif name == "sql":
             assert page.locator(".sql-result tbody tr").count() == 4  # two apps, two envs
+        elif name == "flags":  # no chart on the list
+            assert page.locator("h1.page-title").inner_text() == "Flags"
         elif name == "qa":  # simulated customers, no test traffic: nothing tested yet
             assert page.locator(".qa-untested tr.never-tested").count() > 0
             assert page.locator(".qa-releases tbody tr").count() > 0
@@ -464,3 +467,47 @@ def test_a_person_subscribes_on_a_rule_page_gets_its_mail_and_unsubscribes_witho
             assert len(mailbox.to("pat@example.com")) == 1  # nothing more for pat
     finally:
         mailbox.stop()
+
+
+def test_a_flag_flipped_from_its_page_turns_off_and_restores(stack: Stack, tab: Watched) -> None:
+    from shiftright_server.infra.flags_config import FlagTopic
+    from shiftright_server.sinks.flags.admin import FlagAdmin
+
+    from tests.unit.flags.test_flag_file import GOOD
+
+    kafka, ns = stack.settings.kafka.bootstrap_servers, stack.settings.namespace
+    admin = FlagAdmin(FlagTopic(kafka, ns))
+    admin.apply(GOOD, "ann@example.com", "flags.yaml")
+    now = datetime.now(UTC) - timedelta(seconds=10)
+    cohorts = [("on", 40, 6), ("off", 40, 1)]
+    sent = [  # over the last five minutes
+        event(kind, now - timedelta(seconds=30 * (i % 10)), flags={"new-checkout": variant})
+        for variant, uses, errors in cohorts
+        for i, kind in enumerate(["usage"] * uses + ["error"] * errors)
+    ]
+    emit_batched(stack.settings, sent)
+    page = tab.page
+    page.goto(f"{stack.url}/flags")
+    page.get_by_role("link", name="new-checkout", exact=True).click()
+    prod = page.locator('tr[data-env="prod"]')
+    assert prod.locator("[data-state]").get_attribute("data-state") == "on"
+    prod.locator("select[name=to]").select_option("off")
+    prod.locator("input[name=reason]").fill("errors on the new path")
+    prod.get_by_role("button", name="Flip").click()
+    page.wait_for_selector("text=Flipped.")
+    assert prod.locator("[data-state]").get_attribute("data-state") == "off"
+    assert "by tester@example.com" in prod.inner_text()
+    status = admin.status("checkout", "new-checkout")
+    flipped = status.env("prod") if status is not None else None
+    assert flipped is not None and (flipped.state, flipped.actor) == ("off", "tester@example.com")
+    prod.get_by_role("button", name="Restore").click()
+    page.wait_for_selector("text=Restored")
+    assert prod.locator("[data-state]").get_attribute("data-state") == "on"
+    # the cohorts' error rates, once the events are stored
+    stored = "SELECT count() FROM events_usage WHERE mapContains(flags, 'new-checkout')"
+    wait_for(lambda: stack.sql(stored) == [(80,)], 60, "the flagged usage events stored")
+    page.goto(f"{stack.url}/flags/new-checkout?app=checkout&env=prod&range=15m")
+    assert page.locator('tr[data-variant="on"] td').nth(3).inner_text() == "150.0"
+    page.wait_for_selector("#variants canvas")
+    shot(page, "flag")
+    assert tab.problems == []

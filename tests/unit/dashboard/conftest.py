@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from shiftright_server.dashboard.app import create_app
+from shiftright_server.dashboard.flag_desk import FlagDesk
 from shiftright_server.dashboard.queries import name_of
 from shiftright_server.dashboard.warehouse import Result, WarehouseDown
 from shiftright_server.infra.access.audit import MemoryAudit
@@ -130,9 +131,15 @@ def audit() -> MemoryAudit:
 
 
 def make_app(
-    reader: FakeReader, commands: FakeCommands, identity: Identity, audit: MemoryAudit
+    reader: FakeReader,
+    commands: FakeCommands,
+    identity: Identity,
+    audit: MemoryAudit,
+    flags: FlagDesk | None = None,
 ) -> FastAPI:
-    return create_app(Settings(), reader=reader, commands=commands, identity=identity, audit=audit)
+    return create_app(
+        Settings(), reader=reader, commands=commands, identity=identity, audit=audit, flags=flags
+    )
 
 
 @pytest.fixture
