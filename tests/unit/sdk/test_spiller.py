@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -236,3 +237,45 @@ def test_the_directory_can_come_from_the_environment(
         assert (tmp_path / "env-spill" / "0" / "lock").exists()
     finally:
         shiftright.close(1)
+
+
+def test_health_snapshots_show_what_the_spill_holds(start: Any) -> None:
+    from shiftright.health import HealthCollector
+
+    broker = FakeBroker()
+    client = start(broker)
+    broker.up = False
+    send(range(50))
+    wait(lambda: shiftright.stats()["spill"]["events"] == 50, "spilled")
+    assert HealthCollector(client).snapshot()["shiftright.sdk.spill.events"] == 50.0
+
+
+def test_a_forked_child_takes_a_slot_of_its_own_and_the_parent_keeps_its_own(
+    start: Any, tmp_path: Path
+) -> None:
+    from shiftright.spill import open_slot
+
+    start(FakeBroker())
+    wait(lambda: shiftright.stats()["spill"]["open"], "the parent's slot")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its slot, then leave without running pytest's exit
+        try:
+            os.close(read)
+            deadline = time.monotonic() + 5
+            while not shiftright.stats()["spill"]["open"] and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os.write(write, shiftright.stats()["spill"]["directory"].encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child_dir = pipe.read()
+    os.waitpid(pid, 0)
+    assert child_dir == str(tmp_path / "spill" / "1")
+    assert shiftright.stats()["spill"]["directory"] == str(tmp_path / "spill" / "0")
+    free = open_slot(
+        tmp_path / "spill", 1 << 20
+    )  # the child's slot is free again, the parent's not
+    assert free is not None and free.directory == tmp_path / "spill" / "1"
+    free.close()

@@ -162,6 +162,8 @@ class HealthCollector:
         metrics["shiftright.sdk.queue.depth"] = float(stats["queued"])
         metrics["shiftright.sdk.dropped"] = float(sum(stats["dropped"].values()))
         metrics["shiftright.sdk.failed"] = float(sum(stats["failed"].values()))
+        if "spill" in stats:
+            metrics["shiftright.sdk.spill.events"] = float(stats["spill"]["events"])
         return metrics
 
     def _run(self) -> None:

@@ -120,7 +120,9 @@ class Spiller:
     def pending(self) -> int:
         """Events on disk or purged from the transport, not yet acknowledged."""
         spill = self._spill
-        return (spill.events if spill is not None else 0) + sum(r.count for r in self._returned)
+        with self._lock:  # the app thread asks (flush) while the sender moves records
+            returned = sum(r.count for r in self._returned)
+        return (spill.events if spill is not None else 0) + returned
 
     def stats(self) -> dict[str, Any]:
         spill = self._spill
