@@ -374,6 +374,12 @@ class AlertingSettings(BaseModel):
     keep_days: float = Field(
         default=30.0, description="How long delivered keys are remembered (no resend)."
     )
+    flips_per_hour: int = Field(
+        default=4,
+        ge=1,
+        description="Alert flips of one flag in one environment per hour; later firings "
+        "leave the flag alone (a rule's flip: max_per_hour overrides it).",
+    )
 
 
 class DashboardSettings(BaseModel):

@@ -139,6 +139,8 @@ class FlipSpec(BaseModel):
     to: FlipTarget = "off"
     restore: Literal["auto", "manual"] = "auto"
     quiet: Duration = 300.0
+    #: Alert flips of this flag per hour at most (None: the notifier's flips_per_hour).
+    max_per_hour: int | None = Field(default=None, ge=1)
 
     def where(self, scope: Scope) -> tuple[str, str]:
         """The (app, env) the flip acts on."""

@@ -7,7 +7,8 @@
 
 Contract:
 - A ``firing`` transition of a rule with ``flip`` flips the flag (:func:`alert_flip`:
-  never over a person's flip, capped per hour, once per firing). A ``resolved`` one arms
+  never over a person's flip, capped per hour — the rule's ``max_per_hour`` or
+  ``SHIFTRIGHT_ALERTING__FLIPS_PER_HOUR`` — once per firing). A ``resolved`` one arms
   the automatic restore in the flip record itself; every ``RESTORE_CHECK_S`` the flipper
   restores the flips whose quiet period has passed.
 - Each decision is made on a copy of the flag topic a follower thread keeps current,
@@ -148,7 +149,8 @@ class Flipper:
             return "none"
         spec, scope = found
         app, env = spec.where(scope)
-        action = FlipAction(app, spec.flag, env, spec.to, spec.restore, spec.quiet)
+        cap = spec.max_per_hour or self.settings.alerting.flips_per_hour
+        action = FlipAction(app, spec.flag, env, spec.to, spec.restore, spec.quiet, cap)
         with self._current() as folder:
             if t.state == "firing" and (datetime.now(UTC) - t.ts).total_seconds() > STALE_S:
                 outcome = "stale"

@@ -4,7 +4,8 @@
   force, an alert's flip and an alert's restore of that flag leave it alone.
 * An alert's flip is idempotent: its ``flip_id`` is the firing's idempotency key, so a
   flipper that restarts and reads the same firing again finds its flip already written.
-* At most ``max_per_hour`` alert flips per flag and environment in an hour (the record
+* At most ``max_per_hour`` alert flips per flag and environment in an hour (the rule's
+  ``max_per_hour``, else the notifier's ``flips_per_hour``, 4 by default; the record
   carries the times of the last hour's alert flips, restores included).
 * An alert's ``restore: auto`` waits for the alert to resolve and then ``quiet`` seconds
   (the resolve time is written into the flip, so a restart keeps the schedule);
@@ -43,6 +44,7 @@ class FlipAction:
     to: str
     restore: Literal["auto", "manual"] = "auto"
     quiet: float = 300.0
+    max_per_hour: int = MAX_PER_HOUR
 
 
 def in_force(folder: Folder, app: str, flag: str, env: str) -> Flip | None:
@@ -107,7 +109,6 @@ def alert_flip(
     flip_id: str,
     reason: str,
     at: datetime,
-    max_per_hour: int = MAX_PER_HOUR,
 ) -> Outcome:
     """The rule fired: flip the flag unless a person's flip is in force, this firing
     already flipped it, or the hourly cap is reached."""
@@ -120,7 +121,7 @@ def alert_flip(
         return "person"
     now_s = at.timestamp()
     recent = [t for t in (before.recent if before else []) if now_s - t < 3600]
-    if len(recent) >= max_per_hour:
+    if len(recent) >= action.max_per_hour:
         return "capped"
     previous = state(folder, action.app, action.flag, action.env)
     flip = Flip(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 import pytest
 from shiftright.flags.topic import Folder, file_key, flip_key
-from shiftright_server.infra.settings import Settings
+from shiftright_server.infra.settings import AlertingSettings, Settings
 from shiftright_server.schemas.alerts import AlertTransition, FlipSpec, Scope
 from shiftright_server.schemas.flag_file import load_flags
 from shiftright_server.schemas.flags import Flip
@@ -183,31 +184,53 @@ class FlipperTopic(FakeTopic):
         return self.folder
 
 
-def _flipper(topic: FlipperTopic) -> Flipper:
-    made = Flipper(Settings(namespace="unit"))  # nothing connects before start()
+def _flipper(topic: FlipperTopic, settings: Settings | None = None, **flip: Any) -> Flipper:
+    made = Flipper(settings or Settings(namespace="unit"))  # nothing connects before start()
     made.flags = topic  # type: ignore[assignment]  # the fake keeps FlagTopic's interface
     made.folder = topic.folder
-    spec = FlipSpec(flag="new-checkout", to="off", quiet=300)
+    spec = FlipSpec(flag="new-checkout", to="off", quiet=300, **flip)
     made.actions = {"checkout-errors": (spec, Scope(app="checkout", env="prod"))}
     return made
 
 
-def test_a_flipper_restarted_mid_flip_reads_the_firing_again_and_flips_once() -> None:
-    topic = FlipperTopic()
-    firing = AlertTransition(
+def _firing(seq: int = 2, state: Literal["firing", "resolved"] = "firing") -> AlertTransition:
+    return AlertTransition(
         rule="checkout-errors",
         rule_kind="threshold",
         fingerprint="fp",
         labels={},
-        previous="pending",
-        state="firing",
+        previous="pending" if state == "firing" else "firing",
+        state=state,
         ts=datetime.now(UTC),
-        seq=2,
-        idempotency_key="checkout-errors|fp|2|firing",
+        seq=seq,
+        idempotency_key=f"checkout-errors|fp|{seq}|{state}",
     )
+
+
+def test_a_flipper_restarted_mid_flip_reads_the_firing_again_and_flips_once() -> None:
+    topic = FlipperTopic()
+    firing = _firing()
     first, successor = _flipper(topic), _flipper(topic)
     assert first.act(firing) == "flipped"  # killed before committing its offset...
     assert successor.act(firing) == "already"  # ...so the successor reads it again
     assert topic.changes == [("new-checkout", "on", "off", "alert:checkout-errors")]
     old = firing.model_copy(update={"ts": datetime.now(UTC) - timedelta(hours=1), "seq": 1})
     assert successor.act(old) == "stale"
+
+
+def _flips_in_an_hour(flipper: Flipper) -> list[str]:
+    """Fire, resolve and restore ten times within a few seconds."""
+    outcomes = []
+    for seq in range(10):
+        outcomes.append(flipper.act(_firing(2 * seq + 2)))
+        flipper.act(_firing(2 * seq + 3, "resolved"))
+        flipper.restore_due(datetime.now(UTC) + timedelta(minutes=10))
+    return outcomes
+
+
+def test_the_hourly_cap_is_a_setting_and_a_rule_may_set_its_own() -> None:
+    assert _flips_in_an_hour(_flipper(FlipperTopic())).count("flipped") == 4  # the default
+    settings = Settings(namespace="unit", alerting=AlertingSettings(flips_per_hour=2))
+    assert _flips_in_an_hour(_flipper(FlipperTopic(), settings)).count("flipped") == 2
+    own = _flipper(FlipperTopic(), settings, max_per_hour=7)
+    assert _flips_in_an_hour(own) == ["flipped"] * 7 + ["capped"] * 3
