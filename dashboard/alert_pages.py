@@ -14,6 +14,7 @@ from shiftright_server.dashboard.desk import AlertingDesk, DeskUnavailable
 from shiftright_server.dashboard.permissions import Action, check_permission, route_action
 from shiftright_server.dashboard.render import PageContext, page_context, render
 from shiftright_server.dashboard.timerange import sql_time
+from shiftright_server.dashboard.visitor import identity_of, visitor_of
 from shiftright_server.dashboard.warehouse import WarehouseDown
 
 
@@ -66,6 +67,11 @@ def _notices(ctx: PageContext, config: dict[str, Any]) -> list[str]:
         notices.append(f"Silence {q['silenced']} created.")
     if q.get("expired") and q["expired"].isalnum() and q["expired"] not in ids:
         notices.append("Silence expired.")
+    owner = visitor_of(ctx.request).user
+    if q.get("subscribed") and owner is not None:
+        mine = identity_of(ctx.request).subscriptions.list(owner)
+        for sub in (s for s in mine if s.id == q["subscribed"] and s.rule in names):
+            notices.append(f"Subscribed: an e-mail to {sub.to} when {sub.rule} fires.")
     return notices
 
 

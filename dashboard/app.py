@@ -20,6 +20,7 @@ from shiftright_server.dashboard import (
     error_pages,
     flag_pages,
     keys_page,
+    notify_above,
     pages,
     qa,
     rule_pages,
@@ -95,6 +96,7 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(error_pages.router)
     app.include_router(rule_pages.router)  # before /alerts/{rule}: /alerts/rule-form
+    app.include_router(notify_above.router)  # and /alerts/notify-above
     app.include_router(alert_pages.router)
     app.include_router(console.router)
     app.include_router(flag_pages.router)

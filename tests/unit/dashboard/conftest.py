@@ -150,3 +150,29 @@ def client(
     with TestClient(make_app(reader, commands, identity, audit)) as test_client:
         sign_in_as(test_client, identity, "admin")
         yield test_client
+
+
+@pytest.fixture
+def desk_parts() -> tuple[Any, Any, Any]:
+    """The alerting service over fakes: (desk, its configuration store, its rollups)."""
+    from tests.unit.dashboard.desk_fixture import service_desk
+
+    return service_desk()
+
+
+@pytest.fixture
+def web(
+    reader: FakeReader, desk_parts: tuple[Any, Any, Any], identity: Identity, audit: MemoryAudit
+) -> Iterator[TestClient]:
+    """The dashboard with the alerting service, an editor signed in."""
+    app = create_app(
+        Settings(),
+        reader=reader,
+        commands=FakeCommands(),
+        desk=desk_parts[0],
+        identity=identity,
+        audit=audit,
+    )
+    with TestClient(app) as test_client:
+        sign_in_as(test_client, identity, "editor")
+        yield test_client

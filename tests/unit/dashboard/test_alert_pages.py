@@ -48,6 +48,8 @@ def test_firing_alerts_their_history_and_labels_show_and_app_text_is_escaped(
     assert "pending → <strong>firing</strong>" in page
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert dict(reader.asked)["alerts_now"]["app"] == "checkout"
+    # each firing alert offers a subscription to its rule, app and env
+    assert 'href="/subscriptions?rule=checkout-errors&amp;app=checkout&amp;env=prod"' in now
 
 
 def test_a_rule_page_narrows_to_the_rule_and_an_unknown_rule_is_a_404(

@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from shiftright_server.dashboard.app import create_app
 from shiftright_server.dashboard.permissions import Check
-from shiftright_server.infra.access.audit import MemoryAudit
 from shiftright_server.infra.access.identity import Identity
 from shiftright_server.infra.settings import Settings
 
 from tests.signin import sign_in_as
 from tests.unit.dashboard.conftest import FakeCommands, FakeReader
-from tests.unit.dashboard.desk_fixture import FakeRollups, cpu_minutes, service_desk
+from tests.unit.dashboard.desk_fixture import FakeRollups, cpu_minutes
 from tests.unit.test_alerts_cli import FakeStore
 
 CPU_RULE = {
@@ -55,11 +53,6 @@ rules:
 
 
 @pytest.fixture
-def desk_parts() -> tuple[Any, FakeStore, FakeRollups]:
-    return service_desk()
-
-
-@pytest.fixture
 def store(desk_parts: tuple[Any, FakeStore, FakeRollups]) -> FakeStore:
     return desk_parts[1]
 
@@ -67,23 +60,6 @@ def store(desk_parts: tuple[Any, FakeStore, FakeRollups]) -> FakeStore:
 @pytest.fixture
 def rollups(desk_parts: tuple[Any, FakeStore, FakeRollups]) -> FakeRollups:
     return desk_parts[2]
-
-
-@pytest.fixture
-def web(
-    reader: FakeReader, desk_parts: tuple[Any, FakeStore, FakeRollups], identity: Identity
-) -> Iterator[TestClient]:
-    app = create_app(
-        Settings(),
-        reader=reader,
-        commands=FakeCommands(),
-        desk=desk_parts[0],
-        identity=identity,
-        audit=MemoryAudit(),
-    )
-    with TestClient(app) as test_client:
-        sign_in_as(test_client, identity, "editor")
-        yield test_client
 
 
 def field_problems(page: str) -> dict[str, str]:
