@@ -71,7 +71,7 @@ class LibrdkafkaLike:
     def time_out(self) -> None:
         self._fail(KafkaError(KafkaError._MSG_TIMED_OUT))
 
-    def purge(self, in_queue: bool = True, in_flight: bool = True) -> None:
+    def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
         self._fail(KafkaError(KafkaError._PURGE_QUEUE))
 
     def _fail(self, err: KafkaError) -> None:

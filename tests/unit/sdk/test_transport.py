@@ -71,9 +71,9 @@ def test_until_the_partition_count_is_known_events_are_batched_per_key(sdk: SDK)
     ]
 
 
-def test_a_fatal_producer_error_loses_nothing_handed_to_the_transport(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list[LibrdkafkaLike]:
+    """The librdkafka stand-ins the transport makes, in order."""
     made: list[LibrdkafkaLike] = []
 
     def make(config: dict[str, Any]) -> LibrdkafkaLike:
@@ -81,12 +81,25 @@ def test_a_fatal_producer_error_loses_nothing_handed_to_the_transport(
         return made[-1]
 
     monkeypatch.setattr(confluent_kafka, "Producer", make)
-    transport = KafkaTransport(shiftright.Config(app="a", env="e", kafka="b:9092"))
-    outcomes: list[tuple[int, str | None]] = []
+    return made
 
+
+Outcomes = list[tuple[int, str | None]]
+
+
+def reporter(outcomes: Outcomes) -> Callable[[int], Callable[[str | None], None]]:
     def outcome_of(i: int) -> Callable[[str | None], None]:
         return lambda err: outcomes.append((i, err))
 
+    return outcome_of
+
+
+def test_a_fatal_producer_error_loses_nothing_handed_to_the_transport(
+    made: list[LibrdkafkaLike],
+) -> None:
+    transport = KafkaTransport(shiftright.Config(app="a", env="e", kafka="b:9092"))
+    outcomes: Outcomes = []
+    outcome_of = reporter(outcomes)
     for i in range(4):
         transport.produce("t", b"%d" % i, b"k", [("h", b"v")], outcome_of(i))
     made[0].strike()  # librdkafka's error callback: the producer is done for
@@ -95,3 +108,25 @@ def test_a_fatal_producer_error_loses_nothing_handed_to_the_transport(
     assert transport.flush(1) == 0
     assert len(made) == 2
     assert sorted(outcomes) == [(i, None) for i in range(5)]  # each delivered, once
+
+
+def test_purge_queued_gives_back_what_waits_and_a_later_fatal_purge_still_resends(
+    made: list[LibrdkafkaLike],
+) -> None:
+    """The disk spill's purge hands messages back (PURGED) without replacing the producer;
+    the purge librdkafka makes on a fatal error still means "send again"."""
+    from shiftright.transport import PURGED
+
+    transport = KafkaTransport(shiftright.Config(app="a", env="e", kafka="b:9092"))
+    outcomes: Outcomes = []
+    outcome_of = reporter(outcomes)
+    for i in range(3):
+        transport.produce("t", b"%d" % i, b"k", [], outcome_of(i))
+    transport.purge_queued()
+    assert outcomes == [(0, PURGED), (1, PURGED), (2, PURGED)] and len(made) == 1
+
+    transport.produce("t", b"3", b"k", [], outcome_of(3))
+    made[0].strike_purging_first()
+    transport.poll(0)
+    assert transport.flush(1) == 0
+    assert outcomes[3:] == [(3, None)] and len(made) == 2, "sent again by the successor"

@@ -81,7 +81,7 @@ class KafkaTransport:
         self._config = config
         self._log = RateLimitedLog(logging.getLogger("shiftright.kafka"), every=60.0)
         self._fatal = False
-        self._purged: Any = None  # the producer purge_queued was last called on
+        self._purged: Any = None  # the producer purge_queued is purging
         self._resend: list[tuple[Any, Delivery]] = []  # (failed message, its callback)
         self._producer = self._make()
         self._partition_counts: dict[str, int] = {}
@@ -152,9 +152,14 @@ class KafkaTransport:
     def purge_queued(self) -> None:
         """Give back what waits in the producer's queue (not what is in flight to a broker,
         which may be written: sending it again could duplicate it)."""
+        # Only while its reports are served here: the purge a fatal error makes later
+        # still means "send again on the next producer".
         self._purged = self._producer
-        self._producer.purge(in_queue=True, in_flight=False, blocking=True)
-        self._producer.poll(0)
+        try:
+            self._producer.purge(in_queue=True, in_flight=False, blocking=True)
+            self._producer.poll(0)
+        finally:
+            self._purged = None
 
     def poll(self, timeout: float) -> None:
         self._producer.poll(timeout)
