@@ -279,3 +279,39 @@ def test_a_forked_child_takes_a_slot_of_its_own_and_the_parent_keeps_its_own(
     )  # the child's slot is free again, the parent's not
     assert free is not None and free.directory == tmp_path / "spill" / "1"
     free.close()
+
+
+def spill_numbers(slot: Path, numbers: range) -> None:
+    """A slot as a process that died left it."""
+    from shiftright.spill import Record, take
+
+    slot.mkdir(parents=True)
+    spill = take(slot, 1 << 20)
+    assert spill is not None
+    for n in numbers:
+        spill.append(Record("events.usage.v1", b"k", json.dumps({"value": n}).encode(), 1, "usage"))
+    spill.close()
+
+
+def test_slots_left_by_processes_that_are_gone_are_adopted_and_held_ones_are_not(
+    start: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shiftright import spiller
+    from shiftright.spill import take
+
+    monkeypatch.setattr(spiller, "ADOPT_EVERY", 0.05)
+    root = tmp_path / "spill"
+    spill_numbers(root / "0", range(0, 10))  # ours at start
+    spill_numbers(root / "3", range(10, 20))  # a worker that is not coming back
+    spill_numbers(root / "5", range(20, 30))
+    held = take(root / "5", 1 << 20)  # a live process's slot
+    assert held is not None
+    broker = FakeBroker()
+    start(broker)
+    wait(lambda: sorted(broker.numbers()) == list(range(20)), "slots 0 and 3 delivered")
+    assert broker.numbers()[:10] == list(range(10)) and not list((root / "3").glob("*.seg"))
+    assert list((root / "5").glob("*.seg")), "a held slot is left alone"
+
+    held.close()  # that process ends: its slot is adopted at the next look
+    wait(lambda: sorted(broker.numbers()) == list(range(30)), "slot 5 adopted")
+    assert shiftright.flush(5) == 0 and shiftright.stats()["delivered"] == 30

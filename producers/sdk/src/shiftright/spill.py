@@ -6,7 +6,8 @@ to Kafka: one record per NDJSON batch message (topic, key, value, event count, k
 Layout of ``<spill_dir>/<slot>/``:
 - ``lock``: held with ``flock`` by the one process using the slot. A process takes the
   first slot no live process holds, so a restarted app replays what a dead one left, and
-  the workers of a pre-fork server each get a slot of their own.
+  the workers of a pre-fork server each get a slot of their own; :func:`take` and
+  :func:`others` let a process adopt the slots of processes that are gone.
 - ``<16-digit number>.seg``: segments, appended in order. A process appends only to the
   segment it created, so a tail torn by a killed process is never written after.
 - ``ack``: ``<segment> <offset>``: everything before it was acknowledged by the broker.
@@ -261,22 +262,37 @@ def _size(path: Path) -> int:
 def open_slot(root: str | Path, max_bytes: int, segment_bytes: int | None = None) -> Spill | None:
     """The first slot under ``root`` no other process holds; None when all are held.
     Raises OSError when the directory cannot be created or read."""
+    for slot in range(MAX_SLOTS):
+        directory = Path(root) / str(slot)
+        directory.mkdir(parents=True, exist_ok=True)
+        taken = take(directory, max_bytes, segment_bytes)
+        if taken is not None:
+            return taken
+    return None
+
+
+def take(directory: Path, max_bytes: int, segment_bytes: int | None = None) -> Spill | None:
+    """The slot ``directory`` when no other process holds it, else None."""
     import fcntl
 
-    base = Path(root)
     seg = segment_bytes or min(max(max_bytes // 16, 64 * 1024), 16 * 1024 * 1024)
-    for slot in range(MAX_SLOTS):
-        directory = base / str(slot)
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        try:
-            return Spill(directory, fd, max_bytes, seg)
-        except BaseException:
-            os.close(fd)
-            raise
-    return None
+    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    try:
+        return Spill(directory, fd, max_bytes, seg)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def others(root: str | Path, own: Path) -> list[Path]:
+    """Slots under ``root`` other than ``own`` that hold segments (whoever holds them)."""
+    return [
+        d
+        for d in sorted(Path(root).iterdir())
+        if d.name.isdigit() and d != own and any(d.glob("*" + SUFFIX))
+    ]

@@ -15,6 +15,8 @@ Contract (every method but :meth:`Spiller.give_back` runs on the sender thread):
 - **Full: the newest is dropped**, counted (``spill_full``) and logged once per episode.
 - **Close** purges what the transport still queues into the spill, so the next process
   started with the same directory sends it.
+- **Adoption.** At start, and every ``ADOPT_EVERY`` seconds while idle, records of slots
+  no live process holds are moved into this process's slot (then sent like its own).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from shiftright.transport import NDJSON_HEADERS, PURGED, Transport
 
 WINDOW_RECORDS = 256
 WINDOW_BYTES = 8 * 1024 * 1024
+#: How often an idle spill looks for slots left by processes that are gone.
+ADOPT_EVERY = 30.0
 
 
 class Tally(Protocol):
@@ -67,6 +71,7 @@ class Spiller:
         self._sent: deque[_Sent] = deque()
         self._sent_bytes = 0
         self._progress = time.monotonic()
+        self._adopt_at = 0.0
         self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -87,15 +92,54 @@ class Spiller:
                 self._config.spill_dir,
             )
             return
-        if self._spill.torn_records:
+        self._report_torn(self._spill)
+        self._adopt()
+
+    def _report_torn(self, spill: Spill) -> None:
+        if spill.torn_records:
             self._log.warning(
                 "spill_tail_skipped",
                 "torn",
                 "%d torn record(s), %d bytes, in %s (a process was killed mid-write)",
-                self._spill.torn_records,
-                self._spill.torn_bytes,
-                self._spill.directory,
+                spill.torn_records,
+                spill.torn_bytes,
+                spill.directory,
             )
+
+    def _adopt(self) -> None:
+        """Move the records of slots no live process holds into ours, oldest first (a
+        pre-fork server that restarts with fewer workers leaves such slots)."""
+        own = self._spill
+        assert own is not None
+        self._adopt_at = time.monotonic() + ADOPT_EVERY
+        try:
+            for directory in spill_files.others(self._config.spill_dir, own.directory):
+                orphan = spill_files.take(directory, self._config.spill_max_bytes)
+                if orphan is not None:
+                    self._report_torn(orphan)
+                    try:
+                        self._move(orphan, own)
+                    finally:
+                        orphan.close()
+        except OSError as exc:
+            self._log.warning("spill_adopt_failed", "adopt", "%r", exc)
+
+    def _move(self, orphan: Spill, own: Spill) -> None:
+        own.torn_records += orphan.torn_records
+        own.torn_bytes += orphan.torn_bytes
+        while batch := orphan.read(64, WINDOW_BYTES):
+            moved: Position | None = None
+            events = 0
+            for record, end in batch:
+                if not own.append(record):
+                    break  # ours is full: the rest stays where it is
+                moved, events = end, events + record.count
+            if moved is None:
+                return
+            orphan.cursor = moved
+            orphan.acknowledge(moved, events)
+            if moved != batch[-1][1]:
+                return
 
     def close(self) -> None:
         """Purge what the transport still queues into the spill, then release the slot."""
@@ -203,6 +247,8 @@ class Spiller:
         self._take_returned()
         self._commit()
         if not self.engaged:
+            if time.monotonic() >= self._adopt_at:
+                self._adopt()
             return
         if not self._replay_stalled():
             self._replay()
