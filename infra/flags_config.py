@@ -128,6 +128,10 @@ class FlagTopic:
             events.append(event.model_copy(update={"description": why[:2000]}))
         self._send([(key, flip.model_dump_json().encode())], events)
 
+    def write_changes(self, events: list[ChangeEvent]) -> None:
+        """Change events alone (a flip made in another flag system)."""
+        self._send([], events)
+
     def _send(self, records: list[tuple[bytes, bytes | None]], events: list[ChangeEvent]) -> None:
         errors: list[str] = []
 

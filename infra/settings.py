@@ -380,6 +380,23 @@ class AlertingSettings(BaseModel):
         description="Alert flips of one flag in one environment per hour; later firings "
         "leave the flag alone (a rule's flip: max_per_hour overrides it).",
     )
+    unleash_url: str = Field(
+        default="",
+        description="Base URL of an Unleash server whose features rules flip with "
+        "'flip: {…, via: unleash}' (its admin API); empty: no Unleash.",
+    )
+    unleash_token: str | None = Field(
+        default=None,
+        description="Unleash admin API token or personal access token (the Authorization "
+        "header of each call).",
+    )
+    unleash_project: str = Field(
+        default="default", description="Unleash project of the flipped features."
+    )
+    unleash_timeout_seconds: float = Field(default=5.0, description="Timeout of one Unleash call.")
+    unleash_attempts: int = Field(
+        default=3, ge=1, description="Attempts of one Unleash call (no answer, 429 or 5xx)."
+    )
 
 
 class DashboardSettings(BaseModel):

@@ -141,6 +141,16 @@ class FlipSpec(BaseModel):
     quiet: Duration = 300.0
     #: Alert flips of this flag per hour at most (None: the notifier's flips_per_hour).
     max_per_hour: int | None = Field(default=None, ge=1)
+    #: Where the flag lives: shiftright's flag files, or an Unleash server's feature.
+    via: Literal["shiftright", "unleash"] = "shiftright"
+    #: The Unleash project (None: the notifier's unleash_project).
+    project: str | None = None
+
+    @model_validator(mode="after")
+    def _unleash_on_off(self) -> FlipSpec:
+        if self.via == "unleash" and self.to not in ("on", "off"):
+            raise ValueError("a flip via unleash turns a feature on or off, not to a variant")
+        return self
 
     def where(self, scope: Scope) -> tuple[str, str]:
         """The (app, env) the flip acts on."""
@@ -153,7 +163,8 @@ class FlipSpec(BaseModel):
             if self.restore == "auto"
             else "restored by a person"
         )
-        return f"turns flag {self.flag} {self.to} in {env} ({app}); {then}"
+        where = f"in Unleash ({env})" if self.via == "unleash" else f"in {env} ({app})"
+        return f"turns flag {self.flag} {self.to} {where}; {then}"
 
 
 #: Measures over rollups: count, rate (per second), failure_rate (per 1,000 requests),

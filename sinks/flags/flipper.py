@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from shiftright.flags.feed import Follower
 from shiftright.flags.topic import Folder
 from shiftright_server.infra.alerting_config import AlertingConfig, ConfigWatcher
-from shiftright_server.infra.flags_config import FlagTopic
+from shiftright_server.infra.flags_config import FlagStoreError, FlagTopic, change_event
 from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas import topics
 from shiftright_server.schemas.alerts import AlertTransition, FlipSpec, Scope
@@ -45,6 +45,7 @@ from shiftright_server.sinks.flags.flips import (
     auto_restore,
     due_restores,
 )
+from shiftright_server.sinks.flags.unleash import Held, UnleashClient, UnleashFlips
 
 log = structlog.get_logger("shiftright.flags")
 RESTORE_CHECK_S = 1.0
@@ -71,6 +72,7 @@ class Flipper:
             kafka, topics.named(topics.ALERTING_CONFIG, ns), self._configure
         )
         self.flips = 0
+        self.unleash = _unleash(settings, self.flags)
 
     def _configure(self, config: AlertingConfig) -> None:
         actions = {r.name: (r.flip, r.scope) for r in config.rules.rules if r.flip is not None}
@@ -150,9 +152,21 @@ class Flipper:
         spec, scope = found
         app, env = spec.where(scope)
         cap = spec.max_per_hour or self.settings.alerting.flips_per_hour
+        stale = t.state == "firing" and (datetime.now(UTC) - t.ts).total_seconds() > STALE_S
+        if spec.via == "unleash":
+            outcome = "stale" if stale else self._in_unleash(t, spec, app, env, cap)
+            log.info(
+                "flag_flip_decided",
+                rule=t.rule,
+                state=t.state,
+                flag=spec.flag,
+                via="unleash",
+                outcome=outcome,
+            )
+            return outcome
         action = FlipAction(app, spec.flag, env, spec.to, spec.restore, spec.quiet, cap)
         with self._current() as folder:
-            if t.state == "firing" and (datetime.now(UTC) - t.ts).total_seconds() > STALE_S:
+            if stale:
                 outcome = "stale"
             elif t.state == "firing":
                 why = t.annotations.get("summary") or f"alert {t.rule} fired"
@@ -164,7 +178,19 @@ class Flipper:
         log.info("flag_flip_decided", rule=t.rule, state=t.state, flag=spec.flag, outcome=outcome)
         return outcome
 
+    def _in_unleash(self, t: AlertTransition, spec: FlipSpec, app: str, env: str, cap: int) -> str:
+        if self.unleash is None:
+            return "unleash_not_configured"
+        project = spec.project or self.unleash.project
+        if t.state == "resolved":
+            return self.unleash.resolved(t.rule, project, spec.flag, env, t.ts.timestamp())
+        on = spec.to == "on"
+        want = Held(t.rule, project, spec.flag, env, on, spec.restore, spec.quiet, app)
+        return self.unleash.fired(t.rule, want, t.idempotency_key, t.ts.timestamp(), cap)
+
     def restore_due(self, now: datetime) -> int:
+        if self.unleash is not None:
+            self.unleash.restore_due(now.timestamp())
         with self._lock:
             if not any(spec.restore == "auto" for spec, _ in self.actions.values()):
                 return 0
@@ -187,6 +213,27 @@ class Flipper:
             return
         with self._folding:
             yield self.folder
+
+
+def _unleash(settings: Settings, flags: FlagTopic) -> UnleashFlips | None:
+    """Flips in Unleash, when a server is configured; each is a change event as well."""
+    a = settings.alerting
+    if not a.unleash_url:
+        return None
+    client = UnleashClient(
+        a.unleash_url, a.unleash_token or "", a.unleash_timeout_seconds, a.unleash_attempts
+    )
+
+    def changed(held: Held, on: bool, actor: str) -> None:
+        now, was = ("on", "off") if on else ("off", "on")
+        event = change_event(held.app or "unleash", held.env, held.flag, now, was, actor)
+        why = f"in Unleash ({held.project})"
+        try:
+            flags.write_changes([event.model_copy(update={"description": why})])
+        except FlagStoreError as exc:  # the flip itself is made: not worth a second call
+            log.warning("flip_change_event_lost", flag=held.flag, error=str(exc))
+
+    return UnleashFlips(client, a.unleash_project, changed)
 
 
 def _rewind(consumer: Consumer, messages: list[Message]) -> None:

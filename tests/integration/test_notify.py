@@ -62,12 +62,13 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 hit: dict[str, Any] = {
                     "path": self.path,
                     "key": self.headers.get("Idempotency-Key"),
                     "type": self.headers.get("Content-Type"),
-                    "body": json.loads(body),
+                    "authorization": self.headers.get("Authorization"),
+                    "body": json.loads(body) if body else None,
                     "at": time.monotonic(),
                     "answered": False,
                     "cut_off": False,

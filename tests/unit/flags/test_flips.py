@@ -149,6 +149,13 @@ def test_a_rule_flip_names_its_target_and_tells_subscribers() -> None:
     )
     with pytest.raises(RuleFileError, match=r"2: rules\[0\] \(checkout-errors\): .*flip: name"):
         load_rules(rule.replace("env: prod", "env: '*'"))
+    unleash = rule.replace("quiet: 5m", "via: unleash, env: production")
+    (loaded,) = load_rules(unleash).rules
+    assert loaded.flip is not None and loaded.flip.describe(loaded.scope).startswith(
+        "turns flag new-checkout off in Unleash (production)"
+    )
+    with pytest.raises(RuleFileError, match="on or off, not to a variant"):
+        load_rules(unleash.replace("to: off", "to: wide"))
 
 
 def test_email_and_slack_say_what_the_alert_turned_off() -> None:
@@ -193,7 +200,7 @@ def _flipper(topic: FlipperTopic, settings: Settings | None = None, **flip: Any)
     return made
 
 
-def _firing(seq: int = 2, state: Literal["firing", "resolved"] = "firing") -> AlertTransition:
+def transition(seq: int = 2, state: Literal["firing", "resolved"] = "firing") -> AlertTransition:
     return AlertTransition(
         rule="checkout-errors",
         rule_kind="threshold",
@@ -209,7 +216,7 @@ def _firing(seq: int = 2, state: Literal["firing", "resolved"] = "firing") -> Al
 
 def test_a_flipper_restarted_mid_flip_reads_the_firing_again_and_flips_once() -> None:
     topic = FlipperTopic()
-    firing = _firing()
+    firing = transition()
     first, successor = _flipper(topic), _flipper(topic)
     assert first.act(firing) == "flipped"  # killed before committing its offset...
     assert successor.act(firing) == "already"  # ...so the successor reads it again
@@ -222,8 +229,8 @@ def _flips_in_an_hour(flipper: Flipper) -> list[str]:
     """Fire, resolve and restore ten times within a few seconds."""
     outcomes = []
     for seq in range(10):
-        outcomes.append(flipper.act(_firing(2 * seq + 2)))
-        flipper.act(_firing(2 * seq + 3, "resolved"))
+        outcomes.append(flipper.act(transition(2 * seq + 2)))
+        flipper.act(transition(2 * seq + 3, "resolved"))
         flipper.restore_due(datetime.now(UTC) + timedelta(minutes=10))
     return outcomes
 
