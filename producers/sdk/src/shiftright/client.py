@@ -206,8 +206,14 @@ class Client:
                 self._busy = False
             if self._stop.is_set() and not self._queue:
                 if spiller is not None:
-                    spiller.close()
+                    self._close_spill(spiller)
                 return
+
+    def _close_spill(self, spiller: Spiller) -> None:
+        try:
+            spiller.close()
+        except Exception as exc:  # the app is leaving: say so, never raise
+            self._log.warning("spill_close_failed", "spill", "%r", exc)
 
     def _stalled(self) -> bool:
         """Messages wait and the broker has acknowledged none for ``spill_after`` s."""

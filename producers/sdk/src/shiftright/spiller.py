@@ -121,7 +121,7 @@ class Spiller:
                         self._move(orphan, own)
                     finally:
                         orphan.close()
-        except OSError as exc:
+        except Exception as exc:  # another slot's trouble must not stop this one
             self._log.warning("spill_adopt_failed", "adopt", "%r", exc)
 
     def _move(self, orphan: Spill, own: Spill) -> None:
