@@ -190,6 +190,12 @@ class StreamSettings(BaseModel):
     batch_max: int = Field(
         default=5_000, description="Most records the rollup step takes in one batch."
     )
+    rollup_columns: bool = Field(
+        default=True,
+        description="The rollup step validates usage, health and change events on the fast "
+        "path and adds each batch to the rollups in NumPy (exactly as one event at a time); "
+        "off: one event at a time through the models (for comparison).",
+    )
     batch_within_seconds: float = Field(
         default=0.25, description="Longest the worker waits to fill a batch."
     )

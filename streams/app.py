@@ -146,6 +146,7 @@ def add_rollups(worker: Worker) -> RollupStep:
         load_state=lambda tp: table.data.get(state_key(tp)),
         signal_seconds=s.signal_seconds if s.alerting else 0,
         rekey_errors=s.error_analytics,
+        columns=s.rollup_columns,
     )
     out = RollupTopics(
         dlq=t(topics.DLQ_EVENTS),

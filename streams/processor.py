@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shiftright_server.schemas import wire
-from shiftright_server.schemas.events import ErrorEvent
+from shiftright_server.schemas.events import ROLLUP_KEY_FIELD, ErrorEvent
+from shiftright_server.schemas.fast_events import DECODERS, Window, accept
 from shiftright_server.schemas.positions import Position, position_id_later
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.schemas.validation import (
@@ -21,6 +22,7 @@ from shiftright_server.schemas.validation import (
 )
 from shiftright_server.streams.rekey import Item, byhost_item
 from shiftright_server.streams.rollup import PartitionRollup
+from shiftright_server.streams.rollup_columns import EventColumns, apply_columns
 from shiftright_server.streams.step import Holes, Record, TopicPartition
 
 __all__ = ["DeadLetterOut", "Outcome", "Processor", "Record", "TopicPartition"]
@@ -54,7 +56,10 @@ StateLoader = Callable[[TopicPartition], bytes | None]
 
 class Processor:
     """Validates records and keeps one :class:`PartitionRollup` per source partition;
-    with ``rekey_errors``, also re-keys each valid error by host (``Outcome.byhost``)."""
+    with ``rekey_errors``, also re-keys each valid error by host (``Outcome.byhost``).
+    With ``columns``, usage, health and change events are validated on the fast path
+    (:mod:`schemas.fast_events`) and a batch's valid events are added to each partition's
+    rollup at once (:mod:`streams.rollup_columns`); errors go one at a time."""
 
     def __init__(
         self,
@@ -66,8 +71,10 @@ class Processor:
         clock: Callable[[], float] = time.monotonic,
         signal_seconds: int = 0,
         rekey_errors: bool = False,
+        columns: bool = True,
     ) -> None:
         self._kinds = kind_by_topic
+        self._columns = columns
         self._rekey = rekey_errors
         self._limits = limits
         self._bucket_ms = bucket_seconds * 1000
@@ -108,9 +115,48 @@ class Processor:
     def process(self, records: Iterable[Record]) -> Outcome:
         out = Outcome()
         emitted_at = datetime.now(UTC)
+        batch: dict[TopicPartition, EventColumns] = {}
         for record in records:
-            self._one(record, out, emitted_at)
+            tp = (record.topic, record.partition)
+            if self._columns and self._kinds[record.topic] in DECODERS:
+                self._columns_of(record, out, batch.setdefault(tp, EventColumns()))
+            else:
+                self._one(record, out, emitted_at)
+        for tp, cols in batch.items():
+            state = self.states[tp]
+            applied = apply_columns(state, cols)
+            out.valid += applied.valid
+            out.late += applied.late
+            out.rollups.extend(state.close(state.watermark_ms(), emitted_at))
         return out
+
+    def _columns_of(self, record: Record, out: Outcome, cols: EventColumns) -> None:
+        """The record's events as columns (valid ones) and dead letters (the others)."""
+        tp = (record.topic, record.partition)
+        state = self.state(tp)
+        if state.seen(record.offset):
+            out.replayed += 1
+            return
+        self._behind(tp, state, record.offset, out)
+        out.touched.add(tp)
+        self._last_seen[tp] = self._clock()
+        kind, now_ms = state.kind, record.timestamp_ms
+        window, field = Window.around(now_ms, self._limits), ROLLUP_KEY_FIELD[kind]
+        now: datetime | None = None
+        for index, payload in enumerate(wire.split_events(record.value, record.headers)):
+            state.skip(record.offset)
+            fast = accept(payload, kind, now_ms, window, self._limits)
+            if fast is not None:
+                cols.add_fast(fast.event, getattr(fast.event, field), fast.ts_ms)
+                continue
+            now = now or datetime.fromtimestamp(now_ms / 1000, UTC)
+            parsed = parse_event(payload, kind, now, self._limits)
+            if isinstance(parsed, Rejection):
+                out.dead_letters.append(
+                    DeadLetterOut(record, index, payload, parsed.reason, parsed.detail)
+                )
+                continue
+            cols.add_model(parsed, int(parsed.ts.timestamp() * 1000))
 
     def _one(self, record: Record, out: Outcome, emitted_at: datetime) -> None:
         tp = (record.topic, record.partition)
