@@ -42,8 +42,8 @@ GROUP_ID = "bench-baseline"
 # Field defaults where the wire format may omit a field (the models' defaults).
 _ENVELOPE_DEFAULTS: dict[str, Any] = {"attributes": {}}
 _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
-    "usage": {"status_code": 0, "duration_ms": None, "value": None},
-    "error": {"frames": [], "handled": False, "level": "error"},
+    "usage": {"status_code": 0, "duration_ms": None, "value": None, "flags": {}},
+    "error": {"frames": [], "handled": False, "level": "error", "flags": {}},
     "health": {"metrics": {}},
     "change": {},
 }
@@ -196,7 +196,7 @@ class BareConsumer:
         tmp.replace(self._stats_path)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def settings_of(args: argparse.Namespace) -> Settings:
     return Settings(
         namespace=args.namespace,
         kafka=KafkaSettings(bootstrap=args.bootstrap),
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-seconds", type=float, default=1.0)
     parser.add_argument("--stats", type=Path, default=None)
     args = parser.parse_args(argv)
-    settings = _settings(args)
+    settings = settings_of(args)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -9,8 +9,14 @@ Without ``--kafka``/``--clickhouse`` it starts a broker and the embedded warehou
 ports in a temporary state dir (the integration fixtures' functions) and removes them after.
 Each system gets its own namespace (topics ``<ns>.events.*.v1``, database ``<ns>``):
 
-1. *baseline*: ``python -m bench.baseline`` (json.loads → columnar insert, nothing else);
-2. *full*: the stream worker and the sink, started like ``shiftright up`` starts them.
+1. *raw*: ``python -m bench.raw_baseline``, the strongest floor: message bytes joined and
+   parsed by ClickHouse (``FORMAT JSONEachRow``), no per-event Python work at all;
+2. *baseline*: ``python -m bench.baseline`` (json.loads → columnar insert, nothing else);
+3. *per-event*: the full pipeline with the hot path off (``SINK__JSON_ROWS`` and
+   ``STREAMS__ROLLUP_COLUMNS`` false): every event through the models, one at a time;
+4. *full*: the stream worker and the sink, started like ``shiftright up`` starts them.
+
+``--only raw,full`` runs a subset (in that order).
 
 For each, two phases on the same pre-serialized events:
 
@@ -21,8 +27,10 @@ For each, two phases on the same pre-serialized events:
   them every ~100 ms (event → queryable latency) and, after the producer stops, for the
   time until every row is queryable (catch-up).
 
-A sampler thread records peak RSS and CPU time of every process involved. Figures go to a
-table and to ``bench/results/pipeline-<timestamp>.json``. Nothing is asserted.
+A sampler thread records peak RSS and CPU time of every process involved, also as µs of
+CPU per event of each phase. Figures go to tables (with ratios of the full pipeline to
+each other system, and the load average) and to
+``bench/results/pipeline-<timestamp>.json``. Nothing is asserted.
 
 Modules: ``events`` and ``producer`` generate and send the load; ``services`` and
 ``systems`` set up the broker, the warehouse and the systems under test; ``monitor``,

@@ -36,9 +36,14 @@ from bench.pipeline.events import KINDS, PROBES_PER_SECOND, generate, with_probe
 from bench.pipeline.monitor import Monitor, resources
 from bench.pipeline.phases import run_system, warm_up
 from bench.pipeline.producer import produce_main
-from bench.pipeline.report import report
+from bench.pipeline.report import cpu_per_event, report
 from bench.pipeline.services import Services, start_services
-from bench.pipeline.systems import Baseline, Full
+from bench.pipeline.systems import Baseline, Full, PerEvent, RawBaseline, System
+
+#: The systems a run can measure, by label, in the order they run.
+SYSTEMS: dict[str, type[System]] = {
+    cls.label: cls for cls in (RawBaseline, Baseline, PerEvent, Full)
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,7 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--kafka", metavar="BOOTSTRAP", help="use this broker instead of starting one"
     )
     parser.add_argument("--clickhouse", metavar="URL", help="use this ClickHouse HTTP URL")
-    parser.add_argument("--only", choices=("baseline", "full"), help="run one system only")
+    parser.add_argument(
+        "--only",
+        default=",".join(SYSTEMS),
+        help=f"the systems to run, comma-separated, in this order: {','.join(SYSTEMS)}",
+    )
     parser.add_argument(
         "--stall", type=float, default=90.0, help="give up after this long without new rows"
     )
@@ -71,6 +80,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-warmup", action="store_true", help="skip the practice run that warms the broker up"
     )
     args = parser.parse_args(argv)
+    args.only = [label.strip() for label in args.only.split(",") if label.strip()]
+    unknown = set(args.only) - set(SYSTEMS)
+    if unknown:
+        parser.error(f"unknown systems {sorted(unknown)}; known: {', '.join(SYSTEMS)}")
     quick = {"events": 20_000, "rate": 2_000.0, "seconds": 8.0}
     full = {"events": 300_000, "rate": 20_000.0, "seconds": 30.0}
     for name, value in (quick if args.quick else full).items():
@@ -143,12 +156,13 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         if not args.no_warmup:
             results["warm_up"] = warm_up(ctx, stack)
         results["systems"] = {}
-        for cls in (Baseline, Full):
-            if args.only in (None, cls.label):
-                namespace = f"bench{uuid.uuid4().hex[:8]}{cls.label[0]}"
+        for label, cls in SYSTEMS.items():
+            if label in args.only:
+                namespace = f"bench{uuid.uuid4().hex[:8]}{label[0]}"
                 system = cls(services, root, namespace)
                 results["systems"][cls.label] = run_system(ctx, system, stack)
         results["resources"] = resources(monitor)
+        results["cpu_us_per_event"] = cpu_per_event(results)
         results["total_seconds"] = round(time.monotonic() - began, 1)
         results["load_average_at_end"] = os.getloadavg()
     return results

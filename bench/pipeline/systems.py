@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shiftright_server.infra.settings import KafkaSettings
+from shiftright_server.infra.settings import KafkaSettings, Settings
 from shiftright_server.schemas import topics
 
 from bench.pipeline.context import REPO, PhaseFailed
@@ -118,7 +118,10 @@ class System(abc.ABC):
 
 
 class Baseline(System):
+    """The bare consumer: json.loads and a columnar insert per event (``bench.baseline``)."""
+
     label = "baseline"
+    module = "bench.baseline"
 
     def __init__(self, services: Services, root: Path, namespace: str) -> None:
         super().__init__(services, root, namespace)
@@ -139,7 +142,7 @@ class Baseline(System):
         argv = [
             sys.executable,
             "-m",
-            "bench.baseline",
+            self.module,
             "--bootstrap",
             s.kafka.bootstrap_servers,
             "--clickhouse",
@@ -193,8 +196,13 @@ class Full(System):
         from shiftright_server.infra.ops.supervisor import Supervisor, python_components
 
         super().__init__(services, root, namespace)
+        self.settings = self.configured(self.settings)
         self.supervisor = Supervisor(self.settings)
         self._components = python_components(self.settings)
+
+    def configured(self, settings: Settings) -> Settings:
+        """The settings this system runs with (a subclass may switch parts off)."""
+        return settings
 
     def roles(self) -> tuple[str, ...]:
         return ("sink", "streams")
@@ -224,6 +232,29 @@ class Full(System):
 
     def tail(self, name: str) -> str:
         return self.supervisor.tail(name, 30)
+
+
+class RawBaseline(Baseline):
+    """The strongest floor: message bytes joined and parsed by ClickHouse, no per-event
+    Python work (``bench.raw_baseline``)."""
+
+    label = "raw"
+    module = "bench.raw_baseline"
+
+
+class PerEvent(Full):
+    """The full pipeline with the hot path switched off: every event through the models,
+    rows encoded in Python, rollups one event at a time."""
+
+    label = "per-event"
+
+    def configured(self, settings: Settings) -> Settings:
+        return settings.model_copy(
+            update={
+                "sink": settings.sink.model_copy(update={"json_rows": False}),
+                "streams": settings.streams.model_copy(update={"rollup_columns": False}),
+            }
+        )
 
 
 class Practice(Full):
