@@ -28,11 +28,17 @@ def _external(request: Request) -> str:
     return str(request.app.state.settings.public_url())
 
 
+def _by_field(exc: AccountError | LinkError) -> dict[str, Any]:
+    """The problem next to its form field, or above the form when it is about none."""
+    return {"problems": {exc.field: str(exc)}} if exc.field else {"problem": str(exc)}
+
+
 # -- accounts -----------------------------------------------------------------------------
 def _users_page(request: Request, status: int = 200, **shown: Any) -> HTMLResponse:
     ctx = page_context(request)
     users = identity_of(request).accounts.list()
-    values = {"users": users, "roles": ROLES, "problem": "", "signin_link": "", "made_for": ""}
+    values: dict[str, Any] = {"users": users, "roles": ROLES, "problem": "", "signin_link": ""}
+    values |= {"made_for": "", "problems": {}, "form": {"email": "", "role": "viewer"}}
     return render(ctx, "users.html", status, **(values | shown))
 
 
@@ -63,7 +69,8 @@ def add_user(
     try:
         user, token = identity_of(request).accounts.add(email, role)
     except AccountError as exc:
-        return _users_page(request, 400, problem=str(exc))
+        form = {"email": email, "role": role}
+        return _users_page(request, 400, form=form, **_by_field(exc))
     audit(request, "user.add", user.email, None, _json(user))
     link = f"{_external(request)}/signin/link/{token}"
     return _users_page(request, signin_link=link, made_for=user.email)
@@ -120,6 +127,8 @@ def _tokens_page(request: Request, status: int = 200, **shown: Any) -> HTMLRespo
         "problem": "",
         "secret": "",
         "everyone": _everyone(visitor),
+        "problems": {},
+        "form": {"scope": "read", "label": ""},
     }
     return render(page_context(request), "tokens.html", status, **(values | shown))
 
@@ -142,8 +151,9 @@ def create_token(
         raise HTTPException(403, "API tokens are made by a signed-in person")
     try:
         secret, made = identity_of(request).tokens.create(owner, scope, label.strip())
-    except ValueError as exc:
-        return _tokens_page(request, 400, problem=str(exc))
+    except ValueError as exc:  # the scope is the one thing that can be wrong
+        form = {"scope": scope, "label": label}
+        return _tokens_page(request, 400, problems={"scope": str(exc)}, form=form)
     audit(
         request,
         "token.create",
@@ -188,7 +198,9 @@ def _links_page(request: Request, status: int = 200, **shown: Any) -> HTMLRespon
         "all_envs": sorted({e for _, e in pairs}),
         "default_days": request.app.state.settings.access.share_days,
         "problem": "",
+        "problems": {},
         "share_url": "",
+        "form": {"apps": [], "envs": [], "pages": list(PAGES), "days": "", "label": ""},
     }
     return render(ctx, "links.html", status, **(values | shown))
 
@@ -204,18 +216,18 @@ async def create_link(request: Request) -> HTMLResponse:
     """A read-only link to some apps × envs × pages, shown once."""
     form = await request.form()
     apps, envs, pages = (list(map(str, form.getlist(k))) for k in ("apps", "envs", "pages"))
-    days_text = str(form.get("days", "") or "")
+    days_text, label = (str(form.get(k, "") or "")[:200] for k in ("days", "label"))
+    sent = {"apps": apps, "envs": envs, "pages": pages, "days": days_text, "label": label}
     try:
         days = float(days_text) if days_text else None
     except ValueError:
-        return _links_page(request, 400, problem=f"days: {days_text!r} is not a number")
+        wrong = {"days": f"{days_text!r} is not a number"}
+        return _links_page(request, 400, problems=wrong, form=sent)
     who = visitor_of(request).name
     try:
-        token, link = identity_of(request).links.create(
-            who, apps, envs, pages, days, str(form.get("label", ""))[:200]
-        )
+        token, link = identity_of(request).links.create(who, apps, envs, pages, days, label)
     except LinkError as exc:
-        return _links_page(request, 400, problem=str(exc))
+        return _links_page(request, 400, form=sent, **_by_field(exc))
     audit(request, "link.create", link.id, None, _link_json(link))
     return _links_page(request, share_url=f"{_external(request)}/s/{token}")
 

@@ -32,7 +32,12 @@ MIN_PASSWORD = 12
 
 
 class AccountError(ValueError):
-    """A request about accounts that cannot be done (the message says why)."""
+    """A request about accounts that cannot be done (the message says why; ``field``
+    names the form field it is about, '' for none)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,7 @@ def normal_email(email: str) -> str:
     cleaned = email.strip().lower()
     local, at, domain = cleaned.partition("@")
     if not at or not local or not domain or "@" in domain or any(c.isspace() for c in cleaned):
-        raise AccountError(f"{email!r} is not an e-mail address")
+        raise AccountError(f"{email!r} is not an e-mail address", "email")
     return cleaned
 
 
@@ -56,7 +61,7 @@ def check_role(role: str) -> Role:
     for known in ROLES:
         if role == known:
             return known
-    raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}", "role")
 
 
 class Throttle:
@@ -121,7 +126,7 @@ class Accounts:
         """A new account and its one-time sign-in link token."""
         email, checked = normal_email(email), check_role(role)
         if self.find(email) is not None:
-            raise AccountError(f"{email} already has an account")
+            raise AccountError(f"{email} already has an account", "email")
         user_id = secrets.token_hex(8)
         with self._db.tx() as c:
             c.execute(
@@ -240,7 +245,7 @@ class Accounts:
 
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise AccountError(f"a password has at least {MIN_PASSWORD} characters")
+        raise AccountError(f"a password has at least {MIN_PASSWORD} characters", "password")
 
 
 def user_columns(alias: str = "") -> str:

@@ -18,7 +18,12 @@ PAGES = ("overview", "usage", "errors", "health")
 
 
 class LinkError(ValueError):
-    """A share link that cannot be made as asked (the message says why)."""
+    """A share link that cannot be made as asked (the message says why; ``field`` names
+    the form field it is about, '' for none)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -62,10 +67,10 @@ class ShareLinks:
         apps, envs, pages = _names(apps, "app"), _names(envs, "env"), _names(pages, "page")
         unknown = [p for p in pages if p not in PAGES]
         if unknown:
-            raise LinkError(f"page {unknown[0]!r} is not one of {', '.join(PAGES)}")
+            raise LinkError(f"page {unknown[0]!r} is not one of {', '.join(PAGES)}", "pages")
         ttl = self.default_ttl if days is None else timedelta(days=days)
         if ttl <= timedelta(0) or ttl > timedelta(days=366):
-            raise LinkError("a link lasts more than 0 and at most 366 days")
+            raise LinkError("a link lasts more than 0 and at most 366 days", "days")
         made, link_id = mint(self._clock, ttl), secrets.token_hex(6)
         with self._db.tx() as c:
             c.execute(
@@ -141,5 +146,5 @@ class ShareLinks:
 def _names(values: list[str], what: str) -> list[str]:
     names = sorted({v.strip() for v in values if v.strip()})
     if not names:
-        raise LinkError(f"a link needs at least one {what}")
+        raise LinkError(f"a link needs at least one {what}", f"{what}s")
     return names
