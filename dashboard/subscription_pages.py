@@ -35,7 +35,10 @@ def _json(sub: PersonalSubscription) -> dict[str, str]:
 def _page(request: Request, status: int = 200, **shown: Any) -> HTMLResponse:
     owner = visitor_of(request).user
     mine = identity_of(request).subscriptions.list(owner) if owner else []
-    asked = {k: request.query_params.get(k, "") for k in FIELDS}
+    asked = {k: request.query_params.get(k, "") for k in FIELDS} | {"replace": ""}
+    editing = [s for s in mine if s.id == request.query_params.get("edit")]
+    if editing:  # ?edit=<id>: the form holds that subscription, to change it
+        asked = _json(editing[0]) | {"replace": editing[0].id}
     values = {
         "subscriptions": mine,
         "channels": CHANNELS,
@@ -44,6 +47,7 @@ def _page(request: Request, status: int = 200, **shown: Any) -> HTMLResponse:
         "form": asked,
         "problems": {},
         "saved": "",
+        "changed": False,
     }
     return render(page_context(request), "subscriptions.html", status, **(values | shown))
 
@@ -64,8 +68,10 @@ def subscribe(
     severity: Annotated[str, Form(max_length=20)] = "",
     rule: Annotated[str, Form(max_length=200)] = "",
     mode: Annotated[str, Form(max_length=20)] = "immediate",
+    replace: Annotated[str, Form(max_length=40)] = "",
 ) -> HTMLResponse:
-    """Subscribe (e-mail goes to one's own address), at once or as a daily digest."""
+    """Subscribe (e-mail goes to one's own address), at once or as a daily digest; with
+    ``replace``, change that subscription of one's own instead."""
     owner = visitor_of(request).user
     if owner is None:
         raise HTTPException(403, "subscriptions belong to a signed-in person")
@@ -79,12 +85,28 @@ def subscribe(
         "mode": mode,
     }
     subs = identity_of(request).subscriptions
+    asked = (channel, to, app, env, severity, rule, mode)
     try:
-        made = subs.create(owner, channel, to, app, env, severity, rule, mode)
+        if replace:
+            return _change(request, replace, subs.update(replace, owner, asked))
+        made = subs.create(owner, *asked)
     except SubscriptionError as exc:
-        return _page(request, 400, form=form, problems={exc.field: str(exc)})
+        problems = {exc.field: str(exc)}
+        return _page(request, 400, form=form | {"replace": replace}, problems=problems)
     record_change(request, "subscription.add", made.id, None, _json(made))
     return _page(request, saved=made.id)
+
+
+def _change(
+    request: Request,
+    sub_id: str,
+    changed: tuple[PersonalSubscription, PersonalSubscription] | None,
+) -> HTMLResponse:
+    if changed is None:
+        raise HTTPException(404, f"no subscription {sub_id} of yours")
+    before, after = changed
+    record_change(request, "subscription.change", sub_id, _json(before), _json(after))
+    return _page(request, saved=sub_id, changed=True)
 
 
 @router.post("/subscriptions/{sub_id}/delete", response_class=HTMLResponse, openapi_extra=OWN)

@@ -65,11 +65,7 @@ class Subscriptions:
         rule: str,
         mode: str = "immediate",
     ) -> PersonalSubscription:
-        to = _target(owner, channel, to.strip())
-        if severity and severity not in SEVERITIES:
-            raise SubscriptionError("severity", f"severity is one of {', '.join(SEVERITIES)}")
-        if mode not in MODES or (mode == "digest" and channel != "email"):
-            raise SubscriptionError("mode", "a daily digest goes by e-mail; else immediate")
+        to = _checked(owner, channel, to, severity, mode)
         sub_id = secrets.token_hex(6)
         row = (sub_id, owner.id, channel, to, app.strip(), env.strip(), severity, rule.strip())
         with self._db.tx() as c:
@@ -80,6 +76,27 @@ class Subscriptions:
             )
             _bump(c)
         return self.get(sub_id)
+
+    def update(
+        self, sub_id: str, owner: User, fields: tuple[str, str, str, str, str, str, str]
+    ) -> tuple[PersonalSubscription, PersonalSubscription] | None:
+        """Change one of ``owner``'s subscriptions in place (its unsubscribe link stays
+        good) to ``fields`` (channel, to, app, env, severity, rule, mode, as :meth:`create`
+        takes them): (before, after), or None when it is not theirs."""
+        channel, to, app, env, severity, rule, mode = fields
+        found = self._select("WHERE s.id = ?", (sub_id,))
+        if not found or found[0].owner != owner.email:
+            return None
+        to = _checked(owner, channel, to, severity, mode)
+        row = (channel, to, app.strip(), env.strip(), severity, rule.strip(), mode, sub_id)
+        with self._db.tx() as c:
+            c.execute(
+                "UPDATE subscriptions SET channel = ?, target = ?, app = ?, env = ?, "
+                "severity = ?, rule = ?, mode = ? WHERE id = ?",
+                row,
+            )
+            _bump(c)
+        return found[0], self.get(sub_id)
 
     def get(self, sub_id: str) -> PersonalSubscription:
         found = self._select("WHERE s.id = ?", (sub_id,))
@@ -125,6 +142,16 @@ class Subscriptions:
             args,
         )
         return [PersonalSubscription(*r) for r in rows]
+
+
+def _checked(owner: User, channel: str, to: str, severity: str, mode: str) -> str:
+    """Where the subscription sends, once what was asked is found possible."""
+    target = _target(owner, channel, to.strip())
+    if severity and severity not in SEVERITIES:
+        raise SubscriptionError("severity", f"severity is one of {', '.join(SEVERITIES)}")
+    if mode not in MODES or (mode == "digest" and channel != "email"):
+        raise SubscriptionError("mode", "a daily digest goes by e-mail; else immediate")
+    return target
 
 
 def _target(owner: User, channel: str, to: str) -> str:

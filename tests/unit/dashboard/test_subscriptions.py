@@ -56,6 +56,35 @@ def test_a_person_subscribes_to_their_own_address_and_the_notifier_routes_it(
     assert [e.action for e in audit.entries] == ["subscription.add"]
 
 
+def test_a_person_changes_their_subscription_in_place_and_no_one_else_s(
+    reader: FakeReader, identity: Identity
+) -> None:
+    audit = MemoryAudit()
+    client = _client(reader, identity, audit)
+    other, _ = identity.accounts.add("ot@example.com", "viewer")
+    theirs = identity.subscriptions.create(other, "email", "", "checkout", "", "", "")
+    client.post("/subscriptions", data={"channel": "email", "app": "checkout", "rule": "r1"})
+    [mine] = identity.subscriptions.list(identity.accounts.by_email("vi@example.com"))
+    token, version = identity.unsubscribe_token(mine.id), identity.subscriptions.version()
+    editing = client.get(f"/subscriptions?edit={mine.id}").text
+    assert f'name="replace" value="{mine.id}"' in editing and 'value="r1"' in editing
+    change = {"replace": mine.id, "channel": "email", "app": "checkout", "rule": "r2"}
+    bad = client.post("/subscriptions", data=change | {"mode": "weekly"})
+    assert bad.status_code == 400 and 'id="p-mode"' in bad.text
+    assert identity.subscriptions.get(mine.id) == mine  # nothing half-saved
+    done = client.post("/subscriptions", data=change | {"severity": "critical"})
+    assert done.status_code == 200 and f"Changed ({mine.id})" in done.text
+    after = identity.subscriptions.get(mine.id)
+    assert (after.rule, after.severity, after.created_at) == ("r2", "critical", mine.created_at)
+    assert identity.unsubscribed(token) == mine.id  # its unsubscribe link still works
+    assert identity.subscriptions.version() != version  # the notifier reloads it
+    stolen = client.post("/subscriptions", data=change | {"replace": theirs.id})
+    assert stolen.status_code == 404 and identity.subscriptions.get(theirs.id) == theirs
+    [add, changed] = audit.entries
+    assert (changed.action, changed.target) == ("subscription.change", mine.id)
+    assert (changed.before["rule"], changed.after["rule"]) == ("r1", "r2")
+
+
 class _Smtp:
     sent: list[object] = []
 
