@@ -19,7 +19,7 @@ def variant_rates(ctx: PageContext, app: str, flag: str, env: str) -> dict[str, 
     if ctx.down:
         return found
     span = {"start": sql_time(ctx.rng.start), "end": sql_time(ctx.rng.end)}
-    params = {**span, "app": app, "flag": flag, "env": env, "step": ctx.rng.step_s}
+    params = {**span, "app": app, "flag": flag, "env": env, "variants": [], "step": ctx.rng.step_s}
     try:
         rows = ctx.reader.query(sql.BY_VARIANT, params).dicts()
         found["flips"] = ctx.reader.query(sql.FLIPS, params).dicts()

@@ -5,28 +5,12 @@ from __future__ import annotations
 
 from typing import Final
 
-_TS: Final = "ts >= {start:DateTime('UTC')} AND ts < {end:DateTime('UTC')}"
-_WHERE: Final = (
-    f"{_TS} AND app = {{app:String}} AND ({{env:String}} = '' OR env = {{env:String}})"
-    " AND mapContains(flags, {flag:String})"
-)
-_BUCKET: Final = "toStartOfInterval(ts, toIntervalSecond({step:UInt32}))"
+from shiftright_server.schemas import flag_queries
 
-#: Errors and usage events per bucket and variant of the flag (events that evaluated it).
-BY_VARIANT: Final = f"""/* dashboard.flag_variants */
-SELECT t, variant, sum(errors) AS errors, sum(requests) AS requests
-FROM (
-    SELECT {_BUCKET} AS t, flags[{{flag:String}}] AS variant, count() AS errors,
-           toUInt64(0) AS requests
-    FROM events_error WHERE {_WHERE} GROUP BY t, variant
-    UNION ALL
-    SELECT {_BUCKET} AS t, flags[{{flag:String}}] AS variant, toUInt64(0) AS errors,
-           count() AS requests
-    FROM events_usage WHERE {_WHERE} GROUP BY t, variant
-)
-GROUP BY t, variant
-ORDER BY t, variant
-"""
+_TS: Final = "ts >= {start:DateTime('UTC')} AND ts < {end:DateTime('UTC')}"
+
+#: Errors and usage events per bucket and variant of the flag (every variant).
+BY_VARIANT: Final = "/* dashboard.flag_variants */" + flag_queries.BY_VARIANT
 
 #: The flag's flips and restores in the range (and file changes of its state), newest first.
 FLIPS: Final = f"""/* dashboard.flag_flips */

@@ -386,6 +386,12 @@ class AlertingSettings(BaseModel):
         description="Alert flips of one flag in one environment per hour; later firings "
         "leave the flag alone (a rule's flip: max_per_hour overrides it).",
     )
+    cohort_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often cohort rules (a flag's on-cohort against its off-cohort) are "
+        "evaluated over the warehouse.",
+    )
     unleash_url: str = Field(
         default="",
         description="Base URL of an Unleash server whose features rules flip with "

@@ -270,8 +270,32 @@ class ErrorGroupRule(_RuleBase):
         return scope.model_copy(update={"source": "error"})
 
 
+class CohortRule(_RuleBase):
+    """The requests that evaluated ``flag`` to ``variant`` against those that evaluated it
+    to ``baseline`` (the on-cohort against the off-cohort): fires when the cohort's error
+    rate (errors per 1,000 usage events, over ``window``) reaches ``ratio`` × the
+    baseline's and/or the baseline's + ``margin``, with ``min_volume`` usage events in each."""
+
+    kind: Literal["cohort"] = "cohort"
+    flag: str = Field(min_length=1)
+    variant: str = "on"
+    baseline: str = "off"
+    window: Duration = 300.0
+    ratio: float | None = Field(default=None, gt=1)
+    margin: float | None = Field(default=None, gt=0)  # errors per 1,000 usage events
+    min_volume: int = Field(default=100, ge=1)  # usage events in each cohort in the window
+
+    @model_validator(mode="after")
+    def _comparison(self) -> CohortRule:
+        if self.ratio is None and self.margin is None:
+            raise ValueError("a cohort rule needs ratio:, margin: or both")
+        if "*" in (self.scope.app, self.scope.env):
+            raise ValueError("a cohort rule names its app and env (no *)")
+        return self
+
+
 Rule = Annotated[
-    ThresholdRule | ChangeRule | AnomalyRule | AbsenceRule | ErrorGroupRule,
+    ThresholdRule | ChangeRule | AnomalyRule | AbsenceRule | ErrorGroupRule | CohortRule,
     Field(discriminator="kind"),
 ]
 

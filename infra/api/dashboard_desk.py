@@ -22,7 +22,7 @@ from shiftright_server.dashboard.desk import (
     SilenceRow,
     VersionConflict,
 )
-from shiftright_server.schemas.alerts import ErrorGroupRule, Rule
+from shiftright_server.schemas.alerts import CohortRule, ErrorGroupRule, Rule
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.streams.alerting.history import read_rollups, run_backtest, warmup_for
 from shiftright_server.streams.alerting.measures import Sample, sample_of, scope_matches
@@ -119,6 +119,9 @@ class ServiceDesk:
     def backtest(self, rule: Rule, start: datetime, end: datetime) -> Backtest:
         if isinstance(rule, ErrorGroupRule):
             note = "error-group rules follow error-group transitions, not rollups: no backtest"
+            return Backtest(start, end, note=note)
+        if isinstance(rule, CohortRule):
+            note = "cohort rules read the flags column, not rollups: shiftright backtest RULE"
             return Backtest(start, end, note=note)
         try:
             client = self._warehouse()

@@ -30,11 +30,12 @@ from shiftright_server.infra.cli.alerting import when as _when
 from shiftright_server.infra.cli.common import cli_settings as _settings
 from shiftright_server.infra.cli.common import parse_time
 from shiftright_server.infra.cli.common import warehouse_client as _client
-from shiftright_server.schemas.alerts import ErrorGroupRule, Rule, parse_duration
+from shiftright_server.schemas.alerts import CohortRule, ErrorGroupRule, Rule, parse_duration
 from shiftright_server.streams.alerting.history import (
     Episode,
     alert_history,
     current_alerts,
+    episodes,
     read_rollups,
     run_backtest,
     warmup_for,
@@ -195,10 +196,32 @@ def backtest_cmd(
         raise typer.Exit(INVALID) from None
     if end <= start:
         _abort("--until must be after --since")
-    rollups = _read_with_progress(settings, rule, start - lead, end)
     # the newest buckets of a live period are still being closed: stop the clock before them
     stop = min(end, now - timedelta(minutes=2))
-    _print_episodes(rule, run_backtest(rule, rollups, start, stop), rollups, start, end, now)
+    if isinstance(rule, CohortRule):
+        cohort = _cohort_backtest(settings, rule, start, stop)
+        _print_episodes(rule, cohort, 0, start, end, now, "cohort readings")
+        return
+    rollups = _read_with_progress(settings, rule, start - lead, end)
+    fired = run_backtest(rule, rollups, start, stop)
+    _print_episodes(rule, fired, len(rollups), start, end, now)
+
+
+def _cohort_backtest(
+    settings: Settings, rule: CohortRule, start: datetime, stop: datetime
+) -> list[Episode]:
+    """The cohort rule's window slid over the flag-variant counts, one reading a minute."""
+    from shiftright_server.streams.alerting.cohort import backtest
+
+    client = _client(settings)
+
+    def query(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in client.query(sql, parameters=params).result_rows]
+
+    try:
+        return episodes(backtest(rule, query, start, stop, 60))
+    except Exception as exc:
+        _abort(_warehouse_problem(settings, exc))
 
 
 def _read_with_progress(
@@ -227,18 +250,20 @@ def _read_with_progress(
 def _print_episodes(
     rule: Rule,
     found: list[Episode],
-    rollups: list[Rollup],
+    read: int,
     start: datetime,
     end: datetime,
     now: datetime,
+    what: str = "rollups",
 ) -> None:
     period = f"{_when(start, now)} → {_when(end, now)}"
     scope = f"{rule.scope.app}/{rule.scope.env} {rule.scope.source}"
     out.print(f"[bold]{rule.name}[/] ({rule.kind}, {scope}) over {period}", highlight=False)
-    out.print(f"[dim]{len(rollups):,} rollups read (with the warm-up before the period)[/]")
-    if not rollups:
-        out.print("[yellow]no rollups match the rule's scope in this period[/]")
-        return
+    if what == "rollups":
+        out.print(f"[dim]{read:,} rollups read (with the warm-up before the period)[/]")
+        if not read:
+            out.print("[yellow]no rollups match the rule's scope in this period[/]")
+            return
     if found:
         table = Table("fired", "resolved", "lasted", "labels", "value at firing")
         for e in found:

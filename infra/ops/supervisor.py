@@ -77,7 +77,7 @@ def python_components(
             ],
         ),
         **scaled_components(settings),
-        "notifier": Component("notifier", [py, "-m", "shiftright_server.sinks.notify"]),
+        "notifier": Component("notifier", [py, "-m", "shiftright_server.infra.ops.notifier"]),
         "gateway": Component("gateway", [py, "-m", "shiftright_server.infra.cli", "gateway"]),
         "dashboard": Component("dashboard", [py, "-m", "shiftright_server.infra.ops.dashboard"]),
         "simulator": Component(

@@ -33,6 +33,7 @@ from shiftright_server.schemas.alerts import (
     AlertState,
     AlertTransition,
     AnomalyRule,
+    CohortRule,
     ErrorGroupRule,
     Rule,
 )
@@ -106,8 +107,8 @@ class Evaluator:
         """Feed a rollup (or an increment of one) to every rule whose scope it matches;
         with ``anomaly`` True only to anomaly rules, False to all others."""
         for rule in self.rules.values():
-            if isinstance(rule, ErrorGroupRule):
-                continue
+            if isinstance(rule, ErrorGroupRule | CohortRule):
+                continue  # fed by error-group transitions and cohort counts
             if anomaly is not None and isinstance(rule, AnomalyRule) != anomaly:
                 continue
             scope = rule.scope
@@ -120,6 +121,16 @@ class Evaluator:
             sample = sample_of(measure, rollup)
             if sample is not None:
                 self._add(rule.name, labels, sample, rollup.last_ts)
+
+    def observe_cohort(
+        self, rule: str, ts: datetime | int, rate: float, limit: float, enough: bool
+    ) -> None:
+        """A cohort rule's reading (:mod:`.cohort`): the cohort's error rate, the limit it
+        is compared with, and whether both cohorts had the volume."""
+        found = self.rules.get(rule)
+        if isinstance(found, CohortRule):
+            labels = {"app": found.scope.app, "env": found.scope.env, "flag": found.flag}
+            self._add(rule, labels, Sample(_ms(ts), rate, limit, float(enough), "replace"), ts)
 
     def observe_error_transition(self, t: ErrorGroupTransition) -> None:
         for rule in self.rules.values():

@@ -16,6 +16,7 @@ from shiftright_server.schemas.alerts import (
     AlertState,
     AnomalyRule,
     ChangeRule,
+    CohortRule,
     ErrorGroupRule,
     Rule,
     ThresholdRule,
@@ -59,6 +60,8 @@ def condition(
             return False, None, None
         last = s.points[-1]
         return now - last[0] < rule.resolve_after * 1000, last[1], None
+    if isinstance(rule, CohortRule):
+        return _cohort(s, now)
     if not s.points or now - s.points[-1][0] > (rule.window + STALE_S) * 1000:
         return False, None, None
     end = s.points[-1][0] if lag_ms is None else max(s.points[-1][0], now - lag_ms)
@@ -182,6 +185,15 @@ def merge(p: list[Any], s: Sample) -> None:
             p[2] += s.den
 
 
+def _cohort(s: Series, now: int) -> tuple[bool, float | None, float | None]:
+    """A cohort point is ``[ts, the cohort's error rate, its limit, 1 when both cohorts
+    had the volume, -]`` (:mod:`.cohort`); the newest decides while it is fresh."""
+    if not s.points or now - s.points[-1][0] > STALE_S * 1000:
+        return False, None, None
+    ts, rate, limit, enough = s.points[-1][:4]
+    return bool(enough) and rate >= limit, rate, limit
+
+
 def keep_seconds(rule: Rule) -> float:
     """How much history a series of this rule needs."""
     if isinstance(rule, ThresholdRule):
@@ -197,7 +209,7 @@ def keep_seconds(rule: Rule) -> float:
 
 
 def trim(rule: Rule, pts: list[list[Any]]) -> None:
-    keep = 0.0 if isinstance(rule, ErrorGroupRule) else keep_seconds(rule)
+    keep = 0.0 if isinstance(rule, ErrorGroupRule | CohortRule) else keep_seconds(rule)
     cut = pts[-1][0] - int(keep * 1000)
     drop = bisect_left(pts, cut, key=lambda p: p[0])
     if isinstance(rule, AnomalyRule):  # unscored points still have to be learnt
