@@ -13,7 +13,10 @@ is local, so no broker is involved. Rows:
   bucket remembered), a split for a new user every call (a MurmurHash3 per call), a
   ticket flag, inside a request scope (each evaluation is recorded for the scope's events);
 - the same toggle through the OpenFeature API with our provider, and with
-  ``InMemoryProvider`` (OpenFeature's reference provider: a dict look-up).
+  ``InMemoryProvider`` (OpenFeature's reference provider: a dict look-up);
+- the new user's bucket alone, two ways in the same run: MurmurHash3 of the whole CBOR
+  ``[flag, key]`` (``bucket``, the reference) and with the flag's part hashed once
+  (``FlagBuckets``, what the SDK evaluates with).
 
 A benchmark prints figures; it asserts nothing.
 """
@@ -71,6 +74,9 @@ def setup() -> dict[str, tuple[Op, None]]:
         InMemoryProvider({"new-checkout": InMemoryFlag("on", {"on": True, "off": False})}),
         "memory",
     )
+    from shiftright.flags.murmur import FlagBuckets, bucket
+
+    layout = FlagBuckets("layout")
     return {
         "shiftright.flag (toggle)": (lambda n: shiftright.flag("new-checkout", False), None),
         "shiftright.flag (user list hit)": (lambda n: shiftright.flag("layout", "v1"), None),
@@ -91,6 +97,8 @@ def setup() -> dict[str, tuple[Op, None]]:
             lambda n: memory.get_boolean_value("new-checkout", False),
             None,
         ),
+        "bucket, whole hash (reference)": (lambda n: bucket("layout", f"new-{n}"), None),
+        "bucket, flag prefix hashed once": (lambda n: layout.bucket(f"new-{n}"), None),
     }
 
 

@@ -13,7 +13,7 @@ import pytest
 import shiftright
 from shiftright.config import Config
 from shiftright.flags.evaluate import Snapshot, compile_snapshot
-from shiftright.flags.murmur import bucket, murmur3_32
+from shiftright.flags.murmur import FlagBuckets, bucket, murmur3_32
 from shiftright.flags.store import FlagStore
 from shiftright.flags.topic import TOPIC, Folder, file_key, flip_key, member_key
 from shiftright_server.schemas import topics
@@ -78,6 +78,15 @@ def test_buckets_are_stable_per_flag_and_spread_evenly() -> None:
         (bucket("layout", f"u{i}") < 50) == (bucket("other", f"u{i}") < 50) for i in range(2000)
     )
     assert 800 < same < 1200
+
+
+def test_a_flags_precomputed_prefix_gives_the_same_buckets_as_the_whole_hash() -> None:
+    flags = ["a", "ab", "abc", "layout", "new-checkout", "x" * 23, "y" * 24, "z" * 300, "café"]
+    keys = ["", "u", "u-1", "user-123456", "k" * 23, "k" * 24, "k" * 70_000, "ünï"]
+    for flag in flags:
+        fast = FlagBuckets(flag)
+        for key in keys:
+            assert fast.bucket(key) == bucket(flag, key), (flag, key[:30])
 
 
 def _eval(

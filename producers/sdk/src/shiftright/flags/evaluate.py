@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shiftright.flags.murmur import bucket
+from shiftright.flags.murmur import FlagBuckets
 
 Result = tuple[Any, str, str]
 #: Buckets remembered per (flag, key): a returning user skips the hash (cleared when full).
@@ -87,9 +87,9 @@ class Compiled:
 
 
 class _Rule:
-    __slots__ = ("users", "customers", "attributes", "split", "result")
+    __slots__ = ("users", "customers", "attributes", "split", "result", "buckets")
 
-    def __init__(self, spec: Mapping[str, Any], variants: Mapping[str, Any]) -> None:
+    def __init__(self, spec: Mapping[str, Any], variants: Mapping[str, Any], flag: str) -> None:
         self.users = frozenset(spec.get("users") or ())
         self.customers = frozenset(spec.get("customers") or ())
         self.attributes = {
@@ -102,6 +102,7 @@ class _Rule:
             edge += weight
             split.append((edge, (variants[variant], variant, "SPLIT")))
         self.split: list[tuple[float, Result]] = split
+        self.buckets = FlagBuckets(flag)
         variant = spec.get("variant")
         self.result: Result | None = (
             (variants[variant], variant, "TARGETING_MATCH") if variant is not None else None
@@ -118,7 +119,7 @@ class _Rule:
             if position is None:
                 if len(_BUCKETS) >= _MAX_BUCKETS:
                     _BUCKETS.clear()
-                position = _BUCKETS[(flag, key)] = bucket(flag, key)
+                position = _BUCKETS[(flag, key)] = self.buckets.bucket(key)
             for edge, result in self.split:
                 if position < edge:
                     return result
@@ -170,7 +171,7 @@ def compile_flag(spec: Mapping[str, Any], env: str, snapshot: Snapshot) -> Compi
         return compiled
     default = spec["default"]
     compiled.default = (variants[default], default, "DEFAULT")
-    compiled.rules = [_Rule(rule, variants) for rule in spec.get("targeting") or ()]
+    compiled.rules = [_Rule(rule, variants, name) for rule in spec.get("targeting") or ()]
     if not compiled.rules:
         compiled.static = (variants[default], default, "STATIC")
     return compiled
