@@ -20,6 +20,7 @@ from shiftright_server.infra.access.subscriptions import (
     SEVERITIES,
     PersonalSubscription,
     SubscriptionError,
+    redact,
 )
 
 router = APIRouter(dependencies=[Depends(check_permission)])
@@ -29,7 +30,8 @@ FIELDS = ("channel", "to", "app", "env", "severity", "rule", "mode")
 
 
 def _json(sub: PersonalSubscription) -> dict[str, str]:
-    return {k: getattr(sub, k) for k in FIELDS}
+    """What the audit trail records of a subscription (a webhook's secret masked)."""
+    return {k: getattr(sub, k) for k in FIELDS} | {"to": redact(sub.to, sub.channel)}
 
 
 def _page(request: Request, status: int = 200, **shown: Any) -> HTMLResponse:
@@ -38,7 +40,7 @@ def _page(request: Request, status: int = 200, **shown: Any) -> HTMLResponse:
     asked = {k: request.query_params.get(k, "") for k in FIELDS} | {"replace": ""}
     editing = [s for s in mine if s.id == request.query_params.get("edit")]
     if editing:  # ?edit=<id>: the form holds that subscription, to change it
-        asked = _json(editing[0]) | {"replace": editing[0].id}
+        asked = {k: getattr(editing[0], k) for k in FIELDS} | {"replace": editing[0].id}
     values = {
         "subscriptions": mine,
         "channels": CHANNELS,

@@ -7,8 +7,10 @@ link (RFC 8058) that needs no sign-in."""
 from __future__ import annotations
 
 import builtins
+import re
 import secrets
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from shiftright_server.infra.access.accounts import User
 from shiftright_server.infra.access.db import Clock, Db, now_utc, stamp
@@ -170,3 +172,25 @@ def _bump(c: object) -> None:
         "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         (secrets.token_hex(8),),
     )
+
+
+_SECRETISH = re.compile(r"^[A-Za-z0-9_\-]{16,}$")
+
+
+def redact(target: str, channel: str = "") -> str:
+    """A target fit to be recorded (the notifier's outcome table, the audit trail): no
+    user/password, query string or fragment, and path segments that look like tokens (a
+    Slack webhook's secret, a long key) masked. E-mail addresses stay as they are."""
+    if "://" not in target:
+        return target
+    try:
+        parts = urlsplit(target)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparseable url>"
+    segments = parts.path.split("/")
+    if channel == "slack" and len(segments) > 2:
+        segments = [*segments[:-1], "***"]
+    segments = ["***" if _SECRETISH.match(s) and not s.isalpha() else s for s in segments]
+    return urlunsplit((parts.scheme, host + port, "/".join(segments), "", ""))

@@ -4,12 +4,11 @@ action-webhook call, shaped as a one-alert notification) with its delivery bookk
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
-from urllib.parse import urlsplit, urlunsplit
 
+from shiftright_server.infra.access.subscriptions import redact
 from shiftright_server.schemas.alerts import AlertTransition, NotificationRecord, NotificationStatus
 from shiftright_server.sinks.notify.notifier import ActionCall, AlertView, Notification
 
@@ -107,30 +106,6 @@ def load_notification(text: str) -> Notification:
     raw["alerts"] = tuple(AlertView(**a) for a in raw["alerts"])
     raw["ts"] = datetime.fromisoformat(raw["ts"])
     return Notification(**raw)
-
-
-# -- redaction ---------------------------------------------------------------------------------
-
-_SECRETISH = re.compile(r"^[A-Za-z0-9_\-]{16,}$")
-
-
-def redact(target: str, channel: str = "") -> str:
-    """A target fit for the outcome table: no user/password, query string or fragment,
-    and path segments that look like tokens (a Slack webhook's secret, a long key)
-    masked. E-mail addresses stay as they are."""
-    if "://" not in target:
-        return target
-    try:
-        parts = urlsplit(target)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<unparseable url>"
-    segments = parts.path.split("/")
-    if channel == "slack" and len(segments) > 2:
-        segments = [*segments[:-1], "***"]
-    segments = ["***" if _SECRETISH.match(s) and not s.isalpha() else s for s in segments]
-    return urlunsplit((parts.scheme, host + port, "/".join(segments), "", ""))
 
 
 def _ms(ts: datetime) -> int:

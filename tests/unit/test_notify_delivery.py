@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shiftright_server.infra.access.subscriptions import redact
 from shiftright_server.schemas.alerts import (
     AlertState,
     AlertTransition,
@@ -24,7 +25,6 @@ from shiftright_server.sinks.notify.model import (
     from_action,
     from_notification,
     load_notification,
-    redact,
 )
 from shiftright_server.sinks.notify.notifier import ActionCall, Notifier
 from shiftright_server.sinks.notify.outbox import Outbox

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from shiftright_server.infra.access.audit import MemoryAudit
 from shiftright_server.infra.access.identity import Identity, build_identity
+from shiftright_server.infra.access.ingest_keys import KeyStore
 from shiftright_server.infra.settings import AccessSettings
 
 from tests.unit.dashboard.conftest import (
@@ -188,3 +190,26 @@ def test_a_decision_is_recorded_in_the_audit_trail_with_who_and_before(
     )
     assert entry.before == {"status": "unresolved"} and entry.after["ignore_for"] == "24h"
     assert entry.via == "dashboard" and entry.address == "testclient"
+
+
+def test_behind_https_the_session_cookie_is_secure(
+    reader: FakeReader, commands: FakeCommands, identity: Identity
+) -> None:
+    over_https = TestClient(
+        make_app(reader, commands, identity, MemoryAudit()), base_url="https://dash.example"
+    )
+    _with_password(identity, "sec@example.com")
+    assert _sign_in(over_https, "sec@example.com", PASSWORD) == 303
+    [cookie] = [c for c in over_https.cookies.jar if c.name == "sr_session"]
+    assert cookie.secure and cookie.has_nonstandard_attr("HttpOnly")
+
+
+def test_an_ingest_key_opens_nothing_on_the_dashboard(
+    anon: TestClient, identity: Identity, tmp_path: Path
+) -> None:
+    store = KeyStore(tmp_path / "keys.sqlite")
+    key, _ = store.create("checkout", "prod")
+    for path in ("/", "/errors", "/api/openapi.json"):
+        refused = anon.get(path, headers={"Authorization": f"Bearer {key}"})
+        assert refused.status_code == 401, path
+    store.close()

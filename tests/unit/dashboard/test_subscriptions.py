@@ -83,6 +83,12 @@ def test_a_person_changes_their_subscription_in_place_and_no_one_else_s(
     [add, changed] = audit.entries
     assert (changed.action, changed.target) == ("subscription.change", mine.id)
     assert (changed.before["rule"], changed.after["rule"]) == ("r1", "r2")
+    slack = "https://hooks.slack.com/services/T0001/B0002/s3cretW3bhookT0ken"
+    to_slack = client.post("/subscriptions", data=change | {"channel": "slack", "to": slack})
+    assert to_slack.status_code == 200 and identity.subscriptions.get(mine.id).to == slack
+    assert slack in client.get(f"/subscriptions?edit={mine.id}").text  # the owner's form
+    recorded = audit.entries[-1].after["to"]  # the audit trail never holds the secret
+    assert recorded == "https://hooks.slack.com/services/T0001/B0002/***"
 
 
 class _Smtp:
