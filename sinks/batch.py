@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from shiftright_server.sinks.json_rows import RawRow
+from shiftright_server.sinks.json_rows import RawRows
 from shiftright_server.sinks.rows import COLUMNS
 
 TopicPartition = tuple[str, int]
@@ -23,7 +23,8 @@ TopicPartition = tuple[str, int]
 @dataclass
 class Batch:
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
-    raw: dict[str, list[RawRow]] = field(default_factory=dict)
+    raw: dict[str, list[RawRows]] = field(default_factory=dict)
+    raw_lines: int = 0
     ranges: dict[TopicPartition, list[int]] = field(default_factory=dict)
     messages: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -31,8 +32,9 @@ class Batch:
     def add(self, table: str, row: tuple[Any, ...]) -> None:
         self.rows.setdefault(table, []).append(row)
 
-    def add_raw(self, row: RawRow) -> None:
-        self.raw.setdefault(row.table, []).append(row)
+    def add_raw(self, rows: RawRows) -> None:
+        self.raw.setdefault(rows.table, []).append(rows)
+        self.raw_lines += len(rows)
 
     def cover(self, topic: str, partition: int, offset: int) -> None:
         """Record that the message at this position is part of the batch."""
@@ -45,7 +47,7 @@ class Batch:
 
     @property
     def row_count(self) -> int:
-        return sum(len(r) for r in self.rows.values()) + sum(len(r) for r in self.raw.values())
+        return sum(len(r) for r in self.rows.values()) + self.raw_lines
 
     def age(self) -> float:
         return time.monotonic() - self.started
@@ -63,7 +65,7 @@ class Batch:
                 width = len(COLUMNS[table])
                 yield table, [list(col) for col in zip(*rows, strict=True)] or [[]] * width
 
-    def json_tables(self) -> Iterator[tuple[str, list[RawRow]]]:
+    def json_tables(self) -> Iterator[tuple[str, list[RawRows]]]:
         """Each table's JSON lines."""
         yield from ((table, rows) for table, rows in self.raw.items() if rows)
 

@@ -34,8 +34,8 @@ from shiftright_server.schemas import wire
 from shiftright_server.schemas.positions import Position
 from shiftright_server.sinks.batch import Batch
 from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
-from shiftright_server.sinks.json_rows import RawRow
-from shiftright_server.sinks.router import Router, Row
+from shiftright_server.sinks.json_rows import RawRows
+from shiftright_server.sinks.router import Router, Row, Skipped
 from shiftright_server.sinks.rows import COLUMNS, DeadLetter, dead_letter_row
 from shiftright_server.sinks.warehouse import Warehouse
 
@@ -153,7 +153,7 @@ class ClickHouseSink:
             message.timestamp()[1],
         )
         for item in routed:
-            if isinstance(item, RawRow):
+            if isinstance(item, RawRows):
                 self._batch.add_raw(item)
             elif isinstance(item, Row):
                 self._batch.add(item.table, item.values)
@@ -190,30 +190,31 @@ class ClickHouseSink:
             log.warning("rows_rejected", table=table, rows=len(columns[0]), error=str(exc)[:300])
             self._isolate(table, columns, token)
 
-    def _write_json(self, table: str, rows: list[RawRow], token: str) -> None:
+    def _write_json(self, table: str, chunks: list[RawRows], token: str) -> None:
         """Insert JSON lines; if refused, bisect: a single refused line takes the
         column-oriented path (which dead-letters it if that is refused too)."""
         try:
-            self._insert_json_with_retry(table, rows, token)
+            self._insert_json_with_retry(table, chunks, token)
         except RejectedRowsError as exc:
-            if len(rows) > 1:
-                mid = len(rows) // 2
-                self._write_json(table, rows[:mid], f"{token}/a")
-                self._write_json(table, rows[mid:], f"{token}/b")
+            halves = _halves(chunks)
+            if halves is None:
+                log.warning("json_row_refused", table=table, error=str(exc)[:300])
+                self._write_as_rows(chunks[0], token)
                 return
-            log.warning("json_row_refused", table=table, error=str(exc)[:300])
-            self._write_as_row(rows[0], token)
+            self._write_json(table, halves[0], f"{token}/a")
+            self._write_json(table, halves[1], f"{token}/b")
 
-    def _write_as_row(self, raw: RawRow, token: str) -> None:
-        routed = self._router.as_row(raw)
-        if isinstance(routed, Row):
-            self._write(routed.table, [[v] for v in routed.values], f"{token}/row")
-        elif not isinstance(routed, RawRow):
-            self.stats.skipped[routed.reason] += 1
+    def _write_as_rows(self, raw: RawRows, token: str) -> None:
+        for routed in self._router.as_rows(raw):
+            if isinstance(routed, Row):
+                self._write(routed.table, [[v] for v in routed.values], f"{token}/row")
+            elif isinstance(routed, Skipped):
+                self.stats.skipped[routed.reason] += 1
 
-    def _insert_json_with_retry(self, table: str, rows: list[RawRow], token: str) -> None:
-        body = b"\n".join(r.line for r in rows)
-        self._with_retry(table, partial(self._warehouse.insert_json, table, body, token), len(rows))
+    def _insert_json_with_retry(self, table: str, chunks: list[RawRows], token: str) -> None:
+        body = b"\n".join([b"\n".join(c.lines) for c in chunks])
+        rows = sum(len(c) for c in chunks)
+        self._with_retry(table, partial(self._warehouse.insert_json, table, body, token), rows)
 
     def _insert_with_retry(self, table: str, columns: list[list[Any]], token: str) -> None:
         insert = partial(self._warehouse.insert, table, columns, COLUMNS[table], token)
@@ -329,6 +330,17 @@ class ClickHouseSink:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.stats.as_dict()))
         tmp.replace(path)
+
+
+def _halves(chunks: list[RawRows]) -> tuple[list[RawRows], list[RawRows]] | None:
+    """Two halves of a refused insert of JSON lines; None: it is one line."""
+    if len(chunks) > 1:
+        mid = len(chunks) // 2
+        return chunks[:mid], chunks[mid:]
+    if len(chunks[0]) > 1:
+        first, second = chunks[0].halves()
+        return [first], [second]
+    return None
 
 
 def _rejected_row(table: str, row: tuple[Any, ...], error: str) -> tuple[Any, ...]:

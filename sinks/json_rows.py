@@ -11,7 +11,7 @@ ClickHouse parses it (``kind`` is skipped as an unknown key). Only what the even
 out and the models fill in differently from the table's own defaults is appended too:
 ``origin`` (``user``), ``ts`` (the record's time) and ``event_id`` (from the position).
 If ClickHouse refuses such a line anyway, the sink stores that event through the
-column-oriented row path (:class:`RawRow` keeps what it needs).
+column-oriented row path (:class:`RawRows` keeps what it needs).
 """
 
 from __future__ import annotations
@@ -33,24 +33,42 @@ JSON_INSERT_SETTINGS: Final = {
 
 
 @dataclass(frozen=True, slots=True)
-class RawRow:
-    """One event bound for a table as a JSON line, and where it came from."""
+class RawRows:
+    """Events of one Kafka message bound for a table as JSON lines, and where they came
+    from (what the row path needs if the warehouse refuses one)."""
 
     table: str
-    line: bytes
-    payload: bytes  # the event as it came, for the row path if the warehouse refuses it
     msg: Position  # the Kafka message (index 0)
-    index: int  # of the event in the message
     at_ms: int  # the record's timestamp
+    lines: list[bytes]
+    payloads: list[bytes]  # the events as they came
+    indexes: list[int]  # of the events in the message
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def halves(self) -> tuple[RawRows, RawRows]:
+        mid = len(self.lines) // 2
+        return self._part(slice(None, mid)), self._part(slice(mid, None))
+
+    def _part(self, part: slice) -> RawRows:
+        return RawRows(
+            self.table,
+            self.msg,
+            self.at_ms,
+            self.lines[part],
+            self.payloads[part],
+            self.indexes[part],
+        )
 
 
 class MessageRows:
-    """Makes the JSON lines of the events of one Kafka message."""
+    """Makes the JSON lines of the events of one Kafka message bound for ``table``."""
 
-    __slots__ = ("_msg", "_received", "_tail", "_at_ms")
+    __slots__ = ("_rows", "_received", "_tail")
 
-    def __init__(self, msg: Position, at_ms: int) -> None:
-        self._msg, self._at_ms = msg, at_ms
+    def __init__(self, table: str, msg: Position, at_ms: int) -> None:
+        self._rows = RawRows(table, msg, at_ms, [], [], [])
         self._received = _clickhouse_time(at_ms)
         self._tail = b',"_topic":%b,"_partition":%d,"_offset":%d,"_index":' % (
             orjson.dumps(msg.topic),
@@ -58,28 +76,31 @@ class MessageRows:
             msg.offset,
         )
 
-    def line(self, payload: bytes, accepted: Accepted, index: int) -> bytes:
+    def add(self, payload: bytes, accepted: Accepted, index: int) -> None:
+        rows = self._rows
+        rows.lines.append(self._line(payload, accepted, index))
+        rows.payloads.append(payload)
+        rows.indexes.append(index)
+
+    def rows(self) -> RawRows | None:
+        return self._rows if self._rows.lines else None
+
+    def _line(self, payload: bytes, accepted: Accepted, index: int) -> bytes:
         event = accepted.event
-        head = payload.rstrip()
         filled = b""
         if event.origin is UNSET:
             filled += b',"origin":"user"'
         if event.ts is UNSET:
             filled += b',"ts":"%b"' % self._received
         if event.event_id is UNSET:
-            made = position_id(self._msg.at(index))
+            made = position_id(self._rows.msg.at(index))
             filled += b',"event_id":"%b"' % str(made).encode()
         return b'%b%b%d,"received_at":"%b"%b}' % (
-            head[:-1],
+            payload.rstrip()[:-1],
             self._tail,
             index,
             self._received,
             filled,
-        )
-
-    def raw_row(self, table: str, payload: bytes, accepted: Accepted, index: int) -> RawRow:
-        return RawRow(
-            table, self.line(payload, accepted, index), payload, self._msg, index, self._at_ms
         )
 
 

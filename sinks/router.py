@@ -14,7 +14,7 @@ from shiftright_server.schemas.fast_events import DECODERS, Window, accept
 from shiftright_server.schemas.positions import Position, position_id_later
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.schemas.validation import SCHEMA_VIOLATION, Limits, Rejection, parse_event
-from shiftright_server.sinks.json_rows import MessageRows, RawRow
+from shiftright_server.sinks.json_rows import MessageRows, RawRows
 from shiftright_server.sinks.rows import (
     RECORD_MODELS,
     TABLE_BY_KIND,
@@ -37,14 +37,14 @@ class Skipped:
     reason: str
 
 
-Routed = Row | RawRow | Skipped
+Routed = Row | RawRows | Skipped
 _KIND_BY_TABLE = {table: kind for kind, table in TABLE_BY_KIND.items()}
 
 
 class Router:
     """Maps physical topic names (with the namespace) to row builders. With
     ``json_rows``, events the fast validator vouches for become JSON lines
-    (:class:`RawRow`); every other event takes the models and becomes a :class:`Row`."""
+    (:class:`RawRows`, one per message); every other event takes the models and becomes a :class:`Row`."""
 
     def __init__(self, namespace: str, limits: Limits, json_rows: bool = True) -> None:
         self._limits = limits
@@ -106,23 +106,28 @@ class Router:
     def _json_events(
         self, kind: str, payloads: list[bytes | None], at: datetime, at_ms: int, msg: Position
     ) -> list[Routed]:
-        rows = MessageRows(msg, at_ms)
-        window = Window.around(at_ms, self._limits)
-        table = TABLE_BY_KIND[kind]
+        rows = MessageRows(TABLE_BY_KIND[kind], msg, at_ms)
+        window, limits = Window.around(at_ms, self._limits), self._limits
         out: list[Routed] = []
         for i, payload in enumerate(payloads):
-            ok = accept(payload, kind, at_ms, window, self._limits)
+            ok = accept(payload, kind, at_ms, window, limits)
             if ok is None or payload is None:
                 out.append(self._event(kind, payload, at, at_ms, msg, i))
             else:
-                out.append(rows.raw_row(table, payload, ok, i))
+                rows.add(payload, ok, i)
+        made = rows.rows()
+        if made is not None:
+            out.append(made)
         return out
 
-    def as_row(self, raw: RawRow) -> Routed:
-        """The column-oriented row of an event that was routed as a JSON line."""
+    def as_rows(self, raw: RawRows) -> list[Routed]:
+        """The column-oriented rows of events that were routed as JSON lines."""
         at = datetime.fromtimestamp(raw.at_ms / 1000, UTC)
         kind = _KIND_BY_TABLE[raw.table]
-        return self._event(kind, raw.payload, at, raw.at_ms, raw.msg, raw.index)
+        return [
+            self._event(kind, payload, at, raw.at_ms, raw.msg, index)
+            for payload, index in zip(raw.payloads, raw.indexes, strict=True)
+        ]
 
     def _event(
         self, kind: str, payload: bytes | None, at: datetime, at_ms: int, msg: Position, index: int

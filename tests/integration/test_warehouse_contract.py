@@ -118,7 +118,7 @@ def test_events_handed_over_as_json_are_stored_as_column_rows_store_them(
     from shiftright_server.schemas import wire
     from shiftright_server.schemas.positions import Position
     from shiftright_server.schemas.validation import Limits
-    from shiftright_server.sinks.json_rows import RawRow
+    from shiftright_server.sinks.json_rows import RawRows
     from shiftright_server.sinks.router import Router, Row
 
     from tests.builders import encoded
@@ -147,11 +147,11 @@ def test_events_handed_over_as_json_are_stored_as_column_rows_store_them(
                 pos, b"\n".join(lines), wire.BATCH_HEADERS, int(at.timestamp() * 1000)
             )
             table = f"events_{kind}"
-            raw = [r for r in routed if isinstance(r, RawRow)]
+            raw = [line for r in routed if isinstance(r, RawRows) for line in r.lines]
             rows = [r.values for r in routed if isinstance(r, Row)]
             if json_rows:
                 assert len(raw) == len(lines) and not rows
-                real.insert_json(table, b"\n".join(r.line for r in raw), f"{table}-json")
+                real.insert_json(table, b"\n".join(raw), f"{table}-json")
             else:
                 assert len(rows) == len(lines) and not raw
                 columns = [list(c) for c in zip(*rows, strict=True)]
