@@ -212,7 +212,7 @@ class ClickHouseSink:
                 self.stats.skipped[routed.reason] += 1
 
     def _insert_json_with_retry(self, table: str, chunks: list[RawRows], token: str) -> None:
-        body = b"\n".join([b"\n".join(c.lines) for c in chunks])
+        body = b"\n".join([line for c in chunks for line in c.lines])  # one copy
         rows = sum(len(c) for c in chunks)
         self._with_retry(table, partial(self._warehouse.insert_json, table, body, token), rows)
 
