@@ -12,11 +12,16 @@
 3. *browser*: each page's time to ready in headless Chromium (navigation until its charts
    are drawn, or its tables for pages without charts).
 4. *polling*: ``--clients`` clients poll the overview panel every 2 s for ``--poll-for``
-   seconds: the dashboard's and the warehouse's CPU (share of one core).
+   seconds: the dashboard's and the warehouse's CPU (share of one core). With
+   ``--ingest-rate N``, meanwhile a broker, the stream worker and the sink ingest N events/s
+   into the same database (:mod:`bench.dashboard_ingest`): stored/s against produced/s,
+   the lag when the producer stopped, the catch-up and every process's CPU.
 
-Prints figures; asserts nothing. Starts the embedded warehouse in a temp dir.
+``--repeat 0`` / ``--loads 0`` skip the server-side and browser rounds. Prints figures;
+asserts nothing. Starts the embedded warehouse in a temp dir.
 
     .venv/bin/python -m bench.dashboard [--usage 50000000] [--errors 1000000] [--days 7]
+        [--ingest-rate 20000]
 """
 
 from __future__ import annotations
@@ -36,11 +41,15 @@ import httpx
 from shiftright_server.infra.clickhouse import apply_schema, get_client
 from shiftright_server.infra.settings import ClickHouseSettings, Settings
 
-from bench.dashboard_data import generate
+from bench import dashboard_ingest
+from bench.dashboard_data import SETTINGS, generate
 from tests.integration.dashboard_stack import CHROMIUM
 from tests.integration.warehouse_fixture import free_port, start_warehouse, stop_warehouse
 
 DB = "bench"
+RAW_FEATURES = """SELECT app, env, name, count() AS uses, uniqExact(user_id), quantiles(0.5, 0.9, 0.99)(duration_ms)
+FROM events_usage WHERE ts >= now() - INTERVAL 1 DAY
+GROUP BY app, env, name ORDER BY uses DESC LIMIT 50"""
 RAW_LATENCY = """SELECT app, env, toStartOfInterval(ts, toIntervalSecond(600)) AS t,
        quantiles(0.5, 0.95)(duration_ms) AS q
 FROM events_usage
@@ -56,6 +65,8 @@ def pages(group: str) -> dict[str, tuple[str, str]]:
         "overview 7d": ("/?range=7d", "canvas"),
         "overview compare": ("/?range=24h&app=checkout&env=prod&compare=preprod", "canvas"),
         "usage 24h": ("/usage?range=24h", "tr[data-feature]"),
+        "usage 7d": ("/usage?range=7d", "tr[data-feature]"),
+        "usage 24h release": ("/usage?range=24h&release=2.9", "tr[data-feature]"),
         "errors 24h": ("/errors?range=24h", "tr[data-group-id]"),
         "group 24h": (f"/errors/{group}?range=24h", "canvas"),
         "health 24h": ("/health?range=24h&app=checkout", "canvas"),
@@ -151,7 +162,11 @@ def server_side(
 def baseline(settings: Settings, repeat: int) -> None:
     client = get_client(settings.clickhouse, database=DB)
     try:
-        for name, sql in (("SELECT 1", "SELECT 1"), ("latency, raw table 24h", RAW_LATENCY)):
+        for name, sql in (
+            ("SELECT 1", "SELECT 1"),
+            ("latency, raw table 24h", RAW_LATENCY),
+            ("features, raw table 24h", RAW_FEATURES),
+        ):
             took = []
             for _ in range(repeat):
                 began = time.perf_counter()
@@ -233,6 +248,32 @@ def polling(
         print(f"  {name} CPU: {100 * share:.0f} % of one core")
 
 
+def ingesting(
+    settings: Settings,
+    args: Any,
+    base: str,
+    cookies: dict[str, str],
+    pids: dict[str, int],
+    tmp: Path,
+) -> None:
+    rate, seconds = args.ingest_rate, args.poll_for
+    print(
+        f"\nstarting a broker, the stream worker and the sink; {rate * seconds:,.0f} events to send"
+    )
+    url = settings.clickhouse.http_url
+    with dashboard_ingest.pipeline(url, DB, rate, seconds, tmp / "ingest") as ingest:
+        pids.update(ingest.pids)
+
+        def during() -> None:
+            pids.update(ingest.pids)  # the producer, started just before
+            polling(base, cookies, args.clients, seconds, pids)
+
+        figures = dashboard_ingest.run(ingest, rate, seconds, during)
+    print(f"  ingest at {rate:,.0f} events/s meanwhile {load()}:")
+    for name, value in figures.items():
+        print(f"    {name}: {value}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--usage", type=int, default=50_000_000)
@@ -242,6 +283,7 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--poll-for", type=float, default=30.0)
+    parser.add_argument("--ingest-rate", type=float, default=0.0, help="events/s while polling")
     args = parser.parse_args()
     print(f"bench.dashboard on {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
@@ -257,33 +299,65 @@ def main() -> None:
             stop_warehouse(proc)
 
 
+ROLLUPS = (
+    "usage_minutely",
+    "usage_features_minutely",
+    "usage_features_hourly",
+    "usage_routes_minutely",
+    "usage_routes_hourly",
+    "usage_app_minutely",
+    "usage_app_hourly",
+    "health_minutely",
+    "health_app_minutely",
+)
+
+
+def table_rows(client: Any) -> list[tuple[str, int]]:
+    """Rows per rollup table after its background merges so far (what a query reads)."""
+    return [(t, int(client.command(f"SELECT count() FROM {t}"))) for t in ROLLUPS]
+
+
 def run(settings: Settings, args: Any, warehouse_pid: int, tmp: Path) -> None:
     client = get_client(settings.clickhouse, database=DB, send_receive_timeout=3600)
     print(
         f"generating {args.usage:,} usage events and {args.errors:,} errors over {args.days} days:"
     )
-    began = time.perf_counter()
-    took = generate(client.command, DB, args.usage, args.errors, datetime.now(UTC), args.days)
-    rows = client.query("SELECT count() FROM usage_minutely").result_rows[0][0]
+    began, cpu_before = time.perf_counter(), cpu_seconds(warehouse_pid)
+    took = generate(
+        lambda sql: client.command(sql, settings=SETTINGS),
+        DB,
+        args.usage,
+        args.errors,
+        datetime.now(UTC),
+        args.days,
+    )
+    cpu = cpu_seconds(warehouse_pid) - cpu_before
     [(group,)] = client.query(
         "SELECT group_id FROM error_groups ORDER BY count DESC LIMIT 1"
     ).result_rows
-    client.close()
     print(
-        f"  generated in {time.perf_counter() - began:.0f} s ({took['usage']:.0f} s for usage); usage_minutely holds {rows:,} rows"
+        f"  generated in {time.perf_counter() - began:.0f} s ({took['usage']:.0f} s for usage), "
+        f"{cpu:.0f} s of warehouse CPU {load()}"
     )
+    print(f"  rows: {', '.join(f'{t} {n:,}' for t, n in table_rows(client))}")
+    client.close()
     port = free_port()
     cookies = {"sr_session": session_cookie(settings)}
     dashboard = serve(settings, port, tmp / "dashboard.log")
     try:
         base = f"http://127.0.0.1:{port}"
         shown = pages(group)
-        print(f"\nbaseline (same run, same client library, ms) {load()}:")
-        baseline(settings, args.repeat)
-        server_side(base, cookies, shown, args.repeat)
-        browser(base, cookies, shown, args.loads)
+        if args.repeat:
+            print(f"\nbaseline (same run, same client library, ms) {load()}:")
+            baseline(settings, args.repeat)
+            server_side(base, cookies, shown, args.repeat)
+        if args.loads:
+            browser(base, cookies, shown, args.loads)
         pids = {"dashboard": dashboard.pid, "warehouse": warehouse_pid}
-        polling(base, cookies, args.clients, args.poll_for, pids)
+        if args.ingest_rate:
+            ingesting(settings, args, base, cookies, pids, tmp)
+        else:
+            polling(base, cookies, args.clients, args.poll_for, pids)
     finally:
         dashboard.terminate()
         dashboard.wait(20)

@@ -76,7 +76,7 @@ ORDER BY app, env, t
 #: p50/p95 request duration per bucket, from the quantile states of each app and env.
 LATENCY_SERIES: Final = f"""/* dashboard.latency_series */
 SELECT app, env, {_BUCKET.format(col="minute")} AS t,
-       quantilesMerge(0.5, 0.95)(duration_ms) AS q
+       quantilesDDMerge(0.01, 0.5, 0.95)(duration_ms) AS q
 FROM {_span("usage_app", "app, env, duration_ms")}
 GROUP BY app, env, t
 ORDER BY app, env, t
@@ -84,7 +84,7 @@ ORDER BY app, env, t
 
 #: p50/p95 request duration over the whole range (the same states, merged).
 LATENCY_TOTAL: Final = f"""/* dashboard.latency_total */
-SELECT app, env, quantilesMerge(0.5, 0.95)(duration_ms) AS q
+SELECT app, env, quantilesDDMerge(0.01, 0.5, 0.95)(duration_ms) AS q
 FROM {_span("usage_app", "app, env, duration_ms")}
 GROUP BY app, env
 """
@@ -161,17 +161,21 @@ GROUP BY app, env, host, metric, t
 ORDER BY t
 """
 
-_FEATURE_COLUMNS: Final = "app, env, name, origin, events, failures, users, customers, duration_ms"
+_FEATURE_COLUMNS: Final = "app, env, name, events, failures, origins, users, customers, duration_ms"
+_TOP_FEATURES: Final = f"""SELECT app, env, name
+    FROM {_span("usage_features", "app, env, name, events", _RELEASE)}
+    GROUP BY app, env, name ORDER BY sum(events) DESC, app, env, name LIMIT 50"""
 
-#: Features (usage event names) by uses in the range, of any release or of one.
+#: The 50 most used features in the range (of any release, or of one), their uses by
+#: origin, users, customers and duration quantiles; the states of the top 50 only.
 FEATURES: Final = f"""/* dashboard.features */
 SELECT app, env, name, sum(events) AS uses, sum(failures) AS failures,
-       uniqMerge(users) AS users, uniqMerge(customers) AS customers,
-       quantilesMerge(0.5, 0.9, 0.99)(duration_ms) AS q
-FROM {_span("usage_features", _FEATURE_COLUMNS, _RELEASE)}
+       sumMap(origins) AS origins,
+       uniqCombinedMerge(12)(users) AS users, uniqCombinedMerge(12)(customers) AS customers,
+       quantilesDDMerge(0.01, 0.5, 0.9, 0.99)(duration_ms) AS q
+FROM {_span("usage_features", _FEATURE_COLUMNS, f"{_RELEASE} AND (app, env, name) IN ({_TOP_FEATURES})")}
 GROUP BY app, env, name
 ORDER BY uses DESC, app, env, name
-LIMIT 50
 """
 
 #: Uses per bucket of the listed features (their trend).
@@ -182,21 +186,17 @@ GROUP BY app, env, name, t
 ORDER BY t
 """
 
-#: Uses of the listed features by origin (user / test / synthetic).
-FEATURE_ORIGINS: Final = f"""/* dashboard.feature_origins */
-SELECT app, env, name, origin, sum(events) AS uses
-FROM {_span("usage_features", "app, env, name, origin, events", f"{_RELEASE} AND name IN {{names:Array(String)}}")}
-GROUP BY app, env, name, origin
-"""
+_TOP_ROUTES: Final = f"""SELECT app, env, route
+    FROM {_span("usage_routes", "app, env, route, events", _RELEASE)}
+    GROUP BY app, env, route ORDER BY sum(events) DESC, app, env, route LIMIT 20"""
 
-#: Routes by requests, with failures, users and p95 duration.
+#: The 20 busiest routes, with failures, users and p95 duration.
 ROUTES: Final = f"""/* dashboard.routes */
 SELECT app, env, route, sum(events) AS uses, sum(failures) AS failures,
-       uniqMerge(users) AS users, quantileMerge(0.95)(duration_ms) AS p95
-FROM {_span("usage_routes", "app, env, route, events, failures, users, duration_ms", _RELEASE)}
+       uniqCombinedMerge(12)(users) AS users, quantileDDMerge(0.01, 0.95)(duration_ms) AS p95
+FROM {_span("usage_routes", "app, env, route, events, failures, users, duration_ms", f"{_RELEASE} AND (app, env, route) IN ({_TOP_ROUTES})")}
 GROUP BY app, env, route
 ORDER BY uses DESC, app, env, route
-LIMIT 20
 """
 
 _TAG = re.compile(r"/\* dashboard\.([a-z_]+) \*/")

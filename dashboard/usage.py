@@ -15,7 +15,7 @@ ORIGINS = ("user", "test", "synthetic")
 
 def features(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") -> list[Row]:
     """Up to 50 features by uses (of every release, or of ``release``), each with a
-    ``chart`` and ``origins`` counts."""
+    ``chart`` and its uses by origin."""
     base = _params(rng, scope, release)
     rows = reader.query(queries.FEATURES, base).dicts()
     if not rows:
@@ -29,14 +29,11 @@ def features(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") ->
         i = index.get(epoch(r["t"]))
         if i is not None:
             trend.setdefault((r["app"], r["env"], r["name"]), [0] * len(points))[i] = r["uses"]
-    origins: dict[tuple[str, str, str], dict[str, int]] = {}
-    for r in reader.query(queries.FEATURE_ORIGINS, {**base, "names": names}).dicts():
-        origins.setdefault((r["app"], r["env"], r["name"]), {})[r["origin"] or "user"] = r["uses"]
     for r in rows:
         key = (r["app"], r["env"], r["name"])
         r["p50"], r["p90"], r["p99"] = _quantiles(r.pop("q"))
         r["chart"] = {"t": points, "uses": trend.get(key, [0] * len(points))}
-        r["origins"] = origins.get(key, {})
+        r["origins"] = {str(k): int(v) for k, v in (r.get("origins") or {}).items()}
     return rows
 
 

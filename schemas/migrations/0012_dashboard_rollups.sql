@@ -1,8 +1,11 @@
 -- What the dashboard's usage page and overview read, per minute and per hour, so a panel
 -- merges a few thousand states instead of scanning events_usage or every minute of
 -- usage_minutely. A panel reads the hourly table for the whole hours inside its range and
--- the minutely one for the minutes at either end, so its numbers equal the raw table's
--- over the same range (uniq and quantiles merge the same states either way).
+-- the minutely one for the minutes at either end. The states are sketches whose merge is
+-- exact: a merged state equals the state of the raw rows, so a panel answers what
+-- uniqCombined(12) and quantilesDD(0.01, ...) answer over events_usage for the same
+-- range (distinct counts exact up to a few thousand, then HyperLogLog; quantiles within
+-- 1 % of the true value), and they are small and quick to merge.
 --
 -- Each minutely table is sorted by its hour first: a range reads only the hours it
 -- covers, whatever the retention. The hourly tables fill from the minutely ones (their
@@ -10,39 +13,40 @@
 -- Minutes before this migration stay empty here; docs/tables.md has the statements that
 -- fill them from events_usage and events_health.
 
--- Features by release and origin: the usage page's feature list, its trend and its
--- split by origin.
+-- Features by release, with their uses by origin: the usage page's feature list, its
+-- trend and its split by origin.
 CREATE TABLE IF NOT EXISTS {db}.usage_features_minutely
 (
     app         LowCardinality(String),
     env         LowCardinality(String),
     name        LowCardinality(String),
     release     LowCardinality(String),
-    origin      LowCardinality(String),
     minute      DateTime('UTC'),
     events      SimpleAggregateFunction(sum, UInt64),
     failures    SimpleAggregateFunction(sum, UInt64),
-    users       AggregateFunction(uniq, String),
-    customers   AggregateFunction(uniq, String),
-    duration_ms AggregateFunction(quantiles(0.5, 0.9, 0.99), Float64)
+    origins     SimpleAggregateFunction(sumMap, Map(String, UInt64)),
+    users       AggregateFunction(uniqCombined(12), String),
+    customers   AggregateFunction(uniqCombined(12), String),
+    duration_ms AggregateFunction(quantilesDD(0.01, 0.5, 0.9, 0.99), Float64)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(minute)
-ORDER BY (toStartOfHour(minute), app, env, name, release, origin, minute)
+ORDER BY (toStartOfHour(minute), app, env, name, release, minute)
 TTL minute + INTERVAL 400 DAY
-SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 2048;
+SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 256;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.usage_features_minutely_mv TO {db}.usage_features_minutely AS
 SELECT
-    app, env, name, release, origin,
+    app, env, name, release,
     toStartOfMinute(ts) AS minute,
     count() AS events,
     countIf(status_code >= 500) AS failures,
-    uniqStateIf(user_id, user_id != '') AS users,
-    uniqStateIf(customer_id, customer_id != '') AS customers,
-    quantilesStateIf(0.5, 0.9, 0.99)(ifNull(duration_ms, 0), duration_ms IS NOT NULL) AS duration_ms
+    sumMap(map(if(origin = '', 'user', toString(origin)), toUInt64(1))) AS origins,
+    uniqCombinedStateIf(12)(user_id, user_id != '') AS users,
+    uniqCombinedStateIf(12)(customer_id, customer_id != '') AS customers,
+    quantilesDDStateIf(0.01, 0.5, 0.9, 0.99)(ifNull(duration_ms, 0), duration_ms IS NOT NULL) AS duration_ms
 FROM {db}.events_usage
-GROUP BY app, env, name, release, origin, minute;
+GROUP BY app, env, name, release, minute;
 
 CREATE TABLE IF NOT EXISTS {db}.usage_features_hourly
 (
@@ -50,31 +54,32 @@ CREATE TABLE IF NOT EXISTS {db}.usage_features_hourly
     env         LowCardinality(String),
     name        LowCardinality(String),
     release     LowCardinality(String),
-    origin      LowCardinality(String),
     hour        DateTime('UTC'),
     events      SimpleAggregateFunction(sum, UInt64),
     failures    SimpleAggregateFunction(sum, UInt64),
-    users       AggregateFunction(uniq, String),
-    customers   AggregateFunction(uniq, String),
-    duration_ms AggregateFunction(quantiles(0.5, 0.9, 0.99), Float64)
+    origins     SimpleAggregateFunction(sumMap, Map(String, UInt64)),
+    users       AggregateFunction(uniqCombined(12), String),
+    customers   AggregateFunction(uniqCombined(12), String),
+    duration_ms AggregateFunction(quantilesDD(0.01, 0.5, 0.9, 0.99), Float64)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(hour)
-ORDER BY (toDate(hour), app, env, name, release, origin, hour)
+ORDER BY (toDate(hour), app, env, name, release, hour)
 TTL hour + INTERVAL 400 DAY
-SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 2048;
+SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 256;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.usage_features_hourly_mv TO {db}.usage_features_hourly AS
 SELECT
-    app, env, name, release, origin,
+    app, env, name, release,
     toStartOfHour(minute) AS hour,
     sum(events) AS events,
     sum(failures) AS failures,
-    uniqMergeState(users) AS users,
-    uniqMergeState(customers) AS customers,
-    quantilesMergeState(0.5, 0.9, 0.99)(duration_ms) AS duration_ms
+    sumMap(origins) AS origins,
+    uniqCombinedMergeState(12)(users) AS users,
+    uniqCombinedMergeState(12)(customers) AS customers,
+    quantilesDDMergeState(0.01, 0.5, 0.9, 0.99)(duration_ms) AS duration_ms
 FROM {db}.usage_features_minutely
-GROUP BY app, env, name, release, origin, hour;
+GROUP BY app, env, name, release, hour;
 
 -- Routes by release: the usage page's route list.
 CREATE TABLE IF NOT EXISTS {db}.usage_routes_minutely
@@ -86,14 +91,14 @@ CREATE TABLE IF NOT EXISTS {db}.usage_routes_minutely
     minute      DateTime('UTC'),
     events      SimpleAggregateFunction(sum, UInt64),
     failures    SimpleAggregateFunction(sum, UInt64),
-    users       AggregateFunction(uniq, String),
-    duration_ms AggregateFunction(quantile(0.95), Float64)
+    users       AggregateFunction(uniqCombined(12), String),
+    duration_ms AggregateFunction(quantileDD(0.01, 0.95), Float64)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(minute)
 ORDER BY (toStartOfHour(minute), app, env, route, release, minute)
 TTL minute + INTERVAL 400 DAY
-SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 2048;
+SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 256;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.usage_routes_minutely_mv TO {db}.usage_routes_minutely AS
 SELECT
@@ -101,8 +106,8 @@ SELECT
     toStartOfMinute(ts) AS minute,
     count() AS events,
     countIf(status_code >= 500) AS failures,
-    uniqStateIf(user_id, user_id != '') AS users,
-    quantileStateIf(0.95)(ifNull(duration_ms, 0), duration_ms IS NOT NULL) AS duration_ms
+    uniqCombinedStateIf(12)(user_id, user_id != '') AS users,
+    quantileDDStateIf(0.01, 0.95)(ifNull(duration_ms, 0), duration_ms IS NOT NULL) AS duration_ms
 FROM {db}.events_usage
 WHERE route != ''
 GROUP BY app, env, route, release, minute;
@@ -116,14 +121,14 @@ CREATE TABLE IF NOT EXISTS {db}.usage_routes_hourly
     hour        DateTime('UTC'),
     events      SimpleAggregateFunction(sum, UInt64),
     failures    SimpleAggregateFunction(sum, UInt64),
-    users       AggregateFunction(uniq, String),
-    duration_ms AggregateFunction(quantile(0.95), Float64)
+    users       AggregateFunction(uniqCombined(12), String),
+    duration_ms AggregateFunction(quantileDD(0.01, 0.95), Float64)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(hour)
 ORDER BY (toDate(hour), app, env, route, release, hour)
 TTL hour + INTERVAL 400 DAY
-SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 2048;
+SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 256;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.usage_routes_hourly_mv TO {db}.usage_routes_hourly AS
 SELECT
@@ -131,8 +136,8 @@ SELECT
     toStartOfHour(minute) AS hour,
     sum(events) AS events,
     sum(failures) AS failures,
-    uniqMergeState(users) AS users,
-    quantileMergeState(0.95)(duration_ms) AS duration_ms
+    uniqCombinedMergeState(12)(users) AS users,
+    quantileDDMergeState(0.01, 0.95)(duration_ms) AS duration_ms
 FROM {db}.usage_routes_minutely
 GROUP BY app, env, route, release, hour;
 
@@ -145,7 +150,7 @@ CREATE TABLE IF NOT EXISTS {db}.usage_app_minutely
     minute      DateTime('UTC'),
     events      SimpleAggregateFunction(sum, UInt64),
     failures    SimpleAggregateFunction(sum, UInt64),
-    duration_ms AggregateFunction(quantiles(0.5, 0.95), Float64)
+    duration_ms AggregateFunction(quantilesDD(0.01, 0.5, 0.95), Float64)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(minute)
@@ -159,7 +164,7 @@ SELECT
     toStartOfMinute(ts) AS minute,
     count() AS events,
     countIf(status_code >= 500) AS failures,
-    quantilesStateIf(0.5, 0.95)(ifNull(duration_ms, 0), duration_ms IS NOT NULL) AS duration_ms
+    quantilesDDStateIf(0.01, 0.5, 0.95)(ifNull(duration_ms, 0), duration_ms IS NOT NULL) AS duration_ms
 FROM {db}.events_usage
 GROUP BY app, env, minute;
 
@@ -170,7 +175,7 @@ CREATE TABLE IF NOT EXISTS {db}.usage_app_hourly
     hour        DateTime('UTC'),
     events      SimpleAggregateFunction(sum, UInt64),
     failures    SimpleAggregateFunction(sum, UInt64),
-    duration_ms AggregateFunction(quantiles(0.5, 0.95), Float64)
+    duration_ms AggregateFunction(quantilesDD(0.01, 0.5, 0.95), Float64)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(hour)
@@ -184,7 +189,7 @@ SELECT
     toStartOfHour(minute) AS hour,
     sum(events) AS events,
     sum(failures) AS failures,
-    quantilesMergeState(0.5, 0.95)(duration_ms) AS duration_ms
+    quantilesDDMergeState(0.01, 0.5, 0.95)(duration_ms) AS duration_ms
 FROM {db}.usage_app_minutely
 GROUP BY app, env, hour;
 
