@@ -22,21 +22,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
 import structlog
 from shiftright_server.infra.alerting_config import AlertingConfig
 from shiftright_server.streams.alerting.signals import AlertPartition
 from shiftright_server.streams.driver import Driver, wall_ms
+from shiftright_server.streams.partition_state import PartitionStates
 from shiftright_server.streams.step import (
-    Holes,
     Message,
     Output,
     Record,
-    Spans,
-    StateKey,
-    StateWrite,
     TopicPartition,
 )
 
@@ -71,7 +68,7 @@ class Rulebook:
             return list(self._latest.rules.rules) if self._latest else []
 
 
-class AlertStep:
+class AlertStep(PartitionStates[AlertPartition]):
     name = "alerts"
 
     def __init__(
@@ -82,27 +79,23 @@ class AlertStep:
         rulebook: Rulebook,
         loaded: threading.Event,
     ) -> None:
-        self.table = table
+        super().__init__(table)
         self.alerts_topic = alerts_topic
         self.signal_seconds = signal_seconds
         self.rulebook = rulebook
         self.loaded = loaded  # set once the configuration topic was read to its end
-        self.parts: dict[TopicPartition, AlertPartition] = {}
         self.saved_at: dict[TopicPartition, float] = {}
-        self._holes = Holes()
 
     async def until_loaded(self) -> None:
         """Nothing is evaluated before the configuration topic was read to its end."""
         while not self.loaded.is_set():
             await asyncio.sleep(0.1)
 
-    def partition(self, tp: TopicPartition) -> AlertPartition:
-        found = self.parts.get(tp)
-        if found is None:
-            raw = self.table.data.get(_key(tp))
-            found = AlertPartition(self.rulebook.rules(), raw, self.signal_seconds)
-            self.parts[tp] = found
-        return found
+    def make(self, saved: bytes | None) -> AlertPartition:
+        return AlertPartition(self.rulebook.rules(), saved, self.signal_seconds)
+
+    def saving(self, tp: TopicPartition) -> None:
+        self.saved_at[tp] = time.monotonic()
 
     def refresh_rules(self) -> None:
         config = self.rulebook.newer()
@@ -116,9 +109,6 @@ class AlertStep:
             rules=len(config.rules.rules),
             applied_by=config.applied_by,
         )
-
-    def missing(self, positions: Iterable[tuple[str, int, int]]) -> Spans:
-        return self._holes.spans(positions, lambda tp: self.partition(tp).offset)
 
     def process(self, records: Sequence[Record]) -> Output:
         self.refresh_rules()
@@ -168,33 +158,6 @@ class AlertStep:
         out.counts["firing"] += sum(t.state == "firing" for t in found)
         out.counts["resolved"] += sum(t.state == "resolved" for t in found)
 
-    def skip(self, record: Record) -> StateKey:
-        tp = (record.topic, record.partition)
-        part = self.partition(tp)
-        part.offset = max(part.offset, record.offset)
-        return tp
-
-    def state_writes(self, touched: set[StateKey]) -> list[list[StateWrite]]:
-        writes = []
-        for touched_key in touched:
-            key = cast(TopicPartition, touched_key)  # this step's state keys
-            part = self.parts.get(key)
-            if part is None:  # revoked meanwhile
-                continue
-            self.saved_at[key] = time.monotonic()
-            writes.append(StateWrite(_key(key), part.dumps(), key[1]))
-        return [writes]
-
-    def restore(self, partitions: Iterable[TopicPartition]) -> None:
-        for tp in partitions:
-            self.partition(tp)
-
-    def forget(self, partitions: Iterable[TopicPartition]) -> None:
-        gone = set(partitions)
-        for tp in gone:
-            self.parts.pop(tp, None)
-        self._holes.forget(lambda tp: tp not in gone)
-
 
 class RuleClock:
     """Evaluates every partition on the wall clock, once the rules are loaded."""
@@ -209,7 +172,3 @@ class RuleClock:
 
     def apply(self, assigned: list[TopicPartition]) -> Output:
         return self.step.evaluate(assigned)
-
-
-def _key(tp: TopicPartition) -> bytes:
-    return f"{tp[0]}:{tp[1]}".encode()

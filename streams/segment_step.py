@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
 import structlog
 from shiftright.flags.feed import Follower
 from shiftright.flags.topic import Folder, member_key
 from shiftright_server.schemas import wire
 from shiftright_server.streams.driver import Driver, wall_ms
+from shiftright_server.streams.partition_state import PartitionStates
 from shiftright_server.streams.segments import (
     Change,
     CountKey,
@@ -34,13 +35,9 @@ from shiftright_server.streams.segments import (
     ticket_flags,
 )
 from shiftright_server.streams.step import (
-    Holes,
     Message,
     Output,
     Record,
-    Spans,
-    StateKey,
-    StateWrite,
 )
 from shiftright_server.streams.step import (
     TopicPartition as TP,
@@ -66,26 +63,19 @@ class FlagBook:
         self.flags = ticket_flags(self.folder.apps)
 
 
-class SegmentStep:
+class SegmentStep(PartitionStates[SegmentPartition]):
     name = "segments"
 
     def __init__(self, table: Any, flags_topic: str, book: FlagBook) -> None:
-        self.table, self.flags_topic, self.book = table, flags_topic, book
-        self.parts: dict[TP, SegmentPartition] = {}
-        self._holes = Holes()
+        super().__init__(table)
+        self.flags_topic, self.book = flags_topic, book
 
     async def until_loaded(self) -> None:
         while not self.book.loaded.is_set():
             await asyncio.sleep(0.1)
 
-    def partition(self, tp: TP) -> SegmentPartition:
-        found = self.parts.get(tp)
-        if found is None:
-            found = self.parts[tp] = SegmentPartition(self.table.data.get(_key(tp)))
-        return found
-
-    def missing(self, positions: Iterable[tuple[str, int, int]]) -> Spans:
-        return self._holes.spans(positions, lambda tp: self.partition(tp).offset)
+    def make(self, saved: bytes | None) -> SegmentPartition:
+        return SegmentPartition(saved)
 
     def process(self, records: Sequence[Record]) -> Output:
         flags = self.book.flags
@@ -150,31 +140,6 @@ class SegmentStep:
             )
             out.counts["joined" if change.joined else "left"] += 1
 
-    def skip(self, record: Record) -> StateKey:
-        tp = (record.topic, record.partition)
-        part = self.partition(tp)
-        part.offset = max(part.offset, record.offset)
-        return tp
-
-    def state_writes(self, touched: set[StateKey]) -> list[list[StateWrite]]:
-        writes = []
-        for key in touched:
-            tp = cast(TP, key)  # this step's state keys
-            part = self.parts.get(tp)
-            if part is not None:
-                writes.append(StateWrite(_key(tp), part.dumps(), tp[1]))
-        return [writes]
-
-    def restore(self, partitions: Iterable[TP]) -> None:
-        for tp in partitions:
-            self.partition(tp)
-
-    def forget(self, partitions: Iterable[TP]) -> None:
-        gone = set(partitions)
-        for tp in gone:
-            self.parts.pop(tp, None)
-        self._holes.forget(lambda tp: tp not in gone)
-
 
 class SegmentClock:
     def __init__(self, step: SegmentStep, driver: Driver) -> None:
@@ -185,10 +150,6 @@ class SegmentClock:
 
     def apply(self, _: bool) -> Output:
         return self.step.tick()
-
-
-def _key(tp: TP) -> bytes:
-    return f"{tp[0]}:{tp[1]}".encode()
 
 
 def _ms(ts: str) -> int:

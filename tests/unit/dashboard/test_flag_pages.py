@@ -128,3 +128,25 @@ def test_the_error_rate_by_variant_compares_the_cohorts(
     assert "alert:checkout-errors" in page and XSS not in page
     asked: dict[str, Any] = dict(reader.asked)["flag_variants"]
     assert (asked["app"], asked["flag"]) == ("checkout", "new-checkout")
+
+
+def test_the_alerts_page_lists_a_cohort_rule_without_offering_the_form(
+    reader: FakeReader, identity: Identity
+) -> None:
+    from shiftright_server.dashboard.app import create_app
+    from shiftright_server.infra.settings import Settings
+
+    from tests.unit.dashboard.desk_fixture import service_desk
+    from tests.unit.test_alerting_cohort_rule import RULES
+
+    desk, store, _ = service_desk()
+    store.apply(RULES, "ann@example.com", "rules.yaml")
+    app = create_app(
+        Settings(), reader=reader, commands=FakeCommands(), desk=desk, identity=identity
+    )
+    client = TestClient(app)
+    sign_in_as(client, identity, "editor")
+    page = client.get("/alerts").text
+    row = page.split('data-rule="new-checkout-worse"', 1)[1].split("</tr>", 1)[0]
+    assert "new-checkout: on vs off" in row and "edit the rule file" in row
+    assert "rule-form" not in row
