@@ -186,7 +186,7 @@ class Flipper:
             return self.unleash.resolved(t.rule, project, spec.flag, env, t.ts.timestamp())
         on = spec.to == "on"
         want = Held(t.rule, project, spec.flag, env, on, spec.restore, spec.quiet, app)
-        return self.unleash.fired(t.rule, want, t.idempotency_key, t.ts.timestamp(), cap)
+        return self.unleash.fired(want, t.idempotency_key, t.ts.timestamp(), cap)
 
     def restore_due(self, now: datetime) -> int:
         if self.unleash is not None:

@@ -88,8 +88,8 @@ def _retryable(status: int) -> bool:
     return status == 0 or status == 429 or status >= 500
 
 
-#: A restore Unleash did not take is tried again this much later.
-RETRY_RESTORE_S = 30.0
+#: A flip or restore Unleash did not take is tried again this much later.
+RETRY_S = 30.0
 
 
 @dataclass
@@ -113,7 +113,8 @@ Changed = Callable[[Held, bool, str], None]
 
 class UnleashFlips:
     """Alert flips in Unleash: once per firing, at most ``cap`` per flag and hour, restored
-    ``quiet`` after the alert resolves. Unleash has no record of ours, so the firings seen,
+    ``quiet`` after the alert resolves; a flip Unleash did not take is tried again every
+    ``RETRY_S`` while its alert fires. Unleash has no record of ours, so the firings seen,
     the hour's flips and the pending restores are kept by this process (a restarted
     flipper forgets a pending restore: press it in Unleash)."""
 
@@ -122,31 +123,44 @@ class UnleashFlips:
         self._seen: set[str] = set()
         self._recent: dict[tuple[str, str], list[float]] = {}
         self._held: dict[tuple[str, str, str], Held] = {}
+        self._failed: dict[str, tuple[Held, int, float]] = {}  # firing -> flip, cap, retry at
 
-    def fired(self, rule: str, want: Held, key: str, at: float, cap: int) -> str:
+    def fired(self, want: Held, key: str, at: float, cap: int) -> str:
         if key in self._seen:
             return "already"
         recent = [t for t in self._recent.get((want.flag, want.env), []) if at - t < 3600]
         if len(recent) >= cap:
             return "capped"
-        result = self.client.turn(want.project, want.flag, want.env, want.to_on)
-        if not result.ok:
+        if not self.client.turn(want.project, want.flag, want.env, want.to_on).ok:
+            self._failed[key] = (want, cap, at + RETRY_S)
             return "failed"
+        self._failed.pop(key, None)
         self._seen.add(key)
         self._recent[(want.flag, want.env)] = [*recent, at]
         self._held[(want.project, want.flag, want.env)] = want
-        self._changed(want, want.to_on, f"alert:{rule}")
+        self._changed(want, want.to_on, f"alert:{want.rule}")
         return "flipped"
 
     def resolved(self, rule: str, project: str, flag: str, env: str, at: float) -> str:
+        for key, (want, _, _) in list(self._failed.items()):
+            if (want.rule, want.project, want.flag, want.env) == (rule, project, flag, env):
+                del self._failed[key]  # the alert is over: no flip to make any more
         held = self._held.get((project, flag, env))
         if held is None or held.rule != rule or held.restore != "auto":
             return "kept"
         held.due = at + held.quiet
         return "kept"
 
-    def restore_due(self, now: float) -> int:
+    def retry_due(self, now: float) -> int:
+        """Flips Unleash did not take, tried again; how many it took now."""
         done = 0
+        for key, (want, cap, due) in list(self._failed.items()):
+            if now >= due:
+                done += self.fired(want, key, now, cap) == "flipped"
+        return done
+
+    def restore_due(self, now: float) -> int:
+        done = self.retry_due(now)
         for where, held in list(self._held.items()):
             if held.due is None or now < held.due:
                 continue
@@ -155,5 +169,5 @@ class UnleashFlips:
                 self._changed(held, not held.to_on, f"alert:{held.rule}")
                 done += 1
             else:
-                held.due = now + RETRY_RESTORE_S
+                held.due = now + RETRY_S
         return done

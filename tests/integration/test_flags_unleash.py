@@ -71,7 +71,11 @@ def test_failed_and_refused_calls_are_reported_and_the_flipper_goes_on(
     assert len(receiver.hits(f"{FEATURE}/off")) == 3
     assert flipper.act(transition(3)) == "failed"  # refused (404): not retried
     assert len(receiver.hits(f"{FEATURE}/off")) == 4
-    assert flipper.act(transition(5)) == "flipped"  # Unleash answers again
+    later = datetime.now(UTC) + timedelta(seconds=31)
+    flipper.restore_due(later)  # the first firing's flip, tried again: Unleash takes it
+    assert [h["code"] for h in receiver.hits(f"{FEATURE}/off")][-1] == 200
+    assert flipper.act(transition(1)) == "already"
+    assert flipper.act(transition(5)) == "flipped"  # another firing
     receiver.server.shutdown()
     receiver.server.server_close()
     assert flipper.act(transition(7)) == "failed"  # nothing listening
