@@ -221,3 +221,14 @@ def test_viewers_read_editors_write_ingest_keys_do_neither(api: Api, settings: S
     assert {"/rules", "/silences", "/silences/{silence_id}", "/alerts", "/alerts/history"} <= set(
         spec["paths"]
     )
+
+
+def test_the_gateway_serves_the_flags_api_with_the_same_tokens(api: Api) -> None:
+    flags = "/api/v1/flags"
+    listed = api.client.get(f"{flags}/flags", headers=api.viewer)
+    assert listed.status_code == 200 and listed.json() == {"flags": []}  # none applied
+    flip = f"{flags}/flags/checkout/new-checkout/environments/prod/flip"
+    refused = api.client.post(flip, json={"to": "off"}, headers=api.viewer)
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    unknown = api.client.post(flip, json={"to": "off"}, headers=api.editor)
+    assert unknown.status_code == 404  # no such flag applied
