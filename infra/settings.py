@@ -320,8 +320,9 @@ class GatewaySettings(BaseModel):
 
 
 class AlertingSettings(BaseModel):
-    """The notifier (``python -m shiftright_server.sinks.notify``): e-mail, webhook and Slack delivery of
-    alert notifications and action-webhook calls."""
+    """The notifier (``python -m shiftright_server.infra.ops.notifier``): e-mail, webhook and
+    Slack delivery of alert notifications and action-webhook calls, the flipper (rules'
+    ``flip``, in shiftright's flags or Unleash) and the cohort watcher (cohort rules)."""
 
     model_config = ConfigDict(frozen=True)
 
