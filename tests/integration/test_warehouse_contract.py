@@ -169,3 +169,31 @@ def test_events_handed_over_as_json_are_stored_as_column_rows_store_them(
         "SELECT countIf(_partition = 0), uniqExact(event_id) FROM events_usage WHERE name != 'no-id'"
     ).result_rows[0]
     assert ids == (3, 3)  # the ids events carry are stored as they are by both paths
+
+
+def json_lines(offsets: list[int], duplicate_key: bool = False) -> bytes:
+    lines = []
+    for off in offsets:
+        line = (
+            f'{{"event_id":"{uuid.uuid4()}","kind":"usage","ts":"2026-11-26T15:00:00.250Z",'
+            f'"app":"checkout","env":"prod","origin":"user","name":"cart.add",'
+            f'"_topic":"events.usage.v1","_partition":0,"_offset":{off},"_index":0,'
+            f'"received_at":"2026-11-26 15:00:01.000"'
+        )
+        lines.append(line + (',"name":"again"}' if duplicate_key else "}"))
+    return "\n".join(lines).encode()
+
+
+def test_json_lines_with_a_repeated_token_insert_nothing_new(warehouse: Warehouse) -> None:
+    body = json_lines([3, 4, 5])
+    warehouse.insert_json("events_usage", body, "json-1")
+    warehouse.insert_json("events_usage", body, "json-1")
+    assert warehouse.stored_offsets("events_usage", "events.usage.v1") == {0: 5}
+    warehouse.insert_json("events_usage", json_lines([6]), "json-2")
+    assert warehouse.stored_offsets("events_usage", "events.usage.v1") == {0: 6}
+
+
+def test_a_json_line_with_a_key_given_twice_is_rejected(warehouse: Warehouse) -> None:
+    with pytest.raises(RejectedRowsError):
+        warehouse.insert_json("events_usage", json_lines([1], duplicate_key=True), "dup")
+    assert warehouse.stored_offsets("events_usage", "events.usage.v1") == {}

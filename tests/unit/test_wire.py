@@ -14,6 +14,11 @@ def test_a_batch_splits_into_its_lines_in_order() -> None:
     assert wire.split_events(value, wire.BATCH_HEADERS) == [b'{"a":1}', b'{"a":2}', b'{"a":3}']
 
 
+def test_lines_of_only_whitespace_are_skipped_and_others_kept_as_they_are() -> None:
+    value = b'{"a":1}\n  \t\r\n\x0b\n {"a":2}\r\n\n'
+    assert wire.split_events(value, wire.BATCH_HEADERS) == [b'{"a":1}', b' {"a":2}\r']
+
+
 def test_pack_respects_the_event_and_byte_bounds_and_round_trips() -> None:
     payloads = [b'{"n":%d}' % i for i in range(2500)]
     packed = wire.pack(payloads)
