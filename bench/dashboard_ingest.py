@@ -91,11 +91,12 @@ def _warm_up(ingest: Ingest) -> None:
         warm = pickle.load(fh)["warm_up"]
     before = ingest.system.count()
     preload(ingest.bootstrap, ingest.system.namespace, warm, lambda _: None)
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 60
     while ingest.system.count() < before + len(warm):
         if time.monotonic() > deadline:
+            log = ingest.system.tail("sink") + "\n" + ingest.system.tail("streams")
             raise RuntimeError(
-                f"the pipeline did not store the warm-up events: {ingest.system.counters()}"
+                f"the pipeline did not store the warm-up events: {ingest.system.counters()}\n{log}"
             )
         time.sleep(0.5)
 
