@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from shiftright_server.infra.settings import Settings
 
+from tests.builders import iso
 from tests.integration.conftest import wait_for
 from tests.integration.pipeline import KINDS, TABLES, Pipeline, emit, emit_batched, make_events
 
@@ -89,11 +91,23 @@ def test_n_events_of_each_kind_become_exactly_n_rows_and_matching_rollups(
         pipeline.stop()
 
 
-def _emit_slowly(settings: Settings, done: threading.Event) -> None:
+def _emit_slowly(settings: Settings, done: threading.Event, stamp_at_send: bool = False) -> None:
+    """Send the events in 20 chunks with a pause after each.
+
+    Their times span the last minutes, so buckets close as the chunks go by. With
+    ``stamp_at_send`` each chunk carries the time it is sent instead: a quiet partition
+    closes on the wall clock (less the idle lateness), so events stamped minutes in the
+    past would all be late after the first pause the worker sees as quiet, and a busy test
+    host makes such a pause likely; a test that does not need early closes uses it.
+    """
     events = make_events(N)
     chunk = len(events) // 20
     for i in range(0, len(events), chunk):
-        emit(settings, events[i : i + chunk])
+        part = events[i : i + chunk]
+        if stamp_at_send:
+            sent_at = iso(datetime.now(UTC))
+            part = [{**e, "ts": sent_at} for e in part]
+        emit(settings, part)
         done.wait(0.3)
     done.set()
 
@@ -104,7 +118,7 @@ def test_sink_killed_9_mid_run_restarts_without_loss_or_duplicates(
     pipeline = Pipeline(settings)
     pipeline.start()
     finished = threading.Event()
-    producer = threading.Thread(target=_emit_slowly, args=(settings, finished))
+    producer = threading.Thread(target=_emit_slowly, args=(settings, finished, True))
     producer.start()
     try:
         wait_for(lambda: sum(stored(sql).values()) > N // 2, 120, "the sink to store some rows")
