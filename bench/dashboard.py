@@ -15,7 +15,9 @@
    seconds: the dashboard's and the warehouse's CPU (share of one core). With
    ``--ingest-rate N``, meanwhile a broker, the stream worker and the sink ingest N events/s
    into the same database (:mod:`bench.dashboard_ingest`): stored/s against produced/s,
-   the lag when the producer stopped, the catch-up and every process's CPU.
+   the lag when the producer stopped, the catch-up and every process's CPU. ``--cache``:
+   the polling runs with the dashboard's panel cache off, then on (``both``, the same-run
+   baseline), or once; the pages and the browser rounds run with it off.
 
 ``--repeat 0`` / ``--loads 0`` skip the server-side and browser rounds. Prints figures;
 asserts nothing. Starts the embedded warehouse in a temp dir.
@@ -27,19 +29,21 @@ asserts nothing. Starts the embedded warehouse in a temp dir.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from shiftright_server.infra.clickhouse import apply_schema, get_client
-from shiftright_server.infra.settings import ClickHouseSettings, Settings
+from shiftright_server.infra.settings import ClickHouseSettings, DashboardSettings, Settings
 
 from bench import dashboard_ingest
 from bench.dashboard_data import SETTINGS, generate
@@ -83,11 +87,12 @@ def timings(header: str) -> tuple[float, list[tuple[str, float]]]:
     """The page's server time and each panel query's, from ``Server-Timing``."""
     total, panels = 0.0, []
     for part in header.split(","):
-        name, _, dur = part.strip().partition(";dur=")
+        name, _, rest = part.strip().partition(";dur=")
+        dur = float(rest.split(";")[0])  # ";desc=hit": an answer from the panel cache
         if name == "app":
-            total = float(dur)
+            total = dur
         elif name.startswith("q-"):
-            panels.append((name[2:], float(dur)))
+            panels.append((name[2:], dur))
     return total, panels
 
 
@@ -103,13 +108,17 @@ def session_cookie(settings: Settings) -> str:
         identity.close()
 
 
-def serve(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:
+def serve(
+    settings: Settings, port: int, log: Path, cache_seconds: float
+) -> subprocess.Popen[bytes]:
+    """The dashboard as its own process; ``cache_seconds`` 0 turns its panel cache off."""
     env = {
         **os.environ,
         "SHIFTRIGHT_STATE_DIR": str(settings.state_dir),
         "SHIFTRIGHT_CLICKHOUSE__URL": settings.clickhouse.http_url,
         "SHIFTRIGHT_CLICKHOUSE__DATABASE": DB,
         "SHIFTRIGHT_DASHBOARD__PORT": str(port),
+        "SHIFTRIGHT_DASHBOARD__CACHE_SECONDS": str(cache_seconds),
         "SHIFTRIGHT_LOG_LEVEL": "WARNING",
     }
     with log.open("wb") as out:
@@ -246,6 +255,10 @@ def polling(
     for name, pid in pids.items():
         share = (cpu_seconds(pid) - before[name]) / wall
         print(f"  {name} CPU: {100 * share:.0f} % of one core")
+    cache = httpx.get(f"{base}/api/panel-cache", cookies=cookies, timeout=30).json()
+    if cache["enabled"]:
+        counted = ("hits", "misses", "coalesced", "failures", "evictions", "entries")
+        print(f"  panel cache: {', '.join(f'{k} {cache[k]:,}' for k in counted)}")
 
 
 def ingesting(
@@ -261,7 +274,8 @@ def ingesting(
         f"\nstarting a broker, the stream worker and the sink; {rate * seconds:,.0f} events to send"
     )
     url = settings.clickhouse.http_url
-    with dashboard_ingest.pipeline(url, DB, rate, seconds, tmp / "ingest") as ingest:
+    root = Path(tempfile.mkdtemp(prefix="ingest-", dir=tmp))  # a fresh broker each round
+    with dashboard_ingest.pipeline(url, DB, rate, seconds, root) as ingest:
         pids.update(ingest.pids)
 
         def during() -> None:
@@ -284,6 +298,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--poll-for", type=float, default=30.0)
     parser.add_argument("--ingest-rate", type=float, default=0.0, help="events/s while polling")
+    parser.add_argument(
+        "--cache",
+        choices=("both", "on", "off"),
+        default="both",
+        help="poll with the dashboard's panel cache off, on, or off then on (the pages and "
+        "the browser rounds run with it off: they measure the queries)",
+    )
     args = parser.parse_args()
     print(f"bench.dashboard on {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
@@ -341,23 +362,35 @@ def run(settings: Settings, args: Any, warehouse_pid: int, tmp: Path) -> None:
     )
     print(f"  rows: {', '.join(f'{t} {n:,}' for t, n in table_rows(client))}")
     client.close()
-    port = free_port()
     cookies = {"sr_session": session_cookie(settings)}
-    dashboard = serve(settings, port, tmp / "dashboard.log")
+    if args.repeat or args.loads:
+        with serving(settings, tmp, 0.0) as (base, _):
+            shown = pages(group)
+            if args.repeat:
+                print(f"\nbaseline (same run, same client library, ms) {load()}:")
+                baseline(settings, args.repeat)
+                server_side(base, cookies, shown, args.repeat)
+            if args.loads:
+                browser(base, cookies, shown, args.loads)
+    cached = DashboardSettings().cache_seconds
+    for cache_seconds in {"both": (0.0, cached), "on": (cached,), "off": (0.0,)}[args.cache]:
+        with serving(settings, tmp, cache_seconds) as (base, pid):
+            state = f"on ({cache_seconds:g} s)" if cache_seconds else "off"
+            print(f"\n== polling with the dashboard's panel cache {state}")
+            pids = {"dashboard": pid, "warehouse": warehouse_pid}
+            if args.ingest_rate:
+                ingesting(settings, args, base, cookies, pids, tmp)
+            else:
+                polling(base, cookies, args.clients, args.poll_for, pids)
+
+
+@contextlib.contextmanager
+def serving(settings: Settings, tmp: Path, cache_seconds: float) -> Iterator[tuple[str, int]]:
+    """The dashboard's base URL and pid while it runs."""
+    port = free_port()
+    dashboard = serve(settings, port, tmp / f"dashboard-{port}.log", cache_seconds)
     try:
-        base = f"http://127.0.0.1:{port}"
-        shown = pages(group)
-        if args.repeat:
-            print(f"\nbaseline (same run, same client library, ms) {load()}:")
-            baseline(settings, args.repeat)
-            server_side(base, cookies, shown, args.repeat)
-        if args.loads:
-            browser(base, cookies, shown, args.loads)
-        pids = {"dashboard": dashboard.pid, "warehouse": warehouse_pid}
-        if args.ingest_rate:
-            ingesting(settings, args, base, cookies, pids, tmp)
-        else:
-            polling(base, cookies, args.clients, args.poll_for, pids)
+        yield f"http://127.0.0.1:{port}", dashboard.pid
     finally:
         dashboard.terminate()
         dashboard.wait(20)

@@ -31,6 +31,7 @@ from shiftright_server.dashboard.commands import CommandSender, KafkaCommands
 from shiftright_server.dashboard.desk import AlertingDesk, NoDesk
 from shiftright_server.dashboard.errors import UnknownGroup
 from shiftright_server.dashboard.flag_desk import FlagDesk, NoFlags
+from shiftright_server.dashboard.panel_cache import CachingReader, PanelCache, clear_cache
 from shiftright_server.dashboard.permissions import Policy
 from shiftright_server.dashboard.policy import RolePolicy
 from shiftright_server.dashboard.render import render_problem, templates
@@ -82,7 +83,7 @@ def create_app(
         lifespan=_lifespan,
     )
     app.state.settings = settings
-    app.state.reader = reader or WarehouseReader(settings.clickhouse)
+    app.state.reader = _cached(settings, reader or WarehouseReader(settings.clickhouse))
     app.state.scopes = Scopes(app.state.reader)
     app.state.commands = commands or KafkaCommands(settings)
     app.state.policy = policy or RolePolicy()
@@ -109,6 +110,16 @@ def create_app(
     app.middleware("http")(identify)
     app.middleware("http")(_headers)
     return app
+
+
+def _cached(settings: Settings, reader: Reader) -> Reader:
+    """The reader behind the shared panel cache (``dashboard.cache_seconds`` 0: none; a
+    reader given with its own cache keeps it)."""
+    conf = settings.dashboard
+    if conf.cache_seconds <= 0 or isinstance(reader, CachingReader):
+        return reader
+    cache = PanelCache(conf.cache_seconds, conf.cache_entries, conf.cache_megabytes << 20)
+    return CachingReader(reader, cache)
 
 
 @asynccontextmanager
@@ -158,14 +169,18 @@ async def _headers(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
     began = time.perf_counter()
-    timings: list[tuple[str, float]] = []
+    timings: list[tuple[str, float, str]] = []
     token = QUERY_TIMINGS.set(timings)
     try:
         response = await call_next(request)
     finally:
         QUERY_TIMINGS.reset(token)
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        clear_cache(request.app.state.reader)  # what follows an action reads anew
     took = (time.perf_counter() - began) * 1000
-    queries = "".join(f", q-{name};dur={ms:.1f}" for name, ms in timings)
+    queries = "".join(
+        f", q-{name};dur={ms:.1f}" + (f";desc={how}" if how else "") for name, ms, how in timings
+    )
     response.headers["Server-Timing"] = f"app;dur={took:.1f}{queries}"
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from shiftright_server.dashboard import compare as cmp
 from shiftright_server.dashboard import health, overview, usage
 from shiftright_server.dashboard.desk import applied_rules
+from shiftright_server.dashboard.panel_cache import cache_report
 from shiftright_server.dashboard.permissions import Action, check_permission, route_action
 from shiftright_server.dashboard.render import PageContext, page_context, render
 from shiftright_server.dashboard.scopes import Scope, Scopes
@@ -45,6 +46,13 @@ def openapi_schema(request: Request) -> dict[str, Any]:
     """The dashboard's HTTP API (OpenAPI 3)."""
     schema: dict[str, Any] = request.app.openapi()
     return schema
+
+
+@router.get("/api/panel-cache", openapi_extra=VIEW)
+def panel_cache(request: Request) -> dict[str, Any]:
+    """The shared panel cache: its limits and its hits, misses, coalesced reads, failed
+    reads and evictions since the dashboard started."""
+    return cache_report(request.app.state.reader)
 
 
 @router.get("/", response_class=HTMLResponse, openapi_extra=OVERVIEW)

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from shiftright_server.dashboard.csrf import csrf_token
+from shiftright_server.dashboard.panel_cache import scoped
 from shiftright_server.dashboard.permissions import Action
 from shiftright_server.dashboard.policy import permits
 from shiftright_server.dashboard.scopes import Scope, Scopes
@@ -47,9 +48,11 @@ class PageContext:
 
     @property
     def reader(self) -> Reader:
-        """The app's reader; for a share link's visitor, one that masks personal data."""
-        reader: Reader = self.request.app.state.reader
-        if visitor_of(self.request).link is not None:
+        """The app's reader, bound to the visitor's permission scope for the panel cache;
+        for a share link's visitor, one that masks personal data."""
+        visitor = visitor_of(self.request)
+        reader = scoped(self.request.app.state.reader, visitor)  # the shared panel cache
+        if visitor.link is not None:
             from shiftright_server.dashboard.masking import MaskingReader
 
             return MaskingReader(reader)

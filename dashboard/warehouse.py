@@ -23,8 +23,10 @@ from shiftright_server.infra.clickhouse import get_client
 from shiftright_server.infra.settings import ClickHouseSettings
 
 Row = dict[str, Any]
-#: The queries one request ran, as (panel, ms): the Server-Timing header reports them.
-QUERY_TIMINGS: ContextVar[list[tuple[str, float]] | None] = ContextVar(
+#: The queries one request ran, as (panel, ms, how): the Server-Timing header reports
+#: them; ``how`` is '' for a query sent to the warehouse, ``hit`` or ``coalesced`` for an
+#: answer from the panel cache (:mod:`.panel_cache`).
+QUERY_TIMINGS: ContextVar[list[tuple[str, float, str]] | None] = ContextVar(
     "query_timings", default=None
 )
 
@@ -81,9 +83,7 @@ class WarehouseReader:
         except DatabaseError as exc:
             raise QueryFailed(_first_line(exc)) from exc
         elapsed = (time.perf_counter() - began) * 1000
-        timings = QUERY_TIMINGS.get()
-        if timings is not None:
-            timings.append((_panel(sql), elapsed))
+        record_timing(sql, elapsed)
         rows = [tuple(_aware(v) for v in r) for r in got.result_rows]
         return Result(list(got.column_names), rows, elapsed)
 
@@ -114,6 +114,13 @@ class WarehouseReader:
             if self._client is client:
                 self._client = None
         client.close()
+
+
+def record_timing(sql: str, ms: float, how: str = "") -> None:
+    """Note a query of this request for its ``Server-Timing`` header."""
+    timings = QUERY_TIMINGS.get()
+    if timings is not None:
+        timings.append((_panel(sql), ms, how))
 
 
 def _panel(sql: str) -> str:

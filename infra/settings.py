@@ -426,6 +426,20 @@ class DashboardSettings(BaseModel):
     sql_max_seconds: int = Field(
         default=10, description="Longest a SQL console query may run at the warehouse."
     )
+    cache_seconds: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=2.0,
+        description="How long the shared panel cache serves a warehouse answer to every "
+        "viewer in the same permission scope asking the same query (0 turns it off). At most "
+        "2 s, the live target: a panel shows new data within this plus poll_seconds.",
+    )
+    cache_entries: int = Field(
+        default=2000, ge=1, description="Answers the panel cache keeps at most (LRU)."
+    )
+    cache_megabytes: int = Field(
+        default=64, ge=1, description="Memory the panel cache's answers may take, about."
+    )
 
     @property
     def url(self) -> str:
