@@ -21,6 +21,9 @@ Contract:
   empty it (:meth:`PanelCache.clear`), so the page that follows an action reads anew;
   a query in flight across the clear is answered but not kept.
 
+Answers are shared between requests: each gets its own list of rows, but the values in
+them (maps, arrays) are the same objects, which pages read and never change.
+
 Only reads bound to a scope go through it (:meth:`CachingReader.for_scope`, which every
 page's reader is); the SQL console, which sets its own limits, and the list of apps and
 environments, which has its own cache, bypass it.
