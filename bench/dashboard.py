@@ -17,7 +17,8 @@
    into the same database (:mod:`bench.dashboard_ingest`): stored/s against produced/s,
    the lag when the producer stopped, the catch-up and every process's CPU. ``--cache``:
    the polling runs with the dashboard's panel cache off, then on (``both``, the same-run
-   baseline), or once; the pages and the browser rounds run with it off.
+   baseline), or once; the pages and the browser rounds run with it off. ``--also-idle``:
+   each polls without ingest before it polls with it.
 
 ``--repeat 0`` / ``--loads 0`` skip the server-side and browser rounds. Prints figures;
 asserts nothing. Starts the embedded warehouse in a temp dir.
@@ -299,6 +300,9 @@ def main() -> None:
     parser.add_argument("--poll-for", type=float, default=30.0)
     parser.add_argument("--ingest-rate", type=float, default=0.0, help="events/s while polling")
     parser.add_argument(
+        "--also-idle", action="store_true", help="with --ingest-rate, poll without it first"
+    )
+    parser.add_argument(
         "--cache",
         choices=("both", "on", "off"),
         default="both",
@@ -378,10 +382,10 @@ def run(settings: Settings, args: Any, warehouse_pid: int, tmp: Path) -> None:
             state = f"on ({cache_seconds:g} s)" if cache_seconds else "off"
             print(f"\n== polling with the dashboard's panel cache {state}")
             pids = {"dashboard": pid, "warehouse": warehouse_pid}
+            if not args.ingest_rate or args.also_idle:
+                polling(base, cookies, args.clients, args.poll_for, pids)
             if args.ingest_rate:
                 ingesting(settings, args, base, cookies, pids, tmp)
-            else:
-                polling(base, cookies, args.clients, args.poll_for, pids)
 
 
 @contextlib.contextmanager
