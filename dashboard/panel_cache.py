@@ -110,9 +110,11 @@ class PanelCache:
         return self._lead(key, flight, fetch, size), "miss"
 
     def clear(self) -> None:
-        """Forget every answer; flights under way are answered but not kept."""
+        """Forget every answer; flights under way are answered but not kept, and reads
+        from now on do not join them."""
         with self._lock:
             self._generation += 1
+            self._flights.clear()
             self._entries.clear()
             self._stats.bytes = self._stats.entries = 0
 
@@ -149,18 +151,22 @@ class PanelCache:
             nbytes = size(value)
         except BaseException as exc:
             with self._lock:
-                del self._flights[key]
+                self._land(key, flight)
                 self._stats.failures += 1
             flight.error = exc
             flight.done.set()
             raise
         with self._lock:
-            del self._flights[key]
+            self._land(key, flight)
             if flight.generation == self._generation and nbytes <= self.max_bytes // 8:
                 self._keep(key, _Entry(value, nbytes, expires))
         flight.value = value
         flight.done.set()
         return value
+
+    def _land(self, key: Hashable, flight: _Flight) -> None:
+        if self._flights.get(key) is flight:  # not when a clear let a newer one start
+            del self._flights[key]
 
     def _keep(self, key: Hashable, entry: _Entry) -> None:
         if key in self._entries:

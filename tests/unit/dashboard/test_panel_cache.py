@@ -132,6 +132,25 @@ def test_an_answer_over_an_eighth_of_the_byte_budget_is_not_kept() -> None:
     assert cache.stats().entries == 0
 
 
+def test_a_read_after_a_clear_does_not_join_a_flight_from_before_it() -> None:
+    cache = PanelCache(10.0, 10, 1 << 20, Clock())
+    release, got = threading.Event(), []
+
+    def before_the_write() -> Result:
+        release.wait(10)
+        return one_row("before")
+
+    early = threading.Thread(target=lambda: got.append(cache.get("k", before_the_write, SIZE)))
+    early.start()
+    _wait_until(lambda: cache.stats().misses == 1)
+    cache.clear()
+    assert cache.get("k", answer("after"), SIZE) == (one_row("after"), "miss")
+    release.set()
+    early.join(10)
+    assert got == [(one_row("before"), "miss")]
+    assert cache.get("k", answer("?"), SIZE) == (one_row("after"), "hit")
+
+
 def test_a_clear_forgets_answers_and_the_one_in_flight_is_not_kept() -> None:
     cache = PanelCache(10.0, 10, 1 << 20, Clock())
     cache.get("k", lambda: one_row(1), SIZE)
