@@ -119,6 +119,12 @@ def accept(
         event = decoder.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
+    return vouch(event, now_ms, window)
+
+
+def vouch(event: FastEvent, now_ms: int, window: Window) -> Accepted | None:
+    """A decoded mirror event with its time, if that time is in ``window``; None: ask
+    ``parse_event`` (what :func:`accept` decides after decoding)."""
     ts_ms = now_ms if event.ts is UNSET else _epoch_ms(event.ts)
     if ts_ms is None:
         return None

@@ -39,6 +39,7 @@ from shiftright_server.streams.error_steps import (
 from shiftright_server.streams.grouping import Grouper, SpikePolicy
 from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
 from shiftright_server.streams.processor import Processor
+from shiftright_server.streams.rekey import Handoff
 from shiftright_server.streams.rollup_step import (
     QuietClose,
     RollupStep,
@@ -62,6 +63,8 @@ class Worker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: errors the rollup step validated, for the attach step (both run here)
+        self.handoff = Handoff()
         s = settings.streams
         ns = settings.namespace
         datadir = settings.resolved_state_dir() / "streams" / (s.instance_id or "dynamic")
@@ -147,6 +150,7 @@ def add_rollups(worker: Worker) -> RollupStep:
         signal_seconds=s.signal_seconds if s.alerting else 0,
         rekey_errors=s.error_analytics,
         columns=s.rollup_columns,
+        handoff=worker.handoff,
     )
     out = RollupTopics(
         dlq=t(topics.DLQ_EVENTS),
@@ -171,7 +175,7 @@ def add_error_analytics(worker: Worker) -> tuple[AttachStep, GroupStep]:
     table = worker.table("error-state", declare=True)
     load, hosts = table_loaders(table, "attach")
     stage = AttachStage(Grouper(load_rules(s.grouping_rules)), max_wait_ms=s.health_max_wait_ms)
-    attach = Attach(stage, t(topics.EVENTS_HEALTH), s.limits(), load, hosts)
+    attach = Attach(stage, t(topics.EVENTS_HEALTH), s.limits(), load, hosts, worker.handoff)
     attach_step = AttachStep(attach, t(topics.ERRORS_GROUPED), parts, t(topics.ERRORS_ASSIGNED))
     batch = (BATCH_MAX, s.batch_within_seconds)
     attach_driver = worker.driver(

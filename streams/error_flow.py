@@ -46,7 +46,7 @@ from shiftright_server.schemas.validation import Limits, parse_event
 from shiftright_server.streams.grouping.health import HealthJoin
 from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
 from shiftright_server.streams.grouping.state import GroupBook
-from shiftright_server.streams.rekey import HEADER_ORIGIN, Item
+from shiftright_server.streams.rekey import HEADER_ORIGIN, Handoff, Item
 from shiftright_server.streams.step import Holes, Record, TopicPartition
 
 Loader = Callable[[int], bytes | None]
@@ -176,9 +176,12 @@ class Attach(_Step):
         limits: Limits,
         load: Loader = lambda p: None,
         load_hosts: RecordsLoader = lambda p: (),
+        handoff: Handoff | None = None,
     ) -> None:
         super().__init__(load)
         self.stage = stage
+        #: errors the rollup step of this worker validated (None: validate every line)
+        self.handoff = handoff
         self._health_topic = health_topic
         self._limits = limits
         self._load_hosts = load_hosts
@@ -227,11 +230,13 @@ class Attach(_Step):
                     out.replayed += 1  # a duplicate sent by a re-key replay
                     continue
                 seen[origin[0]] = [origin[1], origin[2]]
-            try:
-                event = ErrorEvent.model_validate_json(line or b"")
-            except ValidationError:
-                out.skipped += 1
-                continue
+            event = self.handoff.take(line) if self.handoff is not None and line else None
+            if event is None:
+                try:
+                    event = ErrorEvent.model_validate_json(line or b"")
+                except ValidationError:
+                    out.skipped += 1
+                    continue
             now, ready = self.stage.assigned(r.partition, r.topic, r.offset, event, index)
             out.assigned += self.stage.take_late()
             if now is not None:

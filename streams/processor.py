@@ -20,7 +20,8 @@ from shiftright_server.schemas.validation import (
     parse_event,
     parse_event_as_given,
 )
-from shiftright_server.streams.rekey import Item, byhost_item
+from shiftright_server.streams.fast_lines import accept_lines
+from shiftright_server.streams.rekey import Handoff, Item, byhost_item
 from shiftright_server.streams.rollup import PartitionRollup
 from shiftright_server.streams.rollup_columns import EventColumns, apply_columns
 from shiftright_server.streams.step import Holes, Record, TopicPartition
@@ -72,8 +73,11 @@ class Processor:
         signal_seconds: int = 0,
         rekey_errors: bool = False,
         columns: bool = True,
+        handoff: Handoff | None = None,
     ) -> None:
         self._kinds = kind_by_topic
+        #: where validated errors wait for this worker's attach step (``rekey_errors``)
+        self.handoff = handoff
         self._columns = columns
         self._rekey = rekey_errors
         self._limits = limits
@@ -140,17 +144,23 @@ class Processor:
         self._behind(tp, state, record.offset, out)
         out.touched.add(tp)
         self._last_seen[tp] = self._clock()
-        kind, now_ms = state.kind, record.timestamp_ms
-        window, field = Window.around(now_ms, self._limits), ROLLUP_KEY_FIELD[kind]
+        kind, now_ms, limits = state.kind, record.timestamp_ms, self._limits
+        window, field = Window.around(now_ms, limits), ROLLUP_KEY_FIELD[kind]
         now: datetime | None = None
-        for index, payload in enumerate(wire.split_events(record.value, record.headers)):
+        payloads = wire.split_events(record.value, record.headers)
+        if payloads:
             state.skip(record.offset)
-            fast = accept(payload, kind, now_ms, window, self._limits)
+        vouched = accept_lines(record.value, payloads, kind, now_ms, window, limits)
+        for index, payload in enumerate(payloads):
+            if vouched is None:
+                fast = accept(payload, kind, now_ms, window, limits)
+            else:
+                fast = vouched[index]
             if fast is not None:
                 cols.add_fast(fast.event, getattr(fast.event, field), fast.ts_ms)
                 continue
             now = now or datetime.fromtimestamp(now_ms / 1000, UTC)
-            parsed = parse_event(payload, kind, now, self._limits)
+            parsed = parse_event(payload, kind, now, limits)
             if isinstance(parsed, Rejection):
                 out.dead_letters.append(
                     DeadLetterOut(record, index, payload, parsed.reason, parsed.detail)
@@ -178,6 +188,8 @@ class Processor:
                 if isinstance(parsed, ErrorEvent):
                     origin = (record.partition, record.offset, index)
                     out.byhost.append(byhost_item(parsed, payload or b"", as_given, origin))
+                    if as_given and payload and self.handoff is not None:
+                        self.handoff.put(payload, parsed)
             else:
                 parsed = parse_event(payload, state.kind, now, self._limits)
             if isinstance(parsed, Rejection):

@@ -28,3 +28,29 @@ def byhost_item(
     value = line if as_given and line else event.model_dump_json().encode()
     header = f"{origin[0]}:{origin[1]}:{origin[2]}".encode()
     return host_key(event), value, [(HEADER_ORIGIN, header)]
+
+
+class Handoff:
+    """Errors the rollup step validated, by the exact line it sent to ``errors.byhost.v1``,
+    for the attach step of the same worker: validating an error event (its frames are
+    models of their own) is the costliest part of both steps, and the attach step would
+    otherwise validate each line again. Only lines sent as they came are kept (they
+    validate to exactly this event), at most ``limit`` of them, the oldest dropped first:
+    a line the attach step does not find here (another worker's partition, a replay,
+    a backlog longer than the limit) it validates itself, with the same result."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._by_line: dict[bytes, ErrorEvent] = {}
+        self.hits = 0
+
+    def put(self, line: bytes, event: ErrorEvent) -> None:
+        by_line = self._by_line
+        by_line[line] = event
+        if len(by_line) > self.limit:
+            del by_line[next(iter(by_line))]
+
+    def take(self, line: bytes) -> ErrorEvent | None:
+        found = self._by_line.pop(line, None)
+        self.hits += found is not None
+        return found

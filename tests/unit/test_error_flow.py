@@ -17,6 +17,7 @@ from shiftright_server.streams.error_flow import Attach, Group, Offsets, pack_me
 from shiftright_server.streams.grouping import Grouper
 from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
 from shiftright_server.streams.processor import Processor, Record
+from shiftright_server.streams.rekey import Handoff
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 ERR, HEALTH, BYHOST, GROUPED, CMDS = (
@@ -103,6 +104,26 @@ def test_a_rekey_replay_sends_duplicates_that_the_attach_step_drops() -> None:
         json.loads(e.value or b"")["event_id"] for e in errors
     )
     assert sum(g.health_ts is not None for g in grouped) >= 0.95 * len(grouped)
+
+
+def test_errors_handed_over_by_the_rekey_group_as_the_lines_they_were_sent_as() -> None:
+    events = traffic()
+    errors = raw_records(events, "error", ERR)
+    bare = {k: v for k, v in json.loads(errors[1].value or b"").items() if k != "ts"}
+    errors[1] = Record(ERR, 0, 1, json.dumps(bare).encode(), errors[1].timestamp_ms)
+    handoff = Handoff(limit=len(errors) - 5)
+    rekey = Processor({ERR: "error"}, Limits(), 60, 300, rekey_errors=True, handoff=handoff)
+    sent = byhost_records(rekey.process(errors).byhost)
+    health = raw_records(events, "health", HEALTH)
+    handed = Attach(AttachStage(Grouper()), HEALTH, Limits(), handoff=handoff)
+    out, alone = (
+        handed.process(interleave(health, sent)),
+        attach().process(interleave(health, sent)),
+    )
+    assert out.grouped == alone.grouped and out.assigned == alone.assigned
+    # validated again: the line whose ts was filled in (not handed over), and the oldest
+    # four of the rest (beyond the limit)
+    assert handoff.hits == handoff.limit == len(errors) - 5
 
 
 def test_a_restarted_attach_step_reemits_in_order_and_groups_count_once() -> None:
