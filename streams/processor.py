@@ -15,6 +15,7 @@ from shiftright_server.schemas.fast_events import DECODERS, Window, accept
 from shiftright_server.schemas.positions import Position, position_id_later
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.schemas.validation import (
+    AnyEvent,
     Limits,
     Rejection,
     parse_event,
@@ -59,8 +60,8 @@ class Processor:
     """Validates records and keeps one :class:`PartitionRollup` per source partition;
     with ``rekey_errors``, also re-keys each valid error by host (``Outcome.byhost``).
     With ``columns``, usage, health and change events are validated on the fast path
-    (:mod:`schemas.fast_events`) and a batch's valid events are added to each partition's
-    rollup at once (:mod:`streams.rollup_columns`); errors go one at a time."""
+    (:mod:`schemas.fast_events`), errors by the models, and a batch's valid events are
+    added to each partition's rollup at once (:mod:`streams.rollup_columns`)."""
 
     def __init__(
         self,
@@ -121,9 +122,11 @@ class Processor:
         emitted_at = datetime.now(UTC)
         batch: dict[TopicPartition, EventColumns] = {}
         for record in records:
-            tp = (record.topic, record.partition)
-            if self._columns and self._kinds[record.topic] in DECODERS:
+            tp, kind = (record.topic, record.partition), self._kinds[record.topic]
+            if self._columns and kind in DECODERS:
                 self._columns_of(record, out, batch.setdefault(tp, EventColumns()))
+            elif self._columns and kind == "error":
+                self._errors_of(record, out, batch.setdefault(tp, EventColumns()))
             else:
                 self._one(record, out, emitted_at)
         for tp, cols in batch.items():
@@ -136,14 +139,9 @@ class Processor:
 
     def _columns_of(self, record: Record, out: Outcome, cols: EventColumns) -> None:
         """The record's events as columns (valid ones) and dead letters (the others)."""
-        tp = (record.topic, record.partition)
-        state = self.state(tp)
-        if state.seen(record.offset):
-            out.replayed += 1
+        state = self._fresh(record, out)
+        if state is None:
             return
-        self._behind(tp, state, record.offset, out)
-        out.touched.add(tp)
-        self._last_seen[tp] = self._clock()
         kind, now_ms, limits = state.kind, record.timestamp_ms, self._limits
         window, field = Window.around(now_ms, limits), ROLLUP_KEY_FIELD[kind]
         now: datetime | None = None
@@ -168,30 +166,32 @@ class Processor:
                 continue
             cols.add_model(parsed, int(parsed.ts.timestamp() * 1000))
 
-    def _one(self, record: Record, out: Outcome, emitted_at: datetime) -> None:
-        tp = (record.topic, record.partition)
-        state = self.state(tp)
-        if state.seen(record.offset):
-            out.replayed += 1
+    def _errors_of(self, record: Record, out: Outcome, cols: EventColumns) -> None:
+        """The record's error events as columns (valid ones) and dead letters (the others),
+        read by the models (and re-keyed, with ``rekey_errors``)."""
+        state = self._fresh(record, out)
+        if state is None:
             return
-        self._behind(tp, state, record.offset, out)
-        out.touched.add(tp)
-        self._last_seen[tp] = self._clock()
+        payloads = wire.split_events(record.value, record.headers)
+        if payloads:
+            state.skip(record.offset)
         now = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
-        rekey = self._rekey and state.kind == "error"
-        if rekey:  # the sink's position id for an error without one: it joins its raw row
-            msg = Position(record.topic, record.partition, record.offset)
+        for index, payload in enumerate(payloads):
+            parsed = self._parse(record, index, payload, state.kind, now, out)
+            if isinstance(parsed, Rejection):
+                out.dead_letters.append(
+                    DeadLetterOut(record, index, payload, parsed.reason, parsed.detail)
+                )
+                continue
+            cols.add_model(parsed, int(parsed.ts.timestamp() * 1000))
+
+    def _one(self, record: Record, out: Outcome, emitted_at: datetime) -> None:
+        state = self._fresh(record, out)
+        if state is None:
+            return
+        now = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
         for index, payload in enumerate(wire.split_events(record.value, record.headers)):
-            if rekey:
-                made = position_id_later(msg, index)
-                parsed, as_given = parse_event_as_given(payload, "error", now, self._limits, made)
-                if isinstance(parsed, ErrorEvent):
-                    origin = (record.partition, record.offset, index)
-                    out.byhost.append(byhost_item(parsed, payload or b"", as_given, origin))
-                    if as_given and payload and self.handoff is not None:
-                        self.handoff.put(payload, parsed)
-            else:
-                parsed = parse_event(payload, state.kind, now, self._limits)
+            parsed = self._parse(record, index, payload, state.kind, now, out)
             if isinstance(parsed, Rejection):
                 state.skip(record.offset)
                 out.dead_letters.append(
@@ -204,6 +204,40 @@ class Processor:
             # Closing after every event (not every batch) keeps "late or not" a function
             # of the records alone, so a replay with other batch bounds decides the same.
             out.rollups.extend(state.close(state.watermark_ms(), emitted_at))
+
+    def _fresh(self, record: Record, out: Outcome) -> PartitionRollup | None:
+        """The record's partition state; None (counted) for a record already applied."""
+        tp = (record.topic, record.partition)
+        state = self.state(tp)
+        if state.seen(record.offset):
+            out.replayed += 1
+            return None
+        self._behind(tp, state, record.offset, out)
+        out.touched.add(tp)
+        self._last_seen[tp] = self._clock()
+        return state
+
+    def _parse(
+        self,
+        record: Record,
+        index: int,
+        payload: bytes | None,
+        kind: str,
+        now: datetime,
+        out: Outcome,
+    ) -> AnyEvent | Rejection:
+        """One event read by the models; with ``rekey_errors`` a valid error is re-keyed."""
+        if not (self._rekey and kind == "error"):
+            return parse_event(payload, kind, now, self._limits)
+        # the sink's position id for an error without one: it joins its raw row
+        made = position_id_later(Position(record.topic, record.partition, record.offset), index)
+        parsed, as_given = parse_event_as_given(payload, "error", now, self._limits, made)
+        if isinstance(parsed, ErrorEvent):
+            origin = (record.partition, record.offset, index)
+            out.byhost.append(byhost_item(parsed, payload or b"", as_given, origin))
+            if as_given and payload and self.handoff is not None:
+                self.handoff.put(payload, parsed)
+        return parsed
 
     def _behind(
         self, tp: TopicPartition, state: PartitionRollup, offset: int, out: Outcome

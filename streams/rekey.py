@@ -39,7 +39,7 @@ class Handoff:
     a line the attach step does not find here (another worker's partition, a replay,
     a backlog longer than the limit) it validates itself, with the same result."""
 
-    def __init__(self, limit: int = 10_000) -> None:
+    def __init__(self, limit: int = 5_000) -> None:
         self.limit = limit
         self._by_line: dict[bytes, ErrorEvent] = {}
         self.hits = 0

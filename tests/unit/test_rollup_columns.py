@@ -17,7 +17,12 @@ from shiftright_server.streams.processor import Outcome, Processor, Record
 from tests.builders import event
 
 T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
-KINDS = {"events.usage.v1": "usage", "events.health.v1": "health", "events.change.v1": "change"}
+KINDS = {
+    "events.usage.v1": "usage",
+    "events.health.v1": "health",
+    "events.change.v1": "change",
+    "events.error.v1": "error",
+}
 LIMITS = Limits(max_age=timedelta(days=36500))
 
 
@@ -36,6 +41,8 @@ def payload(rng: random.Random, kind: str, ts: datetime) -> bytes:
         names = ["system.cpu.utilization", "process.thread.count", "app.sessions.open"]
         fields = {"host": rng.choice(["web-1", "web-2"])}
         fields["metrics"] = {n: rng.random() * 10 for n in rng.sample(names, rng.randint(1, 3))}
+    elif kind == "error":
+        fields = {"exception_type": rng.choice(["KeyError", "OSError"]), "handled": roll < 0.5}
     else:
         fields = {"change_type": rng.choice(["deploy", "flag"]), "name": "1.0"}
     body = event(kind, ts, app=rng.choice(["shop", "api"]), **fields)
@@ -74,7 +81,15 @@ def run(
     columns: bool, records: list[Record], seed: int, signals: bool
 ) -> tuple[Outcome, Processor]:
     """Process in random batch bounds; a wall-clock close of every partition midway."""
-    proc = Processor(KINDS, LIMITS, 60, 10, signal_seconds=10 if signals else 0, columns=columns)
+    proc = Processor(
+        KINDS,
+        LIMITS,
+        60,
+        10,
+        signal_seconds=10 if signals else 0,
+        columns=columns,
+        rekey_errors=True,
+    )
     rng = random.Random(seed)
     total, i, closed_idle = Outcome(), 0, False
     while i < len(records):
@@ -91,6 +106,7 @@ def run(
         total.rollups += out.rollups
         total.valid += out.valid
         total.late += out.late
+        total.byhost += out.byhost
     return total, proc
 
 
@@ -128,6 +144,7 @@ def test_columns_roll_up_exactly_as_one_event_at_a_time(seed: int) -> None:
     assert rollups(other_bounds, 60) == rollups(one, 60)
     assert (cols.valid, cols.late) == (one.valid, one.late)
     assert letters(cols) == letters(one)
+    assert cols.byhost == one.byhost  # errors re-keyed in the same order
     assert state(cols_proc) == state(one_proc)
 
 
