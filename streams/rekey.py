@@ -12,6 +12,7 @@ origin tells the attach step which it has already seen.
 
 from __future__ import annotations
 
+from shiftright_server.schemas import wire
 from shiftright_server.schemas.events import ErrorEvent
 from shiftright_server.streams.grouping.keys import host_key
 
@@ -54,3 +55,14 @@ class Handoff:
         found = self._by_line.pop(line, None)
         self.hits += found is not None
         return found
+
+
+def origins_of(headers: wire.Headers) -> list[tuple[int, int, int]]:
+    """The origin of each line: ``p:o:i[,p:o:i...]``."""
+    for key, value in headers or ():
+        if key == HEADER_ORIGIN and value:
+            return [
+                (int(p), int(o), int(i))
+                for p, o, i in (item.split(":") for item in value.decode().split(","))
+            ]
+    return []

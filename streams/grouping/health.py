@@ -25,10 +25,11 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from shiftright_server.schemas.events import ErrorEvent, HealthEvent
+from shiftright_server.schemas.fast_events import Accepted, FastHealth
 
 WINDOW_MS = 60_000
 HostKey = tuple[str, str, str]  # app, env, host
@@ -37,6 +38,28 @@ Position = tuple[int, int]  # offset, index of the event within a batch message
 
 def _ms(event: ErrorEvent | HealthEvent) -> int:
     return int(event.ts.timestamp() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What the join keeps of a health event (read by the models or on the fast path)."""
+
+    app: str
+    env: str
+    host: str
+    instance: str
+    ts_ms: int
+    metrics: dict[str, float]
+
+    @classmethod
+    def of(cls, event: HealthEvent) -> Reading:
+        return cls(event.app, event.env, event.host, event.instance, _ms(event), event.metrics)
+
+    @classmethod
+    def fast(cls, accepted: Accepted) -> Reading:
+        """A health event the fast path accepted: the values the models would give."""
+        e = cast(FastHealth, accepted.event)  # (accepted as a health event)
+        return cls(e.app, e.env, e.host, e.instance, accepted.ts_ms, e.metrics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +106,14 @@ class HealthCache:
     #: Hosts whose series changed since :meth:`take_changed` (saved per host).
     changed: set[HostKey] = field(default_factory=set, compare=False, repr=False)
 
-    def add(self, event: HealthEvent, errors_ms: int | None = None) -> None:
+    def add(self, event: HealthEvent | Reading, errors_ms: int | None = None) -> None:
         """Cache a snapshot. ``errors_ms``: how far the errors have come (event time); what
         they may still need is kept (within ``horizon_ms`` of the host's latest)."""
+        if isinstance(event, HealthEvent):
+            event = Reading.of(event)
         key = (event.app, event.env, event.host)
         series = self.hosts.setdefault(key, [])
-        ts = _ms(event)
+        ts = event.ts_ms
         if series and 0 <= ts - series[-1][0] < self.min_spacing_ms:
             return
         entry = (ts, dict(event.metrics), event.instance)
@@ -190,13 +215,15 @@ class HealthJoin:
         return (offset, index) <= self.positions.get(topic, (-1, 0))
 
     def add_health(
-        self, event: HealthEvent, topic: str = "", offset: int = -1, index: int = 0
+        self, event: HealthEvent | Reading, topic: str = "", offset: int = -1, index: int = 0
     ) -> list[Attached]:
         """Cache a snapshot; the held errors now ready."""
+        if isinstance(event, HealthEvent):
+            event = Reading.of(event)
         self._advance(topic, (offset, index))
         held = self.held[0][1] if self.held else None
         self.cache.add(event, min(self.max_error_ms, _ms(held)) if held else self.max_error_ms)
-        self.max_health_ms = max(self.max_health_ms, _ms(event))
+        self.max_health_ms = max(self.max_health_ms, event.ts_ms)
         return self._release()
 
     def add_error(

@@ -31,7 +31,7 @@ from shiftright_server.schemas.records import (
 )
 from shiftright_server.streams.grouping.assign import Assignment, Grouper
 from shiftright_server.streams.grouping.enrich import grouped_error
-from shiftright_server.streams.grouping.health import Attached, HealthJoin
+from shiftright_server.streams.grouping.health import Attached, HealthJoin, Reading
 from shiftright_server.streams.grouping.spike import SpikePolicy
 from shiftright_server.streams.grouping.state import GroupBook
 
@@ -64,7 +64,12 @@ class AttachStage:
         return found
 
     def health(
-        self, partition: int, topic: str, offset: int, event: HealthEvent, index: int = 0
+        self,
+        partition: int,
+        topic: str,
+        offset: int,
+        event: HealthEvent | Reading,
+        index: int = 0,
     ) -> list[GroupedError]:
         """A health event at (offset, index) of ``topic``; the grouped errors it releases."""
         join = self.join(partition)
