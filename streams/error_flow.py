@@ -115,6 +115,7 @@ class Out:
     changed_groups: dict[int, set[str]] = field(default_factory=dict)
     replayed: int = 0
     skipped: int = 0  # invalid events (the rollup step dead-letters them)
+    handed_over: int = 0  # errors taken as the rollup step validated them (``Handoff``)
 
 
 class _Step:
@@ -247,6 +248,7 @@ class Attach(_Step):
                     continue
                 seen[origin[0]] = [origin[1], origin[2]]
             event = self.handoff.take(line) if self.handoff is not None and line else None
+            out.handed_over += event is not None
             if event is None:
                 try:
                     event = ErrorEvent.model_validate_json(line or b"")

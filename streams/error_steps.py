@@ -123,6 +123,7 @@ class AttachStep(_ErrorStep):
         output = Output(messages, set(out.touched))
         output.counts["errors_grouped"] += len(out.grouped)
         output.counts["errors_assigned"] += len(out.assigned)
+        output.counts["errors_handed_over"] += out.handed_over
         return self._counts(out, output)
 
     def _packed(self, topic: str, errors: list[GroupedError]) -> list[Message]:

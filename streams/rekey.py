@@ -43,7 +43,6 @@ class Handoff:
     def __init__(self, limit: int = 5_000) -> None:
         self.limit = limit
         self._by_line: dict[bytes, ErrorEvent] = {}
-        self.hits = 0
 
     def put(self, line: bytes, event: ErrorEvent) -> None:
         by_line = self._by_line
@@ -52,9 +51,7 @@ class Handoff:
             del by_line[next(iter(by_line))]
 
     def take(self, line: bytes) -> ErrorEvent | None:
-        found = self._by_line.pop(line, None)
-        self.hits += found is not None
-        return found
+        return self._by_line.pop(line, None)
 
 
 def origins_of(headers: wire.Headers) -> list[tuple[int, int, int]]:

@@ -123,7 +123,7 @@ def test_errors_handed_over_by_the_rekey_group_as_the_lines_they_were_sent_as() 
     assert out.grouped == alone.grouped and out.assigned == alone.assigned
     # validated again: the line whose ts was filled in (not handed over), and the oldest
     # four of the rest (beyond the limit)
-    assert handoff.hits == handoff.limit == len(errors) - 5
+    assert out.handed_over == handoff.limit == len(errors) - 5
 
 
 def test_a_restarted_attach_step_reemits_in_order_and_groups_count_once() -> None:
