@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -135,11 +135,12 @@ class SinkSettings(BaseModel):
         default=1.0,
         description="An insert batch is cut when its first message is this old, or at batch_rows.",
     )
-    json_rows: bool = Field(
-        default=True,
-        description="Hand ClickHouse valid usage, health and change events as the JSON they "
-        "came in (FORMAT JSONEachRow, position appended) instead of encoding each row in "
-        "Python; off: every event takes the column-oriented path (for comparison).",
+    event_rows: Literal["columns", "json", "models"] = Field(
+        default="columns",
+        description="How valid usage, health and change events are stored: columns taken "
+        "from the fast validator's decoded events and inserted as Native blocks; json: "
+        "the events' own JSON (FORMAT JSONEachRow); models: every event through the "
+        "validation models, one row at a time (for comparison).",
     )
     retry_initial_seconds: float = Field(
         default=0.5, description="First back-off while the warehouse is away (doubles per retry)."

@@ -43,7 +43,7 @@ def build_sink(settings: Settings) -> ClickHouseSink:
         retry_max=settings.sink.retry_max_seconds,
         status_path=run_dir / f"{settings.sink.name}.json",
     )
-    router = Router(settings.namespace, settings.streams.limits(), settings.sink.json_rows)
+    router = Router(settings.namespace, settings.streams.limits(), settings.sink.event_rows)
     return ClickHouseSink(
         Consumer(consumer_config(settings)), ClickHouseWarehouse(client), router, config
     )

@@ -1,10 +1,9 @@
 """A batch of rows for several tables, with the Kafka offset ranges it covers.
 
 The deduplication token of a table's insert is derived from the exact offset ranges in
-the batch, so a retried insert of the same batch is a no-op in ClickHouse. A table can
-get two inserts per batch: its JSON lines (:mod:`sinks.json_rows`) and its column-oriented
-rows; which event goes which way depends on the event alone, so both tokens are
-reproducible."""
+the batch, so a retried insert of the same batch is a no-op in ClickHouse. A table gets
+one column-oriented insert per batch: the columns of its fast-validated events
+(:mod:`sinks.event_columns`) followed by the rows the models made."""
 
 from __future__ import annotations
 
@@ -14,8 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from shiftright_server.sinks import event_columns
+from shiftright_server.sinks.event_columns import MessageEvents
 from shiftright_server.sinks.json_rows import RawRows
-from shiftright_server.sinks.rows import COLUMNS
 
 TopicPartition = tuple[str, int]
 
@@ -23,6 +23,7 @@ TopicPartition = tuple[str, int]
 @dataclass
 class Batch:
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    fast: dict[str, list[MessageEvents]] = field(default_factory=dict)
     raw: dict[str, list[RawRows]] = field(default_factory=dict)
     raw_lines: int = 0
     ranges: dict[TopicPartition, list[int]] = field(default_factory=dict)
@@ -31,6 +32,10 @@ class Batch:
 
     def add(self, table: str, row: tuple[Any, ...]) -> None:
         self.rows.setdefault(table, []).append(row)
+
+    def add_events(self, events: MessageEvents) -> None:
+        self.fast.setdefault(events.table, []).append(events)
+        self.raw_lines += len(events)
 
     def add_raw(self, rows: RawRows) -> None:
         self.raw.setdefault(rows.table, []).append(rows)
@@ -59,11 +64,8 @@ class Batch:
         return f"{table}:{digest}"
 
     def tables(self) -> Iterator[tuple[str, list[list[Any]]]]:
-        """Each table's rows, transposed to columns."""
-        for table, rows in self.rows.items():
-            if rows:
-                width = len(COLUMNS[table])
-                yield table, [list(col) for col in zip(*rows, strict=True)] or [[]] * width
+        """Each table's columns: its fast-validated events', then the models' rows."""
+        yield from event_columns.tables(self.fast, self.rows)
 
     def json_tables(self) -> Iterator[tuple[str, list[RawRows]]]:
         """Each table's JSON lines."""

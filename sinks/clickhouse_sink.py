@@ -34,6 +34,7 @@ from shiftright_server.schemas import wire
 from shiftright_server.schemas.positions import Position
 from shiftright_server.sinks.batch import Batch
 from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
+from shiftright_server.sinks.event_columns import MessageEvents
 from shiftright_server.sinks.json_rows import RawRows
 from shiftright_server.sinks.router import Router, Row, Skipped
 from shiftright_server.sinks.rows import COLUMNS, DeadLetter, dead_letter_row
@@ -153,7 +154,9 @@ class ClickHouseSink:
             message.timestamp()[1],
         )
         for item in routed:
-            if isinstance(item, RawRows):
+            if isinstance(item, MessageEvents):
+                self._batch.add_events(item)
+            elif isinstance(item, RawRows):
                 self._batch.add_raw(item)
             elif isinstance(item, Row):
                 self._batch.add(item.table, item.values)

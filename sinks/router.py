@@ -14,6 +14,7 @@ from shiftright_server.schemas.fast_events import DECODERS, Window, accept
 from shiftright_server.schemas.positions import Position, position_id_later
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.schemas.validation import SCHEMA_VIOLATION, Limits, Rejection, parse_event
+from shiftright_server.sinks.event_columns import MessageEvents
 from shiftright_server.sinks.json_rows import MessageRows, RawRows
 from shiftright_server.sinks.rows import (
     RECORD_MODELS,
@@ -37,18 +38,20 @@ class Skipped:
     reason: str
 
 
-Routed = Row | RawRows | Skipped
+Routed = Row | MessageEvents | RawRows | Skipped
+#: How the sink stores the usage, health and change events the fast validator vouches for.
+EVENT_ROWS = ("columns", "json", "models")
 _KIND_BY_TABLE = {table: kind for kind, table in TABLE_BY_KIND.items()}
 
 
 class Router:
-    """Maps physical topic names (with the namespace) to row builders. With
-    ``json_rows``, events the fast validator vouches for become JSON lines
-    (:class:`RawRows`, one per message); every other event takes the models and becomes a :class:`Row`."""
+    """Maps physical topic names (with the namespace) to row builders. With ``columns``,
+    the events the fast validator vouches for are kept as decoded (:class:`MessageEvents`,
+    one per message); every other event takes the models and becomes a :class:`Row`."""
 
-    def __init__(self, namespace: str, limits: Limits, json_rows: bool = True) -> None:
+    def __init__(self, namespace: str, limits: Limits, event_rows: str = "columns") -> None:
         self._limits = limits
-        self._json_rows = json_rows
+        self._event_rows = event_rows
         self._kind_by_topic = {
             topics.named(t, namespace): k for t, k in topics.KIND_BY_EVENT_TOPIC.items()
         }
@@ -88,7 +91,9 @@ class Router:
         kind = self._kind_by_topic.get(pos.topic)
         if kind is not None:
             payloads = wire.split_events(value, headers)
-            if self._json_rows and kind in DECODERS:
+            if self._event_rows == "columns" and kind in DECODERS:
+                return self._fast_events(kind, payloads, at, timestamp_ms, pos)
+            if self._event_rows == "json" and kind in DECODERS:
                 return self._json_events(kind, payloads, at, timestamp_ms, pos)
             return [
                 self._event(kind, payload, at, timestamp_ms, pos, i)
@@ -102,6 +107,22 @@ class Router:
                 self._record(table, line, pos, at) for line in wire.split_events(value, headers)
             ]
         return [Row("dead_letters", dead_letter_row(_letter_from(value, headers), at, pos))]
+
+    def _fast_events(
+        self, kind: str, payloads: list[bytes | None], at: datetime, at_ms: int, msg: Position
+    ) -> list[Routed]:
+        events = MessageEvents(TABLE_BY_KIND[kind], msg, at_ms)
+        window, limits = Window.around(at_ms, self._limits), self._limits
+        out: list[Routed] = []
+        for i, payload in enumerate(payloads):
+            ok = accept(payload, kind, at_ms, window, limits)
+            if ok is None:
+                out.append(self._event(kind, payload, at, at_ms, msg, i))
+            else:
+                events.add(ok, i)
+        if events.events:
+            out.append(events)
+        return out
 
     def _json_events(
         self, kind: str, payloads: list[bytes | None], at: datetime, at_ms: int, msg: Position

@@ -251,7 +251,7 @@ class PerEvent(Full):
     def configured(self, settings: Settings) -> Settings:
         return settings.model_copy(
             update={
-                "sink": settings.sink.model_copy(update={"json_rows": False}),
+                "sink": settings.sink.model_copy(update={"event_rows": "models"}),
                 "streams": settings.streams.model_copy(update={"rollup_columns": False}),
             }
         )

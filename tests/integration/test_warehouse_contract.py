@@ -110,14 +110,18 @@ def test_a_retried_insert_does_not_count_twice_in_the_minutely_views(
     assert client.command("SELECT sum(events) FROM usage_minutely") == 4
 
 
-def test_events_handed_over_as_json_are_stored_as_column_rows_store_them(
+def test_each_way_of_storing_events_stores_the_same_values(
     warehouse_settings: Settings,
 ) -> None:
-    """The same messages through both paths of the sink's router: partition 0 as JSON
-    lines, partition 1 as column-oriented rows; every stored value agrees."""
+    """The same messages through each way the sink's router stores events: partition 0
+    as JSON lines, 1 through the models one row at a time, 2 as columns of the fast
+    validator's events (with the one line only the models read appended); every stored
+    value agrees."""
     from shiftright_server.schemas import wire
-    from shiftright_server.schemas.positions import Position
+    from shiftright_server.schemas.positions import Position, position_id
     from shiftright_server.schemas.validation import Limits
+    from shiftright_server.sinks.batch import Batch
+    from shiftright_server.sinks.event_columns import MessageEvents
     from shiftright_server.sinks.json_rows import RawRows
     from shiftright_server.sinks.router import Router, Row
 
@@ -134,41 +138,51 @@ def test_events_handed_over_as_json_are_stored_as_column_rows_store_them(
             encoded("usage", T0, name="zoned").replace(b"15:00:00.000Z", b"17:00:00.5+02:00"),
             b'{"kind":"usage","app":"a","env":"e","name":"no-id","value":-1.25e-7}',
             encoded("usage", T0, name="caf\u00e9 \U0001f600", duration_ms=None, value=3),
+            encoded("usage", T0, name="lax", status_code="503"),  # only the models read it
         ],
         "health": [encoded("health", T0, metrics={"a": 1, "b": 0.1}, origin="test")],
         "change": [encoded("change", T0, description='say "hi"\n', previous_value="1")],
     }
     limits = Limits(max_age=timedelta(days=36500))
-    for partition, json_rows in ((0, True), (1, False)):
-        router = Router("", limits, json_rows=json_rows)
+    for partition, event_rows in enumerate(("json", "models", "columns")):
+        router, batch = Router("", limits, event_rows=event_rows), Batch()
         for kind, lines in messages.items():
             pos = Position(f"events.{kind}.v1", partition, 5)
             routed = router.route(
                 pos, b"\n".join(lines), wire.BATCH_HEADERS, int(at.timestamp() * 1000)
             )
-            table = f"events_{kind}"
-            raw = [line for r in routed if isinstance(r, RawRows) for line in r.lines]
-            rows = [r.values for r in routed if isinstance(r, Row)]
-            if json_rows:
-                assert len(raw) == len(lines) and not rows
-                real.insert_json(table, b"\n".join(raw), f"{table}-json")
-            else:
-                assert len(rows) == len(lines) and not raw
-                columns = [list(c) for c in zip(*rows, strict=True)]
-                real.insert(table, columns, COLUMNS[table], f"{table}-rows")
+            for item in routed:
+                if isinstance(item, Row):
+                    batch.add(item.table, item.values)
+                elif isinstance(item, MessageEvents):
+                    batch.add_events(item)
+                elif isinstance(item, RawRows):
+                    batch.add_raw(item)
+        assert batch.row_count == sum(map(len, messages.values()))
+        for table, columns in batch.tables():
+            real.insert(table, columns, COLUMNS[table], f"{table}-{event_rows}")
+        for table, raw in batch.json_tables():
+            body = b"\n".join(line for r in raw for line in r.lines)
+            real.insert_json(table, body, f"{table}-json-lines")
     for kind, lines in messages.items():
         stored = client.query(
             f"SELECT _partition, * EXCEPT (_partition, event_id) FROM events_{kind} "
             "ORDER BY _index, _partition"
         ).result_rows
-        assert len(stored) == 2 * len(lines)
-        for json_row, column_row in zip(stored[::2], stored[1::2], strict=True):
-            assert (json_row[0], column_row[0]) == (0, 1)
-            assert json_row[1:] == column_row[1:]
+        assert len(stored) == 3 * len(lines)
+        for json_row, models_row, columns_row in zip(*[iter(stored)] * 3, strict=True):
+            assert (json_row[0], models_row[0], columns_row[0]) == (0, 1, 2)
+            assert json_row[1:] == models_row[1:] == columns_row[1:]
     ids = client.query(
-        "SELECT countIf(_partition = 0), uniqExact(event_id) FROM events_usage WHERE name != 'no-id'"
-    ).result_rows[0]
-    assert ids == (3, 3)  # the ids events carry are stored as they are by both paths
+        "SELECT _partition, arraySort(groupArray(toString(event_id))) FROM events_usage "
+        "WHERE name != 'no-id' GROUP BY _partition ORDER BY _partition"
+    ).result_rows
+    assert ids[0][1] == ids[1][1] == ids[2][1]  # the ids events carry are stored as they are
+    made = client.query(
+        "SELECT _partition, event_id FROM events_usage WHERE name = 'no-id' ORDER BY _partition"
+    ).result_rows
+    usage = "events.usage.v1"  # an event without an id gets its position's every way
+    assert made == [(p, position_id(Position(usage, p, 5, 2))) for p in range(3)]
 
 
 def json_lines(offsets: list[int], duplicate_key: bool = False) -> bytes:

@@ -206,17 +206,32 @@ def mixed_log() -> dict[tuple[str, int], list[FakeMessage]]:
     }
 
 
-def stored_with(json_rows: bool) -> tuple[FakeWarehouse, ClickHouseSink]:
+def stored_with(event_rows: str) -> tuple[FakeWarehouse, ClickHouseSink]:
     consumer, warehouse = FakeConsumer(mixed_log()), FakeWarehouse()
     s = sink(consumer, warehouse)
-    s._router = Router("", Limits(max_age=timedelta(days=36500)), json_rows=json_rows)
+    s._router = Router("", Limits(max_age=timedelta(days=36500)), event_rows=event_rows)
     drain(s, consumer)
     return warehouse, s
 
 
+def test_events_stored_from_the_fast_validators_columns_are_stored_as_the_models_store_them() -> (
+    None
+):
+    fast, fast_sink = stored_with("columns")
+    models, models_sink = stored_with("models")
+    for table in ("events_usage", "events_health", "events_change"):
+        key = lambda r: (r["_offset"], r["_index"])  # noqa: E731
+        assert sorted(fast.tables[table], key=key) == sorted(models.tables[table], key=key)
+    assert fast_sink.stats.skipped == models_sink.stats.skipped
+    assert fast_sink.stats.skipped["malformed_json"] == 1
+    assert fast.inserts == models.inserts  # one insert per table per batch either way
+    names = {r["name"] for r in fast.tables["events_usage"]}
+    assert {"plain", "no-id-no-ts-no-origin", "last", "single"} <= names
+
+
 def test_events_handed_over_as_json_are_stored_as_the_row_path_stores_them() -> None:
-    as_json, json_sink = stored_with(json_rows=True)
-    as_rows, rows_sink = stored_with(json_rows=False)
+    as_json, json_sink = stored_with("json")
+    as_rows, rows_sink = stored_with("models")
     assert as_json.json_lines >= 6 and as_rows.json_lines == 0
     for table in ("events_usage", "events_health", "events_change"):
         key = lambda r: (r["_offset"], r["_index"])  # noqa: E731
@@ -228,7 +243,7 @@ def test_events_handed_over_as_json_are_stored_as_the_row_path_stores_them() -> 
 
 
 def test_a_json_line_the_warehouse_refuses_is_stored_through_the_row_path() -> None:
-    warehouse, s = stored_with(json_rows=True)
+    warehouse, s = stored_with("json")
     (row,) = [r for r in warehouse.tables["events_usage"] if r["_index"] == 7]
     assert row["name"] == "last"  # the duplicate key: refused as JSON, stored as a row
     assert "dead_letters" not in warehouse.tables
