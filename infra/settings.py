@@ -135,12 +135,12 @@ class SinkSettings(BaseModel):
         default=1.0,
         description="An insert batch is cut when its first message is this old, or at batch_rows.",
     )
-    event_rows: Literal["columns", "json", "models"] = Field(
+    event_rows: Literal["columns", "models"] = Field(
         default="columns",
-        description="How valid usage, health and change events are stored: columns taken "
-        "from the fast validator's decoded events and inserted as Native blocks; json: "
-        "the events' own JSON (FORMAT JSONEachRow); models: every event through the "
-        "validation models, one row at a time (for comparison).",
+        description="How valid usage, health and change events become rows: columns taken "
+        "straight from the fast validator's decoded events (one Native insert per table "
+        "per batch); models: every event through the validation models, one row at a "
+        "time (for comparison).",
     )
     retry_initial_seconds: float = Field(
         default=0.5, description="First back-off while the warehouse is away (doubles per retry)."

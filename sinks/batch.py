@@ -15,7 +15,6 @@ from typing import Any
 
 from shiftright_server.sinks import event_columns
 from shiftright_server.sinks.event_columns import MessageEvents
-from shiftright_server.sinks.json_rows import RawRows
 
 TopicPartition = tuple[str, int]
 
@@ -24,8 +23,7 @@ TopicPartition = tuple[str, int]
 class Batch:
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     fast: dict[str, list[MessageEvents]] = field(default_factory=dict)
-    raw: dict[str, list[RawRows]] = field(default_factory=dict)
-    raw_lines: int = 0
+    fast_rows: int = 0
     ranges: dict[TopicPartition, list[int]] = field(default_factory=dict)
     messages: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -35,11 +33,7 @@ class Batch:
 
     def add_events(self, events: MessageEvents) -> None:
         self.fast.setdefault(events.table, []).append(events)
-        self.raw_lines += len(events)
-
-    def add_raw(self, rows: RawRows) -> None:
-        self.raw.setdefault(rows.table, []).append(rows)
-        self.raw_lines += len(rows)
+        self.fast_rows += len(events)
 
     def cover(self, topic: str, partition: int, offset: int) -> None:
         """Record that the message at this position is part of the batch."""
@@ -52,7 +46,7 @@ class Batch:
 
     @property
     def row_count(self) -> int:
-        return sum(len(r) for r in self.rows.values()) + self.raw_lines
+        return sum(len(r) for r in self.rows.values()) + self.fast_rows
 
     def age(self) -> float:
         return time.monotonic() - self.started
@@ -66,10 +60,6 @@ class Batch:
     def tables(self) -> Iterator[tuple[str, list[list[Any]]]]:
         """Each table's columns: its fast-validated events', then the models' rows."""
         yield from event_columns.tables(self.fast, self.rows)
-
-    def json_tables(self) -> Iterator[tuple[str, list[RawRows]]]:
-        """Each table's JSON lines."""
-        yield from ((table, rows) for table, rows in self.raw.items() if rows)
 
     def commit_positions(self) -> dict[TopicPartition, int]:
         """Offsets to commit: one past the last message of each range."""

@@ -2,15 +2,14 @@
 
 Contract:
 - takes: raw event topics, ``rollups.v1`` and ``dlq.events.v1``;
-- emits: per table per batch, one insert of JSON lines made from the events' own bytes
-  (usage, health and change events the fast validator vouches for, see
-  :mod:`sinks.json_rows`) and one column-oriented insert of everything else; batches are
-  cut by size or by time;
+- emits: per table per batch, one column-oriented insert (Native): the columns of the
+  usage, health and change events the fast validator vouches for, taken from its
+  decoded events (:mod:`sinks.event_columns`), and the rows the models made for the
+  rest; batches are cut by size or by time;
 - commits: only after every insert of the batch succeeded;
 - under back-pressure (warehouse away or overloaded): pauses its partitions and retries
   the same batch with the same deduplication token, backing off exponentially;
-- poison rows: isolates them by bisection and stores them in ``dead_letters``; a JSON
-  line ClickHouse refuses is stored through the column-oriented path instead;
+- poison rows: isolates them by bisection and stores them in ``dead_letters``;
 - after a crash: on assignment it asks each table for the highest offset it already
   holds per partition and skips up to there, so a replay inserts nothing twice.
 """
@@ -35,8 +34,7 @@ from shiftright_server.schemas.positions import Position
 from shiftright_server.sinks.batch import Batch
 from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
 from shiftright_server.sinks.event_columns import MessageEvents
-from shiftright_server.sinks.json_rows import RawRows
-from shiftright_server.sinks.router import Router, Row, Skipped
+from shiftright_server.sinks.router import Router, Row
 from shiftright_server.sinks.rows import COLUMNS, DeadLetter, dead_letter_row
 from shiftright_server.sinks.warehouse import Warehouse
 
@@ -156,8 +154,6 @@ class ClickHouseSink:
         for item in routed:
             if isinstance(item, MessageEvents):
                 self._batch.add_events(item)
-            elif isinstance(item, RawRows):
-                self._batch.add_raw(item)
             elif isinstance(item, Row):
                 self._batch.add(item.table, item.values)
             else:
@@ -170,8 +166,6 @@ class ClickHouseSink:
         try:
             for table, columns in batch.tables():
                 self._write(table, columns, batch.token(table))
-            for table, lines in batch.json_tables():
-                self._write_json(table, lines, f"{batch.token(table)}/json")
         except _Abandoned:
             log.warning("batch_abandoned", messages=batch.messages)
             return
@@ -192,32 +186,6 @@ class ClickHouseSink:
         except RejectedRowsError as exc:
             log.warning("rows_rejected", table=table, rows=len(columns[0]), error=str(exc)[:300])
             self._isolate(table, columns, token)
-
-    def _write_json(self, table: str, chunks: list[RawRows], token: str) -> None:
-        """Insert JSON lines; if refused, bisect: a single refused line takes the
-        column-oriented path (which dead-letters it if that is refused too)."""
-        try:
-            self._insert_json_with_retry(table, chunks, token)
-        except RejectedRowsError as exc:
-            halves = _halves(chunks)
-            if halves is None:
-                log.warning("json_row_refused", table=table, error=str(exc)[:300])
-                self._write_as_rows(chunks[0], token)
-                return
-            self._write_json(table, halves[0], f"{token}/a")
-            self._write_json(table, halves[1], f"{token}/b")
-
-    def _write_as_rows(self, raw: RawRows, token: str) -> None:
-        for routed in self._router.as_rows(raw):
-            if isinstance(routed, Row):
-                self._write(routed.table, [[v] for v in routed.values], f"{token}/row")
-            elif isinstance(routed, Skipped):
-                self.stats.skipped[routed.reason] += 1
-
-    def _insert_json_with_retry(self, table: str, chunks: list[RawRows], token: str) -> None:
-        body = b"\n".join([line for c in chunks for line in c.lines])  # one copy
-        rows = sum(len(c) for c in chunks)
-        self._with_retry(table, partial(self._warehouse.insert_json, table, body, token), rows)
 
     def _insert_with_retry(self, table: str, columns: list[list[Any]], token: str) -> None:
         insert = partial(self._warehouse.insert, table, columns, COLUMNS[table], token)
@@ -333,17 +301,6 @@ class ClickHouseSink:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.stats.as_dict()))
         tmp.replace(path)
-
-
-def _halves(chunks: list[RawRows]) -> tuple[list[RawRows], list[RawRows]] | None:
-    """Two halves of a refused insert of JSON lines; None: it is one line."""
-    if len(chunks) > 1:
-        mid = len(chunks) // 2
-        return chunks[:mid], chunks[mid:]
-    if len(chunks[0]) > 1:
-        first, second = chunks[0].halves()
-        return [first], [second]
-    return None
 
 
 def _rejected_row(table: str, row: tuple[Any, ...], error: str) -> tuple[Any, ...]:

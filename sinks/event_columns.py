@@ -49,23 +49,24 @@ class MessageEvents:
         return len(self.events)
 
 
-Column = Callable[[list[MessageEvents]], list[Any]]
+#: A column made from the messages, and from all their events in one list.
+Column = Callable[[list[MessageEvents], list[FastEvent]], list[Any]]
 _EVENT_ID = 0  # event_id leads every events_* table
 
 
 def _per_message(value: Callable[[MessageEvents], Any]) -> Column:
     """A column that holds one value per message, repeated for each of its events."""
-    return lambda chunks: list(chain.from_iterable(repeat(value(c), len(c)) for c in chunks))
+    return lambda chunks, _: list(chain.from_iterable(repeat(value(c), len(c)) for c in chunks))
 
 
 def _attribute(name: str) -> Column:
     get = attrgetter(name)
-    return lambda chunks: list(map(get, chain.from_iterable(c.events for c in chunks)))
+    return lambda _, events: list(map(get, events))
 
 
 _SPECIAL: dict[str, Column] = {
-    "ts": lambda chunks: list(chain.from_iterable(c.ts_ms for c in chunks)),
-    "_index": lambda chunks: list(chain.from_iterable(c.indexes for c in chunks)),
+    "ts": lambda chunks, _: list(chain.from_iterable(c.ts_ms for c in chunks)),
+    "_index": lambda chunks, _: list(chain.from_iterable(c.indexes for c in chunks)),
     "received_at": _per_message(lambda c: c.at_ms),
     "_topic": _per_message(lambda c: c.msg.topic),
     "_partition": _per_message(lambda c: c.msg.partition),
@@ -79,7 +80,8 @@ _BUILDERS: dict[str, list[Column]] = {
 
 def columns(table: str, chunks: list[MessageEvents]) -> list[list[Any]]:
     """The table's columns (in :data:`sinks.rows.COLUMNS` order) of these messages' events."""
-    return [build(chunks) for build in _BUILDERS[table]]
+    events = list(chain.from_iterable(c.events for c in chunks))
+    return [build(chunks, events) for build in _BUILDERS[table]]
 
 
 def concat(first: list[list[Any]], rows: list[tuple[Any, ...]]) -> list[list[Any]]:

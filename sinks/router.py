@@ -15,7 +15,6 @@ from shiftright_server.schemas.positions import Position, position_id_later
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.schemas.validation import SCHEMA_VIOLATION, Limits, Rejection, parse_event
 from shiftright_server.sinks.event_columns import MessageEvents
-from shiftright_server.sinks.json_rows import MessageRows, RawRows
 from shiftright_server.sinks.rows import (
     RECORD_MODELS,
     TABLE_BY_KIND,
@@ -38,10 +37,7 @@ class Skipped:
     reason: str
 
 
-Routed = Row | MessageEvents | RawRows | Skipped
-#: How the sink stores the usage, health and change events the fast validator vouches for.
-EVENT_ROWS = ("columns", "json", "models")
-_KIND_BY_TABLE = {table: kind for kind, table in TABLE_BY_KIND.items()}
+Routed = Row | MessageEvents | Skipped
 
 
 class Router:
@@ -93,8 +89,6 @@ class Router:
             payloads = wire.split_events(value, headers)
             if self._event_rows == "columns" and kind in DECODERS:
                 return self._fast_events(kind, payloads, at, timestamp_ms, pos)
-            if self._event_rows == "json" and kind in DECODERS:
-                return self._json_events(kind, payloads, at, timestamp_ms, pos)
             return [
                 self._event(kind, payload, at, timestamp_ms, pos, i)
                 for i, payload in enumerate(payloads)
@@ -123,32 +117,6 @@ class Router:
         if events.events:
             out.append(events)
         return out
-
-    def _json_events(
-        self, kind: str, payloads: list[bytes | None], at: datetime, at_ms: int, msg: Position
-    ) -> list[Routed]:
-        rows = MessageRows(TABLE_BY_KIND[kind], msg, at_ms)
-        window, limits = Window.around(at_ms, self._limits), self._limits
-        out: list[Routed] = []
-        for i, payload in enumerate(payloads):
-            ok = accept(payload, kind, at_ms, window, limits)
-            if ok is None or payload is None:
-                out.append(self._event(kind, payload, at, at_ms, msg, i))
-            else:
-                rows.add(payload, ok, i)
-        made = rows.rows()
-        if made is not None:
-            out.append(made)
-        return out
-
-    def as_rows(self, raw: RawRows) -> list[Routed]:
-        """The column-oriented rows of events that were routed as JSON lines."""
-        at = datetime.fromtimestamp(raw.at_ms / 1000, UTC)
-        kind = _KIND_BY_TABLE[raw.table]
-        return [
-            self._event(kind, payload, at, raw.at_ms, raw.msg, index)
-            for payload, index in zip(raw.payloads, raw.indexes, strict=True)
-        ]
 
     def _event(
         self, kind: str, payload: bytes | None, at: datetime, at_ms: int, msg: Position, index: int

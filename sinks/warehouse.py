@@ -1,4 +1,4 @@
-"""The sink's view of the warehouse: insert a columnar batch or JSON lines with a
+"""The sink's view of the warehouse: insert a columnar batch with a
 deduplication token, and tell which Kafka offsets a table already holds. A fake with the same contract serves
 unit tests (tests/fakes.py); tests/integration/test_warehouse_contract.py checks both."""
 
@@ -10,7 +10,6 @@ from typing import Any, Protocol
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
-from shiftright_server.sinks.json_rows import JSON_INSERT_SETTINGS
 
 #: ClickHouse error codes that mean "this data is bad", not "try again later".
 _DATA_ERROR_CODES = frozenset(
@@ -23,10 +22,6 @@ class Warehouse(Protocol):
         self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str], token: str
     ) -> None:
         """Insert column-oriented data; raise RetryableWriteError or RejectedRowsError."""
-
-    def insert_json(self, table: str, body: bytes, token: str) -> None:
-        """Insert JSON lines (``FORMAT JSONEachRow``, :mod:`sinks.json_rows`); raise as
-        :meth:`insert` does."""
 
     def stored_offsets(self, table: str, topic: str) -> dict[int, int]:
         """Highest Kafka offset per partition of ``topic`` stored in ``table``."""
@@ -48,17 +43,6 @@ class ClickHouseWarehouse:
                 column_names=list(names),
                 column_oriented=True,
                 settings=_token_settings(token),
-            )
-        except Exception as exc:
-            raise classify(exc) from exc
-
-    def insert_json(self, table: str, body: bytes, token: str) -> None:
-        try:
-            self._client.raw_insert(
-                table,
-                insert_block=body,
-                fmt="JSONEachRow",
-                settings={**JSON_INSERT_SETTINGS, **_token_settings(token)},
             )
         except Exception as exc:
             raise classify(exc) from exc

@@ -4,18 +4,14 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import KafkaError
-from shiftright_server.schemas.events import EVENT_MODELS
 from shiftright_server.sinks.errors import RejectedRowsError
-from shiftright_server.sinks.rows import COLUMNS, TABLE_BY_KIND
 
 
 class FakeWarehouse:
@@ -25,7 +21,6 @@ class FakeWarehouse:
         self.tables: dict[str, list[dict[str, Any]]] = {}
         self.tokens: set[tuple[str, str]] = set()
         self.inserts = 0
-        self.json_lines = 0  # lines handed over as JSON (insert_json)
         self.fail_next: list[Exception] = []  # raised by the next inserts, in order
         self.fail_lookups: list[Exception] = []  # raised by the next stored_offsets calls
         self.reject_if: Callable[[dict[str, Any]], bool] = lambda row: False
@@ -47,17 +42,6 @@ class FakeWarehouse:
         self.tokens.add((table, token))
         self.tables.setdefault(table, []).extend(rows)
 
-    def insert_json(self, table: str, body: bytes, token: str) -> None:
-        """JSON lines as ClickHouse reads them: unknown keys skipped, omitted columns at
-        the table's defaults, a duplicate key refused; values as the row path gives them."""
-        if self.fail_next:
-            raise self.fail_next.pop(0)
-        objects = [json.loads(line, object_pairs_hook=_no_duplicates) for line in body.split(b"\n")]
-        names = COLUMNS[table]
-        columns = [[_json_value(name, obj.get(name), table) for obj in objects] for name in names]
-        self.insert(table, columns, names, token)
-        self.json_lines += len(objects)
-
     def stored_offsets(self, table: str, topic: str) -> dict[int, int]:
         if self.fail_lookups:
             raise self.fail_lookups.pop(0)
@@ -66,28 +50,6 @@ class FakeWarehouse:
             if row["_topic"] == topic:
                 best[row["_partition"]] = max(best.get(row["_partition"], -1), row["_offset"])
         return best
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    if len({k for k, _ in pairs}) < len(pairs):
-        raise RejectedRowsError("Code: 117. DB::Exception: Duplicate field found (fake)")
-    return dict(pairs)
-
-
-_KIND_BY_TABLE = {table: kind for kind, table in TABLE_BY_KIND.items()}
-
-
-def _json_value(name: str, value: Any, table: str) -> Any:
-    if value is None:
-        field = EVENT_MODELS[_KIND_BY_TABLE[table]].model_fields.get(name)
-        return None if field is None else field.get_default(call_default_factory=True)
-    if name == "event_id":
-        return uuid.UUID(value)
-    if name in ("ts", "received_at"):  # epoch ms, like the row path
-        at = datetime.fromisoformat(value)
-        at = at if at.tzinfo else at.replace(tzinfo=UTC)
-        return round(at.timestamp() * 1000)
-    return value
 
 
 @dataclass

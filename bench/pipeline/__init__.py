@@ -12,7 +12,7 @@ Each system gets its own namespace (topics ``<ns>.events.*.v1``, database ``<ns>
 1. *raw*: ``python -m bench.raw_baseline``, the strongest floor: message bytes joined and
    parsed by ClickHouse (``FORMAT JSONEachRow``), no per-event Python work at all;
 2. *baseline*: ``python -m bench.baseline`` (json.loads → columnar insert, nothing else);
-3. *per-event*: the full pipeline with the hot path off (``SINK__JSON_ROWS`` and
+3. *per-event*: the full pipeline with the hot path off (``SINK__EVENT_ROWS=models``,
    ``STREAMS__ROLLUP_COLUMNS`` false): every event through the models, one at a time;
 4. *full*: the stream worker and the sink, started like ``shiftright up`` starts them.
 

@@ -114,15 +114,13 @@ def test_each_way_of_storing_events_stores_the_same_values(
     warehouse_settings: Settings,
 ) -> None:
     """The same messages through each way the sink's router stores events: partition 0
-    as JSON lines, 1 through the models one row at a time, 2 as columns of the fast
-    validator's events (with the one line only the models read appended); every stored
-    value agrees."""
+    through the models one row at a time, 1 as columns of the fast validator's events
+    (with the one line only the models read appended); every stored value agrees."""
     from shiftright_server.schemas import wire
     from shiftright_server.schemas.positions import Position, position_id
     from shiftright_server.schemas.validation import Limits
     from shiftright_server.sinks.batch import Batch
     from shiftright_server.sinks.event_columns import MessageEvents
-    from shiftright_server.sinks.json_rows import RawRows
     from shiftright_server.sinks.router import Router, Row
 
     from tests.builders import encoded
@@ -144,7 +142,7 @@ def test_each_way_of_storing_events_stores_the_same_values(
         "change": [encoded("change", T0, description='say "hi"\n', previous_value="1")],
     }
     limits = Limits(max_age=timedelta(days=36500))
-    for partition, event_rows in enumerate(("json", "models", "columns")):
+    for partition, event_rows in enumerate(("models", "columns")):
         router, batch = Router("", limits, event_rows=event_rows), Batch()
         for kind, lines in messages.items():
             pos = Position(f"events.{kind}.v1", partition, 5)
@@ -156,58 +154,25 @@ def test_each_way_of_storing_events_stores_the_same_values(
                     batch.add(item.table, item.values)
                 elif isinstance(item, MessageEvents):
                     batch.add_events(item)
-                elif isinstance(item, RawRows):
-                    batch.add_raw(item)
         assert batch.row_count == sum(map(len, messages.values()))
         for table, columns in batch.tables():
             real.insert(table, columns, COLUMNS[table], f"{table}-{event_rows}")
-        for table, raw in batch.json_tables():
-            body = b"\n".join(line for r in raw for line in r.lines)
-            real.insert_json(table, body, f"{table}-json-lines")
     for kind, lines in messages.items():
         stored = client.query(
             f"SELECT _partition, * EXCEPT (_partition, event_id) FROM events_{kind} "
             "ORDER BY _index, _partition"
         ).result_rows
-        assert len(stored) == 3 * len(lines)
-        for json_row, models_row, columns_row in zip(*[iter(stored)] * 3, strict=True):
-            assert (json_row[0], models_row[0], columns_row[0]) == (0, 1, 2)
-            assert json_row[1:] == models_row[1:] == columns_row[1:]
+        assert len(stored) == 2 * len(lines)
+        for models_row, columns_row in zip(stored[::2], stored[1::2], strict=True):
+            assert (models_row[0], columns_row[0]) == (0, 1)
+            assert models_row[1:] == columns_row[1:]
     ids = client.query(
         "SELECT _partition, arraySort(groupArray(toString(event_id))) FROM events_usage "
         "WHERE name != 'no-id' GROUP BY _partition ORDER BY _partition"
     ).result_rows
-    assert ids[0][1] == ids[1][1] == ids[2][1]  # the ids events carry are stored as they are
+    assert ids[0][1] == ids[1][1]  # the ids events carry are stored as they are
     made = client.query(
         "SELECT _partition, event_id FROM events_usage WHERE name = 'no-id' ORDER BY _partition"
     ).result_rows
     usage = "events.usage.v1"  # an event without an id gets its position's every way
-    assert made == [(p, position_id(Position(usage, p, 5, 2))) for p in range(3)]
-
-
-def json_lines(offsets: list[int], duplicate_key: bool = False) -> bytes:
-    lines = []
-    for off in offsets:
-        line = (
-            f'{{"event_id":"{uuid.uuid4()}","kind":"usage","ts":"2026-11-26T15:00:00.250Z",'
-            f'"app":"checkout","env":"prod","origin":"user","name":"cart.add",'
-            f'"_topic":"events.usage.v1","_partition":0,"_offset":{off},"_index":0,'
-            f'"received_at":"2026-11-26 15:00:01.000"'
-        )
-        lines.append(line + (',"name":"again"}' if duplicate_key else "}"))
-    return "\n".join(lines).encode()
-
-
-def test_json_lines_with_a_repeated_token_insert_nothing_new(warehouse: Warehouse) -> None:
-    body = json_lines([3, 4, 5])
-    warehouse.insert_json("events_usage", body, "json-1")
-    warehouse.insert_json("events_usage", body, "json-1")
-    assert warehouse.stored_offsets("events_usage", "events.usage.v1") == {0: 5}
-    warehouse.insert_json("events_usage", json_lines([6]), "json-2")
-    assert warehouse.stored_offsets("events_usage", "events.usage.v1") == {0: 6}
-
-
-def test_a_json_line_with_a_key_given_twice_is_rejected(warehouse: Warehouse) -> None:
-    with pytest.raises(RejectedRowsError):
-        warehouse.insert_json("events_usage", json_lines([1], duplicate_key=True), "dup")
-    assert warehouse.stored_offsets("events_usage", "events.usage.v1") == {}
+    assert made == [(p, position_id(Position(usage, p, 5, 2))) for p in range(2)]

@@ -227,24 +227,3 @@ def test_events_stored_from_the_fast_validators_columns_are_stored_as_the_models
     assert fast.inserts == models.inserts  # one insert per table per batch either way
     names = {r["name"] for r in fast.tables["events_usage"]}
     assert {"plain", "no-id-no-ts-no-origin", "last", "single"} <= names
-
-
-def test_events_handed_over_as_json_are_stored_as_the_row_path_stores_them() -> None:
-    as_json, json_sink = stored_with("json")
-    as_rows, rows_sink = stored_with("models")
-    assert as_json.json_lines >= 6 and as_rows.json_lines == 0
-    for table in ("events_usage", "events_health", "events_change"):
-        key = lambda r: (r["_offset"], r["_index"])  # noqa: E731
-        assert sorted(as_json.tables[table], key=key) == sorted(as_rows.tables[table], key=key)
-    assert json_sink.stats.skipped == rows_sink.stats.skipped
-    assert json_sink.stats.skipped["malformed_json"] == 1
-    names = {r["name"] for r in as_json.tables["events_usage"]}
-    assert {"plain", "no-id-no-ts-no-origin", "last", "single"} <= names
-
-
-def test_a_json_line_the_warehouse_refuses_is_stored_through_the_row_path() -> None:
-    warehouse, s = stored_with("json")
-    (row,) = [r for r in warehouse.tables["events_usage"] if r["_index"] == 7]
-    assert row["name"] == "last"  # the duplicate key: refused as JSON, stored as a row
-    assert "dead_letters" not in warehouse.tables
-    assert s.stats.stored["events_usage"] == 7
