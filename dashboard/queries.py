@@ -5,7 +5,8 @@ warehouse's query log, and the unit tests' fake reader answers by it. Every quer
 ``start``/``end`` (``DateTime('UTC')``, whole minutes, end exclusive) where it has a range,
 ``step`` (bucket seconds), and ``app``/``env`` filters where '' means any. Queries over
 the rollups of migration 0012 also take ``hours_start``/``hours_end``
-(:func:`~shiftright_server.dashboard.timerange.spans`).
+(:func:`~shiftright_server.dashboard.timerange.spans`), the usage lists over those of
+0013 also ``quarter_days_*`` and ``days_*`` (:func:`~shiftright_server.dashboard.timerange.levels`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ _EDGES: Final = (
     "(minute >= {start:DateTime('UTC')} AND minute < {hours_start:DateTime('UTC')}"
     " OR minute >= {hours_end:DateTime('UTC')} AND minute < {end:DateTime('UTC')})"
 )
+_DAYS: Final = "day >= {days_start:DateTime('UTC')} AND day < {days_end:DateTime('UTC')}"
+_EDGE_QUARTERS: Final = (
+    "(quarter_day >= {quarter_days_start:DateTime('UTC')} AND quarter_day < {days_start:DateTime('UTC')}"
+    " OR quarter_day >= {days_end:DateTime('UTC')} AND quarter_day < {quarter_days_end:DateTime('UTC')})"
+)
+_EDGE_HOURS: Final = (
+    "(hour >= {hours_start:DateTime('UTC')} AND hour < {quarter_days_start:DateTime('UTC')}"
+    " OR hour >= {quarter_days_end:DateTime('UTC')} AND hour < {hours_end:DateTime('UTC')})"
+)
 _HEALTH_METRICS: Final = (
     "metric IN ('system.cpu.utilization', 'system.memory.utilization',"
     " 'system.filesystem.utilization')"
@@ -43,6 +53,25 @@ def _span(table: str, columns: str, where: str = "") -> str:
     SELECT {columns}, minute FROM {table}_minutely
     WHERE {_EDGES} AND {_SCOPE}{also}
 )"""
+
+
+def _levels(kind: str, columns: str, where: str) -> str:
+    """The rows of a usage list over the range at the coarsest level each part allows:
+    the daily table for the whole days inside it, the six-hourly table for the other
+    whole quarter days, the hourly table for the other whole hours (migration 0013) and
+    the minutely rollup for the minutes at either end (0012)
+    (:func:`~shiftright_server.dashboard.timerange.levels`)."""
+    parts = (
+        (f"usage_{kind}_list_daily", _DAYS),
+        (f"usage_{kind}_list_six_hourly", _EDGE_QUARTERS),
+        (f"usage_{kind}_list_hourly", _EDGE_HOURS),
+        (f"usage_{kind}s_minutely", _EDGES),
+    )
+    union = "\n    UNION ALL\n".join(
+        f"    SELECT {columns} FROM {table}\n    WHERE {span} AND {_SCOPE} AND {where}"
+        for table, span in parts
+    )
+    return f"(\n{union}\n)"
 
 
 #: Every app × env the warehouse has data for.
@@ -162,18 +191,31 @@ ORDER BY t
 """
 
 _FEATURE_COLUMNS: Final = "app, env, name, events, failures, origins, users, customers, duration_ms"
-_TOP_FEATURES: Final = f"""SELECT app, env, name
-    FROM {_span("usage_features", "app, env, name, events", _RELEASE)}
-    GROUP BY app, env, name ORDER BY sum(events) DESC, app, env, name LIMIT 50"""
 
-#: The 50 most used features in the range (of any release, or of one), their uses by
-#: origin, users, customers and duration quantiles; the states of the top 50 only.
+
+def _top(tag: str, kind: str, key: str, n: int) -> str:
+    """The ``n`` busiest (app, env, ``key``) in the range (of any release, or of one),
+    chosen by counts alone."""
+    return f"""/* dashboard.{tag} */
+SELECT app, env, {key}
+FROM {_levels(kind, f"app, env, {key}, events", _RELEASE)}
+GROUP BY app, env, {key}
+ORDER BY sum(events) DESC, app, env, {key}
+LIMIT {n}
+"""
+
+
+#: The 50 most used features in the range.
+FEATURES_TOP: Final = _top("features_top", "feature", "name", 50)
+
+#: The ``keys`` features' uses by origin, users, customers and duration quantiles (of
+#: any release, or of one): the states of those features only.
 FEATURES: Final = f"""/* dashboard.features */
 SELECT app, env, name, sum(events) AS uses, sum(failures) AS failures,
        sumMap(origins) AS origins,
        uniqCombinedMerge(12)(users) AS users, uniqCombinedMerge(12)(customers) AS customers,
        quantilesDDMerge(0.01, 0.5, 0.9, 0.99)(duration_ms) AS q
-FROM {_span("usage_features", _FEATURE_COLUMNS, f"{_RELEASE} AND (app, env, name) IN ({_TOP_FEATURES})")}
+FROM {_levels("feature", _FEATURE_COLUMNS, f"{_RELEASE} AND (app, env, name) IN {{keys:Array(Tuple(String, String, String))}}")}
 GROUP BY app, env, name
 ORDER BY uses DESC, app, env, name
 """
@@ -186,15 +228,14 @@ GROUP BY app, env, name, t
 ORDER BY t
 """
 
-_TOP_ROUTES: Final = f"""SELECT app, env, route
-    FROM {_span("usage_routes", "app, env, route, events", _RELEASE)}
-    GROUP BY app, env, route ORDER BY sum(events) DESC, app, env, route LIMIT 20"""
+#: The 20 busiest routes in the range.
+ROUTES_TOP: Final = _top("routes_top", "route", "route", 20)
 
-#: The 20 busiest routes, with failures, users and p95 duration.
+#: The ``keys`` routes' requests, failures, users and p95 duration.
 ROUTES: Final = f"""/* dashboard.routes */
 SELECT app, env, route, sum(events) AS uses, sum(failures) AS failures,
        uniqCombinedMerge(12)(users) AS users, quantileDDMerge(0.01, 0.95)(duration_ms) AS p95
-FROM {_span("usage_routes", "app, env, route, events, failures, users, duration_ms", f"{_RELEASE} AND (app, env, route) IN ({_TOP_ROUTES})")}
+FROM {_levels("route", "app, env, route, events, failures, users, duration_ms", f"{_RELEASE} AND (app, env, route) IN {{keys:Array(Tuple(String, String, String))}}")}
 GROUP BY app, env, route
 ORDER BY uses DESC, app, env, route
 """

@@ -109,6 +109,29 @@ def spans(rng: TimeRange, step_s: int = 3600) -> dict[str, str]:
     return {"hours_start": sql_time(first), "hours_end": sql_time(last)}
 
 
+def levels(rng: TimeRange) -> dict[str, str]:
+    """Where a list over the rollup levels reads what: the whole days inside the range
+    (``days_start`` … ``days_end``) from the daily tables, the other whole quarter days
+    (six hours, ``quarter_days_start`` … ``quarter_days_end``) from the six-hourly ones,
+    the other whole hours (:func:`spans`) from the hourly ones and the minutes at either
+    end from the minutely ones. Each level lies inside the one before: without a whole
+    block of a level, its start and end are both the end of the level before."""
+    found = spans(rng)
+    outer = (_at(found["hours_start"]), _at(found["hours_end"]))
+    for name, size in (("quarter_days", 6 * 3600), ("days", 86400)):
+        first = outer[0] + timedelta(seconds=-outer[0].timestamp() % size)
+        last = outer[1] - timedelta(seconds=outer[1].timestamp() % size)
+        if last <= first:
+            first = last = outer[1]
+        found |= {f"{name}_start": sql_time(first), f"{name}_end": sql_time(last)}
+        outer = (first, last)
+    return found
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
 def epoch(ts: datetime) -> int:
     return int((ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp())
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from shiftright_server.dashboard import queries
 from shiftright_server.dashboard.scopes import Scope
-from shiftright_server.dashboard.timerange import TimeRange, epoch, grid, spans, sql_time
+from shiftright_server.dashboard.timerange import TimeRange, epoch, grid, levels, spans, sql_time
 from shiftright_server.dashboard.warehouse import Reader, Row
 
 ORIGINS = ("user", "test", "synthetic")
@@ -17,7 +17,7 @@ def features(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") ->
     """Up to 50 features by uses (of every release, or of ``release``), each with a
     ``chart`` and its uses by origin."""
     base = _params(rng, scope, release)
-    rows = reader.query(queries.FEATURES, base).dicts()
+    rows = busiest(reader, queries.FEATURES_TOP, queries.FEATURES, base)
     if not rows:
         return rows
     names = sorted({r["name"] for r in rows})
@@ -37,11 +37,17 @@ def features(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") ->
     return rows
 
 
+def busiest(reader: Reader, top: str, states: str, params: dict[str, Any]) -> list[Row]:
+    """Choose the busiest by counts alone, then merge the states of those only."""
+    keys = [tuple(row) for row in reader.query(top, params).rows]
+    return reader.query(states, {**params, "keys": keys}).dicts()
+
+
 def _params(rng: TimeRange, scope: Scope, release: str) -> dict[str, Any]:
     return {
         "start": sql_time(rng.start),
         "end": sql_time(rng.end),
-        **spans(rng),
+        **levels(rng),
         **scope.params(),
         "release": release,
     }
@@ -55,7 +61,7 @@ def _quantiles(q: Any) -> tuple[float | None, float | None, float | None]:
 
 def routes(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") -> list[Row]:
     """Up to 20 routes by requests, with failures, users and p95 duration."""
-    rows = reader.query(queries.ROUTES, _params(rng, scope, release)).dicts()
+    rows = busiest(reader, queries.ROUTES_TOP, queries.ROUTES, _params(rng, scope, release))
     for r in rows:
         r["p95"] = None if r["p95"] != r["p95"] else round(r["p95"], 1)  # NaN: no durations
     return rows

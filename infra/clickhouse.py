@@ -45,4 +45,5 @@ def apply_schema(settings: Settings) -> None:
     from shiftright_server.schemas.migrate import migrate
 
     ch = settings.clickhouse
-    migrate(get_client(ch), ch.database, schema_layout(ch))
+    # A migration that fills new tables from existing rows (0013) runs one long INSERT.
+    migrate(get_client(ch, send_receive_timeout=3600), ch.database, schema_layout(ch))

@@ -12,6 +12,9 @@ they are. :class:`Cluster` places the same statements on a cluster:
         -> ON CLUSTER c; reads the Distributed tables; a JOIN of co-sharded tables joins
            shard-locally (distributed_product_mode = 'local')
     ALTER TABLE db.t ...      -> on db.t_local and on db.t, ON CLUSTER c
+    INSERT INTO db.t SELECT ... FROM db.s  (a migration filling a new table from older ones)
+        -> once, as written: it reads and writes the Distributed tables, so each row is
+           copied once and lands on the shard its key picks
 
 Every reader and writer keeps using the plain names (``db.t``): on a cluster those are
 the Distributed tables. Rows are sharded by a deterministic key, so a retried insert
@@ -52,6 +55,7 @@ _VIEW = re.compile(
     rf"^CREATE (?P<how>OR REPLACE VIEW|VIEW IF NOT EXISTS) {_NAME}\s+AS\s(?P<q>.*)$", re.S
 )
 _ALTER = re.compile(rf"^ALTER TABLE {_NAME}\s(?P<rest>.*)$", re.S)
+_INSERT_SELECT = re.compile(rf"^INSERT INTO {_NAME}\s+SELECT\s.*$", re.S)
 _TABLE_REF = re.compile(r"\b(FROM|JOIN)\s+(?P<db>[A-Za-z_]\w*)\.(?P<name>[A-Za-z_]\w*)\b")
 
 
@@ -108,6 +112,7 @@ class Cluster:
             (_MV, self._materialized_view),
             (_VIEW, self._view),
             (_ALTER, self._alter),
+            (_INSERT_SELECT, self._insert_select),
         ):
             match = pattern.match(statement)
             if match:
@@ -159,6 +164,10 @@ class Cluster:
             f"ALTER TABLE {table}_local {self._on}\n{m['rest']}",
             f"ALTER TABLE {table} {self._on}\n{m['rest']}",
         ]
+
+    def _insert_select(self, m: re.Match[str]) -> list[str]:
+        self._local(f"{m['db']}.{m['name']}")  # a table a migration created
+        return [m[0]]
 
     def _local(self, table: str) -> str:
         if table not in self.sharded:

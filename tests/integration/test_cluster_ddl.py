@@ -21,7 +21,8 @@ def test_the_engine_parses_every_statement_placed_on_a_cluster(clickhouse_url: s
         formatted = client.query(
             "SELECT formatQuery({q:String})", parameters={"q": statement}
         ).result_rows[0][0]
-        assert "ON CLUSTER prod" in formatted, statement
+        if not formatted.startswith("INSERT"):  # a copy runs once, through Distributed
+            assert "ON CLUSTER prod" in formatted, statement
         if "_local ON CLUSTER" in formatted and formatted.startswith("CREATE TABLE"):
             assert "ENGINE = Replicated" in formatted, formatted
     assert len(statements) > 30

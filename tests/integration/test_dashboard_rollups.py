@@ -1,8 +1,9 @@
-"""The dashboard's panels over the hourly and minutely rollups (migration 0012) give the
-numbers the raw events give over the same range: events spread over several hours go in
-through the raw tables, the panels' own queries read a range that starts and ends inside
-an hour, and each figure is checked against SQL over events_usage / events_health with
-the same aggregate functions (their merged states equal the raw rows' states)."""
+"""The dashboard's panels over the daily, hourly and minutely rollups (migrations 0012
+and 0013) give the numbers the raw events give over the same range: events spread over
+several hours, and more over three days, go in through the raw tables, the panels' own
+queries read a range that starts and ends inside an hour (and one that also spans two
+whole days), and each figure is checked against SQL over events_usage / events_health
+with the same aggregate functions (their merged states equal the raw rows' states)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 
 import pytest
 from shiftright_server.dashboard import queries
-from shiftright_server.dashboard.timerange import TimeRange, spans, sql_time
+from shiftright_server.dashboard.timerange import TimeRange, levels, spans, sql_time
+from shiftright_server.dashboard.usage import busiest
 from shiftright_server.dashboard.warehouse import WarehouseReader
 from shiftright_server.infra.clickhouse import apply_schema, get_client
 from shiftright_server.infra.settings import Settings
@@ -23,14 +25,20 @@ START = datetime(2026, 11, 26, 10, 17, tzinfo=UTC)
 END = datetime(2026, 11, 26, 14, 43, tzinfo=UTC)
 RANGE = TimeRange(START, END, "")
 T0_MS = int(datetime(2026, 11, 26, 9, 30, tzinfo=UTC).timestamp() * 1000)
+# Two whole days (25 and 26 November), whole quarter days, hours and minutes before and
+# after them.
+DAYS = TimeRange(
+    datetime(2026, 11, 24, 4, 17, tzinfo=UTC), datetime(2026, 11, 27, 9, 43, tzinfo=UTC), ""
+)
+DAYS_T0_MS = int(datetime(2026, 11, 24, 4, 0, tzinfo=UTC).timestamp() * 1000)
 
-# 6,000 events over 5.5 hours from 09:30 (before the range to after it): 7 features with
-# uneven uses, 5 routes (some events without one), 3 releases, 3 origins, 150 users,
-# 20 customers, about 1 in 9 without a duration and 1 in 25 failed.
+# 6,000 events over 5.5 hours from 09:30 (before the range to after it; `gap` ms apart):
+# 7 features with uneven uses, 5 routes (some events without one), 3 releases, 3 origins,
+# 150 users, 20 customers, about 1 in 9 without a duration and 1 in 25 failed.
 USAGE = """INSERT INTO {db}.events_usage
     (event_id, ts, app, env, release, host, user_id, customer_id, origin, name, route,
      method, status_code, duration_ms, received_at, _topic, _partition, _offset, _index)
-SELECT generateUUIDv4(number), fromUnixTimestamp64Milli(toInt64({t0} + number * 3300), 'UTC'),
+SELECT generateUUIDv4(number), fromUnixTimestamp64Milli(toInt64({t0} + number * {gap}), 'UTC'),
     if(h % 5 = 0, 'catalog', 'checkout'), if(bitShiftRight(h, 4) % 3 = 0, 'preprod', 'prod'),
     concat('1.', toString(bitShiftRight(h, 8) % 3)), 'host-1',
     if(bitShiftRight(h, 12) % 11 = 0, '', concat('u', toString(bitShiftRight(h, 16) % 150))),
@@ -55,13 +63,29 @@ FROM numbers(4000)
 RAW_WHERE = "ts >= {start:DateTime('UTC')} AND ts < {end:DateTime('UTC')}"
 
 
+LEVELS = [
+    f"usage_{kind}_list_{level}"
+    for kind in ("feature", "route")
+    for level in ("hourly", "six_hourly", "daily")
+]
+
+
 @pytest.fixture(scope="module")
 def loaded(clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The first events go in before migration 0013 is applied (as on an upgrade: it
+    copies their days from the hourly tables), the rest after (its views fill it)."""
     settings = fresh_settings("127.0.0.1:9", clickhouse_url, tmp_path_factory.mktemp("state"))
     apply_schema(settings)
     db = settings.clickhouse.database
     client = get_client(settings.clickhouse, database=db)
-    client.command(USAGE.format(db=db, t0=T0_MS))
+    for name in [f"{t}_mv" for t in LEVELS] + LEVELS:
+        client.command(f"DROP TABLE {name}")
+    client.command(
+        "ALTER TABLE schema_migrations DELETE WHERE version = 13", settings={"mutations_sync": 2}
+    )
+    client.command(USAGE.format(db=db, t0=T0_MS, gap=3300))
+    apply_schema(settings)
+    client.command(USAGE.format(db=db, t0=DAYS_T0_MS, gap=48_000))  # 80 hours, over 4 days
     client.command(HEALTH.format(db=db, t0=T0_MS))
     client.close()
     yield settings
@@ -74,33 +98,54 @@ def reader(loaded: Settings) -> Iterator[WarehouseReader]:
     made.close()
 
 
-def params(release: str = "", step: int = 3600, **more: Any) -> dict[str, Any]:
+def params(
+    release: str = "", step: int = 3600, rng: TimeRange = RANGE, **more: Any
+) -> dict[str, Any]:
     return {
-        "start": sql_time(START),
-        "end": sql_time(END),
+        "start": sql_time(rng.start),
+        "end": sql_time(rng.end),
         "app": "",
         "env": "",
         "release": release,
         "step": step,
-        **spans(RANGE, step),
+        **spans(rng, step),
+        **(levels(rng) if step == 3600 else {}),
         **more,
     }
 
 
-def raw(reader: WarehouseReader, sql: str, release: str = "") -> list[tuple[Any, ...]]:
-    return reader.query(sql.replace("{where}", RAW_WHERE), params(release)).rows
+def raw(
+    reader: WarehouseReader, sql: str, release: str = "", rng: TimeRange = RANGE
+) -> list[tuple[Any, ...]]:
+    return reader.query(sql.replace("{where}", RAW_WHERE), params(release, rng=rng)).rows
 
 
-def test_the_range_reads_whole_hours_and_edge_minutes() -> None:
-    assert spans(RANGE) == {
+def test_the_ranges_read_whole_days_quarter_days_hours_and_edge_minutes() -> None:
+    assert levels(RANGE) == {
         "hours_start": "2026-11-26 11:00:00",
         "hours_end": "2026-11-26 14:00:00",
+        "quarter_days_start": "2026-11-26 14:00:00",
+        "quarter_days_end": "2026-11-26 14:00:00",
+        "days_start": "2026-11-26 14:00:00",
+        "days_end": "2026-11-26 14:00:00",
+    }
+    assert levels(DAYS) == {
+        "hours_start": "2026-11-24 05:00:00",
+        "hours_end": "2026-11-27 09:00:00",
+        "quarter_days_start": "2026-11-24 06:00:00",
+        "quarter_days_end": "2026-11-27 06:00:00",
+        "days_start": "2026-11-25 00:00:00",
+        "days_end": "2026-11-27 00:00:00",
     }
 
 
-@pytest.mark.parametrize("release", ["", "1.2"])
-def test_features_equal_the_raw_events(reader: WarehouseReader, release: str) -> None:
-    shown = reader.query(queries.FEATURES, params(release)).dicts()
+@pytest.mark.parametrize(
+    ("release", "rng"), [("", RANGE), ("1.2", RANGE), ("", DAYS), ("1.0", DAYS)]
+)
+def test_features_equal_the_raw_events(
+    reader: WarehouseReader, release: str, rng: TimeRange
+) -> None:
+    shown = busiest(reader, queries.FEATURES_TOP, queries.FEATURES, params(release, rng=rng))
     expected = raw(
         reader,
         """SELECT app, env, name, count() AS uses, countIf(status_code >= 500),
@@ -112,6 +157,7 @@ def test_features_equal_the_raw_events(reader: WarehouseReader, release: str) ->
           AND ({release:String} = '' OR release = {release:String})
         GROUP BY app, env, name ORDER BY uses DESC, app, env, name LIMIT 50""",
         release,
+        rng,
     )
     got = {
         (r["app"], r["env"], r["name"]): (
@@ -145,9 +191,14 @@ def test_feature_trend_equals_the_raw_events(reader: WarehouseReader, step: int)
     )
 
 
-@pytest.mark.parametrize("release", ["", "1.0"])
-def test_routes_equal_the_raw_events(reader: WarehouseReader, release: str) -> None:
-    shown = reader.query(queries.ROUTES, params(release)).rows
+@pytest.mark.parametrize(
+    ("release", "rng"), [("", RANGE), ("1.0", RANGE), ("", DAYS), ("1.2", DAYS)]
+)
+def test_routes_equal_the_raw_events(reader: WarehouseReader, release: str, rng: TimeRange) -> None:
+    shown = [
+        tuple(r.values())
+        for r in busiest(reader, queries.ROUTES_TOP, queries.ROUTES, params(release, rng=rng))
+    ]
     expected = raw(
         reader,
         """SELECT app, env, route, count() AS uses, countIf(status_code >= 500),
@@ -156,6 +207,7 @@ def test_routes_equal_the_raw_events(reader: WarehouseReader, release: str) -> N
           AND ({release:String} = '' OR release = {release:String})
         GROUP BY app, env, route ORDER BY uses DESC, app, env, route LIMIT 20""",
         release,
+        rng,
     )
     assert shown == expected and len(shown) == 20
 
@@ -203,10 +255,15 @@ def test_a_retried_insert_does_not_count_twice_in_the_hourly_rollups(
     client = get_client(warehouse_settings.clickhouse, database=db)
     for _ in range(2):
         client.command(
-            USAGE.format(db=db, t0=T0_MS).replace("numbers(6000)", "numbers(500)"),
+            USAGE.format(db=db, t0=T0_MS, gap=3300).replace("numbers(6000)", "numbers(500)"),
             settings={"insert_deduplication_token": "rollups-retry"},
         )
     assert client.command("SELECT count() FROM events_usage") == 500
-    for table in ("usage_features_hourly", "usage_app_hourly", "usage_features_minutely"):
+    for table in (
+        "usage_feature_list_daily",
+        "usage_features_hourly",
+        "usage_app_hourly",
+        "usage_features_minutely",
+    ):
         assert client.command(f"SELECT sum(events) FROM {table}") == 500, table
     client.close()

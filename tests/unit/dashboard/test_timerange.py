@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from shiftright_server.dashboard.timerange import BadRange, grid, parse_range, spans
+from shiftright_server.dashboard.timerange import BadRange, grid, levels, parse_range, spans
 
 NOW = datetime(2026, 12, 4, 21, 37, 42, tzinfo=UTC)
 
@@ -78,3 +78,26 @@ def test_minutes_only_for_short_ranges_and_for_buckets_of_less_than_an_hour() ->
         "hours_start": "2026-12-04 10:00:00",
         "hours_end": "2026-12-04 12:00:00",
     }
+
+
+def test_lists_read_whole_days_then_quarter_days_then_hours_then_minutes() -> None:
+    week = parse_range("7d", None, None, NOW)  # 21:38 … 21:38
+    assert levels(week) == {
+        "hours_start": "2026-11-27 22:00:00",
+        "hours_end": "2026-12-04 21:00:00",
+        "quarter_days_start": "2026-11-28 00:00:00",
+        "quarter_days_end": "2026-12-04 18:00:00",
+        "days_start": "2026-11-28 00:00:00",
+        "days_end": "2026-12-04 00:00:00",
+    }
+    day = levels(parse_range("24h", None, None, NOW))  # no whole day inside
+    assert (day["quarter_days_start"], day["quarter_days_end"]) == (
+        "2026-12-04 00:00:00",
+        "2026-12-04 18:00:00",
+    )
+    assert day["days_start"] == day["days_end"] == day["quarter_days_end"]
+    minutes = levels(parse_range("15m", None, None, NOW))
+    assert len(set(minutes.values())) == 1
+    aligned = levels(parse_range(None, "2026-12-02T00:00Z", "2026-12-04T00:00Z", NOW))
+    assert aligned["days_start"] == aligned["hours_start"] == "2026-12-02 00:00:00"
+    assert aligned["days_end"] == aligned["hours_end"] == "2026-12-04 00:00:00"
