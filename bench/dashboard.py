@@ -275,8 +275,9 @@ def ingesting(
         f"\nstarting a broker, the stream worker and the sink; {rate * seconds:,.0f} events to send"
     )
     url = settings.clickhouse.http_url
-    root = Path(tempfile.mkdtemp(prefix="ingest-", dir=tmp))  # a fresh broker each round
-    with dashboard_ingest.pipeline(url, DB, rate, seconds, root) as ingest:
+    seed = 11 + len(list(tmp.glob("ingest-*")))  # new event ids each round
+    root = Path(tempfile.mkdtemp(prefix="ingest-", dir=tmp))  # and a fresh broker
+    with dashboard_ingest.pipeline(url, DB, rate, seconds, root, seed) as ingest:
         pids.update(ingest.pids)
 
         def during() -> None:

@@ -46,9 +46,13 @@ class Ingest:
 
 
 @contextlib.contextmanager
-def pipeline(url: str, namespace: str, rate: float, seconds: float, root: Path) -> Iterator[Ingest]:
+def pipeline(
+    url: str, namespace: str, rate: float, seconds: float, root: Path, seed: int = 11
+) -> Iterator[Ingest]:
     """A broker, the stream worker and the sink on ``namespace`` (its database is the one
-    the dashboard reads), warmed up, with ``rate × seconds`` events ready to send."""
+    the dashboard reads), warmed up, with ``rate × seconds`` events ready to send. A
+    second round into the same database takes another ``seed``: the same seed makes the
+    same event ids, which the sink would skip as already stored."""
     from tests.integration.kafka_fixture import start_kafka, stop_kafka
 
     root.mkdir(parents=True, exist_ok=True)
@@ -57,7 +61,7 @@ def pipeline(url: str, namespace: str, rate: float, seconds: float, root: Path) 
         assert launcher.process is not None
         system = Full(Services(launcher.bootstrap, url), root, namespace)
         system.prepare()
-        events_file = _events(root, rate, seconds)
+        events_file = _events(root, rate, seconds, seed)
         ingest = Ingest(system, launcher.bootstrap, events_file, {"kafka": launcher.process.pid})
         try:
             ingest.pids.update(system.start())
@@ -69,10 +73,10 @@ def pipeline(url: str, namespace: str, rate: float, seconds: float, root: Path) 
         stop_kafka(launcher)
 
 
-def _events(root: Path, rate: float, seconds: float) -> Path:
+def _events(root: Path, rate: float, seconds: float, seed: int) -> Path:
     now = datetime.now(UTC)
     made = generate(
-        int(rate * seconds) + WARM_UP_EVENTS, now - timedelta(minutes=5), now, 11, lambda _: None
+        int(rate * seconds) + WARM_UP_EVENTS, now - timedelta(minutes=5), now, seed, lambda _: None
     )
     records, probes = with_probes(made[WARM_UP_EVENTS:], max(1, round(rate / PROBES_PER_SECOND)))
     path = root / "ingest-events.pickle"
