@@ -50,9 +50,10 @@ def pipeline(
     url: str, namespace: str, rate: float, seconds: float, root: Path, seed: int = 11
 ) -> Iterator[Ingest]:
     """A broker, the stream worker and the sink on ``namespace`` (its database is the one
-    the dashboard reads), warmed up, with ``rate × seconds`` events ready to send. A
-    second round into the same database takes another ``seed``: the same seed makes the
-    same event ids, which the sink would skip as already stored."""
+    the dashboard reads), warmed up, with ``rate × seconds`` events ready to send, made
+    from ``seed``. The broker is new, so its topics start at offset 0: a second round
+    into the same database finds the first round's stored positions, and the sink skips
+    every message at or below them (``already_stored``), which stops the warm-up."""
     from tests.integration.kafka_fixture import start_kafka, stop_kafka
 
     root.mkdir(parents=True, exist_ok=True)
