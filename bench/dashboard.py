@@ -20,11 +20,16 @@
    baseline), or once; the pages and the browser rounds run with it off. ``--also-idle``:
    each polls without ingest before it polls with it.
 
-``--repeat 0`` / ``--loads 0`` skip the server-side and browser rounds. Prints figures;
-asserts nothing. Starts the embedded warehouse in a temp dir.
+``--repeat 0`` / ``--loads 0`` skip the server-side and browser rounds; ``--only`` runs
+some of the rounds (``pages``, ``browser``, ``polling``). Prints figures; asserts nothing.
+Starts the embedded warehouse in a temp dir, or with ``--keep DIR`` in ``DIR``: the first
+run loads the data there, later runs with the same ``DIR`` (and the same ``--usage``,
+``--errors``, ``--days``) skip the load and apply the migrations added since, so their new
+tables fill from the kept ones. The kept data ends when it was loaded: a later run's ranges
+end later, over fewer events (the bench prints the data's age).
 
     .venv/bin/python -m bench.dashboard [--usage 50000000] [--errors 1000000] [--days 7]
-        [--ingest-rate 20000]
+        [--ingest-rate 20000] [--keep /var/tmp/bench-dashboard] [--only pages,browser]
 """
 
 from __future__ import annotations
@@ -47,11 +52,19 @@ from shiftright_server.infra.clickhouse import apply_schema, get_client
 from shiftright_server.infra.settings import ClickHouseSettings, DashboardSettings, Settings
 
 from bench import dashboard_ingest
-from bench.dashboard_data import SETTINGS, generate
+from bench.dashboard_load import (
+    DB,
+    cpu_seconds,
+    folder,
+    kept,
+    load,
+    load_data,
+    shape,
+    table_rows,
+)
 from tests.integration.dashboard_stack import CHROMIUM
 from tests.integration.warehouse_fixture import free_port, start_warehouse, stop_warehouse
 
-DB = "bench"
 RAW_FEATURES = """SELECT app, env, name, count() AS uses, uniqExact(user_id), quantiles(0.5, 0.9, 0.99)(duration_ms)
 FROM events_usage WHERE ts >= now() - INTERVAL 1 DAY
 GROUP BY app, env, name ORDER BY uses DESC LIMIT 50"""
@@ -103,7 +116,7 @@ def session_cookie(settings: Settings) -> str:
 
     identity = open_identity(settings)
     try:
-        user, _ = identity.accounts.add("bench@example.com", "viewer")
+        user, _ = identity.accounts.add(f"bench-{time.time_ns()}@example.com", "viewer")
         return identity.sign(identity.sessions.start(user, "bench").id, "session")
     finally:
         identity.close()
@@ -213,16 +226,6 @@ def browser(
             chromium.close()
 
 
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"(machine load average {one:.1f} / {five:.1f} over 1 / 5 min)"
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def polling(
     base: str, cookies: dict[str, str], clients: int, seconds: float, pids: dict[str, int]
 ) -> None:
@@ -310,78 +313,57 @@ def main() -> None:
         help="poll with the dashboard's panel cache off, on, or off then on (the pages and "
         "the browser rounds run with it off: they measure the queries)",
     )
+    parser.add_argument(
+        "--keep", metavar="DIR", help="load the data into DIR once; later runs reuse it"
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(ROUNDS),
+        help=f"the rounds to run, of {','.join(ROUNDS)} (the data is always loaded or kept)",
+    )
     args = parser.parse_args()
     print(f"bench.dashboard on {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
-        proc, url = start_warehouse(Path(tmp) / "warehouse", free_port())
+    with folder(args.keep) as tmp:
+        end = kept(tmp, shape(args)) if args.keep else None  # before the warehouse starts
+        proc, url = start_warehouse(tmp / "warehouse", free_port())
         try:
             settings = Settings(
-                state_dir=Path(tmp) / "state",
-                clickhouse=ClickHouseSettings(url=url, database=DB),
+                state_dir=tmp / "state", clickhouse=ClickHouseSettings(url=url, database=DB)
             )
+            began = time.perf_counter()
             apply_schema(settings)
-            run(settings, args, proc.pid, Path(tmp))
+            print(f"  migrations applied in {time.perf_counter() - began:.1f} s")
+            run(settings, args, proc.pid, tmp, end)
         finally:
             stop_warehouse(proc)
 
 
-ROLLUPS = (
-    "usage_minutely",
-    "usage_features_minutely",
-    "usage_features_hourly",
-    "usage_routes_minutely",
-    "usage_routes_hourly",
-    "usage_feature_list_hourly",
-    "usage_feature_list_six_hourly",
-    "usage_feature_list_daily",
-    "usage_route_list_hourly",
-    "usage_route_list_daily",
-    "usage_app_minutely",
-    "usage_app_hourly",
-    "health_minutely",
-    "health_app_minutely",
-)
+ROUNDS = ("pages", "browser", "polling")
 
 
-def table_rows(client: Any) -> list[tuple[str, int]]:
-    """Rows per rollup table after its background merges so far (what a query reads)."""
-    return [(t, int(client.command(f"SELECT count() FROM {t}"))) for t in ROLLUPS]
-
-
-def run(settings: Settings, args: Any, warehouse_pid: int, tmp: Path) -> None:
+def run(settings: Settings, args: Any, warehouse_pid: int, tmp: Path, end: datetime | None) -> None:
     client = get_client(settings.clickhouse, database=DB, send_receive_timeout=3600)
-    print(
-        f"generating {args.usage:,} usage events and {args.errors:,} errors over {args.days} days:"
-    )
-    began, cpu_before = time.perf_counter(), cpu_seconds(warehouse_pid)
-    took = generate(
-        lambda sql: client.command(sql, settings=SETTINGS),
-        DB,
-        args.usage,
-        args.errors,
-        datetime.now(UTC),
-        args.days,
-    )
-    cpu = cpu_seconds(warehouse_pid) - cpu_before
+    load_data(client, args, warehouse_pid, tmp, end)
     [(group,)] = client.query(
         "SELECT group_id FROM error_groups ORDER BY count DESC LIMIT 1"
     ).result_rows
-    print(
-        f"  generated in {time.perf_counter() - began:.0f} s ({took['usage']:.0f} s for usage), "
-        f"{cpu:.0f} s of warehouse CPU {load()}"
-    )
     print(f"  rows: {', '.join(f'{t} {n:,}' for t, n in table_rows(client))}")
     client.close()
     cookies = {"sr_session": session_cookie(settings)}
-    if args.repeat or args.loads:
+    rounds = set(args.only.split(","))
+    repeat = args.repeat if "pages" in rounds else 0
+    loads = args.loads if "browser" in rounds else 0
+    if repeat or loads:
         with serving(settings, tmp, 0.0) as (base, _):
             shown = pages(group)
-            if args.repeat:
+            if repeat:
                 print(f"\nbaseline (same run, same client library, ms) {load()}:")
-                baseline(settings, args.repeat)
-                server_side(base, cookies, shown, args.repeat)
-            if args.loads:
-                browser(base, cookies, shown, args.loads)
+                baseline(settings, repeat)
+                server_side(base, cookies, shown, repeat)
+            if loads:
+                browser(base, cookies, shown, loads)
+    if "polling" not in rounds:
+        return
     cached = DashboardSettings().cache_seconds
     for cache_seconds in {"both": (0.0, cached), "on": (cached,), "off": (0.0,)}[args.cache]:
         with serving(settings, tmp, cache_seconds) as (base, pid):
