@@ -3,7 +3,7 @@
 Contract:
 - takes: raw event topics, ``rollups.v1`` and ``dlq.events.v1``;
 - emits: per table per batch, one column-oriented insert (Native): the columns of the
-  usage, health and change events the fast validator vouches for, taken from its
+  events the fast validator vouches for (every kind), taken from its
   decoded events (:mod:`sinks.event_columns`), and the rows the models made for the
   rest; batches are cut by size or by time;
 - commits: only after every insert of the batch succeeded;

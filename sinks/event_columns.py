@@ -3,7 +3,8 @@
 An event :mod:`schemas.fast_events` vouches for is already a typed msgspec struct with
 the models' values; the sink keeps the structs of each Kafka message together
 (:class:`MessageEvents`) and, when the batch is written, builds each column of the table
-in one pass over all of them (no row tuple per event). The message's position fills
+in one pass over all of them (no row tuple per event; an error's frames become the
+table's tuples). The message's position fills
 ``_topic``, ``_partition``, ``_offset`` and ``received_at`` once per message.
 
 Where the event left something out that the models fill in — ``origin`` (``user``) and
@@ -17,9 +18,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
-from shiftright_server.schemas.fast_events import UNSET, Accepted, FastEvent
+from shiftright_server.schemas.fast_events import UNSET, Accepted, FastError, FastEvent
 from shiftright_server.schemas.positions import Position, position_id
 from shiftright_server.sinks.rows import COLUMNS
 
@@ -64,6 +65,14 @@ def _attribute(name: str) -> Column:
     return lambda _, events: list(map(get, events))
 
 
+def _frames(_: list[MessageEvents], events: list[FastEvent]) -> list[Any]:
+    """Each error's frames as the table's tuples (only error events have frames)."""
+    return [
+        [(f.module, f.function, f.filename, f.lineno, f.in_app) for f in e.frames]
+        for e in cast(list[FastError], events)
+    ]
+
+
 _SPECIAL: dict[str, Column] = {
     "ts": lambda chunks, _: list(chain.from_iterable(c.ts_ms for c in chunks)),
     "_index": lambda chunks, _: list(chain.from_iterable(c.indexes for c in chunks)),
@@ -71,10 +80,11 @@ _SPECIAL: dict[str, Column] = {
     "_topic": _per_message(lambda c: c.msg.topic),
     "_partition": _per_message(lambda c: c.msg.partition),
     "_offset": _per_message(lambda c: c.msg.offset),
+    "frames": _frames,
 }
 _BUILDERS: dict[str, list[Column]] = {
     table: [_SPECIAL.get(name) or _attribute(name) for name in COLUMNS[table]]
-    for table in ("events_usage", "events_health", "events_change")
+    for table in ("events_usage", "events_health", "events_change", "events_error")
 }
 
 

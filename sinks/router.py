@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 from shiftright_server.schemas import topics, wire
-from shiftright_server.schemas.fast_events import DECODERS, Window, accept
+from shiftright_server.schemas.fast_events import SINK_DECODERS, Accepted, Window, accept
+from shiftright_server.schemas.fast_lines import accept_lines
 from shiftright_server.schemas.positions import Position, position_id_later
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.schemas.validation import SCHEMA_VIOLATION, Limits, Rejection, parse_event
@@ -87,8 +88,8 @@ class Router:
         kind = self._kind_by_topic.get(pos.topic)
         if kind is not None:
             payloads = wire.split_events(value, headers)
-            if self._event_rows == "columns" and kind in DECODERS:
-                return self._fast_events(kind, payloads, at, timestamp_ms, pos)
+            if self._event_rows == "columns" and kind in SINK_DECODERS:
+                return self._fast_events(kind, value, payloads, at, timestamp_ms, pos)
             return [
                 self._event(kind, payload, at, timestamp_ms, pos, i)
                 for i, payload in enumerate(payloads)
@@ -103,15 +104,29 @@ class Router:
         return [Row("dead_letters", dead_letter_row(_letter_from(value, headers), at, pos))]
 
     def _fast_events(
-        self, kind: str, payloads: list[bytes | None], at: datetime, at_ms: int, msg: Position
+        self,
+        kind: str,
+        value: bytes | None,
+        payloads: list[bytes | None],
+        at: datetime,
+        at_ms: int,
+        msg: Position,
     ) -> list[Routed]:
+        """The message's events on the fast path: its lines decoded in one call where
+        :func:`accept_lines` can vouch for them, else one by one; the models decide (and
+        give the reason for) each line the fast path does not vouch for."""
         events = MessageEvents(TABLE_BY_KIND[kind], msg, at_ms)
         window, limits = Window.around(at_ms, self._limits), self._limits
+        decoders = SINK_DECODERS
+        accepted: list[Accepted | None] | None = accept_lines(
+            value, payloads, kind, at_ms, window, limits, decoders
+        )
+        if accepted is None:
+            accepted = [accept(p, kind, at_ms, window, limits, decoders) for p in payloads]
         out: list[Routed] = []
-        for i, payload in enumerate(payloads):
-            ok = accept(payload, kind, at_ms, window, limits)
+        for i, ok in enumerate(accepted):
             if ok is None:
-                out.append(self._event(kind, payload, at, at_ms, msg, i))
+                out.append(self._event(kind, payloads[i], at, at_ms, msg, i))
             else:
                 events.add(ok, i)
         if events.events:

@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.events import ErrorEvent, HealthEvent
 from shiftright_server.schemas.fast_events import Window, accept
+from shiftright_server.schemas.fast_lines import accept_lines
 from shiftright_server.schemas.records import (
     ErrorGroup,
     ErrorGroupCommand,
@@ -44,7 +45,6 @@ from shiftright_server.schemas.records import (
     GroupedError,
 )
 from shiftright_server.schemas.validation import Limits, parse_event
-from shiftright_server.streams.fast_lines import accept_lines
 from shiftright_server.streams.grouping.health import HealthJoin, Reading
 from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
 from shiftright_server.streams.grouping.state import GroupBook

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.events import ROLLUP_KEY_FIELD, ErrorEvent
 from shiftright_server.schemas.fast_events import DECODERS, Window, accept
+from shiftright_server.schemas.fast_lines import accept_lines
 from shiftright_server.schemas.positions import Position, position_id_later
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.schemas.validation import (
@@ -21,7 +22,6 @@ from shiftright_server.schemas.validation import (
     parse_event,
     parse_event_as_given,
 )
-from shiftright_server.streams.fast_lines import accept_lines
 from shiftright_server.streams.rekey import Handoff, Item, byhost_item
 from shiftright_server.streams.rollup import PartitionRollup
 from shiftright_server.streams.rollup_columns import EventColumns, apply_columns

@@ -140,6 +140,11 @@ def test_each_way_of_storing_events_stores_the_same_values(
         ],
         "health": [encoded("health", T0, metrics={"a": 1, "b": 0.1}, origin="test")],
         "change": [encoded("change", T0, description='say "hi"\n', previous_value="1")],
+        "error": [
+            encoded("error", T0, frames=[{"function": "f", "lineno": 3, "in_app": False}, {}]),
+            encoded("error", T0, level="fatal", handled=True, stacktrace="T\n  at f"),
+            encoded("error", T0, handled="yes"),  # only the models read it
+        ],
     }
     limits = Limits(max_age=timedelta(days=36500))
     for partition, event_rows in enumerate(("models", "columns")):

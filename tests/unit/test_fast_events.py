@@ -8,11 +8,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from shiftright_server.schemas.events import EVENT_MODELS
 from shiftright_server.schemas.fast_events import (
     DECODERS,
     MIRRORS,
+    SINK_DECODERS,
     UNSET,
     Accepted,
     Window,
@@ -78,14 +80,31 @@ MUTATIONS: list[tuple[str, Any]] = [
     ("metrics", {"system.cpu.utilization": 1}),
     ("change_type", "rollback"),
     ("description", "d" * 2001),
+    ("frames", [{}]),
+    ("frames", [{"module": "m", "function": "f", "lineno": 3, "in_app": False}]),
+    ("frames", [{"lineno": -1}]),
+    ("frames", [{"lineno": "3"}]),
+    ("frames", [{"in_app": 1}]),
+    ("frames", [{"surprise": 1}]),
+    ("frames", [{}] * 257),
+    ("frames", {"module": "m"}),
+    ("handled", True),
+    ("handled", 1),
+    ("level", "warn"),
+    ("level", "fatal"),
+    ("exception_type", ""),
+    ("exception_message", "m" * 8193),
+    ("stacktrace", "s" * 65537),
 ]
 DROPS = ["event_id", "ts", "origin", "kind", "app", "name", "metrics", "change_type"]
+DROPS += ["exception_type", "frames"]
+KINDS = ("usage", "health", "change", "error")
 
 
 def corpus() -> list[tuple[str, bytes]]:
     base = NOW - timedelta(seconds=30)
     out: list[tuple[str, bytes]] = []
-    for kind in ("usage", "health", "change"):
+    for kind in KINDS:
         out.append((kind, encoded(kind, base)))
         for name, value in MUTATIONS:
             fields = event(kind, base)
@@ -113,6 +132,8 @@ def corpus() -> list[tuple[str, bytes]]:
 def model_values(model: Any) -> dict[str, Any]:
     values = dict(model)
     values["ts_ms"] = int(model.ts.timestamp() * 1000)
+    if "frames" in values:
+        values["frames"] = [tuple(dict(f).values()) for f in values["frames"]]
     return values
 
 
@@ -124,6 +145,8 @@ def fast_values(accepted: Accepted) -> dict[str, Any]:
         values["event_id"] = uuid.UUID(values["event_id"])
     values.pop("ts", None)
     values["ts_ms"] = accepted.ts_ms
+    if "frames" in values:
+        values["frames"] = [msgspec.structs.astuple(f) for f in values["frames"]]
     return values
 
 
@@ -131,7 +154,7 @@ def fast_values(accepted: Accepted) -> dict[str, Any]:
 def test_what_the_fast_path_accepts_the_models_accept_with_the_same_values(
     kind: str, raw: bytes
 ) -> None:
-    fast = accept(raw, kind, NOW_MS, WINDOW, LIMITS)
+    fast = accept(raw, kind, NOW_MS, WINDOW, LIMITS, SINK_DECODERS)
     if fast is None:
         return  # the models decide: nothing to hold the fast path to
     parsed = parse_event(raw, kind, NOW, LIMITS, uuid.uuid4())
@@ -149,20 +172,22 @@ def test_the_fast_path_takes_the_common_events_and_the_models_the_unusual_ones()
         assert accept(encoded(kind, base), kind, NOW_MS, WINDOW, LIMITS) is not None
         micros = {**event(kind, base), "ts": "2026-12-05T03:59:00.123456Z"}
         assert accept(json.dumps(micros).encode(), kind, NOW_MS, WINDOW, LIMITS) is None
+    # errors: the sink's fast path only (the stream worker reads them with the models)
     assert accept(encoded("error", base), "error", NOW_MS, WINDOW, LIMITS) is None
+    assert accept(encoded("error", base), "error", NOW_MS, WINDOW, LIMITS, SINK_DECODERS)
 
 
 def test_the_simulators_events_all_take_the_fast_path() -> None:
     from shiftright_server.producers.simulator import Simulator
 
     sim = Simulator(seed=3)
-    for kind in ("usage", "health", "change"):
+    for kind in KINDS:
         for ev in sim.generate(kind, 50, NOW - timedelta(minutes=2), NOW):
             raw = json.dumps(ev, separators=(",", ":")).encode()
-            assert accept(raw, kind, NOW_MS, WINDOW, LIMITS) is not None, raw
+            assert accept(raw, kind, NOW_MS, WINDOW, LIMITS, SINK_DECODERS) is not None, raw
 
 
 def test_the_mirror_has_the_models_fields() -> None:
-    assert set(MIRRORS) == set(DECODERS)
+    assert set(MIRRORS) == set(SINK_DECODERS) == {*DECODERS, "error"}
     for kind, mirror in MIRRORS.items():
         assert set(mirror.__struct_fields__) == set(EVENT_MODELS[kind].model_fields), kind

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.fast_events import DECODERS, Accepted, accept
-from shiftright_server.streams.fast_lines import accept_lines
+from shiftright_server.schemas.fast_lines import accept_lines
 
 from tests.builders import encoded
 from tests.unit.test_fast_events import LIMITS, NOW, NOW_MS, WINDOW, corpus

@@ -194,15 +194,25 @@ def mixed_log() -> dict[tuple[str, int], list[FakeMessage]]:
         b'{"kind":"usage","app":"a","env":"e","name":"first","name":"last"}',
     ]
     health = [encoded("health", T0, origin="synthetic"), encoded("health", T0, metrics={})]
+    # decoded in one call: every line valid, one object per line
+    all_valid = [encoded("health", T0, host="h1"), encoded("health", T0, metrics={"cpu": 2})]
     change = [encoded("change", T0, description="d", actor="ci")]
+    errors = [
+        encoded("error", T0, frames=[{"function": "f", "lineno": 3}, {"in_app": False}]),
+        encoded("error", T0, handled="yes"),  # lax: only the models take it
+    ]
     batch = list(wire.BATCH_HEADERS)
     return {
         (USAGE, 0): [
             message(USAGE, 0, 0, b"\n".join(usage), batch),
             message(USAGE, 0, 1, encoded("usage", T0, name="single")),
         ],
-        ("events.health.v1", 0): [message("events.health.v1", 0, 0, b"\n".join(health), batch)],
+        ("events.health.v1", 0): [
+            message("events.health.v1", 0, 0, b"\n".join(health), batch),
+            message("events.health.v1", 0, 1, b"\n".join(all_valid), batch),
+        ],
         ("events.change.v1", 0): [message("events.change.v1", 0, 0, b"\n".join(change), batch)],
+        ("events.error.v1", 0): [message("events.error.v1", 0, 0, b"\n".join(errors), batch)],
     }
 
 
@@ -219,7 +229,7 @@ def test_events_stored_from_the_fast_validators_columns_are_stored_as_the_models
 ):
     fast, fast_sink = stored_with("columns")
     models, models_sink = stored_with("models")
-    for table in ("events_usage", "events_health", "events_change"):
+    for table in ("events_usage", "events_health", "events_change", "events_error"):
         key = lambda r: (r["_offset"], r["_index"])  # noqa: E731
         assert sorted(fast.tables[table], key=key) == sorted(models.tables[table], key=key)
     assert fast_sink.stats.skipped == models_sink.stats.skipped

@@ -18,7 +18,7 @@ import re
 from typing import Final
 
 import msgspec
-from shiftright_server.schemas.fast_events import DECODERS, Accepted, Window, vouch
+from shiftright_server.schemas.fast_events import DECODERS, Accepted, Decoders, Window, vouch
 from shiftright_server.schemas.validation import Limits
 
 #: Where one line could hold the end of an object and the start of the next.
@@ -32,10 +32,11 @@ def accept_lines(
     now_ms: int,
     window: Window,
     limits: Limits,
+    decoders: Decoders = DECODERS,
 ) -> list[Accepted | None] | None:
     """For each of ``lines`` (the message ``value`` split into its events), what
     ``accept`` gives; None: the caller asks line by line."""
-    decoder = DECODERS.get(kind)
+    decoder = decoders.get(kind)
     if (
         decoder is None
         or value is None
