@@ -37,7 +37,7 @@ from shiftright_server.sinks.router import Router
 from shiftright_server.sinks.warehouse import ClickHouseWarehouse
 
 from bench.pipeline.events import BATCH_EVENTS, KINDS, PARTITIONS, generate, to_messages
-from tests.fakes import FakeConsumer, FakeMessage
+from tests.fakes import FakeConsumer, FakeMessage, FakeTopicIds
 from tests.integration.warehouse_fixture import free_port, start_warehouse, stop_warehouse
 
 MODES = get_args(SinkSettings.model_fields["event_rows"].annotation)
@@ -83,6 +83,7 @@ def run_once(mode: str, log: Log, events: int, url: str, warehouse: psutil.Proce
         ClickHouseWarehouse(client),
         router,
         SinkConfig(batch_rows=settings.sink.batch_rows, batch_seconds=3600),
+        FakeTopicIds(),
     )
     consumer.subscribe(router.subscriptions, on_assign=sink._on_assign)
     cost, rows = Cost(events), settings.sink.batch_rows

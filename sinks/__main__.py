@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
 from shiftright_server.infra.clickhouse import get_client
 from shiftright_server.infra.logs import start_service, tune_gc_for_throughput
 from shiftright_server.infra.settings import Settings, load_settings
 from shiftright_server.sinks.clickhouse_sink import ClickHouseSink, SinkConfig
+from shiftright_server.sinks.incarnations import KafkaTopicIds
 from shiftright_server.sinks.router import Router
 from shiftright_server.sinks.warehouse import ClickHouseWarehouse
 
@@ -44,8 +46,13 @@ def build_sink(settings: Settings) -> ClickHouseSink:
         status_path=run_dir / f"{settings.sink.name}.json",
     )
     router = Router(settings.namespace, settings.streams.limits(), settings.sink.event_rows)
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     return ClickHouseSink(
-        Consumer(consumer_config(settings)), ClickHouseWarehouse(client), router, config
+        Consumer(consumer_config(settings)),
+        ClickHouseWarehouse(client),
+        router,
+        config,
+        KafkaTopicIds(admin),
     )
 
 

@@ -11,11 +11,14 @@ Contract:
   the same batch with the same deduplication token, backing off exponentially;
 - poison rows: isolates them by bisection and stores them in ``dead_letters``;
 - after a crash: on assignment it asks each table for the highest offset it already
-  holds per partition and skips up to there, so a replay inserts nothing twice.
+  holds per partition of the topic's incarnation (every row carries the topic id,
+  :mod:`sinks.incarnations`) and skips up to there, so a replay inserts nothing twice and
+  a recreated topic, or one on another cluster, is stored from its first message.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -25,20 +28,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.positions import Position
+from shiftright_server.sinks import incarnations
 from shiftright_server.sinks.batch import Batch
 from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
 from shiftright_server.sinks.event_columns import MessageEvents
+from shiftright_server.sinks.incarnations import Incarnation, TopicIds
 from shiftright_server.sinks.router import Router, Row
 from shiftright_server.sinks.rows import COLUMNS, DeadLetter, dead_letter_row
 from shiftright_server.sinks.warehouse import Warehouse
 
 log = structlog.get_logger("shiftright.sink")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -83,10 +89,17 @@ class _Abandoned(Exception):
 
 class ClickHouseSink:
     def __init__(
-        self, consumer: Consumer, warehouse: Warehouse, router: Router, config: SinkConfig
+        self,
+        consumer: Consumer,
+        warehouse: Warehouse,
+        router: Router,
+        config: SinkConfig,
+        topic_ids: TopicIds,
     ) -> None:
         self._consumer = consumer
         self._warehouse = warehouse
+        self._topic_ids = topic_ids
+        self._topic_id: dict[str, str] = {}  # the incarnation of each topic read
         self._router = router
         self._config = config
         self._batch = Batch()
@@ -139,6 +152,9 @@ class ClickHouseSink:
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         assert topic is not None and partition is not None and offset is not None
         self.stats.consumed += 1
+        if topic not in self._topic_id:  # its incarnation unknown (stopped while assigning)
+            self.stats.skipped["incarnation_unknown"] += 1
+            return
         self._batch.cover(topic, partition, offset)
         if offset <= self._stored_upto.get((topic, partition), -1):
             self.stats.skipped["already_stored"] += 1
@@ -165,7 +181,7 @@ class ClickHouseSink:
         started = time.monotonic()
         try:
             for table, columns in batch.tables():
-                self._write(table, columns, batch.token(table))
+                self._write(table, columns, self._token(batch, table))
         except _Abandoned:
             log.warning("batch_abandoned", messages=batch.messages)
             return
@@ -187,9 +203,24 @@ class ClickHouseSink:
             log.warning("rows_rejected", table=table, rows=len(columns[0]), error=str(exc)[:300])
             self._isolate(table, columns, token)
 
+    def _token(self, batch: Batch, table: str) -> str:
+        """The batch's token, told apart from the same offsets of another incarnation."""
+        ids = ",".join(sorted({self._topic_id.get(t, "") for t, _ in batch.ranges}))
+        return f"{batch.token(table)}@{hashlib.sha256(ids.encode()).hexdigest()[:16]}"
+
     def _insert_with_retry(self, table: str, columns: list[list[Any]], token: str) -> None:
-        insert = partial(self._warehouse.insert, table, columns, COLUMNS[table], token)
+        names = COLUMNS[table]
+        ids = self._ids_of(columns[names.index("_topic")])
+        insert = partial(
+            self._warehouse.insert, table, [*columns, ids], (*names, "_topic_id"), token
+        )
         self._with_retry(table, insert, len(columns[0]))
+
+    def _ids_of(self, topics: list[str]) -> list[str]:
+        """The ``_topic_id`` column: each row's incarnation."""
+        if topics and (len(self._topic_id) == 1 or len(set(topics)) == 1):
+            return [self._topic_id.get(topics[0], incarnations.LEGACY)] * len(topics)
+        return [self._topic_id.get(t, incarnations.LEGACY) for t in topics]
 
     def _with_retry(self, table: str, insert: Callable[[], None], rows: int) -> None:
         delay = self._config.retry_initial
@@ -265,21 +296,62 @@ class ClickHouseSink:
 
     # -- rebalancing -----------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for topic in {tp.topic for tp in partitions}:
-            stored = self._stored_offsets(self._router.table_for(topic), topic)
-            for partition, offset in stored.items():
-                self._stored_upto[(topic, partition)] = offset
+        topics = sorted({tp.topic for tp in partitions})
+        for topic in topics:  # known again once its positions are read
+            self._topic_id.pop(topic, None)
+        if topics:
+            ids = self._look_up("topic_ids", partial(self._topic_ids.topic_ids, topics)) or {}
+            recorded = self._look_up("incarnations", self._warehouse.incarnations) or {}
+            for topic in topics:
+                if topic in ids:
+                    self._take_up(topic, ids[topic], recorded.get(topic, {}))
         log.info("partitions_assigned", count=len(partitions))
 
-    def _stored_offsets(self, table: str, topic: str) -> dict[int, int]:
+    def _take_up(self, topic: str, topic_id: str, recorded: dict[str, bool]) -> None:
+        """Read the positions ``topic``'s incarnation ``topic_id`` holds in the warehouse."""
+        table = self._router.table_for(topic)
+        lookup = partial(self._warehouse.stored_offsets, table, topic)
+        stored = self._look_up("stored_offsets", lookup)
+        if stored is None:
+            return  # stopped: the topic's messages stay unknown, neither stored nor committed
+        found = incarnations.resolve(topic, topic_id, recorded, stored)
+        if found.new and not self._record(found):
+            return
+        self._topic_id[topic] = topic_id
+        for partition, offset in found.positions.items():
+            self._stored_upto[(topic, partition)] = offset
+
+    def _record(self, found: Incarnation) -> bool:
+        """Record a new incarnation (False when stopped first)."""
+        if found.others:
+            log.warning(
+                "topic_incarnation_found",
+                topic=found.topic,
+                topic_id=found.topic_id,
+                stored_incarnations=found.others,
+                meaning="the topic was created again or is read from another cluster: "
+                "every message of this incarnation is stored; positions stored from "
+                "the others (their highest offset shown) do not apply to it",
+            )
+        values = (found.topic, found.topic_id, found.adopts_legacy, datetime.now(UTC))
+        columns = [[v] for v in values]
+        token = f"{incarnations.TABLE}:{found.topic}:{found.topic_id}"
+        insert = partial(
+            self._warehouse.insert, incarnations.TABLE, columns, incarnations.COLUMNS, token
+        )
+        return self._look_up("incarnation_record", partial(_done, insert)) is not None
+
+    def _look_up(self, what: str, call: Callable[[], T]) -> T | None:
+        """``call()``, retried until it succeeds (None when stopped first). Runs in a
+        rebalance callback, so it waits without consuming."""
         delay = self._config.retry_initial
         while True:
             try:
-                return self._warehouse.stored_offsets(table, topic)
-            except (RetryableWriteError, RejectedRowsError) as exc:
-                log.warning("stored_offsets_retrying", table=table, error=str(exc)[:300])
+                return call()
+            except (RetryableWriteError, RejectedRowsError, KafkaException, TimeoutError) as exc:
+                log.warning("lookup_retrying", what=what, error=str(exc)[:300])
                 if self._stop.wait(delay):
-                    return {}
+                    return None
                 delay = min(delay * 2, self._config.retry_max)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -301,6 +373,11 @@ class ClickHouseSink:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.stats.as_dict()))
         tmp.replace(path)
+
+
+def _done(call: Callable[[], None]) -> bool:
+    call()
+    return True
 
 
 def _rejected_row(table: str, row: tuple[Any, ...], error: str) -> tuple[Any, ...]:

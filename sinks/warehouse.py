@@ -1,6 +1,8 @@
-"""The sink's view of the warehouse: insert a columnar batch with a
-deduplication token, and tell which Kafka offsets a table already holds. A fake with the same contract serves
-unit tests (tests/fakes.py); tests/integration/test_warehouse_contract.py checks both."""
+"""The sink's view of the warehouse: insert a columnar batch with a deduplication token,
+tell which Kafka offsets a table already holds (per topic incarnation, see
+:mod:`sinks.incarnations`) and which incarnations sinks have recorded. A fake with the same
+contract serves unit tests (tests/fakes.py); tests/integration/test_warehouse_contract.py
+checks both."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from typing import Any, Protocol
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
+from shiftright_server.sinks.incarnations import TABLE as INCARNATIONS
+from shiftright_server.sinks.incarnations import Stored
 
 #: ClickHouse error codes that mean "this data is bad", not "try again later".
 _DATA_ERROR_CODES = frozenset(
@@ -23,8 +27,13 @@ class Warehouse(Protocol):
     ) -> None:
         """Insert column-oriented data; raise RetryableWriteError or RejectedRowsError."""
 
-    def stored_offsets(self, table: str, topic: str) -> dict[int, int]:
-        """Highest Kafka offset per partition of ``topic`` stored in ``table``."""
+    def stored_offsets(self, table: str, topic: str) -> Stored:
+        """Highest Kafka offset per topic id and partition of ``topic`` stored in ``table``
+        (topic id ``''`` for rows stored without one)."""
+
+    def incarnations(self) -> dict[str, dict[str, bool]]:
+        """The recorded incarnations: topic -> topic id -> whether it adopts the rows
+        stored without a topic id."""
 
 
 class ClickHouseWarehouse:
@@ -47,16 +56,32 @@ class ClickHouseWarehouse:
         except Exception as exc:
             raise classify(exc) from exc
 
-    def stored_offsets(self, table: str, topic: str) -> dict[int, int]:
+    def stored_offsets(self, table: str, topic: str) -> Stored:
+        rows = self._rows(
+            f"SELECT _topic_id, _partition, max(_offset) FROM {table} "
+            "WHERE _topic = {t:String} GROUP BY _topic_id, _partition",
+            {"t": topic},
+        )
+        stored: Stored = {}
+        for topic_id, partition, offset in rows:
+            stored.setdefault(str(topic_id), {})[int(partition)] = int(offset)
+        return stored
+
+    def incarnations(self) -> dict[str, dict[str, bool]]:
+        rows = self._rows(
+            f"SELECT topic, topic_id, max(adopts_legacy) FROM {INCARNATIONS} "
+            "GROUP BY topic, topic_id"
+        )
+        found: dict[str, dict[str, bool]] = {}
+        for topic, topic_id, adopts in rows:
+            found.setdefault(str(topic), {})[str(topic_id)] = bool(adopts)
+        return found
+
+    def _rows(self, query: str, parameters: dict[str, Any] | None = None) -> Sequence[Any]:
         try:
-            rows = self._client.query(
-                f"SELECT _partition, max(_offset) FROM {table} WHERE _topic = {{t:String}} "
-                "GROUP BY _partition",
-                parameters={"t": topic},
-            ).result_rows
+            return self._client.query(query, parameters=parameters).result_rows
         except Exception as exc:
             raise classify(exc) from exc
-        return {int(p): int(o) for p, o in rows}
 
 
 def _token_settings(token: str) -> dict[str, Any]:

@@ -42,14 +42,39 @@ class FakeWarehouse:
         self.tokens.add((table, token))
         self.tables.setdefault(table, []).extend(rows)
 
-    def stored_offsets(self, table: str, topic: str) -> dict[int, int]:
+    def stored_offsets(self, table: str, topic: str) -> dict[str, dict[int, int]]:
         if self.fail_lookups:
             raise self.fail_lookups.pop(0)
-        best: dict[int, int] = {}
+        best: dict[str, dict[int, int]] = {}
         for row in self.tables.get(table, []):
             if row["_topic"] == topic:
-                best[row["_partition"]] = max(best.get(row["_partition"], -1), row["_offset"])
+                of_id = best.setdefault(row.get("_topic_id", ""), {})
+                of_id[row["_partition"]] = max(of_id.get(row["_partition"], -1), row["_offset"])
         return best
+
+    def incarnations(self) -> dict[str, dict[str, bool]]:
+        found: dict[str, dict[str, bool]] = {}
+        for row in self.tables.get("topic_incarnations", []):
+            of_topic = found.setdefault(row["topic"], {})
+            of_topic[row["topic_id"]] = of_topic.get(row["topic_id"], False) or row["adopts_legacy"]
+        return found
+
+
+@dataclass
+class FakeTopicIds:
+    """The topic id of each topic, as a cluster's metadata gives it: two fakes are one
+    cluster, ``recreate`` gives a topic a new id (deleted and created again). Checked
+    against confluent-kafka's admin client by tests/integration/test_topic_incarnations.py."""
+
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def topic_ids(self, topics: Sequence[str]) -> dict[str, str]:
+        return {
+            t: self.ids.setdefault(t, uuid.uuid5(uuid.NAMESPACE_URL, t).hex[:22]) for t in topics
+        }
+
+    def recreate(self, topic: str) -> None:
+        self.ids[topic] = uuid.uuid4().hex[:22]
 
 
 @dataclass

@@ -70,22 +70,40 @@ def test_a_repeated_token_inserts_nothing_new(warehouse: Warehouse) -> None:
     cols = usage_columns([0, 1, 2])
     warehouse.insert("events_usage", cols, COLUMNS["events_usage"], "tok-1")
     warehouse.insert("events_usage", cols, COLUMNS["events_usage"], "tok-1")
-    assert warehouse.stored_offsets("events_usage", "events.usage.v1") == {0: 2}
+    assert warehouse.stored_offsets("events_usage", "events.usage.v1") == {"": {0: 2}}
 
 
-def test_stored_offsets_are_per_topic_and_partition(warehouse: Warehouse) -> None:
+def test_stored_offsets_are_per_topic_incarnation_and_partition(warehouse: Warehouse) -> None:
+    names = (*COLUMNS["events_usage"], "_topic_id")
+
+    def with_id(columns: list[list[Any]], topic_id: str) -> list[list[Any]]:
+        return [*columns, [topic_id] * len(columns[0])]
+
     warehouse.insert(
         "events_usage", usage_columns([5, 9], partition=0), COLUMNS["events_usage"], "a"
     )
-    warehouse.insert("events_usage", usage_columns([3], partition=4), COLUMNS["events_usage"], "b")
-    warehouse.insert(
-        "events_usage",
-        usage_columns([99], topic="other", partition=4),
-        COLUMNS["events_usage"],
-        "c",
-    )
-    assert warehouse.stored_offsets("events_usage", "events.usage.v1") == {0: 9, 4: 3}
+    warehouse.insert("events_usage", with_id(usage_columns([3], partition=4), "id-1"), names, "b")
+    warehouse.insert("events_usage", with_id(usage_columns([1], partition=4), "id-2"), names, "c")
+    other = usage_columns([99], topic="other", partition=4)
+    warehouse.insert("events_usage", with_id(other, "id-3"), names, "d")
+    assert warehouse.stored_offsets("events_usage", "events.usage.v1") == {
+        "": {0: 9},  # stored without a topic id
+        "id-1": {4: 3},
+        "id-2": {4: 1},
+    }
     assert warehouse.stored_offsets("events_usage", "nothing.here") == {}
+
+
+def test_recorded_incarnations_tell_which_adopts_the_rows_without_a_topic_id(
+    warehouse: Warehouse,
+) -> None:
+    from shiftright_server.sinks import incarnations
+
+    assert warehouse.incarnations() == {}
+    for topic, topic_id, adopts in (("u", "id-1", True), ("u", "id-2", False), ("e", "id-3", True)):
+        columns: list[list[Any]] = [[topic], [topic_id], [adopts], [T0]]
+        warehouse.insert(incarnations.TABLE, columns, incarnations.COLUMNS, f"{topic}:{topic_id}")
+    assert warehouse.incarnations() == {"u": {"id-1": True, "id-2": False}, "e": {"id-3": True}}
 
 
 def test_a_row_the_table_cannot_hold_is_rejected_not_retried(warehouse: Warehouse) -> None:

@@ -11,7 +11,7 @@ from shiftright_server.sinks.errors import RetryableWriteError
 from shiftright_server.sinks.router import Router
 
 from tests.builders import encoded
-from tests.fakes import FakeConsumer, FakeMessage, FakeWarehouse
+from tests.fakes import FakeConsumer, FakeMessage, FakeTopicIds, FakeWarehouse
 
 T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 USAGE, ERRORS, DLQ = "events.usage.v1", "events.error.v1", "dlq.events.v1"
@@ -37,13 +37,19 @@ def usage_log(n: int, partitions: int = 2) -> dict[tuple[str, int], list[FakeMes
     }
 
 
-def sink(consumer: FakeConsumer, warehouse: FakeWarehouse, rows: int = 100) -> ClickHouseSink:
+def sink(
+    consumer: FakeConsumer,
+    warehouse: FakeWarehouse,
+    rows: int = 100,
+    cluster: FakeTopicIds | None = None,
+) -> ClickHouseSink:
     config = SinkConfig(batch_rows=rows, batch_seconds=60, retry_initial=0.01, retry_max=0.02)
     return ClickHouseSink(
         consumer,  # type: ignore[arg-type]  # FakeConsumer has the calls the sink makes on a Consumer
         warehouse,
         Router("", Limits(max_age=timedelta(days=36500))),
         config,
+        cluster or FakeTopicIds(),
     )
 
 
@@ -65,8 +71,9 @@ def test_every_event_is_stored_once_and_offsets_commit_after_the_insert() -> Non
 
 def test_a_warehouse_outage_pauses_retries_with_the_same_token_and_loses_nothing() -> None:
     consumer, warehouse = FakeConsumer(usage_log(60)), FakeWarehouse()
-    warehouse.fail_next = [RetryableWriteError("connection refused")] * 3
     s = sink(consumer, warehouse)
+    consumer.subscribe(s._router.subscriptions, on_assign=s._on_assign)  # the topic is known
+    warehouse.fail_next = [RetryableWriteError("connection refused")] * 3
     drain(s, consumer)
     assert s.stats.retries == 3
     assert len(warehouse.tables["events_usage"]) == 120

@@ -1,0 +1,78 @@
+"""Stored positions belong to one incarnation of a topic: a topic created again (or read
+from another cluster) restarts its offsets at 0 and is stored from its first message; rows
+stored before rows carried topic ids keep working after an upgrade."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from structlog.testing import capture_logs
+
+from tests.builders import encoded
+from tests.fakes import FakeConsumer, FakeMessage, FakeTopicIds, FakeWarehouse
+from tests.unit.test_sink import T0, USAGE, drain, message, sink
+
+Log = dict[tuple[str, int], list[FakeMessage]]
+
+
+def usage_log(n: int, app: str) -> Log:
+    """``n`` usage events of ``app`` on partition 0, from offset 0."""
+    at = [T0 + timedelta(seconds=i) for i in range(n)]
+    return {
+        (USAGE, 0): [message(USAGE, 0, i, encoded("usage", t, app=app)) for i, t in enumerate(at)]
+    }
+
+
+def apps(warehouse: FakeWarehouse) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in warehouse.tables["events_usage"]:
+        counts[row["app"]] = counts.get(row["app"], 0) + 1
+    return counts
+
+
+def test_a_topic_created_again_is_stored_from_its_first_message_and_logged_once() -> None:
+    warehouse, cluster = FakeWarehouse(), FakeTopicIds()
+    first = FakeConsumer(usage_log(80, "old"))
+    drain(sink(first, warehouse, rows=40, cluster=cluster), first)
+    cluster.recreate(USAGE)  # offsets start at 0 again: same batch bounds, same offsets
+    with capture_logs() as logs:
+        for _ in range(2):  # a second sink (or a restart) of the same incarnation
+            again = FakeConsumer(usage_log(80, "new"))
+            drain(sink(again, warehouse, rows=40, cluster=cluster), again)
+    assert apps(warehouse) == {"old": 80, "new": 80}
+    (found,) = [e for e in logs if e["event"] == "topic_incarnation_found"]
+    assert found["topic"] == USAGE and found["topic_id"] == cluster.ids[USAGE]
+    assert list(found["stored_incarnations"].values()) == [79]
+
+
+def stored_before_topic_ids(n: int, cluster: FakeTopicIds) -> FakeWarehouse:
+    """A warehouse holding the first ``n`` events of ``app`` as stored before rows carried
+    a topic id."""
+    warehouse, first = FakeWarehouse(), FakeConsumer(usage_log(n, "app"))
+    drain(sink(first, warehouse, rows=30, cluster=cluster), first)
+    for row in warehouse.tables["events_usage"]:
+        del row["_topic_id"]
+    del warehouse.tables["topic_incarnations"]
+    warehouse.tokens = {(t, token) for t, token in warehouse.tokens if t != "topic_incarnations"}
+    return warehouse
+
+
+def test_an_upgrade_keeps_the_positions_of_rows_stored_without_a_topic_id() -> None:
+    cluster = FakeTopicIds()
+    warehouse = stored_before_topic_ids(60, cluster)
+    with capture_logs() as logs:
+        upgraded = FakeConsumer(usage_log(100, "app"))  # nothing committed: all read again
+        drain(sink(upgraded, warehouse, rows=45, cluster=cluster), upgraded)
+    assert apps(warehouse) == {"app": 100}  # the first 60 skipped, the last 40 stored
+    assert not [e for e in logs if e["event"] == "topic_incarnation_found"]
+
+
+def test_rows_stored_without_a_topic_id_never_skip_a_later_incarnation() -> None:
+    cluster = FakeTopicIds()
+    warehouse = stored_before_topic_ids(60, cluster)
+    upgraded = FakeConsumer(usage_log(60, "app"))  # the upgraded sink finds nothing new ...
+    drain(sink(upgraded, warehouse, cluster=cluster), upgraded)
+    cluster.recreate(USAGE)  # ... and the topic is created again before any new row
+    again = FakeConsumer(usage_log(30, "new"))
+    drain(sink(again, warehouse, cluster=cluster), again)
+    assert apps(warehouse) == {"app": 60, "new": 30}
