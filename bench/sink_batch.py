@@ -8,7 +8,8 @@ batch messages of 200) goes through the real sink (``ClickHouseSink``: routing,
 validation, batches of ``SINK__BATCH_ROWS``, inserts with their tokens) from an
 in-memory consumer into the embedded warehouse over HTTP, started on a free port. For
 each mode of ``SINK__EVENT_ROWS`` (a fresh database each round, modes taking turns so
-the machine's other load falls on all alike): CPU µs per event of the sink routing
+the machine's other load falls on all alike; the garbage collector set as in the sink
+process): CPU µs per event of the sink routing
 (decoding, validating, gathering), of the sink writing (columns, encoding, HTTP), and of
 the warehouse process (parsing, storing; background merges included). Prints a table
 and the load average; asserts nothing.
@@ -29,6 +30,7 @@ from typing import get_args
 
 import psutil
 from shiftright_server.infra.clickhouse import apply_schema, get_client
+from shiftright_server.infra.logs import tune_gc_for_throughput
 from shiftright_server.infra.settings import ClickHouseSettings, Settings, SinkSettings
 from shiftright_server.schemas import topics, wire
 from shiftright_server.schemas.validation import Limits
@@ -126,6 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     modes = args.modes.split(",")
     log, events = kafka_log(args.events, datetime.now(UTC))
+    tune_gc_for_throughput()  # the collector's settings of the sink process
     with tempfile.TemporaryDirectory() as state:
         proc, url = start_warehouse(Path(state) / "data", free_port())
         try:

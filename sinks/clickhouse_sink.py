@@ -83,6 +83,10 @@ class SinkStats:
         }
 
 
+#: The most messages one fetch takes.
+_MAX_FETCH = 5000
+
+
 class _Abandoned(Exception):
     """The batch was given up (partitions revoked or shutdown during retry)."""
 
@@ -108,6 +112,7 @@ class ClickHouseSink:
         self._abandon = False
         self._stop = threading.Event()
         self._last_status = 0.0
+        self._rows_per_message = wire.MAX_BATCH_EVENTS
         self.stats = SinkStats()
 
     # -- lifecycle ---------------------------------------------------------------
@@ -128,11 +133,22 @@ class ClickHouseSink:
             log.info("sink_stopped", **self.stats.as_dict())
 
     def poll_once(self, timeout: float = 0.2) -> None:
-        for message in self._consumer.consume(num_messages=5000, timeout=timeout):
+        for message in self._consumer.consume(num_messages=self._room(), timeout=timeout):
             self._handle(message)
         if self._due():
             self._flush()
         self._write_status()
+
+    def _room(self) -> int:
+        """How many messages to fetch: about as many as the batch has room for, at the
+        rows per message seen so far (a batch message holds up to
+        ``wire.MAX_BATCH_EVENTS``), so that a backlog is written in batches of about
+        ``batch_rows``, not all in one."""
+        batch = self._batch
+        if batch.messages:
+            self._rows_per_message = max(1, batch.row_count // batch.messages)
+        left = max(0, self._config.batch_rows - batch.row_count)
+        return max(1, min(_MAX_FETCH, left // self._rows_per_message + 1))
 
     def _due(self) -> bool:
         batch = self._batch
