@@ -88,6 +88,7 @@ class Counters:
     """What one driver did (logged every ten seconds as ``step_progress``)."""
 
     records: int = 0
+    batches: int = 0  # records / batches: how full the batches are
     step_failed: int = 0  # records dead-lettered because the step raised
     retries: int = 0  # batches tried again after a retryable failure
     gap_records_read: int = 0  # records read to close a gap after a restart
@@ -226,6 +227,7 @@ class Driver:
                 async with self.lock:
                     await self._settle(records)
                 self.counters.records += len(records)
+                self.counters.batches += 1
                 return
             except Exception as exc:  # retryable: the broker did not take or give
                 self.counters.retries += 1

@@ -19,17 +19,24 @@ them to a stream are read again. aiokafka's seek leaves out a partition the grou
 committed; the consumer thread seeks those to the log's beginning (where
 ``consumer_auto_offset_reset`` starts them). A replayed record costs nothing: each step
 skips records at or before its last applied offset.
+
+Faust's ``Monitor`` sensor keeps statistics of every message in and out (times,
+counters per topic and stream) and samples them every second, for Faust's web views and
+its ``monitor`` command, neither of which the worker runs. :class:`App` takes it off the
+sensors the streams call per message and per send, and does not start its sampler; the
+consumer's own calls into it (end offsets, commits) remain and cost nothing per message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from mode import ServiceT
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -92,3 +99,8 @@ class App(faust.App):
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        services = super().on_init_dependencies()  # adds the monitor to the sensors
+        self.sensors.remove(self.monitor)
+        return services
