@@ -22,15 +22,23 @@ from shiftright_server.streams.step import (
 )
 
 
-class FakeTopic:
-    def __init__(self, name: str, sent: list[tuple[str, Any]], fail: list[int]) -> None:
-        self.name, self.sent, self.fail = name, sent, fail
+class FakeProducer:
+    def __init__(self, sent: list[tuple[str, Any]], fail: list[int]) -> None:
+        self.sent, self.fail = sent, fail
 
-    async def send(self, **kwargs: Any) -> asyncio.Future[None]:
-        if self.fail and self.fail[0] > 0:  # the broker is away for this many sends
+    async def send(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+    ) -> asyncio.Future[None]:
+        if self.fail[0] > 0:  # the broker is away for this many sends
             self.fail[0] -= 1
             raise ConnectionError("broker away")
-        self.sent.append((self.name, kwargs))
+        self.sent.append((topic, {"key": key, "value": value, "headers": headers}))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
@@ -39,16 +47,21 @@ class FakeTopic:
 class FakeApp:
     def __init__(self, fail_sends: int = 0) -> None:
         self.sent: list[tuple[str, Any]] = []
-        self.fail = [fail_sends]
+        self.producer = FakeProducer(self.sent, [fail_sends])
 
-    def topic(self, name: str, **_: Any) -> FakeTopic:
-        return FakeTopic(name, self.sent, self.fail)
+    async def maybe_start_producer(self) -> FakeProducer:
+        return self.producer
+
+
+class FakeChangelog:
+    def get_topic_name(self) -> str:
+        return "changelog"
 
 
 class FakeTable:
-    def __init__(self, app: FakeApp) -> None:
+    def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
-        self.changelog_topic = FakeTopic("changelog", app.sent, [0])
+        self.changelog_topic = FakeChangelog()
 
 
 class DoublingStep:
@@ -105,7 +118,7 @@ class DoublingStep:
 
 def run(records: list[Record], fail_sends: int = 0) -> tuple[FakeApp, FakeTable, Driver]:
     app = FakeApp(fail_sends)
-    table = FakeTable(app)
+    table = FakeTable()
     step = DoublingStep(table)
     driver = Driver(app, step, ["in"], table, "dlq", "unused:9092", (100, 0.1))  # type: ignore[arg-type]  # fake app
     asyncio.run(driver.run(records))
