@@ -116,7 +116,9 @@ def _usage(ctx: PageContext, release: str, compare: str) -> dict[str, Any]:
     if ctx.down:
         return found
     try:
-        rows = usage.features(ctx.reader, ctx.rng, cmp.wide(ctx, compare), release)
+        rows, found["routes"] = usage.lists(
+            ctx.reader, ctx.rng, cmp.wide(ctx, compare), ctx.scope, release
+        )
         rows = [r for r in rows if cmp.kept(ctx, compare, r["env"])]
         if compare:
             paired = cmp.pair(
@@ -129,7 +131,6 @@ def _usage(ctx: PageContext, release: str, compare: str) -> dict[str, Any]:
             )
             rows = [{**r, "versus": other} for r, other in paired]
         found["features"] = rows
-        found["routes"] = usage.routes(ctx.reader, ctx.rng, ctx.scope, release)
     except WarehouseDown as exc:
         ctx.down = str(exc)
     return found

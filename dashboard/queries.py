@@ -6,7 +6,8 @@ warehouse's query log, and the unit tests' fake reader answers by it. Every quer
 ``step`` (bucket seconds), and ``app``/``env`` filters where '' means any. Queries over
 the rollups of migration 0012 also take ``hours_start``/``hours_end``
 (:func:`~shiftright_server.dashboard.timerange.spans`), the usage lists over those of
-0013 also ``quarter_days_*`` and ``days_*`` (:func:`~shiftright_server.dashboard.timerange.levels`).
+0013 and 0014 also ``quarter_days_*`` and ``days_*``
+(:func:`~shiftright_server.dashboard.timerange.levels`).
 """
 
 from __future__ import annotations
@@ -55,20 +56,22 @@ def _span(table: str, columns: str, where: str = "") -> str:
 )"""
 
 
-def _levels(kind: str, columns: str, where: str) -> str:
+def _levels(kind: str, columns: str, where: str, lists: str = "list") -> str:
     """The rows of a usage list over the range at the coarsest level each part allows:
     the daily table for the whole days inside it, the six-hourly table for the other
-    whole quarter days, the hourly table for the other whole hours (migration 0013) and
-    the minutely rollup for the minutes at either end (0012)
-    (:func:`~shiftright_server.dashboard.timerange.levels`)."""
+    whole quarter days, the hourly table for the other whole hours and the minutely
+    rollup for the minutes at either end
+    (:func:`~shiftright_server.dashboard.timerange.levels`). ``lists`` names the levels:
+    ``list``, one state per release (migration 0013), or ``list_any``, the releases
+    merged (0014); the minutes come from 0012's rollup, one state per release."""
     parts = (
-        (f"usage_{kind}_list_daily", _DAYS),
-        (f"usage_{kind}_list_six_hourly", _EDGE_QUARTERS),
-        (f"usage_{kind}_list_hourly", _EDGE_HOURS),
+        (f"usage_{kind}_{lists}_daily", _DAYS),
+        (f"usage_{kind}_{lists}_six_hourly", _EDGE_QUARTERS),
+        (f"usage_{kind}_{lists}_hourly", _EDGE_HOURS),
         (f"usage_{kind}s_minutely", _EDGES),
     )
     union = "\n    UNION ALL\n".join(
-        f"    SELECT {columns} FROM {table}\n    WHERE {span} AND {_SCOPE} AND {where}"
+        f"    SELECT {columns} FROM {table}\n    WHERE {span} AND {_SCOPE}{f' AND {where}' if where else ''}"
         for table, span in parts
     )
     return f"(\n{union}\n)"
@@ -191,34 +194,64 @@ ORDER BY t
 """
 
 _FEATURE_COLUMNS: Final = "app, env, name, events, failures, origins, users, customers, duration_ms"
+_ROUTE_COLUMNS: Final = "app, env, route, events, failures, users, duration_ms"
 
 
-def _top(tag: str, kind: str, key: str, n: int) -> str:
-    """The ``n`` busiest (app, env, ``key``) in the range (of any release, or of one),
-    chosen by counts alone."""
+def _top(tag: str, kind: str, key: str, n: int, lists: str) -> str:
+    """The ``n`` busiest (app, env, ``key``) in the range, chosen by counts alone: of
+    every release from the merged levels (``list_any``), of ``release`` from the levels
+    per release (``list``)."""
+    where = _RELEASE if lists == "list" else ""
     return f"""/* dashboard.{tag} */
 SELECT app, env, {key}
-FROM {_levels(kind, f"app, env, {key}, events", _RELEASE)}
+FROM {_levels(kind, f"app, env, {key}, events", where, lists)}
 GROUP BY app, env, {key}
 ORDER BY sum(events) DESC, app, env, {key}
 LIMIT {n}
 """
 
 
-#: The 50 most used features in the range.
-FEATURES_TOP: Final = _top("features_top", "feature", "name", 50)
+def _keys(key: str, lists: str) -> str:
+    chosen = f"(app, env, {key}) IN {{keys:Array(Tuple(String, String, String))}}"
+    return f"{_RELEASE} AND {chosen}" if lists == "list" else chosen
 
-#: The ``keys`` features' uses by origin, users, customers and duration quantiles (of
-#: any release, or of one): the states of those features only.
-FEATURES: Final = f"""/* dashboard.features */
+
+def _features(tag: str, lists: str) -> str:
+    """The ``keys`` features' uses by origin, users, customers and duration quantiles:
+    the states of those features only."""
+    return f"""/* dashboard.{tag} */
 SELECT app, env, name, sum(events) AS uses, sum(failures) AS failures,
        sumMap(origins) AS origins,
        uniqCombinedMerge(12)(users) AS users, uniqCombinedMerge(12)(customers) AS customers,
        quantilesDDMerge(0.01, 0.5, 0.9, 0.99)(duration_ms) AS q
-FROM {_levels("feature", _FEATURE_COLUMNS, f"{_RELEASE} AND (app, env, name) IN {{keys:Array(Tuple(String, String, String))}}")}
+FROM {_levels("feature", _FEATURE_COLUMNS, _keys("name", lists), lists)}
 GROUP BY app, env, name
 ORDER BY uses DESC, app, env, name
 """
+
+
+def _routes(tag: str, lists: str) -> str:
+    """The ``keys`` routes' requests, failures, users and p95 duration."""
+    return f"""/* dashboard.{tag} */
+SELECT app, env, route, sum(events) AS uses, sum(failures) AS failures,
+       uniqCombinedMerge(12)(users) AS users, quantileDDMerge(0.01, 0.95)(duration_ms) AS p95
+FROM {_levels("route", _ROUTE_COLUMNS, _keys("route", lists), lists)}
+GROUP BY app, env, route
+ORDER BY uses DESC, app, env, route
+"""
+
+
+#: The 50 most used features in the range, of every release.
+FEATURES_TOP: Final = _top("features_top", "feature", "name", 50, "list_any")
+
+#: The ``keys`` features of every release: uses by origin, users, customers, durations.
+FEATURES: Final = _features("features", "list_any")
+
+#: The 50 most used features of ``release`` in the range.
+RELEASE_FEATURES_TOP: Final = _top("release_features_top", "feature", "name", 50, "list")
+
+#: The ``keys`` features of ``release``.
+RELEASE_FEATURES: Final = _features("release_features", "list")
 
 #: Uses per bucket of the listed features (their trend).
 FEATURE_SERIES: Final = f"""/* dashboard.feature_series */
@@ -228,17 +261,17 @@ GROUP BY app, env, name, t
 ORDER BY t
 """
 
-#: The 20 busiest routes in the range.
-ROUTES_TOP: Final = _top("routes_top", "route", "route", 20)
+#: The 20 busiest routes in the range, of every release.
+ROUTES_TOP: Final = _top("routes_top", "route", "route", 20, "list_any")
 
-#: The ``keys`` routes' requests, failures, users and p95 duration.
-ROUTES: Final = f"""/* dashboard.routes */
-SELECT app, env, route, sum(events) AS uses, sum(failures) AS failures,
-       uniqCombinedMerge(12)(users) AS users, quantileDDMerge(0.01, 0.95)(duration_ms) AS p95
-FROM {_levels("route", "app, env, route, events, failures, users, duration_ms", f"{_RELEASE} AND (app, env, route) IN {{keys:Array(Tuple(String, String, String))}}")}
-GROUP BY app, env, route
-ORDER BY uses DESC, app, env, route
-"""
+#: The ``keys`` routes of every release: requests, failures, users and p95 duration.
+ROUTES: Final = _routes("routes", "list_any")
+
+#: The 20 busiest routes of ``release`` in the range.
+RELEASE_ROUTES_TOP: Final = _top("release_routes_top", "route", "route", 20, "list")
+
+#: The ``keys`` routes of ``release``.
+RELEASE_ROUTES: Final = _routes("release_routes", "list")
 
 _TAG = re.compile(r"/\* dashboard\.([a-z_]+) \*/")
 

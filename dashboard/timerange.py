@@ -1,6 +1,10 @@
 """The time range of a page: a preset (``range=15m`` … ``30d``) or a custom span
 (``from`` / ``to``, ISO 8601), aligned to whole minutes because the panels read
-per-minute views. Anything else is a :class:`BadRange` (a 400 page says why)."""
+per-minute views, and a range of a day or more to whole hours (its start down, its end
+up, as charting tools align a range to its step): its panels then read hourly and coarser
+rollups only, and the hour that holds now is read as far as it goes, so the range stays
+live. The page shows the range it used; the same URL always gives the same range for the
+same moment. Anything else is a :class:`BadRange` (a 400 page says why)."""
 
 from __future__ import annotations
 
@@ -17,9 +21,12 @@ PRESETS: dict[str, timedelta] = {
 }
 DEFAULT = "1h"
 MAX_SPAN = timedelta(days=400)
-# Bucket sizes of the charts: the first that gives at most ~120 points.
+#: Ranges at least this long are widened to whole hours.
+HOURLY_FROM = timedelta(hours=24)
+# Bucket sizes of the charts: the first that gives at most ~120 points (121: a range
+# widened to whole hours keeps the buckets of the span asked for).
 STEPS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
-MAX_POINTS = 120
+MAX_POINTS = 121
 
 
 class BadRange(ValueError):
@@ -60,7 +67,7 @@ def parse_range(preset: str | None, start: str | None, end: str | None, now: dat
     if name not in PRESETS:
         raise BadRange(f"range={name!r} is not one of {', '.join(PRESETS)} (or use from=/to=)")
     stop = _minute(now) + timedelta(minutes=1)
-    return TimeRange(stop - PRESETS[name], stop, name)
+    return _whole_hours(TimeRange(stop - PRESETS[name], stop, name))
 
 
 def _custom(start: str | None, end: str | None, now: datetime) -> TimeRange:
@@ -72,7 +79,17 @@ def _custom(start: str | None, end: str | None, now: datetime) -> TimeRange:
         raise BadRange(f"to= ({_iso(stop)}) must come after from= ({_iso(begin)})")
     if stop - begin > MAX_SPAN:
         raise BadRange(f"a range may span at most {MAX_SPAN.days} days")
-    return TimeRange(begin, stop, "")
+    return _whole_hours(TimeRange(begin, stop, ""))
+
+
+def _whole_hours(rng: TimeRange) -> TimeRange:
+    """A range of a day or more from the start of its first hour to the end of its last
+    (a range already in whole hours stays as it is)."""
+    if rng.end - rng.start < HOURLY_FROM:
+        return rng
+    start = rng.start - timedelta(seconds=rng.start.timestamp() % 3600)
+    end = rng.end + timedelta(seconds=-rng.end.timestamp() % 3600)
+    return TimeRange(start, end, rng.preset)
 
 
 def _parse(text: str, name: str) -> datetime:

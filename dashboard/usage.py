@@ -1,9 +1,14 @@
 """The usage page's data: the most used features per app × env in the range, with users,
-customers, failures, duration quantiles, their trend and their split by origin."""
+customers, failures, duration quantiles, their trend and their split by origin; the
+busiest routes. Its queries that do not wait on each other run side by side
+(:func:`together`): the features' states and trend, the routes' choice and states."""
 
 from __future__ import annotations
 
-from typing import Any
+import contextvars
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from shiftright_server.dashboard import queries
 from shiftright_server.dashboard.scopes import Scope
@@ -11,24 +16,47 @@ from shiftright_server.dashboard.timerange import TimeRange, epoch, grid, levels
 from shiftright_server.dashboard.warehouse import Reader, Row
 
 ORIGINS = ("user", "test", "synthetic")
+#: Queries run beside a request's own thread, for every request together: the bound on
+#: how many usage queries one dashboard sends at once beyond one per request.
+BESIDE = 4
+_POOL = ThreadPoolExecutor(max_workers=BESIDE, thread_name_prefix="usage-query")
+T = TypeVar("T")
+
+
+def together(first: Callable[[], T], second: Callable[[], Any]) -> tuple[T, Any]:
+    """Both answers: ``second`` runs in the shared pool (with this request's context,
+    so its queries are timed with the request's), ``first`` in the calling thread. A
+    call in the pool never waits on the pool, so requests cannot starve each other."""
+    beside = _POOL.submit(contextvars.copy_context().run, second)
+    try:
+        mine = first()
+    finally:
+        theirs = beside.result()  # waits for it even when ``first`` failed; re-raises
+    return mine, theirs
+
+
+def lists(
+    reader: Reader, rng: TimeRange, features_scope: Scope, routes_scope: Scope, release: str = ""
+) -> tuple[list[Row], list[Row]]:
+    """The page's features (over ``features_scope``) and routes (over ``routes_scope``)."""
+    return together(
+        lambda: features(reader, rng, features_scope, release),
+        lambda: routes(reader, rng, routes_scope, release),
+    )
 
 
 def features(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") -> list[Row]:
     """Up to 50 features by uses (of every release, or of ``release``), each with a
     ``chart`` and its uses by origin."""
     base = _params(rng, scope, release)
-    rows = busiest(reader, queries.FEATURES_TOP, queries.FEATURES, base)
-    if not rows:
-        return rows
-    names = sorted({r["name"] for r in rows})
+    top, states = list_queries("features", release)
+    keys = _keys(reader, top, base)
+    names = sorted({name for _, _, name in keys})
+    rows, trend = together(
+        lambda: reader.query(states, {**base, "keys": keys}).dicts(),
+        lambda: _trend(reader, rng, base, names),
+    )
     points = grid(rng)
-    index = {t: i for i, t in enumerate(points)}
-    trend: dict[tuple[str, str, str], list[int]] = {}
-    params = {**base, **spans(rng, rng.step_s), "names": names, "step": rng.step_s}
-    for r in reader.query(queries.FEATURE_SERIES, params).dicts():
-        i = index.get(epoch(r["t"]))
-        if i is not None:
-            trend.setdefault((r["app"], r["env"], r["name"]), [0] * len(points))[i] = r["uses"]
     for r in rows:
         key = (r["app"], r["env"], r["name"])
         r["p50"], r["p90"], r["p99"] = _quantiles(r.pop("q"))
@@ -37,10 +65,40 @@ def features(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") ->
     return rows
 
 
+def _trend(
+    reader: Reader, rng: TimeRange, base: dict[str, Any], names: list[str]
+) -> dict[tuple[str, str, str], list[int]]:
+    """Uses per chart bucket of each (app, env, feature) of ``names``."""
+    points = grid(rng)
+    index = {t: i for i, t in enumerate(points)}
+    trend: dict[tuple[str, str, str], list[int]] = {}
+    params = {**base, **spans(rng, rng.step_s), "names": names, "step": rng.step_s}
+    for r in reader.query(queries.FEATURE_SERIES, params).dicts():
+        i = index.get(epoch(r["t"]))
+        if i is not None:
+            trend.setdefault((r["app"], r["env"], r["name"]), [0] * len(points))[i] = r["uses"]
+    return trend
+
+
+def list_queries(kind: str, release: str) -> tuple[str, str]:
+    """The queries that choose the busiest ``kind`` (``features`` or ``routes``) and
+    merge their states: of every release, or of ``release`` alone."""
+    return {
+        ("features", False): (queries.FEATURES_TOP, queries.FEATURES),
+        ("features", True): (queries.RELEASE_FEATURES_TOP, queries.RELEASE_FEATURES),
+        ("routes", False): (queries.ROUTES_TOP, queries.ROUTES),
+        ("routes", True): (queries.RELEASE_ROUTES_TOP, queries.RELEASE_ROUTES),
+    }[kind, bool(release)]
+
+
 def busiest(reader: Reader, top: str, states: str, params: dict[str, Any]) -> list[Row]:
     """Choose the busiest by counts alone, then merge the states of those only."""
-    keys = [tuple(row) for row in reader.query(top, params).rows]
+    keys = _keys(reader, top, params)
     return reader.query(states, {**params, "keys": keys}).dicts()
+
+
+def _keys(reader: Reader, top: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in reader.query(top, params).rows]
 
 
 def _params(rng: TimeRange, scope: Scope, release: str) -> dict[str, Any]:
@@ -60,8 +118,9 @@ def _quantiles(q: Any) -> tuple[float | None, float | None, float | None]:
 
 
 def routes(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") -> list[Row]:
-    """Up to 20 routes by requests, with failures, users and p95 duration."""
-    rows = busiest(reader, queries.ROUTES_TOP, queries.ROUTES, _params(rng, scope, release))
+    """Up to 20 routes by requests (of every release, or of ``release``), with failures,
+    users and p95 duration."""
+    rows = busiest(reader, *list_queries("routes", release), _params(rng, scope, release))
     for r in rows:
         r["p95"] = None if r["p95"] != r["p95"] else round(r["p95"], 1)  # NaN: no durations
     return rows

@@ -1,9 +1,10 @@
-"""The dashboard's panels over the daily, hourly and minutely rollups (migrations 0012
-and 0013) give the numbers the raw events give over the same range: events spread over
-several hours, and more over three days, go in through the raw tables, the panels' own
-queries read a range that starts and ends inside an hour (and one that also spans two
-whole days), and each figure is checked against SQL over events_usage / events_health
-with the same aggregate functions (their merged states equal the raw rows' states)."""
+"""The dashboard's panels over the daily, hourly and minutely rollups (migrations 0012,
+0013 and 0014) give the numbers the raw events give over the same range: events spread
+over several hours, and more over three days, go in through the raw tables, the panels'
+own queries read a range that starts and ends inside an hour, one that also spans two
+whole days, and the same asked through the page's rule (widened to whole hours), and each
+figure is checked against SQL over events_usage / events_health with the same aggregate
+functions (their merged states equal the raw rows' states)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,14 @@ from typing import Any
 
 import pytest
 from shiftright_server.dashboard import queries
-from shiftright_server.dashboard.timerange import TimeRange, levels, spans, sql_time
-from shiftright_server.dashboard.usage import busiest
+from shiftright_server.dashboard.timerange import (
+    TimeRange,
+    levels,
+    parse_range,
+    spans,
+    sql_time,
+)
+from shiftright_server.dashboard.usage import busiest, list_queries
 from shiftright_server.dashboard.warehouse import WarehouseReader
 from shiftright_server.infra.clickhouse import apply_schema, get_client
 from shiftright_server.infra.settings import Settings
@@ -31,6 +38,9 @@ DAYS = TimeRange(
     datetime(2026, 11, 24, 4, 17, tzinfo=UTC), datetime(2026, 11, 27, 9, 43, tzinfo=UTC), ""
 )
 DAYS_T0_MS = int(datetime(2026, 11, 24, 4, 0, tzinfo=UTC).timestamp() * 1000)
+# The same days asked for in a URL: a range over a day is widened to whole hours (04:00 …
+# 10:00), so no minute is read from the minutely rollups.
+WIDE = parse_range(None, "2026-11-24T04:17Z", "2026-11-27T09:43Z", datetime.now(UTC))
 
 # 6,000 events over 5.5 hours from 09:30 (before the range to after it; `gap` ms apart):
 # 7 features with uneven uses, 5 routes (some events without one), 3 releases, 3 origins,
@@ -64,16 +74,18 @@ RAW_WHERE = "ts >= {start:DateTime('UTC')} AND ts < {end:DateTime('UTC')}"
 
 
 LEVELS = [
-    f"usage_{kind}_list_{level}"
+    f"usage_{kind}_{lists}_{level}"
     for kind in ("feature", "route")
+    for lists in ("list", "list_any")
     for level in ("hourly", "six_hourly", "daily")
 ]
 
 
 @pytest.fixture(scope="module")
 def loaded(clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """The first events go in before migration 0013 is applied (as on an upgrade: it
-    copies their days from the hourly tables), the rest after (its views fill it)."""
+    """The first events go in before migrations 0013 and 0014 are applied (as on an
+    upgrade: they copy their days from the hourly tables), the rest after (their views
+    fill them)."""
     settings = fresh_settings("127.0.0.1:9", clickhouse_url, tmp_path_factory.mktemp("state"))
     apply_schema(settings)
     db = settings.clickhouse.database
@@ -81,7 +93,8 @@ def loaded(clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     for name in [f"{t}_mv" for t in LEVELS] + LEVELS:
         client.command(f"DROP TABLE {name}")
     client.command(
-        "ALTER TABLE schema_migrations DELETE WHERE version = 13", settings={"mutations_sync": 2}
+        "ALTER TABLE schema_migrations DELETE WHERE version IN (13, 14)",
+        settings={"mutations_sync": 2},
     )
     client.command(USAGE.format(db=db, t0=T0_MS, gap=3300))
     apply_schema(settings)
@@ -120,6 +133,13 @@ def raw(
     return reader.query(sql.replace("{where}", RAW_WHERE), params(release, rng=rng)).rows
 
 
+def listed(
+    reader: WarehouseReader, kind: str, release: str, rng: TimeRange
+) -> list[dict[str, Any]]:
+    """The feature (route) list as the page reads it: of every release, or of one."""
+    return busiest(reader, *list_queries(kind, release), params(release, rng=rng))
+
+
 def test_the_ranges_read_whole_days_quarter_days_hours_and_edge_minutes() -> None:
     assert levels(RANGE) == {
         "hours_start": "2026-11-26 11:00:00",
@@ -137,15 +157,22 @@ def test_the_ranges_read_whole_days_quarter_days_hours_and_edge_minutes() -> Non
         "days_start": "2026-11-25 00:00:00",
         "days_end": "2026-11-27 00:00:00",
     }
+    assert (WIDE.start, WIDE.end) == (
+        DAYS.start.replace(minute=0),
+        DAYS.end.replace(minute=0, hour=10),
+    )
+    assert levels(WIDE)["hours_start"] == sql_time(WIDE.start)
+    assert levels(WIDE)["hours_end"] == sql_time(WIDE.end)  # no minutes at either end
 
 
 @pytest.mark.parametrize(
-    ("release", "rng"), [("", RANGE), ("1.2", RANGE), ("", DAYS), ("1.0", DAYS)]
+    ("release", "rng"),
+    [("", RANGE), ("1.2", RANGE), ("", DAYS), ("1.0", DAYS), ("", WIDE), ("1.1", WIDE)],
 )
 def test_features_equal_the_raw_events(
     reader: WarehouseReader, release: str, rng: TimeRange
 ) -> None:
-    shown = busiest(reader, queries.FEATURES_TOP, queries.FEATURES, params(release, rng=rng))
+    shown = listed(reader, "features", release, rng)
     expected = raw(
         reader,
         """SELECT app, env, name, count() AS uses, countIf(status_code >= 500),
@@ -192,13 +219,10 @@ def test_feature_trend_equals_the_raw_events(reader: WarehouseReader, step: int)
 
 
 @pytest.mark.parametrize(
-    ("release", "rng"), [("", RANGE), ("1.0", RANGE), ("", DAYS), ("1.2", DAYS)]
+    ("release", "rng"), [("", RANGE), ("1.0", RANGE), ("", DAYS), ("1.2", DAYS), ("", WIDE)]
 )
 def test_routes_equal_the_raw_events(reader: WarehouseReader, release: str, rng: TimeRange) -> None:
-    shown = [
-        tuple(r.values())
-        for r in busiest(reader, queries.ROUTES_TOP, queries.ROUTES, params(release, rng=rng))
-    ]
+    shown = [tuple(r.values()) for r in listed(reader, "routes", release, rng)]
     expected = raw(
         reader,
         """SELECT app, env, route, count() AS uses, countIf(status_code >= 500),
@@ -261,6 +285,7 @@ def test_a_retried_insert_does_not_count_twice_in_the_hourly_rollups(
     assert client.command("SELECT count() FROM events_usage") == 500
     for table in (
         "usage_feature_list_daily",
+        "usage_feature_list_any_daily",
         "usage_features_hourly",
         "usage_app_hourly",
         "usage_features_minutely",

@@ -56,14 +56,33 @@ def test_a_malformed_range_says_what_was_wrong(
         parse_range(preset, start, end, NOW)
 
 
+def test_a_day_or_more_is_widened_to_whole_hours_and_reaches_past_now() -> None:
+    day = parse_range("24h", None, None, NOW)  # asked: 21:38 yesterday … 21:38 today
+    assert (day.start, day.end) == (
+        datetime(2026, 12, 3, 21, tzinfo=UTC),
+        datetime(2026, 12, 4, 22, tzinfo=UTC),  # the hour holding now, as far as it goes
+    )
+    assert day.label() == "2026-12-03T21:00Z – 2026-12-04T22:00Z UTC"  # what the page shows
+    assert day.query() == {"range": "24h"} and day.step_s == 900
+    week = parse_range(None, "2026-11-27T21:38Z", "2026-12-04T09:05Z", NOW)
+    assert (week.start, week.end) == (
+        datetime(2026, 11, 27, 21, tzinfo=UTC),
+        datetime(2026, 12, 4, 10, tzinfo=UTC),
+    )
+    again = parse_range(None, week.query()["from"], week.query()["to"], NOW)
+    assert again == week  # its link gives the same range
+    short = parse_range(None, "2026-12-03T21:38Z", "2026-12-04T21:37Z", NOW)  # under a day
+    assert (short.start.minute, short.end.minute) == (38, 37)
+
+
 def test_the_whole_hours_inside_a_range_come_from_the_hourly_rollups() -> None:
-    day = parse_range("24h", None, None, NOW)  # 21:38 yesterday … 21:38 today
-    assert spans(day) == {"hours_start": "2026-12-03 22:00:00", "hours_end": "2026-12-04 21:00:00"}
+    day = parse_range(None, "2026-12-04T10:17Z", "2026-12-04T14:43Z", NOW)
+    assert spans(day) == {"hours_start": "2026-12-04 11:00:00", "hours_end": "2026-12-04 14:00:00"}
     week = parse_range("7d", None, None, NOW)
     assert week.step_s % 3600 == 0
     assert spans(week, week.step_s) == {
-        "hours_start": "2026-11-27 22:00:00",
-        "hours_end": "2026-12-04 21:00:00",
+        "hours_start": "2026-11-27 21:00:00",
+        "hours_end": "2026-12-04 22:00:00",
     }
 
 
@@ -81,21 +100,22 @@ def test_minutes_only_for_short_ranges_and_for_buckets_of_less_than_an_hour() ->
 
 
 def test_lists_read_whole_days_then_quarter_days_then_hours_then_minutes() -> None:
-    week = parse_range("7d", None, None, NOW)  # 21:38 … 21:38
+    week = parse_range("7d", None, None, NOW)  # 21:00 … 22:00, whole hours: no minutes
     assert levels(week) == {
-        "hours_start": "2026-11-27 22:00:00",
-        "hours_end": "2026-12-04 21:00:00",
+        "hours_start": "2026-11-27 21:00:00",
+        "hours_end": "2026-12-04 22:00:00",
         "quarter_days_start": "2026-11-28 00:00:00",
         "quarter_days_end": "2026-12-04 18:00:00",
         "days_start": "2026-11-28 00:00:00",
         "days_end": "2026-12-04 00:00:00",
     }
-    day = levels(parse_range("24h", None, None, NOW))  # no whole day inside
+    day = levels(parse_range(None, "2026-12-03T21:38Z", "2026-12-04T21:37Z", NOW))
+    assert (day["hours_start"], day["hours_end"]) == ("2026-12-03 22:00:00", "2026-12-04 21:00:00")
     assert (day["quarter_days_start"], day["quarter_days_end"]) == (
         "2026-12-04 00:00:00",
         "2026-12-04 18:00:00",
     )
-    assert day["days_start"] == day["days_end"] == day["quarter_days_end"]
+    assert day["days_start"] == day["days_end"] == day["quarter_days_end"]  # no whole day
     minutes = levels(parse_range("15m", None, None, NOW))
     assert len(set(minutes.values())) == 1
     aligned = levels(parse_range(None, "2026-12-02T00:00Z", "2026-12-04T00:00Z", NOW))

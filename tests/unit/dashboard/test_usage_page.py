@@ -49,7 +49,7 @@ def test_features_show_uses_users_durations_and_origins(
 def test_one_release_filters_features_their_trend_origins_and_routes(
     client: TestClient, reader: FakeReader
 ) -> None:
-    reader.answers["features"] = [
+    reader.answers["release_features"] = [
         {
             "app": "checkout",
             "env": "prod",
@@ -62,7 +62,7 @@ def test_one_release_filters_features_their_trend_origins_and_routes(
             "q": [10.0, 20.0, 30.0],
         }
     ]
-    reader.answers["routes"] = [
+    reader.answers["release_routes"] = [
         {
             "app": "checkout",
             "env": "prod",
@@ -75,7 +75,7 @@ def test_one_release_filters_features_their_trend_origins_and_routes(
     ]
     page = client.get("/usage?release=1.4.2").text
     asked = dict(reader.asked)
-    for panel in ("features", "feature_series", "routes"):
+    for panel in ("release_features_top", "release_features", "feature_series", "release_routes"):
         assert asked[panel]["release"] == "1.4.2", panel
     assert 'data-feature="cart.add"' in page and "Release 1.4.2 only." in page
     route = page[page.index('data-route="/cart/{id}"') :].split("</tr>")[0]
