@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -278,9 +279,11 @@ def ingesting(
         f"\nstarting a broker, the stream worker and the sink; {rate * seconds:,.0f} events to send"
     )
     url = settings.clickhouse.http_url
-    seed = 11 + len(list(tmp.glob("ingest-*")))  # new event ids each round
+    seed = time.time_ns() % 2**32  # new event ids each round, also on a kept warehouse
     root = Path(tempfile.mkdtemp(prefix="ingest-", dir=tmp))  # and a fresh broker
+    began = time.monotonic()
     with dashboard_ingest.pipeline(url, DB, rate, seconds, root, seed) as ingest:
+        print(f"  ready and warmed up in {time.monotonic() - began:.0f} s {load()}")
         pids.update(ingest.pids)
 
         def during() -> None:
@@ -288,6 +291,7 @@ def ingesting(
             polling(base, cookies, args.clients, seconds, pids)
 
         figures = dashboard_ingest.run(ingest, rate, seconds, during)
+    shutil.rmtree(root, ignore_errors=True)  # the round's broker and events
     print(f"  ingest at {rate:,.0f} events/s meanwhile {load()}:")
     for name, value in figures.items():
         print(f"    {name}: {value}")

@@ -51,9 +51,10 @@ def pipeline(
 ) -> Iterator[Ingest]:
     """A broker, the stream worker and the sink on ``namespace`` (its database is the one
     the dashboard reads), warmed up, with ``rate × seconds`` events ready to send, made
-    from ``seed``. The broker is new, so its topics start at offset 0: a second round
-    into the same database finds the first round's stored positions, and the sink skips
-    every message at or below them (``already_stored``), which stops the warm-up."""
+    from ``seed``. The broker is new, so each round starts with empty topics and its
+    Kafka CPU is its own. Its topics start again at offset 0 under new topic ids: the
+    sink stores a later round from its first message, whatever earlier rounds (or runs
+    on a kept warehouse) stored, and logs ``topic_incarnation_found`` per topic."""
     from tests.integration.kafka_fixture import start_kafka, stop_kafka
 
     root.mkdir(parents=True, exist_ok=True)
