@@ -11,9 +11,9 @@ Contract:
   the same batch with the same deduplication token, backing off exponentially;
 - poison rows: isolates them by bisection and stores them in ``dead_letters``;
 - after a crash: on assignment it asks each table for the highest offset it already
-  holds per partition of the topic's incarnation (every row carries the topic id,
-  :mod:`sinks.incarnations`) and skips up to there, so a replay inserts nothing twice and
-  a recreated topic, or one on another cluster, is stored from its first message.
+  holds per partition of the topic's incarnation (every row carries the topic id) and
+  skips up to there (:mod:`sinks.frontier`), so a replay inserts nothing twice and a
+  recreated topic, or one on another cluster, is stored from its first message.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.positions import Position
-from shiftright_server.sinks import incarnations
 from shiftright_server.sinks.batch import Batch
 from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
 from shiftright_server.sinks.event_columns import MessageEvents
-from shiftright_server.sinks.incarnations import Incarnation, TopicIds
+from shiftright_server.sinks.frontier import Frontier
+from shiftright_server.sinks.incarnations import TopicIds
 from shiftright_server.sinks.router import Router, Row
 from shiftright_server.sinks.rows import COLUMNS, DeadLetter, dead_letter_row
 from shiftright_server.sinks.warehouse import Warehouse
@@ -102,12 +102,10 @@ class ClickHouseSink:
     ) -> None:
         self._consumer = consumer
         self._warehouse = warehouse
-        self._topic_ids = topic_ids
-        self._topic_id: dict[str, str] = {}  # the incarnation of each topic read
         self._router = router
         self._config = config
+        self._frontier = Frontier(warehouse, topic_ids, router.table_for, self._look_up)
         self._batch = Batch()
-        self._stored_upto: dict[tuple[str, int], int] = {}
         self._retrying = False
         self._abandon = False
         self._stop = threading.Event()
@@ -133,7 +131,9 @@ class ClickHouseSink:
             log.info("sink_stopped", **self.stats.as_dict())
 
     def poll_once(self, timeout: float = 0.2) -> None:
-        for message in self._consumer.consume(num_messages=self._room(), timeout=timeout):
+        messages = self._consumer.consume(num_messages=self._room(), timeout=timeout)
+        self._check_topics()  # before the messages: they may be a new topic's
+        for message in messages:
             self._handle(message)
         if self._due():
             self._flush()
@@ -149,6 +149,14 @@ class ClickHouseSink:
             self._rows_per_message = max(1, batch.row_count // batch.messages)
         left = max(0, self._config.batch_rows - batch.row_count)
         return max(1, min(_MAX_FETCH, left // self._rows_per_message + 1))
+
+    def _check_topics(self) -> None:
+        moved = self._frontier.moved()
+        if moved:  # created again under the running sink
+            if self._batch.messages:
+                self._flush()
+            for topic in moved:
+                self._frontier.read_again(topic)
 
     def _due(self) -> bool:
         batch = self._batch
@@ -168,11 +176,16 @@ class ClickHouseSink:
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         assert topic is not None and partition is not None and offset is not None
         self.stats.consumed += 1
-        if topic not in self._topic_id:  # its incarnation unknown (stopped while assigning)
+        frontier = self._frontier
+        if not frontier.known(topic):  # its incarnation unread (stopped while assigning)
             self.stats.skipped["incarnation_unknown"] += 1
             return
+        if frontier.went_back(topic, partition, offset):
+            if self._batch.messages:
+                self._flush()  # what came before, with its topic's id as it was read
+            frontier.read_again(topic)
         self._batch.cover(topic, partition, offset)
-        if offset <= self._stored_upto.get((topic, partition), -1):
+        if frontier.holds(topic, partition, offset):
             self.stats.skipped["already_stored"] += 1
             return
         routed = self._router.route(
@@ -221,22 +234,16 @@ class ClickHouseSink:
 
     def _token(self, batch: Batch, table: str) -> str:
         """The batch's token, told apart from the same offsets of another incarnation."""
-        ids = ",".join(sorted({self._topic_id.get(t, "") for t, _ in batch.ranges}))
+        ids = self._frontier.ids_of([t for t, _ in batch.ranges])
         return f"{batch.token(table)}@{hashlib.sha256(ids.encode()).hexdigest()[:16]}"
 
     def _insert_with_retry(self, table: str, columns: list[list[Any]], token: str) -> None:
         names = COLUMNS[table]
-        ids = self._ids_of(columns[names.index("_topic")])
+        ids = self._frontier.ids_column(columns[names.index("_topic")])
         insert = partial(
             self._warehouse.insert, table, [*columns, ids], (*names, "_topic_id"), token
         )
         self._with_retry(table, insert, len(columns[0]))
-
-    def _ids_of(self, topics: list[str]) -> list[str]:
-        """The ``_topic_id`` column: each row's incarnation."""
-        if topics and (len(self._topic_id) == 1 or len(set(topics)) == 1):
-            return [self._topic_id.get(topics[0], incarnations.LEGACY)] * len(topics)
-        return [self._topic_id.get(t, incarnations.LEGACY) for t in topics]
 
     def _with_retry(self, table: str, insert: Callable[[], None], rows: int) -> None:
         delay = self._config.retry_initial
@@ -313,49 +320,9 @@ class ClickHouseSink:
     # -- rebalancing -----------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         topics = sorted({tp.topic for tp in partitions})
-        for topic in topics:  # known again once its positions are read
-            self._topic_id.pop(topic, None)
         if topics:
-            ids = self._look_up("topic_ids", partial(self._topic_ids.topic_ids, topics)) or {}
-            recorded = self._look_up("incarnations", self._warehouse.incarnations) or {}
-            for topic in topics:
-                if topic in ids:
-                    self._take_up(topic, ids[topic], recorded.get(topic, {}))
+            self._frontier.assign(topics)
         log.info("partitions_assigned", count=len(partitions))
-
-    def _take_up(self, topic: str, topic_id: str, recorded: dict[str, bool]) -> None:
-        """Read the positions ``topic``'s incarnation ``topic_id`` holds in the warehouse."""
-        table = self._router.table_for(topic)
-        lookup = partial(self._warehouse.stored_offsets, table, topic)
-        stored = self._look_up("stored_offsets", lookup)
-        if stored is None:
-            return  # stopped: the topic's messages stay unknown, neither stored nor committed
-        found = incarnations.resolve(topic, topic_id, recorded, stored)
-        if found.new and not self._record(found):
-            return
-        self._topic_id[topic] = topic_id
-        for partition, offset in found.positions.items():
-            self._stored_upto[(topic, partition)] = offset
-
-    def _record(self, found: Incarnation) -> bool:
-        """Record a new incarnation (False when stopped first)."""
-        if found.others:
-            log.warning(
-                "topic_incarnation_found",
-                topic=found.topic,
-                topic_id=found.topic_id,
-                stored_incarnations=found.others,
-                meaning="the topic was created again or is read from another cluster: "
-                "every message of this incarnation is stored; positions stored from "
-                "the others (their highest offset shown) do not apply to it",
-            )
-        values = (found.topic, found.topic_id, found.adopts_legacy, datetime.now(UTC))
-        columns = [[v] for v in values]
-        token = f"{incarnations.TABLE}:{found.topic}:{found.topic_id}"
-        insert = partial(
-            self._warehouse.insert, incarnations.TABLE, columns, incarnations.COLUMNS, token
-        )
-        return self._look_up("incarnation_record", partial(_done, insert)) is not None
 
     def _look_up(self, what: str, call: Callable[[], T]) -> T | None:
         """``call()``, retried until it succeeds (None when stopped first). Runs in a
@@ -376,8 +343,7 @@ class ClickHouseSink:
             return
         self._flush_quietly()
         self._batch = Batch()
-        for tp in partitions:
-            self._stored_upto.pop((tp.topic, tp.partition), None)
+        self._frontier.revoke([(tp.topic, tp.partition) for tp in partitions])
 
     # -- status ------------------------------------------------------------------------
     def _write_status(self, force: bool = False) -> None:
@@ -389,11 +355,6 @@ class ClickHouseSink:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.stats.as_dict()))
         tmp.replace(path)
-
-
-def _done(call: Callable[[], None]) -> bool:
-    call()
-    return True
 
 
 def _rejected_row(table: str, row: tuple[Any, ...], error: str) -> tuple[Any, ...]:

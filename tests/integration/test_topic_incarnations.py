@@ -38,37 +38,52 @@ def create_again(settings: Settings, topic: str) -> None:
     ensure_topics(settings.kafka.bootstrap_servers, {topic: settings.kafka.partitions})
 
 
+def sink_log(pipeline: Pipeline, event: str) -> list[str]:
+    text = pipeline.supervisor.log_path("sink").read_text()
+    return [line for line in text.splitlines() if event in line]
+
+
 def test_a_topic_created_again_is_stored_whole_and_nothing_old_twice(
     settings: Settings, sql: Sql
 ) -> None:
+    """Created again while no sink runs, then again under a running sink (restarted after
+    storing, so it skips up to the stored offsets): each time every new event is stored."""
     usage = topics.named(topics.EVENTS_USAGE, settings.namespace)
     cluster = KafkaTopicIds(AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers}))
-    first_id = cluster.topic_ids([usage])[usage]
-    assert cluster.topic_ids([usage]) == {usage: first_id}  # one incarnation, one id
+    ids = [cluster.topic_ids([usage])[usage]]
+    assert cluster.topic_ids([usage]) == {usage: ids[0]}  # one incarnation, one id
     pipeline = Pipeline(settings)
-    send(settings, "before")
+    send(settings, "first")
     pipeline.start("sink")
     try:
-        wait_for(lambda: by_app(sql) == {"before": N}, 90, lambda: pipeline.log("sink"))
+        wait_for(lambda: by_app(sql) == {"first": N}, 90, lambda: pipeline.log("sink"))
         pipeline.stop()
         create_again(settings, usage)
-        second_id = cluster.topic_ids([usage])[usage]
-        assert second_id != first_id
-        send(settings, "after")  # at offsets the first incarnation already stored
+        send(settings, "second")  # at offsets the first topic already stored
         pipeline.start("sink")
-        wait_for(
-            lambda: by_app(sql) == {"before": N, "after": N},
-            90,
-            lambda: f"{by_app(sql)}\n{pipeline.log('sink')}",
-        )
+        want = {"first": N, "second": N}
+        wait_for(lambda: by_app(sql) == want, 90, lambda: f"{by_app(sql)}\n{pipeline.log('sink')}")
+        ids.append(cluster.topic_ids([usage])[usage])
+        pipeline.stop()
+        pipeline.start("sink")  # skips up to the second topic's stored offsets
+        wait_for(lambda: len(sink_log(pipeline, "partitions_assigned")) == 3, 60, "assignment")
+        create_again(settings, usage)
+        send(settings, "third")
+        want["third"] = N
+        wait_for(lambda: by_app(sql) == want, 90, lambda: f"{by_app(sql)}\n{pipeline.log('sink')}")
+        ids.append(cluster.topic_ids([usage])[usage])
+        assert len(set(ids)) == 3
+        assert sql("SELECT uniqExact(event_id) FROM events_usage") == [(3 * N,)]
+        # The running sink's rows carry the id of the topic as it was read: the first two
+        # exactly; the third's from the first look at its ids after the recreation.
         stored_ids = sql("SELECT app, any(_topic_id) FROM events_usage GROUP BY app ORDER BY app")
-        assert stored_ids == [("after", second_id), ("before", first_id)]
-        assert sql("SELECT uniqExact(event_id) FROM events_usage") == [(2 * N,)]
-        found = [
-            line
-            for line in pipeline.supervisor.log_path("sink").read_text().splitlines()
-            if "topic_incarnation_found" in line
-        ]
-        assert len(found) == 1 and usage in found[0] and second_id in found[0], found
+        assert stored_ids[:2] == [("first", ids[0]), ("second", ids[1])]
+        wait_for(
+            lambda: len(sink_log(pipeline, "topic_incarnation_found")) == 2,
+            30,
+            lambda: f"the running sink to find the third topic\n{pipeline.log('sink')}",
+        )
+        found = sink_log(pipeline, "topic_incarnation_found")
+        assert usage in found[0] and ids[1] in found[0] and ids[2] in found[1], found
     finally:
         pipeline.stop()

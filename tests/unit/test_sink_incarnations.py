@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from shiftright_server.sinks.clickhouse_sink import ClickHouseSink
 from structlog.testing import capture_logs
 
 from tests.builders import encoded
@@ -76,3 +78,50 @@ def test_rows_stored_without_a_topic_id_never_skip_a_later_incarnation() -> None
     again = FakeConsumer(usage_log(30, "new"))
     drain(sink(again, warehouse, cluster=cluster), again)
     assert apps(warehouse) == {"app": 60, "new": 30}
+
+
+def new_ids(running: ClickHouseSink, warehouse: FakeWarehouse) -> set[str]:
+    """Run the sink on; the topic ids the rows of the new events carry."""
+    for _ in range(5):
+        running.poll_once(timeout=0)
+    running._flush()
+    return {r["_topic_id"] for r in warehouse.tables["events_usage"] if r["app"] == "new"}
+
+
+@pytest.mark.parametrize("read_before", [True, False])
+def test_a_topic_created_again_under_a_running_sink_is_stored_from_its_first_message(
+    read_before: bool,
+) -> None:
+    """The sink restarted after storing the old topic (its frontier at 49), and read the
+    old topic again (uncommitted) or nothing (committed); then the topic is created
+    again and the consumer's position goes back to its start."""
+    warehouse, cluster = FakeWarehouse(), FakeTopicIds()
+    first = FakeConsumer(usage_log(50, "old"))
+    drain(sink(first, warehouse, rows=20, cluster=cluster), first)
+    committed = {} if read_before else dict(first.committed)
+    consumer = FakeConsumer(usage_log(50, "old"), committed=committed)
+    running = sink(consumer, warehouse, rows=20, cluster=cluster)
+    drain(running, consumer)
+    cluster.recreate(USAGE)
+    consumer.log.update(usage_log(30, "new"))
+    consumer._positions[(USAGE, 0)] = 0
+    assert new_ids(running, warehouse) == {cluster.ids[USAGE]}
+    assert apps(warehouse) == {"old": 50, "new": 30}
+
+
+def test_a_running_sink_looks_at_its_topics_ids_and_stores_a_new_topic_under_its_id() -> None:
+    warehouse, cluster = FakeWarehouse(), FakeTopicIds()
+    consumer = FakeConsumer({**usage_log(20, "old"), (USAGE, 1): []})
+    running = sink(consumer, warehouse, cluster=cluster)
+    drain(running, consumer)
+    cluster.recreate(USAGE)  # its partition 1, empty before, gets the new topic's events
+    consumer.log[(USAGE, 1)] = [
+        message(USAGE, 1, m._offset, m._value) for m in usage_log(30, "new")[(USAGE, 0)]
+    ]
+    running._frontier._next_check = 0  # the next look at the topics' ids is due
+    with capture_logs() as logs:
+        assert new_ids(running, warehouse) == {cluster.ids[USAGE]}
+    assert apps(warehouse) == {"old": 20, "new": 30}
+    assert [e["topic_id"] for e in logs if e["event"] == "topic_incarnation_found"] == [
+        cluster.ids[USAGE]
+    ]
