@@ -20,6 +20,8 @@ _MAX_CHARS: Final = 1000  # enough for a title and a key; bounds the regex work
 # tried on the text left by the ones before it. No placeholder holds a digit or any of
 # the other required characters, so a message without one never gains it: a pattern
 # whose character is missing from the message is skipped (the same result, faster).
+# Some patterns also need a character more than once, checked on the text as it is
+# when their turn comes (:data:`_ALSO_NEEDS`).
 _DIGITS: Final = "0123456789"
 _RULES: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
     # The look-behinds start a match only where a run begins: linear, not quadratic, time
@@ -62,9 +64,17 @@ _RULES: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
         ),
     ),
 )
+
+#: (at least this many of a character, or this many of another) that a pattern cannot
+#: match without, by pattern.
+_ALSO_NEEDS: Final[dict[re.Pattern[str], tuple[tuple[str, int], ...]]] = {
+    _RULES[2][2]: (("-", 2), (":", 2)),  # a date, or a time of day
+    _RULES[4][2]: ((".", 3),),  # IPv4
+    _RULES[5][2]: ((":", 2),),  # IPv6
+    _RULES[8][2]: (("_", 1), ("-", 1)),  # a token glued to digits
+}
 # A quote opens after a non-word character, so the apostrophe in "can't" opens nothing.
 _QUOTED: Final = re.compile(r"""(?<!\w)(?:'[^'\n]{0,200}'|"[^"\n]{0,200}")(?!\w)""")
-_SPACES: Final = re.compile(r"\s+")
 _PLACEHOLDER_ONLY: Final = re.compile(r"^<\w+>$")
 
 
@@ -81,11 +91,14 @@ def _normalised(text: str) -> str:
     if any(c.isdecimal() for c in present):  # what \d matches (Unicode category Nd)
         present.add("0")
     for placeholder, needs, pattern in _RULES:
-        if not needs or not present.isdisjoint(needs):
+        if needs and present.isdisjoint(needs):
+            continue
+        also = _ALSO_NEEDS.get(pattern)
+        if also is None or any(text.count(c) >= n for c, n in also):
             text = pattern.sub(placeholder, text)
     if "'" in present or '"' in present:
         text = _QUOTED.sub(_quoted, text)
-    return _SPACES.sub(" ", text).strip()
+    return " ".join(text.split())  # str.split and re's \s agree on every code point
 
 
 def _quoted(match: re.Match[str]) -> str:
