@@ -108,11 +108,19 @@ def _iso(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%MZ")
 
 
-def grid(rng: TimeRange) -> list[int]:
-    """Bucket starts as the warehouse makes them (multiples of the step since the epoch)."""
-    step, start = rng.step_s, int(rng.start.timestamp())
+def grid(rng: TimeRange, step_s: int = 0) -> list[int]:
+    """Bucket starts as the warehouse makes them (multiples of the step since the epoch),
+    in buckets of ``step_s`` seconds or the range's own step."""
+    step, start = step_s or rng.step_s, int(rng.start.timestamp())
     first = start - start % step
     return list(range(first, int(rng.end.timestamp()), step))
+
+
+def hourly_step(rng: TimeRange) -> int:
+    """The range's step, at least an hour for a range of whole hours (a day or more): the
+    small trend charts of the usage lists then read hourly rollups only."""
+    whole = rng.seconds >= HOURLY_FROM.total_seconds()
+    return max(rng.step_s, 3600) if whole else rng.step_s
 
 
 def spans(rng: TimeRange, step_s: int = 3600) -> dict[str, str]:

@@ -12,7 +12,15 @@ from typing import Any, TypeVar
 
 from shiftright_server.dashboard import queries
 from shiftright_server.dashboard.scopes import Scope
-from shiftright_server.dashboard.timerange import TimeRange, epoch, grid, levels, spans, sql_time
+from shiftright_server.dashboard.timerange import (
+    TimeRange,
+    epoch,
+    grid,
+    hourly_step,
+    levels,
+    spans,
+    sql_time,
+)
 from shiftright_server.dashboard.warehouse import Reader, Row
 
 ORIGINS = ("user", "test", "synthetic")
@@ -56,7 +64,7 @@ def features(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") ->
         lambda: reader.query(states, {**base, "keys": keys}).dicts(),
         lambda: _trend(reader, rng, base, names),
     )
-    points = grid(rng)
+    points = grid(rng, hourly_step(rng))
     for r in rows:
         key = (r["app"], r["env"], r["name"])
         r["p50"], r["p90"], r["p99"] = _quantiles(r.pop("q"))
@@ -68,11 +76,13 @@ def features(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") ->
 def _trend(
     reader: Reader, rng: TimeRange, base: dict[str, Any], names: list[str]
 ) -> dict[tuple[str, str, str], list[int]]:
-    """Uses per chart bucket of each (app, env, feature) of ``names``."""
-    points = grid(rng)
+    """Uses per chart bucket of each (app, env, feature) of ``names``, in buckets of at
+    least an hour over a day or more (:func:`hourly_step`)."""
+    step = hourly_step(rng)
+    points = grid(rng, step)
     index = {t: i for i, t in enumerate(points)}
     trend: dict[tuple[str, str, str], list[int]] = {}
-    params = {**base, **spans(rng, rng.step_s), "names": names, "step": rng.step_s}
+    params = {**base, **spans(rng, step), "names": names, "step": step}
     for r in reader.query(queries.FEATURE_SERIES, params).dicts():
         i = index.get(epoch(r["t"]))
         if i is not None:

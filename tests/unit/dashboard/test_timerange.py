@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from shiftright_server.dashboard.timerange import BadRange, grid, levels, parse_range, spans
+from shiftright_server.dashboard.timerange import (
+    BadRange,
+    grid,
+    hourly_step,
+    levels,
+    parse_range,
+    spans,
+)
 
 NOW = datetime(2026, 12, 4, 21, 37, 42, tzinfo=UTC)
 
@@ -64,6 +71,8 @@ def test_a_day_or_more_is_widened_to_whole_hours_and_reaches_past_now() -> None:
     )
     assert day.label() == "2026-12-03T21:00Z – 2026-12-04T22:00Z UTC"  # what the page shows
     assert day.query() == {"range": "24h"} and day.step_s == 900
+    assert hourly_step(day) == 3600 and len(grid(day, 3600)) == 25  # the lists' trends
+    assert hourly_step(parse_range("6h", None, None, NOW)) == 300
     week = parse_range(None, "2026-11-27T21:38Z", "2026-12-04T09:05Z", NOW)
     assert (week.start, week.end) == (
         datetime(2026, 11, 27, 21, tzinfo=UTC),
