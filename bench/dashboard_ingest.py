@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -112,12 +113,17 @@ def run(ingest: Ingest, rate: float, seconds: float, during: Callable[[], None])
     clock is done); the figures of the ingest."""
     system = ingest.system
     base = system.count()
+    # Probe names repeat from round to round, and earlier rounds' probes stay stored: a
+    # probe of this round is seen when its name is stored once more than before it.
+    before = Counter(system.probes_seen())
     producer = _start_producer(ingest, rate, seconds)
     ingest.pids["producer"] = producer.pid
     samples: list[tuple[float, int]] = []
     seen: dict[str, float] = {}
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(system, samples, seen, stop), daemon=True)
+    watcher = threading.Thread(
+        target=_watch, args=(system, samples, seen, before, stop), daemon=True
+    )
     try:
         assert producer.stdout is not None
         started = json.loads(producer.stdout.readline())["started"]
@@ -145,12 +151,16 @@ def _start_producer(ingest: Ingest, rate: float, seconds: float) -> subprocess.P
 
 
 def _watch(
-    system: Full, samples: list[tuple[float, int]], seen: dict[str, float], stop: threading.Event
+    system: Full,
+    samples: list[tuple[float, int]],
+    seen: dict[str, float],
+    before: Counter[str],
+    stop: threading.Event,
 ) -> None:
     while not stop.is_set():
         now = time.time()
         samples.append((now, system.count()))
-        for name in system.probes_seen():
+        for name in Counter(system.probes_seen()) - before:
             seen.setdefault(name, now)
         stop.wait(0.25)
 
