@@ -234,6 +234,11 @@ NORMALISED = [
     ("٣٤ items left", "<num> items left"),  # \d is any Unicode decimal digit
     ("route fe80:dead:beef::cafe unreachable", "route <ip>::cafe unreachable"),
     ("id deadbeef-dead-beef-dead-beefdeadbeef gone", "id <uuid> gone"),
+    # ... and some need one more than once: these hold just enough
+    ("done at 14:05:09", "done at <timestamp>"),
+    ("peer 1:2:3 left", "peer <ip> left"),
+    ("from 10.0.0.7 only", "from <ip> only"),
+    ("job req_8f3a failed", "job <id> failed"),
 ]
 
 
