@@ -9,6 +9,7 @@ other events' measures (health metrics; events the models read) are kept as entr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -99,6 +100,25 @@ class EventColumns:
         self._key_id.append(kid)
         self._ts.append(ts_ms)
         return len(self._ts) - 1
+
+    def rows(self) -> Iterator[tuple[Key, int, dict[str, float]]]:
+        """Each event's key, time and measures (as ``measures_of`` gives them), in order."""
+        keys, m_event, m = list(self._index), self._m_event, 0
+        for i, (kid, ts, status) in enumerate(
+            zip(self._key_id, self._ts, self._status, strict=True)
+        ):
+            measures: dict[str, float] = {}
+            if status >= 0:
+                duration, value = self._duration[i], self._value[i]
+                if duration is not None:
+                    measures["duration_ms"] = float(duration)
+                if value is not None:
+                    measures["value"] = float(value)
+                measures["failures"] = 1.0 if status >= 500 else 0.0
+            while m < len(m_event) and m_event[m] == i:
+                measures[self._m_name[m]] = float(self._m_value[m])
+                m += 1
+            yield keys[kid], ts, measures
 
     def arrays(self) -> Columns:
         return Columns(

@@ -28,6 +28,11 @@ from shiftright_server.streams.rollup import Aggregate, BucketKey, PartitionRoll
 
 __all__ = ["Applied", "EventColumns", "apply_columns"]
 
+#: Below this many events a partition's batch is added one event at a time: the NumPy
+#: path costs about 0.3 ms per batch whatever its size (a few dozen calls), one event at a
+#: time a few µs per event.
+SMALL_BATCH = 48
+
 
 @dataclass(frozen=True)
 class Applied:
@@ -40,6 +45,8 @@ def apply_columns(state: PartitionRollup, gathered: EventColumns) -> Applied:
     by one (the caller closes buckets afterwards, with the final watermark)."""
     if not len(gathered):
         return Applied(0, 0)
+    if len(gathered) < SMALL_BATCH:
+        return _apply_rows(state, gathered)
     cols = gathered.arrays()
     kept = np.flatnonzero(~_late(state, cols.ts))
     if kept.size:
@@ -52,6 +59,37 @@ def apply_columns(state: PartitionRollup, gathered: EventColumns) -> Applied:
     late = len(gathered) - int(kept.size)
     state.late += late
     return Applied(len(gathered), late)
+
+
+def _apply_rows(state: PartitionRollup, gathered: EventColumns) -> Applied:
+    """:func:`apply_columns` one event at a time, for batches too small to pay for the
+    NumPy calls: the same watermark before each event (the running maximum of the times
+    before it), the same aggregates (:meth:`Aggregate.add`, sums in event order)."""
+    size, lateness, fine_ms = state.bucket_ms, state.lateness_ms, state.signal_ms
+    seen, late = state.max_ts_ms, 0
+    for (app, env, key), ts, measures in gathered.rows():
+        watermark = seen - lateness
+        closed = max(watermark - watermark % size, state.closed_upto_ms)
+        seen = max(seen, ts)
+        start = ts - ts % size
+        if start + size <= closed:
+            late += 1
+            continue
+        state.max_ts_ms = max(state.max_ts_ms, ts)
+        _aggregate(state.buckets, (app, env, key, start)).add(ts, measures)
+        if fine_ms and ts - ts % fine_ms >= state.signals_closed_ms:
+            fine = (app, env, key, ts - ts % fine_ms)
+            _aggregate(state.signals, fine).add(ts, measures)
+            state.dirty.add(fine)
+    state.late += late
+    return Applied(len(gathered), late)
+
+
+def _aggregate(buckets: dict[BucketKey, Aggregate], key: BucketKey) -> Aggregate:
+    agg = buckets.get(key)
+    if agg is None:
+        agg = buckets[key] = Aggregate()
+    return agg
 
 
 def _late(state: PartitionRollup, ts: Ints) -> npt.NDArray[np.bool_]:
