@@ -4,8 +4,7 @@ the rollup step.
 A msgspec mirror of the event models that is *stricter* than them: every payload it
 accepts, the pydantic models accept too, with the same field values (strict JSON types
 only, no coercion; ``ts`` only as an RFC 3339 string with at most millisecond digits and a
-zone; ``event_id`` as hyphenated or plain hex digits, read into a UUID as the models read
-it). Whatever it does not accept — a bad line,
+zone; ``event_id`` only in its canonical form). Whatever it does not accept — a bad line,
 but also a good one written unusually — goes to :func:`parse_event`, which decides as
 always. So the mirror never changes what is refused, only how fast the common case is
 accepted; ``tests/unit/test_fast_events.py`` holds it to the models.
@@ -17,7 +16,6 @@ stream worker read). Error events have one too, which only the sink reads
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Final, Literal, NamedTuple
@@ -27,6 +25,13 @@ from shiftright_server.schemas.validation import Limits
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Short = Annotated[str, msgspec.Meta(max_length=200)]
+#: Canonical UUID text (what ClickHouse and the models read alike).
+EventId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ),
+]
 #: RFC 3339 with a zone and at most three fractional digits: no rounding anywhere.
 Stamp = Annotated[
     str,
@@ -39,7 +44,7 @@ UNSET: Final = msgspec.UNSET
 class _Envelope(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
     app: Name
     env: Name
-    event_id: uuid.UUID | Unset = UNSET
+    event_id: EventId | Unset = UNSET
     ts: Stamp | Unset = UNSET
     release: Short = ""
     host: Short = ""

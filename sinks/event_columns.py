@@ -41,7 +41,7 @@ class MessageEvents:
         if event.origin is UNSET:
             event.origin = "user"
         if event.event_id is UNSET:
-            event.event_id = position_id(self.msg.at(index))
+            event.event_id = str(position_id(self.msg.at(index)))
         self.events.append(event)
         self.ts_ms.append(accepted.ts_ms)
         self.indexes.append(index)
@@ -52,6 +52,7 @@ class MessageEvents:
 
 #: A column made from the messages, and from all their events in one list.
 Column = Callable[[list[MessageEvents], list[FastEvent]], list[Any]]
+_EVENT_ID = 0  # event_id leads every events_* table
 
 
 def _per_message(value: Callable[[MessageEvents], Any]) -> Column:
@@ -94,8 +95,11 @@ def columns(table: str, chunks: list[MessageEvents]) -> list[list[Any]]:
 
 
 def concat(first: list[list[Any]], rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """``first`` with the rows of the models' path appended, column by column."""
-    return [a + b for a, b in zip(first, _transpose(rows), strict=True)]
+    """``first`` with the rows of the models' path appended, column by column (their
+    event ids as text, as the fast path's are: a column holds one kind of value)."""
+    added = _transpose(rows)
+    added[_EVENT_ID] = [str(v) for v in added[_EVENT_ID]]
+    return [a + b for a, b in zip(first, added, strict=True)]
 
 
 def _transpose(rows: list[tuple[Any, ...]]) -> list[list[Any]]:

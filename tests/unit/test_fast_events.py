@@ -141,6 +141,8 @@ def fast_values(accepted: Accepted) -> dict[str, Any]:
     fast = accepted.event
     names = [n for n in fast.__struct_fields__ if getattr(fast, n) is not UNSET]
     values = {n: getattr(fast, n) for n in names}
+    if "event_id" in values:
+        values["event_id"] = uuid.UUID(values["event_id"])
     values.pop("ts", None)
     values["ts_ms"] = accepted.ts_ms
     if "frames" in values:
