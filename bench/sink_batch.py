@@ -30,10 +30,10 @@ from typing import get_args
 
 import psutil
 from shiftright_server.infra.clickhouse import apply_schema, get_client
+from shiftright_server.infra.logs import tune_gc_for_throughput
 from shiftright_server.infra.settings import ClickHouseSettings, Settings, SinkSettings
 from shiftright_server.schemas import topics, wire
 from shiftright_server.schemas.validation import Limits
-from shiftright_server.sinks.batch import tune_gc
 from shiftright_server.sinks.clickhouse_sink import ClickHouseSink, SinkConfig
 from shiftright_server.sinks.router import Router
 from shiftright_server.sinks.warehouse import ClickHouseWarehouse
@@ -128,7 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     modes = args.modes.split(",")
     log, events = kafka_log(args.events, datetime.now(UTC))
-    tune_gc(Settings().sink.batch_rows)  # the collector's settings of the sink process
+    tune_gc_for_throughput()  # the collector's settings of the sink process
     with tempfile.TemporaryDirectory() as state:
         proc, url = start_warehouse(Path(state) / "data", free_port())
         try:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 from shiftright_server.infra.clickhouse import get_client
-from shiftright_server.infra.logs import start_service
+from shiftright_server.infra.logs import start_service, tune_gc_for_throughput
 from shiftright_server.infra.settings import Settings, load_settings
-from shiftright_server.sinks.batch import tune_gc
 from shiftright_server.sinks.clickhouse_sink import ClickHouseSink, SinkConfig
 from shiftright_server.sinks.incarnations import KafkaTopicIds
 from shiftright_server.sinks.router import Router
@@ -61,7 +60,7 @@ def main() -> None:
     settings = load_settings()
     stop = start_service(settings)
     sink = build_sink(settings)
-    tune_gc(settings.sink.batch_rows)
+    tune_gc_for_throughput()
     sink.run(stop)
 
 

@@ -7,14 +7,12 @@ one column-oriented insert per batch: the columns of its fast-validated events
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from shiftright_server.infra.logs import tune_gc_for_throughput
 from shiftright_server.sinks import event_columns
 from shiftright_server.sinks.event_columns import MessageEvents
 
@@ -69,17 +67,3 @@ class Batch:
 
     def first_positions(self) -> dict[TopicPartition, int]:
         return {tp: first for tp, (first, _) in self.ranges.items()}
-
-
-def tune_gc(batch_rows: int) -> None:
-    """The collector's settings for a sink process: the long-running workers' settings
-    (:func:`infra.logs.tune_gc_for_throughput`), with the youngest generation's threshold
-    above the objects the collector tracks that a batch holds (a few per row: maps,
-    lists). The count falls as objects are freed, so a batch, freed when it is written,
-    is then rarely walked by the collector (with 50,000, the collector walks each
-    batch's objects: 14 % of the sink's samples in the pipeline bench)."""
-    tune_gc_for_throughput()
-    gc.set_threshold(max(50_000, _TRACKED_PER_ROW * batch_rows), 50, 100)
-
-
-_TRACKED_PER_ROW = 10
