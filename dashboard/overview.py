@@ -109,7 +109,7 @@ def build(reader: Reader, rng: TimeRange, scope: Scope, pairs: list[Key]) -> lis
 
 
 def _finish(tile: Tile, s: dict[str, list[float | None]], rng: TimeRange) -> None:
-    tile.rate = tile.requests / rng.seconds
+    tile.rate = tile.requests / rng.elapsed_seconds
     if tile.requests:
         tile.errors_per_1000 = 1000 * tile.errors / tile.requests
     for i, (req, err) in enumerate(zip(s["requests"], s["errors"], strict=True)):

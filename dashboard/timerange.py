@@ -38,10 +38,23 @@ class TimeRange:
     start: datetime  # inclusive, a whole minute, UTC
     end: datetime  # exclusive, a whole minute, UTC
     preset: str  # "" for a custom range
+    #: Where time that has passed ends, when the range reaches past it (a range widened to
+    #: the end of the hour that holds now): charts stop there and rates divide by it.
+    until: datetime | None = None
 
     @property
     def seconds(self) -> float:
         return (self.end - self.start).total_seconds()
+
+    @property
+    def past_end(self) -> datetime:
+        """The end of the part of the range that has already happened."""
+        return self.until or self.end
+
+    @property
+    def elapsed_seconds(self) -> float:
+        """Seconds of the range that have already happened (what a rate divides by)."""
+        return (self.past_end - self.start).total_seconds()
 
     @property
     def step_s(self) -> int:
@@ -67,7 +80,7 @@ def parse_range(preset: str | None, start: str | None, end: str | None, now: dat
     if name not in PRESETS:
         raise BadRange(f"range={name!r} is not one of {', '.join(PRESETS)} (or use from=/to=)")
     stop = _minute(now) + timedelta(minutes=1)
-    return _whole_hours(TimeRange(stop - PRESETS[name], stop, name))
+    return _whole_hours(TimeRange(stop - PRESETS[name], stop, name), now)
 
 
 def _custom(start: str | None, end: str | None, now: datetime) -> TimeRange:
@@ -79,17 +92,19 @@ def _custom(start: str | None, end: str | None, now: datetime) -> TimeRange:
         raise BadRange(f"to= ({_iso(stop)}) must come after from= ({_iso(begin)})")
     if stop - begin > MAX_SPAN:
         raise BadRange(f"a range may span at most {MAX_SPAN.days} days")
-    return _whole_hours(TimeRange(begin, stop, ""))
+    return _whole_hours(TimeRange(begin, stop, ""), now)
 
 
-def _whole_hours(rng: TimeRange) -> TimeRange:
+def _whole_hours(rng: TimeRange, now: datetime) -> TimeRange:
     """A range of a day or more from the start of its first hour to the end of its last
-    (a range already in whole hours stays as it is)."""
+    (a range already in whole hours stays as it is); ``until`` marks where the part that
+    has happened ends when the widened end lies after the current minute."""
     if rng.end - rng.start < HOURLY_FROM:
         return rng
     start = rng.start - timedelta(seconds=rng.start.timestamp() % 3600)
     end = rng.end + timedelta(seconds=-rng.end.timestamp() % 3600)
-    return TimeRange(start, end, rng.preset)
+    passed = _minute(now) + timedelta(minutes=1)
+    return TimeRange(start, end, rng.preset, passed if start < passed < end else None)
 
 
 def _parse(text: str, name: str) -> datetime:
@@ -113,7 +128,7 @@ def grid(rng: TimeRange, step_s: int = 0) -> list[int]:
     in buckets of ``step_s`` seconds or the range's own step."""
     step, start = step_s or rng.step_s, int(rng.start.timestamp())
     first = start - start % step
-    return list(range(first, int(rng.end.timestamp()), step))
+    return list(range(first, int(rng.past_end.timestamp()), step))
 
 
 def hourly_step(rng: TimeRange) -> int:

@@ -72,6 +72,9 @@ def test_a_day_or_more_is_widened_to_whole_hours_and_reaches_past_now() -> None:
     assert day.label() == "2026-12-03T21:00Z – 2026-12-04T22:00Z UTC"  # what the page shows
     assert day.query() == {"range": "24h"} and day.step_s == 900
     assert hourly_step(day) == 3600 and len(grid(day, 3600)) == 25  # the lists' trends
+    # charts stop at the current minute and rates divide by the time that has passed
+    assert datetime.fromtimestamp(grid(day)[-1], UTC) == datetime(2026, 12, 4, 21, 30, tzinfo=UTC)
+    assert day.elapsed_seconds == (24 * 60 + 38) * 60
     assert hourly_step(parse_range("6h", None, None, NOW)) == 300
     week = parse_range(None, "2026-11-27T21:38Z", "2026-12-04T09:05Z", NOW)
     assert (week.start, week.end) == (
@@ -80,6 +83,7 @@ def test_a_day_or_more_is_widened_to_whole_hours_and_reaches_past_now() -> None:
     )
     again = parse_range(None, week.query()["from"], week.query()["to"], NOW)
     assert again == week  # its link gives the same range
+    assert week.elapsed_seconds == week.seconds  # it lies wholly in the past
     short = parse_range(None, "2026-12-03T21:38Z", "2026-12-04T21:37Z", NOW)  # under a day
     assert (short.start.minute, short.end.minute) == (38, 37)
 
