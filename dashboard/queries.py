@@ -13,6 +13,8 @@ the rollups of migration 0012 also take ``hours_start``/``hours_end``
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import cache, partial
 from typing import Final
 
 _SCOPE: Final = (
@@ -56,23 +58,32 @@ def _span(table: str, columns: str, where: str = "") -> str:
 )"""
 
 
-def _levels(kind: str, columns: str, where: str, lists: str = "list") -> str:
+#: The levels of the usage lists, coarsest first, each with the span it reads
+#: (:func:`~shiftright_server.dashboard.timerange.filled` says which a range has).
+LEVELS: Final = ("days", "quarter_days", "hours", "minutes")
+_LEVEL_SPANS: Final = {
+    "days": ("{lists}_daily", _DAYS),
+    "quarter_days": ("{lists}_six_hourly", _EDGE_QUARTERS),
+    "hours": ("{lists}_hourly", _EDGE_HOURS),
+    "minutes": ("usage_{kind}s_minutely", _EDGES),
+}
+
+
+def _levels(kind: str, columns: str, where: str, lists: str, filled: tuple[str, ...]) -> str:
     """The rows of a usage list over the range at the coarsest level each part allows:
     the daily table for the whole days inside it, the six-hourly table for the other
     whole quarter days, the hourly table for the other whole hours and the minutely
     rollup for the minutes at either end
-    (:func:`~shiftright_server.dashboard.timerange.levels`). ``lists`` names the levels:
-    ``list``, one state per release (migration 0013), or ``list_any``, the releases
-    merged (0014); the minutes come from 0012's rollup, one state per release."""
-    parts = (
-        (f"usage_{kind}_{lists}_daily", _DAYS),
-        (f"usage_{kind}_{lists}_six_hourly", _EDGE_QUARTERS),
-        (f"usage_{kind}_{lists}_hourly", _EDGE_HOURS),
-        (f"usage_{kind}s_minutely", _EDGES),
-    )
+    (:func:`~shiftright_server.dashboard.timerange.levels`), of the ``filled`` levels
+    only (a level with an empty span costs a read of its index all the same).
+    ``lists`` names the levels: ``list``, one state per release (migration 0013), or
+    ``list_any``, the releases merged (0014); the minutes come from 0012's rollup, one
+    state per release."""
+    also = f" AND {where}" if where else ""
     union = "\n    UNION ALL\n".join(
-        f"    SELECT {columns} FROM {table}\n    WHERE {span} AND {_SCOPE}{f' AND {where}' if where else ''}"
-        for table, span in parts
+        f"    SELECT {columns} FROM {table.format(lists=f'usage_{kind}_{lists}', kind=kind)}"
+        f"\n    WHERE {span} AND {_SCOPE}{also}"
+        for table, span in (_LEVEL_SPANS[level] for level in LEVELS if level in filled)
     )
     return f"(\n{union}\n)"
 
@@ -197,14 +208,14 @@ _FEATURE_COLUMNS: Final = "app, env, name, events, failures, origins, users, cus
 _ROUTE_COLUMNS: Final = "app, env, route, events, failures, users, duration_ms"
 
 
-def _top(tag: str, kind: str, key: str, n: int, lists: str) -> str:
+def _top(tag: str, kind: str, key: str, n: int, lists: str, filled: tuple[str, ...]) -> str:
     """The ``n`` busiest (app, env, ``key``) in the range, chosen by counts alone: of
     every release from the merged levels (``list_any``), of ``release`` from the levels
     per release (``list``)."""
     where = _RELEASE if lists == "list" else ""
     return f"""/* dashboard.{tag} */
 SELECT app, env, {key}
-FROM {_levels(kind, f"app, env, {key}, events", where, lists)}
+FROM {_levels(kind, f"app, env, {key}, events", where, lists, filled)}
 GROUP BY app, env, {key}
 ORDER BY sum(events) DESC, app, env, {key}
 LIMIT {n}
@@ -216,7 +227,7 @@ def _keys(key: str, lists: str) -> str:
     return f"{_RELEASE} AND {chosen}" if lists == "list" else chosen
 
 
-def _features(tag: str, lists: str) -> str:
+def _features(tag: str, lists: str, filled: tuple[str, ...]) -> str:
     """The ``keys`` features' uses by origin, users, customers and duration quantiles:
     the states of those features only."""
     return f"""/* dashboard.{tag} */
@@ -224,34 +235,50 @@ SELECT app, env, name, sum(events) AS uses, sum(failures) AS failures,
        sumMap(origins) AS origins,
        uniqCombinedMerge(12)(users) AS users, uniqCombinedMerge(12)(customers) AS customers,
        quantilesDDMerge(0.01, 0.5, 0.9, 0.99)(duration_ms) AS q
-FROM {_levels("feature", _FEATURE_COLUMNS, _keys("name", lists), lists)}
+FROM {_levels("feature", _FEATURE_COLUMNS, _keys("name", lists), lists, filled)}
 GROUP BY app, env, name
 ORDER BY uses DESC, app, env, name
 """
 
 
-def _routes(tag: str, lists: str) -> str:
+def _routes(tag: str, lists: str, filled: tuple[str, ...]) -> str:
     """The ``keys`` routes' requests, failures, users and p95 duration."""
     return f"""/* dashboard.{tag} */
 SELECT app, env, route, sum(events) AS uses, sum(failures) AS failures,
        uniqCombinedMerge(12)(users) AS users, quantileDDMerge(0.01, 0.95)(duration_ms) AS p95
-FROM {_levels("route", _ROUTE_COLUMNS, _keys("route", lists), lists)}
+FROM {_levels("route", _ROUTE_COLUMNS, _keys("route", lists), lists, filled)}
 GROUP BY app, env, route
 ORDER BY uses DESC, app, env, route
 """
 
 
-#: The 50 most used features in the range, of every release.
-FEATURES_TOP: Final = _top("features_top", "feature", "name", 50, "list_any")
+_LISTS: Final[dict[str, Callable[[tuple[str, ...]], str]]] = {
+    # the 50 most used features in the range, of every release
+    "features_top": partial(_top, "features_top", "feature", "name", 50, "list_any"),
+    # the ``keys`` features of every release: uses by origin, users, customers, durations
+    "features": partial(_features, "features", "list_any"),
+    # the 50 most used features of ``release`` in the range
+    "release_features_top": partial(_top, "release_features_top", "feature", "name", 50, "list"),
+    # the ``keys`` features of ``release``
+    "release_features": partial(_features, "release_features", "list"),
+    # the 20 busiest routes in the range, of every release
+    "routes_top": partial(_top, "routes_top", "route", "route", 20, "list_any"),
+    # the ``keys`` routes of every release: requests, failures, users and p95 duration
+    "routes": partial(_routes, "routes", "list_any"),
+    # the 20 busiest routes of ``release`` in the range
+    "release_routes_top": partial(_top, "release_routes_top", "route", "route", 20, "list"),
+    # the ``keys`` routes of ``release``
+    "release_routes": partial(_routes, "release_routes", "list"),
+}
 
-#: The ``keys`` features of every release: uses by origin, users, customers, durations.
-FEATURES: Final = _features("features", "list_any")
 
-#: The 50 most used features of ``release`` in the range.
-RELEASE_FEATURES_TOP: Final = _top("release_features_top", "feature", "name", 50, "list")
+@cache
+def usage_list(panel: str, filled: tuple[str, ...] = LEVELS) -> str:
+    """The SQL of the usage-list panel ``panel`` (``features_top``, ``features``,
+    ``routes``, ``release_routes_top`` …) reading the ``filled`` levels only, made once
+    per panel and set of levels."""
+    return _LISTS[panel](filled)
 
-#: The ``keys`` features of ``release``.
-RELEASE_FEATURES: Final = _features("release_features", "list")
 
 #: Uses per bucket of the listed features (their trend).
 FEATURE_SERIES: Final = f"""/* dashboard.feature_series */
@@ -260,18 +287,6 @@ FROM {_span("usage_features", "app, env, name, events", f"{_RELEASE} AND name IN
 GROUP BY app, env, name, t
 ORDER BY t
 """
-
-#: The 20 busiest routes in the range, of every release.
-ROUTES_TOP: Final = _top("routes_top", "route", "route", 20, "list_any")
-
-#: The ``keys`` routes of every release: requests, failures, users and p95 duration.
-ROUTES: Final = _routes("routes", "list_any")
-
-#: The 20 busiest routes of ``release`` in the range.
-RELEASE_ROUTES_TOP: Final = _top("release_routes_top", "route", "route", 20, "list")
-
-#: The ``keys`` routes of ``release``.
-RELEASE_ROUTES: Final = _routes("release_routes", "list")
 
 _TAG = re.compile(r"/\* dashboard\.([a-z_]+) \*/")
 

@@ -168,6 +168,27 @@ def levels(rng: TimeRange) -> dict[str, str]:
     return found
 
 
+def filled(rng: TimeRange) -> tuple[str, ...]:
+    """The levels of :func:`levels` whose span holds time for ``rng``, coarsest first, of
+    ``days``, ``quarter_days``, ``hours`` and ``minutes`` (a range of whole hours has no
+    minutes, one under six hours no quarter days): the lists read those alone."""
+    at = levels(rng) | {"start": sql_time(rng.start), "end": sql_time(rng.end)}
+    return tuple(
+        level
+        for level, pieces in _PIECES.items()
+        if any(at[first] < at[last] for first, last in pieces)
+    )
+
+
+# Each level's span as the (start, end) pieces it reads, named as in :func:`levels`.
+_PIECES = {
+    "days": (("days_start", "days_end"),),
+    "quarter_days": (("quarter_days_start", "days_start"), ("days_end", "quarter_days_end")),
+    "hours": (("hours_start", "quarter_days_start"), ("quarter_days_end", "hours_end")),
+    "minutes": (("start", "hours_start"), ("hours_end", "end")),
+}
+
+
 def _at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 

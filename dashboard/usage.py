@@ -15,6 +15,7 @@ from shiftright_server.dashboard.scopes import Scope
 from shiftright_server.dashboard.timerange import (
     TimeRange,
     epoch,
+    filled,
     grid,
     hourly_step,
     levels,
@@ -57,7 +58,7 @@ def features(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") ->
     """Up to 50 features by uses (of every release, or of ``release``), each with a
     ``chart`` and its uses by origin."""
     base = _params(rng, scope, release)
-    top, states = list_queries("features", release)
+    top, states = list_queries("features", release, filled(rng))
     keys = _keys(reader, top, base)
     names = sorted({name for _, _, name in keys})
     rows, trend = together(
@@ -90,15 +91,12 @@ def _trend(
     return trend
 
 
-def list_queries(kind: str, release: str) -> tuple[str, str]:
+def list_queries(kind: str, release: str, levels: tuple[str, ...]) -> tuple[str, str]:
     """The queries that choose the busiest ``kind`` (``features`` or ``routes``) and
-    merge their states: of every release, or of ``release`` alone."""
-    return {
-        ("features", False): (queries.FEATURES_TOP, queries.FEATURES),
-        ("features", True): (queries.RELEASE_FEATURES_TOP, queries.RELEASE_FEATURES),
-        ("routes", False): (queries.ROUTES_TOP, queries.ROUTES),
-        ("routes", True): (queries.RELEASE_ROUTES_TOP, queries.RELEASE_ROUTES),
-    }[kind, bool(release)]
+    merge their states, of every release or of ``release`` alone, reading the ``levels``
+    that hold time for the range (:func:`~shiftright_server.dashboard.timerange.filled`)."""
+    panel = f"release_{kind}" if release else kind
+    return queries.usage_list(f"{panel}_top", levels), queries.usage_list(panel, levels)
 
 
 def busiest(reader: Reader, top: str, states: str, params: dict[str, Any]) -> list[Row]:
@@ -130,7 +128,8 @@ def _quantiles(q: Any) -> tuple[float | None, float | None, float | None]:
 def routes(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") -> list[Row]:
     """Up to 20 routes by requests (of every release, or of ``release``), with failures,
     users and p95 duration."""
-    rows = busiest(reader, *list_queries("routes", release), _params(rng, scope, release))
+    queried = list_queries("routes", release, filled(rng))
+    rows = busiest(reader, *queried, _params(rng, scope, release))
     for r in rows:
         r["p95"] = None if r["p95"] != r["p95"] else round(r["p95"], 1)  # NaN: no durations
     return rows

@@ -16,6 +16,7 @@ import pytest
 from shiftright_server.dashboard import queries
 from shiftright_server.dashboard.timerange import (
     TimeRange,
+    filled,
     levels,
     parse_range,
     spans,
@@ -137,10 +138,12 @@ def listed(
     reader: WarehouseReader, kind: str, release: str, rng: TimeRange
 ) -> list[dict[str, Any]]:
     """The feature (route) list as the page reads it: of every release, or of one."""
-    return busiest(reader, *list_queries(kind, release), params(release, rng=rng))
+    return busiest(reader, *list_queries(kind, release, filled(rng)), params(release, rng=rng))
 
 
-def test_the_ranges_read_whole_days_quarter_days_hours_and_edge_minutes() -> None:
+def test_the_ranges_read_whole_days_quarter_days_hours_and_edge_minutes_of_those_they_hold() -> (
+    None
+):
     assert levels(RANGE) == {
         "hours_start": "2026-11-26 11:00:00",
         "hours_end": "2026-11-26 14:00:00",
@@ -163,6 +166,9 @@ def test_the_ranges_read_whole_days_quarter_days_hours_and_edge_minutes() -> Non
     )
     assert levels(WIDE)["hours_start"] == sql_time(WIDE.start)
     assert levels(WIDE)["hours_end"] == sql_time(WIDE.end)  # no minutes at either end
+    assert filled(RANGE) == ("hours", "minutes")
+    assert filled(DAYS) == ("days", "quarter_days", "hours", "minutes")
+    assert filled(WIDE) == ("days", "quarter_days", "hours")
 
 
 @pytest.mark.parametrize(
