@@ -211,11 +211,12 @@ _ROUTE_COLUMNS: Final = "app, env, route, events, failures, users, duration_ms"
 def _top(tag: str, kind: str, key: str, n: int, lists: str, filled: tuple[str, ...]) -> str:
     """The ``n`` busiest (app, env, ``key``) in the range, chosen by counts alone: of
     every release from the merged levels (``list_any``), of ``release`` from the levels
-    per release (``list``)."""
-    where = _RELEASE if lists == "list" else ""
+    per release (``list``). Of every release the counts come from the levels sorted by
+    time first (``choice_any``, migration 0016), which hold no sketches."""
+    where, tables = (_RELEASE, lists) if lists == "list" else ("", "choice_any")
     return f"""/* dashboard.{tag} */
 SELECT app, env, {key}
-FROM {_levels(kind, f"app, env, {key}, events", where, lists, filled)}
+FROM {_levels(kind, f"app, env, {key}, events", where, tables, filled)}
 GROUP BY app, env, {key}
 ORDER BY sum(events) DESC, app, env, {key}
 LIMIT {n}
