@@ -6,7 +6,9 @@
    snapshot per host and minute.
 2. *panels and pages*: the dashboard runs as its own process; every page is asked for
    ``--repeat`` times and its ``Server-Timing`` header gives the page's server time and
-   each panel query's time: p50 / p95. Baseline in the same run: ``SELECT 1`` through the
+   each panel query's time: p50 / p95. Twice: first with each page's queries one after
+   another (``dashboard.queries_beside`` 0: each panel query's own time), then with the
+   dashboard's defaults (a page's independent queries side by side: its server time). Baseline in the same run: ``SELECT 1`` through the
    same client (the round trip every query pays) and the overview's latency read from the
    raw usage table (how it was read before the minutely view's quantile state).
 3. *browser*: each page's time to ready in headless Chromium (navigation until its charts
@@ -124,9 +126,10 @@ def session_cookie(settings: Settings) -> str:
 
 
 def serve(
-    settings: Settings, port: int, log: Path, cache_seconds: float
+    settings: Settings, port: int, log: Path, cache_seconds: float, beside: int | None = None
 ) -> subprocess.Popen[bytes]:
-    """The dashboard as its own process; ``cache_seconds`` 0 turns its panel cache off."""
+    """The dashboard as its own process; ``cache_seconds`` 0 turns its panel cache off,
+    ``beside`` 0 makes each page read its panels one after another."""
     env = {
         **os.environ,
         "SHIFTRIGHT_STATE_DIR": str(settings.state_dir),
@@ -135,6 +138,7 @@ def serve(
         "SHIFTRIGHT_DASHBOARD__PORT": str(port),
         "SHIFTRIGHT_DASHBOARD__CACHE_SECONDS": str(cache_seconds),
         "SHIFTRIGHT_LOG_LEVEL": "WARNING",
+        **({} if beside is None else {"SHIFTRIGHT_DASHBOARD__QUERIES_BESIDE": str(beside)}),
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -357,12 +361,17 @@ def run(settings: Settings, args: Any, warehouse_pid: int, tmp: Path, end: datet
     rounds = set(args.only.split(","))
     repeat = args.repeat if "pages" in rounds else 0
     loads = args.loads if "browser" in rounds else 0
+    shown = pages(group)
+    if repeat:
+        with serving(settings, tmp, 0.0, beside=0) as (base, _):
+            print(f"\nbaseline (same run, same client library, ms) {load()}:")
+            baseline(settings, repeat)
+            print("\n== each page's queries one after another: every panel query alone")
+            server_side(base, cookies, shown, repeat)
     if repeat or loads:
         with serving(settings, tmp, 0.0) as (base, _):
-            shown = pages(group)
             if repeat:
-                print(f"\nbaseline (same run, same client library, ms) {load()}:")
-                baseline(settings, repeat)
+                print("\n== the dashboard's defaults: a page's independent queries side by side")
                 server_side(base, cookies, shown, repeat)
             if loads:
                 browser(base, cookies, shown, loads)
@@ -381,10 +390,12 @@ def run(settings: Settings, args: Any, warehouse_pid: int, tmp: Path, end: datet
 
 
 @contextlib.contextmanager
-def serving(settings: Settings, tmp: Path, cache_seconds: float) -> Iterator[tuple[str, int]]:
+def serving(
+    settings: Settings, tmp: Path, cache_seconds: float, beside: int | None = None
+) -> Iterator[tuple[str, int]]:
     """The dashboard's base URL and pid while it runs."""
     port = free_port()
-    dashboard = serve(settings, port, tmp / f"dashboard-{port}.log", cache_seconds)
+    dashboard = serve(settings, port, tmp / f"dashboard-{port}.log", cache_seconds, beside)
     try:
         yield f"http://127.0.0.1:{port}", dashboard.pid
     finally:

@@ -26,6 +26,7 @@ from shiftright_server.dashboard import (
     rule_pages,
     signin,
     subscription_pages,
+    usage,
 )
 from shiftright_server.dashboard.commands import CommandSender, KafkaCommands
 from shiftright_server.dashboard.desk import AlertingDesk, NoDesk
@@ -83,6 +84,7 @@ def create_app(
         lifespan=_lifespan,
     )
     app.state.settings = settings
+    usage.run_beside(settings.dashboard.queries_beside)
     app.state.reader = _cached(settings, reader or WarehouseReader(settings.clickhouse))
     app.state.scopes = Scopes(app.state.reader)
     app.state.commands = commands or KafkaCommands(settings)

@@ -25,18 +25,34 @@ from shiftright_server.dashboard.timerange import (
 from shiftright_server.dashboard.warehouse import Reader, Row
 
 ORIGINS = ("user", "test", "synthetic")
-#: Queries run beside a request's own thread, for every request together: the bound on
-#: how many usage queries one dashboard sends at once beyond one per request.
-BESIDE = 4
-_POOL = ThreadPoolExecutor(max_workers=BESIDE, thread_name_prefix="usage-query")
+#: Queries run beside a request's own thread, for every request together
+#: (``dashboard.queries_beside``): the bound on how many usage queries one dashboard sends
+#: at once beyond one per request. None: one after another.
+_POOL: ThreadPoolExecutor | None = None
+_THREADS = 0
 T = TypeVar("T")
+
+
+def run_beside(threads: int) -> None:
+    """How many queries the dashboard runs beside its requests' own (0: none, a page
+    reads its panels one after another)."""
+    global _POOL, _THREADS
+    if threads == _THREADS:
+        return  # the same bound: requests already in flight keep their pool
+    old, _THREADS = _POOL, threads
+    _POOL = ThreadPoolExecutor(threads, thread_name_prefix="usage-query") if threads else None
+    if old is not None:
+        old.shutdown(wait=False)
 
 
 def together(first: Callable[[], T], second: Callable[[], Any]) -> tuple[T, Any]:
     """Both answers: ``second`` runs in the shared pool (with this request's context,
     so its queries are timed with the request's), ``first`` in the calling thread. A
     call in the pool never waits on the pool, so requests cannot starve each other."""
-    beside = _POOL.submit(contextvars.copy_context().run, second)
+    pool = _POOL
+    if pool is None:
+        return first(), second()
+    beside = pool.submit(contextvars.copy_context().run, second)
     try:
         mine = first()
     finally:

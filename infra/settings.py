@@ -435,6 +435,14 @@ class DashboardSettings(BaseModel):
         "viewer in the same permission scope asking the same query (0 turns it off). At most "
         "2 s, the live target: a panel shows new data within this plus poll_seconds.",
     )
+    queries_beside: int = Field(
+        default=4,
+        ge=0,
+        le=32,
+        description="Queries the dashboard runs beside its requests' own threads, for every "
+        "request together, so a page's independent panels are read side by side (0: each "
+        "page reads its panels one after another).",
+    )
     cache_entries: int = Field(
         default=2000, ge=1, description="Answers the panel cache keeps at most (LRU)."
     )

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
+import threading
+from typing import Any
 
-from tests.unit.dashboard.conftest import XSS, FakeReader, minute_ago
+from fastapi.testclient import TestClient
+from shiftright_server.dashboard.app import create_app
+from shiftright_server.infra.access.audit import MemoryAudit
+from shiftright_server.infra.access.identity import Identity
+from shiftright_server.infra.settings import DashboardSettings, Settings
+
+from tests.unit.dashboard.conftest import XSS, FakeCommands, FakeReader, minute_ago, sign_in_as
 
 
 def test_features_show_uses_users_durations_and_origins(
@@ -80,3 +87,52 @@ def test_one_release_filters_features_their_trend_origins_and_routes(
     assert 'data-feature="cart.add"' in page and "Release 1.4.2 only." in page
     route = page[page.index('data-route="/cart/{id}"') :].split("</tr>")[0]
     assert 'data-uses="40">40<' in route and "25.0" in route
+
+
+def test_with_no_queries_beside_the_page_reads_its_panels_in_turn_and_shows_the_same(
+    reader: FakeReader, commands: FakeCommands, identity: Identity, audit: MemoryAudit
+) -> None:
+    reader.answers["features"] = [
+        {
+            "app": "checkout",
+            "env": "prod",
+            "name": "pay",
+            "uses": 7,
+            "failures": 0,
+            "origins": {"user": 7},
+            "users": 3,
+            "customers": 1,
+            "q": [5.0, 9.0, 12.0],
+        }
+    ]
+    reader.answers["routes"] = [
+        {
+            "app": "checkout",
+            "env": "prod",
+            "route": "/pay",
+            "uses": 7,
+            "failures": 0,
+            "users": 3,
+            "p95": 12.5,
+        }
+    ]
+    threads: dict[int, set[str]] = {}
+    real_query = reader.query
+
+    def query(sql: str, params: dict[str, Any], settings: Any = None) -> Any:
+        threads[beside].add(threading.current_thread().name)
+        return real_query(sql, params, settings)
+
+    reader.query = query  # type: ignore[method-assign]  # records which thread asked
+    rows = {}
+    for beside in (4, 0):
+        threads[beside] = set()
+        settings = Settings(dashboard=DashboardSettings(queries_beside=beside))
+        app = create_app(settings, reader=reader, commands=commands, identity=identity, audit=audit)
+        web = TestClient(app)  # no lifespan: both apps share the identity store
+        sign_in_as(web, identity, "admin", f"admin{beside}@example.com")
+        page = web.get("/usage?range=1h").text
+        rows[beside] = page[page.index('data-route="/pay"') :].split("</tr>")[0]
+    assert rows[0] == rows[4] and 'data-uses="7">7<' in rows[0]
+    assert any(name.startswith("usage-query") for name in threads[4])  # routes beside
+    assert not any(name.startswith("usage-query") for name in threads[0])
