@@ -4,9 +4,14 @@ stored before rows carried topic ids keep working after an upgrade."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import pytest
+import structlog
+from shiftright_server.sinks import frontier
 from shiftright_server.sinks.clickhouse_sink import ClickHouseSink
 from structlog.testing import capture_logs
 
@@ -15,6 +20,22 @@ from tests.fakes import FakeConsumer, FakeMessage, FakeTopicIds, FakeWarehouse
 from tests.unit.test_sink import T0, USAGE, drain, message, sink
 
 Log = dict[tuple[str, int], list[FakeMessage]]
+
+
+@contextmanager
+def sink_logs() -> Iterator[list[MutableMapping[str, Any]]]:
+    """What the sink logs, at every level, whatever logging another test set up first: a
+    level filter, or a logger cached on its first use, would keep events from
+    ``capture_logs``."""
+    saved, kept = structlog.get_config(), frontier.log
+    structlog.configure(wrapper_class=structlog.BoundLogger, cache_logger_on_first_use=False)
+    frontier.log = structlog.get_logger("shiftright.sink")
+    try:
+        with capture_logs() as logs:
+            yield logs
+    finally:
+        frontier.log = kept
+        structlog.configure(**saved)
 
 
 def usage_log(n: int, app: str) -> Log:
@@ -37,7 +58,7 @@ def test_a_topic_created_again_is_stored_from_its_first_message_and_logged_once(
     first = FakeConsumer(usage_log(80, "old"))
     drain(sink(first, warehouse, rows=40, cluster=cluster), first)
     cluster.recreate(USAGE)  # offsets start at 0 again: same batch bounds, same offsets
-    with capture_logs() as logs:
+    with sink_logs() as logs:
         for _ in range(2):  # a second sink (or a restart) of the same incarnation
             again = FakeConsumer(usage_log(80, "new"))
             drain(sink(again, warehouse, rows=40, cluster=cluster), again)
@@ -62,7 +83,7 @@ def stored_before_topic_ids(n: int, cluster: FakeTopicIds) -> FakeWarehouse:
 def test_an_upgrade_keeps_the_positions_of_rows_stored_without_a_topic_id() -> None:
     cluster = FakeTopicIds()
     warehouse = stored_before_topic_ids(60, cluster)
-    with capture_logs() as logs:
+    with sink_logs() as logs:
         upgraded = FakeConsumer(usage_log(100, "app"))  # nothing committed: all read again
         drain(sink(upgraded, warehouse, rows=45, cluster=cluster), upgraded)
     assert apps(warehouse) == {"app": 100}  # the first 60 skipped, the last 40 stored
@@ -119,7 +140,7 @@ def test_a_running_sink_looks_at_its_topics_ids_and_stores_a_new_topic_under_its
         message(USAGE, 1, m._offset, m._value) for m in usage_log(30, "new")[(USAGE, 0)]
     ]
     running._frontier._next_check = 0  # the next look at the topics' ids is due
-    with capture_logs() as logs:
+    with sink_logs() as logs:
         assert new_ids(running, warehouse) == {cluster.ids[USAGE]}
     assert apps(warehouse) == {"old": 20, "new": 30}
     assert [e["topic_id"] for e in logs if e["event"] == "topic_incarnation_found"] == [
