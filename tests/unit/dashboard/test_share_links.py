@@ -79,7 +79,7 @@ def test_personal_data_is_masked_on_shared_pages_and_not_for_the_team(
     client = TestClient(make_app(shared, commands, identity, MemoryAudit()))
     _visit(client, identity, ["errors"])
     page = client.get("/errors/g1?app=checkout&env=prod").text
-    for personal in ("ann.lee@example.com", "4711", "acme-42"):
+    for personal in ("ann.lee@example.com", "user_id=4711", "acme-42"):  # not in a timestamp
         assert personal not in page, personal
     assert "card declined for •••" in page and "user_id=•••" in page
     assert 'value="resolve"' not in page and "/resolve" not in page  # no actions
