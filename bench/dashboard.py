@@ -24,6 +24,9 @@
 
 ``--repeat 0`` / ``--loads 0`` skip the server-side and browser rounds; ``--only`` runs
 some of the rounds (``pages``, ``browser``, ``polling``). Prints figures; asserts nothing.
+Before any round, the bench waits (``--settle``, at most 600 s by default, printed) until
+the warehouse's background merges have ended: no merge running and the parts count
+unchanged for 10 s, so the rounds time the queries, not the load's merges beside them.
 Starts the embedded warehouse in a temp dir, or with ``--keep DIR`` in ``DIR``: the first
 run loads the data there, later runs with the same ``DIR`` (and the same ``--usage``,
 ``--errors``, ``--days``) skip the load and apply the migrations added since, so their new
@@ -32,6 +35,7 @@ end later, over fewer events (the bench prints the data's age).
 
     .venv/bin/python -m bench.dashboard [--usage 50000000] [--errors 1000000] [--days 7]
         [--ingest-rate 20000] [--keep /var/tmp/bench-dashboard] [--only pages,browser]
+        [--settle 600]
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from bench.dashboard_load import (
     kept,
     load,
     load_data,
+    settle,
     shape,
     table_rows,
 )
@@ -325,6 +330,13 @@ def main() -> None:
         "--keep", metavar="DIR", help="load the data into DIR once; later runs reuse it"
     )
     parser.add_argument(
+        "--settle",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="before timing, wait at most S seconds for the warehouse's merges to end (0: no wait)",
+    )
+    parser.add_argument(
         "--only",
         default=",".join(ROUNDS),
         help=f"the rounds to run, of {','.join(ROUNDS)} (the data is always loaded or kept)",
@@ -356,6 +368,8 @@ def run(settings: Settings, args: Any, warehouse_pid: int, tmp: Path, end: datet
         "SELECT group_id FROM error_groups ORDER BY count DESC LIMIT 1"
     ).result_rows
     print(f"  rows: {', '.join(f'{t} {n:,}' for t, n in table_rows(client))}")
+    if args.settle:
+        settle(client, args.settle)
     client.close()
     cookies = {"sr_session": session_cookie(settings)}
     rounds = set(args.only.split(","))

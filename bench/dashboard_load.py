@@ -1,6 +1,7 @@
 """The warehouse ``bench.dashboard`` reads: in a temp folder or a kept one (``--keep``),
-its data generated (:mod:`bench.dashboard_data`) or reused, and the readings the bench
-prints beside its figures (load average, a process's CPU)."""
+its data generated (:mod:`bench.dashboard_data`) or reused, the wait for its merges to
+end, and the readings the bench prints beside its figures (load average, a process's
+CPU)."""
 
 from __future__ import annotations
 
@@ -124,3 +125,27 @@ def kept(folder: Path, shape: dict[str, float]) -> datetime | None:
 def remember(folder: Path, shape: dict[str, float], end: datetime) -> None:
     """Note that ``folder``'s warehouse holds the data of ``shape`` up to ``end``."""
     (folder / "loaded.json").write_text(json.dumps({"shape": shape, "end": end.isoformat()}))
+
+
+MERGING = "SELECT count() FROM system.merges WHERE database = currentDatabase()"
+PARTS = "SELECT count() FROM system.parts WHERE active AND database = currentDatabase()"
+
+
+def settle(client: Any, limit_s: float, still_s: float = 10.0) -> None:
+    """Wait, at most ``limit_s``, until the warehouse's background merges of the load are
+    over: no merge running and the count of active parts unchanged for ``still_s``. The
+    panel queries are then timed on their own, not beside the load's merges."""
+    began = time.monotonic()
+    parts, since = -1, began
+    while (waited := time.monotonic() - began) < limit_s:
+        merging, now = int(client.command(MERGING)), int(client.command(PARTS))
+        if merging or now != parts:
+            parts, since = now, time.monotonic()
+        elif time.monotonic() - since >= still_s:
+            print(f"  merges settled after {waited:.0f} s: {parts:,} active parts {load()}")
+            return
+        time.sleep(1.0)
+    print(
+        f"  merges not settled after {limit_s:.0f} s ({int(client.command(MERGING))} running, "
+        f"{int(client.command(PARTS)):,} active parts): timing anyway {load()}"
+    )

@@ -9,7 +9,7 @@ from typing import Any
 from shiftright_server.dashboard import errors_sql as sql
 from shiftright_server.dashboard.overview import markers
 from shiftright_server.dashboard.scopes import Scope
-from shiftright_server.dashboard.timerange import TimeRange, epoch, grid, sql_time
+from shiftright_server.dashboard.timerange import TimeRange, epoch, grid, spans, sql_time
 from shiftright_server.dashboard.warehouse import Reader, Row
 
 
@@ -122,8 +122,8 @@ def group_page(reader: Reader, rng: TimeRange, group_id: str, app: str) -> Group
         for rel, n in sorted(group["release_count"].items(), key=lambda kv: -kv[1])
     ]
     page.chart = _timeline(reader, rng, key)
-    span = {"start": sql_time(rng.start), "end": sql_time(rng.end)}
-    page.health = reader.query(sql.HEALTH_AT_ERRORS, {**span, "group_id": group_id}).dicts()
+    span = {"start": sql_time(rng.start), "end": sql_time(rng.end), **spans(rng)}
+    page.health = reader.query(sql.health_at_errors(span), {**span, "group_id": group_id}).dicts()
     return page
 
 

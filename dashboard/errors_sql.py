@@ -7,6 +7,7 @@ from ``errors_grouped``, one row per error. Parameters as in :mod:`.queries`; ``
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Final
 
 from shiftright_server.schemas import error_queries
@@ -107,6 +108,35 @@ GROUP BY env, t
 ORDER BY t
 """
 
-#: The hosts' health when the group's errors were thrown, against their usual health
-#: over the range (the documented analysts' query, tagged for the dashboard).
-HEALTH_AT_ERRORS: Final = "/* dashboard.health_at_errors */" + error_queries.HEALTH_AT_ERRORS
+_HOSTS: Final = f"(app, env, host) IN ({error_queries.HOSTS_OF_GROUP})"
+_HOURS: Final = (
+    f"SELECT metric, avg FROM health_hourly"
+    " WHERE hour >= {hours_start:DateTime64(3)} AND hour < {hours_end:DateTime64(3)}"
+    f" AND {_HOSTS}"
+)
+_MINUTES: Final = (
+    "SELECT metric, avg FROM health_minutely"
+    " PREWHERE minute >= {start:DateTime64(3)} AND minute < {hours_start:DateTime64(3)}"
+    " OR minute >= {hours_end:DateTime64(3)} AND minute < {end:DateTime64(3)}"
+    f" WHERE {_HOSTS}"
+)
+
+
+@cache
+def _health_at_errors(hours: bool, minutes: bool) -> str:
+    usual = " UNION ALL ".join(
+        part for part, read in ((_HOURS, hours), (_MINUTES, minutes or not hours)) if read
+    )
+    return "/* dashboard.health_at_errors */" + error_queries.health_at_errors(usual)
+
+
+def health_at_errors(span: dict[str, str]) -> str:
+    """The hosts' health when the group's errors were thrown, against their usual health
+    over the range: the analysts' question (:data:`.error_queries.HEALTH_AT_ERRORS`), the
+    same answers, with the usual health of the whole hours inside the range from the
+    hourly table (migration 0018) and of the minutes at either end from the minutely one,
+    of those the range has (``span``: ``start``, ``end``, ``hours_start``, ``hours_end``
+    as :func:`~shiftright_server.dashboard.timerange.spans` makes them)."""
+    hours = span["hours_start"] < span["hours_end"]
+    minutes = span["start"] < span["hours_start"] or span["hours_end"] < span["end"]
+    return _health_at_errors(hours, minutes)

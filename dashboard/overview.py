@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from shiftright_server.dashboard import queries
@@ -54,8 +55,24 @@ def params(rng: TimeRange, scope: Scope) -> dict[str, Any]:
         "end": sql_time(rng.end),
         "step": rng.step_s,
         **spans(rng, rng.step_s),
+        **quarters(rng, rng.step_s),
         **scope.params(),
     }
+
+
+QUARTER_S = 900
+
+
+def quarters(rng: TimeRange, step_s: int = QUARTER_S) -> dict[str, str]:
+    """Where the request series read quarter hours (migration 0017): ``quarters_start`` …
+    ``quarters_end``, the whole quarter hours inside the range, when its buckets are made
+    of whole quarter hours; else none, both at the range's start (minutes only)."""
+    begin, stop = rng.start.timestamp(), rng.end.timestamp()
+    first = rng.start + timedelta(seconds=-begin % QUARTER_S)
+    last = rng.end - timedelta(seconds=stop % QUARTER_S)
+    if step_s % QUARTER_S or last <= first:
+        first = last = rng.start
+    return {"quarters_start": sql_time(first), "quarters_end": sql_time(last)}
 
 
 def build(reader: Reader, rng: TimeRange, scope: Scope, pairs: list[Key]) -> list[Tile]:
@@ -87,7 +104,7 @@ def build(reader: Reader, rng: TimeRange, scope: Scope, pairs: list[Key]) -> lis
         if (at := slot(row)) is not None:
             key, i = at
             series[key]["p50"][i], series[key]["p95"][i] = _quantiles(row["q"])
-    for row in reader.query(queries.LATENCY_TOTAL, {**p, **spans(rng)}).dicts():
+    for row in reader.query(queries.LATENCY_TOTAL, {**p, **spans(rng), **quarters(rng)}).dicts():
         if (key := (row["app"], row["env"])) in tiles:
             tiles[key].p50, tiles[key].p95 = _quantiles(row["q"])
     for row in reader.query(queries.HEALTH_SERIES, p).dicts():

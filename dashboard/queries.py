@@ -5,7 +5,9 @@ warehouse's query log, and the unit tests' fake reader answers by it. Every quer
 ``start``/``end`` (``DateTime('UTC')``, whole minutes, end exclusive) where it has a range,
 ``step`` (bucket seconds), and ``app``/``env`` filters where '' means any. Queries over
 the rollups of migration 0012 also take ``hours_start``/``hours_end``
-(:func:`~shiftright_server.dashboard.timerange.spans`), the usage lists over those of
+(:func:`~shiftright_server.dashboard.timerange.spans`), the overview's request series
+also ``quarters_start``/``quarters_end`` (migration 0017,
+:func:`~shiftright_server.dashboard.overview.quarters`), the usage lists over those of
 0013 and 0014 also ``quarter_days_*`` and ``days_*``
 (:func:`~shiftright_server.dashboard.timerange.levels`).
 """
@@ -44,6 +46,24 @@ _HEALTH_METRICS: Final = (
 )
 
 
+def _piece(first: str, last: str) -> str:
+    """``minute`` in ``first`` … ``last`` (parameters, end exclusive), also bounded by its
+    hour: the minutely rollups sorted by their hour first are then read for those hours
+    only (the warehouse does not narrow a ``toStartOfHour(minute)`` key by a condition on
+    ``minute`` alone, and would read the whole month's partition)."""
+    a, b = f"{{{first}:DateTime('UTC')}}", f"{{{last}:DateTime('UTC')}}"
+    hour = "toStartOfHour(minute)"
+    return (
+        f"minute >= {a} AND minute < {b}"
+        f" AND {hour} >= toStartOfHour({a}) AND {hour} <= toStartOfHour({b})"
+    )
+
+
+def _ends(first: str, last: str) -> str:
+    """The minutes of the range before ``first`` and from ``last`` on."""
+    return f"({_piece('start', first)} OR {_piece(last, 'end')})"
+
+
 def _span(table: str, columns: str, where: str = "") -> str:
     """The rows of a rollup over the range, each row's time as ``minute``: the hourly table
     for the whole hours inside it (``hours_start`` … ``hours_end``), the minutely table for
@@ -54,7 +74,30 @@ def _span(table: str, columns: str, where: str = "") -> str:
     WHERE {_HOURS} AND {_SCOPE}{also}
     UNION ALL
     SELECT {columns}, minute FROM {table}_minutely
-    WHERE {_EDGES} AND {_SCOPE}{also}
+    WHERE {_ends("hours_start", "hours_end")} AND {_SCOPE}{also}
+)"""
+
+
+_QUARTERS: Final = (
+    "(quarter_hour >= {quarters_start:DateTime('UTC')} AND quarter_hour < {hours_start:DateTime('UTC')}"
+    " OR quarter_hour >= {hours_end:DateTime('UTC')} AND quarter_hour < {quarters_end:DateTime('UTC')})"
+)
+
+
+def _app_span(columns: str) -> str:
+    """The rows of the requests per app and env over the range, each row's time as
+    ``minute``: hourly for the whole hours inside it (``hours_start`` … ``hours_end``),
+    quarter-hourly for the other whole quarter hours (``quarters_start`` …
+    ``quarters_end``, migration 0017) and minutely for the minutes at either end."""
+    return f"""(
+    SELECT {columns}, hour AS minute FROM usage_app_hourly
+    WHERE {_HOURS} AND {_SCOPE}
+    UNION ALL
+    SELECT {columns}, quarter_hour AS minute FROM usage_app_quarter_hourly
+    WHERE {_QUARTERS} AND {_SCOPE}
+    UNION ALL
+    SELECT {columns}, minute FROM usage_app_minutely
+    WHERE {_ends("quarters_start", "quarters_end")} AND {_SCOPE}
 )"""
 
 
@@ -102,7 +145,7 @@ ORDER BY app, env
 USAGE_SERIES: Final = f"""/* dashboard.usage_series */
 SELECT app, env, {_BUCKET.format(col="minute")} AS t, sum(events) AS requests,
        sum(failures) AS failures
-FROM {_span("usage_app", "app, env, events, failures")}
+FROM {_app_span("app, env, events, failures")}
 GROUP BY app, env, t
 ORDER BY app, env, t
 """
@@ -120,7 +163,7 @@ ORDER BY app, env, t
 LATENCY_SERIES: Final = f"""/* dashboard.latency_series */
 SELECT app, env, {_BUCKET.format(col="minute")} AS t,
        quantilesDDMerge(0.01, 0.5, 0.95)(duration_ms) AS q
-FROM {_span("usage_app", "app, env, duration_ms")}
+FROM {_app_span("app, env, duration_ms")}
 GROUP BY app, env, t
 ORDER BY app, env, t
 """
@@ -128,7 +171,7 @@ ORDER BY app, env, t
 #: p50/p95 request duration over the whole range (the same states, merged).
 LATENCY_TOTAL: Final = f"""/* dashboard.latency_total */
 SELECT app, env, quantilesDDMerge(0.01, 0.5, 0.95)(duration_ms) AS q
-FROM {_span("usage_app", "app, env, duration_ms")}
+FROM {_app_span("app, env, duration_ms")}
 GROUP BY app, env
 """
 

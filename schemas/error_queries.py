@@ -96,24 +96,28 @@ WHERE mapContains(env_first_seen, {from_env:String})
 ORDER BY first_in_to DESC
 """
 
-#: The health of the hosts when a group's errors were thrown, against their usual health
-#: over the same range (hosts that threw the group; per-minute averages).
-HEALTH_AT_ERRORS: Final = """
+#: The hosts that ever threw a group.
+HOSTS_OF_GROUP: Final = (
+    "SELECT DISTINCT app, env, host FROM errors_grouped WHERE group_id = {group_id:String}"
+)
+
+
+def health_at_errors(usual: str) -> str:
+    """The health of the hosts when a group's errors were thrown, against their usual
+    health over the same range, with ``usual`` the rows (``metric``, ``avg``: a state of
+    ``avg``) of the usual health of the hosts that threw the group over the range."""
+    return f"""
 WITH at_errors AS (
     SELECT metric, avg(value) AS at_errors, count() AS samples
     FROM errors_grouped FINAL
     ARRAY JOIN mapKeys(health) AS metric, mapValues(health) AS value
-    WHERE group_id = {group_id:String} AND health_ts IS NOT NULL
-      AND ts >= {start:DateTime64(3)} AND ts < {end:DateTime64(3)}
+    WHERE group_id = {{group_id:String}} AND health_ts IS NOT NULL
+      AND ts >= {{start:DateTime64(3)}} AND ts < {{end:DateTime64(3)}}
     GROUP BY metric
 ),
 usual AS (
     SELECT metric, avgMerge(avg) AS usual
-    FROM health_minutely
-    WHERE minute >= {start:DateTime64(3)} AND minute < {end:DateTime64(3)}
-      AND (app, env, host) IN (
-          SELECT DISTINCT app, env, host FROM errors_grouped WHERE group_id = {group_id:String}
-      )
+    FROM ({usual})
     GROUP BY metric
 )
 SELECT metric, round(at_errors, 4) AS at_errors, round(usual, 4) AS usual,
@@ -121,6 +125,16 @@ SELECT metric, round(at_errors, 4) AS at_errors, round(usual, 4) AS usual,
 FROM at_errors LEFT JOIN usual USING (metric)
 ORDER BY metric
 """
+
+
+#: The health of the hosts when a group's errors were thrown, against their usual health
+#: over the same range (hosts that threw the group; per-minute averages). The range is
+#: read first (PREWHERE): only its rows are matched against the hosts.
+HEALTH_AT_ERRORS: Final = health_at_errors(
+    f"""SELECT metric, avg FROM health_minutely
+        PREWHERE minute >= {{start:DateTime64(3)}} AND minute < {{end:DateTime64(3)}}
+        WHERE (app, env, host) IN ({HOSTS_OF_GROUP})"""
+)
 
 QUERIES: Final[dict[str, str]] = {
     "top-types": TOP_TYPES,

@@ -1,5 +1,5 @@
-"""The dashboard's panels over the daily, hourly and minutely rollups (migrations 0012,
-0013 and 0014) give the numbers the raw events give over the same range: events spread
+"""The dashboard's panels over the daily, hourly, quarter-hourly and minutely rollups
+(migrations 0012, 0013, 0014 and 0017) give the numbers the raw events give over the same range: events spread
 over several hours, and more over three days, go in through the raw tables, the panels'
 own queries read a range that starts and ends inside an hour, one that also spans two
 whole days, and the same asked through the page's rule (widened to whole hours), and each
@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from shiftright_server.dashboard import queries
+from shiftright_server.dashboard import errors_sql, queries
+from shiftright_server.dashboard.overview import quarters
 from shiftright_server.dashboard.timerange import (
     TimeRange,
     filled,
@@ -26,6 +27,7 @@ from shiftright_server.dashboard.usage import busiest, list_queries
 from shiftright_server.dashboard.warehouse import WarehouseReader
 from shiftright_server.infra.clickhouse import apply_schema, get_client
 from shiftright_server.infra.settings import Settings
+from shiftright_server.schemas import error_queries
 
 from tests.integration.conftest import fresh_settings
 
@@ -71,6 +73,14 @@ SELECT generateUUIDv4(number), fromUnixTimestamp64Milli(toInt64({t0} + intDiv(nu
     now64(3), 'rollups-test', 0, number, 0
 FROM numbers(4000)
 """
+# 300 errors of one group from two of the four hosts, each with the health its host had.
+ERRORS = """INSERT INTO {db}.errors_grouped (event_id, ts, app, env, host, group_id, health_ts, health)
+SELECT generateUUIDv4(number), fromUnixTimestamp64Milli(toInt64({t0} + number * 61000), 'UTC') AS at,
+    'checkout', 'prod', concat('host-', toString(number % 2)), 'g1', at,
+    map('system.cpu.utilization', (cityHash64(number) % 1000) / 1000.0,
+        'system.memory.utilization', (cityHash64(number) % 700) / 1000.0)
+FROM numbers(300)
+"""
 RAW_WHERE = "ts >= {start:DateTime('UTC')} AND ts < {end:DateTime('UTC')}"
 
 
@@ -80,27 +90,31 @@ LEVELS = [
     for lists in ("list", "list_any")
     for level in ("hourly", "six_hourly", "daily")
 ]
+# Added on an upgrade too: migration 0017's quarter hours, copied from the minutes, and
+# 0018's hours of each host's health.
+LATER = [*LEVELS, "usage_app_quarter_hourly", "health_hourly"]
 
 
 @pytest.fixture(scope="module")
 def loaded(clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """The first events go in before migrations 0013 and 0014 are applied (as on an
-    upgrade: they copy their days from the hourly tables), the rest after (their views
-    fill them)."""
+    """The first events go in before migrations 0013, 0014, 0017 and 0018 are applied (as
+    on an upgrade: they copy their periods from the finer tables), the rest after (their
+    views fill them)."""
     settings = fresh_settings("127.0.0.1:9", clickhouse_url, tmp_path_factory.mktemp("state"))
     apply_schema(settings)
     db = settings.clickhouse.database
     client = get_client(settings.clickhouse, database=db)
-    for name in [f"{t}_mv" for t in LEVELS] + LEVELS:
+    for name in [f"{t}_mv" for t in LATER] + LATER:
         client.command(f"DROP TABLE {name}")
     client.command(
-        "ALTER TABLE schema_migrations DELETE WHERE version IN (13, 14)",
+        "ALTER TABLE schema_migrations DELETE WHERE version IN (13, 14, 17, 18)",
         settings={"mutations_sync": 2},
     )
     client.command(USAGE.format(db=db, t0=T0_MS, gap=3300))
+    client.command(HEALTH.format(db=db, t0=T0_MS))
     apply_schema(settings)
     client.command(USAGE.format(db=db, t0=DAYS_T0_MS, gap=48_000))  # 80 hours, over 4 days
-    client.command(HEALTH.format(db=db, t0=T0_MS))
+    client.command(ERRORS.format(db=db, t0=T0_MS))
     client.close()
     yield settings
 
@@ -123,6 +137,7 @@ def params(
         "release": release,
         "step": step,
         **spans(rng, step),
+        **quarters(rng, step),
         **(levels(rng) if step == 3600 else {}),
         **more,
     }
@@ -242,26 +257,47 @@ def test_routes_equal_the_raw_events(reader: WarehouseReader, release: str, rng:
     assert shown == expected and len(shown) == 20
 
 
-@pytest.mark.parametrize("step", [900, 3600])
-def test_overview_series_equal_the_raw_events(reader: WarehouseReader, step: int) -> None:
-    usage = reader.query(queries.USAGE_SERIES, params(step=step)).rows
-    latency = reader.query(queries.LATENCY_SERIES, params(step=step)).rows
+@pytest.mark.parametrize(
+    ("step", "rng"), [(900, RANGE), (3600, RANGE), (300, RANGE), (900, DAYS), (1800, WIDE)]
+)
+def test_overview_series_equal_the_raw_events(
+    reader: WarehouseReader, step: int, rng: TimeRange
+) -> None:
+    """Quarter hours (900 and 1800 s buckets) come from migration 0017's table between the
+    minutes at either end; 3600 s buckets from the hours, with quarter hours and minutes
+    around them."""
+    usage = reader.query(queries.USAGE_SERIES, params(step=step, rng=rng)).rows
+    latency = reader.query(queries.LATENCY_SERIES, params(step=step, rng=rng)).rows
     expected = raw(
         reader,
         f"""SELECT app, env, toStartOfInterval(ts, toIntervalSecond({step})) AS t, count(),
                countIf(status_code >= 500), quantilesDD(0.01, 0.5, 0.95)(duration_ms)
         FROM events_usage WHERE {{where}} GROUP BY app, env, t ORDER BY app, env, t""",
+        rng=rng,
     )
+    assert len(expected) >= 20
     assert [r[:5] for r in usage] == [
         (a, e, t.replace(tzinfo=UTC), n, f) for a, e, t, n, f, _ in expected
     ]
-    assert [r[3] for r in latency] == [q for *_, q in expected]
-    total = reader.query(queries.LATENCY_TOTAL, params()).rows
+    assert [_nan(r[3]) for r in latency] == [_nan(q) for *_, q in expected]
+
+
+@pytest.mark.parametrize("rng", [RANGE, DAYS, WIDE])
+def test_overview_latency_over_the_range_equals_the_raw_events(
+    reader: WarehouseReader, rng: TimeRange
+) -> None:
+    total = reader.query(queries.LATENCY_TOTAL, {**params(rng=rng), **quarters(rng)}).rows
     by_scope = raw(
         reader,
         "SELECT app, env, quantilesDD(0.01, 0.5, 0.95)(duration_ms) FROM events_usage WHERE {where} GROUP BY app, env",
+        rng=rng,
     )
     assert sorted(total) == sorted(by_scope)
+
+
+def _nan(quantiles: list[float]) -> list[float | None]:
+    """A bucket without durations answers NaN quantiles (unequal even to themselves)."""
+    return [None if q != q else q for q in quantiles]
 
 
 def test_overview_health_equals_the_raw_events(reader: WarehouseReader) -> None:
@@ -276,6 +312,25 @@ def test_overview_health_equals_the_raw_events(reader: WarehouseReader) -> None:
     for got, want in zip(sorted(shown), expected, strict=True):
         assert got[:4] == (want[0], want[1], want[2].replace(tzinfo=UTC), want[3])
         assert got[4] == pytest.approx(want[4], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "rng",
+    [
+        RANGE,  # whole hours and the minutes at either end
+        TimeRange(START.replace(minute=0), END.replace(minute=0), ""),  # whole hours only
+        TimeRange(START, START.replace(minute=43), ""),  # minutes only
+    ],
+)
+def test_group_page_health_equals_the_analysts_question(
+    reader: WarehouseReader, rng: TimeRange
+) -> None:
+    span = {"start": sql_time(rng.start), "end": sql_time(rng.end), **spans(rng)}
+    shown = reader.query(errors_sql.health_at_errors(span), {**span, "group_id": "g1"}).rows
+    asked = {"start": rng.start, "end": rng.end, "group_id": "g1"}
+    expected = reader.query(error_queries.HEALTH_AT_ERRORS, asked).rows
+    assert shown == expected
+    assert len(shown) == 2 and all(r[2] is not None and r[4] > 0 for r in shown)
 
 
 def test_a_retried_insert_does_not_count_twice_in_the_hourly_rollups(

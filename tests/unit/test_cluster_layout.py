@@ -74,7 +74,8 @@ def test_materialized_views_aggregate_each_shards_own_rows() -> None:
 
 def test_a_table_filled_from_older_ones_is_filled_once_through_the_distributed_tables() -> None:
     inserts = [s for s in _cluster_statements() if s.startswith("INSERT")]
-    assert inserts and all(s.startswith("INSERT INTO shiftright.usage_") for s in inserts)
+    filled = ("INSERT INTO shiftright.usage_", "INSERT INTO shiftright.health_hourly")
+    assert inserts and all(s.startswith(filled) for s in inserts)
     assert all("_local" not in s and "ON CLUSTER" not in s for s in inserts)
 
 
