@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Final, Literal, NamedTuple
+from typing import Annotated, Final, Literal, NamedTuple, cast
 
 import msgspec
 from shiftright_server.schemas.validation import Limits
@@ -114,7 +114,34 @@ _ALL: Final = {kind: msgspec.json.Decoder(mirror) for kind, mirror in MIRRORS.it
 SINK_DECODERS: Final[dict[str, msgspec.json.Decoder[FastEvent]]] = _ALL
 #: The kinds the stream worker reads on the fast path (errors: the models, see above).
 DECODERS: Final = {kind: d for kind, d in _ALL.items() if kind != "error"}
-_MARGIN_MS = 1  # bounds are decided by the models within a millisecond of them
+
+
+def _lax(mirror: type[FastEvent]) -> type[FastEvent]:
+    """``mirror`` without the patterns of ``event_id`` and ``ts`` (a regex call each per
+    event) and with ``origin``'s default as the models have it: what it decodes, the mirror
+    decodes alike once both texts are checked (:mod:`schemas.fast_lines`, a whole message
+    at once)."""
+    fields = [
+        ("event_id", str | Unset, UNSET),
+        ("ts", str | Unset, UNSET),
+        ("origin", Literal["user", "test", "synthetic"], "user"),
+    ]
+    lax = msgspec.defstruct(
+        f"Lax{mirror.__name__}",
+        fields,
+        bases=(mirror,),
+        kw_only=True,
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    return cast(type[FastEvent], lax)
+
+
+#: The sink's decoders of whole messages, checked after decoding (see :func:`_lax`).
+LAX_DECODERS: Final[dict[str, msgspec.json.Decoder[FastEvent]]] = {
+    kind: msgspec.json.Decoder(_lax(mirror)) for kind, mirror in MIRRORS.items()
+}
+MARGIN_MS = 1  # bounds are decided by the models within a millisecond of them
 
 
 class Accepted(NamedTuple):
@@ -164,7 +191,7 @@ def vouch(event: FastEvent, now_ms: int, window: Window) -> Accepted | None:
     if ts_ms is None:
         return None
     oldest, newest = window
-    if ts_ms < oldest + _MARGIN_MS or ts_ms > newest - _MARGIN_MS:
+    if ts_ms < oldest + MARGIN_MS or ts_ms > newest - MARGIN_MS:
         return None
     return Accepted(event, ts_ms)
 

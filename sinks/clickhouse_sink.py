@@ -34,7 +34,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.positions import Position
-from shiftright_server.sinks.batch import Batch
+from shiftright_server.sinks.batch import Batch, collector_paused
 from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
 from shiftright_server.sinks.event_columns import MessageEvents
 from shiftright_server.sinks.frontier import Frontier
@@ -136,7 +136,8 @@ class ClickHouseSink:
         for message in messages:
             self._handle(message)
         if self._due():
-            self._flush()
+            with collector_paused():  # until the batch is freed: see sinks.batch
+                self._flush()
         self._write_status()
 
     def _room(self) -> int:

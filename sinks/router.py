@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 from shiftright_server.schemas import topics, wire
 from shiftright_server.schemas.fast_events import SINK_DECODERS, Accepted, Window, accept
-from shiftright_server.schemas.fast_lines import accept_lines
+from shiftright_server.schemas.fast_lines import accept_lines, accept_message
 from shiftright_server.schemas.positions import Position, position_id_later
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.schemas.validation import SCHEMA_VIOLATION, Limits, Rejection, parse_event
@@ -112,11 +112,17 @@ class Router:
         at_ms: int,
         msg: Position,
     ) -> list[Routed]:
-        """The message's events on the fast path: its lines decoded in one call where
+        """The message's events on the fast path: all at once where :func:`accept_message`
+        vouches for every line, else its lines decoded in one call where
         :func:`accept_lines` can vouch for them, else one by one; the models decide (and
         give the reason for) each line the fast path does not vouch for."""
-        events = MessageEvents(TABLE_BY_KIND[kind], msg, at_ms)
-        window, limits = Window.around(at_ms, self._limits), self._limits
+        table, limits = TABLE_BY_KIND[kind], self._limits
+        window = Window.around(at_ms, limits)
+        whole = accept_message(value, payloads, kind, window, limits)
+        if whole is not None:
+            indexes = list(range(len(payloads)))
+            return [MessageEvents(table, msg, at_ms, whole.events, whole.ts_ms, indexes)]
+        events = MessageEvents(table, msg, at_ms)
         decoders = SINK_DECODERS
         accepted: list[Accepted | None] | None = accept_lines(
             value, payloads, kind, at_ms, window, limits, decoders

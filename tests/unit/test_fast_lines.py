@@ -3,14 +3,25 @@ or declines; it never reads lines another way than the line-by-line fast path wo
 
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import timedelta
+from typing import Any
 
 from shiftright_server.schemas import wire
-from shiftright_server.schemas.fast_events import DECODERS, Accepted, accept
-from shiftright_server.schemas.fast_lines import accept_lines
+from shiftright_server.schemas.fast_events import DECODERS, SINK_DECODERS, Accepted, accept
+from shiftright_server.schemas.fast_lines import Message, accept_lines, accept_message
 
-from tests.builders import encoded
-from tests.unit.test_fast_events import LIMITS, NOW, NOW_MS, WINDOW, corpus
+from tests.builders import encoded, event
+from tests.unit.test_fast_events import (
+    KINDS,
+    LIMITS,
+    NOW,
+    NOW_MS,
+    WINDOW,
+    corpus,
+    fast_values,
+)
 
 GOOD = [encoded("usage", NOW - timedelta(seconds=s), name=f"n{s}") for s in range(3)]
 #: A line of two events and two lines of one: as many values as lines, none of them
@@ -43,3 +54,71 @@ def test_every_line_of_odd_messages_reads_as_line_by_line_or_is_declined() -> No
     assert declined < len(messages)  # the odd but valid lines are read at once
     assert both(b"\n".join(SHIFTED))[0] is None
     assert len(DECODERS["usage"].decode_lines(b"\n".join(SHIFTED))) == len(SHIFTED)
+
+
+#: Event times around the SDK's form and the window's bounds (NOW - 30 days, NOW + 5 min).
+STAMPS = [
+    "2026-12-05T03:59:00.123Z",
+    "2026-11-31T10:00:00.000Z",  # no such day
+    "2026-12-05T03:59:00.123+00:00",
+    "2026-12-05T03:59:00.12Z",
+    "2026-12-05t03:59:00.123Z",
+    "2026-12-05T03:59:60.000Z",
+    "2026-12-05T04:04:59.999Z",
+    "2026-12-05T04:05:00.000Z",
+    "2026-12-05T04:05:00.001Z",
+    "2026-11-05T04:00:00.000Z",
+    "2026-11-05T04:00:00.001Z",
+    "２026-12-05T03:59:00.123Z",
+]
+
+
+def with_ts(kind: str, stamp: str) -> bytes:
+    return json.dumps({**event(kind, NOW), "ts": stamp}).encode()
+
+
+def whole(kind: str, payloads: list[bytes]) -> Message | None:
+    """The message of these payloads read whole."""
+    value = b"\n".join(payloads)
+    lines = wire.split_events(value, wire.BATCH_HEADERS)
+    return accept_message(value, lines, kind, WINDOW, LIMITS)
+
+
+def strict_values(accepted: Accepted) -> dict[str, Any]:
+    values = fast_values(accepted)
+    values.setdefault("origin", "user")  # what the sink fills in for an event without one
+    return values
+
+
+def test_a_message_read_whole_reads_every_line_as_the_strict_mirror_or_is_declined() -> None:
+    declined = read = 0
+    for kind in KINDS:
+        good = [encoded(kind, NOW - timedelta(seconds=s)) for s in range(2)]
+        odd = [payload for k, payload in corpus() if k == kind]
+        odd += [with_ts(kind, stamp) for stamp in STAMPS]
+        odd += [json.dumps({**event(kind, NOW), "event_id": f"{uuid.uuid4()}\n"}).encode()]
+        for payload in odd:
+            value = b"\n".join([good[0], payload, good[1]])
+            got = whole(kind, [value])
+            declined, read = declined + (got is None), read + (got is not None)
+            lines = wire.split_events(value, wire.BATCH_HEADERS) if got is not None else []
+            for i, line in enumerate(lines):
+                strict = accept(line, kind, NOW_MS, WINDOW, LIMITS, SINK_DECODERS)
+                assert strict is not None, line
+                assert got is not None
+                at_once = Accepted(got.events[i], got.ts_ms[i])
+                assert fast_values(at_once) == strict_values(strict), line
+    assert declined > 0 and read > len(KINDS)  # odd but valid lines are read whole too
+    assert whole("usage", [with_ts("usage", STAMPS[0])]) is not None
+    assert whole("usage", [with_ts("usage", STAMPS[1])]) is None
+
+
+def test_the_simulators_messages_are_read_whole() -> None:
+    from shiftright_server.producers.simulator import Simulator
+
+    sim = Simulator(seed=3)
+    for kind in KINDS:
+        events = sim.generate(kind, 50, NOW - timedelta(minutes=2), NOW)
+        payloads = [json.dumps(ev, separators=(",", ":")).encode() for ev in events]
+        for value in wire.pack(payloads):
+            assert whole(kind, value.split(b"\n")) is not None, kind
