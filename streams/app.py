@@ -25,6 +25,8 @@ import structlog
 from shiftright_server.infra.alerting_config import ConfigWatcher
 from shiftright_server.infra.settings import Settings
 from shiftright_server.schemas import topics
+from shiftright_server.schemas.events import ErrorEvent
+from shiftright_server.schemas.records import GroupedError
 from shiftright_server.streams.alert_step import AlertStep, Rulebook, RuleClock
 from shiftright_server.streams.driver import Clock, Driver
 from shiftright_server.streams.error_flow import Attach, Group
@@ -56,6 +58,8 @@ from shiftright_server.streams.segment_step import (
 from shiftright_server.streams.transport import App
 
 log = structlog.get_logger("shiftright.streams")
+#: Grouped errors kept for the group step: what the attach step sends in a few batches.
+GROUPED_HANDOFF = 10_000
 
 
 class Worker:
@@ -64,7 +68,9 @@ class Worker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         #: errors the rollup step validated, for the attach step (both run here)
-        self.handoff = Handoff()
+        self.handoff = Handoff[ErrorEvent]()
+        #: grouped errors the attach step sent, for the group step (both run here)
+        self.grouped = Handoff[GroupedError](limit=GROUPED_HANDOFF)
         s = settings.streams
         ns = settings.namespace
         datadir = settings.resolved_state_dir() / "streams" / (s.instance_id or "dynamic")
@@ -176,7 +182,9 @@ def add_error_analytics(worker: Worker) -> tuple[AttachStep, GroupStep]:
     load, hosts = table_loaders(table, "attach")
     stage = AttachStage(Grouper(load_rules(s.grouping_rules)), max_wait_ms=s.health_max_wait_ms)
     attach = Attach(stage, t(topics.EVENTS_HEALTH), s.limits(), load, hosts, worker.handoff)
-    attach_step = AttachStep(attach, t(topics.ERRORS_GROUPED), parts, t(topics.ERRORS_ASSIGNED))
+    attach_step = AttachStep(
+        attach, t(topics.ERRORS_GROUPED), parts, t(topics.ERRORS_ASSIGNED), worker.grouped
+    )
     batch = (BATCH_MAX, s.batch_within_seconds)
     attach_driver = worker.driver(
         attach_step, [t(topics.EVENTS_HEALTH), t(topics.ERRORS_BY_HOST)], table, batch
@@ -185,7 +193,9 @@ def add_error_analytics(worker: Worker) -> tuple[AttachStep, GroupStep]:
     attach_driver.every(1.0, Clock(release.prepare, release.apply), "release-held")
 
     load, groups = table_loaders(table, "group")
-    group = Group(GroupStage(SpikePolicy()), t(topics.ERRORS_COMMANDS), load, groups)
+    group = Group(
+        GroupStage(SpikePolicy()), t(topics.ERRORS_COMMANDS), load, groups, worker.grouped
+    )
     group_step = GroupStep(group, t(topics.ERRORS_TRANSITIONS), t(topics.ERRORS_GROUPS))
     worker.driver(group_step, [t(topics.ERRORS_ASSIGNED), t(topics.ERRORS_COMMANDS)], table, batch)
     return attach_step, group_step

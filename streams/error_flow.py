@@ -115,7 +115,7 @@ class Out:
     changed_groups: dict[int, set[str]] = field(default_factory=dict)
     replayed: int = 0
     skipped: int = 0  # invalid events (the rollup step dead-letters them)
-    handed_over: int = 0  # errors taken as the rollup step validated them (``Handoff``)
+    handed_over: int = 0  # lines whose model the step before passed on (``Handoff``)
 
 
 class _Step:
@@ -179,7 +179,7 @@ class Attach(_Step):
         limits: Limits,
         load: Loader = lambda p: None,
         load_hosts: RecordsLoader = lambda p: (),
-        handoff: Handoff | None = None,
+        handoff: Handoff[ErrorEvent] | None = None,
     ) -> None:
         super().__init__(load)
         self.stage = stage
@@ -348,11 +348,14 @@ class Group(_Step):
         commands_topic: str,
         load: Loader = lambda p: None,
         load_groups: RecordsLoader = lambda p: (),
+        handoff: Handoff[GroupedError] | None = None,
     ) -> None:
         super().__init__(load)
         self.stage = stage
         self._commands_topic = commands_topic
         self._load_groups = load_groups
+        #: grouped errors the attach step of this worker sent (None: validate every line)
+        self.handoff = handoff
 
     def _restore(self, partition: int, state: dict[str, Any]) -> None:
         book = GroupBook(partition, self.stage.policy)
@@ -373,17 +376,25 @@ class Group(_Step):
                 out.skipped += 1
                 continue
             for line in wire.split_events(r.value, r.headers):
-                try:
-                    grouped = GroupedError.model_validate_json(line or b"")
-                except ValidationError:
-                    out.skipped += 1
-                    continue
-                out.transitions += self.stage.error(r.partition, grouped)
+                grouped = self._grouped(line or b"", out)
+                if grouped is not None:
+                    out.transitions += self.stage.error(r.partition, grouped)
         for p in out.touched:
             book = self.stage.book(p)
             out.changed_groups[p] = set(book.changed)
             out.rows += book.take_rows()
         return out
+
+    def _grouped(self, line: bytes, out: Out) -> GroupedError | None:
+        found = self.handoff.take(line) if self.handoff is not None else None
+        out.handed_over += found is not None
+        if found is not None:
+            return found
+        try:
+            return GroupedError.model_validate_json(line)
+        except ValidationError:
+            out.skipped += 1
+            return None
 
     def group_state(self, partition: int, group_id: str) -> bytes:
         return zlib.compress(self.stage.book(partition).state_of(group_id), 3)

@@ -28,6 +28,7 @@ from shiftright_server.streams.driver import Driver
 from shiftright_server.streams.error_flow import Attach, Group, Out, pack_messages
 from shiftright_server.streams.grouping import Rules
 from shiftright_server.streams.grouping.keys import group_key
+from shiftright_server.streams.rekey import Handoff
 from shiftright_server.streams.step import (
     Message,
     Output,
@@ -99,9 +100,16 @@ class AttachStep(_ErrorStep):
     name = "attach"
 
     def __init__(
-        self, attach: Attach, grouped_topic: str, partitions: int, assigned_topic: str = ""
+        self,
+        attach: Attach,
+        grouped_topic: str,
+        partitions: int,
+        assigned_topic: str = "",
+        handoff: Handoff[GroupedError] | None = None,
     ) -> None:
         self.flow = self.attach = attach
+        #: the assigned errors as sent, for the group step of this worker
+        self.handoff = handoff
         self.grouped_topic = grouped_topic
         #: where each error goes as soon as it is grouped ("": not sent)
         self.assigned_topic = assigned_topic
@@ -119,15 +127,20 @@ class AttachStep(_ErrorStep):
     def output(self, out: Out) -> Output:
         messages = self._packed(self.grouped_topic, out.grouped)
         if self.assigned_topic:
-            messages += self._packed(self.assigned_topic, out.assigned)
+            messages += self._packed(self.assigned_topic, out.assigned, self.handoff)
         output = Output(messages, set(out.touched))
         output.counts["errors_grouped"] += len(out.grouped)
         output.counts["errors_assigned"] += len(out.assigned)
         output.counts["errors_handed_over"] += out.handed_over
         return self._counts(out, output)
 
-    def _packed(self, topic: str, errors: list[GroupedError]) -> list[Message]:
+    def _packed(
+        self, topic: str, errors: list[GroupedError], handoff: Handoff[GroupedError] | None = None
+    ) -> list[Message]:
         singles = [(group_key(g), g.model_dump_json().encode(), None) for g in errors]
+        if handoff is not None:
+            for g, (_, line, _) in zip(errors, singles, strict=True):
+                handoff.put(line, g)
         return [
             Message(topic, k, v, h, p) for k, v, h, p in pack_messages(singles, self.partitions)
         ]
@@ -176,6 +189,7 @@ class GroupStep(_ErrorStep):
         touched |= {(p, gid) for p, gids in out.changed_groups.items() for gid in gids}
         output = Output(messages, touched)
         output.counts.update(transitions=len(out.transitions), group_rows=len(out.rows))
+        output.counts["errors_handed_over"] += out.handed_over
         return self._counts(out, output)
 
     def state_writes(self, touched: set[StateKey]) -> list[list[StateWrite]]:

@@ -20,8 +20,8 @@ from shiftright_server.schemas.validation import (
     Limits,
     Rejection,
     parse_event,
-    parse_event_as_given,
 )
+from shiftright_server.streams.fast_errors import parse_error
 from shiftright_server.streams.rekey import Handoff, Item, byhost_item
 from shiftright_server.streams.rollup import PartitionRollup
 from shiftright_server.streams.rollup_columns import EventColumns, apply_columns
@@ -74,7 +74,7 @@ class Processor:
         signal_seconds: int = 0,
         rekey_errors: bool = False,
         columns: bool = True,
-        handoff: Handoff | None = None,
+        handoff: Handoff[ErrorEvent] | None = None,
     ) -> None:
         self._kinds = kind_by_topic
         #: where validated errors wait for this worker's attach step (``rekey_errors``)
@@ -226,12 +226,15 @@ class Processor:
         now: datetime,
         out: Outcome,
     ) -> AnyEvent | Rejection:
-        """One event read by the models; with ``rekey_errors`` a valid error is re-keyed."""
-        if not (self._rekey and kind == "error"):
+        """One event read by the models (an error on its fast path first,
+        :mod:`streams.fast_errors`); with ``rekey_errors`` a valid error is re-keyed."""
+        if kind != "error":
             return parse_event(payload, kind, now, self._limits)
+        if not self._rekey:
+            return parse_error(payload, record.timestamp_ms, self._limits)[0]
         # the sink's position id for an error without one: it joins its raw row
         made = position_id_later(Position(record.topic, record.partition, record.offset), index)
-        parsed, as_given = parse_event_as_given(payload, "error", now, self._limits, made)
+        parsed, as_given = parse_error(payload, record.timestamp_ms, self._limits, made)
         if isinstance(parsed, ErrorEvent):
             origin = (record.partition, record.offset, index)
             out.byhost.append(byhost_item(parsed, payload or b"", as_given, origin))

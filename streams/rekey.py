@@ -12,9 +12,13 @@ origin tells the attach step which it has already seen.
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.events import ErrorEvent
 from shiftright_server.streams.grouping.keys import host_key
+
+T = TypeVar("T")
 
 Item = tuple[bytes, bytes, list[tuple[str, bytes]] | None]  # key, value, headers
 HEADER_ORIGIN = "shiftright-origin"  # "partition:offset:index" in events.error.v1
@@ -31,26 +35,29 @@ def byhost_item(
     return host_key(event), value, [(HEADER_ORIGIN, header)]
 
 
-class Handoff:
-    """Errors the rollup step validated, by the exact line it sent to ``errors.byhost.v1``,
-    for the attach step of the same worker: validating an error event (its frames are
-    models of their own) is the costliest part of both steps, and the attach step would
-    otherwise validate each line again. Only lines sent as they came are kept (they
-    validate to exactly this event), at most ``limit`` of them, the oldest dropped first:
-    a line the attach step does not find here (another worker's partition, a replay,
-    a backlog longer than the limit) it validates itself, with the same result."""
+class Handoff(Generic[T]):
+    """Models one step of this worker validated or built, by the exact line it sent, for
+    the step of the same worker that reads that line next: the rollup step's errors for
+    the attach step (``errors.byhost.v1``), the attach step's grouped errors for the group
+    step (``errors.assigned.v1``). Validating an error (its frames are models of their
+    own) is the costliest part of those steps, and the reader would otherwise validate
+    each line again. Only lines that validate to exactly the model are kept (an error
+    line sent as it came; a grouped error's own serialisation), at most ``limit`` of
+    them, the oldest dropped first: a line the reader does not find here (another
+    worker's partition, a replay, a backlog longer than the limit) it validates itself,
+    with the same result."""
 
     def __init__(self, limit: int = 5_000) -> None:
         self.limit = limit
-        self._by_line: dict[bytes, ErrorEvent] = {}
+        self._by_line: dict[bytes, T] = {}
 
-    def put(self, line: bytes, event: ErrorEvent) -> None:
+    def put(self, line: bytes, model: T) -> None:
         by_line = self._by_line
-        by_line[line] = event
+        by_line[line] = model
         if len(by_line) > self.limit:
             del by_line[next(iter(by_line))]
 
-    def take(self, line: bytes) -> ErrorEvent | None:
+    def take(self, line: bytes) -> T | None:
         return self._by_line.pop(line, None)
 
 

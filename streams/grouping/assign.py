@@ -1,8 +1,9 @@
 """Assigning an error event to a group: pure, stateless, the same answer on every replay.
 
 :class:`Grouper` turns an event into an :class:`Assignment` (fingerprint, group id,
-rules version, title, culprit). It keeps no state, so it can run before a repartition
-by group id: every worker with the same rules assigns the same event the same way.
+rules version, title, culprit). It keeps nothing that could change an answer (only what
+it derived from frames, to derive it once), so it can run before a repartition by group
+id: every worker with the same rules assigns the same event the same way.
 """
 
 from __future__ import annotations
@@ -36,41 +37,66 @@ class Assignment:
     merged_from: str = ""  # the group id a merge rule redirected this error from
 
 
+#: What grouping derives from an app and a root cause's type and frames, kept per
+#: distinct (app, type, frames) (all dropped when full).
+PATHS_KEPT = 20_000
+_PathKey = tuple[str, str, tuple[tuple[str, str, str, bool], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Path:
+    fingerprint: Fingerprint
+    digest: str
+    group_id: str
+    culprit: str
+
+
 class Grouper:
+    """Assigns events to groups. The fingerprint, group id and culprit depend only on the
+    app and the root cause's type and frames (never a line number), which recur in error
+    after error, so they are kept per distinct (app, type, frames); the message (title,
+    the message fingerprint of a stackless error) and the rules are read every time."""
+
     def __init__(self, rules: Rules | None = None) -> None:
         self.rules = rules or Rules()
+        self._paths: dict[_PathKey, _Path] = {}
 
     def assign(self, event: ErrorEvent) -> Assignment:
         root = root_cause(event)
         rule = self.rules.first_match(event.app, root)
-        fp = fingerprint_of(root)
+        path = self._path(event.app, root)
+        fp, digest, group_id = path.fingerprint, path.digest, path.group_id
         if rule is not None and rule.fingerprint:
             fp = Fingerprint("rule", (rule.fingerprint,))
-        group_id, merged_from = group_id_for(event.app, fp.digest), ""
+            digest = fp.digest
+            group_id = group_id_for(event.app, digest)
+        merged_from = ""
         if rule is not None and rule.merge_into and rule.merge_into != group_id:
             group_id, merged_from = rule.merge_into, group_id
-        return self._assignment(
-            event.app, root, fp, group_id, rule.name if rule else "", merged_from
-        )
-
-    def _assignment(
-        self,
-        app: str,
-        root: ExceptionInfo,
-        fp: Fingerprint,
-        group_id: str,
-        rule: str,
-        merged_from: str,
-    ) -> Assignment:
         return Assignment(
-            app=app,
+            app=event.app,
             group_id=group_id,
-            fingerprint=fp.digest,
+            fingerprint=digest,
             basis=fp.basis,
             rules_version=self.rules.version,
-            rule=rule,
+            rule=rule.name if rule else "",
             exception_type=root.type,
             title=title_of(root),
-            culprit=culprit_of(root),
+            culprit=path.culprit,
             merged_from=merged_from,
         )
+
+    def _path(self, app: str, root: ExceptionInfo) -> _Path:
+        frames = tuple((f.module, f.function, f.filename, f.in_app) for f in root.frames)
+        key = (app, root.type, frames)
+        found = self._paths.get(key)
+        if found is not None:
+            return found
+        fp = fingerprint_of(root)
+        digest = fp.digest
+        path = _Path(fp, digest, group_id_for(app, digest), culprit_of(root))
+        if fp.basis == "stack":  # by the message without a usable stack: not kept
+            if len(self._paths) >= PATHS_KEPT:
+                self._paths.clear()
+            self._paths[key] = path
+        return path

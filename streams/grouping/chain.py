@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -20,6 +21,8 @@ from shiftright_server.schemas.events import ErrorEvent, Frame
 
 CHAIN_ATTRIBUTE: Final = "exception.chain"
 MAX_CHAIN: Final = 16
+#: Parsed chains kept by their text (least recently used dropped first).
+CHAINS_KEPT: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,16 +72,18 @@ def encode_chain(causes: list[ExceptionInfo], relations: list[str]) -> str:
     )
 
 
-def _parse_chain(raw: str) -> list[ExceptionInfo]:
+@lru_cache(maxsize=CHAINS_KEPT)
+def _parse_chain(raw: str) -> tuple[ExceptionInfo, ...]:
     """Causes from the attribute; anything malformed yields no causes rather than an error:
-    an event must never fail grouping because of a producer's bad chain."""
+    an event must never fail grouping because of a producer's bad chain. Kept by the
+    attribute's text: the same chain recurs with every error raised the same way."""
     try:
         items = json.loads(raw)
         if not isinstance(items, list):
-            return []
-        return [_info(item) for item in items[:MAX_CHAIN]]
+            return ()
+        return tuple(_info(item) for item in items[:MAX_CHAIN])
     except (ValueError, TypeError, KeyError, ValidationError):
-        return []
+        return ()
 
 
 def _info(item: Any) -> ExceptionInfo:

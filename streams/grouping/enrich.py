@@ -1,4 +1,11 @@
-"""The stored form of an error: the event, its group assignment and its health snapshot."""
+"""The stored form of an error: the event, its group assignment and its health snapshot.
+
+Every value comes from a validated :class:`~schemas.events.ErrorEvent`, an
+:class:`~streams.grouping.assign.Assignment` and a cached snapshot, already of the
+record's types, so the record is built without validating them again
+(:func:`streams.built.built`); ``tests/unit/test_grouping_enrich.py`` holds it equal to
+the validated record.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ from datetime import UTC, datetime
 
 from shiftright_server.schemas.events import ErrorEvent
 from shiftright_server.schemas.records import GroupedError
+from shiftright_server.streams.built import built
 from shiftright_server.streams.grouping.assign import Assignment
 from shiftright_server.streams.grouping.health import Snapshot
 
@@ -20,7 +28,8 @@ def grouped_error(
 ) -> GroupedError:
     """``position``: (partition, offset, index) of the error where it was grouped from;
     ``after_error``: the snapshot was taken after the error (none before it)."""
-    return GroupedError(
+    return built(
+        GroupedError,
         event_id=event.event_id,
         ts=event.ts,
         app=event.app,

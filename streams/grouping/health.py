@@ -209,6 +209,9 @@ class HealthJoin:
     #: Held errors not yet sent for counting (held in a state saved before errors were
     #: sent at once): they, and errors behind them, are sent when released, in order.
     unannounced: set[Position] = field(default_factory=set)
+    #: Held errors as saved (their JSON), made once per error: a held error is saved
+    #: with every batch until it leaves, and serialising it was most of a save's work.
+    _saved: dict[Position, orjson.Fragment] = field(default_factory=dict, compare=False)
 
     def seen(self, topic: str, offset: int, index: int = 0) -> bool:
         """True when this topic's event at (offset, index) was applied (skip on replay)."""
@@ -270,7 +273,8 @@ class HealthJoin:
         return orjson.dumps(self.state())
 
     def state(self, hosts: bool = True) -> dict[str, Any]:
-        """What :meth:`loads` (and :meth:`from_state`) restore; JSON-ready. Without
+        """What :meth:`loads` (and :meth:`from_state`) restore, for ``orjson.dumps`` (held
+        errors are JSON already: ``orjson.Fragment``). Without
         ``hosts`` the cache's series are left out: they are saved host by host
         (:meth:`HealthCache.take_changed`)."""
         return {
@@ -280,7 +284,7 @@ class HealthJoin:
             **({"hosts": [[list(k), v] for k, v in self.cache.hosts.items()]} if hosts else {}),
             "max_wait_ms": self.max_wait_ms,
             "max_held": self.max_held,
-            "held": [[list(p), e.model_dump(mode="json")] for p, e in self.held],
+            "held": self._held_saved(),
             "max_error_ms": self.max_error_ms,
             "positions": {t: list(p) for t, p in self.positions.items()},
             "grace_ms": self.grace_ms,
@@ -288,6 +292,16 @@ class HealthJoin:
             "min_spacing_ms": self.cache.min_spacing_ms,
             "unannounced": sorted(list(p) for p in self.unannounced),
         }
+
+    def _held_saved(self) -> list[list[Any]]:
+        before, self._saved, out = self._saved, {}, []
+        for p, e in self.held:
+            saved = before.get(p)
+            if saved is None:
+                saved = orjson.Fragment(e.model_dump_json())
+            self._saved[p] = saved
+            out.append([list(p), saved])
+        return out
 
     @classmethod
     def loads(cls, raw: bytes) -> HealthJoin:

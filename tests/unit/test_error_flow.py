@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shiftright_server.producers.simulator import Simulator
+from shiftright_server.schemas.events import ErrorEvent
 from shiftright_server.schemas.records import GroupedError
 from shiftright_server.schemas.validation import Limits
 from shiftright_server.streams.error_flow import Attach, Group, Offsets, pack_messages
@@ -111,7 +112,7 @@ def test_errors_handed_over_by_the_rekey_group_as_the_lines_they_were_sent_as() 
     errors = raw_records(events, "error", ERR)
     bare = {k: v for k, v in json.loads(errors[1].value or b"").items() if k != "ts"}
     errors[1] = Record(ERR, 0, 1, json.dumps(bare).encode(), errors[1].timestamp_ms)
-    handoff = Handoff(limit=len(errors) - 5)
+    handoff = Handoff[ErrorEvent](limit=len(errors) - 5)
     rekey = Processor({ERR: "error"}, Limits(), 60, 300, rekey_errors=True, handoff=handoff)
     sent = byhost_records(rekey.process(errors).byhost)
     health = raw_records(events, "health", HEALTH)
@@ -307,3 +308,21 @@ def test_errors_held_in_a_state_saved_before_they_were_sent_at_once_are_counted(
 
 def grouped_records(grouped: list[GroupedError]) -> list[Record]:
     return [Record(GROUPED, 0, i, g.model_dump_json().encode(), 0) for i, g in enumerate(grouped)]
+
+
+def test_grouped_errors_handed_over_by_the_attach_step_count_as_the_lines_they_were_sent_as() -> (
+    None
+):
+    events = traffic()
+    byhost = byhost_records(rekeyer().process(raw_records(events, "error", ERR)).byhost)
+    step = attach()
+    assigned = step.process(byhost).assigned + step.flush(0).assigned
+    handoff = Handoff[GroupedError](limit=len(assigned) - 3)
+    for g in assigned:
+        handoff.put(g.model_dump_json().encode(), g)
+    records = assigned_records(assigned)
+    handed = Group(GroupStage(), CMDS, handoff=handoff).process(records)
+    alone = Group(GroupStage(), CMDS).process(records)
+    assert handed.transitions == alone.transitions and handed.rows == alone.rows
+    assert sum(r.count for r in handed.rows) == len(byhost)
+    assert handed.handed_over == handoff.limit  # the oldest three validated again

@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from shiftright_server.producers.simulator import Simulator
 from shiftright_server.schemas.events import ErrorEvent
 from shiftright_server.streams.grouping import Grouper
 from shiftright_server.streams.grouping.chain import CHAIN_ATTRIBUTE, chain_of, root_cause
 from shiftright_server.streams.grouping.frames import error_fields
 from shiftright_server.streams.grouping.normalise import normalise_message
+from shiftright_server.streams.grouping.rules import Rules
 
 # -- app code that fails (in-app frames: this file is not a library) -------------------------
 
@@ -269,3 +272,19 @@ def test_an_app_installed_in_site_packages_is_still_in_app_when_named() -> None:
     decoder = [f for f in named if f["module"] == json.decoder.__name__]
     assert decoder and all(f["in_app"] for f in decoder)
     assert not any(f["in_app"] for f in as_library if f["module"].startswith("json"))
+
+
+def test_a_grouper_that_has_seen_a_stack_assigns_as_a_new_one_would() -> None:
+    rules = Rules.parse(
+        "version: 2\nrules:\n  - name: pin\n    match: {type: TimeoutError}\n    fingerprint: timeouts\n"
+    )
+    now = datetime(2026, 12, 5, tzinfo=UTC)
+    raw = Simulator(seed=9).generate("error", 400, now - timedelta(minutes=5), now)
+    events = [ErrorEvent.model_validate(e) for e in raw]
+    for grouper_rules in (None, rules):
+        seasoned = Grouper(grouper_rules)
+        assigned = [seasoned.assign(e) for e in events]
+        assert [seasoned.assign(e) for e in events] == assigned
+        assert [Grouper(grouper_rules).assign(e) for e in events] == assigned
+    assert len({a.group_id for a in assigned}) < len(events) / 4  # stacks recur
+    assert {a.basis for a in assigned} >= {"stack", "rule"}

@@ -1,0 +1,103 @@
+"""Error events on the fast path of the rollup step: the sink's msgspec mirror of the
+error model (:data:`schemas.fast_events.SINK_DECODERS`) decodes the line, and the
+:class:`~schemas.events.ErrorEvent` is built from what it decoded without validating it
+again (:func:`streams.built.built`).
+
+The mirror accepts only what the models accept, read to the same values
+(``tests/unit/test_fast_events.py``); this module takes only lines that carry their own
+``ts`` and ``event_id`` (what the re-key passes on as they came) and gives the event the
+models would give: ``ts`` in UTC to the millisecond, ``event_id`` as a UUID, the frames
+as :class:`~schemas.events.Frame` s. Anything else goes to
+:func:`schemas.validation.parse_event_as_given`, which decides as always
+(``tests/unit/test_fast_errors.py`` holds the two equal). Decoding a typical error with
+its frames this way costs a fraction of validating it by the models.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Final
+
+from shiftright_server.schemas.events import ErrorEvent, Frame, utc_ms
+from shiftright_server.schemas.fast_events import (
+    SINK_DECODERS,
+    UNSET,
+    FastError,
+    FastFrame,
+    Window,
+    accept,
+)
+from shiftright_server.schemas.validation import (
+    AnyEvent,
+    Limits,
+    Rejection,
+    parse_event_as_given,
+)
+from shiftright_server.streams.built import built
+
+_DECODERS: Final = {"error": SINK_DECODERS["error"]}
+#: Frame models kept for reuse (all dropped when full).
+FRAMES_KEPT: Final = 20_000
+_FRAMES: dict[tuple[str, str, str, int, bool], Frame] = {}
+_FRAME_FIELDS: Final = ("module", "function", "filename", "lineno", "in_app")
+
+
+def parse_error(
+    raw: bytes | None,
+    now_ms: int,
+    limits: Limits,
+    event_id: uuid.UUID | Callable[[], uuid.UUID] | None = None,
+) -> tuple[AnyEvent | Rejection, bool]:
+    """:func:`~schemas.validation.parse_event_as_given` for an error line of a record
+    whose time is ``now_ms``."""
+    fast = accept(raw, "error", now_ms, Window.around(now_ms, limits), limits, _DECODERS)
+    if fast is not None and isinstance(fast.event, FastError):
+        event = error_event(fast.event)
+        if event is not None:
+            return event, True
+    now = datetime.fromtimestamp(now_ms / 1000, UTC)
+    return parse_event_as_given(raw, "error", now, limits, event_id)
+
+
+def error_event(fast: FastError) -> ErrorEvent | None:
+    """The model of a decoded error that carries its own ts and event id; None without."""
+    if fast.ts is UNSET or fast.event_id is UNSET:
+        return None
+    return built(
+        ErrorEvent,
+        event_id=uuid.UUID(fast.event_id),
+        ts=utc_ms(datetime.fromisoformat(fast.ts)),
+        app=fast.app,
+        env=fast.env,
+        release=fast.release,
+        host=fast.host,
+        instance=fast.instance,
+        session_id=fast.session_id,
+        user_id=fast.user_id,
+        customer_id=fast.customer_id,
+        origin="user" if fast.origin is UNSET else fast.origin,
+        attributes=fast.attributes,
+        kind="error",
+        exception_type=fast.exception_type,
+        exception_message=fast.exception_message,
+        stacktrace=fast.stacktrace,
+        frames=[_frame(f) for f in fast.frames],
+        handled=fast.handled,
+        level=fast.level,
+        route=fast.route,
+        flags=fast.flags,
+    )
+
+
+def _frame(f: FastFrame) -> Frame:
+    """The frame model (shared: frozen), from a cache of those seen: the same frames
+    recur in error after error, and building one costs more than finding it."""
+    key = (f.module, f.function, f.filename, f.lineno, f.in_app)
+    found = _FRAMES.get(key)
+    if found is None:
+        if len(_FRAMES) >= FRAMES_KEPT:
+            _FRAMES.clear()
+        found = _FRAMES[key] = built(Frame, **dict(zip(_FRAME_FIELDS, key, strict=True)))
+    return found

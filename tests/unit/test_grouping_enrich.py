@@ -1,0 +1,30 @@
+"""A grouped error is built from values already validated, without validating them
+again: it must be the record the validating constructor makes, to the byte it is sent as."""
+
+from __future__ import annotations
+
+from shiftright_server.schemas.events import ErrorEvent, HealthEvent
+from shiftright_server.schemas.records import GroupedError
+from shiftright_server.streams.grouping import Grouper
+from shiftright_server.streams.grouping.stages import AttachStage
+
+from tests.unit.test_grouping_stages import records
+
+
+def test_grouped_errors_equal_the_validated_records_with_and_without_health() -> None:
+    stage, grouped = AttachStage(Grouper()), []
+    for topic, offset, event in records():
+        if isinstance(event, HealthEvent):
+            grouped += stage.health(0, topic, offset, event)
+            continue
+        assert isinstance(event, ErrorEvent)
+        now, ready = stage.assigned(0, topic, offset, event)
+        grouped += [now, *ready] if now else ready
+    with_health = [g for g in grouped if g.health]
+    assert len(grouped) > 600 and 300 < len(with_health) < len(grouped)
+    assert any(g.health_after_error for g in grouped)
+    for g in grouped:
+        validated = GroupedError(**dict(g))
+        assert g == validated
+        assert g.model_dump_json() == validated.model_dump_json()
+        assert all(type(v) is float for v in g.health.values())
