@@ -32,13 +32,14 @@ from rich.progress import (
 
 import bench.pipeline
 from bench.pipeline.context import REPO, RESULTS, Context, PhaseFailed
+from bench.pipeline.engines import EngineCounters, summary
 from bench.pipeline.events import KINDS, PROBES_PER_SECOND, generate, with_probes
 from bench.pipeline.monitor import Monitor, resources
 from bench.pipeline.phases import run_system, warm_up
 from bench.pipeline.producer import produce_main
 from bench.pipeline.report import cpu_per_event, report
 from bench.pipeline.services import Services, start_services
-from bench.pipeline.systems import Baseline, Full, PerEvent, RawBaseline, System
+from bench.pipeline.systems import Baseline, Full, PerEvent, RawBaseline, System, sink_options
 
 #: The systems a run can measure, by label, in the order they run.
 SYSTEMS: dict[str, type[System]] = {
@@ -75,6 +76,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=200,
         help="events per Kafka message (NDJSON batches); 1 = one event per message",
+    )
+    parser.add_argument(
+        "--sink-batch-rows",
+        type=int,
+        default=None,
+        help="SINK__BATCH_ROWS for every system (the setting's default otherwise)",
+    )
+    parser.add_argument(
+        "--sink-batch-seconds",
+        type=float,
+        default=None,
+        help="SINK__BATCH_SECONDS for every system (the setting's default otherwise)",
     )
     parser.add_argument(
         "--no-warmup", action="store_true", help="skip the practice run that warms the broker up"
@@ -148,7 +161,9 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             monitor.watch("kafka JIT", services.pids["kafka"], part=True)
         monitor.start()
         stack.callback(monitor.close)
-        ctx = _prepare_events(args, services, root, monitor, progress, console)
+        engines = EngineCounters(services.clickhouse, services.pids.get("kafka"))
+        stack.callback(engines.close)
+        ctx = _prepare_events(args, services, root, monitor, progress, console, engines)
         results: dict[str, Any] = {
             "started_at": datetime.now(UTC).isoformat(),
             "params": _params(args, ctx),
@@ -159,10 +174,11 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         for label, cls in SYSTEMS.items():
             if label in args.only:
                 namespace = f"bench{uuid.uuid4().hex[:8]}{label[0]}"
-                system = cls(services, root, namespace)
+                system = cls(services, root, namespace, sink_options(args))
                 results["systems"][cls.label] = run_system(ctx, system, stack)
         results["resources"] = resources(monitor)
         results["cpu_us_per_event"] = cpu_per_event(results)
+        results["engines"] = engine_figures(results, engines)
         results["total_seconds"] = round(time.monotonic() - began, 1)
         results["load_average_at_end"] = os.getloadavg()
     return results
@@ -175,6 +191,7 @@ def _prepare_events(
     monitor: Monitor,
     progress: Progress,
     console: Console,
+    engines: EngineCounters,
 ) -> Context:
     n_live = int(args.rate * args.seconds)
     task = progress.add_task("Generating and serializing events", total=args.events + n_live)
@@ -198,11 +215,23 @@ def _prepare_events(
         f"({len(probes)} probes), {size:.0f} B on average"
     )
     return Context(
-        args, services, root, monitor, progress, console, drain_records, live_file, len(probes)
+        args,
+        services,
+        root,
+        monitor,
+        progress,
+        console,
+        drain_records,
+        live_file,
+        len(probes),
+        engines,
     )
 
 
 def _params(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    from shiftright_server.infra.settings import SinkSettings
+
+    sink = SinkSettings(**sink_options(args))
     kinds = [0, 0, 0, 0]
     for kind, _, _ in ctx.drain_records:
         kinds[kind] += 1
@@ -214,13 +243,28 @@ def _params(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         "batch_events": args.batch_events,
         "mix": dict(zip(KINDS, kinds, strict=True)),
         "probes": ctx.probe_count,
-        "batch_rows": 20_000,
-        "batch_seconds": 1.0,
+        "batch_rows": sink.batch_rows,
+        "batch_seconds": sink.batch_seconds,
         "external_services": ctx.services.external,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
+
+
+def engine_figures(results: dict[str, Any], engines: EngineCounters) -> dict[str, Any]:
+    """Per phase tag: the warehouse's and the broker's own counters, per second and per
+    event (see :mod:`bench.pipeline.engines`)."""
+    out: dict[str, Any] = {"notes": engines.notes, "counters": engines.deltas, "phases": {}}
+    for tag, deltas in engines.deltas.items():
+        system, phase = tag.split(".")
+        run = results["systems"].get(system, {}).get(phase)
+        if not run:
+            continue
+        events = run["events"] if phase == "drain" else run["delivered"]
+        seconds = results["resources"]["wall"].get(tag, 0.0)
+        out["phases"][tag] = summary(deltas, max(1, events), seconds)
+    return out
 
 
 def _remove_root(root: Path, keep: bool, console: Console) -> None:

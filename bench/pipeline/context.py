@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
+from bench.pipeline.engines import EngineCounters
 from bench.pipeline.events import Record
 from bench.pipeline.monitor import Monitor
 from bench.pipeline.services import Services
@@ -32,3 +33,4 @@ class Context:
     drain_records: list[Record]
     live_file: Path
     probe_count: int
+    engines: EngineCounters

@@ -14,7 +14,7 @@ from bench.pipeline.context import Context
 from bench.pipeline.live import live
 from bench.pipeline.producer import preload
 from bench.pipeline.services import progress_step
-from bench.pipeline.systems import Full, Practice, System, check
+from bench.pipeline.systems import Full, Practice, System, check, sink_options
 
 #: The practice run's live phase at most (the JIT settled within ~40 s of the drain's start).
 WARM_UP_LIVE_SECONDS = 30.0
@@ -31,7 +31,8 @@ def warm_up(ctx: Context, stack: contextlib.ExitStack) -> dict[str, Any]:
     so without this the first system measured would pay for a start-up cost. The table's
     "kafka JIT" row shows what the compiler still used during each measured phase.
     """
-    system = Practice(ctx.services, ctx.root, f"benchwarmup{uuid.uuid4().hex[:6]}")
+    namespace = f"benchwarmup{uuid.uuid4().hex[:6]}"
+    system = Practice(ctx.services, ctx.root, namespace, sink_options(ctx.args))
     began = time.monotonic()
     live_s = min(ctx.args.seconds, WARM_UP_LIVE_SECONDS)
     practice = dataclasses.replace(
@@ -69,9 +70,10 @@ def run_system(
     with contextlib.ExitStack() as running:
         running.callback(_stop_system, ctx, system)
         stack.callback(_stop_system, ctx, system)  # on Ctrl-C, too
-        with ctx.monitor.tag(f"{system.label}.drain"):
+        drain_tag, live_tag = f"{system.label}.drain", f"{system.label}.live"
+        with ctx.engines.tag(drain_tag), ctx.monitor.tag(drain_tag):
             result["drain"] = drain(ctx, system)
-        with ctx.monitor.tag(f"{system.label}.live"):
+        with ctx.engines.tag(live_tag), ctx.monitor.tag(live_tag):
             result["live"] = live(ctx, system)
         if settle and isinstance(system, Full):  # timed from the moment the last raw row was in
             last_row = time.monotonic()

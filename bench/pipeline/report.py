@@ -43,6 +43,11 @@ def report(console: Console, results: dict[str, Any]) -> None:
     console.print(table)
     console.print(_resource_table(results))
     console.print(_cpu_per_event_table(results))
+    engines = results.get("engines", {})
+    if engines.get("phases"):
+        console.print(_engines_table(engines["phases"]))
+    for side, note in engines.get("notes", {}).items():
+        console.print(f"{side} counters: {note}")
     console.print(f"load average at the end (1, 5, 15 min): {results.get('load_average_at_end')}")
 
 
@@ -147,4 +152,15 @@ def _cpu_per_event_table(results: dict[str, Any]) -> Table:
         values = [per_event[t].get(name) for t in per_event]
         if any(v is not None for v in values):
             table.add_row(name, *(_fmt(v) for v in values))
+    return table
+
+
+def _engines_table(phases: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="The engines' own counters per phase (warehouse system.events, broker JMX)")
+    table.add_column("")
+    for tag in phases:
+        table.add_column(tag, justify="right")
+    names = list(dict.fromkeys(name for figures in phases.values() for name in figures))
+    for name in names:
+        table.add_row(name, *(_fmt(phases[t].get(name)) for t in phases))
     return table

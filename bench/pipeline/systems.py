@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import abc
+import argparse
 import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,24 @@ from bench.pipeline.events import PROBE_APP, PROBE_ENV, RAW_TABLES
 from bench.pipeline.services import Services, terminate
 
 
+def sink_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The sink settings every system runs with, from the command line."""
+    options = {"batch_rows": args.sink_batch_rows, "batch_seconds": args.sink_batch_seconds}
+    return {name: value for name, value in options.items() if value is not None}
+
+
 class System(abc.ABC):
     """One consumer set under test, in its own namespace and database."""
 
     label = ""
 
-    def __init__(self, services: Services, root: Path, namespace: str) -> None:
+    def __init__(
+        self,
+        services: Services,
+        root: Path,
+        namespace: str,
+        sink_options: Mapping[str, Any] | None = None,
+    ) -> None:
         from shiftright_server.infra.settings import (
             ClickHouseSettings,
             Settings,
@@ -37,7 +51,7 @@ class System(abc.ABC):
             namespace=namespace,
             kafka=KafkaSettings(bootstrap=services.bootstrap),
             clickhouse=ClickHouseSettings(url=services.clickhouse, database=namespace),
-            sink=SinkSettings(group_id=self.group_id()),
+            sink=SinkSettings(group_id=self.group_id(), **(sink_options or {})),
         )
         self._client: Any = None
         self.started_at = 0.0
@@ -123,8 +137,14 @@ class Baseline(System):
     label = "baseline"
     module = "bench.baseline"
 
-    def __init__(self, services: Services, root: Path, namespace: str) -> None:
-        super().__init__(services, root, namespace)
+    def __init__(
+        self,
+        services: Services,
+        root: Path,
+        namespace: str,
+        sink_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(services, root, namespace, sink_options)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = self.state / "consumer.log"
         self._stats = self.state / "consumer.json"
@@ -192,10 +212,16 @@ class Baseline(System):
 class Full(System):
     label = "full"
 
-    def __init__(self, services: Services, root: Path, namespace: str) -> None:
+    def __init__(
+        self,
+        services: Services,
+        root: Path,
+        namespace: str,
+        sink_options: Mapping[str, Any] | None = None,
+    ) -> None:
         from shiftright_server.infra.ops.supervisor import Supervisor, python_components
 
-        super().__init__(services, root, namespace)
+        super().__init__(services, root, namespace, sink_options)
         self.settings = self.configured(self.settings)
         self.supervisor = Supervisor(self.settings)
         self._components = python_components(self.settings)

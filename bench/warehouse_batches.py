@@ -1,0 +1,143 @@
+"""The warehouse's cost per event for the sink's inserts into the real schema (the usage
+table's chain of materialized views included), by rows per insert
+
+    .venv/bin/python -m bench.warehouse_batches [--events 200000] [--rows 10000,20000,50000]
+
+Starts the embedded warehouse, and per batch size applies the schema to a fresh database,
+then writes the bench's event mix (``bench.pipeline.events``) through the sink's own
+routing and ``ClickHouseWarehouse.insert`` in batches of the given rows, one batch after
+another. It prints per batch size the warehouse process's CPU per event while inserting and
+until its merges are done, inserts, parts written and merges (``system.events``).
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+from shiftright_server.infra.clickhouse import apply_schema, get_client
+from shiftright_server.infra.settings import ClickHouseSettings, Settings
+from shiftright_server.schemas import topics, wire
+from shiftright_server.schemas.positions import Position
+from shiftright_server.sinks.batch import Batch
+from shiftright_server.sinks.event_columns import MessageEvents
+from shiftright_server.sinks.router import Router, Row
+from shiftright_server.sinks.rows import COLUMNS
+from shiftright_server.sinks.warehouse import ClickHouseWarehouse
+
+from bench.pipeline.engines import WAREHOUSE_EVENTS
+from bench.pipeline.events import generate, to_messages
+from tests.integration.warehouse_fixture import free_port, start_warehouse, stop_warehouse
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rows", default="10000,20000,50000", help="rows per insert, a list")
+    return parser.parse_args()
+
+
+def batches(namespace: str, events: int, rows: int) -> list[Batch]:
+    """The bench's events as the sink batches them: ``rows`` events per batch."""
+    now = datetime.now(UTC)
+    records = [r for _, r in generate(events, now - timedelta(minutes=11), now, 7, lambda _: None)]
+    router = Router(namespace, Settings().streams.limits())
+    names = [topics.named(t, namespace) for t in topics.EVENT_TOPICS]
+    out: list[Batch] = [Batch()]
+    sent_ms = int(time.time() * 1000)
+    for offset, (kind, _key, value, headers, _n) in enumerate(
+        to_messages(records, wire.MAX_BATCH_EVENTS)
+    ):
+        if out[-1].row_count >= rows:
+            out.append(Batch())
+        batch = out[-1]
+        batch.cover(names[kind], 0, offset)
+        for item in router.route(Position(names[kind], 0, offset), value, headers, sent_ms):
+            if isinstance(item, MessageEvents):
+                batch.add_events(item)
+            elif isinstance(item, Row):
+                batch.add(item.table, item.values)
+    return out
+
+
+def counters(url: str) -> dict[str, int]:
+    names = ", ".join(f"'{n}'" for n in WAREHOUSE_EVENTS)
+    sql = f"SELECT event, value FROM system.events WHERE event IN ({names}) FORMAT JSONEachRow"
+    with urllib.request.urlopen(f"{url}/?{urllib.parse.urlencode({'query': sql})}") as reply:
+        rows = [json.loads(line) for line in reply.read().splitlines() if line]
+    return {str(r["event"]): int(r["value"]) for r in rows}
+
+
+def merges_done(client: Any, deadline_s: float = 120.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if int(client.command("SELECT count() FROM system.merges")) == 0:
+            return
+        time.sleep(0.2)
+
+
+def run_batches(url: str, proc: psutil.Process, rows: int, events: int) -> dict[str, Any]:
+    """Every event in batches of ``rows``, into a fresh database."""
+    namespace = f"wb{rows}x{os.getpid()}"
+    settings = Settings(
+        namespace=namespace, clickhouse=ClickHouseSettings(url=url, database=namespace)
+    )
+    apply_schema(settings)
+    client = get_client(settings.clickhouse, database=namespace)
+    warehouse = ClickHouseWarehouse(client)
+    todo = batches(namespace, events, rows)
+    before, cpu0, t0 = counters(url), _cpu(proc), time.monotonic()
+    for n, batch in enumerate(todo):
+        for table, columns in batch.tables():
+            names = (*COLUMNS[table], "_topic_id")
+            ids = ["x"] * len(columns[0])
+            warehouse.insert(table, [*columns, ids], names, f"{table}:{n}")
+    inserted_cpu, inserted_s = _cpu(proc) - cpu0, time.monotonic() - t0
+    merges_done(client)
+    after, all_cpu = counters(url), _cpu(proc) - cpu0
+    client.command(f"DROP DATABASE {namespace} SYNC")
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    return {
+        "rows": rows,
+        "batches": len(todo),
+        "insert µs/event": round(inserted_cpu / events * 1e6, 1),
+        "with merges µs/event": round(all_cpu / events * 1e6, 1),
+        "insert wall s": round(inserted_s, 2),
+        "inserts": delta.get("InsertQuery", 0),
+        "parts written": delta.get("MergeTreeDataWriterBlocks", 0),
+        "merges": delta.get("Merge", 0),
+        "merge ms": delta.get("MergeTotalMilliseconds", 0),
+    }
+
+
+def _cpu(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
+def main() -> None:
+    args = parse_args()
+    data = Path(tempfile.mkdtemp(prefix="warehouse-batches-"))
+    server, url = start_warehouse(data / "data", free_port())
+    try:
+        proc = psutil.Process(server.pid)
+        print(f"load average at the start: {os.getloadavg()}")
+        for rows in (int(r) for r in args.rows.split(",")):
+            print(run_batches(url, proc, rows, args.events), flush=True)
+        print(f"load average at the end: {os.getloadavg()}")
+    finally:
+        stop_warehouse(server)
+
+
+if __name__ == "__main__":
+    main()
