@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from clickhouse_connect.datatypes.base import ClickHouseType
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
@@ -37,24 +38,40 @@ class Warehouse(Protocol):
 
 
 class ClickHouseWarehouse:
-    """:class:`Warehouse` over a clickhouse-connect client bound to our database."""
+    """:class:`Warehouse` over a clickhouse-connect client bound to our database.
+
+    The column types of each table are read once (clickhouse-connect would otherwise ask
+    the warehouse with a ``DESCRIBE TABLE`` before every insert) and read again after an
+    insert fails."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
+        self._types: dict[tuple[str, tuple[str, ...]], list[ClickHouseType]] = {}
 
     def insert(
         self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str], token: str
     ) -> None:
+        key = (table, tuple(names))
         try:
             self._client.insert(
                 table,
                 columns,
                 column_names=list(names),
+                column_types=self._column_types(key),
                 column_oriented=True,
                 settings=_token_settings(token),
             )
         except Exception as exc:
+            self._types.pop(key, None)
             raise classify(exc) from exc
+
+    def _column_types(self, key: tuple[str, tuple[str, ...]]) -> list[ClickHouseType]:
+        types = self._types.get(key)
+        if types is None:
+            table, names = key
+            context = self._client.create_insert_context(table, column_names=list(names))
+            types = self._types[key] = list(context.column_types)
+        return types
 
     def stored_offsets(self, table: str, topic: str) -> Stored:
         rows = self._rows(
