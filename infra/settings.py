@@ -129,7 +129,11 @@ class SinkSettings(BaseModel):
         description="Consumer group of the ClickHouse sink (prefixed by the namespace).",
     )
     batch_rows: int = Field(
-        default=20_000, description="An insert batch is cut at this many rows, or at batch_seconds."
+        default=100_000,
+        description="An insert batch is cut at this many rows, or at batch_seconds. The "
+        "warehouse pays per insert for every materialized view on the table (some thirty "
+        "parts written for a usage insert), so a sink behind its topics writes its backlog "
+        "in batches this large.",
     )
     batch_seconds: float = Field(
         default=1.0,

@@ -49,7 +49,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class SinkConfig:
-    batch_rows: int = 20_000
+    batch_rows: int = 100_000
     batch_seconds: float = 1.0
     retry_initial: float = 0.5
     retry_max: float = 15.0
