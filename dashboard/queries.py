@@ -9,7 +9,9 @@ the rollups of migration 0012 also take ``hours_start``/``hours_end``
 also ``quarters_start``/``quarters_end`` (migration 0017,
 :func:`~shiftright_server.dashboard.overview.quarters`), the usage lists over those of
 0013 and 0014 also ``quarter_days_*`` and ``days_*``
-(:func:`~shiftright_server.dashboard.timerange.levels`).
+(:func:`~shiftright_server.dashboard.timerange.levels`), the features of every release
+over 0019's sketch levels ``span<seconds>_*``
+(:func:`~shiftright_server.dashboard.timerange.sketch_levels`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import re
 from collections.abc import Callable
 from functools import cache, partial
 from typing import Final
+
+from shiftright_server.dashboard.timerange import SKETCH_SPANS
 
 _SCOPE: Final = (
     "({app:String} = '' OR app = {app:String}) AND ({env:String} = '' OR env = {env:String})"
@@ -274,15 +278,67 @@ def _keys(key: str, lists: str) -> str:
 def _features(tag: str, lists: str, filled: tuple[str, ...]) -> str:
     """The ``keys`` features' uses by origin, users, customers and duration quantiles:
     the states of those features only."""
+    source = _levels("feature", _FEATURE_COLUMNS, _keys("name", lists), lists, filled)
+    return _merged(tag, source)
+
+
+def _merged(tag: str, source: str) -> str:
+    """The features of ``source`` (rows of :data:`_FEATURE_COLUMNS`) merged per feature."""
     return f"""/* dashboard.{tag} */
 SELECT app, env, name, sum(events) AS uses, sum(failures) AS failures,
        sumMap(origins) AS origins,
        uniqCombinedMerge(12)(users) AS users, uniqCombinedMerge(12)(customers) AS customers,
        quantilesDDMerge(0.01, 0.5, 0.9, 0.99)(duration_ms) AS q
-FROM {_levels("feature", _FEATURE_COLUMNS, _keys("name", lists), lists, filled)}
+FROM {source}
 GROUP BY app, env, name
 ORDER BY uses DESC, app, env, name
 """
+
+
+def _period(first: str, last: str) -> str:
+    return f"period >= {{{first}:DateTime('UTC')}} AND period < {{{last}:DateTime('UTC')}}"
+
+
+def _sketch_spans(sizes: tuple[int, ...]) -> str:
+    """The periods of the sketch levels of ``sizes`` that the range reads: each level's
+    whole blocks inside the range but outside the next coarser level's
+    (:func:`~shiftright_server.dashboard.timerange.sketch_levels`)."""
+    parts = []
+    for size in sizes:
+        name, at = f"span{size}", SKETCH_SPANS.index(size)
+        if at + 1 < len(SKETCH_SPANS):
+            coarser = f"span{SKETCH_SPANS[at + 1]}"
+            where = (
+                f"{_period(f'{name}_start', f'{coarser}_start')}"
+                f" OR {_period(f'{coarser}_end', f'{name}_end')}"
+            )
+        else:
+            where = _period(f"{name}_start", f"{name}_end")
+        parts.append(f"span = {size} AND ({where})")
+    return "\n        OR ".join(parts)
+
+
+@cache
+def feature_sketches(filled: tuple[int, ...]) -> str:
+    """The ``keys`` features of every release, as :func:`_features`, from the sketch
+    levels (migration 0019: one table, each feature's periods of every size together)
+    of the sizes in ``filled`` and, with 60 in it, the minutely rollup for the minutes at
+    either end (:func:`~shiftright_server.dashboard.timerange.sketch_filled`)."""
+    chosen = "(app, env, name) IN {keys:Array(Tuple(String, String, String))}"
+    sizes = tuple(size for size in filled if size in SKETCH_SPANS)
+    branches = []
+    if sizes:
+        branches.append(
+            f"    SELECT {_FEATURE_COLUMNS} FROM usage_feature_sketches"
+            f"\n    WHERE ({_sketch_spans(sizes)})\n      AND {_SCOPE} AND {chosen}"
+        )
+    if 60 in filled:
+        branches.append(
+            f"    SELECT {_FEATURE_COLUMNS} FROM usage_features_minutely"
+            f"\n    WHERE {_EDGES} AND {_SCOPE} AND {chosen}"
+        )
+    union = "\n    UNION ALL\n".join(branches)
+    return _merged("features", f"(\n{union}\n)")
 
 
 def _routes(tag: str, lists: str, filled: tuple[str, ...]) -> str:
@@ -299,8 +355,6 @@ ORDER BY uses DESC, app, env, route
 _LISTS: Final[dict[str, Callable[[tuple[str, ...]], str]]] = {
     # the 50 most used features in the range, of every release
     "features_top": partial(_top, "features_top", "feature", "name", 50, "list_any"),
-    # the ``keys`` features of every release: uses by origin, users, customers, durations
-    "features": partial(_features, "features", "list_any"),
     # the 50 most used features of ``release`` in the range
     "release_features_top": partial(_top, "release_features_top", "feature", "name", 50, "list"),
     # the ``keys`` features of ``release``

@@ -156,16 +156,57 @@ def levels(rng: TimeRange) -> dict[str, str]:
     the other whole hours (:func:`spans`) from the hourly ones and the minutes at either
     end from the minutely ones. Each level lies inside the one before: without a whole
     block of a level, its start and end are both the end of the level before."""
-    found = spans(rng)
-    outer = (_at(found["hours_start"]), _at(found["hours_end"]))
-    for name, size in (("quarter_days", 6 * 3600), ("days", 86400)):
+    return _nested(spans(rng), (("quarter_days", 6 * 3600), ("days", 86400)))
+
+
+#: The periods of the features' sketch levels (migration 0019), in seconds, finest first:
+#: each divides the next, and each block starts at a multiple of its size since the epoch.
+SKETCH_SPANS = (3600, 7200, 6 * 3600, 12 * 3600, 86400, 2 * 86400)
+
+
+def sketch_levels(rng: TimeRange) -> dict[str, str]:
+    """Where the features' sketches are read from which level (:data:`SKETCH_SPANS`): the
+    whole two-day blocks inside the range (``span172800_start`` … ``span172800_end``), then
+    in the rest the whole days, half days, quarter days, two-hour blocks and hours (the
+    hours of :func:`spans`), as in :func:`levels`."""
+    hours = spans(rng)
+    chain = tuple((f"span{size}", size) for size in SKETCH_SPANS[1:])
+    return _nested(
+        {"span3600_start": hours["hours_start"], "span3600_end": hours["hours_end"]}, chain
+    )
+
+
+def _nested(found: dict[str, str], chain: tuple[tuple[str, int], ...]) -> dict[str, str]:
+    """``found`` (the finest level's ``*_start`` and ``*_end`` first) with each level of
+    ``chain`` (name, size in seconds; coarser one after another): its whole blocks inside
+    the level before; none: its start and end both the end of the level before."""
+    first_key, last_key = list(found)[-2:]
+    outer = (_at(found[first_key]), _at(found[last_key]))
+    for name, size in chain:
         first = outer[0] + timedelta(seconds=-outer[0].timestamp() % size)
         last = outer[1] - timedelta(seconds=outer[1].timestamp() % size)
         if last <= first:
             first = last = outer[1]
-        found |= {f"{name}_start": sql_time(first), f"{name}_end": sql_time(last)}
+        found = found | {f"{name}_start": sql_time(first), f"{name}_end": sql_time(last)}
         outer = (first, last)
     return found
+
+
+def sketch_filled(rng: TimeRange) -> tuple[int, ...]:
+    """The sizes of :data:`SKETCH_SPANS` whose span holds time for ``rng``, finest first
+    (the features' sketches read those alone), then 60 when the range has minutes at
+    either end."""
+    at = sketch_levels(rng)
+    bounds = [(at[f"span{s}_start"], at[f"span{s}_end"]) for s in SKETCH_SPANS] + [("", "")]
+    sizes = tuple(
+        size
+        for size, (first, last), (inner_first, inner_last) in zip(
+            SKETCH_SPANS, bounds, bounds[1:], strict=False
+        )
+        if first < (inner_first or last) or (inner_last or first) < last
+    )
+    edges = at["span3600_start"] > sql_time(rng.start) or at["span3600_end"] < sql_time(rng.end)
+    return sizes + ((60,) if edges else ())
 
 
 def filled(rng: TimeRange) -> tuple[str, ...]:

@@ -19,6 +19,8 @@ from shiftright_server.dashboard.timerange import (
     grid,
     hourly_step,
     levels,
+    sketch_filled,
+    sketch_levels,
     spans,
     sql_time,
 )
@@ -74,7 +76,7 @@ def features(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") ->
     """Up to 50 features by uses (of every release, or of ``release``), each with a
     ``chart`` and its uses by origin."""
     base = _params(rng, scope, release)
-    top, states = list_queries("features", release, filled(rng))
+    top, states = list_queries("features", release, rng)
     keys = _keys(reader, top, base)
     names = sorted({name for _, _, name in keys})
     rows, trend = together(
@@ -107,12 +109,17 @@ def _trend(
     return trend
 
 
-def list_queries(kind: str, release: str, levels: tuple[str, ...]) -> tuple[str, str]:
+def list_queries(kind: str, release: str, rng: TimeRange) -> tuple[str, str]:
     """The queries that choose the busiest ``kind`` (``features`` or ``routes``) and
-    merge their states, of every release or of ``release`` alone, reading the ``levels``
-    that hold time for the range (:func:`~shiftright_server.dashboard.timerange.filled`)."""
+    merge their states, of every release or of ``release`` alone, reading the levels
+    that hold time for ``rng`` (:func:`~shiftright_server.dashboard.timerange.filled`;
+    the features of every release from their sketch levels,
+    :func:`~shiftright_server.dashboard.timerange.sketch_filled`)."""
     panel = f"release_{kind}" if release else kind
-    return queries.usage_list(f"{panel}_top", levels), queries.usage_list(panel, levels)
+    top = queries.usage_list(f"{panel}_top", filled(rng))
+    if panel == "features":
+        return top, queries.feature_sketches(sketch_filled(rng))
+    return top, queries.usage_list(panel, filled(rng))
 
 
 def busiest(reader: Reader, top: str, states: str, params: dict[str, Any]) -> list[Row]:
@@ -130,6 +137,7 @@ def _params(rng: TimeRange, scope: Scope, release: str) -> dict[str, Any]:
         "start": sql_time(rng.start),
         "end": sql_time(rng.end),
         **levels(rng),
+        **sketch_levels(rng),
         **scope.params(),
         "release": release,
     }
@@ -144,7 +152,7 @@ def _quantiles(q: Any) -> tuple[float | None, float | None, float | None]:
 def routes(reader: Reader, rng: TimeRange, scope: Scope, release: str = "") -> list[Row]:
     """Up to 20 routes by requests (of every release, or of ``release``), with failures,
     users and p95 duration."""
-    queried = list_queries("routes", release, filled(rng))
+    queried = list_queries("routes", release, rng)
     rows = busiest(reader, *queried, _params(rng, scope, release))
     for r in rows:
         r["p95"] = None if r["p95"] != r["p95"] else round(r["p95"], 1)  # NaN: no durations

@@ -1,5 +1,5 @@
 """The dashboard's panels over the daily, hourly, quarter-hourly and minutely rollups
-(migrations 0012, 0013, 0014 and 0017) give the numbers the raw events give over the same range: events spread
+(migrations 0012, 0013, 0014, 0017 and 0019) give the numbers the raw events give over the same range: events spread
 over several hours, and more over three days, go in through the raw tables, the panels'
 own queries read a range that starts and ends inside an hour, one that also spans two
 whole days, and the same asked through the page's rule (widened to whole hours), and each
@@ -16,10 +16,13 @@ import pytest
 from shiftright_server.dashboard import errors_sql, queries
 from shiftright_server.dashboard.overview import quarters
 from shiftright_server.dashboard.timerange import (
+    SKETCH_SPANS,
     TimeRange,
     filled,
     levels,
     parse_range,
+    sketch_filled,
+    sketch_levels,
     spans,
     sql_time,
 )
@@ -44,6 +47,11 @@ DAYS_T0_MS = int(datetime(2026, 11, 24, 4, 0, tzinfo=UTC).timestamp() * 1000)
 # The same days asked for in a URL: a range over a day is widened to whole hours (04:00 …
 # 10:00), so no minute is read from the minutely rollups.
 WIDE = parse_range(None, "2026-11-24T04:17Z", "2026-11-27T09:43Z", datetime.now(UTC))
+# One whole day (25 November) that no whole two-day block holds, half days and two-hour
+# blocks at both ends (the features' sketch levels of migration 0019).
+DAY = TimeRange(
+    datetime(2026, 11, 24, 4, 17, tzinfo=UTC), datetime(2026, 11, 26, 15, 43, tzinfo=UTC), ""
+)
 
 # 6,000 events over 5.5 hours from 09:30 (before the range to after it; `gap` ms apart):
 # 7 features with uneven uses, 5 routes (some events without one), 3 releases, 3 origins,
@@ -94,20 +102,24 @@ LEVELS = [
 # 0018's hours of each host's health.
 LATER = [*LEVELS, "usage_app_quarter_hourly", "health_hourly"]
 
+SKETCHES = [f"usage_feature_sketches_{span}_mv" for span in SKETCH_SPANS] + [
+    "usage_feature_sketches"
+]
+
 
 @pytest.fixture(scope="module")
 def loaded(clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """The first events go in before migrations 0013, 0014, 0017 and 0018 are applied (as
-    on an upgrade: they copy their periods from the finer tables), the rest after (their
-    views fill them)."""
+    """The first events go in before migrations 0013, 0014, 0017, 0018 and 0019 are
+    applied (as on an upgrade: they copy their periods from the finer tables), the rest
+    after (their views fill them)."""
     settings = fresh_settings("127.0.0.1:9", clickhouse_url, tmp_path_factory.mktemp("state"))
     apply_schema(settings)
     db = settings.clickhouse.database
     client = get_client(settings.clickhouse, database=db)
-    for name in [f"{t}_mv" for t in LATER] + LATER:
+    for name in [f"{t}_mv" for t in LATER] + LATER + SKETCHES:
         client.command(f"DROP TABLE {name}")
     client.command(
-        "ALTER TABLE schema_migrations DELETE WHERE version IN (13, 14, 17, 18)",
+        "ALTER TABLE schema_migrations DELETE WHERE version IN (13, 14, 17, 18, 19)",
         settings={"mutations_sync": 2},
     )
     client.command(USAGE.format(db=db, t0=T0_MS, gap=3300))
@@ -138,7 +150,7 @@ def params(
         "step": step,
         **spans(rng, step),
         **quarters(rng, step),
-        **(levels(rng) if step == 3600 else {}),
+        **(levels(rng) | sketch_levels(rng) if step == 3600 else {}),
         **more,
     }
 
@@ -153,7 +165,7 @@ def listed(
     reader: WarehouseReader, kind: str, release: str, rng: TimeRange
 ) -> list[dict[str, Any]]:
     """The feature (route) list as the page reads it: of every release, or of one."""
-    return busiest(reader, *list_queries(kind, release, filled(rng)), params(release, rng=rng))
+    return busiest(reader, *list_queries(kind, release, rng), params(release, rng=rng))
 
 
 def test_the_ranges_read_whole_days_quarter_days_hours_and_edge_minutes_of_those_they_hold() -> (
@@ -184,11 +196,23 @@ def test_the_ranges_read_whole_days_quarter_days_hours_and_edge_minutes_of_those
     assert filled(RANGE) == ("hours", "minutes")
     assert filled(DAYS) == ("days", "quarter_days", "hours", "minutes")
     assert filled(WIDE) == ("days", "quarter_days", "hours")
+    # every level of the features' sketches in one of the ranges
+    assert sketch_filled(RANGE) == (3600, 7200, 60)
+    assert sketch_filled(DAYS) == (3600, 7200, 21600, 43200, 172800, 60)
+    assert sketch_filled(DAY) == (3600, 7200, 21600, 43200, 86400, 60)
 
 
 @pytest.mark.parametrize(
     ("release", "rng"),
-    [("", RANGE), ("1.2", RANGE), ("", DAYS), ("1.0", DAYS), ("", WIDE), ("1.1", WIDE)],
+    [
+        ("", RANGE),
+        ("1.2", RANGE),
+        ("", DAYS),
+        ("1.0", DAYS),
+        ("", WIDE),
+        ("1.1", WIDE),
+        ("", DAY),
+    ],
 )
 def test_features_equal_the_raw_events(
     reader: WarehouseReader, release: str, rng: TimeRange
@@ -348,6 +372,8 @@ def test_a_retried_insert_does_not_count_twice_in_the_hourly_rollups(
         "usage_feature_list_daily",
         "usage_feature_list_any_daily",
         "usage_features_hourly",
+        "usage_feature_sketches WHERE span = 7200",
+        "usage_feature_sketches WHERE span = 172800",
         "usage_app_hourly",
         "usage_features_minutely",
     ):

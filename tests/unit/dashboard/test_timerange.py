@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from shiftright_server.dashboard.timerange import (
     BadRange,
+    TimeRange,
     grid,
     hourly_step,
     levels,
     parse_range,
+    sketch_filled,
+    sketch_levels,
     spans,
 )
 
@@ -134,3 +137,68 @@ def test_lists_read_whole_days_then_quarter_days_then_hours_then_minutes() -> No
     aligned = levels(parse_range(None, "2026-12-02T00:00Z", "2026-12-04T00:00Z", NOW))
     assert aligned["days_start"] == aligned["hours_start"] == "2026-12-02 00:00:00"
     assert aligned["days_end"] == aligned["hours_end"] == "2026-12-04 00:00:00"
+
+
+SKETCH_SIZES = (3600, 7200, 21600, 43200, 86400, 172800)
+
+
+def _pieces(at: dict[str, str]) -> list[tuple[int, datetime, datetime]]:
+    """Each sketch level's pieces (size, start, end): its whole blocks outside the next
+    coarser level's."""
+
+    def t(name: str) -> datetime:
+        return datetime.fromisoformat(at[name]).replace(tzinfo=UTC)
+
+    found = []
+    for size, coarser in zip(SKETCH_SIZES, SKETCH_SIZES[1:] + (0,), strict=True):
+        first, last = t(f"span{size}_start"), t(f"span{size}_end")
+        if coarser:
+            found += [
+                (size, first, t(f"span{coarser}_start")),
+                (size, t(f"span{coarser}_end"), last),
+            ]
+        else:
+            found.append((size, first, last))
+    return [(size, a, b) for size, a, b in found if a < b]
+
+
+def _states(at: dict[str, str]) -> int:
+    return sum(int((b - a).total_seconds()) // size for size, a, b in _pieces(at))
+
+
+def test_feature_sketches_read_two_days_then_days_half_days_quarter_days_two_hours_hours() -> None:
+    week = parse_range("7d", None, None, NOW)  # 2026-11-27 21:00 … 2026-12-04 22:00
+    at = sketch_levels(week)
+    assert (at["span3600_start"], at["span3600_end"]) == (
+        "2026-11-27 21:00:00",
+        "2026-12-04 22:00:00",
+    )
+    assert (at["span172800_start"], at["span172800_end"]) == (
+        "2026-11-29 00:00:00",  # two-day blocks start on even days since the epoch
+        "2026-12-03 00:00:00",
+    )
+    # 21:00 (an hour); 22:00, 4 December 18:00 and 20:00 (two hours each); 28 November and
+    # 3 December (a day each) around two blocks of two days; 4 December 00:00 (a half day)
+    # and 12:00 (a quarter day): 10 states per feature, where hours, quarter days and
+    # days alone take 16
+    assert _states(at) == 1 + 3 + 2 + 2 + 1 + 1
+    assert sketch_filled(week) == (3600, 7200, 21600, 43200, 86400, 172800)
+    day = parse_range("24h", None, None, NOW)  # 21:00 … 22:00 the next day, 25 hours
+    assert _states(sketch_levels(day)) <= 6
+    assert sketch_filled(parse_range("15m", None, None, NOW)) == (60,)
+
+
+def test_the_sketch_levels_cover_every_hour_of_a_range_once_in_aligned_blocks() -> None:
+    for hours in (1, 5, 25, 49, 169, 24 * 30 + 1):
+        for first in range(0, 48 * 7, 5):
+            start = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(hours=first)
+            pieces = _pieces(sketch_levels(TimeRange(start, start + timedelta(hours=hours), "")))
+            covered = sorted((a, b) for _, a, b in pieces)
+            assert covered[0][0] == start and covered[-1][1] == start + timedelta(hours=hours)
+            assert all(b == c for (_, b), (c, _) in zip(covered, covered[1:], strict=False))
+            assert all(a.timestamp() % size == b.timestamp() % size == 0 for size, a, b in pieces)
+            if hours >= 24:
+                assert (
+                    _states(sketch_levels(TimeRange(start, start + timedelta(hours=hours), "")))
+                    <= 12 + hours // 48
+                )
