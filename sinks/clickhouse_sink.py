@@ -85,6 +85,8 @@ class SinkStats:
 
 #: The most messages one fetch takes.
 _MAX_FETCH = 5000
+#: The oldest a batch grows while every fetch comes back full (the sink is behind).
+_BEHIND_SECONDS = 5.0
 
 
 class _Abandoned(Exception):
@@ -111,6 +113,7 @@ class ClickHouseSink:
         self._stop = threading.Event()
         self._last_status = 0.0
         self._rows_per_message = wire.MAX_BATCH_EVENTS
+        self._behind = False  # the last fetch came back as full as asked
         self.stats = SinkStats()
 
     # -- lifecycle ---------------------------------------------------------------
@@ -131,7 +134,9 @@ class ClickHouseSink:
             log.info("sink_stopped", **self.stats.as_dict())
 
     def poll_once(self, timeout: float = 0.2) -> None:
-        messages = self._consumer.consume(num_messages=self._room(), timeout=timeout)
+        asked = self._room()
+        messages = self._consumer.consume(num_messages=asked, timeout=timeout)
+        self._behind = len(messages) >= asked
         self._check_topics()  # before the messages: they may be a new topic's
         for message in messages:
             self._handle(message)
@@ -160,12 +165,17 @@ class ClickHouseSink:
                 self._frontier.read_again(topic)
 
     def _due(self) -> bool:
+        """Cut at ``batch_rows``, or by age: at ``batch_seconds`` when the last fetch came
+        up short (the sink is at the head of its topics); a sink behind them keeps
+        filling its batch, up to ``batch_rows`` or ``_BEHIND_SECONDS``, since the
+        warehouse pays per insert for every materialized view on the table."""
         batch = self._batch
         if not batch.messages:
             return False
-        return (
-            batch.row_count >= self._config.batch_rows or batch.age() >= self._config.batch_seconds
-        )
+        if batch.row_count >= self._config.batch_rows:
+            return True
+        age, seconds = batch.age(), self._config.batch_seconds
+        return age >= seconds if not self._behind else age >= max(seconds, _BEHIND_SECONDS)
 
     # -- one record ----------------------------------------------------------------
     def _handle(self, message: Message) -> None:

@@ -42,8 +42,9 @@ def sink(
     warehouse: FakeWarehouse,
     rows: int = 100,
     cluster: FakeTopicIds | None = None,
+    seconds: float = 60,
 ) -> ClickHouseSink:
-    config = SinkConfig(batch_rows=rows, batch_seconds=60, retry_initial=0.01, retry_max=0.02)
+    config = SinkConfig(batch_rows=rows, batch_seconds=seconds, retry_initial=0.01, retry_max=0.02)
     return ClickHouseSink(
         consumer,  # type: ignore[arg-type]  # FakeConsumer has the calls the sink makes on a Consumer
         warehouse,
@@ -192,6 +193,25 @@ def test_a_backlog_of_batch_messages_is_written_in_batches_of_about_batch_rows()
     drain(sink(consumer, warehouse, rows=45), consumer)
     assert len(warehouse.tables["events_usage"]) == 300
     assert warehouse.inserts >= 300 // (45 + 10)  # not the whole backlog in one insert
+
+
+def test_behind_its_topics_the_sink_fills_batches_to_batch_rows_at_the_head_it_cuts_by_age() -> (
+    None
+):
+    from shiftright_server.schemas import wire
+
+    lines = [encoded("usage", T0, name=f"n{i}") for i in range(10)]
+    log = {
+        (USAGE, 0): [message(USAGE, 0, i, b"\n".join(lines), wire.BATCH_HEADERS) for i in range(35)]
+    }
+    consumer, warehouse = FakeConsumer(log), FakeWarehouse()
+    s = sink(consumer, warehouse, rows=100, seconds=0)  # every batch old enough at once
+    consumer.subscribe(s._router.subscriptions, on_assign=s._on_assign)
+    for _ in range(20):
+        s.poll_once(timeout=0)
+    # 350 rows: three full batches while behind, then the rest when a fetch came up short
+    assert len([t for table, t in warehouse.tokens if table == "events_usage"]) == 4
+    assert len(warehouse.tables["events_usage"]) == 350
 
 
 @functools.cache
