@@ -137,7 +137,9 @@ class SinkSettings(BaseModel):
     )
     batch_seconds: float = Field(
         default=1.0,
-        description="An insert batch is cut when its first message is this old, or at batch_rows.",
+        description="An insert batch is cut when its first message is this old, or at "
+        "batch_rows; while every fetch comes back full (the sink is behind its topics) it "
+        "fills up to batch_rows, for at most 5 s.",
     )
     event_rows: Literal["columns", "models"] = Field(
         default="columns",
