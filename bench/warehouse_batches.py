@@ -1,5 +1,5 @@
 """The warehouse's cost per event for the sink's inserts into the real schema (the usage
-table's chain of materialized views included), by rows per insert
+table's chain of materialized views included), by rows per insert.
 
     .venv/bin/python -m bench.warehouse_batches [--events 200000] [--rows 10000,20000,50000]
 
