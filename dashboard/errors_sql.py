@@ -1,7 +1,8 @@
 """The SQL behind ``/errors`` and ``/errors/{group_id}`` (tables of migration 0004).
 
 A group's state is the latest row of ``error_groups`` (FINAL); counts in a range come
-from ``errors_grouped``, one row per error. Parameters as in :mod:`.queries`; ``status``,
+from ``errors_grouped``, one row per error, and the list's from its copy sorted by hour
+first, ``errors_grouped_by_hour`` (migration 0022). Parameters as in :mod:`.queries`; ``status``,
 ``text``, ``release`` '' mean any.
 """
 
@@ -13,6 +14,12 @@ from typing import Final
 from shiftright_server.schemas import error_queries
 
 _TS: Final = "ts >= {start:DateTime('UTC')} AND ts < {end:DateTime('UTC')}"
+#: The range, also bounded by its hours: ``errors_grouped_by_hour`` is then read for those
+#: hours only (the warehouse does not narrow its ``toStartOfHour(ts)`` key by ``ts`` alone).
+_HOURS_TS: Final = (
+    f"{_TS} AND toStartOfHour(ts) >= toStartOfHour({{start:DateTime('UTC')}})"
+    " AND toStartOfHour(ts) <= toStartOfHour({end:DateTime('UTC')})"
+)
 
 #: Sort orders the list offers (the query string names one of these keys).
 SORTS: Final = {
@@ -28,8 +35,8 @@ GROUPS: Final = f"""/* dashboard.error_groups */
 WITH c AS (
     SELECT app, group_id, count() AS events, uniqExactIf(user_id, user_id != '') AS users,
            groupUniqArray(env) AS envs
-    FROM errors_grouped FINAL
-    WHERE {_TS}
+    FROM errors_grouped_by_hour FINAL
+    WHERE {_HOURS_TS}
       AND ({{app:String}} = '' OR app = {{app:String}})
       AND ({{env:String}} = '' OR env = {{env:String}})
       AND ({{release:String}} = '' OR release = {{release:String}})

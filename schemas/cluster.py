@@ -39,6 +39,9 @@ SHARD_KEYS = {
     "events_error": SHARD_BY_HOST,
     "events_health": SHARD_BY_HOST,
     "events_change": SHARD_BY_HOST,
+    # The copy sorted by hour (migration 0022) on the shard of its source row, where a
+    # row stored twice meets its twin (FINAL deduplicates within a shard).
+    "errors_grouped_by_hour": "cityHash64(app, env, group_id, ts, event_id)",
 }
 DEFAULT_REPLICA_PATH = "/clickhouse/tables/{shard}/{database}/{table}"
 DEFAULT_REPLICA_NAME = "{replica}"

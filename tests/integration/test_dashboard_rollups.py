@@ -89,6 +89,23 @@ SELECT generateUUIDv4(number), fromUnixTimestamp64Milli(toInt64({t0} + number * 
         'system.memory.utilization', (cityHash64(number) % 700) / 1000.0)
 FROM numbers(300)
 """
+# 500 errors over 5 hours from 09:30 in 4 groups ({prefix}0 … {prefix}3) of two apps,
+# two envs and two releases, from 40 users (1 in 6 without one); and each group's state.
+LIST_ERRORS = """INSERT INTO {db}.errors_grouped (event_id, ts, app, env, release, host, user_id, group_id)
+SELECT generateUUIDv4(number), fromUnixTimestamp64Milli(toInt64({t0} + number * 37000), 'UTC'),
+    if(h % 3 = 0, 'catalog', 'checkout'), if(bitShiftRight(h, 8) % 4 = 0, 'preprod', 'prod'),
+    concat('1.', toString(bitShiftRight(h, 16) % 2)), 'host-9',
+    if(bitShiftRight(h, 24) % 6 = 0, '', concat('u', toString(bitShiftRight(h, 32) % 40))),
+    concat('{prefix}', toString(bitShiftRight(h, 40) % 4))
+FROM (SELECT number, cityHash64(number, '{prefix}') AS h FROM numbers(500))
+"""
+LIST_GROUPS = """INSERT INTO {db}.error_groups (group_id, app, title, status, version)
+SELECT DISTINCT group_id, app, concat('Error in ', group_id), 'unresolved', 1 FROM {db}.errors_grouped
+"""
+# Some errors of each list group stored twice (a replayed batch): FINAL counts them once.
+STORED_TWICE = """INSERT INTO {db}.errors_grouped
+SELECT * FROM {db}.errors_grouped WHERE group_id != 'g1' AND user_id != '' LIMIT 120
+"""
 RAW_WHERE = "ts >= {start:DateTime('UTC')} AND ts < {end:DateTime('UTC')}"
 
 
@@ -98,9 +115,9 @@ LEVELS = [
     for lists in ("list", "list_any")
     for level in ("hourly", "six_hourly", "daily")
 ]
-# Added on an upgrade too: migration 0017's quarter hours, copied from the minutes, and
-# 0018's hours of each host's health.
-LATER = [*LEVELS, "usage_app_quarter_hourly", "health_hourly"]
+# Added on an upgrade too: migration 0017's quarter hours, copied from the minutes,
+# 0018's hours of each host's health and 0022's errors sorted by hour.
+LATER = [*LEVELS, "usage_app_quarter_hourly", "health_hourly", "errors_grouped_by_hour"]
 
 SKETCHES = [f"usage_feature_sketches_{span}_mv" for span in SKETCH_SPANS] + [
     "usage_feature_sketches"
@@ -109,9 +126,10 @@ SKETCHES = [f"usage_feature_sketches_{span}_mv" for span in SKETCH_SPANS] + [
 
 @pytest.fixture(scope="module")
 def loaded(clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """The first events go in before migrations 0013, 0014, 0017, 0018 and 0019 are
-    applied (as on an upgrade: they copy their periods from the finer tables), the rest
-    after (their views fill them)."""
+    """The first events go in before migrations 0013, 0014, 0017, 0018, 0019 and 0022
+    are applied (as on an upgrade: they copy their periods from the finer tables, or the
+    errors), the rest after (their views fill them). Merges of the errors are stopped:
+    the rows stored twice stay stored twice."""
     settings = fresh_settings("127.0.0.1:9", clickhouse_url, tmp_path_factory.mktemp("state"))
     apply_schema(settings)
     db = settings.clickhouse.database
@@ -119,14 +137,20 @@ def loaded(clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     for name in [f"{t}_mv" for t in LATER] + LATER + SKETCHES:
         client.command(f"DROP TABLE {name}")
     client.command(
-        "ALTER TABLE schema_migrations DELETE WHERE version IN (13, 14, 17, 18, 19)",
+        "ALTER TABLE schema_migrations DELETE WHERE version IN (13, 14, 17, 18, 19, 22)",
         settings={"mutations_sync": 2},
     )
     client.command(USAGE.format(db=db, t0=T0_MS, gap=3300))
     client.command(HEALTH.format(db=db, t0=T0_MS))
+    client.command("SYSTEM STOP MERGES errors_grouped")
+    client.command(LIST_ERRORS.format(db=db, t0=T0_MS, prefix="early-"))
     apply_schema(settings)
+    client.command("SYSTEM STOP MERGES errors_grouped_by_hour")
     client.command(USAGE.format(db=db, t0=DAYS_T0_MS, gap=48_000))  # 80 hours, over 4 days
     client.command(ERRORS.format(db=db, t0=T0_MS))
+    client.command(LIST_ERRORS.format(db=db, t0=T0_MS, prefix="late-"))
+    for statement in (STORED_TWICE, LIST_GROUPS):
+        client.command(statement.format(db=db))
     client.close()
     yield settings
 
@@ -355,6 +379,37 @@ def test_group_page_health_equals_the_analysts_question(
     expected = reader.query(error_queries.HEALTH_AT_ERRORS, asked).rows
     assert shown == expected
     assert len(shown) == 2 and all(r[2] is not None and r[4] > 0 for r in shown)
+
+
+@pytest.mark.parametrize(
+    ("release", "rng"),
+    [("", RANGE), ("1.1", RANGE), ("", DAYS), ("", TimeRange(START, START.replace(minute=43), ""))],
+)
+def test_errors_list_equals_the_stored_errors_each_counted_once(
+    reader: WarehouseReader, release: str, rng: TimeRange
+) -> None:
+    """The list reads migration 0022's copy sorted by hour (filled on the upgrade for the
+    early- groups, by its view for the late- ones and g1); each error stored twice in
+    errors_grouped counts once, as with FINAL there."""
+    query = errors_sql.GROUPS.replace("{order}", errors_sql.SORTS["events"])
+    shown = reader.query(query, params(release, rng=rng, text="", status="")).dicts()
+    expected = raw(
+        reader,
+        """SELECT app, group_id, count(), uniqExactIf(user_id, user_id != ''),
+               arraySort(groupUniqArray(env))
+        FROM errors_grouped FINAL WHERE {where}
+          AND ({release:String} = '' OR release = {release:String})
+        GROUP BY app, group_id""",
+        release,
+        rng,
+    )
+    got = [(g["app"], g["group_id"], g["events"], g["users"], g["envs"]) for g in shown]
+    assert sorted(got) == sorted(expected)
+    stored = reader.query("SELECT count() FROM errors_grouped WHERE group_id != 'g1'", {})
+    assert stored.rows[0][0] == 1000 + 120  # the rows stored twice are there twice
+    if rng in (RANGE, DAYS) and not release:
+        assert {g[1][:5] for g in got} == {"early", "late-", "g1"} and len(got) == 17
+        assert [g["events"] for g in shown] == sorted((g[2] for g in got), reverse=True)
 
 
 def test_a_retried_insert_does_not_count_twice_in_the_hourly_rollups(

@@ -66,6 +66,13 @@ def test_errors_and_their_hosts_health_land_on_one_shard() -> None:
     assert view.endswith("SETTINGS distributed_product_mode = 'local'")
 
 
+def test_the_errors_sorted_by_hour_share_their_source_rows_shards() -> None:
+    statements = _cluster_statements()
+    for table in ("errors_grouped", "errors_grouped_by_hour"):
+        front = next(s for s in statements if f"shiftright.{table} ON CLUSTER" in s.split("\n")[0])
+        assert front.endswith(f"{table}_local, cityHash64(app, env, group_id, ts, event_id))")
+
+
 def test_materialized_views_aggregate_each_shards_own_rows() -> None:
     mv = next(s for s in _cluster_statements() if "usage_minutely_mv" in s)
     assert "TO shiftright.usage_minutely_local AS" in mv
@@ -74,7 +81,11 @@ def test_materialized_views_aggregate_each_shards_own_rows() -> None:
 
 def test_a_table_filled_from_older_ones_is_filled_once_through_the_distributed_tables() -> None:
     inserts = [s for s in _cluster_statements() if s.startswith("INSERT")]
-    filled = ("INSERT INTO shiftright.usage_", "INSERT INTO shiftright.health_hourly")
+    filled = (
+        "INSERT INTO shiftright.usage_",
+        "INSERT INTO shiftright.health_hourly",
+        "INSERT INTO shiftright.errors_grouped_by_hour",
+    )
     assert inserts and all(s.startswith(filled) for s in inserts)
     assert all("_local" not in s and "ON CLUSTER" not in s for s in inserts)
 
