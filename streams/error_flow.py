@@ -6,7 +6,7 @@ functions: Kafka records in; what to send and partition states to save out
    (:mod:`streams.rekey`, same event id as the sink gives it): ``events.error.v1`` ->
    ``errors.byhost.v1`` keyed ``app|env|host``, so it lands on the partition number of
    its host's health. Errors travel in NDJSON batch messages per partition
-   (:func:`pack_messages`) whose header lists each line's origin position.
+   (:func:`streams.packing.pack_messages`) whose header lists each line's origin position.
 2. :class:`Attach` ``events.health.v1`` + ``errors.byhost.v1`` -> ``errors.assigned.v1``
    (each error as soon as it is grouped) and ``errors.grouped.v1`` (each error with its
    host's health, the stored row): :class:`~streams.grouping.stages.AttachStage`. A re-key
@@ -27,7 +27,7 @@ first. States are saved per partition number after the batch's outputs were deli
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,8 +36,8 @@ import orjson
 from pydantic import ValidationError
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.events import ErrorEvent, HealthEvent
-from shiftright_server.schemas.fast_events import Window, accept
-from shiftright_server.schemas.fast_lines import accept_lines
+from shiftright_server.schemas.fast_events import Accepted, Window, accept
+from shiftright_server.schemas.fast_lines import accept_lines, accept_message
 from shiftright_server.schemas.records import (
     ErrorGroup,
     ErrorGroupCommand,
@@ -48,7 +48,7 @@ from shiftright_server.schemas.validation import Limits, parse_event
 from shiftright_server.streams.grouping.health import HealthJoin, Reading
 from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
 from shiftright_server.streams.grouping.state import GroupBook
-from shiftright_server.streams.rekey import HEADER_ORIGIN, Handoff, Item, origins_of
+from shiftright_server.streams.rekey import Handoff, origins_of
 from shiftright_server.streams.step import Holes, Record, TopicPartition
 
 Loader = Callable[[int], bytes | None]
@@ -215,26 +215,36 @@ class Attach(_Step):
         return out
 
     def _health(self, r: Record, out: Out) -> None:
-        """Health events on the fast path (the models read what it does not vouch for,
-        and skip what they refuse: the rollup step dead-letters it)."""
+        for i, event in self._readings(r):
+            out.grouped += self.stage.health(r.partition, r.topic, r.offset, event, i)
+            out.assigned += self.stage.take_late()
+
+    def _readings(self, r: Record) -> list[tuple[int, HealthEvent | Reading]]:
+        """A message's health events (by index) on the fast path: the whole message at
+        once where it can vouch for every line, else line by line; the models read what
+        it does not vouch for, and skip what they refuse (the rollup step dead-letters
+        it)."""
         now_ms, limits = r.timestamp_ms, self._limits
         window, now = Window.around(now_ms, limits), None
         lines = wire.split_events(r.value, r.headers)
+        whole = accept_message(r.value, lines, "health", window, limits)
+        if whole is not None:
+            pairs = zip(whole.events, whole.ts_ms, strict=True)
+            return [(i, Reading.fast(Accepted(e, ts))) for i, (e, ts) in enumerate(pairs)]
         vouched = accept_lines(r.value, lines, "health", now_ms, window, limits)
+        out: list[tuple[int, HealthEvent | Reading]] = []
         for i, payload in enumerate(lines):
             fast = (
                 accept(payload, "health", now_ms, window, limits) if vouched is None else vouched[i]
             )
             if fast is not None:
-                event: HealthEvent | Reading = Reading.fast(fast)
-            else:
-                now = now or datetime.fromtimestamp(now_ms / 1000, UTC)
-                parsed = parse_event(payload, "health", now, limits)
-                if not isinstance(parsed, HealthEvent):
-                    continue
-                event = parsed
-            out.grouped += self.stage.health(r.partition, r.topic, r.offset, event, i)
-            out.assigned += self.stage.take_late()
+                out.append((i, Reading.fast(fast)))
+                continue
+            now = now or datetime.fromtimestamp(now_ms / 1000, UTC)
+            parsed = parse_event(payload, "health", now, limits)
+            if isinstance(parsed, HealthEvent):
+                out.append((i, parsed))
+        return out
 
     def _error(self, r: Record, out: Out) -> None:
         origins = origins_of(r.headers)
@@ -297,43 +307,6 @@ class Attach(_Step):
         self.stage.forget(gone)
         for p in gone:
             self.origins.pop(p, None)
-
-
-Message = tuple[bytes, bytes, list[tuple[str, bytes]], int]  # key, value, headers, partition
-#: Internal batch messages stay small: many mid-sized messages keep the producer flowing.
-MESSAGE_BYTES, MESSAGE_LINES = 64 * 1024, 100
-
-
-def _chunks(items: list[Item]) -> Iterator[list[Item]]:
-    chunk: list[Item] = []
-    size = 0
-    for item in items:
-        if chunk and (size + len(item[1]) > MESSAGE_BYTES or len(chunk) >= MESSAGE_LINES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(item)
-        size += len(item[1]) + 1
-    if chunk:
-        yield chunk
-
-
-def pack_messages(items: Sequence[Item], partitions: int) -> list[Message]:
-    """Single-event messages merged into NDJSON batch messages per partition, in order
-    (Python consumers pay per message; order within a partition is what the next step
-    relies on). Origin headers are joined line by line; the key is the first line's."""
-    by_partition: dict[int, list[Item]] = {}
-    for item in items:
-        by_partition.setdefault(wire.partition_of(item[0], partitions), []).append(item)
-    out: list[Message] = []
-    for partition, group in by_partition.items():
-        for lines in _chunks(group):
-            value = b"\n".join(v for _, v, _ in lines)
-            origins = [dict(h or ()).get(HEADER_ORIGIN, b"") for _, _, h in lines]
-            headers = list(wire.BATCH_HEADERS)
-            if all(origins):
-                headers.append((HEADER_ORIGIN, b",".join(origins)))
-            out.append((lines[0][0], value, headers, partition))
-    return out
 
 
 class Group(_Step):

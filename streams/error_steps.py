@@ -25,9 +25,10 @@ from typing import Any
 import structlog
 from shiftright_server.schemas.records import GroupedError
 from shiftright_server.streams.driver import Driver
-from shiftright_server.streams.error_flow import Attach, Group, Out, pack_messages
+from shiftright_server.streams.error_flow import Attach, Group, Out
 from shiftright_server.streams.grouping import Rules
 from shiftright_server.streams.grouping.keys import group_key
+from shiftright_server.streams.packing import pack_messages
 from shiftright_server.streams.rekey import Handoff
 from shiftright_server.streams.step import (
     Message,

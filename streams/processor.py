@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.events import ROLLUP_KEY_FIELD, ErrorEvent
 from shiftright_server.schemas.fast_events import DECODERS, Window, accept
-from shiftright_server.schemas.fast_lines import accept_lines
+from shiftright_server.schemas.fast_lines import accept_lines, accept_message
 from shiftright_server.schemas.positions import Position, position_id_later
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.schemas.validation import (
@@ -148,6 +148,11 @@ class Processor:
         payloads = wire.split_events(record.value, record.headers)
         if payloads:
             state.skip(record.offset)
+        whole = accept_message(record.value, payloads, kind, window, limits)
+        if whole is not None:
+            for event, ts_ms in zip(whole.events, whole.ts_ms, strict=True):
+                cols.add_fast(event, getattr(event, field), ts_ms)
+            return
         vouched = accept_lines(record.value, payloads, kind, now_ms, window, limits)
         for index, payload in enumerate(payloads):
             if vouched is None:

@@ -24,7 +24,7 @@ from shiftright_server.schemas import wire
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.streams.alerting.signals import CLOSED, HEADER_SIGNAL, OPEN, TICK
 from shiftright_server.streams.driver import Driver, dead_letter, wall_ms
-from shiftright_server.streams.error_flow import pack_messages
+from shiftright_server.streams.packing import pack_messages
 from shiftright_server.streams.processor import Outcome, Processor
 from shiftright_server.streams.step import (
     Message,

@@ -14,9 +14,10 @@ from shiftright_server.producers.simulator import Simulator
 from shiftright_server.schemas.events import ErrorEvent
 from shiftright_server.schemas.records import GroupedError
 from shiftright_server.schemas.validation import Limits
-from shiftright_server.streams.error_flow import Attach, Group, Offsets, pack_messages
+from shiftright_server.streams.error_flow import Attach, Group, Offsets
 from shiftright_server.streams.grouping import Grouper
 from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
+from shiftright_server.streams.packing import pack_messages
 from shiftright_server.streams.processor import Processor, Record
 from shiftright_server.streams.rekey import Handoff
 
