@@ -9,9 +9,9 @@ other events' measures (health metrics; events the models read) are kept as entr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -69,6 +69,27 @@ class EventColumns:
         else:
             metrics = event.metrics if isinstance(event, FastHealth) else {}
             self._other((event.app, event.env, key), ts_ms, metrics)
+
+    def add_message(self, events: Sequence[FastEvent], field: str, ts_ms: Sequence[int]) -> None:
+        """A message's events read on the fast path, ``field`` their rollup key's field:
+        usage events gathered a column at a time (a message is mostly usage events, and
+        one call per event cost more than the gathering)."""
+        if not all(isinstance(e, FastUsage) for e in events):
+            for event, ts in zip(events, ts_ms, strict=True):
+                self.add_fast(event, getattr(event, field), ts)
+            return
+        usage = cast(Sequence[FastUsage], events)
+        index = self._index
+        for e in usage:
+            key = (e.app, e.env, getattr(e, field))
+            kid = index.get(key)
+            if kid is None:
+                kid = index[key] = len(index)
+            self._key_id.append(kid)
+        self._ts.extend(ts_ms)
+        self._status.extend([e.status_code for e in usage])
+        self._duration.extend([e.duration_ms for e in usage])
+        self._value.extend([e.value for e in usage])
 
     def add_model(self, event: AnyEvent, ts_ms: int) -> None:
         """An event the models read."""

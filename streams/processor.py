@@ -150,8 +150,7 @@ class Processor:
             state.skip(record.offset)
         whole = accept_message(record.value, payloads, kind, window, limits)
         if whole is not None:
-            for event, ts_ms in zip(whole.events, whole.ts_ms, strict=True):
-                cols.add_fast(event, getattr(event, field), ts_ms)
+            cols.add_message(whole.events, field, whole.ts_ms)
             return
         vouched = accept_lines(record.value, payloads, kind, now_ms, window, limits)
         for index, payload in enumerate(payloads):
