@@ -1,0 +1,157 @@
+"""``python -m bench.worker_steps``: the stream worker's rollup, attach and group steps
+offline, CPU µs per event of each, in messages shaped as the worker gets them.
+
+    .venv/bin/python -m bench.worker_steps [--events 60000] [--per-message 42,200]
+                                           [--batch 400] [--rounds 3]
+
+The bench's event mix (``bench.pipeline.events``: usage, errors, health, changes) is
+packed into NDJSON batch messages of ``--per-message`` events per topic partition, the
+partitions taking turns as a paced producer's messages arrive (42 is about what each
+message holds live at 20,000 events/s in ``bench.streams_worker``; 200 is its drain).
+Batches of ``--batch`` records go through the steps as the worker chains them, without
+Kafka: the rollup step (validation, rollups, signals, the re-key of errors and its state
+records), then the attach step on the batch's health and the errors the rollup step
+re-keyed (health join, grouping, both grouped records, state records), then the group
+step on what the attach step sent at once. Each step hands its models to the next as
+it does in the worker. CPU time of this process (the garbage collector set as in the
+worker), the best of ``--rounds`` fresh runs; the machine's other load slows each round
+alike. Prints a table and the load average; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from rich.console import Console
+from rich.table import Table
+from shiftright_server.infra.logs import tune_gc_for_throughput
+from shiftright_server.schemas import topics, wire
+from shiftright_server.schemas.events import ErrorEvent
+from shiftright_server.schemas.records import GroupedError
+from shiftright_server.schemas.validation import Limits
+from shiftright_server.streams.error_flow import Attach, Group
+from shiftright_server.streams.error_steps import AttachStep, GroupStep
+from shiftright_server.streams.grouping import Grouper, SpikePolicy
+from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
+from shiftright_server.streams.processor import Processor
+from shiftright_server.streams.rekey import Handoff
+from shiftright_server.streams.rollup_step import RollupStep, RollupTopics
+from shiftright_server.streams.step import Message, Record
+
+from bench.pipeline.events import PARTITIONS, generate
+
+STEPS = ("rollup", "attach", "group")
+
+
+@dataclass
+class Chain:
+    rollup: RollupStep
+    attach: AttachStep
+    group: GroupStep
+
+
+def messages(n: int, per_message: int) -> list[Record]:
+    """``n`` events as records of batch messages, partitions taking turns."""
+    now = datetime.now(UTC)
+    events = generate(n, now - timedelta(seconds=n / 20_000), now, 7, lambda _: None)
+    runs: dict[tuple[int, int], list[bytes]] = {}
+    for _, (kind, key, value) in events:
+        runs.setdefault((kind, wire.partition_of(key, PARTITIONS)), []).append(value)
+    queues = [
+        [(kind, p, b"\n".join(v[i : i + per_message])) for i in range(0, len(v), per_message)]
+        for (kind, p), v in runs.items()
+    ]
+    ts, offsets, out = int(now.timestamp() * 1000), dict[tuple[str, int], int](), []
+    for turn in range(max(map(len, queues))):
+        for kind, p, value in (q[turn] for q in queues if turn < len(q)):
+            topic = topics.EVENT_TOPICS[kind]
+            offset = offsets[(topic, p)] = offsets.get((topic, p), -1) + 1
+            out.append(Record(topic, p, offset, value, ts, wire.BATCH_HEADERS))
+    return out
+
+
+def chain() -> Chain:
+    """The three steps wired as ``streams.app`` wires them (alerting signals on)."""
+    errors, grouped = Handoff[ErrorEvent](), Handoff[GroupedError](limit=10_000)
+    kinds = dict(topics.KIND_BY_EVENT_TOPIC)
+    processor = Processor(
+        kinds, Limits(), 60, 10, signal_seconds=10, rekey_errors=True, handoff=errors
+    )
+    out = RollupTopics(
+        topics.DLQ_EVENTS, topics.ROLLUPS, topics.SIGNALS, topics.ERRORS_BY_HOST, PARTITIONS
+    )
+    attach = Attach(AttachStage(Grouper()), topics.EVENTS_HEALTH, Limits(), handoff=errors)
+    group = Group(GroupStage(SpikePolicy()), topics.ERRORS_COMMANDS, handoff=grouped)
+    return Chain(
+        RollupStep(processor, out),
+        AttachStep(attach, topics.ERRORS_GROUPED, PARTITIONS, topics.ERRORS_ASSIGNED, grouped),
+        GroupStep(group, topics.ERRORS_TRANSITIONS, topics.ERRORS_GROUPS),
+    )
+
+
+class Feed:
+    """Offsets of the worker's own topics, as a broker would give them."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[tuple[str, int], int] = {}
+
+    def records(self, sent: Sequence[Message], topic: str) -> list[Record]:
+        out = []
+        for m in (m for m in sent if m.topic == topic):
+            p = m.partition if m.partition is not None else 0
+            offset = self.offsets[(topic, p)] = self.offsets.get((topic, p), -1) + 1
+            out.append(Record(topic, p, offset, m.value, 0, m.headers))
+        return out
+
+
+def run(records: list[Record], batch: int) -> dict[str, float]:
+    """CPU seconds of each step over all of ``records`` in batches of ``batch``."""
+    steps, feed, spent = chain(), Feed(), dict.fromkeys(STEPS, 0.0)
+    for i in range(0, len(records), batch):
+        chunk = records[i : i + batch]
+        start = time.process_time()
+        out = steps.rollup.process(chunk)
+        steps.rollup.state_writes(out.touched)
+        rolled = time.process_time()
+        health = [r for r in chunk if r.topic == topics.EVENTS_HEALTH]
+        attached = steps.attach.process(health + feed.records(out.messages, topics.ERRORS_BY_HOST))
+        steps.attach.state_writes(attached.touched)
+        grouped = time.process_time()
+        counted = steps.group.process(feed.records(attached.messages, topics.ERRORS_ASSIGNED))
+        steps.group.state_writes(counted.touched)
+        done = time.process_time()
+        spent["rollup"] += rolled - start
+        spent["attach"] += grouped - rolled
+        spent["group"] += done - grouped
+    return spent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--per-message", default="42,200", help="events per message, each")
+    parser.add_argument("--batch", type=int, default=400, help="records per batch")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    tune_gc_for_throughput()  # the collector's settings of the worker process
+    table = Table(title=f"Stream worker steps offline: CPU µs per event ({args.events:,} events)")
+    for column in ("events a message", *STEPS, "total"):
+        table.add_column(column, justify="right")
+    for per_message in (int(n) for n in args.per_message.split(",")):
+        records = messages(args.events, per_message)
+        rounds = [run(records, args.batch) for _ in range(args.rounds)]
+        best = {step: min(r[step] for r in rounds) / args.events * 1e6 for step in STEPS}
+        total = min(sum(r.values()) for r in rounds) / args.events * 1e6
+        table.add_row(str(per_message), *(f"{best[s]:.2f}" for s in STEPS), f"{total:.2f}")
+    console = Console()
+    console.print(table)
+    console.print(f"load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
