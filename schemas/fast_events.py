@@ -137,7 +137,7 @@ def _lax(mirror: type[FastEvent]) -> type[FastEvent]:
     return cast(type[FastEvent], lax)
 
 
-#: The sink's decoders of whole messages, checked after decoding (see :func:`_lax`).
+#: The decoders of whole messages, checked after decoding (see :func:`_lax`).
 LAX_DECODERS: Final[dict[str, msgspec.json.Decoder[FastEvent]]] = {
     kind: msgspec.json.Decoder(_lax(mirror)) for kind, mirror in MIRRORS.items()
 }

@@ -11,11 +11,13 @@ used only when no line can hold two objects (no ``}`` followed on the same line 
 values as there are lines: then, every value being an object, each line is exactly one
 of them (each non-blank line belongs to one object, and the counts agree).
 
-:func:`accept_message` is the sink's: every line of a message at once or none, read with
-the mirror less its two patterns (:data:`~schemas.fast_events.LAX_DECODERS`) and the
-event ids and times of all lines then checked together: each id in its canonical form,
+:func:`accept_message` (the sink and the stream worker): every line of a message at once
+or none, read with the mirror less its two patterns
+(:data:`~schemas.fast_events.LAX_DECODERS`) and the event ids and times of all lines
+then checked together: each id in its canonical form,
 each time as the SDK writes it (``2026-12-05T12:00:00.123Z``), read by NumPy. Where any
-line has neither or another form, it declines, and the caller reads as before.
+line has neither or another form, it declines, and the caller reads the lines with
+:func:`accept_lines` or one by one.
 """
 
 from __future__ import annotations
