@@ -232,21 +232,22 @@ HOST_METRICS: Final = (
     "app.throughput.requests_per_second",
 )
 
-#: Every host that reported in the range, and the last minute it did.
+#: Every host that reported in the range, and the last minute it did (from the host
+#: health sorted by hour first, migration 0023: the range's hours only).
 HOSTS: Final = f"""/* dashboard.hosts */
 SELECT app, env, host, max(minute) AS last_minute
-FROM health_minutely
-WHERE {_MINUTES} AND {_SCOPE}
+FROM health_minutely_by_hour
+WHERE {_piece("start", "end")} AND {_SCOPE}
 GROUP BY app, env, host
 ORDER BY app, env, host
 LIMIT 500
 """
 
-#: Each host's mean per bucket of the charted metrics.
+#: Each host's mean per bucket of the charted metrics (as :data:`HOSTS` reads them).
 HOST_SERIES: Final = f"""/* dashboard.host_series */
 SELECT app, env, host, metric, {_BUCKET.format(col="minute")} AS t, avgMerge(avg) AS value
-FROM health_minutely
-WHERE {_MINUTES} AND {_SCOPE} AND metric IN {{metrics:Array(String)}}
+FROM health_minutely_by_hour
+WHERE {_piece("start", "end")} AND {_SCOPE} AND metric IN {{metrics:Array(String)}}
 GROUP BY app, env, host, metric, t
 ORDER BY t
 """

@@ -116,8 +116,14 @@ LEVELS = [
     for level in ("hourly", "six_hourly", "daily")
 ]
 # Added on an upgrade too: migration 0017's quarter hours, copied from the minutes,
-# 0018's hours of each host's health and 0022's errors sorted by hour.
-LATER = [*LEVELS, "usage_app_quarter_hourly", "health_hourly", "errors_grouped_by_hour"]
+# 0018's hours of each host's health, 0022's errors and 0023's host health sorted by hour.
+LATER = [
+    *LEVELS,
+    "usage_app_quarter_hourly",
+    "health_hourly",
+    "errors_grouped_by_hour",
+    "health_minutely_by_hour",
+]
 
 SKETCHES = [f"usage_feature_sketches_{span}_mv" for span in SKETCH_SPANS] + [
     "usage_feature_sketches"
@@ -126,8 +132,8 @@ SKETCHES = [f"usage_feature_sketches_{span}_mv" for span in SKETCH_SPANS] + [
 
 @pytest.fixture(scope="module")
 def loaded(clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """The first events go in before migrations 0013, 0014, 0017, 0018, 0019 and 0022
-    are applied (as on an upgrade: they copy their periods from the finer tables, or the
+    """The first events go in before migrations 0013, 0014, 0017, 0018, 0019, 0022 and
+    0023 are applied (as on an upgrade: they copy their periods from the finer tables, or the
     errors), the rest after (their views fill them). Merges of the errors are stopped:
     the rows stored twice stay stored twice."""
     settings = fresh_settings("127.0.0.1:9", clickhouse_url, tmp_path_factory.mktemp("state"))
@@ -137,7 +143,7 @@ def loaded(clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     for name in [f"{t}_mv" for t in LATER] + LATER + SKETCHES:
         client.command(f"DROP TABLE {name}")
     client.command(
-        "ALTER TABLE schema_migrations DELETE WHERE version IN (13, 14, 17, 18, 19, 22)",
+        "ALTER TABLE schema_migrations DELETE WHERE version IN (13, 14, 17, 18, 19, 22, 23)",
         settings={"mutations_sync": 2},
     )
     client.command(USAGE.format(db=db, t0=T0_MS, gap=3300))
@@ -147,6 +153,7 @@ def loaded(clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     apply_schema(settings)
     client.command("SYSTEM STOP MERGES errors_grouped_by_hour")
     client.command(USAGE.format(db=db, t0=DAYS_T0_MS, gap=48_000))  # 80 hours, over 4 days
+    client.command(HEALTH.format(db=db, t0=DAYS_T0_MS))  # 24 November, through the views
     client.command(ERRORS.format(db=db, t0=T0_MS))
     client.command(LIST_ERRORS.format(db=db, t0=T0_MS, prefix="late-"))
     for statement in (STORED_TWICE, LIST_GROUPS):
@@ -410,6 +417,39 @@ def test_errors_list_equals_the_stored_errors_each_counted_once(
     if rng in (RANGE, DAYS) and not release:
         assert {g[1][:5] for g in got} == {"early", "late-", "g1"} and len(got) == 17
         assert [g["events"] for g in shown] == sorted((g[2] for g in got), reverse=True)
+
+
+@pytest.mark.parametrize(("step", "rng"), [(900, RANGE), (300, RANGE), (3600, DAYS)])
+def test_health_page_equals_the_raw_events(
+    reader: WarehouseReader, step: int, rng: TimeRange
+) -> None:
+    """The hosts and their series read migration 0023's copy sorted by hour (filled on the
+    upgrade for 26 November, by its view for 24 November)."""
+    asked = params(step=step, rng=rng, metrics=list(queries.HOST_METRICS))
+    hosts = reader.query(queries.HOSTS, asked).rows
+    series = reader.query(queries.HOST_SERIES, asked).rows
+    expected_hosts = raw(
+        reader,
+        """SELECT app, env, host, max(toStartOfMinute(ts)) FROM events_health WHERE {where}
+        GROUP BY app, env, host ORDER BY app, env, host""",
+        rng=rng,
+    )
+    expected = raw(
+        reader,
+        f"""SELECT app, env, host, metric, toStartOfInterval(ts, toIntervalSecond({step})) AS t,
+               avg(value)
+        FROM events_health ARRAY JOIN mapKeys(metrics) AS metric, mapValues(metrics) AS value
+        WHERE {{where}} GROUP BY app, env, host, metric, t ORDER BY app, env, host, metric, t""",
+        rng=rng,
+    )
+    assert [(*h[:3], h[3].replace(tzinfo=UTC)) for h in hosts] == [
+        (*h[:3], h[3].replace(tzinfo=UTC)) for h in expected_hosts
+    ]
+    assert len(hosts) == 4 and len(expected) >= 20
+    assert len(series) == len(expected)
+    for got, want in zip(sorted(series), expected, strict=True):
+        assert got[:5] == (*want[:4], want[4].replace(tzinfo=UTC))
+        assert got[5] == pytest.approx(want[5], rel=1e-12)
 
 
 def test_a_retried_insert_does_not_count_twice_in_the_hourly_rollups(

@@ -85,6 +85,7 @@ def test_a_table_filled_from_older_ones_is_filled_once_through_the_distributed_t
         "INSERT INTO shiftright.usage_",
         "INSERT INTO shiftright.health_hourly",
         "INSERT INTO shiftright.errors_grouped_by_hour",
+        "INSERT INTO shiftright.health_minutely_by_hour",
     )
     assert inserts and all(s.startswith(filled) for s in inserts)
     assert all("_local" not in s and "ON CLUSTER" not in s for s in inserts)
