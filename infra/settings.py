@@ -138,8 +138,9 @@ class SinkSettings(BaseModel):
     batch_seconds: float = Field(
         default=1.0,
         description="An insert batch is cut when its first message is this old, or at "
-        "batch_rows; while every fetch comes back full (the sink is behind its topics) it "
-        "fills up to batch_rows, for at most 5 s.",
+        "batch_rows; while the sink is behind its topics (its last fetch came back full, or "
+        "the broker holds more past the batch than the batch has) it fills up to "
+        "batch_rows, for at most 5 s.",
     )
     event_rows: Literal["columns", "models"] = Field(
         default="columns",

@@ -113,7 +113,7 @@ class ClickHouseSink:
         self._stop = threading.Event()
         self._last_status = 0.0
         self._rows_per_message = wire.MAX_BATCH_EVENTS
-        self._behind = False  # the last fetch came back as full as asked
+        self._fetched_full = False  # the last fetch came back as full as asked
         self.stats = SinkStats()
 
     # -- lifecycle ---------------------------------------------------------------
@@ -136,7 +136,7 @@ class ClickHouseSink:
     def poll_once(self, timeout: float = 0.2) -> None:
         asked = self._room()
         messages = self._consumer.consume(num_messages=asked, timeout=timeout)
-        self._behind = len(messages) >= asked
+        self._fetched_full = len(messages) >= asked
         self._check_topics()  # before the messages: they may be a new topic's
         for message in messages:
             self._handle(message)
@@ -165,17 +165,32 @@ class ClickHouseSink:
                 self._frontier.read_again(topic)
 
     def _due(self) -> bool:
-        """Cut at ``batch_rows``, or by age: at ``batch_seconds`` when the last fetch came
-        up short (the sink is at the head of its topics); a sink behind them keeps
-        filling its batch, up to ``batch_rows`` or ``_BEHIND_SECONDS``, since the
-        warehouse pays per insert for every materialized view on the table."""
+        """Cut at ``batch_rows``, or by age: at ``batch_seconds`` when the sink is at the
+        head of its topics; a sink behind them keeps filling its batch, up to
+        ``batch_rows`` or ``_BEHIND_SECONDS``, since the warehouse pays per insert for
+        every materialized view on the table."""
         batch = self._batch
         if not batch.messages:
             return False
         if batch.row_count >= self._config.batch_rows:
             return True
         age, seconds = batch.age(), self._config.batch_seconds
-        return age >= seconds if not self._behind else age >= max(seconds, _BEHIND_SECONDS)
+        if age < seconds:
+            return False
+        return age >= max(seconds, _BEHIND_SECONDS) or not self._behind()
+
+    def _behind(self) -> bool:
+        """Behind its topics: the last fetch came back as full as asked, or the broker
+        holds more messages past the batch, in the batch's partitions, than the batch
+        has (as of the consumer's last fetch of each partition)."""
+        if self._fetched_full:
+            return True
+        waiting = 0
+        for (topic, partition), (_, last) in self._batch.ranges.items():
+            tp = TopicPartition(topic, partition)
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            waiting += max(0, high - last - 1)
+        return waiting > self._batch.messages
 
     # -- one record ----------------------------------------------------------------
     def _handle(self, message: Message) -> None:

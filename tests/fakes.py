@@ -152,6 +152,11 @@ class FakeConsumer:
     def assignment(self) -> list[Any]:
         return self._assigned
 
+    def get_watermark_offsets(
+        self, partition: Any, timeout: float | None = None, cached: bool = False
+    ) -> tuple[int, int]:
+        return 0, len(self.log[(partition.topic, partition.partition)])
+
     def close(self) -> None:
         self.closed = True
 

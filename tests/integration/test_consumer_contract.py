@@ -164,6 +164,16 @@ def test_consume_returns_at_most_num_messages_and_the_next_call_goes_on(log: Log
     assert positions(first + rest) == [(0, i) for i in range(10)]
 
 
+def test_after_a_fetch_the_consumer_knows_how_far_the_partition_goes(log: Log) -> None:
+    topic = log.topic(partitions=1)
+    log.append(topic, 0, values(10))
+    consumer = log.consumer(group())
+    consumer.subscribe([topic])
+    wait_for_some(consumer, num_messages=3)
+    _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), cached=True)
+    assert high == 10
+
+
 def test_a_group_resumes_from_its_committed_offsets(log: Log) -> None:
     topic, name = log.topic(partitions=2), group()
     log.append(topic, 0, values(6))

@@ -214,6 +214,32 @@ def test_behind_its_topics_the_sink_fills_batches_to_batch_rows_at_the_head_it_c
     assert len(warehouse.tables["events_usage"]) == 350
 
 
+class TrickleConsumer(FakeConsumer):
+    """Hands out at most three messages a call, whatever the broker holds (a consumer
+    whose fetches have not caught up with the backlog)."""
+
+    def consume(self, num_messages: int = 1, timeout: float = 0) -> list[FakeMessage]:
+        return super().consume(min(3, num_messages), timeout)
+
+
+def test_fetches_that_come_back_short_while_the_broker_holds_more_still_fill_the_batch() -> None:
+    from shiftright_server.schemas import wire
+
+    lines = [encoded("usage", T0, name=f"n{i}") for i in range(10)]
+    log = {
+        (USAGE, 0): [message(USAGE, 0, i, b"\n".join(lines), wire.BATCH_HEADERS) for i in range(35)]
+    }
+    consumer, warehouse = TrickleConsumer(log), FakeWarehouse()
+    s = sink(consumer, warehouse, rows=100, seconds=0)
+    consumer.subscribe(s._router.subscriptions, on_assign=s._on_assign)
+    for _ in range(30):
+        s.poll_once(timeout=0)
+    assert len(warehouse.tables["events_usage"]) == 350
+    # 12 fetches of 3 messages: two batches of 120 rows while 8 or more messages waited,
+    # then cut by age as the backlog ran out
+    assert len([t for table, t in warehouse.tokens if table == "events_usage"]) == 5
+
+
 @functools.cache
 def mixed_log() -> dict[tuple[str, int], list[FakeMessage]]:
     """Usage, health and change events, some leaving out what the models fill in, some
