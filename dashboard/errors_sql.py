@@ -1,9 +1,9 @@
 """The SQL behind ``/errors`` and ``/errors/{group_id}`` (tables of migration 0004).
 
 A group's state is the latest row of ``error_groups`` (FINAL); counts in a range come
-from ``errors_grouped``, one row per error, and the list's from its copy sorted by hour
-first, ``errors_grouped_by_hour`` (migration 0022). Parameters as in :mod:`.queries`; ``status``,
-``text``, ``release`` '' mean any.
+from ``errors_grouped``, one row per error, and the list's and its sparklines' from its
+copy sorted by hour first, ``errors_grouped_by_hour`` (migration 0022). Parameters as in
+:mod:`.queries`; ``status``, ``text``, ``release`` '' mean any.
 """
 
 from __future__ import annotations
@@ -75,8 +75,8 @@ GROUP BY app, group_id
 GROUP_SERIES: Final = f"""/* dashboard.error_group_series */
 SELECT app, group_id, toStartOfInterval(ts, toIntervalSecond({{step:UInt32}})) AS t,
        count() AS events
-FROM errors_grouped FINAL
-WHERE {_TS} AND group_id IN {{ids:Array(String)}}
+FROM errors_grouped_by_hour FINAL
+WHERE {_HOURS_TS} AND group_id IN {{ids:Array(String)}}
   AND ({{env:String}} = '' OR env = {{env:String}})
 GROUP BY app, group_id, t
 ORDER BY t

@@ -187,9 +187,9 @@ def params(
 
 
 def raw(
-    reader: WarehouseReader, sql: str, release: str = "", rng: TimeRange = RANGE
+    reader: WarehouseReader, sql: str, release: str = "", rng: TimeRange = RANGE, **more: Any
 ) -> list[tuple[Any, ...]]:
-    return reader.query(sql.replace("{where}", RAW_WHERE), params(release, rng=rng)).rows
+    return reader.query(sql.replace("{where}", RAW_WHERE), params(release, rng=rng, **more)).rows
 
 
 def listed(
@@ -414,6 +414,17 @@ def test_errors_list_equals_the_stored_errors_each_counted_once(
     assert sorted(got) == sorted(expected)
     stored = reader.query("SELECT count() FROM errors_grouped WHERE group_id != 'g1'", {})
     assert stored.rows[0][0] == 1000 + 120  # the rows stored twice are there twice
+    series = reader.query(
+        errors_sql.GROUP_SERIES, params(rng=rng, ids=[g[1] for g in got], step=900)
+    ).rows
+    assert sorted(series) == raw(
+        reader,
+        """SELECT app, group_id, toStartOfInterval(ts, toIntervalSecond(900)) AS t, count()
+        FROM errors_grouped FINAL WHERE {where} AND group_id IN {ids:Array(String)}
+        GROUP BY app, group_id, t ORDER BY app, group_id, t""",
+        rng=rng,
+        ids=[g[1] for g in got],
+    )
     if rng in (RANGE, DAYS) and not release:
         assert {g[1][:5] for g in got} == {"early", "late-", "g1"} and len(got) == 17
         assert [g["events"] for g in shown] == sorted((g[2] for g in got), reverse=True)
