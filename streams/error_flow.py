@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.events import ErrorEvent, HealthEvent
 from shiftright_server.schemas.fast_events import Accepted, Window, accept
-from shiftright_server.schemas.fast_lines import accept_lines, accept_message
+from shiftright_server.schemas.fast_lines import accept_lines
 from shiftright_server.schemas.records import (
     ErrorGroup,
     ErrorGroupCommand,
@@ -48,6 +48,7 @@ from shiftright_server.schemas.validation import Limits, parse_event
 from shiftright_server.streams.grouping.health import HealthJoin, Reading
 from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
 from shiftright_server.streams.grouping.state import GroupBook
+from shiftright_server.streams.processor import accept_whole
 from shiftright_server.streams.rekey import Handoff, origins_of
 from shiftright_server.streams.step import Holes, Record, TopicPartition
 
@@ -227,7 +228,7 @@ class Attach(_Step):
         now_ms, limits = r.timestamp_ms, self._limits
         window, now = Window.around(now_ms, limits), None
         lines = wire.split_events(r.value, r.headers)
-        whole = accept_message(r.value, lines, "health", window, limits)
+        whole = accept_whole(r.value, lines, "health", window, limits)
         if whole is not None:
             pairs = zip(whole.events, whole.ts_ms, strict=True)
             return [(i, Reading.fast(Accepted(e, ts))) for i, (e, ts) in enumerate(pairs)]

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.events import ROLLUP_KEY_FIELD, ErrorEvent
 from shiftright_server.schemas.fast_events import DECODERS, Window, accept
-from shiftright_server.schemas.fast_lines import accept_lines, accept_message
+from shiftright_server.schemas.fast_lines import Message, accept_lines, accept_message
 from shiftright_server.schemas.positions import Position, position_id_later
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.schemas.validation import (
@@ -54,6 +54,19 @@ class Outcome:
 
 
 StateLoader = Callable[[TopicPartition], bytes | None]
+#: Messages of fewer lines are read line by line: reading a message whole costs a few
+#: NumPy calls whatever its size, more than it saves below about five lines.
+WHOLE_FROM_LINES = 8
+
+
+def accept_whole(
+    value: bytes | None, lines: list[bytes | None], kind: str, window: Window, limits: Limits
+) -> Message | None:
+    """:func:`~schemas.fast_lines.accept_message` for a message of at least
+    :data:`WHOLE_FROM_LINES` lines; None (read it line by line) for a shorter one."""
+    if len(lines) < WHOLE_FROM_LINES:
+        return None
+    return accept_message(value, lines, kind, window, limits)
 
 
 class Processor:
@@ -148,7 +161,7 @@ class Processor:
         payloads = wire.split_events(record.value, record.headers)
         if payloads:
             state.skip(record.offset)
-        whole = accept_message(record.value, payloads, kind, window, limits)
+        whole = accept_whole(record.value, payloads, kind, window, limits)
         if whole is not None:
             cols.add_message(whole.events, field, whole.ts_ms)
             return

@@ -66,7 +66,7 @@ def log(seed: int, n: int = 1500) -> list[Record]:
         topic, partition = rng.choice(list(KINDS)), rng.randint(0, 1)
         clock += timedelta(milliseconds=rng.randint(0, 900))
         lines = []
-        for _ in range(rng.choice([1, 1, 4])):
+        for _ in range(rng.choice([1, 1, 4, 12])):  # 12: read whole where it can
             lag = rng.choice([0, 0, 0, 5, 40, 200]) * 1000 + rng.randint(0, 999)
             lines.append(payload(rng, KINDS[topic], clock - timedelta(milliseconds=lag)))
         headers = wire.BATCH_HEADERS if len(lines) > 1 else None
