@@ -31,10 +31,6 @@ _TS: Final = "ts >= {start:DateTime('UTC')} AND ts < {end:DateTime('UTC')}"
 _BUCKET: Final = "toStartOfInterval({col}, toIntervalSecond({{step:UInt32}}))"
 _RELEASE: Final = "({release:String} = '' OR release = {release:String})"
 _HOURS: Final = "hour >= {hours_start:DateTime('UTC')} AND hour < {hours_end:DateTime('UTC')}"
-_EDGES: Final = (
-    "(minute >= {start:DateTime('UTC')} AND minute < {hours_start:DateTime('UTC')}"
-    " OR minute >= {hours_end:DateTime('UTC')} AND minute < {end:DateTime('UTC')})"
-)
 _DAYS: Final = "day >= {days_start:DateTime('UTC')} AND day < {days_end:DateTime('UTC')}"
 _EDGE_QUARTERS: Final = (
     "(quarter_day >= {quarter_days_start:DateTime('UTC')} AND quarter_day < {days_start:DateTime('UTC')}"
@@ -68,6 +64,10 @@ def _ends(first: str, last: str) -> str:
     return f"({_piece('start', first)} OR {_piece(last, 'end')})"
 
 
+#: The minutes of the range outside its whole hours, bounded by their hour too.
+_EDGES: Final = _ends("hours_start", "hours_end")
+
+
 def _span(table: str, columns: str, where: str = "") -> str:
     """The rows of a rollup over the range, each row's time as ``minute``: the hourly table
     for the whole hours inside it (``hours_start`` … ``hours_end``), the minutely table for
@@ -78,7 +78,7 @@ def _span(table: str, columns: str, where: str = "") -> str:
     WHERE {_HOURS} AND {_SCOPE}{also}
     UNION ALL
     SELECT {columns}, minute FROM {table}_minutely
-    WHERE {_ends("hours_start", "hours_end")} AND {_SCOPE}{also}
+    WHERE {_EDGES} AND {_SCOPE}{also}
 )"""
 
 
