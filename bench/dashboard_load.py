@@ -47,10 +47,17 @@ ROLLUPS = (
     "usage_feature_list_any_daily",
     "usage_route_list_any_hourly",
     "usage_route_list_any_daily",
+    "usage_feature_choice_any_hourly",
+    "usage_route_choice_any_hourly",
+    "usage_feature_sketches",
     "usage_app_minutely",
+    "usage_app_quarter_hourly",
     "usage_app_hourly",
     "health_minutely",
+    "health_minutely_by_hour",
+    "health_hourly",
     "health_app_minutely",
+    "errors_grouped_by_hour",
 )
 
 
