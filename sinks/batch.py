@@ -3,7 +3,8 @@
 The deduplication token of a table's insert is derived from the exact offset ranges in
 the batch, so a retried insert of the same batch is a no-op in ClickHouse. A table gets
 one column-oriented insert per batch: the columns of its fast-validated events
-(:mod:`sinks.event_columns`) followed by the rows the models made.
+(:mod:`sinks.event_columns`, added to as each message is routed) followed by the rows the
+models made.
 
 While a batch is written, and until it is freed, the cyclic collector waits
 (:func:`collector_paused`): a collection then would walk every value of every column
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shiftright_server.sinks import event_columns
-from shiftright_server.sinks.event_columns import MessageEvents
+from shiftright_server.sinks.event_columns import MessageEvents, TableColumns
 
 TopicPartition = tuple[str, int]
 
@@ -29,7 +30,7 @@ TopicPartition = tuple[str, int]
 @dataclass
 class Batch:
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
-    fast: dict[str, list[MessageEvents]] = field(default_factory=dict)
+    fast: dict[str, TableColumns] = field(default_factory=dict)
     fast_rows: int = 0
     ranges: dict[TopicPartition, list[int]] = field(default_factory=dict)
     messages: int = 0
@@ -39,7 +40,10 @@ class Batch:
         self.rows.setdefault(table, []).append(row)
 
     def add_events(self, events: MessageEvents) -> None:
-        self.fast.setdefault(events.table, []).append(events)
+        made = self.fast.get(events.table)
+        if made is None:
+            made = self.fast[events.table] = TableColumns(events.table)
+        made.add(events)
         self.fast_rows += len(events)
 
     def cover(self, topic: str, partition: int, offset: int) -> None:

@@ -1,11 +1,16 @@
 """Warehouse columns taken straight from the events the fast validator decoded.
 
 An event :mod:`schemas.fast_events` vouches for is already a typed msgspec struct with
-the models' values; the sink keeps the structs of each Kafka message together
-(:class:`MessageEvents`) and, when the batch is written, builds each column of the table
-in one pass over all of them (no row tuple per event; an error's frames become the
-table's tuples). The message's position fills
-``_topic``, ``_partition``, ``_offset`` and ``received_at`` once per message.
+the models' values; the router hands the sink the structs of each Kafka message together
+(:class:`MessageEvents`), and the batch adds them to its table's columns at once
+(:class:`TableColumns`) while they are fresh in the processor's cache: each event's
+values in one C call, the message's values turned into columns in another, after which
+the structs are freed (no row tuple per event is kept; an error's frames become the
+table's tuples). Text that repeats across events (app, host, route, ...;
+:data:`SHARED`) is kept once per batch: each such column holds the batch's one copy of
+each value, so writing the batch reads a few strings, not one per event. The message's
+position fills ``_topic``, ``_partition``, ``_offset`` and ``received_at`` once per
+message.
 
 Where the event left something out that the models fill in — ``origin`` (``user``) and
 ``event_id`` (made from the position) — the struct gets the models' value when it is
@@ -14,12 +19,13 @@ routed; ``ts`` comes from the validator (the record's time when the event has no
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import chain, repeat
+from itertools import repeat
 from operator import attrgetter
-from typing import Any, cast
+from typing import Any, Final, cast
 
+from msgspec.structs import astuple, fields
 from shiftright_server.schemas.fast_events import UNSET, Accepted, FastError, FastEvent
 from shiftright_server.schemas.positions import Position, position_id
 from shiftright_server.sinks.rows import COLUMNS
@@ -50,48 +56,102 @@ class MessageEvents:
         return len(self.events)
 
 
-#: A column made from the messages, and from all their events in one list.
-Column = Callable[[list[MessageEvents], list[FastEvent]], list[Any]]
+#: Text columns whose values repeat across events: one copy of each value per batch.
+SHARED: Final = frozenset(
+    ("app", "env", "release", "host", "instance", "user_id", "customer_id", "origin")
+    + ("name", "route", "method", "exception_type", "level", "change_type")
+)
 _EVENT_ID = 0  # event_id leads every events_* table
+#: A column of one message's events: one value per message or per event (not a field).
+Special = Callable[[MessageEvents], Iterable[Any]]
 
 
-def _per_message(value: Callable[[MessageEvents], Any]) -> Column:
+def _per_message(value: Callable[[MessageEvents], Any]) -> Special:
     """A column that holds one value per message, repeated for each of its events."""
-    return lambda chunks, _: list(chain.from_iterable(repeat(value(c), len(c)) for c in chunks))
+    return lambda chunk: repeat(value(chunk), len(chunk))
 
 
-def _attribute(name: str) -> Column:
-    get = attrgetter(name)
-    return lambda _, events: list(map(get, events))
-
-
-def _frames(_: list[MessageEvents], events: list[FastEvent]) -> list[Any]:
+def _frames(chunk: MessageEvents) -> list[Any]:
     """Each error's frames as the table's tuples (only error events have frames)."""
     return [
         [(f.module, f.function, f.filename, f.lineno, f.in_app) for f in e.frames]
-        for e in cast(list[FastError], events)
+        for e in cast(list[FastError], chunk.events)
     ]
 
 
-_SPECIAL: dict[str, Column] = {
-    "ts": lambda chunks, _: list(chain.from_iterable(c.ts_ms for c in chunks)),
-    "_index": lambda chunks, _: list(chain.from_iterable(c.indexes for c in chunks)),
+_SPECIAL: dict[str, Special] = {
+    "ts": lambda chunk: chunk.ts_ms,
+    "_index": lambda chunk: chunk.indexes,
     "received_at": _per_message(lambda c: c.at_ms),
     "_topic": _per_message(lambda c: c.msg.topic),
     "_partition": _per_message(lambda c: c.msg.partition),
     "_offset": _per_message(lambda c: c.msg.offset),
     "frames": _frames,
 }
-_BUILDERS: dict[str, list[Column]] = {
-    table: [_SPECIAL.get(name) or _attribute(name) for name in COLUMNS[table]]
-    for table in ("events_usage", "events_health", "events_change", "events_error")
-}
+#: How to fill one column: from a special, or from a field (its place in each event's
+#: tuple of values, and whether its text is shared).
+Step = tuple[list[Any], Special | None, int, bool]
 
 
-def columns(table: str, chunks: list[MessageEvents]) -> list[list[Any]]:
+class TableColumns:
+    """The columns (in :data:`sinks.rows.COLUMNS` order) of a table's fast-validated
+    events in a batch, added a message at a time: each event's values in one call
+    (``msgspec.structs.astuple``, in its struct's field order), the message's values
+    then turned into columns in one call (``zip``)."""
+
+    __slots__ = ("columns", "_names", "_plans", "_copies")
+
+    def __init__(self, table: str) -> None:
+        self._names = COLUMNS[table]
+        self.columns: list[list[Any]] = [[] for _ in self._names]
+        self._plans: dict[type | None, list[Step]] = {}
+        self._copies: dict[str, str] = {}
+
+    def add(self, chunk: MessageEvents) -> None:
+        events, copies = chunk.events, self._copies
+        if not events:
+            return
+        kinds = set(map(type, events))
+        kind = kinds.pop() if len(kinds) == 1 else None
+        plan = self._plans.get(kind) or self._plan(kind)
+        if kind is None:  # structs of several kinds: their values in the table's order
+            get = attrgetter(*(n for n in self._names if n not in _SPECIAL))
+            values_of = list(zip(*map(get, events), strict=True))
+        else:
+            values_of = list(zip(*map(astuple, events), strict=True))
+        for column, special, index, shared in plan:
+            if special is not None:
+                column.extend(special(chunk))
+            elif shared:
+                values = values_of[index]
+                column.extend(map(copies.setdefault, values, values))
+            else:
+                column.extend(values_of[index])
+
+    def _plan(self, kind: type | None) -> list[Step]:
+        order = (
+            [n for n in self._names if n not in _SPECIAL]
+            if kind is None
+            else [f.name for f in fields(kind)]
+        )
+        plan: list[Step] = []
+        for column, name in zip(self.columns, self._names, strict=True):
+            special = _SPECIAL.get(name)
+            index = -1 if special is not None else order.index(name)
+            plan.append((column, special, index, name in SHARED))
+        self._plans[kind] = plan
+        return plan
+
+    def __len__(self) -> int:
+        return len(self.columns[_EVENT_ID])
+
+
+def columns(table: str, chunks: Iterable[MessageEvents]) -> list[list[Any]]:
     """The table's columns (in :data:`sinks.rows.COLUMNS` order) of these messages' events."""
-    events = list(chain.from_iterable(c.events for c in chunks))
-    return [build(chunks, events) for build in _BUILDERS[table]]
+    made = TableColumns(table)
+    for chunk in chunks:
+        made.add(chunk)
+    return made.columns
 
 
 def concat(first: list[list[Any]], rows: list[tuple[Any, ...]]) -> list[list[Any]]:
@@ -107,13 +167,12 @@ def _transpose(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
 
 
 def tables(
-    fast: dict[str, list[MessageEvents]], rows: dict[str, list[tuple[Any, ...]]]
+    fast: dict[str, TableColumns], rows: dict[str, list[tuple[Any, ...]]]
 ) -> Iterator[tuple[str, list[list[Any]]]]:
     """Each table's columns: the fast-validated events', then the models' rows."""
     for table in {**fast, **rows}:
-        chunks, slow = fast.get(table), rows.get(table)
-        if chunks:
-            made = columns(table, chunks)
-            yield table, concat(made, slow) if slow else made
+        made, slow = fast.get(table), rows.get(table)
+        if made is not None and len(made):
+            yield table, concat(made.columns, slow) if slow else made.columns
         elif slow:
             yield table, _transpose(slow)

@@ -15,6 +15,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError, DataError, Opera
 from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
 from shiftright_server.sinks.incarnations import TABLE as INCARNATIONS
 from shiftright_server.sinks.incarnations import Stored
+from shiftright_server.sinks.native import faster
 
 #: ClickHouse error codes that mean "this data is bad", not "try again later".
 _DATA_ERROR_CODES = frozenset(
@@ -42,7 +43,7 @@ class ClickHouseWarehouse:
 
     The column types of each table are read once (clickhouse-connect would otherwise ask
     the warehouse with a ``DESCRIBE TABLE`` before every insert) and read again after an
-    insert fails."""
+    insert fails; the hottest are written by :mod:`sinks.native`."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -70,7 +71,7 @@ class ClickHouseWarehouse:
         if types is None:
             table, names = key
             context = self._client.create_insert_context(table, column_names=list(names))
-            types = self._types[key] = list(context.column_types)
+            types = self._types[key] = [faster(t) for t in context.column_types]
         return types
 
     def stored_offsets(self, table: str, topic: str) -> Stored:

@@ -133,7 +133,9 @@ def test_each_way_of_storing_events_stores_the_same_values(
 ) -> None:
     """The same messages through each way the sink's router stores events: partition 0
     through the models one row at a time, 1 as columns of the fast validator's events
-    (with the one line only the models read appended); every stored value agrees."""
+    (with the one line only the models read appended), 2 as those columns written by
+    clickhouse-connect's own encoders (not :mod:`sinks.native`'s); every stored value
+    agrees."""
     from shiftright_server.schemas import wire
     from shiftright_server.schemas.positions import Position, position_id
     from shiftright_server.schemas.validation import Limits
@@ -165,7 +167,7 @@ def test_each_way_of_storing_events_stores_the_same_values(
         ],
     }
     limits = Limits(max_age=timedelta(days=36500))
-    for partition, event_rows in enumerate(("models", "columns")):
+    for partition, event_rows in enumerate(("models", "columns", "columns")):
         router, batch = Router("", limits, event_rows=event_rows), Batch()
         for kind, lines in messages.items():
             pos = Position(f"events.{kind}.v1", partition, 5)
@@ -179,23 +181,26 @@ def test_each_way_of_storing_events_stores_the_same_values(
                     batch.add_events(item)
         assert batch.row_count == sum(map(len, messages.values()))
         for table, columns in batch.tables():
-            real.insert(table, columns, COLUMNS[table], f"{table}-{event_rows}")
+            if partition < 2:
+                real.insert(table, columns, COLUMNS[table], f"{table}-{partition}")
+            else:
+                client.insert(table, columns, column_names=COLUMNS[table], column_oriented=True)
     for kind, lines in messages.items():
         stored = client.query(
             f"SELECT _partition, * EXCEPT (_partition, event_id) FROM events_{kind} "
             "ORDER BY _index, _partition"
         ).result_rows
-        assert len(stored) == 2 * len(lines)
-        for models_row, columns_row in zip(stored[::2], stored[1::2], strict=True):
-            assert (models_row[0], columns_row[0]) == (0, 1)
-            assert models_row[1:] == columns_row[1:]
+        assert len(stored) == 3 * len(lines)
+        for models, fast, plain in zip(stored[::3], stored[1::3], stored[2::3], strict=True):
+            assert (models[0], fast[0], plain[0]) == (0, 1, 2)
+            assert models[1:] == fast[1:] == plain[1:]
     ids = client.query(
         "SELECT _partition, arraySort(groupArray(toString(event_id))) FROM events_usage "
         "WHERE name != 'no-id' GROUP BY _partition ORDER BY _partition"
     ).result_rows
-    assert ids[0][1] == ids[1][1]  # the ids events carry are stored as they are
+    assert ids[0][1] == ids[1][1] == ids[2][1]  # the ids events carry are stored as they are
     made = client.query(
         "SELECT _partition, event_id FROM events_usage WHERE name = 'no-id' ORDER BY _partition"
     ).result_rows
     usage = "events.usage.v1"  # an event without an id gets its position's every way
-    assert made == [(p, position_id(Position(usage, p, 5, 2))) for p in range(2)]
+    assert made == [(p, position_id(Position(usage, p, 5, 2))) for p in range(3)]

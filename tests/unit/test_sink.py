@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shiftright_server.schemas.validation import Limits
 from shiftright_server.sinks.clickhouse_sink import ClickHouseSink, SinkConfig
 from shiftright_server.sinks.errors import RetryableWriteError
 from shiftright_server.sinks.router import Router
+from shiftright_server.sinks.rows import COLUMNS
 
 from tests.builders import encoded
 from tests.fakes import FakeConsumer, FakeMessage, FakeTopicIds, FakeWarehouse
@@ -300,3 +302,25 @@ def test_events_stored_from_the_fast_validators_columns_are_stored_as_the_models
     assert fast.inserts == models.inserts  # one insert per table per batch either way
     names = {r["name"] for r in fast.tables["events_usage"]}
     assert {"plain", "no-id-no-ts-no-origin", "last", "single"} <= names
+
+
+def test_a_message_of_structs_of_several_kinds_fills_the_columns_as_one_kind_each() -> None:
+    from shiftright_server.schemas.fast_events import DECODERS, LAX_DECODERS, Accepted
+    from shiftright_server.schemas.positions import Position
+    from shiftright_server.sinks.event_columns import MessageEvents, columns
+
+    lines = [encoded("usage", T0, name=f"n{i}", attributes={"k": str(i)}) for i in range(4)]
+    strict = [DECODERS["usage"].decode(line) for line in lines]
+    lax = [LAX_DECODERS["usage"].decode(line) for line in lines]
+    assert type(strict[0]) is not type(lax[0])
+    at = Position(USAGE, 0, 7)
+
+    def made(events: list[Any]) -> list[list[Any]]:
+        chunk = MessageEvents("events_usage", at, 1)
+        for i, event in enumerate(events):
+            chunk.add(Accepted(event, 5), i)
+        return columns("events_usage", [chunk])
+
+    mixed = made([strict[0], lax[1], strict[2], lax[3]])
+    assert mixed == made(strict) == made(lax)
+    assert mixed[COLUMNS["events_usage"].index("name")] == ["n0", "n1", "n2", "n3"]
