@@ -14,10 +14,13 @@ of them (each non-blank line belongs to one object, and the counts agree).
 :func:`accept_message` (the sink and the stream worker): every line of a message at once
 or none, read with the mirror less its two patterns
 (:data:`~schemas.fast_events.LAX_DECODERS`) and the event ids and times of all lines
-then checked together: each id in its canonical form,
-each time as the SDK writes it (``2026-12-05T12:00:00.123Z``), read by NumPy. Where any
-line has neither or another form, it declines, and the caller reads the lines with
-:func:`accept_lines` or one by one.
+then checked together by NumPy, each byte against the class of text its place takes:
+each id in its canonical form, each time as the SDK writes it
+(``2026-12-05T12:00:00.123Z``), then read by NumPy (which refuses a month, day, hour,
+minute or second out of range). Where any line has neither or another form, it
+declines, and the caller reads the lines with :func:`accept_lines` or one by one. The
+lines of a batch message need not be split out for it: where the message holds as many
+events as lines, blank ones included, each line holds one.
 """
 
 from __future__ import annotations
@@ -72,17 +75,56 @@ def accept_lines(
     return [vouch(event, now_ms, window) for event in events]
 
 
-_HEX: Final = "[0-9a-fA-F]"
-_ID: Final = f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
-#: Event ids, one a line: each exactly in the canonical form the mirror's pattern takes.
-_IDS: Final = re.compile(f"(?:{_ID}\n)*{_ID}")
-_STAMP: Final = (
-    "[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
-    "T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\\.[0-9]{3}Z"
-)
-#: Event times, one a line: each UTC with milliseconds (a form the mirror's pattern takes).
-_STAMPS: Final = re.compile(f"(?:{_STAMP}\n)*{_STAMP}")
-_ID_LENGTH, _STAMP_LENGTH = 36, 24
+#: The classes of text each byte of an id or a time belongs to, one bit each: the
+#: digits up to 1, 2, 3, 5 and 9 (each a class of its own), hex digits, and each
+#: punctuation mark the forms hold.
+_UP_TO_1, _UP_TO_2, _UP_TO_3, _UP_TO_5, _DIGIT, _HEX = (1 << b for b in range(6))
+_PUNCTUATION: Final = {c: 1 << b for b, c in enumerate("-T:.Z\n", start=6)}
+_CLASSES: Final = np.zeros(256, np.uint16)
+for _digit in range(10):
+    _CLASSES[ord("0") + _digit] = (
+        _DIGIT
+        | _HEX
+        | (_UP_TO_1 if _digit <= 1 else 0)
+        | (_UP_TO_2 if _digit <= 2 else 0)
+        | (_UP_TO_3 if _digit <= 3 else 0)
+        | (_UP_TO_5 if _digit <= 5 else 0)
+    )
+for _letter in "abcdefABCDEF":
+    _CLASSES[ord(_letter)] = _HEX
+for _mark, _bit in _PUNCTUATION.items():
+    _CLASSES[ord(_mark)] |= _bit
+
+
+_CODES: Final = {"H": _HEX, "D": _DIGIT, "1": _UP_TO_1, "2": _UP_TO_2, "3": _UP_TO_3, "5": _UP_TO_5}
+
+
+def _form(pattern: str) -> np.ndarray:
+    """The class each place of a line must be of: ``H`` a hex digit, ``D`` a digit, ``1``
+    to ``5`` a digit up to that one; a punctuation mark stands for itself."""
+    return np.array([_CODES.get(c) or _PUNCTUATION[c] for c in pattern], np.uint16)
+
+
+#: An event id in canonical form, and its newline.
+_ID_FORM: Final = _form("HHHHHHHH-HHHH-HHHH-HHHH-HHHHHHHHHHHH\n")
+#: A time as the SDK writes it (UTC, milliseconds), and its newline. Digits out of range
+#: for their place (month 13, day 32, hour 24, ...) are refused when NumPy reads them.
+_STAMP_FORM: Final = _form("DDDD-1D-3DT2D:5D:5D.DDDZ\n")
+_ID_LENGTH, _STAMP_LENGTH = len(_ID_FORM) - 1, len(_STAMP_FORM) - 1
+
+
+def _lines_of(texts: list[str], form: np.ndarray) -> bytes | None:
+    """The texts, each followed by a newline, if each is exactly of ``form`` (so none
+    holds a newline, and each is as long as the form); else None."""
+    try:
+        raw = "\n".join(texts).encode("ascii") + b"\n"
+    except (TypeError, UnicodeEncodeError):  # UNSET, or a character the form has not
+        return None
+    width = len(form)
+    if len(raw) != width * len(texts):
+        return None
+    places = np.frombuffer(raw, np.uint8).reshape(len(texts), width)
+    return raw if (_CLASSES.take(places) & form).all() else None
 
 
 class Message(NamedTuple):
@@ -94,49 +136,58 @@ class Message(NamedTuple):
 
 def accept_message(
     value: bytes | None,
-    lines: list[bytes | None],
+    lines: list[bytes | None] | None,
     kind: str,
     window: Window,
     limits: Limits,
 ) -> Message | None:
     """Every line of the message if :func:`accept` vouches for each with these values;
-    None: ask line by line (each line accepted here carries its own id and time)."""
+    None: ask line by line (each line accepted here carries its own id and time).
+    ``lines`` None: a batch message's lines not split out, each of which must then hold
+    an event (no blank line)."""
     decoder = LAX_DECODERS.get(kind)
-    if decoder is None or value is None or not lines or _SAME_LINE_BOUNDARY.search(value):
+    if decoder is None or value is None or _SAME_LINE_BOUNDARY.search(value):
         return None
-    if max(map(len, cast(list[bytes], lines))) > limits.max_bytes:  # a value: no None
+    count = _line_count(value, lines, limits.max_bytes)
+    if count is None:
         return None
     try:
         events = decoder.decode_lines(value)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    if not events or len(events) != len(lines) or not _canonical_ids(events):
+    if len(events) != count or not _canonical_ids(events):
         return None
     ts_ms = _times(events, window)
     return None if ts_ms is None else Message(events, ts_ms)
 
 
+def _line_count(value: bytes, lines: list[bytes | None] | None, max_bytes: int) -> int | None:
+    """How many events the message must hold: one a line (of ``lines``, or of ``value``
+    where they are not split out); None if there is none or one is over ``max_bytes``.
+    Where as many objects as ``value`` has lines, blank ones included, fill it, and no
+    line holds two, each line holds exactly one."""
+    if lines is None:
+        if len(value) > max_bytes and max(map(len, value.split(b"\n"))) > max_bytes:
+            return None
+        return value.count(b"\n") + 1
+    if not lines or max(map(len, cast(list[bytes], lines))) > max_bytes:  # a value: no None
+        return None
+    return len(lines)
+
+
 def _canonical_ids(events: list[FastEvent]) -> bool:
-    """Each event's id is a string of the canonical form (joined with newlines, the text
-    is exactly as long as that many ids, so no id holds a newline or more than one)."""
-    try:
-        text = "\n".join([e.event_id for e in events])  # type: ignore[misc]  # UNSET: TypeError
-    except TypeError:
-        return False
-    return len(text) == (_ID_LENGTH + 1) * len(events) - 1 and _IDS.fullmatch(text) is not None
+    """Each event's id is a string of the canonical form."""
+    return _lines_of([e.event_id for e in events], _ID_FORM) is not None  # type: ignore[misc]  # UNSET: refused
 
 
 def _times(events: list[FastEvent], window: Window) -> list[int] | None:
     """The events' times in epoch ms if each is in the form and in ``window`` (as
     :func:`~schemas.fast_events.vouch` decides it); else None."""
-    try:
-        text = "\n".join([e.ts for e in events])  # type: ignore[misc]  # UNSET: TypeError
-    except TypeError:
+    raw = _lines_of([e.ts for e in events], _STAMP_FORM)  # type: ignore[misc]  # UNSET: refused
+    if raw is None:
         return None
     size = _STAMP_LENGTH + 1
-    if len(text) != size * len(events) - 1 or _STAMPS.fullmatch(text) is None:
-        return None
-    stamps = np.frombuffer((text + "\n").encode(), f"S{size}")
+    stamps = np.frombuffer(raw, f"S{size}")
     try:  # NumPy reads a UTC time without its zone; a day past its month's end raises
         ms = stamps.astype(f"S{_STAMP_LENGTH - 1}").astype("datetime64[ms]").astype(np.int64)
     except ValueError:

@@ -87,9 +87,9 @@ class Router:
         at = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
         kind = self._kind_by_topic.get(pos.topic)
         if kind is not None:
-            payloads = wire.split_events(value, headers)
             if self._event_rows == "columns" and kind in SINK_DECODERS:
-                return self._fast_events(kind, value, payloads, at, timestamp_ms, pos)
+                return self._fast_events(kind, value, headers, at, timestamp_ms, pos)
+            payloads = wire.split_events(value, headers)
             return [
                 self._event(kind, payload, at, timestamp_ms, pos, i)
                 for i, payload in enumerate(payloads)
@@ -107,21 +107,26 @@ class Router:
         self,
         kind: str,
         value: bytes | None,
-        payloads: list[bytes | None],
+        headers: Sequence[tuple[str, bytes | None]] | None,
         at: datetime,
         at_ms: int,
         msg: Position,
     ) -> list[Routed]:
         """The message's events on the fast path: all at once where :func:`accept_message`
-        vouches for every line, else its lines decoded in one call where
-        :func:`accept_lines` can vouch for them, else one by one; the models decide (and
-        give the reason for) each line the fast path does not vouch for."""
+        vouches for every line (a batch message's lines are split out only if it does
+        not), else its lines decoded in one call where :func:`accept_lines` can vouch for
+        them, else one by one; the models decide (and give the reason for) each line the
+        fast path does not vouch for."""
         table, limits = TABLE_BY_KIND[kind], self._limits
         window = Window.around(at_ms, limits)
+        batch = wire.is_batch(headers)
+        payloads = None if batch else [value]
         whole = accept_message(value, payloads, kind, window, limits)
         if whole is not None:
-            indexes = list(range(len(payloads)))
+            indexes = list(range(len(whole.events)))
             return [MessageEvents(table, msg, at_ms, whole.events, whole.ts_ms, indexes)]
+        if payloads is None:
+            payloads = wire.split_events(value, headers)
         events = MessageEvents(table, msg, at_ms)
         decoders = SINK_DECODERS
         accepted: list[Accepted | None] | None = accept_lines(

@@ -70,6 +70,21 @@ STAMPS = [
     "2026-11-05T04:00:00.000Z",
     "2026-11-05T04:00:00.001Z",
     "２026-12-05T03:59:00.123Z",
+    "2026-12-05T24:00:00.000Z",
+    "2026-13-05T03:59:00.123Z",
+    "2026-12-00T03:59:00.123Z",
+    "2026-12-05T03:60:00.000Z",
+    "2026-12-05T03:59:00.123\n",
+]
+#: Event ids around the canonical form.
+IDS = [
+    str(uuid.uuid4()).upper(),
+    f"{uuid.uuid4()}\n",
+    f"{{{uuid.uuid4()}}}",
+    uuid.uuid4().hex,
+    str(uuid.uuid4()).replace("-", "_"),
+    str(uuid.uuid4())[:-1] + "g",
+    str(uuid.uuid4())[:-1] + "\u0660",
 ]
 
 
@@ -78,10 +93,14 @@ def with_ts(kind: str, stamp: str) -> bytes:
 
 
 def whole(kind: str, payloads: list[bytes]) -> Message | None:
-    """The message of these payloads read whole."""
+    """The message of these payloads read whole, its lines split out or not (the same
+    unless a line is blank: then only with its lines split out)."""
     value = b"\n".join(payloads)
     lines = wire.split_events(value, wire.BATCH_HEADERS)
-    return accept_message(value, lines, kind, WINDOW, LIMITS)
+    split = accept_message(value, lines, kind, WINDOW, LIMITS)
+    unsplit = accept_message(value, None, kind, WINDOW, LIMITS)
+    assert unsplit == (None if len(lines) < value.count(b"\n") + 1 else split)
+    return split
 
 
 def strict_values(accepted: Accepted) -> dict[str, Any]:
@@ -96,7 +115,7 @@ def test_a_message_read_whole_reads_every_line_as_the_strict_mirror_or_is_declin
         good = [encoded(kind, NOW - timedelta(seconds=s)) for s in range(2)]
         odd = [payload for k, payload in corpus() if k == kind]
         odd += [with_ts(kind, stamp) for stamp in STAMPS]
-        odd += [json.dumps({**event(kind, NOW), "event_id": f"{uuid.uuid4()}\n"}).encode()]
+        odd += [json.dumps({**event(kind, NOW), "event_id": i}).encode() for i in IDS]
         for payload in odd:
             value = b"\n".join([good[0], payload, good[1]])
             got = whole(kind, [value])
@@ -111,6 +130,9 @@ def test_a_message_read_whole_reads_every_line_as_the_strict_mirror_or_is_declin
     assert declined > 0 and read > len(KINDS)  # odd but valid lines are read whole too
     assert whole("usage", [with_ts("usage", STAMPS[0])]) is not None
     assert whole("usage", [with_ts("usage", STAMPS[1])]) is None
+    assert whole("usage", [GOOD[0], b"", GOOD[1]]) is not None  # a blank line: split out
+    big = [encoded("usage", NOW, attributes={"k": "v" * 1000}) for _ in range(300)]
+    assert whole("usage", big) is not None  # over the size limit, but no line is
 
 
 def test_the_simulators_messages_are_read_whole() -> None:
