@@ -2,13 +2,16 @@
 table's chain of materialized views included), by rows per insert.
 
     .venv/bin/python -m bench.warehouse_batches [--events 200000] [--rows 10000,20000,50000]
+        [--rate 50000]
 
 Starts the embedded warehouse, and per batch size applies the schema to a fresh database,
 then writes the bench's event mix (``bench.pipeline.events``) through the sink's own
 routing and ``ClickHouseWarehouse.insert`` in batches of the given rows, one batch after
-another. It prints per batch size the warehouse process's CPU per event while inserting and
-until its merges are done, inserts, parts written and merges (``system.events``).
-Prints figures; asserts nothing.
+another, or paced at ``--rate`` events a second as a sink at the head of its topics
+writes them. It prints per batch size the warehouse process's CPU per event while
+inserting and until its merges are done (and of it the kernel's, with the minor page
+faults; and by thread group, :mod:`bench.pipeline.threads`), inserts, parts written and merges (``system.events``). Prints figures; asserts
+nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,7 @@ from shiftright_server.sinks.router import Router, Row
 from shiftright_server.sinks.rows import COLUMNS
 from shiftright_server.sinks.warehouse import ClickHouseWarehouse
 
+from bench.pipeline import threads
 from bench.pipeline.engines import WAREHOUSE_EVENTS
 from bench.pipeline.events import generate, to_messages
 from tests.integration.warehouse_fixture import free_port, start_warehouse, stop_warehouse
@@ -44,6 +49,13 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rows", default="10000,20000,50000", help="rows per insert, a list")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="events/s: start batch n no earlier than n × rows / rate seconds in, as a sink "
+        "at the head of its topics cuts them (default: one after another)",
+    )
     return parser.parse_args()
 
 
@@ -86,7 +98,9 @@ def merges_done(client: Any, deadline_s: float = 120.0) -> None:
         time.sleep(0.2)
 
 
-def run_batches(url: str, proc: psutil.Process, rows: int, events: int) -> dict[str, Any]:
+def run_batches(
+    url: str, proc: psutil.Process, rows: int, events: int, rate: float | None
+) -> dict[str, Any]:
     """Every event in batches of ``rows``, into a fresh database."""
     namespace = f"wb{rows}x{os.getpid()}"
     settings = Settings(
@@ -97,32 +111,56 @@ def run_batches(url: str, proc: psutil.Process, rows: int, events: int) -> dict[
     warehouse = ClickHouseWarehouse(client)
     todo = batches(namespace, events, rows)
     before, cpu0, t0 = counters(url), _cpu(proc), time.monotonic()
+    threads0 = threads.snapshot(proc.pid, "warehouse") or {}
     for n, batch in enumerate(todo):
+        if rate:
+            time.sleep(max(0.0, t0 + n * rows / rate - time.monotonic()))
         for table, columns in batch.tables():
             names = (*COLUMNS[table], "_topic_id")
             ids = ["x"] * len(columns[0])
             warehouse.insert(table, [*columns, ids], names, f"{table}:{n}")
-    inserted_cpu, inserted_s = _cpu(proc) - cpu0, time.monotonic() - t0
+    inserted, inserted_s = _cpu(proc) - cpu0, time.monotonic() - t0
     merges_done(client)
-    after, all_cpu = counters(url), _cpu(proc) - cpu0
+    after, done = counters(url), _cpu(proc) - cpu0
+    threads1 = threads.snapshot(proc.pid, "warehouse") or {}
+    by_thread = {k: v - threads0.get(k, 0) for k, v in threads1.items()}
     client.command(f"DROP DATABASE {namespace} SYNC")
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     return {
         "rows": rows,
         "batches": len(todo),
-        "insert µs/event": round(inserted_cpu / events * 1e6, 1),
-        "with merges µs/event": round(all_cpu / events * 1e6, 1),
+        "insert µs/event": round(inserted.seconds / events * 1e6, 1),
+        "with merges µs/event": round(done.seconds / events * 1e6, 1),
+        "of it system µs/event": round(done.system / events * 1e6, 1),
+        "page faults/event": round(done.faults / events, 2),
         "insert wall s": round(inserted_s, 2),
         "inserts": delta.get("InsertQuery", 0),
         "parts written": delta.get("MergeTreeDataWriterBlocks", 0),
         "merges": delta.get("Merge", 0),
         "merge ms": delta.get("MergeTotalMilliseconds", 0),
+        "by thread": threads.per_event(by_thread, events),
     }
 
 
-def _cpu(proc: psutil.Process) -> float:
+@dataclass(frozen=True)
+class _Usage:
+    """CPU seconds (all, of them in the kernel) and minor page faults of a process."""
+
+    seconds: float
+    system: float
+    faults: int
+
+    def __sub__(self, other: _Usage) -> _Usage:
+        return _Usage(
+            self.seconds - other.seconds, self.system - other.system, self.faults - other.faults
+        )
+
+
+def _cpu(proc: psutil.Process) -> _Usage:
     t = proc.cpu_times()
-    return float(t.user + t.system)
+    # /proc/PID/stat field 10 (minflt): the kernel mapping fresh pages, madvise/munmap's price
+    stat = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return _Usage(float(t.user + t.system), float(t.system), int(stat[7]))
 
 
 def main() -> None:
@@ -133,7 +171,7 @@ def main() -> None:
         proc = psutil.Process(server.pid)
         print(f"load average at the start: {os.getloadavg()}")
         for rows in (int(r) for r in args.rows.split(",")):
-            print(run_batches(url, proc, rows, args.events), flush=True)
+            print(run_batches(url, proc, rows, args.events, args.rate), flush=True)
         print(f"load average at the end: {os.getloadavg()}")
     finally:
         stop_warehouse(server)

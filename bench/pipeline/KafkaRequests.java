@@ -1,11 +1,15 @@
 // The broker's request counters for bench.pipeline: attaches to a local Kafka JVM (its pid is
 // the one argument), starts its local JMX agent if needed, and for every line read on stdin
 // prints one JSON object: requests per request type (RequestsPerSec's Count, summed over
-// versions) and the broker's message and byte counters. Run as `java KafkaRequests.java PID`.
+// versions), the broker's message and byte counters, and the CPU milliseconds of its live
+// threads by name with the numbers taken out (keys "cpu:<name>", e.g.
+// "cpu:data-plane-kafka-network-thread"). Run as `java KafkaRequests.java PID`.
 
 import com.sun.tools.attach.VirtualMachine;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadInfo;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
@@ -38,7 +42,27 @@ public class KafkaRequests {
         add(server, out, "kafka.server:type=BrokerTopicMetrics,name=BytesOutPerSec", null);
         add(server, out, "kafka.server:type=BrokerTopicMetrics,name=TotalFetchRequestsPerSec", null);
         add(server, out, "kafka.server:type=BrokerTopicMetrics,name=TotalProduceRequestsPerSec", null);
+        addThreads(server, out);
         return out;
+    }
+
+    static void addThreads(MBeanServerConnection server, Map<String, Long> out) throws Exception {
+        com.sun.management.ThreadMXBean threads = ManagementFactory.newPlatformMXBeanProxy(
+                server, ManagementFactory.THREAD_MXBEAN_NAME, com.sun.management.ThreadMXBean.class);
+        long[] ids = threads.getAllThreadIds();
+        ThreadInfo[] infos = threads.getThreadInfo(ids);
+        long[] nanos = threads.getThreadCpuTime(ids);
+        for (int i = 0; i < ids.length; i++) {
+            if (infos[i] == null || nanos[i] < 0) {
+                continue; // ended meanwhile, or CPU time not measured
+            }
+            String name = infos[i].getThreadName()
+                    .replaceAll("-?ListenerName.*", "")
+                    .replaceAll("[0-9]+", "")
+                    .replaceAll("[-_ #]+$", "")
+                    .replaceAll("--+", "-");
+            out.merge("cpu:" + name, nanos[i] / 1_000_000, Long::sum);
+        }
     }
 
     static void add(MBeanServerConnection server, Map<String, Long> out, String pattern, String key)

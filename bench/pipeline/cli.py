@@ -161,7 +161,9 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             monitor.watch("kafka JIT", services.pids["kafka"], part=True)
         monitor.start()
         stack.callback(monitor.close)
-        engines = EngineCounters(services.clickhouse, services.pids.get("kafka"))
+        engines = EngineCounters(
+            services.clickhouse, services.pids.get("kafka"), services.pids.get("warehouse")
+        )
         stack.callback(engines.close)
         ctx = _prepare_events(args, services, root, monitor, progress, console, engines)
         results: dict[str, Any] = {

@@ -1,10 +1,12 @@
 """Measurement: what the warehouse and the broker did per phase, from their own counters.
 
-The warehouse's ``system.events`` (inserts, rows, parts written, merges and their time)
-and the broker's request counters (``kafka.network`` RequestMetrics over JMX, read by
-``KafkaRequests.java`` attached to the broker's JVM) are read before and after each phase;
-the differences go to the figures. Either side is skipped when it cannot be read (an
-external service, no JDK), with the reason in the figures.
+The warehouse's ``system.events`` (inserts, rows, parts written, merges and their time),
+the broker's request counters and its threads' CPU by name (``kafka.network``
+RequestMetrics and the JVM's ThreadMXBean over JMX, read by ``KafkaRequests.java`` attached
+to the broker's JVM), and both processes' CPU by thread group, kernel time and page faults
+(:mod:`bench.pipeline.threads`) are read before and after each phase; the differences go to
+the figures. A side is skipped when it cannot be read (an external service, no JDK), with
+the reason in the figures.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from bench.pipeline import threads
 
 #: The warehouse's counters read per phase (ClickHouse ProfileEvents).
 WAREHOUSE_EVENTS = (
@@ -53,8 +57,11 @@ _JAVA_HELPER = Path(__file__).with_name("KafkaRequests.java")
 class EngineCounters:
     """Reads both engines' counters around each tagged phase."""
 
-    def __init__(self, clickhouse_url: str, kafka_pid: int | None) -> None:
+    def __init__(
+        self, clickhouse_url: str, kafka_pid: int | None, warehouse_pid: int | None = None
+    ) -> None:
         self._url = clickhouse_url
+        self._pids = {"kafka threads": (kafka_pid, "jvm"), "warehouse threads": (warehouse_pid, "")}
         self._kafka: subprocess.Popen[str] | None = None
         self.notes: dict[str, str] = {}
         self.deltas: dict[str, dict[str, dict[str, int]]] = {}
@@ -104,7 +111,12 @@ class EngineCounters:
             out["warehouse"] = warehouse
         kafka = self._kafka_counts()
         if kafka is not None:
-            out["kafka"] = kafka
+            out["kafka"] = {k: v for k, v in kafka.items() if not k.startswith("cpu:")}
+            out["kafka java threads"] = {k: v for k, v in kafka.items() if k.startswith("cpu:")}
+        for side, (pid, group_of) in self._pids.items():
+            found = threads.snapshot(pid, group_of) if pid is not None else None
+            if found is not None:
+                out[side] = found
         return out
 
     def _warehouse(self) -> dict[str, int] | None:
@@ -141,7 +153,21 @@ def _pipe(stream: IO[str] | None) -> IO[str]:
 
 def summary(deltas: dict[str, dict[str, int]], events: int, seconds: float) -> dict[str, Any]:
     """The phase's figures a reader compares: inserts and parts per second, rows per
-    insert, merge time per event, broker requests per second by type."""
+    insert, merge time per event, broker requests per second by type, and each engine's
+    CPU per event by thread group."""
+    out = _counts(deltas, events, seconds)
+    for side, prefix in (("warehouse threads", "warehouse"), ("kafka threads", "kafka")):
+        if deltas.get(side):
+            figures = threads.per_event(deltas[side], events)
+            out.update({f"{prefix} {name}": value for name, value in figures.items()})
+    java = deltas.get("kafka java threads", {})
+    for name, ms in sorted(java.items(), key=lambda item: -item[1]):
+        if ms * 1000 / events >= 0.1:
+            out[f"kafka java {name[4:]} µs/event"] = round(ms * 1000 / events, 1)
+    return out
+
+
+def _counts(deltas: dict[str, dict[str, int]], events: int, seconds: float) -> dict[str, Any]:
     w, k = deltas.get("warehouse", {}), deltas.get("kafka", {})
     out: dict[str, Any] = {}
     if w and seconds > 0:

@@ -56,9 +56,11 @@ def server_properties(
         # co-partitioning Faust tables rely on would silently break. A missing topic
         # should fail loudly, as on a managed cluster.
         "auto.create.topics.enable": "false",
-        # A 2-core laptop, not a server: fewer threads, smaller segments.
-        "num.network.threads": "2",
-        "num.io.threads": "4",
+        # A 2-core laptop, not a server: fewer threads, smaller segments. One network
+        # thread serves the pipeline's dozen connections; two request handlers keep a
+        # slow fsync of one partition from holding up every other request.
+        "num.network.threads": "1",
+        "num.io.threads": "2",
         "num.recovery.threads.per.data.dir": "1",
         "log.segment.bytes": str(256 * 1024 * 1024),
         "log.retention.hours": "168",
@@ -66,6 +68,19 @@ def server_properties(
     }
     body = "\n".join(f"{key}={value}" for key, value in lines.items())
     return f"# Written by infra.kafka on every start; edits are overwritten.\n{body}\n"
+
+
+def jvm_options(heap: str) -> list[str]:
+    """The broker JVM's memory and garbage collector flags, for a machine of a few cores
+    that the broker shares with the pipeline."""
+    return [
+        f"-Xmx{heap}",
+        # The throughput collector: it stops the broker for a young collection of a few
+        # milliseconds and does nothing in between, where G1's concurrent refinement,
+        # marking and write barriers cost CPU on every request for pauses nobody here
+        # waits on (clients time out after seconds, not milliseconds).
+        "-XX:+UseParallelGC",
+    ]
 
 
 def log4j2_xml(*, log_file: Path) -> str:

@@ -57,7 +57,7 @@ from typing import Any
 
 import structlog
 from confluent_kafka.admin import AdminClient
-from shiftright_server.infra.kafka.config import log4j2_xml, server_properties
+from shiftright_server.infra.kafka.config import jvm_options, log4j2_xml, server_properties
 from shiftright_server.infra.kafka.jars import resolve_jars
 from shiftright_server.infra.kafka.process import (
     log_sizes,
@@ -306,9 +306,7 @@ class KafkaLauncher:
             raise KafkaLaunchError("java not found (need Java 17+ on PATH or JAVA_HOME)")
         return [
             java,
-            f"-Xmx{heap}",
-            "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20",
+            *jvm_options(heap),
             "-Djava.awt.headless=true",
             # Log4j's own hook would close the log before Kafka's shutdown hook has
             # written how the shutdown went; the file appender flushes every line anyway.

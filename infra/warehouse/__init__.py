@@ -4,8 +4,8 @@ work unchanged. ``python -m shiftright_server.infra.warehouse --data-dir DIR [--
 
 Modules: ``sql`` (statement scanning), ``body`` (lazily read request bodies),
 ``codecs`` (request/response compression), ``errors`` (ClickHouse-shaped failures),
-``request`` (HTTP parameters → a query request), ``engine`` (chDB connections, pool
-and sessions), ``execute`` (route and run one request), ``handler`` (the HTTP
+``request`` (HTTP parameters → a query request), ``tuning`` (the engine's
+configuration file), ``engine`` (chDB connections, pool and sessions), ``execute`` (route and run one request), ``handler`` (the HTTP
 exchange) and ``server`` (lifecycle, SIGTERM).
 
 What it speaks: GET (read-only) and POST; ``query`` joined with the body by "\\n";

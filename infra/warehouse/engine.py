@@ -24,7 +24,7 @@ from typing import Any
 
 import chdb
 import structlog
-from shiftright_server.infra.warehouse import errors
+from shiftright_server.infra.warehouse import errors, tuning
 
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _log = structlog.get_logger(__name__)
@@ -318,6 +318,7 @@ class Engine:
 
     def __init__(self, data_dir: Path, max_idle: int = 4, session_lock_wait_s: float = 5.0) -> None:
         self.data_dir = data_dir
+        self._connection_string = tuning.connection_string(data_dir)
         self._open_lock = threading.Lock()
         self._keeper = self.open()  # keeps the engine up while pools churn
         self.version = self._keeper.run("SELECT version()").bytes().decode().strip()
@@ -326,7 +327,7 @@ class Engine:
 
     def open(self) -> EngineConnection:
         with self._open_lock:
-            conn = chdb.connect(str(self.data_dir))  # type: ignore[no-untyped-call]  # chdb is unannotated
+            conn = chdb.connect(self._connection_string)  # type: ignore[no-untyped-call]  # chdb is unannotated
             return EngineConnection(conn)
 
     @contextmanager

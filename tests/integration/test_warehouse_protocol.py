@@ -26,6 +26,7 @@ import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
+from shiftright_server.infra.warehouse.tuning import MERGE_TREE
 
 from tests.integration.warehouse_fixture import free_port, start_warehouse, stop_warehouse
 
@@ -436,7 +437,7 @@ PERSISTENT_DDL = [
 ]
 
 
-def test_tables_and_data_survive_restart(tmp_path: Path) -> None:
+def test_tables_data_and_engine_settings_survive_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     proc, url = start_warehouse(data_dir, free_port())
     try:
@@ -467,6 +468,11 @@ def test_tables_and_data_survive_restart(tmp_path: Path) -> None:
         totals = c.query("SELECT kind, sumMerge(n) FROM app.totals GROUP BY kind ORDER BY kind")
         assert totals.result_rows == [("a", 50), ("b", 50)]
         assert c.command("SELECT n FROM app.latest FINAL") == 6
+        # chDB ignores a configuration file it cannot find without a word: the engine
+        # reports the MergeTree defaults of infra.warehouse.tuning as its own.
+        for name, value in MERGE_TREE.items():
+            sql = "SELECT value FROM system.merge_tree_settings WHERE name = {n:String}"
+            assert str(c.command(sql, parameters={"n": name})) == value
     finally:
         stop_warehouse(proc)
 
