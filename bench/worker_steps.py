@@ -1,8 +1,9 @@
 """``python -m bench.worker_steps``: the stream worker's rollup, attach and group steps
-offline, CPU µs per event of each, in messages shaped as the worker gets them.
+offline, CPU µs per event of each and per error of the error path, in messages shaped as
+the worker gets them.
 
     .venv/bin/python -m bench.worker_steps [--events 60000] [--per-message 42,200]
-                                           [--batch 400] [--rounds 3]
+                                           [--batch 400] [--rounds 3] [--handoff on,off]
 
 The bench's event mix (``bench.pipeline.events``: usage, errors, health, changes) is
 packed into NDJSON batch messages of ``--per-message`` events per topic partition, the
@@ -10,12 +11,21 @@ partitions taking turns as a paced producer's messages arrive (42 is about what 
 message holds live at 20,000 events/s in ``bench.streams_worker``; 200 is its drain).
 Batches of ``--batch`` records go through the steps as the worker chains them, without
 Kafka: the rollup step (validation, rollups, signals, the re-key of errors and its state
-records), then the attach step on the batch's health and the errors the rollup step
-re-keyed (health join, grouping, both grouped records, state records), then the group
-step on what the attach step sent at once. Each step hands its models to the next as
-it does in the worker. CPU time of this process (the garbage collector set as in the
-worker), the best of ``--rounds`` fresh runs; the machine's other load slows each round
-alike. Prints a table and the load average; asserts nothing.
+records; a batch's error records timed apart from the rest, as a second call), then the
+attach step on the batch's health and the errors the rollup step re-keyed (health join,
+grouping, both grouped records, state records), then the group step on what the attach
+step sent at once. Each step hands its models to the next as it does in the worker;
+``--handoff off`` runs the attach step as it runs behind a backlog longer than the
+rollup step's hand-over keeps (or on another worker): it reads every error line itself.
+
+The error path per error is the rollup step's error records, the attach step and the
+group step, divided by the errors: what the worker spends because errors are in the mix
+(the attach step's health events included: it reads them only to join errors). CPU time
+of this process (the garbage collector set as in the worker), the best of ``--rounds``
+fresh runs, each on events of its own (new ids, numbers and so messages, as live traffic
+brings them; the process's caches kept from round to round, as the worker keeps them);
+the machine's other load slows each round alike. Prints two tables and the
+load average; asserts nothing.
 """
 
 from __future__ import annotations
@@ -46,6 +56,8 @@ from shiftright_server.streams.step import Message, Record
 from bench.pipeline.events import PARTITIONS, generate
 
 STEPS = ("rollup", "attach", "group")
+#: The error path: the rollup step's error records, the attach and group steps.
+ERROR_PATH = ("rollup errors", "attach", "group")
 
 
 @dataclass
@@ -55,10 +67,10 @@ class Chain:
     group: GroupStep
 
 
-def messages(n: int, per_message: int) -> list[Record]:
+def messages(n: int, per_message: int, seed: int = 7) -> list[Record]:
     """``n`` events as records of batch messages, partitions taking turns."""
     now = datetime.now(UTC)
-    events = generate(n, now - timedelta(seconds=n / 20_000), now, 7, lambda _: None)
+    events = generate(n, now - timedelta(seconds=n / 20_000), now, seed, lambda _: None)
     runs: dict[tuple[int, int], list[bytes]] = {}
     for _, (kind, key, value) in events:
         runs.setdefault((kind, wire.partition_of(key, PARTITIONS)), []).append(value)
@@ -75,9 +87,11 @@ def messages(n: int, per_message: int) -> list[Record]:
     return out
 
 
-def chain() -> Chain:
-    """The three steps wired as ``streams.app`` wires them (alerting signals on)."""
-    errors, grouped = Handoff[ErrorEvent](), Handoff[GroupedError](limit=10_000)
+def chain(handoff: bool = True) -> Chain:
+    """The three steps wired as ``streams.app`` wires them (alerting signals on); without
+    ``handoff`` the attach step reads every error line itself."""
+    errors = Handoff[ErrorEvent]() if handoff else None
+    grouped = Handoff[GroupedError](limit=10_000)
     kinds = dict(topics.KIND_BY_EVENT_TOPIC)
     processor = Processor(
         kinds, Limits(), 60, 10, signal_seconds=10, rekey_errors=True, handoff=errors
@@ -109,26 +123,42 @@ class Feed:
         return out
 
 
-def run(records: list[Record], batch: int) -> dict[str, float]:
-    """CPU seconds of each step over all of ``records`` in batches of ``batch``."""
-    steps, feed, spent = chain(), Feed(), dict.fromkeys(STEPS, 0.0)
+def run(records: list[Record], batch: int, handoff: bool = True) -> dict[str, float]:
+    """CPU seconds of each step over all of ``records`` in batches of ``batch`` (the
+    rollup step's error records also apart, as ``rollup errors``)."""
+    steps, feed = chain(handoff), Feed()
+    spent = dict.fromkeys((*STEPS, "rollup errors"), 0.0)
     for i in range(0, len(records), batch):
         chunk = records[i : i + batch]
+        errors = [r for r in chunk if r.topic == topics.EVENTS_ERROR]
+        others = [r for r in chunk if r.topic != topics.EVENTS_ERROR]
         start = time.process_time()
-        out = steps.rollup.process(chunk)
+        out = steps.rollup.process(others)
         steps.rollup.state_writes(out.touched)
         rolled = time.process_time()
+        errs = steps.rollup.process(errors)
+        steps.rollup.state_writes(errs.touched)
+        rekeyed = time.process_time()
         health = [r for r in chunk if r.topic == topics.EVENTS_HEALTH]
-        attached = steps.attach.process(health + feed.records(out.messages, topics.ERRORS_BY_HOST))
+        attached = steps.attach.process(health + feed.records(errs.messages, topics.ERRORS_BY_HOST))
         steps.attach.state_writes(attached.touched)
         grouped = time.process_time()
         counted = steps.group.process(feed.records(attached.messages, topics.ERRORS_ASSIGNED))
         steps.group.state_writes(counted.touched)
         done = time.process_time()
-        spent["rollup"] += rolled - start
-        spent["attach"] += grouped - rolled
+        spent["rollup"] += rekeyed - start
+        spent["rollup errors"] += rekeyed - rolled
+        spent["attach"] += grouped - rekeyed
         spent["group"] += done - grouped
     return spent
+
+
+def error_count(records: list[Record]) -> int:
+    return sum(
+        len(wire.split_events(r.value, r.headers))
+        for r in records
+        if r.topic == topics.EVENTS_ERROR
+    )
 
 
 def main() -> None:
@@ -137,19 +167,40 @@ def main() -> None:
     parser.add_argument("--per-message", default="42,200", help="events per message, each")
     parser.add_argument("--batch", type=int, default=400, help="records per batch")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--handoff", default="on,off", help="errors handed over: on, off or both")
     args = parser.parse_args()
     tune_gc_for_throughput()  # the collector's settings of the worker process
-    table = Table(title=f"Stream worker steps offline: CPU µs per event ({args.events:,} events)")
-    for column in ("events a message", *STEPS, "total"):
-        table.add_column(column, justify="right")
+    per_event = Table(
+        title=f"Stream worker steps offline: CPU µs per event ({args.events:,} events)"
+    )
+    per_error = Table(title="The error path: CPU µs per error")
+    for column in ("events a message", "handed over", *STEPS, "total"):
+        per_event.add_column(column, justify="right")
+    for column in ("events a message", "handed over", "errors", *ERROR_PATH, "error path", "share"):
+        per_error.add_column(column, justify="right")
     for per_message in (int(n) for n in args.per_message.split(",")):
-        records = messages(args.events, per_message)
-        rounds = [run(records, args.batch) for _ in range(args.rounds)]
-        best = {step: min(r[step] for r in rounds) / args.events * 1e6 for step in STEPS}
-        total = min(sum(r.values()) for r in rounds) / args.events * 1e6
-        table.add_row(str(per_message), *(f"{best[s]:.2f}" for s in STEPS), f"{total:.2f}")
+        each = [messages(args.events, per_message, 7 + n) for n in range(args.rounds)]
+        errors = error_count(each[0])
+        for handoff in args.handoff.split(","):
+            rounds = [run(records, args.batch, handoff == "on") for records in each]
+            best = {k: min(r[k] for r in rounds) for k in (*STEPS, "rollup errors")}
+            total = min(sum(r[k] for k in STEPS) for r in rounds)
+            path = min(sum(r[k] for k in ERROR_PATH) for r in rounds)
+            cells = (f"{best[s] / args.events * 1e6:.2f}" for s in STEPS)
+            per_event.add_row(str(per_message), handoff, *cells, f"{total / args.events * 1e6:.2f}")
+            parts = (f"{best[s] / errors * 1e6:.1f}" for s in ERROR_PATH)
+            share = f"{path / total:.0%}"
+            per_error.add_row(
+                str(per_message),
+                handoff,
+                f"{errors:,}",
+                *parts,
+                f"{path / errors * 1e6:.1f}",
+                share,
+            )
     console = Console()
-    console.print(table)
+    console.print(per_event)
+    console.print(per_error)
     console.print(f"load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

@@ -12,6 +12,7 @@ origin tells the attach step which it has already seen.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Generic, TypeVar
 
 from shiftright_server.schemas import wire
@@ -45,17 +46,21 @@ class Handoff(Generic[T]):
     line sent as it came; a grouped error's own serialisation), at most ``limit`` of
     them, the oldest dropped first: a line the reader does not find here (another
     worker's partition, a replay, a backlog longer than the limit) it validates itself,
-    with the same result."""
+    with the same result.
+
+    An ``OrderedDict`` drops its oldest in constant time; a plain dict, from which the
+    reader takes lines near its start, would scan every slot left empty before the first
+    line still kept to find it."""
 
     def __init__(self, limit: int = 5_000) -> None:
         self.limit = limit
-        self._by_line: dict[bytes, T] = {}
+        self._by_line: OrderedDict[bytes, T] = OrderedDict()
 
     def put(self, line: bytes, model: T) -> None:
         by_line = self._by_line
         by_line[line] = model
         if len(by_line) > self.limit:
-            del by_line[next(iter(by_line))]
+            by_line.popitem(last=False)
 
     def take(self, line: bytes) -> T | None:
         return self._by_line.pop(line, None)

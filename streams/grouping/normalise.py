@@ -78,11 +78,28 @@ _QUOTED: Final = re.compile(r"""(?<!\w)(?:'[^'\n]{0,200}'|"[^"\n]{0,200}")(?!\w)
 _PLACEHOLDER_ONLY: Final = re.compile(r"^<\w+>$")
 
 
+#: The digits 1-9 all as ``1``: see :func:`normalise_message`.
+_ONES: Final = str.maketrans("23456789", "11111111")
+
+
 def normalise_message(message: str) -> str:
     """``message`` with values (numbers, ids, addresses, paths, times, quoted values)
     replaced by ``<num>``, ``<uuid>``, ``<hex>``, ``<id>``, ``<email>``, ``<path>``,
-    ``<timestamp>``, ``<ip>``, ``<url>`` and ``<str>``; whitespace collapsed."""
-    return _normalised(message[:_MAX_CHARS])
+    ``<timestamp>``, ``<ip>``, ``<url>`` and ``<str>``; whitespace collapsed.
+
+    Messages of one code site differ mostly in their digits, so each is first normalised
+    with the digits 2-9 written as ``1`` (cached by that text). No pattern tells the digits
+    1-9 apart (none names one; ``0`` is kept, for ``0x``), so both texts are cut at the
+    same places; where the result holds no ``1``, every digit 1-9 was inside a value
+    replaced, and it is the message's result too. Otherwise the message is normalised
+    itself."""
+    text = message[:_MAX_CHARS]
+    masked = text.translate(_ONES)
+    if masked != text:
+        found = _normalised(masked)
+        if "1" not in found:
+            return found
+    return _normalised(text)
 
 
 @functools.lru_cache(maxsize=4096)  # the same messages recur; ~25 µs each otherwise

@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 from shiftright_server.producers.simulator import Simulator
 from shiftright_server.schemas.events import ErrorEvent
 from shiftright_server.schemas.validation import parse_event_as_given
@@ -51,3 +52,24 @@ def test_the_simulators_errors_read_the_same(monkeypatch: pytest.MonkeyPatch) ->
     # and none of them needed the models
     monkeypatch.setattr(fast_errors, "parse_event_as_given", None)
     assert all(parse_error(raw, NOW_MS, LIMITS, MADE)[1] for raw in lines)
+
+
+def assert_read_as_the_model_reads(raw: bytes) -> bool:
+    """The attach step's reading of a line agrees with the model's; True: on the mirror."""
+    fast = fast_errors.read_error(raw)
+    try:
+        model = ErrorEvent.model_validate_json(raw)
+    except ValidationError:
+        assert fast is None
+        return False
+    if fast is not None:
+        assert fast == model
+        assert fast.model_dump_json() == model.model_dump_json()
+    return fast is not None
+
+
+def test_the_attach_step_reads_lines_on_the_mirror_as_the_model_reads_them() -> None:
+    lines = [raw for kind, raw in corpus() if kind == "error"]
+    read = [assert_read_as_the_model_reads(raw) for raw in lines]
+    assert any(read) and not all(read)  # some on the mirror, some left to the model
+    assert all(assert_read_as_the_model_reads(raw) for raw in simulated())

@@ -4,6 +4,7 @@ messages and line numbers it carries; different bugs never share a group."""
 from __future__ import annotations
 
 import json
+import random
 import textwrap
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from shiftright_server.producers.simulator import Simulator
 from shiftright_server.schemas.events import ErrorEvent
-from shiftright_server.streams.grouping import Grouper
+from shiftright_server.streams.grouping import Grouper, normalise
 from shiftright_server.streams.grouping.chain import CHAIN_ATTRIBUTE, chain_of, root_cause
 from shiftright_server.streams.grouping.frames import error_fields
 from shiftright_server.streams.grouping.normalise import normalise_message
@@ -253,6 +254,78 @@ def test_normalising_the_same_message_again_gives_the_same_result() -> None:
 @pytest.mark.parametrize(("raw", "expected"), NORMALISED, ids=[n[0][:30] for n in NORMALISED])
 def test_normalise_message(raw: str, expected: str) -> None:
     assert normalise_message(raw) == expected
+
+
+#: Pieces of messages where the digits matter to a pattern (0x, counts of digits, dates,
+#: addresses, ids glued to digits, units), joined at random.
+_PIECES = [
+    "0x1f",
+    "0x",
+    "0x0",
+    "1x2",
+    "12",
+    "0",
+    "00",
+    "09",
+    "90",
+    "3.5e-2",
+    "-7",
+    "e5",
+    "5e",
+    "1,234.5",
+    "1380s",
+    "512MiB",
+    "3µs",
+    "1.2.3.4",
+    "10.0.12.7:5432",
+    "fe80:dead:beef::cafe",
+    "1:2:3",
+    "2026-03-04T14:05:09.123Z",
+    "14:05:09",
+    "2026-03-04",
+    "550e8400-e29b-41d4-a716-446655440000",
+    "9f86d081884c7d65",
+    "deadbeef",
+    "req_8f3a",
+    "user-0042",
+    "SKU-10442",
+    "a1",
+    "v2",
+    "HTTP2",
+    "sha256",
+    "x_1y",
+    "ab-12cd",
+    "/var/lib/x/12.pdf",
+    "https://a.b/c?x=9",
+    "ann+1@ex.co",
+    "'<num>'",
+    "٣٤",
+    "_",
+    "-",
+    ".",
+    ":",
+    "'",
+    '"',
+    "a",
+    "Z",
+    "T",
+    "µ",
+] + ["'q 7'", '"x 8"', r"C:\x\y9.txt", "\n"]
+
+
+def test_a_message_normalises_as_it_would_without_the_digits_cache() -> None:
+    rnd = random.Random(11)
+    seps = ("", " ", " ", ".", ",", "-", ":", "/")
+    made = [
+        "".join(rnd.choice(_PIECES) + rnd.choice(seps) for _ in range(rnd.randint(1, 9)))
+        for _ in range(15_000)
+    ]
+    made += ["".join(rnd.choices("0123456789abcdefxX.:-_/ '\"@eE+T", k=20)) for _ in range(15_000)]
+    now = datetime.now(UTC)
+    errors = Simulator(seed=3).generate("error", 3000, now - timedelta(hours=1), now)
+    made += [e["exception_message"] for e in errors]
+    uncached = normalise._normalised.__wrapped__
+    assert [normalise_message(m) for m in made] == [uncached(m) for m in made]
 
 
 def test_title_is_type_and_normalised_message_and_stays_short() -> None:
