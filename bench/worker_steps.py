@@ -23,7 +23,8 @@ group step, divided by the errors: what the worker spends because errors are in 
 (the attach step's health events included: it reads them only to join errors). CPU time
 of this process (the garbage collector set as in the worker), the best of ``--rounds``
 fresh runs, each on events of its own (new ids, numbers and so messages, as live traffic
-brings them; the process's caches kept from round to round, as the worker keeps them);
+brings them: every round and row of the run has its own seed; the process's caches are
+kept from round to round, as the worker keeps them);
 the machine's other load slows each round alike. Prints two tables and the
 load average; asserts nothing.
 """
@@ -178,10 +179,11 @@ def main() -> None:
         per_event.add_column(column, justify="right")
     for column in ("events a message", "handed over", "errors", *ERROR_PATH, "error path", "share"):
         per_error.add_column(column, justify="right")
+    seeds = iter(range(7, 10_000))
     for per_message in (int(n) for n in args.per_message.split(",")):
-        each = [messages(args.events, per_message, 7 + n) for n in range(args.rounds)]
-        errors = error_count(each[0])
         for handoff in args.handoff.split(","):
+            each = [messages(args.events, per_message, next(seeds)) for _ in range(args.rounds)]
+            errors = error_count(each[0])
             rounds = [run(records, args.batch, handoff == "on") for records in each]
             best = {k: min(r[k] for r in rounds) for k in (*STEPS, "rollup errors")}
             total = min(sum(r[k] for k in STEPS) for r in rounds)
