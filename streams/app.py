@@ -90,7 +90,6 @@ class Worker:
             table_standby_replicas=0,
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=1.0,
-            producer_compression_type="zstd",
             producer_linger_ms=5,
             stream_wait_empty=False,
             datadir=str(datadir),

@@ -12,6 +12,7 @@ from typing import Any
 from faust.types import TP
 from shiftright_server.infra.settings import Settings, StreamSettings
 from shiftright_server.streams.app import build_app
+from shiftright_server.streams.transport import LZ4_LEVEL
 
 
 def _consumer_fetch(streams: StreamSettings) -> tuple[int, int]:
@@ -94,3 +95,36 @@ def test_after_recovery_a_partition_the_group_never_committed_is_read_from_its_b
 
     assert found == consumer.committed
     assert set(consumer.to_beginning) == {never, zero}
+
+
+def _batch(values: list[bytes], codec: int) -> bytes:
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=codec,
+        is_transactional=0,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 20,
+    )
+    for offset, value in enumerate(values):
+        builder.append(offset=offset, timestamp=None, key=None, value=value, headers=[])
+    return bytes(builder.build())
+
+
+def test_the_worker_sends_lz4_batches_in_the_fast_mode_that_any_consumer_reads() -> None:
+    from aiokafka.codec import lz4_encode
+    from aiokafka.record.default_records import DefaultRecordBatch
+
+    streams = StreamSettings(error_analytics=False, alerting=False, flag_segments=False)
+    app = build_app(Settings(streams=streams))
+    assert app.conf.producer_compression_type == "lz4"
+    values = [b'{"app":"shop","route":"/cart/%d","count":%d}' % (i % 7, i) for i in range(300)]
+    sent = _batch(values, DefaultRecordBatch.CODEC_LZ4)
+    assert [r.value for r in DefaultRecordBatch(sent)] == values
+    header = 61  # a v2 record batch's header; the records follow, compressed
+    records = _batch(values, DefaultRecordBatch.CODEC_NONE)[header:]
+    assert sent[header:] == lz4_encode(records, level=LZ4_LEVEL)
+    assert sent[header:] != lz4_encode(records, level=9)  # aiokafka's own level
