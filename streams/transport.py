@@ -38,7 +38,9 @@ and the sink reads the rest: both decode LZ4 faster than zstd.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+import inspect
+from collections.abc import Coroutine, Generator, Iterable, Mapping
 from functools import partial
 from typing import Any, cast
 
@@ -50,6 +52,7 @@ from aiokafka.codec import lz4_encode
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode import ServiceT
+from mode.services import WaitResults
 
 #: LZ4 frame level of the worker's sends: below 3, LZ4's fast mode (no high compression).
 LZ4_LEVEL = 1
@@ -108,6 +111,61 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
+        # Faust hands each fetched message to the streams as
+        # ``wait_first(callback(message), suspend_flow.wait())``: four tasks and an
+        # asyncio.wait per message, so that a suspended flow (a rebalance) can interrupt
+        # a hand-over blocked on a full stream buffer. The hand-over is run here up to
+        # its first wait instead; only one that waits goes on as Faust runs it.
+        if timeout is None and len(coros) == 2 and self._is_flow_wait(coros[1]):
+            handover, flow = coros
+            if inspect.iscoroutine(handover) and not self.suspend_flow.is_set():
+                try:
+                    waiting = handover.send(None)
+                except StopIteration as done:
+                    flow.close()
+                    await asyncio.sleep(0)  # other tasks run between messages, as before
+                    return WaitResults([handover], [done.value], False)
+                coros = (_rest(handover, waiting), flow)
+        return await super().wait_first(*coros, timeout=timeout)
+
+    def _is_flow_wait(self, coro: Any) -> bool:
+        frame = getattr(coro, "cr_frame", None)
+        return (
+            frame is not None
+            and coro.cr_code is _EVENT_WAIT
+            and frame.f_locals.get("self") is self.suspend_flow
+        )
+
+
+_EVENT_WAIT = asyncio.Event.wait.__code__  # Faust's flow events are asyncio's
+
+
+class _Started:
+    """The rest of a coroutine that ran up to its first wait (``waiting``: what it gave
+    the event loop to wait on), awaited as the coroutine itself would be."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], waiting: Any) -> None:
+        self.coro, self.waiting = coro, waiting
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, waiting = self.coro, self.waiting
+        while True:
+            try:
+                sent = yield waiting
+            except BaseException as exc:  # e.g. cancelled: passed on, as a task does
+                step = partial(coro.throw, exc)
+            else:
+                step = partial(coro.send, sent)
+            try:
+                waiting = step()
+            except StopIteration as done:
+                return done.value
+
+
+async def _rest(coro: Coroutine[Any, Any, Any], waiting: Any) -> Any:
+    return await _Started(coro, waiting)
 
 
 class _Transport(faust_aiokafka.Transport):

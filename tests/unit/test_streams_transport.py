@@ -110,7 +110,9 @@ def _batch(values: list[bytes], codec: int) -> bytes:
         batch_size=1 << 20,
     )
     for offset, value in enumerate(values):
-        builder.append(offset=offset, timestamp=None, key=None, value=value, headers=[])
+        builder.append(
+            offset=offset, timestamp=1_764_900_000_000, key=None, value=value, headers=[]
+        )
     return bytes(builder.build())
 
 
@@ -128,3 +130,57 @@ def test_the_worker_sends_lz4_batches_in_the_fast_mode_that_any_consumer_reads()
     records = _batch(values, DefaultRecordBatch.CODEC_NONE)[header:]
     assert sent[header:] == lz4_encode(records, level=LZ4_LEVEL)
     assert sent[header:] != lz4_encode(records, level=9)  # aiokafka's own level
+
+
+def _handover_consumer() -> Any:
+    """The worker's consumer, made in the running event loop (as the worker makes it)."""
+    streams = StreamSettings(error_analytics=False, alerting=False, flag_segments=False)
+    return build_app(Settings(streams=streams)).consumer
+
+
+def test_a_message_handed_over_at_once_reaches_its_stream_without_extra_tasks() -> None:
+    delivered: list[str] = []
+
+    async def handover(message: str) -> str:
+        delivered.append(message)
+        return message
+
+    async def deliver() -> tuple[list[Any], int]:
+        consumer = _handover_consumer()
+        before = len(asyncio.all_tasks())
+        found = await consumer.wait_first(handover("m1"), consumer.suspend_flow.wait())
+        return found.results, len(asyncio.all_tasks()) - before
+
+    results, tasks_left = asyncio.run(deliver())
+    assert (delivered, results, tasks_left) == (["m1"], ["m1"], 0)
+
+
+def test_a_hand_over_that_waits_finishes_or_yields_to_a_suspended_flow() -> None:
+    # A full stream buffer makes the hand-over wait: it still completes when the buffer
+    # drains, and a rebalance that suspends the flow meanwhile interrupts it (else the
+    # consumer would wait on a stream that is being stopped).
+    async def handover(room: asyncio.Event, log: list[str]) -> str:
+        log.append("started")
+        try:
+            await room.wait()
+        except asyncio.CancelledError:
+            log.append("cancelled")
+            raise
+        log.append("put")
+        return "done"
+
+    async def drains() -> tuple[list[Any], list[str]]:
+        consumer, room, log = _handover_consumer(), asyncio.Event(), list[str]()
+        asyncio.get_running_loop().call_later(0.01, room.set)
+        found = await consumer.wait_first(handover(room, log), consumer.suspend_flow.wait())
+        return found.results, log
+
+    async def suspended() -> list[str]:
+        consumer, room, log = _handover_consumer(), asyncio.Event(), list[str]()
+        asyncio.get_running_loop().call_later(0.01, consumer.suspend_flow.set)
+        await consumer.wait_first(handover(room, log), consumer.suspend_flow.wait())
+        await asyncio.sleep(0)  # the cancelled hand-over runs its handler
+        return log
+
+    assert asyncio.run(drains()) == (["done"], ["started", "put"])
+    assert asyncio.run(suspended()) == ["started", "cancelled"]
