@@ -27,6 +27,7 @@ from shiftright_server.schemas.records import GroupedError
 from shiftright_server.streams.driver import Driver
 from shiftright_server.streams.error_flow import Attach, Group, Out
 from shiftright_server.streams.grouping import Rules
+from shiftright_server.streams.grouping.enrich import GroupedLines
 from shiftright_server.streams.grouping.keys import group_key
 from shiftright_server.streams.packing import pack_messages
 from shiftright_server.streams.rekey import Handoff
@@ -117,6 +118,7 @@ class AttachStep(_ErrorStep):
         self.partitions = partitions
         #: when each partition number last received a record (or was restored)
         self.last_seen: dict[int, float] = {}
+        self.lines = GroupedLines()
 
     def process(self, records: Sequence[Record]) -> Output:
         out = self.attach.process(records)
@@ -126,19 +128,28 @@ class AttachStep(_ErrorStep):
         return self.output(out)
 
     def output(self, out: Out) -> Output:
-        messages = self._packed(self.grouped_topic, out.grouped)
-        if self.assigned_topic:
-            messages += self._packed(self.assigned_topic, out.assigned, self.handoff)
-        output = Output(messages, set(out.touched))
+        """The errors sent at once are serialised first: the same errors sent with their
+        health reuse their lines' heads (:class:`GroupedLines`)."""
+        assigned = (
+            self._packed(self.assigned_topic, out.assigned, self.lines.at_once, self.handoff)
+            if self.assigned_topic
+            else []
+        )
+        messages = self._packed(self.grouped_topic, out.grouped, self.lines.with_health)
+        output = Output(messages + assigned, set(out.touched))
         output.counts["errors_grouped"] += len(out.grouped)
         output.counts["errors_assigned"] += len(out.assigned)
         output.counts["errors_handed_over"] += out.handed_over
         return self._counts(out, output)
 
     def _packed(
-        self, topic: str, errors: list[GroupedError], handoff: Handoff[GroupedError] | None = None
+        self,
+        topic: str,
+        errors: list[GroupedError],
+        serialise: Callable[[GroupedError], bytes],
+        handoff: Handoff[GroupedError] | None = None,
     ) -> list[Message]:
-        singles = [(group_key(g), g.model_dump_json().encode(), None) for g in errors]
+        singles = [(group_key(g), serialise(g), None) for g in errors]
         if handoff is not None:
             for g, (_, line, _) in zip(errors, singles, strict=True):
                 handoff.put(line, g)
@@ -154,6 +165,11 @@ class AttachStep(_ErrorStep):
             for host, data in self.attach.host_states(p)
         ]
         return [hosts, self._partition_writes(touched)]
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        gone = list(partitions)
+        super().forget(gone)
+        self.lines.forget({p for _, p in gone})
 
     def restore(self, partitions: Iterable[TopicPartition]) -> None:
         super().restore(partitions)

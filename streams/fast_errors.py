@@ -111,7 +111,28 @@ def error_event(fast: FastError) -> ErrorEvent | None:
 def _frame(f: FastFrame) -> Frame:
     """The frame model (shared: frozen), from a cache of those seen: the same frames
     recur in error after error, and building one costs more than finding it."""
-    key = (f.module, f.function, f.filename, f.lineno, f.in_app)
+    return _kept_frame((f.module, f.function, f.filename, f.lineno, f.in_app))
+
+
+def frame_of(item: object) -> Frame:
+    """``Frame.model_validate(item)`` for a frame as JSON gives it (a cause of an
+    exception chain): from the cache when it names every field with a value of the
+    model's type, else by the model."""
+    if type(item) is dict and len(item) == len(_FRAME_FIELDS):
+        module, function, filename, lineno, in_app = (item.get(n) for n in _FRAME_FIELDS)
+        if (
+            type(module) is str
+            and type(function) is str
+            and type(filename) is str
+            and type(lineno) is int
+            and lineno >= 0
+            and type(in_app) is bool
+        ):
+            return _kept_frame((module, function, filename, lineno, in_app))
+    return Frame.model_validate(item)
+
+
+def _kept_frame(key: tuple[str, str, str, int, bool]) -> Frame:
     found = _FRAMES.get(key)
     if found is None:
         if len(_FRAMES) >= FRAMES_KEPT:

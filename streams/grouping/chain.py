@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 from shiftright_server.schemas.events import ErrorEvent, Frame
+from shiftright_server.streams.fast_errors import frame_of
 
 CHAIN_ATTRIBUTE: Final = "exception.chain"
 MAX_CHAIN: Final = 16
@@ -89,5 +90,5 @@ def _parse_chain(raw: str) -> tuple[ExceptionInfo, ...]:
 def _info(item: Any) -> ExceptionInfo:
     if not isinstance(item, dict) or not isinstance(item.get("type"), str) or not item["type"]:
         raise TypeError("a cause needs a type")
-    frames = tuple(Frame.model_validate(f) for f in item.get("frames") or ())
+    frames = tuple(frame_of(f) for f in item.get("frames") or ())
     return ExceptionInfo(item["type"], str(item.get("message", "")), frames)

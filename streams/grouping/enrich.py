@@ -9,13 +9,48 @@ the validated record.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import UTC, datetime
+from operator import attrgetter, itemgetter
+from typing import Final
 
+from pydantic import BaseModel
 from shiftright_server.schemas.events import ErrorEvent
 from shiftright_server.schemas.records import GroupedError
 from shiftright_server.streams.built import built
 from shiftright_server.streams.grouping.assign import Assignment
 from shiftright_server.streams.grouping.health import Snapshot
+
+#: The record's fields taken from the event as they are, then from the assignment.
+_FROM_EVENT: Final = (
+    "event_id",
+    "ts",
+    "app",
+    "env",
+    "release",
+    "host",
+    "instance",
+    "user_id",
+    "customer_id",
+    "route",
+    "handled",
+    "level",
+    "exception_type",
+)
+_FROM_ASSIGNMENT: Final = {
+    "root_type": "exception_type",
+    "title": "title",
+    "culprit": "culprit",
+    "group_id": "group_id",
+    "fingerprint": "fingerprint",
+    "basis": "basis",
+    "rules_version": "rules_version",
+    "rule": "rule",
+    "merged_from": "merged_from",
+}
+_event_values: Final = itemgetter(*_FROM_EVENT)
+_assignment_values: Final = attrgetter(*_FROM_ASSIGNMENT.values())
+_FIELDS: Final = (*_FROM_EVENT, *_FROM_ASSIGNMENT)
 
 
 def grouped_error(
@@ -28,35 +63,82 @@ def grouped_error(
 ) -> GroupedError:
     """``position``: (partition, offset, index) of the error where it was grouped from;
     ``after_error``: the snapshot was taken after the error (none before it)."""
-    return built(
-        GroupedError,
-        event_id=event.event_id,
-        ts=event.ts,
-        app=event.app,
-        env=event.env,
-        release=event.release,
-        host=event.host,
-        instance=event.instance,
-        user_id=event.user_id,
-        customer_id=event.customer_id,
-        route=event.route,
-        handled=event.handled,
-        level=event.level,
-        exception_type=event.exception_type,
-        root_type=a.exception_type,
-        title=a.title,
-        culprit=a.culprit,
-        group_id=a.group_id,
-        fingerprint=a.fingerprint,
-        basis=a.basis,
-        rules_version=a.rules_version,
-        rule=a.rule,
-        merged_from=a.merged_from,
-        source_partition=position[0],
-        source_offset=position[1],
-        source_index=position[2],
-        health_ts=datetime.fromtimestamp(snapshot.ts_ms / 1000, UTC) if snapshot else None,
-        health_age_ms=age_ms if snapshot else None,
-        health=dict(snapshot.metrics) if snapshot else {},
-        health_after_error=after_error and snapshot is not None,
-    )
+    values = dict(zip(_FIELDS, _event_values(event.__dict__) + _assignment_values(a), strict=True))
+    values["source_partition"], values["source_offset"], values["source_index"] = position
+    if snapshot is None:
+        values.update(health_ts=None, health_age_ms=None, health={}, health_after_error=False)
+    else:
+        values.update(
+            health_ts=datetime.fromtimestamp(snapshot.ts_ms / 1000, UTC),
+            health_age_ms=age_ms,
+            health=dict(snapshot.metrics),
+            health_after_error=after_error,
+        )
+    return built(GroupedError, **values)
+
+
+class _Health(BaseModel):
+    """The last four fields of :class:`~schemas.records.GroupedError`, typed alike: what
+    the record sent with its host's health adds to the one sent at once."""
+
+    health_ts: datetime | None = None
+    health_age_ms: int | None = None
+    health: dict[str, float] = {}
+    health_after_error: bool = False
+
+
+_HEAD_END: Final = b',"health_ts":'
+_head_values: Final = itemgetter(*_FIELDS, "source_partition", "source_offset", "source_index")
+_Key = tuple[int, int, int]
+
+
+class GroupedLines:
+    """Grouped errors as the JSON lines they are sent as, each error's fields before its
+    health serialised once. An error leaves twice: at once without health
+    (``errors.assigned.v1``) and with its host's health once known (``errors.grouped.v1``);
+    the two records differ only in the four health fields, which come last. So the line
+    sent at once is kept, up to ``,"health_ts":``, by the error's position, and the line
+    sent with health is that head and the health fields (the same bytes
+    ``model_dump_json`` writes: ``tests/unit/test_grouping_enrich.py``). A head is used
+    only for a record of the same values; at most ``limit`` are kept, the oldest dropped
+    first (a record without one is serialised whole)."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self._heads: OrderedDict[_Key, tuple[tuple[object, ...], bytes]] = OrderedDict()
+
+    def at_once(self, g: GroupedError) -> bytes:
+        """The line of a record sent without health; its head is kept for the other."""
+        line = g.model_dump_json().encode()
+        head = line[: line.rindex(_HEAD_END)]
+        heads = self._heads
+        heads[(g.source_partition, g.source_offset, g.source_index)] = (
+            _head_values(g.__dict__),
+            head,
+        )
+        if len(heads) > self.limit:
+            heads.popitem(last=False)
+        return line
+
+    def with_health(self, g: GroupedError) -> bytes:
+        """The line of a record sent once its health is known (or known absent)."""
+        found = self._heads.pop((g.source_partition, g.source_offset, g.source_index), None)
+        if found is None or not _same_head(found[0], _head_values(g.__dict__)):
+            return g.model_dump_json().encode()
+        health = built(
+            _Health,
+            health_ts=g.health_ts,
+            health_age_ms=g.health_age_ms,
+            health=g.health,
+            health_after_error=g.health_after_error,
+        )
+        return found[1] + b"," + health.model_dump_json().encode()[1:]
+
+    def forget(self, partitions: set[int]) -> None:
+        self._heads = OrderedDict((k, v) for k, v in self._heads.items() if k[0] not in partitions)
+
+
+def _same_head(kept: tuple[object, ...], now: tuple[object, ...]) -> bool:
+    """Values that serialise alike: equal, and the same time object (two equal times in
+    other zones would be written differently)."""
+    return kept == now and kept[1] is now[1]

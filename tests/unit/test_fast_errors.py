@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 from shiftright_server.producers.simulator import Simulator
-from shiftright_server.schemas.events import ErrorEvent
+from shiftright_server.schemas.events import ErrorEvent, Frame
 from shiftright_server.schemas.validation import parse_event_as_given
 from shiftright_server.streams import fast_errors
 from shiftright_server.streams.fast_errors import parse_error
@@ -73,3 +73,33 @@ def test_the_attach_step_reads_lines_on_the_mirror_as_the_model_reads_them() -> 
     read = [assert_read_as_the_model_reads(raw) for raw in lines]
     assert any(read) and not all(read)  # some on the mirror, some left to the model
     assert all(assert_read_as_the_model_reads(raw) for raw in simulated())
+
+
+FRAME = {"module": "m", "function": "f", "filename": "m.py", "lineno": 3, "in_app": True}
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        FRAME,
+        {**FRAME, "in_app": False, "lineno": 0},
+        {**FRAME, "lineno": "3"},
+        {**FRAME, "lineno": True},
+        {**FRAME, "lineno": 3.0},
+        {**FRAME, "in_app": 1},
+        {**FRAME, "module": None},
+        {k: v for k, v in FRAME.items() if k != "filename"},
+        {**{k: v for k, v in FRAME.items() if k != "filename"}, "file": "m.py"},
+        {**FRAME, "extra": 1},
+        {**FRAME, "lineno": -1},
+        [],
+    ],
+)
+def test_a_chains_frame_reads_as_the_model_reads_it(item: object) -> None:
+    try:
+        model = Frame.model_validate(item)
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            fast_errors.frame_of(item)
+        return
+    assert fast_errors.frame_of(item) == model

@@ -6,6 +6,7 @@ from __future__ import annotations
 from shiftright_server.schemas.events import ErrorEvent, HealthEvent
 from shiftright_server.schemas.records import GroupedError
 from shiftright_server.streams.grouping import Grouper
+from shiftright_server.streams.grouping.enrich import GroupedLines
 from shiftright_server.streams.grouping.stages import AttachStage
 
 from tests.unit.test_grouping_stages import records
@@ -28,3 +29,22 @@ def test_grouped_errors_equal_the_validated_records_with_and_without_health() ->
         assert g == validated
         assert g.model_dump_json() == validated.model_dump_json()
         assert all(type(v) is float for v in g.health.values())
+
+
+def test_each_grouped_error_is_sent_as_its_own_serialisation() -> None:
+    """The line sent with health reuses the head of the line sent at once: the same bytes
+    as serialising the record whole, for every error the attach stage releases."""
+    stage, lines, sent, released = AttachStage(Grouper()), GroupedLines(), 0, 0
+    for topic, offset, event in records():
+        if isinstance(event, HealthEvent):
+            ready = stage.health(0, topic, offset, event)
+        else:
+            assert isinstance(event, ErrorEvent)
+            now, ready = stage.assigned(0, topic, offset, event)
+            if now is not None:
+                assert lines.at_once(now) == now.model_dump_json().encode()
+        for g in ready:
+            released += 1
+            sent += lines._heads.get((0, g.source_offset, g.source_index)) is not None
+            assert lines.with_health(g) == g.model_dump_json().encode()
+    assert released > 300 and sent == released  # every one from its head
