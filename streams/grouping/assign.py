@@ -9,6 +9,7 @@ id: every worker with the same rules assigns the same event the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from shiftright_server.schemas.events import ErrorEvent
 from shiftright_server.schemas.records import GroupBasis
@@ -23,8 +24,7 @@ from shiftright_server.streams.grouping.fingerprint import (
 from shiftright_server.streams.grouping.rules import Rules
 
 
-@dataclass(frozen=True, slots=True)
-class Assignment:
+class Assignment(NamedTuple):
     app: str
     group_id: str
     fingerprint: str  # hex digest

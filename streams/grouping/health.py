@@ -25,7 +25,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import orjson
 from shiftright_server.schemas.events import ErrorEvent, HealthEvent
@@ -40,8 +40,7 @@ def _ms(event: ErrorEvent | HealthEvent) -> int:
     return int(event.ts.timestamp() * 1000)
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """What the join keeps of a health event (read by the models or on the fast path)."""
 
     app: str
@@ -62,8 +61,7 @@ class Reading:
         return cls(e.app, e.env, e.host, e.instance, accepted.ts_ms, e.metrics)
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     ts_ms: int
     metrics: dict[str, float]
     instance: str = ""
