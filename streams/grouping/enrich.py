@@ -21,22 +21,9 @@ from shiftright_server.streams.built import built
 from shiftright_server.streams.grouping.assign import Assignment
 from shiftright_server.streams.grouping.health import Snapshot
 
-#: The record's fields taken from the event as they are, then from the assignment.
-_FROM_EVENT: Final = (
-    "event_id",
-    "ts",
-    "app",
-    "env",
-    "release",
-    "host",
-    "instance",
-    "user_id",
-    "customer_id",
-    "route",
-    "handled",
-    "level",
-    "exception_type",
-)
+#: The record's fields taken from the event as they are (those of the event's, in the
+#: record's order), then from the assignment.
+_FROM_EVENT: Final = tuple(f for f in GroupedError.model_fields if f in ErrorEvent.model_fields)
 _FROM_ASSIGNMENT: Final = {
     "root_type": "exception_type",
     "title": "title",
