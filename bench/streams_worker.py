@@ -16,6 +16,10 @@ namespace of its own, and reads its CPU time from /proc:
    (every 20 ms, one message per topic partition: small messages);
 4. idle: what it costs with nothing to do.
 
+Live and idle, its CPU is also split by thread (from /proc): the main thread (the event
+loop: the steps, Faust's streams, sending), librdkafka's threads and the others (Faust's
+consumer thread, the flag follower, the alerting config watcher, executor threads).
+
 The baseline, on the same broker in the same run: a bare confluent-kafka consumer that
 reads the same messages and decodes every event with orjson (no validation, no state,
 no output): the least any consumer of these topics does. The worker is single-threaded
@@ -50,6 +54,7 @@ from bench.pipeline import KINDS, PhaseFailed, Record, generate, preload
 REPO = Path(__file__).resolve().parents[1]
 IDLE_SECONDS = 10.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+THREAD_GROUPS = ("main", "other", "librdkafka")
 #: The topics the worker consumes besides the raw events (error analytics, alerting).
 #: (Not the signals topic: it gets a tick per partition every half second, so the alert
 #: agent's lag is rarely zero between its commits.)
@@ -60,6 +65,34 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process (all its threads), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of a process's threads in three groups: its main thread (the event
+    loop), librdkafka's threads (``rdk:*``) and every other thread (Faust's consumer
+    thread, the flag follower, the alerting config watcher, executor threads)."""
+    out = dict.fromkeys(THREAD_GROUPS, 0.0)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        group = (
+            "main"
+            if task.name == str(pid)
+            else "librdkafka"
+            if name.startswith("rdk:")
+            else "other"
+        )
+        out[group] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return out
+
+
+def thread_cores(
+    before: dict[str, float], after: dict[str, float], seconds: float
+) -> dict[str, float]:
+    return {g: round((after[g] - before[g]) / seconds, 3) for g in THREAD_GROUPS}
 
 
 def group_lag(bootstrap: str, group: str, names: list[str]) -> int:
@@ -170,11 +203,12 @@ def drain_phase(
     }
 
 
-def idle_cores(worker: Worker) -> float:
-    """What the worker costs with nothing to do (timers, fetch loops), in cores."""
-    cpu0 = cpu_seconds(worker.pid)
+def idle_cores(worker: Worker) -> dict[str, float]:
+    """What the worker costs with nothing to do (timers, fetch loops), in cores, by
+    thread group."""
+    threads0 = thread_cpu(worker.pid)
     time.sleep(IDLE_SECONDS)
-    return round((cpu_seconds(worker.pid) - cpu0) / IDLE_SECONDS, 3)
+    return thread_cores(threads0, thread_cpu(worker.pid), IDLE_SECONDS)
 
 
 def live_phase(
@@ -205,7 +239,7 @@ def live_phase(
         str(seconds),
     ]
     task = progress.add_task(f"live at {rate:,.0f}/s", total=seconds)
-    cpu0 = cpu_seconds(worker.pid)
+    cpu0, threads0 = cpu_seconds(worker.pid), thread_cpu(worker.pid)
     proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     lags: list[int] = []
@@ -220,7 +254,7 @@ def live_phase(
         if proc.poll() is None:
             proc.kill()
         progress.remove_task(task)
-    cpu_live = cpu_seconds(worker.pid) - cpu0
+    cpu_live, threads = cpu_seconds(worker.pid) - cpu0, thread_cpu(worker.pid)
     at_stop = worker.raw_lag()
     task = progress.add_task("live: catching up", total=at_stop)
     stopped = time.monotonic()
@@ -236,6 +270,9 @@ def live_phase(
         "lag_messages_max": max(lags, default=0),
         "catch_up_s": round(done - stopped, 2),
         "cores_while_producing": round(cpu_live / (figures["stopped"] - figures["started"]), 2),
+        "threads_while_producing": thread_cores(
+            threads0, threads, figures["stopped"] - figures["started"]
+        ),
         "cpu_s": round(cpu, 2),
         "us_per_event": round(cpu / sent * 1e6, 1),
         "events_per_cpu_s": round(sent / max(cpu, 1e-9)),
@@ -344,18 +381,26 @@ def report(console: Console, results: dict[str, Any]) -> None:
     table.add_row("start-up: consumed a warm-up set after (s)", "", f"{start['seconds']:.2f}")
     table.add_row("start-up: CPU (s)", "", f"{start['cpu_s']:.2f}")
     console.print(table)
-    console.print(f"idle (at the end, nothing to do): {results['idle_cores']:.3f} cores")
+    idle = results["idle_cores"]
+    console.print(
+        f"idle (at the end, nothing to do): {sum(idle.values()):.3f} cores ({_by_thread(idle)})"
+    )
     if live:
         console.print(
             f"live: {live['sent']:,} events at {live['rate']:,.0f}/s; the worker used "
             f"{live['cores_while_producing']:.2f} cores, was {live['lag_messages_at_stop']:,} "
             f"messages behind at the stop (at most {live['lag_messages_max']:,}) and had consumed "
-            f"everything {live['catch_up_s']:.1f} s later"
+            f"everything {live['catch_up_s']:.1f} s later; cores by thread while producing: "
+            f"{_by_thread(live['threads_while_producing'])}"
         )
     console.print(
         f"[dim]To keep up with 20,000 events/s the worker may spend at most "
         f"{1e6 / 20_000:.0f} µs of CPU per event per core it gets.[/]"
     )
+
+
+def _by_thread(cores: dict[str, float]) -> str:
+    return ", ".join(f"{group} {cores[group]:.3f}" for group in THREAD_GROUPS)
 
 
 def main(argv: list[str] | None = None) -> int:
