@@ -71,8 +71,8 @@ def server_properties(
 
 
 def jvm_options(heap: str) -> list[str]:
-    """The broker JVM's memory and garbage collector flags, for a machine of a few cores
-    that the broker shares with the pipeline."""
+    """The broker JVM's memory, garbage collector and JIT compiler flags, for a machine
+    of a few cores that the broker shares with the pipeline."""
     return [
         f"-Xmx{heap}",
         # The throughput collector: it stops the broker for a young collection of a few
@@ -80,6 +80,10 @@ def jvm_options(heap: str) -> list[str]:
         # marking and write barriers cost CPU on every request for pauses nobody here
         # waits on (clients time out after seconds, not milliseconds).
         "-XX:+UseParallelGC",
+        # The quick compiler only: the optimising one kept compiling for minutes after
+        # start-up and cost more CPU than its faster code saved the request handlers
+        # (docs/hot-path.md, the engines' configuration).
+        "-XX:TieredStopAtLevel=1",
     ]
 
 
