@@ -81,7 +81,8 @@ def jvm_options(heap: str) -> list[str]:
         # waits on (clients time out after seconds, not milliseconds).
         "-XX:+UseParallelGC",
         # The quick compiler only: the optimising one kept compiling for minutes after
-        # start-up and cost more CPU than its faster code saved the request handlers
+        # start-up and whenever new code paths turned hot; its faster code saved the
+        # request handlers about what that cost at a steady load, and less before
         # (docs/hot-path.md, the engines' configuration).
         "-XX:TieredStopAtLevel=1",
     ]
