@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 import urllib.parse
@@ -175,6 +176,7 @@ def main() -> None:
         print(f"load average at the end: {os.getloadavg()}")
     finally:
         stop_warehouse(server)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":
