@@ -165,6 +165,7 @@ def test_a_hand_over_that_waits_finishes_or_yields_to_a_suspended_flow() -> None
             await room.wait()
         except asyncio.CancelledError:
             log.append("cancelled")
+            room.set()  # tells the test the handler ran
             raise
         log.append("put")
         return "done"
@@ -179,7 +180,7 @@ def test_a_hand_over_that_waits_finishes_or_yields_to_a_suspended_flow() -> None
         consumer, room, log = _handover_consumer(), asyncio.Event(), list[str]()
         asyncio.get_running_loop().call_later(0.01, consumer.suspend_flow.set)
         await consumer.wait_first(handover(room, log), consumer.suspend_flow.wait())
-        await asyncio.sleep(0)  # the cancelled hand-over runs its handler
+        await asyncio.wait_for(room.wait(), 5.0)  # the cancelled hand-over ran its handler
         return log
 
     assert asyncio.run(drains()) == (["done"], ["started", "put"])
