@@ -8,7 +8,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from shiftright_server.schemas import wire
+import pytest
+from shiftright_server.schemas import fast_lines, wire
 from shiftright_server.schemas.fast_events import DECODERS, SINK_DECODERS, Accepted, accept
 from shiftright_server.schemas.fast_lines import Message, accept_lines, accept_message
 
@@ -22,6 +23,14 @@ from tests.unit.test_fast_events import (
     corpus,
     fast_values,
 )
+
+
+@pytest.fixture(autouse=True, params=["numpy", "regex"])
+def checks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here with the whole read's ids and times checked each way (NumPy from
+    this many lines, one regex call below)."""
+    monkeypatch.setattr(fast_lines, "NUMPY_FROM", 0 if request.param == "numpy" else 10**9)
+
 
 GOOD = [encoded("usage", NOW - timedelta(seconds=s), name=f"n{s}") for s in range(3)]
 #: A line of two events and two lines of one: as many values as lines, none of them
