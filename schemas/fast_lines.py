@@ -113,11 +113,20 @@ class _Form(NamedTuple):
     lines: re.Pattern[str]
 
 
+#: The same classes as :data:`_CODES`, for a regex.
+_REGEX_CLASSES: Final = {
+    "H": "[0-9a-fA-F]",
+    "D": "[0-9]",
+    "1": "[01]",
+    "2": "[0-2]",
+    "3": "[0-3]",
+    "5": "[0-5]",
+}
+
+
 def _pattern(form: str) -> str:
     """``form``'s regex: the same classes of text, place by place."""
-    classes = {"H": "[0-9a-fA-F]", "D": "[0-9]", "1": "[01]", "2": "[0-2]", "3": "[0-3]"}
-    classes["5"] = "[0-5]"
-    return "".join(classes.get(c) or re.escape(c) for c in form)
+    return "".join(_REGEX_CLASSES.get(c) or re.escape(c) for c in form)
 
 
 def _of(form: str) -> _Form:
@@ -151,8 +160,6 @@ def _lines_of(texts: list[str], form: _Form) -> bytes | None:
     try:
         raw = text.encode("ascii") + b"\n"
     except UnicodeEncodeError:  # a character the form has not
-        return None
-    if len(raw) != width * count:
         return None
     places = np.frombuffer(raw, np.uint8).reshape(count, width)
     return raw if (_CLASSES.take(places) & form.places).all() else None
