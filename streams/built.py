@@ -1,4 +1,5 @@
-"""Models built from values that are already valid, without validating them again.
+"""Models built from values that are already valid, without validating them again, and
+serialised straight to bytes.
 
 The stream worker makes a grouped error (and an error event read on the fast path) from
 values a validator has already checked and converted to the model's types. pydantic's
@@ -27,3 +28,9 @@ def built(cls: type[M], **values: Any) -> M:
     object.__setattr__(model, "__pydantic_extra__", None)
     object.__setattr__(model, "__pydantic_private__", None)
     return model
+
+
+def json_bytes(model: BaseModel) -> bytes:
+    """``model.model_dump_json().encode()`` without the round trip through ``str``: the
+    bytes pydantic's serialiser writes (``model_dump_json`` decodes them)."""
+    return type(model).__pydantic_serializer__.to_json(model)

@@ -228,11 +228,11 @@ class Attach(_Step):
         it)."""
         now_ms, limits = r.timestamp_ms, self._limits
         window, now = Window.around(now_ms, limits), None
-        lines = wire.split_events(r.value, r.headers)
-        whole = accept_whole(r.value, lines, "health", window, limits)
+        whole = accept_whole(r.value, r.headers, "health", window, limits)
         if whole is not None:
             pairs = zip(whole.events, whole.ts_ms, strict=True)
             return [(i, Reading.fast(Accepted(e, ts))) for i, (e, ts) in enumerate(pairs)]
+        lines = wire.split_events(r.value, r.headers)
         vouched = accept_lines(r.value, lines, "health", now_ms, window, limits)
         out: list[tuple[int, HealthEvent | Reading]] = []
         for i, payload in enumerate(lines):

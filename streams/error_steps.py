@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 from shiftright_server.schemas.records import GroupedError
+from shiftright_server.streams.built import json_bytes
 from shiftright_server.streams.driver import Driver
 from shiftright_server.streams.error_flow import Attach, Group, Out
 from shiftright_server.streams.grouping import Rules
@@ -192,14 +193,12 @@ class GroupStep(_ErrorStep):
             Message(
                 self.transitions_topic,
                 f"{t.app}|{t.group_id}".encode(),
-                t.model_dump_json().encode(),
+                json_bytes(t),
             )
             for t in out.transitions
         ]
         messages += [
-            Message(
-                self.groups_topic, f"{r.app}|{r.group_id}".encode(), r.model_dump_json().encode()
-            )
+            Message(self.groups_topic, f"{r.app}|{r.group_id}".encode(), json_bytes(r))
             for r in out.rows
         ]
         touched: set[StateKey] = set(out.touched)

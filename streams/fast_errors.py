@@ -30,11 +30,13 @@ from shiftright_server.schemas.events import ErrorEvent, Frame, utc_ms
 from shiftright_server.schemas.fast_events import (
     SINK_DECODERS,
     UNSET,
+    Accepted,
     FastError,
     FastFrame,
     Window,
     accept,
 )
+from shiftright_server.schemas.fast_lines import accept_lines
 from shiftright_server.schemas.validation import (
     AnyEvent,
     Limits,
@@ -59,13 +61,31 @@ def parse_error(
 ) -> tuple[AnyEvent | Rejection, bool]:
     """:func:`~schemas.validation.parse_event_as_given` for an error line of a record
     whose time is ``now_ms``."""
-    fast = accept(raw, "error", now_ms, Window.around(now_ms, limits), limits, _DECODERS)
-    if fast is not None and isinstance(fast.event, FastError):
-        event = error_event(fast.event)
-        if event is not None:
-            return event, True
+    event = fast_errors(None, [raw], now_ms, limits)[0]
+    if event is not None:
+        return event, True
     now = datetime.fromtimestamp(now_ms / 1000, UTC)
     return parse_event_as_given(raw, "error", now, limits, event_id)
+
+
+def fast_errors(
+    value: bytes | None, lines: list[bytes | None], now_ms: int, limits: Limits
+) -> list[ErrorEvent | None]:
+    """For each of ``lines`` (the batch message ``value`` split into its events), the event
+    :func:`parse_error` reads on the fast path; None where it leaves the line to the
+    models. The message is decoded in one call where
+    :func:`~schemas.fast_lines.accept_lines` can vouch for it, else line by line."""
+    window = Window.around(now_ms, limits)
+    vouched = accept_lines(value, lines, "error", now_ms, window, limits, _DECODERS)
+    if vouched is None:
+        vouched = [accept(raw, "error", now_ms, window, limits, _DECODERS) for raw in lines]
+    return [_fast(fast) for fast in vouched]
+
+
+def _fast(fast: Accepted | None) -> ErrorEvent | None:
+    if fast is not None and isinstance(fast.event, FastError):
+        return error_event(fast.event)
+    return None
 
 
 def read_error(line: bytes) -> ErrorEvent | None:
@@ -111,7 +131,7 @@ def error_event(fast: FastError) -> ErrorEvent | None:
 def _frame(f: FastFrame) -> Frame:
     """The frame model (shared: frozen), from a cache of those seen: the same frames
     recur in error after error, and building one costs more than finding it."""
-    return _kept_frame((f.module, f.function, f.filename, f.lineno, f.in_app))
+    return kept_frame((f.module, f.function, f.filename, f.lineno, f.in_app))
 
 
 def frame_of(item: object) -> Frame:
@@ -128,11 +148,13 @@ def frame_of(item: object) -> Frame:
             and lineno >= 0
             and type(in_app) is bool
         ):
-            return _kept_frame((module, function, filename, lineno, in_app))
+            return kept_frame((module, function, filename, lineno, in_app))
     return Frame.model_validate(item)
 
 
-def _kept_frame(key: tuple[str, str, str, int, bool]) -> Frame:
+def kept_frame(key: tuple[str, str, str, int, bool]) -> Frame:
+    """The frame of these (module, function, filename, lineno, in_app), valid values of
+    the model's types, from the cache of those seen."""
     found = _FRAMES.get(key)
     if found is None:
         if len(_FRAMES) >= FRAMES_KEPT:

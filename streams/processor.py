@@ -20,8 +20,9 @@ from shiftright_server.schemas.validation import (
     Limits,
     Rejection,
     parse_event,
+    parse_event_as_given,
 )
-from shiftright_server.streams.fast_errors import parse_error
+from shiftright_server.streams.fast_errors import fast_errors
 from shiftright_server.streams.rekey import Handoff, Item, byhost_item
 from shiftright_server.streams.rollup import PartitionRollup
 from shiftright_server.streams.rollup_columns import EventColumns, apply_columns
@@ -60,13 +61,15 @@ WHOLE_FROM_LINES = 8
 
 
 def accept_whole(
-    value: bytes | None, lines: list[bytes | None], kind: str, window: Window, limits: Limits
+    value: bytes | None, headers: wire.AnyHeaders, kind: str, window: Window, limits: Limits
 ) -> Message | None:
-    """:func:`~schemas.fast_lines.accept_message` for a message of at least
-    :data:`WHOLE_FROM_LINES` lines; None (read it line by line) for a shorter one."""
-    if len(lines) < WHOLE_FROM_LINES:
+    """:func:`~schemas.fast_lines.accept_message` for a batch message of at least
+    :data:`WHOLE_FROM_LINES` lines, without splitting it into lines first (it then
+    declines a message with a blank line); None (read it line by line) for a shorter
+    one, or one that is not a batch."""
+    if value is None or value.count(b"\n") + 1 < WHOLE_FROM_LINES or not wire.is_batch(headers):
         return None
-    return accept_message(value, lines, kind, window, limits)
+    return accept_message(value, None, kind, window, limits)
 
 
 class Processor:
@@ -158,13 +161,14 @@ class Processor:
         kind, now_ms, limits = state.kind, record.timestamp_ms, self._limits
         window, field = Window.around(now_ms, limits), ROLLUP_KEY_FIELD[kind]
         now: datetime | None = None
+        whole = accept_whole(record.value, record.headers, kind, window, limits)
+        if whole is not None:
+            state.skip(record.offset)
+            cols.add_message(whole.events, field, whole.ts_ms)
+            return
         payloads = wire.split_events(record.value, record.headers)
         if payloads:
             state.skip(record.offset)
-        whole = accept_whole(record.value, payloads, kind, window, limits)
-        if whole is not None:
-            cols.add_message(whole.events, field, whole.ts_ms)
-            return
         vouched = accept_lines(record.value, payloads, kind, now_ms, window, limits)
         for index, payload in enumerate(payloads):
             if vouched is None:
@@ -192,9 +196,9 @@ class Processor:
         payloads = wire.split_events(record.value, record.headers)
         if payloads:
             state.skip(record.offset)
-        now = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+        fast = fast_errors(record.value, payloads, record.timestamp_ms, self._limits)
         for index, payload in enumerate(payloads):
-            parsed = self._parse(record, index, payload, state.kind, now, out)
+            parsed = self._error(record, index, payload, fast[index], out)
             if isinstance(parsed, Rejection):
                 out.dead_letters.append(
                     DeadLetterOut(record, index, payload, parsed.reason, parsed.detail)
@@ -247,11 +251,30 @@ class Processor:
         :mod:`streams.fast_errors`); with ``rekey_errors`` a valid error is re-keyed."""
         if kind != "error":
             return parse_event(payload, kind, now, self._limits)
+        fast = fast_errors(None, [payload], record.timestamp_ms, self._limits)[0]
+        return self._error(record, index, payload, fast, out)
+
+    def _error(
+        self,
+        record: Record,
+        index: int,
+        payload: bytes | None,
+        fast: ErrorEvent | None,
+        out: Outcome,
+    ) -> AnyEvent | Rejection:
+        """An error line as its fast path read it (``fast``), or where that left it to
+        the models (None), as they read it; with ``rekey_errors`` a valid one is re-keyed."""
+        now_ms, limits = record.timestamp_ms, self._limits
+        if fast is not None:
+            parsed: AnyEvent | Rejection = fast
+            as_given = True
+        else:  # re-keyed, the sink's position id for an error without one: it joins its raw row
+            at = Position(record.topic, record.partition, record.offset)
+            made = position_id_later(at, index) if self._rekey else None
+            now = datetime.fromtimestamp(now_ms / 1000, UTC)
+            parsed, as_given = parse_event_as_given(payload, "error", now, limits, made)
         if not self._rekey:
-            return parse_error(payload, record.timestamp_ms, self._limits)[0]
-        # the sink's position id for an error without one: it joins its raw row
-        made = position_id_later(Position(record.topic, record.partition, record.offset), index)
-        parsed, as_given = parse_error(payload, record.timestamp_ms, self._limits, made)
+            return parsed
         if isinstance(parsed, ErrorEvent):
             origin = (record.partition, record.offset, index)
             out.byhost.append(byhost_item(parsed, payload or b"", as_given, origin))

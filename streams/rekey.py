@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.events import ErrorEvent
+from shiftright_server.streams.built import json_bytes
 from shiftright_server.streams.grouping.keys import host_key
 
 T = TypeVar("T")
@@ -31,7 +32,7 @@ def byhost_item(
     """The message for ``errors.byhost.v1``: the line as it came when it parses to the same
     event (``as_given``; the attach step validates it again, and serializing a stack trace
     again costs more), else the event as validated (with the ts and id filled in)."""
-    value = line if as_given and line else event.model_dump_json().encode()
+    value = line if as_given and line else json_bytes(event)
     header = f"{origin[0]}:{origin[1]}:{origin[2]}".encode()
     return host_key(event), value, [(HEADER_ORIGIN, header)]
 

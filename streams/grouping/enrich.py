@@ -17,7 +17,7 @@ from typing import Final
 from pydantic import BaseModel
 from shiftright_server.schemas.events import ErrorEvent
 from shiftright_server.schemas.records import GroupedError
-from shiftright_server.streams.built import built
+from shiftright_server.streams.built import built, json_bytes
 from shiftright_server.streams.grouping.assign import Assignment
 from shiftright_server.streams.grouping.health import Snapshot
 
@@ -52,6 +52,23 @@ def grouped_error(
     ``after_error``: the snapshot was taken after the error (none before it)."""
     values = dict(zip(_FIELDS, _event_values(event.__dict__) + _assignment_values(a), strict=True))
     values["source_partition"], values["source_offset"], values["source_index"] = position
+    _set_health(values, snapshot, age_ms, after_error)
+    return built(GroupedError, **values)
+
+
+def with_health(
+    at_once: GroupedError, snapshot: Snapshot | None, age_ms: int | None, after_error: bool
+) -> GroupedError:
+    """The record sent at once (built without health) with this health instead: what
+    :func:`grouped_error` gives for the same error, assignment, position and health."""
+    values = dict(at_once.__dict__)
+    _set_health(values, snapshot, age_ms, after_error)
+    return built(GroupedError, **values)
+
+
+def _set_health(
+    values: dict[str, object], snapshot: Snapshot | None, age_ms: int | None, after_error: bool
+) -> None:
     if snapshot is None:
         values.update(health_ts=None, health_age_ms=None, health={}, health_after_error=False)
     else:
@@ -61,7 +78,6 @@ def grouped_error(
             health=dict(snapshot.metrics),
             health_after_error=after_error,
         )
-    return built(GroupedError, **values)
 
 
 class _Health(BaseModel):
@@ -96,7 +112,7 @@ class GroupedLines:
 
     def at_once(self, g: GroupedError) -> bytes:
         """The line of a record sent without health; its head is kept for the other."""
-        line = g.model_dump_json().encode()
+        line = json_bytes(g)
         head = line[: line.rindex(_HEAD_END)]
         heads = self._heads
         heads[(g.source_partition, g.source_offset, g.source_index)] = (
@@ -111,7 +127,7 @@ class GroupedLines:
         """The line of a record sent once its health is known (or known absent)."""
         found = self._heads.pop((g.source_partition, g.source_offset, g.source_index), None)
         if found is None or not _same_head(found[0], _head_values(g.__dict__)):
-            return g.model_dump_json().encode()
+            return json_bytes(g)
         health = built(
             _Health,
             health_ts=g.health_ts,
@@ -119,7 +135,7 @@ class GroupedLines:
             health=g.health,
             health_after_error=g.health_after_error,
         )
-        return found[1] + b"," + health.model_dump_json().encode()[1:]
+        return found[1] + b"," + json_bytes(health)[1:]
 
     def forget(self, partitions: set[int]) -> None:
         self._heads = OrderedDict((k, v) for k, v in self._heads.items() if k[0] not in partitions)

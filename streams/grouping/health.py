@@ -174,8 +174,9 @@ class HealthCache:
         later = when - ts_ms
         return (Snapshot(when, metrics, instance), later) if later <= self.after_ms else None
 
-    def attach(self, error: ErrorEvent) -> Attached:
-        key, ts = (error.app, error.env, error.host), _ms(error)
+    def attach(self, error: ErrorEvent, ts: int | None = None) -> Attached:
+        """The error's snapshot; ``ts``: the error's time in ms, if known."""
+        key, ts = (error.app, error.env, error.host), _ms(error) if ts is None else ts
         found = self.lookup(*key, ts)
         if found:
             return Attached(error, *found)
@@ -199,7 +200,8 @@ class HealthJoin:
     cache: HealthCache = field(default_factory=HealthCache)
     max_wait_ms: int = 15_000
     max_held: int = 50_000
-    held: deque[tuple[Position, ErrorEvent]] = field(default_factory=deque)
+    #: (position, error, the error's time in ms)
+    held: deque[tuple[Position, ErrorEvent, int]] = field(default_factory=deque)
     max_error_ms: int = 0
     positions: dict[str, Position] = field(default_factory=dict)  # topic -> last applied
     grace_ms: int = 10_000
@@ -222,8 +224,8 @@ class HealthJoin:
         if isinstance(event, HealthEvent):
             event = Reading.of(event)
         self._advance(topic, (offset, index))
-        held = self.held[0][1] if self.held else None
-        self.cache.add(event, min(self.max_error_ms, _ms(held)) if held else self.max_error_ms)
+        errors_ms = min(self.max_error_ms, self.held[0][2]) if self.held else self.max_error_ms
+        self.cache.add(event, errors_ms)
         self.max_health_ms = max(self.max_health_ms, event.ts_ms)
         return self._release()
 
@@ -233,13 +235,14 @@ class HealthJoin:
         """Queue an error; the errors now ready (this one too when its host is current and
         nothing before it waits)."""
         self._advance(topic, (offset, index))
-        self.max_error_ms = max(self.max_error_ms, _ms(event))
-        self.held.append(((offset, index), event))
+        ts = _ms(event)
+        self.max_error_ms = max(self.max_error_ms, ts)
+        self.held.append(((offset, index), event, ts))
         return self._release()
 
     def flush(self) -> list[Attached]:
         """Release everything held, with what is known now (e.g. at shutdown)."""
-        out = [self._attach(p, e) for p, e in self.held]
+        out = [self._attach(p, e, ts) for p, e, ts in self.held]
         self.held.clear()
         return out
 
@@ -249,13 +252,13 @@ class HealthJoin:
 
     def _release(self) -> list[Attached]:
         out = []
-        while self.held and (len(self.held) > self.max_held or self._ready(self.held[0][1])):
-            position, error = self.held.popleft()
-            out.append(self._attach(position, error))
+        held = self.held
+        while held and (len(held) > self.max_held or self._ready(held[0][1], held[0][2])):
+            position, error, ts = held.popleft()
+            out.append(self._attach(position, error, ts))
         return out
 
-    def _ready(self, error: ErrorEvent) -> bool:
-        ts = _ms(error)
+    def _ready(self, error: ErrorEvent, ts: int) -> bool:
         latest = self.cache.latest_ms((error.app, error.env, error.host))
         return (
             (latest is not None and latest >= ts)
@@ -263,8 +266,8 @@ class HealthJoin:
             or self.max_error_ms - ts >= self.max_wait_ms
         )
 
-    def _attach(self, position: Position, error: ErrorEvent) -> Attached:
-        found = self.cache.attach(error)
+    def _attach(self, position: Position, error: ErrorEvent, ts: int) -> Attached:
+        found = self.cache.attach(error, ts)
         return Attached(error, found.snapshot, found.age_ms, *position, found.after_error)
 
     def dumps(self) -> bytes:
@@ -293,7 +296,7 @@ class HealthJoin:
 
     def _held_saved(self) -> list[list[Any]]:
         before, self._saved, out = self._saved, {}, []
-        for p, e in self.held:
+        for p, e, _ in self.held:
             saved = before.get(p)
             if saved is None:
                 saved = orjson.Fragment(e.model_dump_json())
@@ -313,10 +316,11 @@ class HealthJoin:
             s["window_ms"], s["keep_ms"], hosts, horizon, s.get("min_spacing_ms", 1000)
         )
         cache.changed.update(hosts)  # a state saved whole: the next save writes them per host
-        held = deque((tuple(p), ErrorEvent.model_validate(e)) for p, e in s["held"])
+        errors = ((tuple(p), ErrorEvent.model_validate(e)) for p, e in s["held"])
+        held = deque((p, e, _ms(e)) for p, e in errors)
         positions = {t: (p[0], p[1]) for t, p in s["positions"].items()}
         # A state without the key was saved when errors were sent only once released.
-        late = s.get("unannounced", [p for p, _ in held])
+        late = s.get("unannounced", [p for p, _, _ in held])
         return cls(
             cache,
             s["max_wait_ms"],

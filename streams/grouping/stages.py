@@ -29,8 +29,8 @@ from shiftright_server.schemas.records import (
     ErrorGroupTransition,
     GroupedError,
 )
-from shiftright_server.streams.grouping.assign import Assignment, Grouper
-from shiftright_server.streams.grouping.enrich import grouped_error
+from shiftright_server.streams.grouping.assign import Grouper
+from shiftright_server.streams.grouping.enrich import grouped_error, with_health
 from shiftright_server.streams.grouping.health import Attached, HealthJoin, Reading
 from shiftright_server.streams.grouping.spike import SpikePolicy
 from shiftright_server.streams.grouping.state import GroupBook
@@ -49,9 +49,10 @@ class AttachStage:
         self._load = load_state
         self._max_wait_ms = max_wait_ms
         self.joins: dict[int, HealthJoin] = {}
-        #: Assignments of held errors, so a release does not group them again (not
-        #: saved: after a restart a released error is grouped again, the same way).
-        self._assignments: dict[tuple[int, int, int], Assignment] = {}
+        #: Held errors as grouped without health, so a release neither groups them again
+        #: nor builds their record anew, only adds the health (not saved: after a restart
+        #: a released error is grouped again, the same way).
+        self._records: dict[tuple[int, int, int], GroupedError] = {}
         #: Errors sent for counting on release (see ``HealthJoin.unannounced``).
         self._late: list[GroupedError] = []
 
@@ -91,9 +92,11 @@ class AttachStage:
         join = self.join(partition)
         if join.seen(topic, offset, index):
             return None, []
-        a = self.grouper.assign(event)
-        self._assignments[(partition, offset, index)] = a
-        now: GroupedError | None = grouped_error(event, a, None, None, (partition, offset, index))
+        position = (partition, offset, index)
+        record = self._records[position] = grouped_error(
+            event, self.grouper.assign(event), None, None, position
+        )
+        now: GroupedError | None = record
         if join.unannounced:  # behind errors still to be sent: sent after them, in order
             join.unannounced.add((offset, index))
             now = None
@@ -112,31 +115,25 @@ class AttachStage:
         gone = set(partitions)
         for p in gone:
             self.joins.pop(p, None)
-        self._assignments = {k: a for k, a in self._assignments.items() if k[0] not in gone}
+        self._records = {k: r for k, r in self._records.items() if k[0] not in gone}
 
-    def _assignment(self, partition: int, a: Attached) -> Assignment:
-        found = self._assignments.pop((partition, a.offset, a.index), None)
-        return found if found is not None else self.grouper.assign(a.error)
+    def _record(self, partition: int, a: Attached) -> GroupedError:
+        """The held error as grouped without health (grouped again after a restart)."""
+        position = (partition, a.offset, a.index)
+        found = self._records.pop(position, None)
+        if found is None:
+            found = grouped_error(a.error, self.grouper.assign(a.error), None, None, position)
+        return found
 
     def _grouped(self, partition: int, attached: list[Attached]) -> list[GroupedError]:
         join = self.join(partition)
         for a in attached:
             if (a.offset, a.index) in join.unannounced:
                 join.unannounced.discard((a.offset, a.index))
-                assignment = self._assignment(partition, a)
-                self._assignments[(partition, a.offset, a.index)] = assignment
-                self._late.append(
-                    grouped_error(a.error, assignment, None, None, (partition, a.offset, a.index))
-                )
+                record = self._records[(partition, a.offset, a.index)] = self._record(partition, a)
+                self._late.append(record)
         return [
-            grouped_error(
-                a.error,
-                self._assignment(partition, a),
-                a.snapshot,
-                a.age_ms,
-                (partition, a.offset, a.index),
-                a.after_error,
-            )
+            with_health(self._record(partition, a), a.snapshot, a.age_ms, a.after_error)
             for a in attached
         ]
 

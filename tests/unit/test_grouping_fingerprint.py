@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from shiftright_server.producers.simulator import Simulator
 from shiftright_server.schemas.events import ErrorEvent
-from shiftright_server.streams.grouping import Grouper, normalise
+from shiftright_server.streams.grouping import Grouper, chain, normalise
 from shiftright_server.streams.grouping.chain import CHAIN_ATTRIBUTE, chain_of, root_cause
 from shiftright_server.streams.grouping.frames import error_fields
 from shiftright_server.streams.grouping.normalise import normalise_message
@@ -361,3 +361,54 @@ def test_a_grouper_that_has_seen_a_stack_assigns_as_a_new_one_would() -> None:
         assert [Grouper(grouper_rules).assign(e) for e in events] == assigned
     assert len({a.group_id for a in assigned}) < len(events) / 4  # stacks recur
     assert {a.basis for a in assigned} >= {"stack", "rule"}
+
+
+ODD_CHAINS = [
+    "{not json",
+    "{}",
+    "null",
+    "[]",
+    '[{"type":"A"}]',
+    '[{"type":""}]',
+    '[{"type":5}]',
+    '[{"message":"m"}]',
+    "[1]",
+    '[{"type":"A","message":null}]',
+    '[{"type":"A","message":5}]',
+    '[{"type":"A","message":["x",1]}]',
+    '[{"type":"A","frames":null}]',
+    '[{"type":"A","frames":{}}]',
+    '[{"type":"A","frames":"abc"}]',
+    '[{"type":"A","type":"B","relation":"cause","extra":[1]}]',
+    '[{"type":"A","frames":[{"module":"m","function":"f","filename":"x.py","lineno":3,"in_app":true}]}]',
+    '[{"type":"A","frames":[{"module":"m","function":"f","filename":"x.py","lineno":3.0,"in_app":true}]}]',
+    '[{"type":"A","frames":[{"module":"m","function":"f","filename":"x.py","lineno":-1,"in_app":true}]}]',
+    '[{"type":"A","frames":[{"module":"m","function":"f","filename":"x.py","lineno":true,"in_app":true}]}]',
+    '[{"type":"A","frames":[{"module":"m","function":"f","filename":"x.py","lineno":3,"in_app":1}]}]',
+    '[{"type":"A","frames":[{"module":"m","function":"f","lineno":3,"in_app":false}]}]',
+    '[{"type":"A","frames":[{"module":"m","function":"f","filename":"x","lineno":3,"in_app":true,"x":1}]}]',
+    '[{"type":"A","frames":[{"module":"m","function":"f","filename":"x","lineno":3,"in_app":true,"lineno":4}]}]',
+    '[{"type":"A","frames":[{"module":"m","function":"f","filename":"x","lineno":99999999999999999999999,"in_app":true}]}]',
+    '[{"type":"A","frames":[7]}]',
+    '[{"type":"A\\u00e9\\ud83d\\ude00","message":"caf\\u00e9"}]',
+    '[{"type":"A"},{"type":"B","message":"m"},{"type":"C","frames":[]}]',
+    json.dumps([{"type": f"E{i}"} for i in range(20)]),
+    json.dumps([{"type": f"E{i}"} for i in range(16)] + [{"type": ""}]),
+    '[{"type":"A","message":NaN}]',
+]
+
+
+def test_a_chain_reads_as_the_standard_library_and_the_models_read_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = datetime(2026, 12, 5, tzinfo=UTC)
+    raw = Simulator(seed=4).generate("error", 600, now - timedelta(minutes=5), now)
+    simulated = [
+        e["attributes"][CHAIN_ATTRIBUTE] for e in raw if CHAIN_ATTRIBUTE in e["attributes"]
+    ]
+    assert len(simulated) > 50
+    for text in ODD_CHAINS + simulated:
+        assert chain._parse_chain.__wrapped__(text) == chain._read_chain(text), text
+    assert chain._read_chain('[{"type":"A","message":5}]')[0].message == "5"
+    monkeypatch.setattr(chain, "_read_chain", None)  # the simulator's need no fallback
+    assert all(chain._parse_chain.__wrapped__(text) for text in simulated)
