@@ -60,12 +60,21 @@ class Cost:
         return seconds / self.events * 1e6
 
 
-def kafka_log(n: int, now: datetime) -> tuple[Log, int]:
-    """``n`` events as the bench's producers batch them, on the raw topics' partitions."""
+def kafka_log(n: int, now: datetime, window: int = 0) -> tuple[Log, int]:
+    """``n`` events as the bench's producers batch them, on the raw topics' partitions:
+    messages of ``BATCH_EVENTS`` (as a backlog is drained), or with ``window``, each
+    message the events of one kind and partition among ``window`` consecutive events (as
+    a producer's linger batches them live)."""
     events = generate(n, now - timedelta(minutes=5), now, seed=7, advance=lambda _: None)
+    records = [r for _, r in events]
+    if window:
+        chunks = [records[i : i + window] for i in range(0, len(records), window)]
+        messages = [m for chunk in chunks for m in to_messages(chunk, window)]
+    else:
+        messages = to_messages(records, BATCH_EVENTS)
     log: Log = {}
     stamp = int(now.timestamp() * 1000)
-    for kind, key, value, headers, _count in to_messages([r for _, r in events], BATCH_EVENTS):
+    for kind, key, value, headers, _count in messages:
         topic = topics.EVENT_TOPICS[kind]
         partition = wire.partition_of(key, PARTITIONS)
         part = log.setdefault((topic, partition), [])
@@ -73,10 +82,13 @@ def kafka_log(n: int, now: datetime) -> tuple[Log, int]:
     return log, len(events)
 
 
-def run_once(mode: str, log: Log, events: int, url: str, warehouse: psutil.Process) -> Cost:
+def run_once(
+    mode: str, log: Log, events: int, url: str, warehouse: psutil.Process, batch_rows: int
+) -> Cost:
     settings = Settings(
         namespace="",
         clickhouse=ClickHouseSettings(url=url, database=f"sb_{uuid.uuid4().hex[:8]}"),
+        sink=SinkSettings(batch_rows=batch_rows),
     )
     apply_schema(settings)
     client = get_client(settings.clickhouse, database=settings.clickhouse.database)
@@ -116,7 +128,7 @@ def batches(consumer: FakeConsumer, rows: int) -> Iterator[list[FakeMessage]]:
     while messages := consumer.consume(num_messages=5000):
         for message in messages:
             pending.append(message)
-            count += BATCH_EVENTS
+            count += (message.value() or b"").count(b"\n") + 1
             if count >= rows:
                 yield pending
                 pending, count = [], 0
@@ -129,19 +141,35 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--modes", default=",".join(MODES), help="of SINK__EVENT_ROWS")
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=0,
+        help="messages as a live producer batches them: each the events of one kind and "
+        "partition among this many consecutive events (245: about 26 usage and 3 health "
+        f"events a message, as live at 50,000/s); 0: messages of {BATCH_EVENTS}",
+    )
+    parser.add_argument(
+        "--batch-rows",
+        type=int,
+        default=SinkSettings().batch_rows,
+        help="SINK__BATCH_ROWS (50000: a second's events live at 50,000/s)",
+    )
     args = parser.parse_args()
     modes = args.modes.split(",")
-    log, events = kafka_log(args.events, datetime.now(UTC))
+    log, events = kafka_log(args.events, datetime.now(UTC), args.window)
     tune_gc_for_throughput()  # the collector's settings of the sink process
     with tempfile.TemporaryDirectory() as state:
         proc, url = start_warehouse(Path(state) / "data", free_port())
         try:
             house = psutil.Process(proc.pid)
             costs = {mode: Cost(0) for mode in modes}
-            run_once(modes[0], log, events, url, house)  # warm-up: caches, JIT-free paths
+            run_once(
+                modes[0], log, events, url, house, args.batch_rows
+            )  # warm-up: caches, JIT-free paths
             for _ in range(args.rounds):
                 for mode in modes:
-                    add(costs[mode], run_once(mode, log, events, url, house))
+                    add(costs[mode], run_once(mode, log, events, url, house, args.batch_rows))
         finally:
             stop_warehouse(proc)
     report(costs, events, args.rounds)

@@ -14,10 +14,13 @@ of them (each non-blank line belongs to one object, and the counts agree).
 :func:`accept_message` (the sink and the stream worker): every line of a message at once
 or none, read with the mirror less its two patterns
 (:data:`~schemas.fast_events.LAX_DECODERS`) and the event ids and times of all lines
-then checked together by NumPy, each byte against the class of text its place takes:
-each id in its canonical form, each time as the SDK writes it
-(``2026-12-05T12:00:00.123Z``), then read by NumPy (which refuses a month, day, hour,
-minute or second out of range). Where any line has neither or another form, it
+then checked together: each id in its canonical form, each time as the SDK writes it
+(``2026-12-05T12:00:00.123Z``) and read (a month, day, hour, minute or second out of
+range refused). From :data:`NUMPY_FROM` lines NumPy checks each byte against the class
+of text its place takes and reads the times; in smaller messages its fixed cost a call
+outweighs its speed, and the punctuation is checked in place by slices of the joined
+texts, the ids' digits by ``bytes.fromhex`` and the times by
+``datetime.fromisoformat``. Where any line has neither or another form, it
 declines, and the caller reads the lines with :func:`accept_lines` or one by one. The
 lines of a batch message need not be split out for it: where the message holds as many
 events as lines, blank ones included, each line holds one.
@@ -26,6 +29,7 @@ events as lines, blank ones included, each line holds one.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Final, NamedTuple, cast
 
 import msgspec
@@ -107,62 +111,92 @@ def _form(pattern: str) -> np.ndarray:
 
 class _Form(NamedTuple):
     """A form of text: the class of each place (and the newline after it) for NumPy, and
-    a pattern of the same lines for a regex."""
+    where each of its punctuation marks stands (for :func:`_marks_in_place`)."""
 
     places: np.ndarray
-    lines: re.Pattern[str]
-
-
-#: The same classes as :data:`_CODES`, for a regex.
-_REGEX_CLASSES: Final = {
-    "H": "[0-9a-fA-F]",
-    "D": "[0-9]",
-    "1": "[01]",
-    "2": "[0-2]",
-    "3": "[0-3]",
-    "5": "[0-5]",
-}
-
-
-def _pattern(form: str) -> str:
-    """``form``'s regex: the same classes of text, place by place."""
-    return "".join(_REGEX_CLASSES.get(c) or re.escape(c) for c in form)
+    marks: tuple[tuple[int, str], ...]
 
 
 def _of(form: str) -> _Form:
-    line = _pattern(form)
-    return _Form(_form(form + "\n"), re.compile(f"(?:{line}\n)*{line}"))
+    marks = tuple((place, c) for place, c in enumerate(form + "\n") if c in _PUNCTUATION)
+    return _Form(_form(form + "\n"), marks)
 
 
 #: An event id in canonical form.
 _ID_FORM: Final = _of("HHHHHHHH-HHHH-HHHH-HHHH-HHHHHHHHHHHH")
 #: A time as the SDK writes it (UTC, milliseconds). Digits out of range for their place
-#: (month 13, day 32, hour 24, ...) are refused when NumPy reads them.
+#: (month 13, day 32, hour 24, ...) are refused when the time is read.
 _STAMP_FORM: Final = _of("DDDD-1D-3DT2D:5D:5D.DDDZ")
-_ID_LENGTH, _STAMP_LENGTH = len(_ID_FORM.places) - 1, len(_STAMP_FORM.places) - 1
-#: From this many lines NumPy checks them; below, one regex call (NumPy's fixed cost a
-#: call outweighs its speed per line in smaller messages). The same lines pass either way.
+_STAMP_LENGTH: Final = len(_STAMP_FORM.places) - 1
+#: From this many lines NumPy checks and reads them; below, Python's own parsers (NumPy's
+#: fixed cost a call outweighs its speed per line in smaller messages). The same lines
+#: pass either way, with the same times.
 NUMPY_FROM = 40
 
 
-def _lines_of(texts: list[str], form: _Form) -> bytes | None:
-    """The texts, each followed by a newline, if each is exactly of ``form`` (so none
-    holds a newline, and each is as long as the form); else None."""
-    width, count = len(form.places), len(texts)
+def _joined(texts: list[str], form: _Form) -> str | None:
+    """The texts joined by newlines, if they are as long as that many of ``form``."""
     try:
         text = "\n".join(texts)
     except TypeError:  # UNSET
         return None
-    if len(text) != width * count - 1:
+    return text if len(text) == len(form.places) * len(texts) - 1 else None
+
+
+def _marks_in_place(text: str, count: int, form: _Form) -> bool:
+    """Each punctuation mark of ``form`` (the newline after each line included) in its
+    place on each of ``count`` lines of ``text`` (as long as that many lines)."""
+    width = len(form.places)
+    return all(
+        text[place::width] == mark * (count if place < width - 1 else count - 1)
+        for place, mark in form.marks
+    )
+
+
+def _lines_of(texts: list[str], form: _Form) -> bytes | None:
+    """The texts, each followed by a newline, if each is exactly of ``form`` (so none
+    holds a newline, and each is as long as the form); else None (NumPy)."""
+    text = _joined(texts, form)
+    if text is None:
         return None
-    if count < NUMPY_FROM:
-        return (text + "\n").encode() if form.lines.fullmatch(text) else None
     try:
         raw = text.encode("ascii") + b"\n"
     except UnicodeEncodeError:  # a character the form has not
         return None
-    places = np.frombuffer(raw, np.uint8).reshape(count, width)
+    places = np.frombuffer(raw, np.uint8).reshape(len(texts), len(form.places))
     return raw if (_CLASSES.take(places) & form.places).all() else None
+
+
+def _ids_by_python(ids: list[str]) -> bool:
+    """Each id of the canonical form: hyphens and newlines in place, and the rest read as
+    hex digits, as many as the ids hold (``bytes.fromhex`` skips whitespace, so a blank
+    in place of a digit gives fewer bytes)."""
+    text, count = _joined(ids, _ID_FORM), len(ids)
+    if text is None or not _marks_in_place(text, count, _ID_FORM):
+        return False
+    try:
+        octets = bytes.fromhex(text.replace("-", "").replace("\n", ""))
+    except ValueError:
+        return False
+    return len(octets) == 16 * count
+
+
+def _stamps_by_python(stamps: list[str]) -> list[int] | None:
+    """Each time's epoch ms, if each is of the SDK's form: the marks in place, and the
+    rest read by ``datetime.fromisoformat`` (which takes only ASCII digits there and
+    refuses a month, day, hour, minute or second out of range)."""
+    text, count = _joined(stamps, _STAMP_FORM), len(stamps)
+    if text is None or not _marks_in_place(text, count, _STAMP_FORM):
+        return None
+    read = datetime.fromisoformat
+    try:
+        return [(read(stamp) - _EPOCH) // _MS for stamp in stamps]
+    except ValueError:
+        return None
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
 
 
 class Message(NamedTuple):
@@ -199,6 +233,57 @@ def accept_message(
     return None if ts_ms is None else Message(events, ts_ms)
 
 
+class Messages(NamedTuple):
+    """Every event of several messages, as the mirror reads each line, their times (ms),
+    and how many of them each message holds (in order)."""
+
+    events: list[FastEvent]
+    ts_ms: list[int]
+    counts: list[int]
+
+
+def accept_messages(
+    values: list[bytes], kind: str, windows: list[Window], limits: Limits
+) -> Messages | None:
+    """What :func:`accept_message` gives for each of these messages of one kind (their
+    lines not split out: each line an event), all read at once, each event's time held
+    to its own message's window; None if it would not vouch for every line of every one
+    of them. Joined by newlines, the messages' lines are the lines of one message (the
+    join puts no two objects on a line), so each message holds as many events as it has
+    lines, and the fixed costs of a read are paid once for them all."""
+    decoder = LAX_DECODERS.get(kind)
+    if decoder is None:
+        return None
+    joined = b"\n".join(values)
+    if _SAME_LINE_BOUNDARY.search(joined):
+        return None
+    most = limits.max_bytes
+    if any(_line_count(value, None, most) is None for value in values if len(value) > most):
+        return None
+    counts = [value.count(b"\n") + 1 for value in values]
+    try:
+        events = decoder.decode_lines(joined)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if len(events) != sum(counts) or not _canonical_ids(events):
+        return None
+    ts_ms = _stamps_ms(events)
+    if ts_ms is None or not _each_within(ts_ms, counts, windows):
+        return None
+    return Messages(events, ts_ms, counts)
+
+
+def _each_within(ts_ms: list[int], counts: list[int], windows: list[Window]) -> bool:
+    """Each message's times (``counts[i]`` of them, in order) within its window."""
+    start = 0
+    for count, (oldest, newest) in zip(counts, windows, strict=True):
+        times = ts_ms[start : start + count]
+        start += count
+        if min(times) < oldest + MARGIN_MS or max(times) > newest - MARGIN_MS:
+            return False
+    return True
+
+
 def _line_count(value: bytes, lines: list[bytes | None] | None, max_bytes: int) -> int | None:
     """How many events the message must hold: one a line (of ``lines``, or of ``value``
     where they are not split out); None if there is none or one is over ``max_bytes``.
@@ -215,23 +300,39 @@ def _line_count(value: bytes, lines: list[bytes | None] | None, max_bytes: int) 
 
 def _canonical_ids(events: list[FastEvent]) -> bool:
     """Each event's id is a string of the canonical form."""
-    return _lines_of([e.event_id for e in events], _ID_FORM) is not None  # type: ignore[misc]  # UNSET: refused
+    ids: list[str] = [e.event_id for e in events]  # type: ignore[misc]  # UNSET: refused
+    if len(ids) < NUMPY_FROM:
+        return _ids_by_python(ids)
+    return _lines_of(ids, _ID_FORM) is not None
 
 
 def _times(events: list[FastEvent], window: Window) -> list[int] | None:
     """The events' times in epoch ms if each is in the form and in ``window`` (as
     :func:`~schemas.fast_events.vouch` decides it); else None."""
-    raw = _lines_of([e.ts for e in events], _STAMP_FORM)  # type: ignore[misc]  # UNSET: refused
-    if raw is None:
-        return None
-    size = _STAMP_LENGTH + 1
-    stamps = np.frombuffer(raw, f"S{size}")
-    try:  # NumPy reads a UTC time without its zone; a day past its month's end raises
-        ms = stamps.astype(f"S{_STAMP_LENGTH - 1}").astype("datetime64[ms]").astype(np.int64)
-    except ValueError:
+    times = _stamps_ms(events)
+    if times is None:
         return None
     oldest, newest = window
-    if ms.min() < oldest + MARGIN_MS or ms.max() > newest - MARGIN_MS:
+    if min(times) < oldest + MARGIN_MS or max(times) > newest - MARGIN_MS:
+        return None
+    return times
+
+
+def _stamps_ms(events: list[FastEvent]) -> list[int] | None:
+    """The events' times in epoch ms if each is in the SDK's form; else None."""
+    stamps: list[str] = [e.ts for e in events]  # type: ignore[misc]  # UNSET: refused
+    return _stamps_by_python(stamps) if len(stamps) < NUMPY_FROM else _stamps_by_numpy(stamps)
+
+
+def _stamps_by_numpy(stamps: list[str]) -> list[int] | None:
+    """Each time's epoch ms, if each is of the SDK's form (NumPy)."""
+    raw = _lines_of(stamps, _STAMP_FORM)
+    if raw is None:
+        return None
+    texts = np.frombuffer(raw, f"S{_STAMP_LENGTH + 1}")
+    try:  # NumPy reads a UTC time without its zone; a day past its month's end raises
+        ms = texts.astype(f"S{_STAMP_LENGTH - 1}").astype("datetime64[ms]").astype(np.int64)
+    except ValueError:
         return None
     times: list[int] = ms.tolist()
     return times

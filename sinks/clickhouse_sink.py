@@ -39,7 +39,7 @@ from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteErro
 from shiftright_server.sinks.event_columns import MessageEvents
 from shiftright_server.sinks.frontier import Frontier
 from shiftright_server.sinks.incarnations import TopicIds
-from shiftright_server.sinks.router import Router, Row
+from shiftright_server.sinks.router import Record, Router, Row
 from shiftright_server.sinks.rows import COLUMNS, DeadLetter, dead_letter_row
 from shiftright_server.sinks.warehouse import Warehouse
 
@@ -108,6 +108,7 @@ class ClickHouseSink:
         self._config = config
         self._frontier = Frontier(warehouse, topic_ids, router.table_for, self._look_up)
         self._batch = Batch()
+        self._pending: list[Record] = []  # handled, in the batch, not routed yet
         self._retrying = False
         self._abandon = False
         self._stop = threading.Event()
@@ -140,6 +141,7 @@ class ClickHouseSink:
         self._check_topics()  # before the messages: they may be a new topic's
         for message in messages:
             self._handle(message)
+        self._route_pending()
         if self._due():
             with collector_paused():  # until the batch is freed: see sinks.batch
                 self._flush()
@@ -214,15 +216,24 @@ class ClickHouseSink:
         if frontier.holds(topic, partition, offset):
             self.stats.skipped["already_stored"] += 1
             return
-        routed = self._router.route(
-            Position(topic, partition, offset),
-            message.value(),
-            # a consumed message's headers are (str, bytes) pairs; the stub gives the
-            # producer's wider type
-            cast(wire.Headers, message.headers()),
-            message.timestamp()[1],
+        self._pending.append(
+            Record(
+                Position(topic, partition, offset),
+                message.value(),
+                # a consumed message's headers are (str, bytes) pairs; the stub gives the
+                # producer's wider type
+                cast(wire.Headers, message.headers()),
+                message.timestamp()[1],
+            )
         )
-        for item in routed:
+
+    def _route_pending(self) -> None:
+        """Route the messages handled since the last time into the batch (those of a
+        fetch together: see :meth:`Router.route_all`)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        for item in self._router.route_all(pending):
             if isinstance(item, MessageEvents):
                 self._batch.add_events(item)
             elif isinstance(item, Row):
@@ -232,6 +243,7 @@ class ClickHouseSink:
 
     # -- writing -------------------------------------------------------------------
     def _flush(self) -> None:
+        self._route_pending()  # the batch's messages not routed yet
         batch, self._batch = self._batch, Batch()
         started = time.monotonic()
         try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import chain, repeat
 from operator import attrgetter
 from typing import Any, Final, cast
 
@@ -30,10 +30,14 @@ from shiftright_server.schemas.fast_events import UNSET, Accepted, FastError, Fa
 from shiftright_server.schemas.positions import Position, position_id
 from shiftright_server.sinks.rows import COLUMNS
 
+#: A Kafka message's position, its record's timestamp (ms) and how many events it holds.
+Span = tuple[Position, int, int]
+
 
 @dataclass(slots=True)
 class MessageEvents:
-    """The fast-validated events of one Kafka message bound for ``table``."""
+    """The fast-validated events of one Kafka message bound for ``table`` (or of several,
+    one after the other, each with its :data:`Span`)."""
 
     table: str
     msg: Position  # the Kafka message (index 0)
@@ -41,6 +45,7 @@ class MessageEvents:
     events: list[FastEvent] = field(default_factory=list)
     ts_ms: list[int] = field(default_factory=list)
     indexes: list[int] = field(default_factory=list)
+    spans: list[Span] | None = None  # None: every event is ``msg``'s
 
     def add(self, accepted: Accepted, index: int) -> None:
         event = accepted.event
@@ -66,9 +71,16 @@ _EVENT_ID = 0  # event_id leads every events_* table
 Special = Callable[[MessageEvents], Iterable[Any]]
 
 
-def _per_message(value: Callable[[MessageEvents], Any]) -> Special:
-    """A column that holds one value per message, repeated for each of its events."""
-    return lambda chunk: repeat(value(chunk), len(chunk))
+def _per_message(value: Callable[[Position, int], Any]) -> Special:
+    """A column that holds one value per message (of its position and timestamp),
+    repeated for each of its events."""
+
+    def fill(chunk: MessageEvents) -> Iterable[Any]:
+        if chunk.spans is None:
+            return repeat(value(chunk.msg, chunk.at_ms), len(chunk))
+        return chain.from_iterable(repeat(value(m, at), n) for m, at, n in chunk.spans)
+
+    return fill
 
 
 def _frames(chunk: MessageEvents) -> list[Any]:
@@ -82,10 +94,10 @@ def _frames(chunk: MessageEvents) -> list[Any]:
 _SPECIAL: dict[str, Special] = {
     "ts": lambda chunk: chunk.ts_ms,
     "_index": lambda chunk: chunk.indexes,
-    "received_at": _per_message(lambda c: c.at_ms),
-    "_topic": _per_message(lambda c: c.msg.topic),
-    "_partition": _per_message(lambda c: c.msg.partition),
-    "_offset": _per_message(lambda c: c.msg.offset),
+    "received_at": _per_message(lambda _, at_ms: at_ms),
+    "_topic": _per_message(lambda msg, _: msg.topic),
+    "_partition": _per_message(lambda msg, _: msg.partition),
+    "_offset": _per_message(lambda msg, _: msg.offset),
     "frames": _frames,
 }
 #: How to fill one column: from a special, or from a field (its place in each event's

@@ -25,10 +25,10 @@ from tests.unit.test_fast_events import (
 )
 
 
-@pytest.fixture(autouse=True, params=["numpy", "regex"])
+@pytest.fixture(autouse=True, params=["numpy", "python"])
 def checks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test here with the whole read's ids and times checked each way (NumPy from
-    this many lines, one regex call below)."""
+    """Every test here with the whole read's ids and times checked and read each way
+    (NumPy from this many lines, Python's own parsers below)."""
     monkeypatch.setattr(fast_lines, "NUMPY_FROM", 0 if request.param == "numpy" else 10**9)
 
 
@@ -84,6 +84,7 @@ STAMPS = [
     "2026-12-00T03:59:00.123Z",
     "2026-12-05T03:60:00.000Z",
     "2026-12-05T03:59:00.123\n",
+    "2026-12-05T03:59:00. 23Z",
 ]
 #: Event ids around the canonical form.
 IDS = [
@@ -94,6 +95,8 @@ IDS = [
     str(uuid.uuid4()).replace("-", "_"),
     str(uuid.uuid4())[:-1] + "g",
     str(uuid.uuid4())[:-1] + "\u0660",
+    str(uuid.uuid4())[:-2] + " a",  # a blank where a digit goes
+    str(uuid.uuid4())[:-2] + "-a",
 ]
 
 
@@ -153,3 +156,22 @@ def test_the_simulators_messages_are_read_whole() -> None:
         payloads = [json.dumps(ev, separators=(",", ":")).encode() for ev in events]
         for value in wire.pack(payloads):
             assert whole(kind, value.split(b"\n")) is not None, kind
+
+
+def test_messages_read_together_read_as_each_read_whole_or_are_declined() -> None:
+    usage = [
+        [encoded("usage", NOW - timedelta(seconds=s + i)) for s in range(i + 1)] for i in range(3)
+    ]
+    values = [b"\n".join(lines) for lines in usage]
+    windows = [WINDOW] * len(values)
+    together = fast_lines.accept_messages(values, "usage", windows, LIMITS)
+    assert together is not None and together.counts == [1, 2, 3]
+    each = [accept_message(v, None, "usage", WINDOW, LIMITS) for v in values]
+    assert [e for m in each if m for e in m.events] == together.events
+    assert [t for m in each if m for t in m.ts_ms] == together.ts_ms
+    # a bad line, a blank one, or a time outside its own message's window: declined
+    recent = WINDOW._replace(oldest_ms=NOW_MS - 500)  # only the first message's time
+    assert fast_lines.accept_messages([*values, b"{}"], "usage", [*windows, WINDOW], LIMITS) is None
+    assert fast_lines.accept_messages([values[0], b""], "usage", windows[:2], LIMITS) is None
+    assert fast_lines.accept_messages(values, "usage", [WINDOW, recent, WINDOW], LIMITS) is None
+    assert fast_lines.accept_messages(values, "usage", [recent, WINDOW, WINDOW], LIMITS) is not None
