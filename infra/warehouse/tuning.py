@@ -6,8 +6,8 @@ each insert into ``events_usage`` writes a part into some thirty tables through 
 materialized views, about one insert a second per event table while the sink is at the
 head of its topics; every part is a directory of a dozen files, and every merge writes
 one more part and deletes the ones it merged. Creating and deleting those files is most
-of the engine's kernel time (ext4's inode allocation), so fewer merges per part written
-is what makes it cheaper. chDB's own defaults already size the background pools for a
+of the engine's kernel time (ext4's inode allocation), so fewer files per part and fewer
+merges per part written are what make it cheaper. chDB's own defaults already size the background pools for a
 small machine (two merge threads, ``background_pool_size`` 2).
 """
 
@@ -24,6 +24,13 @@ MERGE_TREE: Mapping[str, str] = {
     # the sink writes a part a second into each table, at the price of a few more parts
     # for a query to open between merges.
     "min_parts_to_merge_at_once": "10",
+    # Write a part smaller than 10 MiB uncompressed (every part the sink's inserts write
+    # through the materialized views, and the first merges of them) as one file,
+    # ``data.packed``, instead of a dozen: the engine's kernel time is mostly creating
+    # and deleting those files. Larger parts, which queries scan, keep a file per stream
+    # (10 MiB is also where parts turn from compact to wide). A part written packed can
+    # be read by chDB/ClickHouse 26.x and later only.
+    "min_bytes_for_full_part_storage": str(10 * 1024 * 1024),
 }
 
 CONFIG_NAME = "engine-config.xml"

@@ -473,6 +473,9 @@ def test_tables_data_and_engine_settings_survive_restart(tmp_path: Path) -> None
         for name, value in MERGE_TREE.items():
             sql = "SELECT value FROM system.merge_tree_settings WHERE name = {n:String}"
             assert str(c.command(sql, parameters={"n": name})) == value
+        # Small parts are written as one file each, and read back after the restart.
+        kinds = "SELECT DISTINCT part_storage_type FROM system.parts WHERE database = 'app'"
+        assert c.query(kinds).result_rows == [("Packed",)]
     finally:
         stop_warehouse(proc)
 
