@@ -38,7 +38,7 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
         "partitioner": "murmur2_random",  # where Faust/Java expect keys to land
         "enable.idempotence": True,
         "compression.type": "lz4",
-        "linger.ms": 20,
+        "linger.ms": 100,
         "batch.num.messages": 10_000,
         "queue.buffering.max.messages": 500_000,
         "queue.buffering.max.kbytes": 512 * 1024,
