@@ -2,7 +2,7 @@
 table's chain of materialized views included), by rows per insert.
 
     .venv/bin/python -m bench.warehouse_batches [--events 200000] [--rows 10000,20000,50000]
-        [--rate 50000]
+        [--rate 50000] [--variant NAME:SETTING=VALUE,... ...]
 
 Starts the embedded warehouse, and per batch size applies the schema to a fresh database,
 then writes the bench's event mix (``bench.pipeline.events``) through the sink's own
@@ -10,8 +10,11 @@ routing and ``ClickHouseWarehouse.insert`` in batches of the given rows, one bat
 another, or paced at ``--rate`` events a second as a sink at the head of its topics
 writes them. It prints per batch size the warehouse process's CPU per event while
 inserting and until its merges are done (and of it the kernel's, with the minor page
-faults; and by thread group, :mod:`bench.pipeline.threads`), inserts, parts written and merges (``system.events``). Prints figures; asserts
-nothing.
+faults; and by thread group, :mod:`bench.pipeline.threads`), inserts, parts written and
+merges (``system.events``). Each ``--variant`` runs every batch size again with its own
+settings, in turn with the others: ``insert.NAME=VALUE`` for a setting sent with every
+insert, ``NAME=VALUE`` for a MergeTree setting of every table of the fresh database
+(``ALTER TABLE … MODIFY SETTING``). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -57,7 +60,50 @@ def parse_args() -> argparse.Namespace:
         help="events/s: start batch n no earlier than n × rows / rate seconds in, as a sink "
         "at the head of its topics cuts them (default: one after another)",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME:SETTING=VALUE,... (insert.X for an insert setting, else a table setting); "
+        "repeat to compare (default: the schema and settings as they are)",
+    )
     return parser.parse_args()
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A name, the settings sent with every insert, the MergeTree settings of every table."""
+
+    name: str
+    insert: dict[str, str]
+    table: dict[str, str]
+
+
+def parse_variant(text: str) -> Variant:
+    """``NAME:insert.a=1,b=2`` → insert setting ``a``, table setting ``b``."""
+    name, _, pairs = text.partition(":")
+    insert: dict[str, str] = {}
+    table: dict[str, str] = {}
+    for pair in filter(None, pairs.split(",")):
+        key, _, value = pair.partition("=")
+        if key.startswith("insert."):
+            insert[key.removeprefix("insert.")] = value
+        else:
+            table[key] = value
+    return Variant(name or "as is", insert, table)
+
+
+def set_tables(client: Any, database: str, table_settings: dict[str, str]) -> None:
+    """Give every MergeTree table of ``database`` the settings."""
+    if not table_settings:
+        return
+    listed = ", ".join(f"{k} = {v}" for k, v in table_settings.items())
+    tables = client.query(
+        "SELECT name FROM system.tables WHERE database = {d:String} AND engine LIKE '%MergeTree'",
+        parameters={"d": database},
+    ).result_rows
+    for (table,) in tables:
+        client.command(f"ALTER TABLE {database}.{table} MODIFY SETTING {listed}")
 
 
 def batches(namespace: str, events: int, rows: int) -> list[Batch]:
@@ -100,17 +146,24 @@ def merges_done(client: Any, deadline_s: float = 120.0) -> None:
 
 
 def run_batches(
-    url: str, proc: psutil.Process, rows: int, events: int, rate: float | None
+    url: str,
+    proc: psutil.Process,
+    rows: int,
+    todo: list[Batch],
+    rate: float | None,
+    variant: Variant,
 ) -> dict[str, Any]:
-    """Every event in batches of ``rows``, into a fresh database."""
-    namespace = f"wb{rows}x{os.getpid()}"
+    """The batches (of ``rows`` events each) into a fresh database."""
+    namespace = _namespace(rows)
+    events = sum(batch.row_count for batch in todo)
     settings = Settings(
         namespace=namespace, clickhouse=ClickHouseSettings(url=url, database=namespace)
     )
     apply_schema(settings)
-    client = get_client(settings.clickhouse, database=namespace)
+    ch = settings.clickhouse
+    client = get_client(ch, database=namespace, settings=dict(variant.insert))
+    set_tables(client, namespace, variant.table)
     warehouse = ClickHouseWarehouse(client)
-    todo = batches(namespace, events, rows)
     before, cpu0, t0 = counters(url), _cpu(proc), time.monotonic()
     threads0 = threads.snapshot(proc.pid, "warehouse") or {}
     for n, batch in enumerate(todo):
@@ -128,6 +181,7 @@ def run_batches(
     client.command(f"DROP DATABASE {namespace} SYNC")
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     return {
+        "variant": variant.name,
         "rows": rows,
         "batches": len(todo),
         "insert µs/event": round(inserted.seconds / events * 1e6, 1),
@@ -141,6 +195,10 @@ def run_batches(
         "merge ms": delta.get("MergeTotalMilliseconds", 0),
         "by thread": threads.per_event(by_thread, events),
     }
+
+
+def _namespace(rows: int) -> str:
+    return f"wb{rows}x{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -171,8 +229,11 @@ def main() -> None:
     try:
         proc = psutil.Process(server.pid)
         print(f"load average at the start: {os.getloadavg()}")
+        variants = [parse_variant(v) for v in args.variant] or [parse_variant("")]
         for rows in (int(r) for r in args.rows.split(",")):
-            print(run_batches(url, proc, rows, args.events, args.rate), flush=True)
+            todo = batches(_namespace(rows), args.events, rows)
+            for variant in variants:
+                print(run_batches(url, proc, rows, todo, args.rate, variant), flush=True)
         print(f"load average at the end: {os.getloadavg()}")
     finally:
         stop_warehouse(server)

@@ -12,7 +12,7 @@ from shiftright_server.schemas.cluster import Layout, layout_for
 
 
 def get_client(
-    settings: ClickHouseSettings, *, database: str | None = None, **kwargs: Any
+    settings: ClickHouseSettings, /, *, database: str | None = None, **kwargs: Any
 ) -> Client:
     """A clickhouse-connect client for the configured URL (database optional)."""
     options: dict[str, Any] = {

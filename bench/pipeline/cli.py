@@ -90,6 +90,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="SINK__BATCH_SECONDS for every system (the setting's default otherwise)",
     )
     parser.add_argument(
+        "--producer-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a confluent-kafka setting of the live phase's producer over the emitter's "
+        "producer_config (repeatable), e.g. linger.ms=100",
+    )
+    parser.add_argument(
         "--no-warmup", action="store_true", help="skip the practice run that warms the broker up"
     )
     args = parser.parse_args(argv)

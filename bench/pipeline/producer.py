@@ -29,7 +29,9 @@ def produce_main(argv: list[str]) -> None:
     parser.add_argument("--rate", type=float, required=True)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--batch-events", type=int, default=BATCH_EVENTS)
+    parser.add_argument("--setting", action="append", default=[], help="KEY=VALUE")
     args = parser.parse_args(argv)
+    overrides: dict[str, Any] = dict(s.split("=", 1) for s in args.setting)
     with open(args.events, "rb") as fh:
         data = pickle.load(fh)
     records: list[Record] = data["records"]
@@ -42,7 +44,8 @@ def produce_main(argv: list[str]) -> None:
 
     producer = Producer(
         producer_config(
-            args.bootstrap, **{"delivery.report.only.error": True, "on_delivery": on_delivery}
+            args.bootstrap,
+            **{"delivery.report.only.error": True, "on_delivery": on_delivery, **overrides},
         )
     )
     producer.list_topics(timeout=10)  # connected before the clock starts
