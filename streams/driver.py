@@ -60,12 +60,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import faust
 import structlog
 from shiftright_server.schemas import topics
-from shiftright_server.streams.gaps import GapReader, LogEnds, merge, record_of
+from shiftright_server.streams.gaps import GapReader, LogEnds, merge
 from shiftright_server.streams.step import (
     Message,
     Output,
@@ -75,6 +75,7 @@ from shiftright_server.streams.step import (
     TopicPartition,
     positions_of,
 )
+from shiftright_server.streams.transport import App
 
 log = structlog.get_logger("shiftright.streams")
 
@@ -165,15 +166,20 @@ class Driver:
     # -- registration -----------------------------------------------------------------
     def register(self) -> None:
         app, name = self.app, self.step.name
-        source = app.topic(*self.sources, key_serializer="raw", value_serializer="raw")
+        # subscribed through Faust's conductor; the records arrive through the intake
+        app.topics.add(app.topic(*self.sources, key_serializer="raw", value_serializer="raw"))
+        intake = cast(App, app).intake
+        batches = intake.queue(self.sources)
 
-        async def consume(stream: Any) -> None:
-            async for events in stream.take_events(self._batch_max, within=self._within):
+        async def consume() -> None:
+            while True:
+                pieces = await batches.take(self._batch_max, self._within)
                 if self.before_batch is not None:
                     await self.before_batch()
-                await self.run([record_of(e.message) for e in events])
+                await self.run([r for p in pieces for r in p.records])
+                intake.done(pieces)
 
-        app.agent(source, concurrency=1, name=f"step-{name}")(consume)
+        app.task(consume)
         app.timer(2.0, name=f"{name}-committed-gaps")(self._read_committed_gaps)
         app.timer(10.0, name=f"{name}-progress")(self._report)
         app.on_partitions_revoked.connect(self._revoked)  # type: ignore[arg-type]  # mode types receivers as (sender, *args); Faust documents (sender, revoked)

@@ -12,7 +12,7 @@ the group resumes them.
 from __future__ import annotations
 
 import time
-from typing import Any, cast
+from typing import cast
 
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError
@@ -104,18 +104,6 @@ def merge(batch: list[Record], read: list[Record]) -> list[Record]:
     by_position = {(r.topic, r.partition, r.offset): r for r in read}
     by_position.update({(r.topic, r.partition, r.offset): r for r in batch})
     return [by_position[k] for k in sorted(by_position)]
-
-
-def record_of(message: Any) -> Record:
-    """A Faust message as the pure processors see it (timestamp in whole milliseconds)."""
-    return Record(
-        message.topic,
-        message.partition,
-        message.offset,
-        message.value,
-        round(message.timestamp * 1000),
-        message.headers,
-    )
 
 
 class LogEnds:

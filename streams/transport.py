@@ -53,6 +53,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode import ServiceT
 from mode.services import WaitResults
+from shiftright_server.streams.intake import Intake
 
 #: LZ4 frame level of the worker's sends: below 3, LZ4's fast mode (no high compression).
 LZ4_LEVEL = 1
@@ -111,6 +112,15 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _wait_next_records(self, timeout: float) -> tuple[Any, set[TP] | None]:
+        # The steps' source partitions go to their drivers as lists (streams/intake.py);
+        # Faust's getmany hands the rest to its streams one message at a time.
+        records, active = await super()._wait_next_records(timeout)
+        intake = cast(App, self.app).intake
+        if records and intake.topics and self.flow_active:
+            records = await intake.hand_over(self, records, active)
+        return records, active
 
     async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
         # Faust hands each fetched message to the streams as
@@ -180,6 +190,8 @@ class App(faust.App):
     ) -> None:
         self.fetch_min_bytes = fetch_min_bytes
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        #: the records of the steps' source topics, handed to their drivers as lists
+        self.intake = Intake(self)
         use_fast_lz4()
         super().__init__(*args, producer_compression_type=COMPRESSION, **kwargs)
 
