@@ -2,8 +2,8 @@
 
 ::
 
-    Faust stream ── take_events(batch_max, within) ──▶ records (offset order per partition)
-        │
+    intake (streams/intake.py) ── take(batch_max, within) ──▶ records
+        │                                   (offset order per partition)
         ├─ 1. gaps: step.missing(records) ─▶ GapReader reads those spans from Kafka,
         │        merged in front (a restarted worker's state can be behind the group's
         │        committed offset, and Faust's consumer can skip offsets)
@@ -13,12 +13,12 @@
         │           the dead-letter topic, reason step_failed, detail "<step>: <error>"
         ├─ 3. send Output.messages, await every delivery
         ├─ 4. step.state_writes(Output.touched) ─▶ changelog, each phase awaited
-        └─ 5. return: Faust acks the batch; its offsets are committed later
-                       (broker_commit_interval)
+        └─ 5. return: the intake acks the batch's partition lists; Faust commits
+                       their offsets later (broker_commit_interval)
 
     Any failure in 1, 3 or 4 (the broker away, a topic not yet in the metadata) is
     retryable: the batch's partitions go back to the saved state and the whole batch is
-    tried again with backoff. The agent never raises, so Faust never acks a batch that
+    tried again with backoff. The driver's loop never raises, so nothing is acked that
     was neither processed nor dead-lettered.
 
 Timers use the same path (:meth:`Driver.every`): a prepare function does the blocking

@@ -102,12 +102,15 @@ class Batches:
             self._room.clear()
 
     async def take(self, max_records: int, within: float) -> list[Piece]:
-        """The next batch: at once when ``max_records`` wait, else once the oldest has
-        waited ``within`` seconds (records of a partition in offset order)."""
+        """The next batch: at once when ``max_records`` wait, else ``within`` seconds
+        after this call or after the oldest record arrived, whichever is later (as
+        Faust's ``take_events``, a batch of a busy step gathers for ``within`` after the
+        last; records of a partition in offset order)."""
         loop = asyncio.get_running_loop()
+        asked = loop.time()
         while True:
             await self._wait(1, None)
-            remaining = self._items[0][2] + within - loop.time()
+            remaining = max(asked, self._items[0][2]) + within - loop.time()
             if self._size < max_records and remaining > 0:
                 await self._wait(max_records, remaining)
             pieces = self._pop(max_records)

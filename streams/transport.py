@@ -20,6 +20,13 @@ committed; the consumer thread seeks those to the log's beginning (where
 ``consumer_auto_offset_reset`` starts them). A replayed record costs nothing: each step
 skips records at or before its last applied offset.
 
+The steps' source topics do not go through Faust's streams: the consumer takes their
+records out of each fetch and hands each partition's list to the drivers that read it
+(:mod:`streams.intake`), where Faust would make a stream event of every message; the
+acks of those lists go into Faust's own commit bookkeeping. Every other topic (table
+changelogs) keeps Faust's path, and its hand-over of each message runs up to its first
+wait (``_Consumer.wait_first``).
+
 Faust's ``Monitor`` sensor keeps statistics of every message in and out (times,
 counters per topic and stream) and samples them every second, for Faust's web views and
 its ``monitor`` command, neither of which the worker runs. :class:`App` takes it off the
