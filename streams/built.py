@@ -22,6 +22,11 @@ M = TypeVar("M", bound=BaseModel)
 def built(cls: type[M], **values: Any) -> M:
     """An instance of ``cls`` holding ``values``, which must name every field of it with a
     value of the field's type (nothing is checked or converted)."""
+    return built_of(cls, values)
+
+
+def built_of(cls: type[M], values: dict[str, Any]) -> M:
+    """:func:`built` holding ``values`` itself (not a copy: the caller lets go of it)."""
     model = cls.__new__(cls)
     object.__setattr__(model, "__dict__", values)
     object.__setattr__(model, "__pydantic_fields_set__", set(values))

@@ -172,7 +172,6 @@ class EventColumns:
         return Measures(event[order], name[order], np.concatenate(values)[order], names)
 
     def _other_names(self, names: list[str]) -> Ints:
+        names[:] = dict.fromkeys([*names, *self._m_name])  # new names in order of arrival
         ids = {n: i for i, n in enumerate(names)}
-        found = [ids.setdefault(n, len(ids)) for n in self._m_name]
-        names[:] = list(ids)
-        return np.asarray(found, dtype=np.int64)
+        return np.fromiter(map(ids.__getitem__, self._m_name), np.int64, len(self._m_name))

@@ -17,7 +17,7 @@ from typing import Final
 from pydantic import BaseModel
 from shiftright_server.schemas.events import ErrorEvent
 from shiftright_server.schemas.records import GroupedError
-from shiftright_server.streams.built import built, json_bytes
+from shiftright_server.streams.built import built, built_of, json_bytes
 from shiftright_server.streams.grouping.assign import Assignment
 from shiftright_server.streams.grouping.health import Snapshot
 
@@ -40,6 +40,11 @@ _assignment_values: Final = attrgetter(*_FROM_ASSIGNMENT.values())
 _FIELDS: Final = (*_FROM_EVENT, *_FROM_ASSIGNMENT)
 
 
+_POSITION: Final = ("source_partition", "source_offset", "source_index")
+_HEALTH: Final = ("health_ts", "health_age_ms", "health", "health_after_error")
+_ALL: Final = (*_FIELDS, *_POSITION, *_HEALTH)  # the record's order
+
+
 def grouped_error(
     event: ErrorEvent,
     a: Assignment,
@@ -50,10 +55,17 @@ def grouped_error(
 ) -> GroupedError:
     """``position``: (partition, offset, index) of the error where it was grouped from;
     ``after_error``: the snapshot was taken after the error (none before it)."""
-    values = dict(zip(_FIELDS, _event_values(event.__dict__) + _assignment_values(a), strict=True))
-    values["source_partition"], values["source_offset"], values["source_index"] = position
-    _set_health(values, snapshot, age_ms, after_error)
-    return built(GroupedError, **values)
+    values = zip(
+        _ALL,
+        (
+            *_event_values(event.__dict__),
+            *_assignment_values(a),
+            *position,
+            *_health(snapshot, age_ms, after_error),
+        ),
+        strict=True,
+    )
+    return built_of(GroupedError, dict(values))
 
 
 def with_health(
@@ -62,22 +74,18 @@ def with_health(
     """The record sent at once (built without health) with this health instead: what
     :func:`grouped_error` gives for the same error, assignment, position and health."""
     values = dict(at_once.__dict__)
-    _set_health(values, snapshot, age_ms, after_error)
-    return built(GroupedError, **values)
+    values.update(zip(_HEALTH, _health(snapshot, age_ms, after_error), strict=True))
+    return built_of(GroupedError, values)
 
 
-def _set_health(
-    values: dict[str, object], snapshot: Snapshot | None, age_ms: int | None, after_error: bool
-) -> None:
+def _health(
+    snapshot: Snapshot | None, age_ms: int | None, after_error: bool
+) -> tuple[datetime | None, int | None, dict[str, float], bool]:
+    """The values of the health fields."""
     if snapshot is None:
-        values.update(health_ts=None, health_age_ms=None, health={}, health_after_error=False)
-    else:
-        values.update(
-            health_ts=datetime.fromtimestamp(snapshot.ts_ms / 1000, UTC),
-            health_age_ms=age_ms,
-            health=dict(snapshot.metrics),
-            health_after_error=after_error,
-        )
+        return None, None, {}, False
+    when = datetime.fromtimestamp(snapshot.ts_ms / 1000, UTC)
+    return when, age_ms, dict(snapshot.metrics), after_error
 
 
 class _Health(BaseModel):
