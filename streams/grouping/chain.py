@@ -54,8 +54,11 @@ def chain_of(event: ErrorEvent) -> list[ExceptionInfo]:
 
 
 def root_cause(event: ErrorEvent) -> ExceptionInfo:
-    """The exception at the bottom of the chain: what grouping keys on."""
-    return chain_of(event)[-1]
+    """The exception at the bottom of the chain: what grouping keys on (the last of
+    :func:`chain_of`)."""
+    raw = event.attributes.get(CHAIN_ATTRIBUTE)
+    causes = _parse_chain(raw) if raw else ()
+    return causes[-1] if causes else reported(event)
 
 
 def encode_chain(causes: list[ExceptionInfo], relations: list[str]) -> str:
