@@ -9,10 +9,12 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.validation import Limits
 from shiftright_server.streams.processor import Outcome, Processor, Record
+from shiftright_server.streams.rollup_columns import _unique
 
 from tests.builders import event
 
@@ -156,3 +158,13 @@ def test_a_replayed_batch_applies_nothing_twice() -> None:
     assert again.replayed == len(records)
     assert (again.valid, again.rollups, again.dead_letters) == (0, [], [])
     assert first.valid > 0
+
+
+def test_codes_counted_are_told_apart_as_sorting_tells_them() -> None:
+    rng = np.random.default_rng(3)
+    for size, high in ((1, 1), (7, 3), (1_400, 200), (4_200, 600), (300, 5_000), (50, 10**9)):
+        values = rng.integers(0, high, size).astype(np.int64)
+        counted = _unique(values)
+        sorted_ = np.unique(values, return_index=True, return_inverse=True)
+        for got, expected in zip(counted, sorted_, strict=True):
+            assert got.tolist() == expected.tolist()
