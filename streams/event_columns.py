@@ -24,6 +24,7 @@ Key = tuple[str, str, str]  # app, env, rollup key
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 _USAGE_NAMES = ("duration_ms", "value", "failures")  # measures_of's order
+_USAGE_ONLY = {FastUsage}
 
 
 class Measures(NamedTuple):
@@ -74,7 +75,7 @@ class EventColumns:
         """A message's events read on the fast path, ``field`` their rollup key's field:
         usage events gathered a column at a time (a message is mostly usage events, and
         one call per event cost more than the gathering)."""
-        if not all(isinstance(e, FastUsage) for e in events):
+        if set(map(type, events)) != _USAGE_ONLY:  # (no class derives from FastUsage)
             for event, ts in zip(events, ts_ms, strict=True):
                 self.add_fast(event, getattr(event, field), ts)
             return
@@ -109,10 +110,9 @@ class EventColumns:
         self._status.append(-1)
         self._duration.append(None)
         self._value.append(None)
-        for name, value in measures.items():
-            self._m_event.append(n)
-            self._m_name.append(name)
-            self._m_value.append(value)
+        self._m_event.extend([n] * len(measures))
+        self._m_name.extend(measures)
+        self._m_value.extend(measures.values())
 
     def _start(self, key: Key, ts_ms: int) -> int:
         kid = self._index.get(key)
