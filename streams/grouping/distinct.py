@@ -9,6 +9,7 @@ Python's salted ``hash``, so a restored sketch keeps counting the same way.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import math
 from typing import Any, Final
@@ -59,10 +60,7 @@ class DistinctCounter:
 
     def _add_hashed(self, value: str) -> None:
         assert self.registers is not None
-        h = int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big")
-        index = h >> (64 - _P)
-        rest = h & ((1 << (64 - _P)) - 1)
-        rank = (64 - _P) - rest.bit_length() + 1
+        index, rank = _slot(value)
         if rank > self.registers[index]:
             self.registers[index] = rank
 
@@ -80,3 +78,12 @@ class DistinctCounter:
         else:
             out.exact = set(raw)
         return out
+
+
+@functools.lru_cache(maxsize=65_536)
+def _slot(value: str) -> tuple[int, int]:
+    """The register a value goes to and its rank there. Kept per value: the same users
+    and customers recur in error after error, and the hash costs more than finding it."""
+    h = int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big")
+    rest = h & ((1 << (64 - _P)) - 1)
+    return h >> (64 - _P), (64 - _P) - rest.bit_length() + 1

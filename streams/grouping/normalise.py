@@ -65,9 +65,10 @@ _RULES: Final[tuple[tuple[str, str, re.Pattern[str]], ...]] = (
     ),
 )
 
-#: (at least this many of a character, or this many of another) that a pattern cannot
-#: match without, by pattern.
+#: (at least this many of a character or text, or this many of another) that a pattern
+#: cannot match without, by pattern.
 _ALSO_NEEDS: Final[dict[re.Pattern[str], tuple[tuple[str, int], ...]]] = {
+    _RULES[0][2]: (("://", 1),),  # a URL's scheme ends so
     _RULES[2][2]: (("-", 2), (":", 2)),  # a date, or a time of day
     _RULES[4][2]: ((".", 3),),  # IPv4
     _RULES[5][2]: ((":", 2),),  # IPv6
