@@ -120,7 +120,7 @@ def error_event(fast: FastError) -> ErrorEvent | None:
         exception_type=fast.exception_type,
         exception_message=fast.exception_message,
         stacktrace=fast.stacktrace,
-        frames=[_frame(f) for f in fast.frames],
+        frames=_frames(fast.frames),
         handled=fast.handled,
         level=fast.level,
         route=fast.route,
@@ -128,10 +128,11 @@ def error_event(fast: FastError) -> ErrorEvent | None:
     )
 
 
-def _frame(f: FastFrame) -> Frame:
-    """The frame model (shared: frozen), from a cache of those seen: the same frames
+def _frames(frames: list[FastFrame]) -> list[Frame]:
+    """The frame models (shared: frozen), from a cache of those seen: the same frames
     recur in error after error, and building one costs more than finding it."""
-    return kept_frame((f.module, f.function, f.filename, f.lineno, f.in_app))
+    keys = [(f.module, f.function, f.filename, f.lineno, f.in_app) for f in frames]
+    return [_FRAMES.get(key) or kept_frame(key) for key in keys]
 
 
 def frame_of(item: object) -> Frame:
