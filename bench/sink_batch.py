@@ -2,15 +2,17 @@
 between the sink and the warehouse, for each way the sink stores events, in one run.
 
     .venv/bin/python -m bench.sink_batch [--events 100000] [--rounds 3]
+        [--window 245] [--batch-rows 50000] [--fetch 500]
 
 The bench's event mix (``bench.pipeline.events``: usage, errors, health, changes in NDJSON
-batch messages of 200) goes through the real sink (``ClickHouseSink``: routing,
-validation, batches of ``SINK__BATCH_ROWS``, inserts with their tokens) from an
-in-memory consumer into the embedded warehouse over HTTP, started on a free port. For
-each mode of ``SINK__EVENT_ROWS`` (a fresh database each round, modes taking turns so
-the machine's other load falls on all alike; the garbage collector set as in the sink
-process): CPU µs per event of the sink routing
-(decoding, validating, gathering), of the sink writing (columns, encoding, HTTP), and of
+batch messages of 200, or with ``--window`` as a live producer batches them: 1 to about
+26 events a message) goes through the real sink (``ClickHouseSink``: routing each
+fetch's messages together, validation, batches of ``SINK__BATCH_ROWS``, inserts with
+their tokens) from an in-memory consumer into the embedded warehouse over HTTP, started
+on a free port. For each mode of ``SINK__EVENT_ROWS`` (a fresh database each round,
+modes taking turns so the machine's other load falls on all alike; the garbage
+collector set as in the sink process): CPU µs per event of the sink routing (decoding,
+validating, gathering), of the sink writing (columns, encoding, HTTP), and of
 the warehouse process (parsing, storing; background merges included). Prints a table
 and the load average; asserts nothing.
 """
@@ -83,7 +85,13 @@ def kafka_log(n: int, now: datetime, window: int = 0) -> tuple[Log, int]:
 
 
 def run_once(
-    mode: str, log: Log, events: int, url: str, warehouse: psutil.Process, batch_rows: int
+    mode: str,
+    log: Log,
+    events: int,
+    url: str,
+    warehouse: psutil.Process,
+    batch_rows: int,
+    fetch: int,
 ) -> Cost:
     settings = Settings(
         namespace="",
@@ -107,8 +115,11 @@ def run_once(
     house = warehouse.cpu_times()
     for batch in batches(consumer, rows):
         started = time.process_time()
-        for message in batch:
+        for i, message in enumerate(batch, 1):
             sink._handle(message)  # type: ignore[arg-type]  # a FakeMessage has a Message's calls
+            if i % fetch == 0:
+                sink._route_pending()  # as the sink's loop does after each fetch
+        sink._route_pending()
         routed = time.process_time()
         with collector_paused():  # as the sink's loop writes a batch
             sink._flush()
@@ -155,6 +166,13 @@ def main() -> None:
         default=SinkSettings().batch_rows,
         help="SINK__BATCH_ROWS (50000: a second's events live at 50,000/s)",
     )
+    parser.add_argument(
+        "--fetch",
+        type=int,
+        default=500,
+        help="messages per fetch: the sink routes what it fetched together (live at "
+        "50,000/s a fetch of up to 0.2 s holds hundreds)",
+    )
     args = parser.parse_args()
     modes = args.modes.split(",")
     log, events = kafka_log(args.events, datetime.now(UTC), args.window)
@@ -164,12 +182,11 @@ def main() -> None:
         try:
             house = psutil.Process(proc.pid)
             costs = {mode: Cost(0) for mode in modes}
-            run_once(
-                modes[0], log, events, url, house, args.batch_rows
-            )  # warm-up: caches, JIT-free paths
+            shape = (args.batch_rows, args.fetch)
+            run_once(modes[0], log, events, url, house, *shape)  # warm-up: caches, JIT-free paths
             for _ in range(args.rounds):
                 for mode in modes:
-                    add(costs[mode], run_once(mode, log, events, url, house, args.batch_rows))
+                    add(costs[mode], run_once(mode, log, events, url, house, *shape))
         finally:
             stop_warehouse(proc)
     report(costs, events, args.rounds)

@@ -51,6 +51,12 @@ class Record(NamedTuple):
     timestamp_ms: int
 
 
+#: About the most bytes of messages read together: the decoded events then stay in the
+#: processor's cache while their columns are built (a whole fetch's would not, and each
+#: value would cost a cache miss).
+TOGETHER_BYTES = 64 * 1024
+
+
 class Router:
     """Maps physical topic names (with the namespace) to row builders. With ``columns``,
     the events the fast validator vouches for are kept as decoded (:class:`MessageEvents`,
@@ -92,17 +98,22 @@ class Router:
         """What :meth:`route` gives for each record, the events of several messages of a
         kind read at once where :func:`accept_messages` vouches for every line of them
         (the fixed costs of a read paid once for them all: a fetch holds tens to
-        hundreds of small messages when the sink keeps up), else each message by
-        itself."""
+        hundreds of small messages when the sink keeps up), up to about
+        :data:`TOGETHER_BYTES` of them at a time, else each message by itself."""
         out: list[Routed] = []
-        together: dict[str, list[Record]] = {}
+        together: dict[str, tuple[list[Record], int]] = {}  # kind: its group, their bytes
         for record in records:
             kind = self._kind_by_topic.get(record.pos.topic)
-            if kind is not None and self._whole_read(kind, record):
-                together.setdefault(kind, []).append(record)
-            else:
+            if kind is None or not self._whole_read(kind, record):
                 out += self.route(*record)
-        for kind, group in together.items():
+                continue
+            group, size = together.get(kind) or ([], 0)
+            if size >= TOGETHER_BYTES:
+                out += self._read_together(kind, group)
+                group, size = [], 0
+            group.append(record)
+            together[kind] = (group, size + len(cast(bytes, record.value)))
+        for kind, (group, _) in together.items():
             out += self._read_together(kind, group)
         return out
 

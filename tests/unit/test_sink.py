@@ -324,3 +324,50 @@ def test_a_message_of_structs_of_several_kinds_fills_the_columns_as_one_kind_eac
     mixed = made([strict[0], lax[1], strict[2], lax[3]])
     assert mixed == made(strict) == made(lax)
     assert mixed[COLUMNS["events_usage"].index("name")] == ["n0", "n1", "n2", "n3"]
+
+
+def test_messages_read_together_are_stored_as_the_models_store_them() -> None:
+    from shiftright_server.schemas import wire
+    from shiftright_server.schemas.positions import Position
+    from shiftright_server.sinks.event_columns import MessageEvents
+    from shiftright_server.sinks.router import Record
+
+    def batch(kind: str, n: int, **fields: Any) -> bytes:
+        lines = [encoded(kind, T0 + timedelta(seconds=i), **fields) for i in range(n)]
+        return b"\n".join(lines)
+
+    headers = list(wire.BATCH_HEADERS)
+    frames = [{"function": "f", "lineno": 3}, {"in_app": False}]
+    log = {
+        (USAGE, p): [
+            message(USAGE, p, 0, batch("usage", 3, attributes={"k": "v"}), headers),
+            message(USAGE, p, 1, encoded("usage", T0, name=f"single{p}")),
+            message(USAGE, p, 2, batch("usage", 2, flags={"f": "on"}), headers),
+        ]
+        for p in range(2)
+    }
+    log[(ERRORS, 0)] = [
+        message(ERRORS, 0, o, batch("error", 2, frames=frames), headers) for o in range(2)
+    ]
+    stored: dict[str, FakeWarehouse] = {}
+    for event_rows in ("columns", "models"):
+        consumer, warehouse = FakeConsumer(log), FakeWarehouse()
+        s = sink(consumer, warehouse)
+        s._router = Router("", Limits(max_age=timedelta(days=36500)), event_rows=event_rows)
+        drain(s, consumer)
+        stored[event_rows] = warehouse
+    for table in ("events_usage", "events_error"):
+        key = lambda r: (r["_partition"], r["_offset"], r["_index"])  # noqa: E731
+        fast, models = (sorted(stored[e].tables[table], key=key) for e in ("columns", "models"))
+        assert fast == models and len(fast) == {"events_usage": 12, "events_error": 4}[table]
+    records = [
+        Record(Position(m.topic(), m.partition(), m.offset()), m.value(), m.headers(), ms)
+        for part in log.values()
+        for m in part
+        for ms in [m.timestamp()[1]]
+    ]
+    routed = Router("", Limits(max_age=timedelta(days=36500))).route_all(records)
+    assert [(type(r), getattr(r, "table", "")) for r in routed] == [
+        (MessageEvents, "events_usage"),
+        (MessageEvents, "events_error"),
+    ]  # each kind's messages read at once
