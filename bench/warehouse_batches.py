@@ -14,7 +14,10 @@ faults; and by thread group, :mod:`bench.pipeline.threads`), inserts, parts writ
 merges (``system.events``). Each ``--variant`` runs every batch size again with its own
 settings, in turn with the others: ``insert.NAME=VALUE`` for a setting sent with every
 insert, ``NAME=VALUE`` for a MergeTree setting of every table of the fresh database
-(``ALTER TABLE … MODIFY SETTING``). Prints figures; asserts nothing.
+(``ALTER TABLE … MODIFY SETTING``), ``client.NAME=VALUE`` for an argument of the
+client's ``get_client`` (``client.compress=False``). With the warehouse's figures it
+prints the bench's own CPU per event while inserting: the sink's encoding and sending.
+Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -77,20 +80,25 @@ class Variant:
     name: str
     insert: dict[str, str]
     table: dict[str, str]
+    client: dict[str, str | bool]
 
 
 def parse_variant(text: str) -> Variant:
-    """``NAME:insert.a=1,b=2`` → insert setting ``a``, table setting ``b``."""
+    """``NAME:insert.a=1,b=2,client.c=3`` → insert setting ``a``, table setting ``b``,
+    clickhouse-connect's ``get_client`` argument ``c``."""
     name, _, pairs = text.partition(":")
     insert: dict[str, str] = {}
     table: dict[str, str] = {}
+    client: dict[str, str | bool] = {}
     for pair in filter(None, pairs.split(",")):
         key, _, value = pair.partition("=")
         if key.startswith("insert."):
             insert[key.removeprefix("insert.")] = value
+        elif key.startswith("client."):
+            client[key.removeprefix("client.")] = {"True": True, "False": False}.get(value, value)
         else:
             table[key] = value
-    return Variant(name or "as is", insert, table)
+    return Variant(name or "as is", insert, table, client)
 
 
 def set_tables(client: Any, database: str, table_settings: dict[str, str]) -> None:
@@ -161,10 +169,11 @@ def run_batches(
     )
     apply_schema(settings)
     ch = settings.clickhouse
-    client = get_client(ch, database=namespace, settings=dict(variant.insert))
+    client = get_client(ch, database=namespace, settings=dict(variant.insert), **variant.client)
     set_tables(client, namespace, variant.table)
     warehouse = ClickHouseWarehouse(client)
-    before, cpu0, t0 = counters(url), _cpu(proc), time.monotonic()
+    me = psutil.Process()
+    before, cpu0, t0, own0 = counters(url), _cpu(proc), time.monotonic(), _cpu(me)
     threads0 = threads.snapshot(proc.pid, "warehouse") or {}
     for n, batch in enumerate(todo):
         if rate:
@@ -174,6 +183,7 @@ def run_batches(
             ids = ["x"] * len(columns[0])
             warehouse.insert(table, [*columns, ids], names, f"{table}:{n}")
     inserted, inserted_s = _cpu(proc) - cpu0, time.monotonic() - t0
+    own = _cpu(me) - own0
     merges_done(client)
     after, done = counters(url), _cpu(proc) - cpu0
     threads1 = threads.snapshot(proc.pid, "warehouse") or {}
@@ -189,6 +199,7 @@ def run_batches(
         "of it system µs/event": round(done.system / events * 1e6, 1),
         "page faults/event": round(done.faults / events, 2),
         "insert wall s": round(inserted_s, 2),
+        "client µs/event": round(own.seconds / events * 1e6, 1),
         "inserts": delta.get("InsertQuery", 0),
         "parts written": delta.get("MergeTreeDataWriterBlocks", 0),
         "merges": delta.get("Merge", 0),
