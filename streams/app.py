@@ -60,6 +60,11 @@ from shiftright_server.streams.transport import App
 log = structlog.get_logger("shiftright.streams")
 #: Grouped errors kept for the group step: what the attach step sends in a few batches.
 GROUPED_HANDOFF = 10_000
+#: Most bytes of one partition's record batch in the worker's produce requests. A
+#: request carries one batch per partition and a broker one request in flight, so with
+#: aiokafka's 16 KiB (one of the steps' messages of up to 64 KiB a batch) a batch's
+#: outputs to a partition went in as many requests one after the other.
+PRODUCER_BATCH_BYTES = 512 * 1024
 
 
 class Worker:
@@ -91,6 +96,7 @@ class Worker:
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=1.0,
             producer_linger_ms=5,
+            producer_max_batch_size=PRODUCER_BATCH_BYTES,
             stream_wait_empty=False,
             datadir=str(datadir),
         )

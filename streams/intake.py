@@ -71,8 +71,7 @@ class Piece(NamedTuple):
 
 
 class Batches:
-    """The records handed over to one driver, taken in batches of up to ``max_records``
-    within ``within`` seconds of the first waiting record."""
+    """The records handed over to one driver, taken in batches (:meth:`take`)."""
 
     def __init__(self, live: Callable[[Ticket], bool], limit: int = QUEUE_RECORDS) -> None:
         self._live = live  # False: the ticket's records are dropped unprocessed

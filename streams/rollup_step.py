@@ -78,12 +78,13 @@ class RollupStep:
             dead_letter(d.record, d.reason, d.detail, t.dlq, d.payload or b"", d.index)
             for d in outcome.dead_letters
         ]
+        values = [r.model_dump_json().encode() for r in outcome.rollups]  # once for both
         msgs += [
-            Message(t.rollups, f"{r.app}|{r.env}|{r.key}".encode(), r.model_dump_json().encode())
-            for r in outcome.rollups
+            Message(t.rollups, f"{r.app}|{r.env}|{r.key}".encode(), v)
+            for r, v in zip(outcome.rollups, values, strict=True)
         ]
         if t.signals:
-            msgs += signal_messages(t.signals, outcome.rollups, CLOSED)
+            msgs += signal_messages(t.signals, outcome.rollups, CLOSED, values)
         msgs += [
             Message(t.byhost, k, v, h, p)
             for k, v, h, p in pack_messages(outcome.byhost, t.partitions)
@@ -132,12 +133,16 @@ class RollupStep:
         self.processor.forget(partitions)
 
 
-def signal_messages(topic: str, rollups: list[Rollup], kind: bytes) -> list[Message]:
+def signal_messages(
+    topic: str, rollups: list[Rollup], kind: bytes, values: list[bytes] | None = None
+) -> list[Message]:
     """Rollups as NDJSON messages, one run per ``app|env`` (the key alert rules are
-    partitioned by)."""
+    partitioned by); ``values``: the rollups serialised already, in the same order."""
+    if values is None:
+        values = [r.model_dump_json().encode() for r in rollups]
     by_key: dict[bytes, list[bytes]] = {}
-    for r in rollups:
-        by_key.setdefault(f"{r.app}|{r.env}".encode(), []).append(r.model_dump_json().encode())
+    for r, v in zip(rollups, values, strict=True):
+        by_key.setdefault(f"{r.app}|{r.env}".encode(), []).append(v)
     headers = [*wire.BATCH_HEADERS, (HEADER_SIGNAL, kind)]
     return [
         Message(topic, key, b"\n".join(lines[i : i + wire.MAX_BATCH_EVENTS]), headers)
