@@ -3,7 +3,7 @@ letter, or nothing (an invalid raw event, which the stream workers dead-letter).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
@@ -51,9 +51,9 @@ class Record(NamedTuple):
     timestamp_ms: int
 
 
-#: About the most bytes of messages read together: the decoded events then stay in the
-#: processor's cache while their columns are built (a whole fetch's would not, and each
-#: value would cost a cache miss).
+#: The most bytes of messages read together (a message over it is read by itself): the
+#: decoded events then stay in the processor's cache while their columns are built (a
+#: whole fetch's would not, and each value would cost a cache miss).
 TOGETHER_BYTES = 64 * 1024
 
 
@@ -94,28 +94,29 @@ class Router:
             return self._record_tables[topic]
         return "rollups" if topic == self.rollups_topic else "dead_letters"
 
-    def route_all(self, records: Sequence[Record]) -> list[Routed]:
+    def route_all(self, records: Sequence[Record]) -> Iterator[Routed]:
         """What :meth:`route` gives for each record, the events of several messages of a
         kind read at once where :func:`accept_messages` vouches for every line of them
         (the fixed costs of a read paid once for them all: a fetch holds tens to
-        hundreds of small messages when the sink keeps up), up to about
-        :data:`TOGETHER_BYTES` of them at a time, else each message by itself."""
-        out: list[Routed] = []
+        hundreds of small messages when the sink keeps up), up to
+        :data:`TOGETHER_BYTES` of them at a time, else each message by itself. Given as
+        each read is made, so that its events are added to the batch's columns while
+        they are in the processor's cache."""
         together: dict[str, tuple[list[Record], int]] = {}  # kind: its group, their bytes
         for record in records:
             kind = self._kind_by_topic.get(record.pos.topic)
             if kind is None or not self._whole_read(kind, record):
-                out += self.route(*record)
+                yield from self.route(*record)
                 continue
             group, size = together.get(kind) or ([], 0)
-            if size >= TOGETHER_BYTES:
-                out += self._read_together(kind, group)
+            more = len(cast(bytes, record.value))  # _whole_read: not None
+            if group and size + more > TOGETHER_BYTES:
+                yield from self._read_together(kind, group)
                 group, size = [], 0
             group.append(record)
-            together[kind] = (group, size + len(cast(bytes, record.value)))
+            together[kind] = (group, size + more)
         for kind, (group, _) in together.items():
-            out += self._read_together(kind, group)
-        return out
+            yield from self._read_together(kind, group)
 
     def _whole_read(self, kind: str, record: Record) -> bool:
         """Whether the record may be read with others: an event kind on the fast path, and

@@ -366,7 +366,7 @@ def test_messages_read_together_are_stored_as_the_models_store_them() -> None:
         for m in part
         for ms in [m.timestamp()[1]]
     ]
-    routed = Router("", Limits(max_age=timedelta(days=36500))).route_all(records)
+    routed = list(Router("", Limits(max_age=timedelta(days=36500))).route_all(records))
     assert [(type(r), getattr(r, "table", "")) for r in routed] == [
         (MessageEvents, "events_usage"),
         (MessageEvents, "events_error"),
