@@ -13,7 +13,7 @@ other topic (table changelogs).
     fetch (aiokafka) ─▶ {partition: records}
         │  a step's source topic                      any other topic
         ▼                                             ▼
-    Intake.hand_over: positions checked,          Faust's streams, as before
+    Intake.hand_over: positions checked,          Faust's streams
     Records built, one Ticket per partition list
         ▼
     Batches (one per driver) ── take(max, within) ─▶ Driver.run ─▶ done(): ack
