@@ -14,7 +14,7 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
-from shiftright_server.streams.intake import Intake
+from shiftright_server.streams.intake import QUEUE_RECORDS, Batches, Intake
 
 USAGE, HEALTH, CHANGELOG = TP("usage", 0), TP("health", 0), TP("state-changelog", 0)
 
@@ -61,6 +61,13 @@ def fetched(tp: TP, *offsets: int) -> list[ConsumerRecord[bytes, bytes]]:
     ]
 
 
+def one_queue(topics: list[str], limit: int = QUEUE_RECORDS) -> tuple[FakeApp, Intake, Batches]:
+    """An intake over a fake app with one driver's queue reading ``topics``."""
+    app = FakeApp()
+    intake = Intake(app)
+    return app, intake, intake.queue(topics, limit)
+
+
 def test_each_partition_list_reaches_every_driver_of_its_topic_and_is_acked_when_all_are_done() -> (
     None
 ):
@@ -101,9 +108,7 @@ def test_records_before_the_read_offset_are_dropped_and_holes_in_the_log_do_not_
     None
 ):
     async def run() -> None:
-        app = FakeApp()
-        intake = Intake(app)
-        queue = intake.queue(["usage"])
+        app, intake, queue = one_queue(["usage"])
         consumer = app.consumer
         await intake.hand_over(consumer, {USAGE: fetched(USAGE, 0, 1, 2)}, None)
         # a seek back to the committed offset 1 (Faust's perform_seek), the fetch
@@ -122,9 +127,7 @@ def test_a_batch_holds_at_most_max_records_in_offset_order_and_stale_lists_are_n
     None
 ):
     async def run() -> None:
-        app = FakeApp()
-        intake = Intake(app)
-        queue = intake.queue(["usage", "health"])
+        app, intake, queue = one_queue(["usage", "health"])
         consumer = app.consumer
         await intake.hand_over(consumer, {HEALTH: fetched(HEALTH, 0, 1)}, None)
         app.consumer_generation_id = 2  # a rebalance: Faust seeks back to the committed offset
@@ -150,9 +153,7 @@ def test_a_batch_holds_at_most_max_records_in_offset_order_and_stale_lists_are_n
 
 def test_a_full_queue_holds_the_consumer_until_there_is_room_or_the_flow_stops() -> None:
     async def run() -> None:
-        app = FakeApp()
-        intake = Intake(app)
-        queue = intake.queue(["usage"], limit=2)
+        app, intake, queue = one_queue(["usage"], limit=2)
         consumer = app.consumer
         await intake.hand_over(consumer, {USAGE: fetched(USAGE, 0, 1)}, None)
         waiting = asyncio.ensure_future(
