@@ -30,13 +30,13 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from pydantic import ValidationError
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.events import ErrorEvent, HealthEvent
-from shiftright_server.schemas.fast_events import Accepted, Window, accept
+from shiftright_server.schemas.fast_events import FastHealth, Window, accept
 from shiftright_server.schemas.fast_lines import accept_lines
 from shiftright_server.schemas.records import (
     ErrorGroup,
@@ -217,11 +217,10 @@ class Attach(_Step):
         return out
 
     def _health(self, r: Record, out: Out) -> None:
-        for i, event in self._readings(r):
-            out.grouped += self.stage.health(r.partition, r.topic, r.offset, event, i)
-            out.assigned += self.stage.take_late()
+        out.grouped += self.stage.healths(r.partition, r.topic, r.offset, self._readings(r))
+        out.assigned += self.stage.take_late()
 
-    def _readings(self, r: Record) -> list[tuple[int, HealthEvent | Reading]]:
+    def _readings(self, r: Record) -> list[tuple[int, Reading]]:
         """A message's health events (by index) on the fast path: the whole message at
         once where it can vouch for every line, else line by line; the models read what
         it does not vouch for, and skip what they refuse (the rollup step dead-letters
@@ -230,11 +229,14 @@ class Attach(_Step):
         window, now = Window.around(now_ms, limits), None
         whole = accept_whole(r.value, r.headers, "health", window, limits)
         if whole is not None:
-            pairs = zip(whole.events, whole.ts_ms, strict=True)
-            return [(i, Reading.fast(Accepted(e, ts))) for i, (e, ts) in enumerate(pairs)]
+            pairs = zip(cast(list[FastHealth], whole.events), whole.ts_ms, strict=True)
+            return [
+                (i, Reading(e.app, e.env, e.host, e.instance, ts, e.metrics))  # Reading.fast
+                for i, (e, ts) in enumerate(pairs)
+            ]
         lines = wire.split_events(r.value, r.headers)
         vouched = accept_lines(r.value, lines, "health", now_ms, window, limits)
-        out: list[tuple[int, HealthEvent | Reading]] = []
+        out: list[tuple[int, Reading]] = []
         for i, payload in enumerate(lines):
             fast = (
                 accept(payload, "health", now_ms, window, limits) if vouched is None else vouched[i]
@@ -245,7 +247,7 @@ class Attach(_Step):
             now = now or datetime.fromtimestamp(now_ms / 1000, UTC)
             parsed = parse_event(payload, "health", now, limits)
             if isinstance(parsed, HealthEvent):
-                out.append((i, parsed))
+                out.append((i, Reading.of(parsed)))
         return out
 
     def _error(self, r: Record, out: Out) -> None:

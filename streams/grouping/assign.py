@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from shiftright_server.schemas.events import ErrorEvent
+from shiftright_server.schemas.events import ErrorEvent, Frame
 from shiftright_server.schemas.records import GroupBasis
 from shiftright_server.streams.grouping.chain import ExceptionInfo, root_cause
 from shiftright_server.streams.grouping.fingerprint import (
@@ -41,6 +41,7 @@ class Assignment(NamedTuple):
 #: distinct (app, type, frames) (all dropped when full).
 PATHS_KEPT = 20_000
 _PathKey = tuple[str, str, tuple[tuple[str, str, str, bool], ...]]
+_IdKey = tuple[object, ...]  # app, type, then the id of each frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,10 @@ class Grouper:
     def __init__(self, rules: Rules | None = None) -> None:
         self.rules = rules or Rules()
         self._paths: dict[_PathKey, _Path] = {}
+        #: The same, by the identities of the frame objects (the fast path shares one
+        #: object per distinct frame): each entry holds its frames, so no other object
+        #: can have their ids while it is kept.
+        self._by_frames: dict[_IdKey, tuple[tuple[Frame, ...], _Path]] = {}
 
     def assign(self, event: ErrorEvent) -> Assignment:
         root = root_cause(event)
@@ -73,30 +78,39 @@ class Grouper:
         merged_from = ""
         if rule is not None and rule.merge_into and rule.merge_into != group_id:
             group_id, merged_from = rule.merge_into, group_id
-        return Assignment(
-            app=event.app,
-            group_id=group_id,
-            fingerprint=digest,
-            basis=fp.basis,
-            rules_version=self.rules.version,
-            rule=rule.name if rule else "",
-            exception_type=root.type,
-            title=title_of(root),
-            culprit=path.culprit,
-            merged_from=merged_from,
+        return Assignment(  # (positional: the order of the fields)
+            event.app,
+            group_id,
+            digest,
+            fp.basis,
+            self.rules.version,
+            rule.name if rule else "",
+            root.type,
+            title_of(root),
+            path.culprit,
+            merged_from,
         )
 
     def _path(self, app: str, root: ExceptionInfo) -> _Path:
+        ids = (app, root.type, *map(id, root.frames))
+        kept = self._by_frames.get(ids)
+        if kept is not None:
+            return kept[1]
         frames = tuple((f.module, f.function, f.filename, f.in_app) for f in root.frames)
         key = (app, root.type, frames)
         found = self._paths.get(key)
         if found is not None:
-            return found
-        fp = fingerprint_of(root)
-        digest = fp.digest
-        path = _Path(fp, digest, group_id_for(app, digest), culprit_of(root))
-        if fp.basis == "stack":  # by the message without a usable stack: not kept
+            path = found
+        else:
+            fp = fingerprint_of(root)
+            digest = fp.digest
+            path = _Path(fp, digest, group_id_for(app, digest), culprit_of(root))
+            if fp.basis != "stack":  # by the message without a usable stack: not kept
+                return path
             if len(self._paths) >= PATHS_KEPT:
                 self._paths.clear()
             self._paths[key] = path
+        if len(self._by_frames) >= PATHS_KEPT:
+            self._by_frames.clear()
+        self._by_frames[ids] = (root.frames, path)
         return path

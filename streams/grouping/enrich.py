@@ -9,6 +9,7 @@ the validated record.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from datetime import UTC, datetime
 from operator import attrgetter, itemgetter
@@ -17,7 +18,7 @@ from typing import Final
 from pydantic import BaseModel
 from shiftright_server.schemas.events import ErrorEvent
 from shiftright_server.schemas.records import GroupedError
-from shiftright_server.streams.built import built, built_of, json_bytes
+from shiftright_server.streams.built import built_of, json_bytes
 from shiftright_server.streams.grouping.assign import Assignment
 from shiftright_server.streams.grouping.health import Snapshot
 
@@ -84,8 +85,12 @@ def _health(
     """The values of the health fields."""
     if snapshot is None:
         return None, None, {}, False
-    when = datetime.fromtimestamp(snapshot.ts_ms / 1000, UTC)
-    return when, age_ms, dict(snapshot.metrics), after_error
+    return _when(snapshot.ts_ms), age_ms, dict(snapshot.metrics), after_error
+
+
+@functools.lru_cache(maxsize=1024)  # the errors of a host share its latest snapshot
+def _when(ts_ms: int) -> datetime:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC)
 
 
 class _Health(BaseModel):
@@ -136,14 +141,17 @@ class GroupedLines:
         found = self._heads.pop((g.source_partition, g.source_offset, g.source_index), None)
         if found is None or not _same_head(found[0], _head_values(g.__dict__)):
             return json_bytes(g)
-        health = built(
+        values = g.__dict__
+        health = built_of(
             _Health,
-            health_ts=g.health_ts,
-            health_age_ms=g.health_age_ms,
-            health=g.health,
-            health_after_error=g.health_after_error,
+            {
+                "health_ts": values["health_ts"],
+                "health_age_ms": values["health_age_ms"],
+                "health": values["health"],
+                "health_after_error": values["health_after_error"],
+            },
         )
-        return found[1] + b"," + json_bytes(health)[1:]
+        return b",".join((found[1], json_bytes(health)[1:]))
 
     def forget(self, partitions: set[int]) -> None:
         self._heads = OrderedDict((k, v) for k, v in self._heads.items() if k[0] not in partitions)

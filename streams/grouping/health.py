@@ -229,6 +229,32 @@ class HealthJoin:
         self.max_health_ms = max(self.max_health_ms, event.ts_ms)
         return self._release()
 
+    def add_healths(
+        self, readings: list[tuple[int, Reading]], topic: str, offset: int
+    ) -> list[Attached]:
+        """:meth:`add_health` for each (index, reading) of the message at ``offset`` of
+        ``topic`` (indices ascending) not applied before; the held errors they release,
+        in order. Each reading releases what it makes ready before the next is cached, as
+        one :meth:`add_health` call each would."""
+        last = self.positions.get(topic, (-1, 0))
+        cache, held, out = self.cache, self.held, []
+        applied = None
+        for index, reading in readings:
+            if (offset, index) <= last:
+                continue
+            applied = index
+            if held:
+                cache.add(reading, min(self.max_error_ms, held[0][2]))
+            else:
+                cache.add(reading, self.max_error_ms)
+            if reading.ts_ms > self.max_health_ms:
+                self.max_health_ms = reading.ts_ms
+            if held:
+                out += self._release()
+        if applied is not None and topic:
+            self.positions[topic] = (offset, applied)
+        return out
+
     def add_error(
         self, event: ErrorEvent, topic: str = "", offset: int = -1, index: int = 0
     ) -> list[Attached]:
@@ -267,8 +293,15 @@ class HealthJoin:
         )
 
     def _attach(self, position: Position, error: ErrorEvent, ts: int) -> Attached:
-        found = self.cache.attach(error, ts)
-        return Attached(error, found.snapshot, found.age_ms, *position, found.after_error)
+        """:meth:`HealthCache.attach` at ``position``."""
+        cache = self.cache
+        found = cache.lookup(error.app, error.env, error.host, ts)
+        if found:
+            return Attached(error, found[0], found[1], position[0], position[1])
+        after = cache.lookup_after(error.app, error.env, error.host, ts)
+        if after:
+            return Attached(error, after[0], after[1], position[0], position[1], True)
+        return Attached(error, None, None, position[0], position[1])
 
     def dumps(self) -> bytes:
         return orjson.dumps(self.state())

@@ -78,6 +78,12 @@ class AttachStage:
             return []
         return self._grouped(partition, join.add_health(event, topic, offset, index))
 
+    def healths(
+        self, partition: int, topic: str, offset: int, readings: list[tuple[int, Reading]]
+    ) -> list[GroupedError]:
+        """:meth:`health` for each (index, reading) of the message at ``offset``."""
+        return self._grouped(partition, self.join(partition).add_healths(readings, topic, offset))
+
     def error(
         self, partition: int, topic: str, offset: int, event: ErrorEvent, index: int = 0
     ) -> list[GroupedError]:
@@ -126,16 +132,24 @@ class AttachStage:
         return found
 
     def _grouped(self, partition: int, attached: list[Attached]) -> list[GroupedError]:
-        join = self.join(partition)
+        if not attached:
+            return []
+        unannounced = self.join(partition).unannounced
+        if unannounced:
+            for a in attached:
+                if (a.offset, a.index) in unannounced:
+                    unannounced.discard((a.offset, a.index))
+                    record = self._records[(partition, a.offset, a.index)] = self._record(
+                        partition, a
+                    )
+                    self._late.append(record)
+        records, out = self._records, []
         for a in attached:
-            if (a.offset, a.index) in join.unannounced:
-                join.unannounced.discard((a.offset, a.index))
-                record = self._records[(partition, a.offset, a.index)] = self._record(partition, a)
-                self._late.append(record)
-        return [
-            with_health(self._record(partition, a), a.snapshot, a.age_ms, a.after_error)
-            for a in attached
-        ]
+            found = records.pop((partition, a.offset, a.index), None)
+            if found is None:
+                found = self._record(partition, a)
+            out.append(with_health(found, a.snapshot, a.age_ms, a.after_error))
+        return out
 
 
 class GroupStage:
