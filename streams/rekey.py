@@ -21,6 +21,7 @@ from shiftright_server.streams.built import json_bytes
 from shiftright_server.streams.grouping.keys import host_key
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 Item = tuple[bytes, bytes, list[tuple[str, bytes]] | None]  # key, value, headers
 HEADER_ORIGIN = "shiftright-origin"  # "partition:offset:index" in events.error.v1
@@ -68,6 +69,32 @@ class Handoff(Generic[T]):
 
     def take(self, line: bytes) -> T | None:
         return self._by_line.pop(line, None)
+
+
+Position = tuple[str, int, int]  # topic, partition, offset
+
+
+class RecordHandoff(Generic[T]):
+    """What one step of this worker read from a Kafka record, by the record's position,
+    for another step of the same worker that reads the same record: the rollup step's
+    reading of a health message (:func:`~streams.processor.accept_whole`) for the attach
+    step, which needs the same events of it (``tests/unit/test_error_flow.py``). A
+    record's position names its bytes for good, so a reading found here is the one the
+    reader would make, given the same limits; one it does not find (read before the
+    rollup step got to it, another worker's, dropped past ``limit``) it reads itself."""
+
+    def __init__(self, limit: int = 2_000) -> None:
+        self.limit = limit
+        self._by_position: OrderedDict[Position, T] = OrderedDict()
+
+    def put(self, position: Position, read: T) -> None:
+        by_position = self._by_position
+        by_position[position] = read
+        if len(by_position) > self.limit:
+            by_position.popitem(last=False)
+
+    def take(self, position: Position) -> T | None:
+        return self._by_position.pop(position, None)
 
 
 def origins_of(headers: wire.Headers) -> list[tuple[int, int, int]]:

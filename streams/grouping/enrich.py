@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from datetime import UTC, datetime
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Final
 
 from pydantic import BaseModel
@@ -36,8 +36,6 @@ _FROM_ASSIGNMENT: Final = {
     "rule": "rule",
     "merged_from": "merged_from",
 }
-_event_values: Final = itemgetter(*_FROM_EVENT)
-_assignment_values: Final = attrgetter(*_FROM_ASSIGNMENT.values())
 _FIELDS: Final = (*_FROM_EVENT, *_FROM_ASSIGNMENT)
 
 
@@ -55,18 +53,47 @@ def grouped_error(
     after_error: bool = False,
 ) -> GroupedError:
     """``position``: (partition, offset, index) of the error where it was grouped from;
-    ``after_error``: the snapshot was taken after the error (none before it)."""
-    values = zip(
-        _ALL,
-        (
-            *_event_values(event.__dict__),
-            *_assignment_values(a),
-            *position,
-            *_health(snapshot, age_ms, after_error),
-        ),
-        strict=True,
+    ``after_error``: the snapshot was taken after the error (none before it).
+
+    The values are written out field by field, in the record's order (one dict display
+    costs about half of pairing :data:`_ALL` with the values); ``test_grouping_enrich.py``
+    holds the fields to the record's and each value to the validated record's."""
+    e = event.__dict__
+    health_ts, health_age_ms, health, health_after_error = _health(snapshot, age_ms, after_error)
+    return built_of(
+        GroupedError,
+        {
+            "event_id": e["event_id"],
+            "ts": e["ts"],
+            "app": e["app"],
+            "env": e["env"],
+            "release": e["release"],
+            "host": e["host"],
+            "instance": e["instance"],
+            "user_id": e["user_id"],
+            "customer_id": e["customer_id"],
+            "route": e["route"],
+            "handled": e["handled"],
+            "level": e["level"],
+            "exception_type": e["exception_type"],
+            "root_type": a.exception_type,
+            "title": a.title,
+            "culprit": a.culprit,
+            "group_id": a.group_id,
+            "fingerprint": a.fingerprint,
+            "basis": a.basis,
+            "rules_version": a.rules_version,
+            "rule": a.rule,
+            "merged_from": a.merged_from,
+            "source_partition": position[0],
+            "source_offset": position[1],
+            "source_index": position[2],
+            "health_ts": health_ts,
+            "health_age_ms": health_age_ms,
+            "health": health,
+            "health_after_error": health_after_error,
+        },
     )
-    return built_of(GroupedError, dict(values))
 
 
 def with_health(

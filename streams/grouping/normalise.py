@@ -81,6 +81,9 @@ _PLACEHOLDER_ONLY: Final = re.compile(r"^<\w+>$")
 
 #: The digits 1-9 all as ``1``: see :func:`normalise_message`.
 _ONES: Final = str.maketrans("23456789", "11111111")
+#: The same for ASCII text as bytes (a table lookup per byte, not a dict lookup per
+#: character).
+_ASCII_ONES: Final = bytes.maketrans(b"23456789", b"11111111")
 
 
 def normalise_message(message: str) -> str:
@@ -95,7 +98,10 @@ def normalise_message(message: str) -> str:
     replaced, and it is the message's result too. Otherwise the message is normalised
     itself."""
     text = message[:_MAX_CHARS]
-    masked = text.translate(_ONES)
+    if text.isascii():
+        masked = text.encode().translate(_ASCII_ONES).decode()
+    else:
+        masked = text.translate(_ONES)
     if masked != text:
         found = _normalised(masked)
         if "1" not in found:

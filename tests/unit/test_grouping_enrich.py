@@ -6,7 +6,13 @@ from __future__ import annotations
 from shiftright_server.schemas.events import ErrorEvent, HealthEvent
 from shiftright_server.schemas.records import GroupedError
 from shiftright_server.streams.grouping import Grouper
-from shiftright_server.streams.grouping.enrich import GroupedLines
+from shiftright_server.streams.grouping.enrich import (
+    _ALL,
+    _FROM_ASSIGNMENT,
+    _FROM_EVENT,
+    GroupedLines,
+    grouped_error,
+)
 from shiftright_server.streams.grouping.stages import AttachStage
 
 from tests.unit.test_grouping_stages import records
@@ -48,3 +54,18 @@ def test_each_grouped_error_is_sent_as_its_own_serialisation() -> None:
             sent += lines._heads.get((0, g.source_offset, g.source_index)) is not None
             assert lines.with_health(g) == g.model_dump_json().encode()
     assert released > 300 and sent == released  # every one from its head
+
+
+def test_a_grouped_error_holds_every_field_in_the_records_order_from_its_sources() -> None:
+    """The fields written out one by one: the event's as they are, the assignment's by
+    the names :data:`~streams.grouping.enrich._FROM_ASSIGNMENT` maps, then the position."""
+    grouper = Grouper()
+    for _, offset, event in records():
+        if not isinstance(event, ErrorEvent):
+            continue
+        a = grouper.assign(event)
+        g = grouped_error(event, a, None, None, (3, offset, 1))
+        assert tuple(g.__dict__) == tuple(GroupedError.model_fields) == _ALL
+        assert all(g.__dict__[f] is event.__dict__[f] for f in _FROM_EVENT)
+        assert all(g.__dict__[f] is getattr(a, n) for f, n in _FROM_ASSIGNMENT.items())
+        assert (g.source_partition, g.source_offset, g.source_index) == (3, offset, 1)

@@ -12,6 +12,7 @@ from shiftright_server.producers.simulator import Simulator
 from shiftright_server.schemas.events import EVENT_ADAPTER, ErrorEvent, HealthEvent
 from shiftright_server.schemas.records import ErrorGroupTransition, GroupedError
 from shiftright_server.streams.grouping import Grouper
+from shiftright_server.streams.grouping.health import Reading
 from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
 
 T0 = datetime(2026, 3, 4, 14, tzinfo=UTC)
@@ -69,3 +70,40 @@ def test_a_crash_between_saves_changes_no_group_and_no_transition() -> None:
     rows = {r.group_id: r.count for r in restarted_second.take_rows(0)}
     expected = {r.group_id: r.count for r in clean.take_rows(0)}
     assert rows == expected
+
+
+def test_a_health_messages_readings_applied_at_once_as_one_by_one() -> None:
+    """Health arrives in batch messages: the readings of one applied in one call release
+    the same errors, in the same order, as applied one at a time; a message applied in
+    part before (a replay after a crash) is applied from where it stopped."""
+    messages: list[tuple[str, list[Any]]] = []
+    for _, _, event in records():  # runs of health events as messages of up to 5
+        health = isinstance(event, HealthEvent)
+        if health and messages and messages[-1][0] == "health" and len(messages[-1][1]) < 5:
+            messages[-1][1].append(event)
+            continue
+        messages.append(("health" if isinstance(event, HealthEvent) else "error", [event]))
+    one, many = AttachStage(Grouper()), AttachStage(Grouper())
+    offsets = {HEALTH: 0, ERRORS: 0}
+    released = 0
+    for n, (kind, events) in enumerate(messages):
+        topic = HEALTH if kind == "health" else ERRORS
+        offset = offsets[topic]
+        offsets[topic] += 1
+        if kind == "error":
+            assert one.assigned(0, topic, offset, events[0]) == many.assigned(
+                0, topic, offset, events[0]
+            )
+            continue
+        readings = [(i, Reading.of(e)) for i, e in enumerate(events)]
+        if n % 7 == 0:  # applied in part before: the first reading alone, on both
+            assert one.health(0, topic, offset, readings[0][1]) == many.health(
+                0, topic, offset, readings[0][1]
+            )
+        ready = [g for i, r in readings for g in one.health(0, topic, offset, r, i)]
+        assert ready == many.healths(0, topic, offset, readings)
+        assert many.healths(0, topic, offset, readings) == []  # applied: a replay adds none
+        assert one.take_late() == many.take_late()
+        released += len(ready)
+    assert released > 100
+    assert one.dumps(0) == many.dumps(0)
