@@ -12,7 +12,7 @@ record it makes equal to the validated one, to the byte it is sent as.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel
 
@@ -25,13 +25,20 @@ def built(cls: type[M], **values: Any) -> M:
     return built_of(cls, values)
 
 
+#: BaseModel's slots, set straight through their descriptors (what ``object.__setattr__``
+#: finds for them, without looking them up each time).
+_set_fields_set: Final = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
+
+
 def built_of(cls: type[M], values: dict[str, Any]) -> M:
     """:func:`built` holding ``values`` itself (not a copy: the caller lets go of it)."""
     model = cls.__new__(cls)
     object.__setattr__(model, "__dict__", values)
-    object.__setattr__(model, "__pydantic_fields_set__", set(values))
-    object.__setattr__(model, "__pydantic_extra__", None)
-    object.__setattr__(model, "__pydantic_private__", None)
+    _set_fields_set(model, set(values))
+    _set_extra(model, None)
+    _set_private(model, None)
     return model
 
 

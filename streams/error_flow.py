@@ -260,6 +260,7 @@ class Attach(_Step):
     def _error(self, r: Record, out: Out) -> None:
         origins = origins_of(r.headers)
         seen = self.origins.setdefault(r.partition, {})
+        handoff, stage = self.handoff, self.stage
         for index, line in enumerate(wire.split_events(r.value, r.headers)):
             origin = origins[index] if index < len(origins) else None
             if origin is not None:
@@ -268,15 +269,16 @@ class Attach(_Step):
                     out.replayed += 1  # a duplicate sent by a re-key replay
                     continue
                 seen[origin[0]] = [origin[1], origin[2]]
-            event = self.handoff.take(line) if self.handoff is not None and line else None
-            out.handed_over += event is not None
-            if event is None:
+            event = handoff.take(line) if handoff is not None and line else None
+            if event is not None:
+                out.handed_over += 1
+            else:
                 event = _read_error(line or b"")
                 if event is None:
                     out.skipped += 1
                     continue
-            now, ready = self.stage.assigned(r.partition, r.topic, r.offset, event, index)
-            out.assigned += self.stage.take_late()
+            now, ready = stage.assigned(r.partition, r.topic, r.offset, event, index)
+            out.assigned += stage.take_late()
             if now is not None:
                 out.assigned.append(now)
             out.grouped += ready

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Final
 
-from pydantic import BaseModel
 from shiftright_server.schemas.events import ErrorEvent
 from shiftright_server.schemas.records import GroupedError
 from shiftright_server.streams.built import built_of, json_bytes
@@ -120,14 +119,10 @@ def _when(ts_ms: int) -> datetime:
     return datetime.fromtimestamp(ts_ms / 1000, UTC)
 
 
-class _Health(BaseModel):
-    """The last four fields of :class:`~schemas.records.GroupedError`, typed alike: what
-    the record sent with its host's health adds to the one sent at once."""
-
-    health_ts: datetime | None = None
-    health_age_ms: int | None = None
-    health: dict[str, float] = {}
-    health_after_error: bool = False
+#: The record's serialiser, and the last four fields: what the record sent with its
+#: host's health adds to the one sent at once.
+_record_json: Final = GroupedError.__pydantic_serializer__.to_json
+_HEALTH_ONLY: Final = set(_HEALTH)
 
 
 _HEAD_END: Final = b',"health_ts":'
@@ -168,17 +163,8 @@ class GroupedLines:
         found = self._heads.pop((g.source_partition, g.source_offset, g.source_index), None)
         if found is None or not _same_head(found[0], _head_values(g.__dict__)):
             return json_bytes(g)
-        values = g.__dict__
-        health = built_of(
-            _Health,
-            {
-                "health_ts": values["health_ts"],
-                "health_age_ms": values["health_age_ms"],
-                "health": values["health"],
-                "health_after_error": values["health_after_error"],
-            },
-        )
-        return b",".join((found[1], json_bytes(health)[1:]))
+        health = _record_json(g, include=_HEALTH_ONLY)  # {"health_ts":...}
+        return b",".join((found[1], health[1:]))
 
     def forget(self, partitions: set[int]) -> None:
         self._heads = OrderedDict((k, v) for k, v in self._heads.items() if k[0] not in partitions)

@@ -85,6 +85,17 @@ def _when(entry: tuple[int, dict[str, float], str]) -> int:
     return entry[0]
 
 
+def _after(series: list[tuple[int, dict[str, float], str]], ts_ms: int) -> int:
+    """``bisect_right(series, ts_ms, key=_when)``: where the entries after ``ts_ms`` start.
+    Errors mostly fall between a host's last two snapshots, so those are tried first."""
+    n = len(series)
+    if series[-1][0] <= ts_ms:
+        return n
+    if n > 1 and series[-2][0] <= ts_ms:
+        return n - 1
+    return bisect_right(series, ts_ms, key=_when)
+
+
 @dataclass
 class HealthCache:
     window_ms: int = WINDOW_MS
@@ -155,8 +166,10 @@ class HealthCache:
     def lookup(self, app: str, env: str, host: str, ts_ms: int) -> tuple[Snapshot, int] | None:
         """The latest snapshot at or before ``ts_ms`` and no more than the window older."""
         series = self.hosts.get((app, env, host))
-        at = bisect_right(series, ts_ms, key=_when) if series else 0
-        if not series or not at:
+        if not series:
+            return None
+        at = _after(series, ts_ms)
+        if not at:
             return None
         when, metrics, instance = series[at - 1]
         age = ts_ms - when
@@ -167,8 +180,10 @@ class HealthCache:
     ) -> tuple[Snapshot, int] | None:
         """The first snapshot after ``ts_ms`` and no more than ``after_ms`` later."""
         series = self.hosts.get((app, env, host))
-        at = bisect_right(series, ts_ms, key=_when) if series else 0
-        if not series or at == len(series):
+        if not series:
+            return None
+        at = _after(series, ts_ms)
+        if at == len(series):
             return None
         when, metrics, instance = series[at]
         later = when - ts_ms
