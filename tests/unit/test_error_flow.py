@@ -350,7 +350,7 @@ def test_health_messages_handed_over_by_position_attach_as_read_by_the_step() ->
             r.value, r.headers, "health", Window.around(r.timestamp_ms, Limits()), Limits()
         )
         if whole is not None:
-            handoff.put((r.topic, r.partition, r.offset), whole)
+            handoff.put((r.topic, r.partition, r.offset), whole, len(whole.events))
     assert len(handoff._by_position) >= len(health) - 2
     handed = Attach(AttachStage(Grouper()), HEALTH, Limits(), health=handoff)
     alone = attach()
@@ -359,4 +359,14 @@ def test_health_messages_handed_over_by_position_attach_as_read_by_the_step() ->
     assert len(out.grouped) > 50
     assert out.grouped == expected.grouped and out.assigned == expected.assigned
     assert handed.flush(0).grouped == alone.flush(0).grouped
-    assert not handoff._by_position  # every one taken
+    assert not handoff._by_position and handoff.kept == 0  # every one taken
+
+
+def test_a_record_handoff_keeps_at_most_its_limit_of_events_dropping_the_oldest() -> None:
+    handoff = RecordHandoff[str](limit=10)
+    for offset in range(5):
+        handoff.put((HEALTH, 0, offset), f"read {offset}", 4)
+    assert handoff.kept == 8  # the last two: 12 would pass the limit
+    assert handoff.take((HEALTH, 0, 2)) is None
+    assert handoff.take((HEALTH, 0, 4)) == "read 4" and handoff.kept == 4
+    assert handoff.take((HEALTH, 0, 4)) is None
