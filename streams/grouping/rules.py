@@ -63,6 +63,8 @@ class Rules:
     rules: tuple[Rule, ...] = field(default_factory=tuple)
 
     def first_match(self, app: str, exc: ExceptionInfo) -> Rule | None:
+        if not self.rules:  # (no generator to make for every error)
+            return None
         return next((r for r in self.rules if r.matches(app, exc)), None)
 
     @classmethod
