@@ -15,7 +15,10 @@ merges (``system.events``). Each ``--variant`` runs every batch size again with 
 settings, in turn with the others: ``insert.NAME=VALUE`` for a setting sent with every
 insert, ``NAME=VALUE`` for a MergeTree setting of every table of the fresh database
 (``ALTER TABLE … MODIFY SETTING``), ``client.NAME=VALUE`` for an argument of the
-client's ``get_client`` (``client.compress=False``). With the warehouse's figures it
+client's ``get_client`` (``client.compress=False``), ``drop=PATTERN|PATTERN…`` to drop the
+materialized views whose names are ``LIKE`` a pattern (what the others cost the inserts),
+``sql=PATH`` to run a file's statements (``{db}`` the database, ``;`` between them) after
+the schema, as a migration not yet in it would. With the warehouse's figures it
 prints the bench's own CPU per event while inserting: the sink's encoding and sending.
 Prints figures; asserts nothing.
 """
@@ -75,30 +78,64 @@ def parse_args() -> argparse.Namespace:
 
 @dataclass(frozen=True)
 class Variant:
-    """A name, the settings sent with every insert, the MergeTree settings of every table."""
+    """A name, the settings sent with every insert, the MergeTree settings of every table,
+    the client's arguments, the views to drop and the SQL files to run after the schema."""
 
     name: str
     insert: dict[str, str]
     table: dict[str, str]
     client: dict[str, str | bool]
+    drop: tuple[str, ...] = ()
+    sql: tuple[str, ...] = ()
 
 
 def parse_variant(text: str) -> Variant:
-    """``NAME:insert.a=1,b=2,client.c=3`` → insert setting ``a``, table setting ``b``,
-    clickhouse-connect's ``get_client`` argument ``c``."""
+    """``NAME:insert.a=1,b=2,client.c=3,drop=%_mv,sql=x.sql`` → insert setting ``a``,
+    table setting ``b``, clickhouse-connect's ``get_client`` argument ``c``, the views
+    ``LIKE '%_mv'`` dropped, ``x.sql`` run after the schema."""
     name, _, pairs = text.partition(":")
     insert: dict[str, str] = {}
     table: dict[str, str] = {}
     client: dict[str, str | bool] = {}
+    drop: list[str] = []
+    sql: list[str] = []
     for pair in filter(None, pairs.split(",")):
         key, _, value = pair.partition("=")
-        if key.startswith("insert."):
+        if key == "drop":
+            drop.extend(filter(None, value.split("|")))
+        elif key == "sql":
+            sql.append(value)
+        elif key.startswith("insert."):
             insert[key.removeprefix("insert.")] = value
         elif key.startswith("client."):
             client[key.removeprefix("client.")] = {"True": True, "False": False}.get(value, value)
         else:
             table[key] = value
-    return Variant(name or "as is", insert, table, client)
+    return Variant(name or "as is", insert, table, client, tuple(drop), tuple(sql))
+
+
+def reshape(client: Any, database: str, variant: Variant) -> int:
+    """Run the variant's SQL files and drop its views; the views left on the database."""
+    for path in variant.sql:
+        text = Path(path).read_text().replace("{db}", database)
+        lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("--")]
+        for statement in filter(None, (s.strip() for s in "\n".join(lines).split(";"))):
+            client.command(statement)
+    for pattern in variant.drop:
+        views = client.query(
+            "SELECT name FROM system.tables WHERE database = {d:String}"
+            " AND engine = 'MaterializedView' AND name LIKE {p:String}",
+            parameters={"d": database, "p": pattern},
+        ).result_rows
+        for (view,) in views:
+            client.command(f"DROP VIEW {database}.{view} SYNC")
+    return int(
+        client.command(
+            "SELECT count() FROM system.tables WHERE database = {d:String}"
+            " AND engine = 'MaterializedView'",
+            parameters={"d": database},
+        )
+    )
 
 
 def set_tables(client: Any, database: str, table_settings: dict[str, str]) -> None:
@@ -171,6 +208,7 @@ def run_batches(
     ch = settings.clickhouse
     client = get_client(ch, database=namespace, settings=dict(variant.insert), **variant.client)
     set_tables(client, namespace, variant.table)
+    views = reshape(client, namespace, variant)
     warehouse = ClickHouseWarehouse(client)
     me = psutil.Process()
     before, cpu0, t0, own0 = counters(url), _cpu(proc), time.monotonic(), _cpu(me)
@@ -194,6 +232,7 @@ def run_batches(
         "variant": variant.name,
         "rows": rows,
         "batches": len(todo),
+        "views": views,
         "insert µs/event": round(inserted.seconds / events * 1e6, 1),
         "with merges µs/event": round(done.seconds / events * 1e6, 1),
         "of it system µs/event": round(done.system / events * 1e6, 1),
