@@ -15,6 +15,9 @@ they are. :class:`Cluster` places the same statements on a cluster:
     INSERT INTO db.t SELECT ... FROM db.s  (a migration filling a new table from older ones)
         -> once, as written: it reads and writes the Distributed tables, so each row is
            copied once and lands on the shard its key picks
+    DROP VIEW IF EXISTS db.mv  -> ON CLUSTER c
+    DROP TABLE IF EXISTS db.t  -> db.t and db.t_local, ON CLUSTER c; later statements
+           can no longer name it
 
 Every reader and writer keeps using the plain names (``db.t``): on a cluster those are
 the Distributed tables. Rows are sharded by a deterministic key, so a retried insert
@@ -59,6 +62,8 @@ _VIEW = re.compile(
 )
 _ALTER = re.compile(rf"^ALTER TABLE {_NAME}\s(?P<rest>.*)$", re.S)
 _INSERT_SELECT = re.compile(rf"^INSERT INTO {_NAME}\s+SELECT\s.*$", re.S)
+_DROP_VIEW = re.compile(rf"^DROP VIEW IF EXISTS {_NAME}$")
+_DROP_TABLE = re.compile(rf"^DROP TABLE IF EXISTS {_NAME}$")
 _TABLE_REF = re.compile(r"\b(FROM|JOIN)\s+(?P<db>[A-Za-z_]\w*)\.(?P<name>[A-Za-z_]\w*)\b")
 
 
@@ -116,6 +121,8 @@ class Cluster:
             (_VIEW, self._view),
             (_ALTER, self._alter),
             (_INSERT_SELECT, self._insert_select),
+            (_DROP_VIEW, self._drop_view),
+            (_DROP_TABLE, self._drop_table),
         ):
             match = pattern.match(statement)
             if match:
@@ -171,6 +178,18 @@ class Cluster:
     def _insert_select(self, m: re.Match[str]) -> list[str]:
         self._local(f"{m['db']}.{m['name']}")  # a table a migration created
         return [m[0]]
+
+    def _drop_view(self, m: re.Match[str]) -> list[str]:
+        return [f"DROP VIEW IF EXISTS {m['db']}.{m['name']} {self._on}"]
+
+    def _drop_table(self, m: re.Match[str]) -> list[str]:
+        table = f"{m['db']}.{m['name']}"
+        self._local(table)  # a table a migration created
+        self.sharded.discard(table)
+        return [
+            f"DROP TABLE IF EXISTS {table} {self._on}",
+            f"DROP TABLE IF EXISTS {table}_local {self._on}",
+        ]
 
     def _local(self, table: str) -> str:
         if table not in self.sharded:

@@ -101,6 +101,20 @@ def test_an_alteration_reaches_the_local_and_the_distributed_table() -> None:
     ]
 
 
+def test_a_dropped_table_goes_from_every_node_and_cannot_be_named_after() -> None:
+    layout = Cluster("prod")
+    layout.place("CREATE TABLE IF NOT EXISTS db.t\n(a UInt8)\nENGINE = MergeTree\nORDER BY a")
+    assert layout.place("DROP VIEW IF EXISTS db.t_mv") == [
+        "DROP VIEW IF EXISTS db.t_mv ON CLUSTER `prod`"
+    ]
+    assert layout.place("DROP TABLE IF EXISTS db.t") == [
+        "DROP TABLE IF EXISTS db.t ON CLUSTER `prod`",
+        "DROP TABLE IF EXISTS db.t_local ON CLUSTER `prod`",
+    ]
+    with pytest.raises(PlacementError, match=re.escape("db.t is not a table a migration created")):
+        layout.place("INSERT INTO db.t SELECT 1")
+
+
 @pytest.mark.parametrize(
     ("statement", "message"),
     [
