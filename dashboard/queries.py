@@ -8,9 +8,9 @@ the rollups of migration 0012 also take ``hours_start``/``hours_end``
 (:func:`~shiftright_server.dashboard.timerange.spans`), the overview's request series
 also ``quarters_start``/``quarters_end`` (migration 0017,
 :func:`~shiftright_server.dashboard.overview.quarters`), the usage lists over those of
-0013 and 0014 also ``quarter_days_*`` and ``days_*``
-(:func:`~shiftright_server.dashboard.timerange.levels`), the features of every release
-over 0019's sketch levels ``span<seconds>_*``
+0013 and 0024 also ``quarter_days_*`` and ``days_*``
+(:func:`~shiftright_server.dashboard.timerange.levels`), the features and routes of every
+release over their sketch levels (0019, 0024) ``span<seconds>_*``
 (:func:`~shiftright_server.dashboard.timerange.sketch_levels`).
 """
 
@@ -108,30 +108,62 @@ def _app_span(columns: str) -> str:
 #: The levels of the usage lists, coarsest first, each with the span it reads
 #: (:func:`~shiftright_server.dashboard.timerange.filled` says which a range has).
 LEVELS: Final = ("days", "quarter_days", "hours", "minutes")
-_LEVEL_SPANS: Final = {
-    "days": ("{lists}_daily", _DAYS),
-    "quarter_days": ("{lists}_six_hourly", _EDGE_QUARTERS),
-    "hours": ("{lists}_hourly", _EDGE_HOURS),
-    "minutes": ("usage_{kind}s_minutely", _EDGES),
+
+
+def _on_period(condition: str, column: str) -> str:
+    """``condition`` on ``column`` (``day``, ``quarter_day``, ``hour``) asked of ``period``."""
+    return re.sub(rf"\b{column} (?=[<>])", "period ", condition)
+
+
+#: The days and quarter days (``span`` in seconds) with the periods each is read for.
+_SPANS: Final = {
+    "days": (86400, _on_period(_DAYS, "day")),
+    "quarter_days": (21600, _on_period(_EDGE_QUARTERS, "quarter_day")),
 }
+_HOUR_SPAN: Final = (3600, _on_period(_EDGE_HOURS, "hour"))
+
+
+def _by_span(table: str, columns: str, where: str, spans: list[tuple[int, str]]) -> str:
+    """The rows of ``table`` (sorted or filtered by ``span`` and ``period``) of those
+    spans, each for its periods."""
+    listed = "\n        OR ".join(f"span = {size} AND {when}" for size, when in spans)
+    return f"    SELECT {columns} FROM {table}\n    WHERE ({listed})\n      AND {where}"
 
 
 def _levels(kind: str, columns: str, where: str, lists: str, filled: tuple[str, ...]) -> str:
     """The rows of a usage list over the range at the coarsest level each part allows:
-    the daily table for the whole days inside it, the six-hourly table for the other
-    whole quarter days, the hourly table for the other whole hours and the minutely
-    rollup for the minutes at either end
-    (:func:`~shiftright_server.dashboard.timerange.levels`), of the ``filled`` levels
-    only (a level with an empty span costs a read of its index all the same).
-    ``lists`` names the levels: ``list``, one state per release (migration 0013), or
-    ``list_any``, the releases merged (0014); the minutes come from 0012's rollup, one
-    state per release."""
-    also = f" AND {where}" if where else ""
-    union = "\n    UNION ALL\n".join(
-        f"    SELECT {columns} FROM {table.format(lists=f'usage_{kind}_{lists}', kind=kind)}"
-        f"\n    WHERE {span} AND {_SCOPE}{also}"
-        for table, span in (_LEVEL_SPANS[level] for level in LEVELS if level in filled)
-    )
+    the days inside it, then the other whole quarter days, the other whole hours and the
+    minutes at either end (:func:`~shiftright_server.dashboard.timerange.levels`), of the
+    ``filled`` levels only (a level with an empty span costs a read of its index all the
+    same). ``lists`` names where they come from:
+
+    - ``list``: the states of one release (migration 0024's ``usage_*_list_levels``,
+      sorted by level, then by feature or route) for the days, quarter days and hours;
+    - ``list_top``: the uses of one release, the days and quarter days from there, the
+      hours from 0012's hourly rollup (sorted by day first: choosing the busiest reads
+      only the days of its range);
+    - ``choices``: the uses of every release (0024's ``usage_*_choices``) for the days,
+      quarter days and hours;
+
+    the minutes from 0012's minutely rollup."""
+    scope = f"{_SCOPE} AND {where}" if where else _SCOPE
+    spans = [_SPANS[level] for level in LEVELS[:2] if level in filled]
+    hours = "hours" in filled
+    branches = []
+    if lists != "list_top" and hours:
+        spans.append(_HOUR_SPAN)
+    if spans:
+        table = f"usage_{kind}_choices" if lists == "choices" else f"usage_{kind}_list_levels"
+        branches.append(_by_span(table, columns, scope, spans))
+    if lists == "list_top" and hours:
+        branches.append(
+            f"    SELECT {columns} FROM usage_{kind}s_hourly\n    WHERE {_EDGE_HOURS} AND {scope}"
+        )
+    if "minutes" in filled:
+        branches.append(
+            f"    SELECT {columns} FROM usage_{kind}s_minutely\n    WHERE {_EDGES} AND {scope}"
+        )
+    union = "\n    UNION ALL\n".join(branches)
     return f"(\n{union}\n)"
 
 
@@ -258,13 +290,13 @@ _ROUTE_COLUMNS: Final = "app, env, route, events, failures, users, duration_ms"
 
 def _top(tag: str, kind: str, key: str, n: int, lists: str, filled: tuple[str, ...]) -> str:
     """The ``n`` busiest (app, env, ``key``) in the range, chosen by counts alone: of
-    every release from the merged levels (``list_any``), of ``release`` from the levels
-    per release (``list``). Of every release the counts come from the levels sorted by
-    time first (``choice_any``, migration 0016), which hold no sketches."""
-    where, tables = (_RELEASE, lists) if lists == "list" else ("", "choice_any")
+    ``release`` from the levels per release (``list``), of every release (``choices``)
+    from the choices' levels, which hold no sketches."""
+    where, lists = (_RELEASE, "list_top") if lists == "list" else ("", lists)
+    source = _levels(kind, f"app, env, {key}, events", where, lists, filled)
     return f"""/* dashboard.{tag} */
 SELECT app, env, {key}
-FROM {_levels(kind, f"app, env, {key}, events", where, tables, filled)}
+FROM {source}
 GROUP BY app, env, {key}
 ORDER BY sum(events) DESC, app, env, {key}
 LIMIT {n}
@@ -319,35 +351,53 @@ def _sketch_spans(sizes: tuple[int, ...]) -> str:
     return "\n        OR ".join(parts)
 
 
-@cache
-def feature_sketches(filled: tuple[int, ...]) -> str:
-    """The ``keys`` features of every release, as :func:`_features`, from the sketch
-    levels (migration 0019: one table, each feature's periods of every size together)
-    of the sizes in ``filled`` and, with 60 in it, the minutely rollup for the minutes at
-    either end (:func:`~shiftright_server.dashboard.timerange.sketch_filled`)."""
-    chosen = "(app, env, name) IN {keys:Array(Tuple(String, String, String))}"
+def _sketches(kind: str, key: str, columns: str, filled: tuple[int, ...]) -> str:
+    """The rows of the ``keys`` (app, env, ``key``) of every release from their sketch
+    levels (one table, each one's periods of every size together) of the sizes in
+    ``filled`` and, with 60 in it, the minutely rollup for the minutes at either end
+    (:func:`~shiftright_server.dashboard.timerange.sketch_filled`)."""
+    chosen = f"(app, env, {key}) IN {{keys:Array(Tuple(String, String, String))}}"
     sizes = tuple(size for size in filled if size in SKETCH_SPANS)
     branches = []
     if sizes:
         branches.append(
-            f"    SELECT {_FEATURE_COLUMNS} FROM usage_feature_sketches"
+            f"    SELECT {columns} FROM usage_{kind}_sketches"
             f"\n    WHERE ({_sketch_spans(sizes)})\n      AND {_SCOPE} AND {chosen}"
         )
     if 60 in filled:
         branches.append(
-            f"    SELECT {_FEATURE_COLUMNS} FROM usage_features_minutely"
+            f"    SELECT {columns} FROM usage_{kind}s_minutely"
             f"\n    WHERE {_EDGES} AND {_SCOPE} AND {chosen}"
         )
     union = "\n    UNION ALL\n".join(branches)
-    return _merged("features", f"(\n{union}\n)")
+    return f"(\n{union}\n)"
+
+
+@cache
+def feature_sketches(filled: tuple[int, ...]) -> str:
+    """The ``keys`` features of every release, as :func:`_features`, from their sketch
+    levels (migration 0019) of the sizes in ``filled``."""
+    return _merged("features", _sketches("feature", "name", _FEATURE_COLUMNS, filled))
+
+
+@cache
+def route_sketches(filled: tuple[int, ...]) -> str:
+    """The ``keys`` routes of every release, as :func:`_routes`, from their sketch levels
+    (migration 0024) of the sizes in ``filled``."""
+    return _routes_of("routes", _sketches("route", "route", _ROUTE_COLUMNS, filled))
 
 
 def _routes(tag: str, lists: str, filled: tuple[str, ...]) -> str:
     """The ``keys`` routes' requests, failures, users and p95 duration."""
+    return _routes_of(tag, _levels("route", _ROUTE_COLUMNS, _keys("route", lists), lists, filled))
+
+
+def _routes_of(tag: str, source: str) -> str:
+    """The routes of ``source`` (rows of :data:`_ROUTE_COLUMNS`) merged per route."""
     return f"""/* dashboard.{tag} */
 SELECT app, env, route, sum(events) AS uses, sum(failures) AS failures,
        uniqCombinedMerge(12)(users) AS users, quantileDDMerge(0.01, 0.95)(duration_ms) AS p95
-FROM {_levels("route", _ROUTE_COLUMNS, _keys("route", lists), lists, filled)}
+FROM {source}
 GROUP BY app, env, route
 ORDER BY uses DESC, app, env, route
 """
@@ -355,15 +405,13 @@ ORDER BY uses DESC, app, env, route
 
 _LISTS: Final[dict[str, Callable[[tuple[str, ...]], str]]] = {
     # the 50 most used features in the range, of every release
-    "features_top": partial(_top, "features_top", "feature", "name", 50, "list_any"),
+    "features_top": partial(_top, "features_top", "feature", "name", 50, "choices"),
     # the 50 most used features of ``release`` in the range
     "release_features_top": partial(_top, "release_features_top", "feature", "name", 50, "list"),
     # the ``keys`` features of ``release``
     "release_features": partial(_features, "release_features", "list"),
     # the 20 busiest routes in the range, of every release
-    "routes_top": partial(_top, "routes_top", "route", "route", 20, "list_any"),
-    # the ``keys`` routes of every release: requests, failures, users and p95 duration
-    "routes": partial(_routes, "routes", "list_any"),
+    "routes_top": partial(_top, "routes_top", "route", "route", 20, "choices"),
     # the 20 busiest routes of ``release`` in the range
     "release_routes_top": partial(_top, "release_routes_top", "route", "route", 20, "list"),
     # the ``keys`` routes of ``release``

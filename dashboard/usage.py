@@ -113,12 +113,14 @@ def list_queries(kind: str, release: str, rng: TimeRange) -> tuple[str, str]:
     """The queries that choose the busiest ``kind`` (``features`` or ``routes``) and
     merge their states, of every release or of ``release`` alone, reading the levels
     that hold time for ``rng`` (:func:`~shiftright_server.dashboard.timerange.filled`;
-    the features of every release from their sketch levels,
+    the features and routes of every release from their sketch levels,
     :func:`~shiftright_server.dashboard.timerange.sketch_filled`)."""
     panel = f"release_{kind}" if release else kind
     top = queries.usage_list(f"{panel}_top", filled(rng))
     if panel == "features":
         return top, queries.feature_sketches(sketch_filled(rng))
+    if panel == "routes":
+        return top, queries.route_sketches(sketch_filled(rng))
     return top, queries.usage_list(panel, filled(rng))
 
 

@@ -16,7 +16,6 @@ import pytest
 from shiftright_server.dashboard import errors_sql, queries
 from shiftright_server.dashboard.overview import quarters
 from shiftright_server.dashboard.timerange import (
-    SKETCH_SPANS,
     TimeRange,
     filled,
     levels,
@@ -109,12 +108,7 @@ SELECT * FROM {db}.errors_grouped WHERE group_id != 'g1' AND user_id != '' LIMIT
 RAW_WHERE = "ts >= {start:DateTime('UTC')} AND ts < {end:DateTime('UTC')}"
 
 
-LEVELS = [
-    f"usage_{kind}_{lists}_{level}"
-    for kind in ("feature", "route")
-    for lists in ("list", "list_any")
-    for level in ("hourly", "six_hourly", "daily")
-]
+LEVELS = [f"usage_{kind}_list_levels" for kind in ("feature", "route")]
 # Added on an upgrade too: migration 0017's quarter hours, copied from the minutes,
 # 0018's hours of each host's health, 0022's errors and 0023's host health sorted by hour.
 LATER = [
@@ -125,25 +119,36 @@ LATER = [
     "health_minutely_by_hour",
 ]
 
-SKETCHES = [f"usage_feature_sketches_{span}_mv" for span in SKETCH_SPANS] + [
-    "usage_feature_sketches"
+# Migration 0024's tables and the views that fill them (0013's hours and 0014's and
+# 0016's levels, which it copies and drops, come back with those migrations on the
+# upgrade; the routes' sketches fill from 0012's hours).
+LEVELS_OF_THE_HOURS = [
+    "usage_feature_sketches_mv",
+    "usage_feature_sketches",
+    "usage_feature_choices_mv",
+    "usage_feature_choices",
+    "usage_route_choices_mv",
+    "usage_route_choices",
+    "usage_route_sketches_mv",
+    "usage_route_sketches",
 ]
 
 
 @pytest.fixture(scope="module")
 def loaded(clickhouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """The first events go in before migrations 0013, 0014, 0017, 0018, 0019, 0022 and
-    0023 are applied (as on an upgrade: they copy their periods from the finer tables, or the
-    errors), the rest after (their views fill them). Merges of the errors are stopped:
-    the rows stored twice stay stored twice."""
+    """The first events go in before migrations 0013, 0014, 0016, 0017, 0018, 0019, 0022,
+    0023 and 0024 are applied (as on an upgrade: they copy their periods from the finer
+    tables, or the errors; 0024 copies 0016's choices and builds on 0019's sketches), the
+    rest after (their views fill them). Merges of the errors are stopped: the rows stored
+    twice stay stored twice."""
     settings = fresh_settings("127.0.0.1:9", clickhouse_url, tmp_path_factory.mktemp("state"))
     apply_schema(settings)
     db = settings.clickhouse.database
     client = get_client(settings.clickhouse, database=db)
-    for name in [f"{t}_mv" for t in LATER] + LATER + SKETCHES:
+    for name in [f"{t}_mv" for t in LATER] + LATER + LEVELS_OF_THE_HOURS:
         client.command(f"DROP TABLE {name}")
     client.command(
-        "ALTER TABLE schema_migrations DELETE WHERE version IN (13, 14, 17, 18, 19, 22, 23)",
+        "ALTER TABLE schema_migrations DELETE WHERE version IN (13, 14, 16, 17, 18, 19, 22, 23, 24)",
         settings={"mutations_sync": 2},
     )
     client.command(USAGE.format(db=db, t0=T0_MS, gap=3300))
@@ -295,7 +300,8 @@ def test_feature_trend_equals_the_raw_events(reader: WarehouseReader, step: int)
 
 
 @pytest.mark.parametrize(
-    ("release", "rng"), [("", RANGE), ("1.0", RANGE), ("", DAYS), ("1.2", DAYS), ("", WIDE)]
+    ("release", "rng"),
+    [("", RANGE), ("1.0", RANGE), ("", DAYS), ("1.2", DAYS), ("", WIDE), ("", DAY)],
 )
 def test_routes_equal_the_raw_events(reader: WarehouseReader, release: str, rng: TimeRange) -> None:
     shown = [tuple(r.values()) for r in listed(reader, "routes", release, rng)]
@@ -475,13 +481,19 @@ def test_a_retried_insert_does_not_count_twice_in_the_hourly_rollups(
         )
     assert client.command("SELECT count() FROM events_usage") == 500
     for table in (
-        "usage_feature_list_daily",
-        "usage_feature_list_any_daily",
+        "usage_feature_list_levels WHERE span = 86400",
+        "usage_feature_list_levels WHERE span = 3600",
         "usage_features_hourly",
         "usage_feature_sketches WHERE span = 7200",
         "usage_feature_sketches WHERE span = 172800",
+        "usage_feature_choices WHERE span = 3600",
+        "usage_feature_choices WHERE span = 86400",
         "usage_app_hourly",
         "usage_features_minutely",
     ):
         assert client.command(f"SELECT sum(events) FROM {table}") == 500, table
+    routed = client.query("SELECT count() FROM events_usage WHERE route != ''").result_rows[0][0]
+    for span in (3600, 172800):
+        sql = f"SELECT sum(events) FROM usage_route_sketches WHERE span = {span}"
+        assert client.command(sql) == routed > 0
     client.close()
