@@ -16,7 +16,7 @@ from typing import NamedTuple, cast
 import numpy as np
 import numpy.typing as npt
 from shiftright_server.schemas.events import UsageEvent, rollup_key
-from shiftright_server.schemas.fast_events import FastEvent, FastHealth, FastUsage
+from shiftright_server.schemas.fast_events import LAX_DECODERS, FastEvent, FastHealth, FastUsage
 from shiftright_server.schemas.validation import AnyEvent
 from shiftright_server.streams.rollup import measures_of
 
@@ -24,7 +24,9 @@ Key = tuple[str, str, str]  # app, env, rollup key
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 _USAGE_NAMES = ("duration_ms", "value", "failures")  # measures_of's order
-_USAGE_ONLY = {FastUsage}
+#: The classes of usage events: the mirror's (read line by line) and its lax form's (read
+#: whole, :mod:`schemas.fast_lines`); no other class derives from them.
+_USAGE_TYPES = frozenset({FastUsage, LAX_DECODERS["usage"].type})
 
 
 class Measures(NamedTuple):
@@ -75,7 +77,7 @@ class EventColumns:
         """A message's events read on the fast path, ``field`` their rollup key's field:
         usage events gathered a column at a time (a message is mostly usage events, and
         one call per event cost more than the gathering)."""
-        if set(map(type, events)) != _USAGE_ONLY:  # (no class derives from FastUsage)
+        if not set(map(type, events)) <= _USAGE_TYPES:
             for event, ts in zip(events, ts_ms, strict=True):
                 self.add_fast(event, getattr(event, field), ts)
             return

@@ -5,14 +5,21 @@ makes the step's messages; :mod:`streams.driver` does the I/O)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.events import ROLLUP_KEY_FIELD, ErrorEvent
 from shiftright_server.schemas.fast_events import DECODERS, Window, accept
-from shiftright_server.schemas.fast_lines import Message, accept_lines, accept_message
+from shiftright_server.schemas.fast_lines import (
+    Message,
+    Messages,
+    accept_lines,
+    accept_message,
+    accept_messages,
+)
 from shiftright_server.schemas.positions import Position, position_id_later
 from shiftright_server.schemas.records import Rollup
 from shiftright_server.schemas.validation import (
@@ -67,9 +74,30 @@ def accept_whole(
     :data:`WHOLE_FROM_LINES` lines, without splitting it into lines first (it then
     declines a message with a blank line); None (read it line by line) for a shorter
     one, or one that is not a batch."""
-    if value is None or value.count(b"\n") + 1 < WHOLE_FROM_LINES or not wire.is_batch(headers):
+    if value is None or not _lines_at_least(value, WHOLE_FROM_LINES) or not wire.is_batch(headers):
         return None
     return accept_message(value, None, kind, window, limits)
+
+
+def _lines_at_least(value: bytes, lines: int) -> bool:
+    """``value`` holds at least this many lines (without counting every newline of it)."""
+    at = -1
+    for _ in range(lines - 1):
+        at = value.find(b"\n", at + 1)
+        if at < 0:
+            return False
+    return True
+
+
+def accept_partition(records: list[Record], kind: str, limits: Limits) -> Messages | None:
+    """:func:`~schemas.fast_lines.accept_messages` for these records of one partition
+    (batch messages, each event's time held to its own record's window): every event of
+    every one of them, in order, or None (read them one by one)."""
+    if any(r.value is None or not wire.is_batch(r.headers) for r in records):
+        return None
+    values = [cast(bytes, r.value) for r in records]
+    windows = [Window.around(r.timestamp_ms, limits) for r in records]
+    return accept_messages(values, kind, windows, limits)
 
 
 class Processor:
@@ -133,18 +161,32 @@ class Processor:
             self._gaps.pop(tp, None)
         self._holes.forget(lambda tp: tp in self.states)
 
-    def process(self, records: Iterable[Record]) -> Outcome:
+    def process(self, records: Sequence[Record]) -> Outcome:
         out = Outcome()
         emitted_at = datetime.now(UTC)
         batch: dict[TopicPartition, EventColumns] = {}
+        together = self._read_together(records) if self._columns else {}
         for record in records:
             tp, kind = (record.topic, record.partition), self._kinds[record.topic]
-            if self._columns and kind in DECODERS:
-                self._columns_of(record, out, batch.setdefault(tp, EventColumns()))
+            if tp in together:
+                state = self._fresh(record, out)
+                if state is not None:
+                    state.skip(record.offset)
+            elif self._columns and kind in DECODERS:
+                cols = batch.get(tp)
+                if cols is None:
+                    cols = batch[tp] = EventColumns()
+                self._columns_of(record, out, cols)
             elif self._columns and kind == "error":
-                self._errors_of(record, out, batch.setdefault(tp, EventColumns()))
+                cols = batch.get(tp)
+                if cols is None:
+                    cols = batch[tp] = EventColumns()
+                self._errors_of(record, out, cols)
             else:
                 self._one(record, out, emitted_at)
+        for tp, read in together.items():
+            cols = batch[tp] = EventColumns()
+            cols.add_message(read.events, ROLLUP_KEY_FIELD[self._kinds[tp[0]]], read.ts_ms)
         for tp, cols in batch.items():
             state = self.states[tp]
             applied = apply_columns(state, cols)
@@ -152,6 +194,33 @@ class Processor:
             out.late += applied.late
             out.rollups.extend(state.close(state.watermark_ms(), emitted_at))
         return out
+
+    def _read_together(self, records: Sequence[Record]) -> dict[TopicPartition, Messages]:
+        """The usage, health and change events of each partition's records of the batch
+        not yet applied, read at once (:func:`accept_partition`) where every line of them
+        is vouched for; a partition left out is read record by record. The records of a
+        partition not yet applied are those past its state's offset, in offset order."""
+        runs: dict[TopicPartition, list[Record]] = {}
+        kinds = self._kinds
+        for record in records:
+            if kinds[record.topic] in DECODERS:
+                tp = (record.topic, record.partition)
+                run = runs.get(tp)
+                if run is None:
+                    run = runs[tp] = []
+                run.append(record)
+        together: dict[TopicPartition, Messages] = {}
+        for tp, run in runs.items():
+            last, fresh = self.state(tp).offset, []
+            for record in run:
+                if record.offset > last:
+                    fresh.append(record)
+                    last = record.offset
+            if fresh:
+                read = accept_partition(fresh, kinds[tp[0]], self._limits)
+                if read is not None:
+                    together[tp] = read
+        return together
 
     def _columns_of(self, record: Record, out: Outcome, cols: EventColumns) -> None:
         """The record's events as columns (valid ones) and dead letters (the others)."""

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pytest
 from shiftright_server.schemas import wire
+from shiftright_server.schemas.fast_lines import accept_messages
 from shiftright_server.schemas.validation import Limits
+from shiftright_server.streams import processor
 from shiftright_server.streams.processor import Outcome, Processor, Record
 from shiftright_server.streams.rollup_columns import _unique
 
@@ -28,8 +31,8 @@ KINDS = {
 LIMITS = Limits(max_age=timedelta(days=36500))
 
 
-def payload(rng: random.Random, kind: str, ts: datetime) -> bytes:
-    roll = rng.random()
+def payload(rng: random.Random, kind: str, ts: datetime, clean: bool = False) -> bytes:
+    roll = rng.uniform(0.1, 0.95) if clean else rng.random()  # clean: each line vouched for
     if roll < 0.04:
         return b"{broken"
     if kind == "usage":
@@ -57,9 +60,9 @@ def payload(rng: random.Random, kind: str, ts: datetime) -> bytes:
     return json.dumps(body).encode()
 
 
-def log(seed: int, n: int = 1500) -> list[Record]:
+def log(seed: int, n: int = 1500, clean: bool = False) -> list[Record]:
     """Records of three topics and two partitions, event times wandering forward with
-    stragglers (late events), some batch messages, a few bad lines."""
+    stragglers (late events), some batch messages, a few bad lines (none if ``clean``)."""
     rng = random.Random(seed)
     clock = T0
     out: list[Record] = []
@@ -70,7 +73,7 @@ def log(seed: int, n: int = 1500) -> list[Record]:
         lines = []
         for _ in range(rng.choice([1, 1, 4, 12])):  # 12: read whole where it can
             lag = rng.choice([0, 0, 0, 5, 40, 200]) * 1000 + rng.randint(0, 999)
-            lines.append(payload(rng, KINDS[topic], clock - timedelta(milliseconds=lag)))
+            lines.append(payload(rng, KINDS[topic], clock - timedelta(milliseconds=lag), clean))
         headers = wire.BATCH_HEADERS if len(lines) > 1 else None
         offset = offsets.get((topic, partition), 0)
         offsets[(topic, partition)] = offset + 1
@@ -148,6 +151,53 @@ def test_columns_roll_up_exactly_as_one_event_at_a_time(seed: int) -> None:
     assert letters(cols) == letters(one)
     assert cols.byhost == one.byhost  # errors re-keyed in the same order
     assert state(cols_proc) == state(one_proc)
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_partitions_read_together_roll_up_as_one_event_at_a_time(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where every line of a partition's records in a batch is vouched for, they are read
+    at once; the rest (a single event not in a batch message, a bad line) one by one."""
+    read = []
+
+    def counted(*args: Any) -> Any:
+        found = accept_messages(*args)
+        read.append(found is not None)
+        return found
+
+    monkeypatch.setattr(processor, "accept_messages", counted)
+    records = log(seed, clean=True)
+    at = next(
+        i
+        for i, r in enumerate(records)
+        if i > len(records) // 3 and r.topic == "events.usage.v1" and r.headers
+    )
+    records[at] = replace(records[at], value=b"{broken\n" + (records[at].value or b""))
+    signals = seed % 2 == 0
+    one, one_proc = run(False, records, seed, signals)
+    cols, cols_proc = run(True, records, seed, signals)
+    assert any(read)  # (and declined where a bad line is among them)
+    assert one.late > 0 and one.rollups and one.dead_letters
+    assert rollups(cols) == rollups(one)
+    assert (cols.valid, cols.late) == (one.valid, one.late)
+    assert letters(cols) == letters(one)
+    assert state(cols_proc) == state(one_proc)
+
+
+def test_a_batch_past_what_the_state_applied_reads_only_the_rest() -> None:
+    """A batch that overlaps the saved state (a replay after a kill, other batch bounds)
+    applies only the records past it, read together or not."""
+    records = log(10, n=600, clean=True)
+    one = Processor(KINDS, LIMITS, 60, 10, columns=False)
+    cols = Processor(KINDS, LIMITS, 60, 10, columns=True)
+    for proc in (one, cols):
+        proc.process(records[:200])
+    again = [proc.process(records[100:400]) for proc in (one, cols)]
+    assert again[0].replayed == again[1].replayed == 100
+    assert (again[1].valid, again[1].late) == (again[0].valid, again[0].late)
+    assert rollups(again[1]) == rollups(again[0])
+    assert state(cols) == state(one)
 
 
 def test_a_replayed_batch_applies_nothing_twice() -> None:
