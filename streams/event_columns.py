@@ -27,6 +27,7 @@ _USAGE_NAMES = ("duration_ms", "value", "failures")  # measures_of's order
 #: The classes of usage events: the mirror's (read line by line) and its lax form's (read
 #: whole, :mod:`schemas.fast_lines`); no other class derives from them.
 _USAGE_TYPES = frozenset({FastUsage, LAX_DECODERS["usage"].type})
+_HEALTH_TYPES = frozenset({FastHealth, LAX_DECODERS["health"].type})
 
 
 class Measures(NamedTuple):
@@ -75,24 +76,42 @@ class EventColumns:
 
     def add_message(self, events: Sequence[FastEvent], field: str, ts_ms: Sequence[int]) -> None:
         """A message's events read on the fast path, ``field`` their rollup key's field:
-        usage events gathered a column at a time (a message is mostly usage events, and
-        one call per event cost more than the gathering)."""
-        if not set(map(type, events)) <= _USAGE_TYPES:
+        usage events, and health events, gathered a column at a time (one call per event
+        cost more than the gathering)."""
+        types = set(map(type, events))
+        if types <= _USAGE_TYPES:
+            usage = cast(Sequence[FastUsage], events)
+            self._keys(usage, field)
+            self._ts.extend(ts_ms)
+            self._status.extend([e.status_code for e in usage])
+            self._duration.extend([e.duration_ms for e in usage])
+            self._value.extend([e.value for e in usage])
+        elif types <= _HEALTH_TYPES:
+            health = cast(Sequence[FastHealth], events)
+            first, count = len(self._ts), len(health)
+            self._keys(health, field)
+            self._ts.extend(ts_ms)
+            self._status.extend([-1] * count)
+            self._duration.extend([None] * count)
+            self._value.extend([None] * count)
+            m_event, m_name, m_value = self._m_event, self._m_name, self._m_value
+            for n, metrics in enumerate([e.metrics for e in health], first):
+                m_event.extend([n] * len(metrics))
+                m_name.extend(metrics)
+                m_value.extend(metrics.values())
+        else:
             for event, ts in zip(events, ts_ms, strict=True):
                 self.add_fast(event, getattr(event, field), ts)
-            return
-        usage = cast(Sequence[FastUsage], events)
-        index = self._index
-        for e in usage:
+
+    def _keys(self, events: Sequence[FastUsage] | Sequence[FastHealth], field: str) -> None:
+        """Each event's key id (a new key gets the next one)."""
+        index, ids = self._index, self._key_id
+        for e in events:
             key = (e.app, e.env, getattr(e, field))
             kid = index.get(key)
             if kid is None:
                 kid = index[key] = len(index)
-            self._key_id.append(kid)
-        self._ts.extend(ts_ms)
-        self._status.extend([e.status_code for e in usage])
-        self._duration.extend([e.duration_ms for e in usage])
-        self._value.extend([e.value for e in usage])
+            ids.append(kid)
 
     def add_model(self, event: AnyEvent, ts_ms: int) -> None:
         """An event the models read."""
