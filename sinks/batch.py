@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,7 +68,7 @@ class Batch:
         digest = hashlib.sha256(spans.encode()).hexdigest()[:32]
         return f"{table}:{digest}"
 
-    def tables(self) -> Iterator[tuple[str, list[list[Any]]]]:
+    def tables(self) -> Iterator[tuple[str, Sequence[Sequence[Any]]]]:
         """Each table's columns: its fast-validated events', then the models' rows."""
         yield from event_columns.tables(self.fast, self.rows)
 

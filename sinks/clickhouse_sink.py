@@ -23,7 +23,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -263,7 +263,7 @@ class ClickHouseSink:
         except Exception as exc:  # shutting down: uncommitted data is redelivered later
             log.warning("final_flush_failed", error=str(exc))
 
-    def _write(self, table: str, columns: list[list[Any]], token: str) -> None:
+    def _write(self, table: str, columns: Sequence[Sequence[Any]], token: str) -> None:
         try:
             self._insert_with_retry(table, columns, token)
         except RejectedRowsError as exc:
@@ -275,7 +275,7 @@ class ClickHouseSink:
         ids = self._frontier.ids_of([t for t, _ in batch.ranges])
         return f"{batch.token(table)}@{hashlib.sha256(ids.encode()).hexdigest()[:16]}"
 
-    def _insert_with_retry(self, table: str, columns: list[list[Any]], token: str) -> None:
+    def _insert_with_retry(self, table: str, columns: Sequence[Sequence[Any]], token: str) -> None:
         names = COLUMNS[table]
         ids = self._frontier.ids_column(columns[names.index("_topic")])
         insert = partial(
@@ -318,7 +318,7 @@ class ClickHouseSink:
         self._retrying = False
         self._consumer.resume(self._consumer.assignment())
 
-    def _isolate(self, table: str, columns: list[list[Any]], token: str) -> None:
+    def _isolate(self, table: str, columns: Sequence[Sequence[Any]], token: str) -> None:
         """Bisect a refused batch; store the good halves, dead-letter single bad rows."""
         rows = list(zip(*columns, strict=True))
         letters: list[tuple[Any, ...]] = []

@@ -7,10 +7,11 @@ the models' values; the router hands the sink the structs of each Kafka message 
 values in one C call, the message's values turned into columns in another, after which
 the structs are freed (no row tuple per event is kept; an error's frames become the
 table's tuples). Text that repeats across events (app, host, route, ...;
-:data:`SHARED`) is kept once per batch: each such column holds the batch's one copy of
-each value, so writing the batch reads a few strings, not one per event. The message's
-position fills ``_topic``, ``_partition``, ``_offset`` and ``received_at`` once per
-message.
+:data:`SHARED`) is kept as a :class:`Coded` column: each distinct value once per batch,
+and each event's key into them (the order in which the values first appear), which is
+what a ``LowCardinality`` column's Native form holds, so writing it takes no step per
+event (:mod:`sinks.native`). The message's position fills ``_topic``, ``_partition``,
+``_offset`` and ``received_at`` once per message.
 
 Where the event left something out that the models fill in — ``origin`` (``user``) and
 ``event_id`` (made from the position) — the struct gets the models' value when it is
@@ -19,11 +20,12 @@ routed; ``ts`` comes from the validator (the record's time when the event has no
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, repeat
+from itertools import chain, count, repeat
 from operator import attrgetter
-from typing import Any, Final, cast
+from typing import Any, Final, cast, overload
 
 from msgspec.structs import astuple, fields
 from shiftright_server.schemas.fast_events import UNSET, Accepted, FastError, FastEvent
@@ -61,10 +63,68 @@ class MessageEvents:
         return len(self.events)
 
 
-#: Text columns whose values repeat across events: one copy of each value per batch.
+class Coded(Sequence[Any]):
+    """A column of values that repeat, as its distinct values in the order they first
+    appear and each row's key (its value's place among them). Read as a sequence, it
+    gives the values."""
+
+    __slots__ = ("keys", "_codes")
+
+    def __init__(self, values: Iterable[Any] = ()) -> None:
+        self.keys: list[int] = []
+        self._codes: defaultdict[Any, int] = defaultdict(count().__next__)
+        self.extend(values)
+
+    def extend(self, values: Iterable[Any]) -> None:
+        """Append the values (each a key of a dict: hashable)."""
+        self.keys.extend(map(self._codes.__getitem__, values))
+
+    @property
+    def distinct(self) -> list[Any]:
+        """The distinct values, each at its key."""
+        return list(self._codes)
+
+    def values(self) -> list[Any]:
+        return list(map(self.distinct.__getitem__, self.keys))
+
+    def mapped(self, value_of: Callable[[Any], Any]) -> Coded:
+        """The column of ``value_of`` each value, called once a distinct value."""
+        made = Coded(map(value_of, self._codes))  # their keys in order of first appearance
+        made.keys = list(map(made.keys.__getitem__, self.keys))
+        return made
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, at: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, at: slice) -> list[Any]: ...
+
+    def __getitem__(self, at: int | slice) -> Any:
+        if isinstance(at, slice):
+            return self.values()[at]
+        return self.distinct[self.keys[at]]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.values())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return self.values() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a list
+
+    def __repr__(self) -> str:
+        return f"Coded({self.values()!r})"
+
+
+#: Text columns whose values repeat across events: kept as :class:`Coded` columns.
 SHARED: Final = frozenset(
     ("app", "env", "release", "host", "instance", "user_id", "customer_id", "origin")
-    + ("name", "route", "method", "exception_type", "level", "change_type")
+    + ("name", "route", "method", "exception_type", "level", "change_type", "_topic")
 )
 _EVENT_ID = 0  # event_id leads every events_* table
 #: A column of one message's events: one value per message or per event (not a field).
@@ -101,26 +161,28 @@ _SPECIAL: dict[str, Special] = {
     "frames": _frames,
 }
 #: How to fill one column: from a special, or from a field (its place in each event's
-#: tuple of values, and whether its text is shared).
-Step = tuple[list[Any], Special | None, int, bool]
+#: tuple of values).
+Step = tuple["list[Any] | Coded", Special | None, int]
 
 
 class TableColumns:
     """The columns (in :data:`sinks.rows.COLUMNS` order) of a table's fast-validated
     events in a batch, added a message at a time: each event's values in one call
     (``msgspec.structs.astuple``, in its struct's field order), the message's values
-    then turned into columns in one call (``zip``)."""
+    then turned into columns in one call (``zip``); the :data:`SHARED` ones
+    :class:`Coded`."""
 
-    __slots__ = ("columns", "_names", "_plans", "_copies")
+    __slots__ = ("columns", "_names", "_plans")
 
     def __init__(self, table: str) -> None:
         self._names = COLUMNS[table]
-        self.columns: list[list[Any]] = [[] for _ in self._names]
+        self.columns: list[list[Any] | Coded] = [
+            Coded() if name in SHARED else [] for name in self._names
+        ]
         self._plans: dict[type | None, list[Step]] = {}
-        self._copies: dict[str, str] = {}
 
     def add(self, chunk: MessageEvents) -> None:
-        events, copies = chunk.events, self._copies
+        events = chunk.events
         if not events:
             return
         kinds = set(map(type, events))
@@ -131,14 +193,8 @@ class TableColumns:
             values_of = list(zip(*map(get, events), strict=True))
         else:
             values_of = list(zip(*map(astuple, events), strict=True))
-        for column, special, index, shared in plan:
-            if special is not None:
-                column.extend(special(chunk))
-            elif shared:
-                values = values_of[index]
-                column.extend(map(copies.setdefault, values, values))
-            else:
-                column.extend(values_of[index])
+        for column, special, index in plan:
+            column.extend(values_of[index] if special is None else special(chunk))
 
     def _plan(self, kind: type | None) -> list[Step]:
         order = (
@@ -150,7 +206,7 @@ class TableColumns:
         for column, name in zip(self.columns, self._names, strict=True):
             special = _SPECIAL.get(name)
             index = -1 if special is not None else order.index(name)
-            plan.append((column, special, index, name in SHARED))
+            plan.append((column, special, index))
         self._plans[kind] = plan
         return plan
 
@@ -158,7 +214,7 @@ class TableColumns:
         return len(self.columns[_EVENT_ID])
 
 
-def columns(table: str, chunks: Iterable[MessageEvents]) -> list[list[Any]]:
+def columns(table: str, chunks: Iterable[MessageEvents]) -> list[list[Any] | Coded]:
     """The table's columns (in :data:`sinks.rows.COLUMNS` order) of these messages' events."""
     made = TableColumns(table)
     for chunk in chunks:
@@ -166,12 +222,12 @@ def columns(table: str, chunks: Iterable[MessageEvents]) -> list[list[Any]]:
     return made.columns
 
 
-def concat(first: list[list[Any]], rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+def concat(first: list[list[Any] | Coded], rows: list[tuple[Any, ...]]) -> list[list[Any]]:
     """``first`` with the rows of the models' path appended, column by column (their
     event ids as text, as the fast path's are: a column holds one kind of value)."""
     added = _transpose(rows)
     added[_EVENT_ID] = [str(v) for v in added[_EVENT_ID]]
-    return [a + b for a, b in zip(first, added, strict=True)]
+    return [[*a, *b] for a, b in zip(first, added, strict=True)]
 
 
 def _transpose(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
@@ -180,7 +236,7 @@ def _transpose(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
 
 def tables(
     fast: dict[str, TableColumns], rows: dict[str, list[tuple[Any, ...]]]
-) -> Iterator[tuple[str, list[list[Any]]]]:
+) -> Iterator[tuple[str, Sequence[Sequence[Any]]]]:
     """Each table's columns: the fast-validated events', then the models' rows."""
     for table in {**fast, **rows}:
         made, slow = fast.get(table), rows.get(table)

@@ -22,6 +22,7 @@ from typing import Protocol, TypeVar
 import structlog
 from confluent_kafka import KafkaException
 from shiftright_server.sinks import incarnations
+from shiftright_server.sinks.event_columns import Coded
 from shiftright_server.sinks.incarnations import Incarnation, TopicIds
 from shiftright_server.sinks.warehouse import Warehouse
 
@@ -107,8 +108,10 @@ class Frontier:
             return []
         return [topic for topic, found in ids.items() if found != self.topic_id.get(topic)]
 
-    def ids_column(self, topics: Sequence[str]) -> list[str]:
+    def ids_column(self, topics: Sequence[str]) -> Sequence[str]:
         """The ``_topic_id`` column of rows from ``topics``."""
+        if isinstance(topics, Coded):
+            return topics.mapped(lambda topic: self.topic_id.get(topic, incarnations.LEGACY))
         if topics and (len(self.topic_id) == 1 or len(set(topics)) == 1):
             return [self.topic_id.get(topics[0], incarnations.LEGACY)] * len(topics)
         return [self.topic_id.get(t, incarnations.LEGACY) for t in topics]

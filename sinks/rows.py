@@ -3,9 +3,12 @@ every row (``_topic``, ``_partition``, ``_offset``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from operator import attrgetter
+from typing import Any, cast
 
 from pydantic import BaseModel
 from shiftright_server.schemas.alerts import AlertTransition, NotificationRecord
@@ -201,8 +204,16 @@ def rollup_row(rollup: Rollup, pos: Position) -> tuple[Any, ...]:
 
 
 def record_row(record: BaseModel, pos: Position) -> tuple[Any, ...]:
-    values = tuple(getattr(record, name) for name in type(record).model_fields)
-    return (*values, pos.topic, pos.partition, pos.offset)
+    return (*_values_of(type(record))(record), pos.topic, pos.partition, pos.offset)
+
+
+@cache
+def _values_of(model: type[BaseModel]) -> Callable[[BaseModel], tuple[Any, ...]]:
+    """What gives a record's field values in the model's order (its fields read once)."""
+    names = tuple(model.model_fields)
+    if len(names) == 1:
+        return lambda record: (getattr(record, names[0]),)
+    return cast(Callable[[BaseModel], tuple[Any, ...]], attrgetter(*names))
 
 
 @dataclass(frozen=True, slots=True)

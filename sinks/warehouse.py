@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from clickhouse_connect.datatypes.base import ClickHouseType
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.compression import get_compressor
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
 from shiftright_server.sinks.incarnations import TABLE as INCARNATIONS
 from shiftright_server.sinks.incarnations import Stored
-from shiftright_server.sinks.native import faster
+from shiftright_server.sinks.native import BlockWriter, faster
 
 #: ClickHouse error codes that mean "this data is bad", not "try again later".
 _DATA_ERROR_CODES = frozenset(
@@ -43,36 +43,41 @@ class ClickHouseWarehouse:
 
     The column types of each table are read once (clickhouse-connect would otherwise ask
     the warehouse with a ``DESCRIBE TABLE`` before every insert) and read again after an
-    insert fails; the hottest are written by :mod:`sinks.native`."""
+    insert fails. An insert is one Native block (:class:`sinks.native.BlockWriter`: the
+    hottest types written by :mod:`sinks.native`, the rest by clickhouse-connect),
+    compressed as the client compresses its inserts and sent as one body."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
-        self._types: dict[tuple[str, tuple[str, ...]], list[ClickHouseType]] = {}
+        self._writers: dict[tuple[str, tuple[str, ...]], BlockWriter] = {}
 
     def insert(
         self, table: str, columns: Sequence[Sequence[Any]], names: Sequence[str], token: str
     ) -> None:
         key = (table, tuple(names))
         try:
-            self._client.insert(
+            compression = self._client.write_compression
+            body = _compressed(self._writer(key).block(columns), compression)
+            self._client.raw_insert(
                 table,
-                columns,
-                column_names=list(names),
-                column_types=self._column_types(key),
-                column_oriented=True,
+                list(names),
+                body,
                 settings=_token_settings(token),
+                fmt="Native",
+                compression=compression,
             )
         except Exception as exc:
-            self._types.pop(key, None)
+            self._writers.pop(key, None)
             raise classify(exc) from exc
 
-    def _column_types(self, key: tuple[str, tuple[str, ...]]) -> list[ClickHouseType]:
-        types = self._types.get(key)
-        if types is None:
+    def _writer(self, key: tuple[str, tuple[str, ...]]) -> BlockWriter:
+        writer = self._writers.get(key)
+        if writer is None:
             table, names = key
             context = self._client.create_insert_context(table, column_names=list(names))
-            types = self._types[key] = [faster(t) for t in context.column_types]
-        return types
+            types = [faster(t) for t in context.column_types]
+            writer = self._writers[key] = BlockWriter(table, names, types)
+        return writer
 
     def stored_offsets(self, table: str, topic: str) -> Stored:
         rows = self._rows(
@@ -100,6 +105,16 @@ class ClickHouseWarehouse:
             return self._client.query(query, parameters=parameters).result_rows
         except Exception as exc:
             raise classify(exc) from exc
+
+
+def _compressed(block: bytearray, compression: str | None) -> bytes:
+    """The block as clickhouse-connect compresses an insert's blocks (one frame)."""
+    if not compression:
+        return bytes(block)
+    compressor = get_compressor(compression)
+    body: bytes = bytes(compressor.compress_block(block))
+    footer: bytes | None = compressor.flush()  # type: ignore[no-untyped-call]
+    return body + footer if footer else body
 
 
 def _token_settings(token: str) -> dict[str, Any]:

@@ -315,7 +315,7 @@ def test_a_message_of_structs_of_several_kinds_fills_the_columns_as_one_kind_eac
     assert type(strict[0]) is not type(lax[0])
     at = Position(USAGE, 0, 7)
 
-    def made(events: list[Any]) -> list[list[Any]]:
+    def made(events: list[Any]) -> list[Any]:
         chunk = MessageEvents("events_usage", at, 1)
         for i, event in enumerate(events):
             chunk.add(Accepted(event, 5), i)
@@ -371,3 +371,18 @@ def test_messages_read_together_are_stored_as_the_models_store_them() -> None:
         (MessageEvents, "events_usage"),
         (MessageEvents, "events_error"),
     ]  # each kind's messages read at once
+
+
+def test_a_records_row_holds_its_fields_in_the_models_order_then_its_position() -> None:
+    from shiftright_server.schemas.positions import Position
+    from shiftright_server.sinks.rows import RECORD_MODELS, record_row
+
+    pos = Position("t", 2, 9)
+    for table, model in RECORD_MODELS.items():
+        names = list(model.model_fields)
+        values: dict[str, Any] = {name: f"{table}.{name}" for name in names}
+        record = model.model_construct(**values)
+        for _ in range(2):  # the model's fields read once, the same each time
+            row = record_row(record, pos)
+            assert row == (*(f"{table}.{n}" for n in names), "t", 2, 9)
+            assert len(row) == len(COLUMNS[table])
