@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from shiftright_server.schemas import wire
 from shiftright_server.schemas.events import ErrorEvent, HealthEvent
 from shiftright_server.schemas.fast_events import FastHealth, Window, accept
-from shiftright_server.schemas.fast_lines import Message, accept_lines
+from shiftright_server.schemas.fast_lines import accept_lines
 from shiftright_server.schemas.records import (
     ErrorGroup,
     ErrorGroupCommand,
@@ -50,7 +50,7 @@ from shiftright_server.streams.grouping.health import HealthJoin, Reading
 from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
 from shiftright_server.streams.grouping.state import GroupBook
 from shiftright_server.streams.processor import accept_whole
-from shiftright_server.streams.rekey import Handoff, RecordHandoff, origins_of
+from shiftright_server.streams.rekey import Handoff, origins_of
 from shiftright_server.streams.step import Holes, Record, TopicPartition
 
 Loader = Callable[[int], bytes | None]
@@ -182,15 +182,11 @@ class Attach(_Step):
         load: Loader = lambda p: None,
         load_hosts: RecordsLoader = lambda p: (),
         handoff: Handoff[ErrorEvent] | None = None,
-        health: RecordHandoff[Message] | None = None,
     ) -> None:
         super().__init__(load)
         self.stage = stage
         #: errors the rollup step of this worker validated (None: validate every line)
         self.handoff = handoff
-        #: health messages the rollup step of this worker read whole, with the same limits
-        #: (None: read every one)
-        self.health = health
         self._health_topic = health_topic
         self._limits = limits
         self._load_hosts = load_hosts
@@ -231,10 +227,7 @@ class Attach(_Step):
         it)."""
         now_ms, limits = r.timestamp_ms, self._limits
         window, now = Window.around(now_ms, limits), None
-        health = self.health
-        whole = health.take((r.topic, r.partition, r.offset)) if health is not None else None
-        if whole is None:
-            whole = accept_whole(r.value, r.headers, "health", window, limits)
+        whole = accept_whole(r.value, r.headers, "health", window, limits)
         if whole is not None:
             pairs = zip(cast(list[FastHealth], whole.events), whole.ts_ms, strict=True)
             return [

@@ -71,42 +71,6 @@ class Handoff(Generic[T]):
         return self._by_line.pop(line, None)
 
 
-Position = tuple[str, int, int]  # topic, partition, offset
-
-
-class RecordHandoff(Generic[T]):
-    """What one step of this worker read from a Kafka record, by the record's position,
-    for another step of the same worker that reads the same record: the rollup step's
-    reading of a health message (:func:`~streams.processor.accept_whole`) for the attach
-    step, which needs the same events of it (``tests/unit/test_error_flow.py``). A
-    record's position names its bytes for good, so a reading found here is the one the
-    reader would make, given the same limits; one it does not find (read before the
-    rollup step got to it, another worker's, dropped past ``limit``) it reads itself.
-
-    At most ``limit`` events are kept (each put says how many it holds), the oldest
-    reading dropped first: a health event read on the fast path holds under 1 KB, so
-    20,000 of them about 15 MB, several seconds of health at 50,000 events/s."""
-
-    def __init__(self, limit: int = 20_000) -> None:
-        self.limit = limit
-        self.kept = 0  # events
-        self._by_position: OrderedDict[Position, tuple[T, int]] = OrderedDict()
-
-    def put(self, position: Position, read: T, events: int = 1) -> None:
-        by_position = self._by_position
-        by_position[position] = (read, events)
-        self.kept += events
-        while self.kept > self.limit and by_position:
-            self.kept -= by_position.popitem(last=False)[1][1]
-
-    def take(self, position: Position) -> T | None:
-        found = self._by_position.pop(position, None)
-        if found is None:
-            return None
-        self.kept -= found[1]
-        return found[0]
-
-
 def origins_of(headers: wire.Headers) -> list[tuple[int, int, int]]:
     """The origin of each line: ``p:o:i[,p:o:i...]``."""
     for key, value in headers or ():

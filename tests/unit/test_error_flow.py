@@ -11,18 +11,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shiftright_server.producers.simulator import Simulator
-from shiftright_server.schemas import wire
 from shiftright_server.schemas.events import ErrorEvent
-from shiftright_server.schemas.fast_events import Window
-from shiftright_server.schemas.fast_lines import Message
 from shiftright_server.schemas.records import GroupedError
 from shiftright_server.schemas.validation import Limits
 from shiftright_server.streams.error_flow import Attach, Group, Offsets
 from shiftright_server.streams.grouping import Grouper
 from shiftright_server.streams.grouping.stages import AttachStage, GroupStage
 from shiftright_server.streams.packing import pack_messages
-from shiftright_server.streams.processor import Processor, Record, accept_whole
-from shiftright_server.streams.rekey import Handoff, RecordHandoff
+from shiftright_server.streams.processor import Processor, Record
+from shiftright_server.streams.rekey import Handoff
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 ERR, HEALTH, BYHOST, GROUPED, CMDS = (
@@ -330,43 +327,3 @@ def test_grouped_errors_handed_over_by_the_attach_step_count_as_the_lines_they_w
     assert handed.transitions == alone.transitions and handed.rows == alone.rows
     assert sum(r.count for r in handed.rows) == len(byhost)
     assert handed.handed_over == handoff.limit  # the oldest three validated again
-
-
-def test_health_messages_handed_over_by_position_attach_as_read_by_the_step() -> None:
-    """The rollup step's whole-message reading of a health record, found by the record's
-    position, gives what the attach step reads itself; a record not handed over (or not
-    readable whole) is read by the step."""
-    events = traffic()
-    chosen = [json.dumps(e).encode() for e in events if e["kind"] == "health"]
-    ms = int((T0 + timedelta(minutes=5)).timestamp() * 1000)
-    health = [
-        Record(HEALTH, 0, n, b"\n".join(chosen[i : i + 10]), ms, wire.BATCH_HEADERS)
-        for n, i in enumerate(range(0, len(chosen), 10))
-    ]
-    byhost = byhost_records(rekeyer().process(raw_records(events, "error", ERR)).byhost)
-    handoff = RecordHandoff[Message]()
-    for r in health[1:]:
-        whole = accept_whole(
-            r.value, r.headers, "health", Window.around(r.timestamp_ms, Limits()), Limits()
-        )
-        if whole is not None:
-            handoff.put((r.topic, r.partition, r.offset), whole, len(whole.events))
-    assert len(handoff._by_position) >= len(health) - 2
-    handed = Attach(AttachStage(Grouper()), HEALTH, Limits(), health=handoff)
-    alone = attach()
-    stream = sorted(health + byhost, key=lambda r: (r.offset, r.topic))
-    out, expected = handed.process(stream), alone.process(stream)
-    assert len(out.grouped) > 50
-    assert out.grouped == expected.grouped and out.assigned == expected.assigned
-    assert handed.flush(0).grouped == alone.flush(0).grouped
-    assert not handoff._by_position and handoff.kept == 0  # every one taken
-
-
-def test_a_record_handoff_keeps_at_most_its_limit_of_events_dropping_the_oldest() -> None:
-    handoff = RecordHandoff[str](limit=10)
-    for offset in range(5):
-        handoff.put((HEALTH, 0, offset), f"read {offset}", 4)
-    assert handoff.kept == 8  # the last two: 12 would pass the limit
-    assert handoff.take((HEALTH, 0, 2)) is None
-    assert handoff.take((HEALTH, 0, 4)) == "read 4" and handoff.kept == 4
-    assert handoff.take((HEALTH, 0, 4)) is None
