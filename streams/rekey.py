@@ -21,7 +21,6 @@ from shiftright_server.streams.built import json_bytes
 from shiftright_server.streams.grouping.keys import host_key
 
 T = TypeVar("T")
-K = TypeVar("K")
 
 Item = tuple[bytes, bytes, list[tuple[str, bytes]] | None]  # key, value, headers
 HEADER_ORIGIN = "shiftright-origin"  # "partition:offset:index" in events.error.v1

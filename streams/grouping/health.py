@@ -189,14 +189,20 @@ class HealthCache:
         later = when - ts_ms
         return (Snapshot(when, metrics, instance), later) if later <= self.after_ms else None
 
-    def attach(self, error: ErrorEvent, ts: int | None = None) -> Attached:
-        """The error's snapshot; ``ts``: the error's time in ms, if known."""
+    def attach(
+        self, error: ErrorEvent, ts: int | None = None, position: Position = (-1, 0)
+    ) -> Attached:
+        """The error's snapshot; ``ts``: the error's time in ms, if known; ``position``:
+        the error's (offset, index) in its source partition."""
         key, ts = (error.app, error.env, error.host), _ms(error) if ts is None else ts
+        offset, index = position
         found = self.lookup(*key, ts)
         if found:
-            return Attached(error, *found)
+            return Attached(error, found[0], found[1], offset, index)
         after = self.lookup_after(*key, ts)
-        return Attached(error, *after, after_error=True) if after else Attached(error, None, None)
+        if after:
+            return Attached(error, after[0], after[1], offset, index, True)
+        return Attached(error, None, None, offset, index)
 
 
 @dataclass
@@ -308,15 +314,7 @@ class HealthJoin:
         )
 
     def _attach(self, position: Position, error: ErrorEvent, ts: int) -> Attached:
-        """:meth:`HealthCache.attach` at ``position``."""
-        cache = self.cache
-        found = cache.lookup(error.app, error.env, error.host, ts)
-        if found:
-            return Attached(error, found[0], found[1], position[0], position[1])
-        after = cache.lookup_after(error.app, error.env, error.host, ts)
-        if after:
-            return Attached(error, after[0], after[1], position[0], position[1], True)
-        return Attached(error, None, None, position[0], position[1])
+        return self.cache.attach(error, ts, position)
 
     def dumps(self) -> bytes:
         return orjson.dumps(self.state())
