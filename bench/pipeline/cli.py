@@ -90,6 +90,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="SINK__BATCH_SECONDS for every system (the setting's default otherwise)",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="stream workers of the full pipeline, each a process in the worker's consumer "
+        "group (STREAMS__WORKERS; 1 otherwise)",
+    )
+    parser.add_argument(
+        "--sinks",
+        type=int,
+        default=None,
+        help="sinks of the full pipeline, each a process in the sink's consumer group "
+        "(SINK__INSTANCES; 1 otherwise)",
+    )
+    parser.add_argument(
         "--producer-setting",
         action="append",
         default=[],
@@ -241,7 +255,9 @@ def _prepare_events(
 def _params(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     from shiftright_server.infra.settings import SinkSettings
 
-    sink = SinkSettings(**sink_options(args))
+    options = sink_options(args)
+    workers = options.pop("workers", 1)
+    sink = SinkSettings(**options)
     kinds = [0, 0, 0, 0]
     for kind, _, _ in ctx.drain_records:
         kinds[kind] += 1
@@ -255,6 +271,8 @@ def _params(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         "probes": ctx.probe_count,
         "batch_rows": sink.batch_rows,
         "batch_seconds": sink.batch_seconds,
+        "workers": workers,
+        "sinks": sink.instances,
         "external_services": ctx.services.external,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),

@@ -103,6 +103,16 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _process_names(seen: Any) -> list[str]:
+    """The processes in the tables' order, each instance after its kind's first
+    (``streams``, ``streams-1``, …)."""
+    names: list[str] = []
+    for name in PROCESS_ORDER:
+        names.append(name)
+        names += sorted(n for n in seen if n.startswith(f"{name}-"))
+    return names
+
+
 def _tags(results: dict[str, Any]) -> list[str]:
     cpu = results["resources"]["cpu"]
     return [f"{s}.{p}" for s in results["systems"] for p in ("drain", "live") if f"{s}.{p}" in cpu]
@@ -117,7 +127,8 @@ def _resource_table(results: dict[str, Any]) -> Table:
         table.add_column(f"RSS {system}", justify="right")
     for tag in tags:
         table.add_column(f"cores {tag}", justify="right")
-    for name in PROCESS_ORDER:
+    seen = {n for t in tags for n in res["cpu"][t]}
+    for name in _process_names(seen):
         peaks = [res["peak_rss_mib"].get(s, {}).get(name) for s in systems]
         cpus = [res["cpu"][t].get(name) for t in tags]
         cores = [
@@ -148,7 +159,7 @@ def _cpu_per_event_table(results: dict[str, Any]) -> Table:
     table.add_column("process")
     for tag in per_event:
         table.add_column(tag, justify="right")
-    for name in PROCESS_ORDER:
+    for name in _process_names({n for figures in per_event.values() for n in figures}):
         values = [per_event[t].get(name) for t in per_event]
         if any(v is not None for v in values):
             table.add_row(name, *(_fmt(v) for v in values))

@@ -22,7 +22,12 @@ from bench.pipeline.services import Services, terminate
 
 def sink_options(args: argparse.Namespace) -> dict[str, Any]:
     """The sink settings every system runs with, from the command line."""
-    options = {"batch_rows": args.sink_batch_rows, "batch_seconds": args.sink_batch_seconds}
+    options = {
+        "batch_rows": args.sink_batch_rows,
+        "batch_seconds": args.sink_batch_seconds,
+        "instances": getattr(args, "sinks", None),
+        "workers": getattr(args, "workers", None),
+    }
     return {name: value for name, value in options.items() if value is not None}
 
 
@@ -42,16 +47,20 @@ class System(abc.ABC):
             ClickHouseSettings,
             Settings,
             SinkSettings,
+            StreamSettings,
         )
 
         self.namespace = namespace
         self.state = root / self.label
+        options = dict(sink_options or {})
+        workers = options.pop("workers", 1)
         self.settings = Settings(
             state_dir=self.state,
             namespace=namespace,
             kafka=KafkaSettings(bootstrap=services.bootstrap),
             clickhouse=ClickHouseSettings(url=services.clickhouse, database=namespace),
-            sink=SinkSettings(group_id=self.group_id(), **(sink_options or {})),
+            sink=SinkSettings(group_id=self.group_id(), **options),
+            streams=StreamSettings(workers=workers),
         )
         self._client: Any = None
         self.started_at = 0.0
@@ -231,12 +240,18 @@ class Full(System):
         namespace: str,
         sink_options: Mapping[str, Any] | None = None,
     ) -> None:
-        from shiftright_server.infra.ops.supervisor import Supervisor, python_components
+        from shiftright_server.infra.ops.supervisor import (
+            Supervisor,
+            python_components,
+            scaled_components,
+        )
 
         super().__init__(services, root, namespace, sink_options)
         self.settings = self.configured(self.settings)
         self.supervisor = Supervisor(self.settings)
         self._components = python_components(self.settings)
+        #: every stream worker, then every sink (``streams``, ``streams-1``, …, ``sink``, …)
+        self._members = list(scaled_components(self.settings))
 
     def configured(self, settings: Settings) -> Settings:
         """The settings this system runs with (a subclass may switch parts off)."""
@@ -246,7 +261,7 @@ class Full(System):
         return ("sink", "streams")
 
     def start(self) -> dict[str, int]:
-        return {name: self.supervisor.start(self._components[name]) for name in ("streams", "sink")}
+        return {name: self.supervisor.start(self._components[name]) for name in self._members}
 
     def error_counts(self) -> tuple[int, int]:
         """(error events stored, of them grouped by the error-analytics agents)."""
@@ -257,10 +272,10 @@ class Full(System):
         return int(row[0]), int(row[1])
 
     def alive(self) -> dict[str, bool]:
-        return {name: self.supervisor.pid(name) is not None for name in ("streams", "sink")}
+        return {name: self.supervisor.pid(name) is not None for name in self._members}
 
     def stop(self) -> None:
-        for name in ("sink", "streams"):
+        for name in reversed(self._members):
             self.supervisor.stop(name, timeout=20)
 
     def counters(self) -> dict[str, Any]:
