@@ -16,6 +16,11 @@ namespace of its own, and reads its CPU time from /proc:
    (every 20 ms, one message per topic partition: small messages);
 4. idle: what it costs with nothing to do.
 
+With ``--py-spy PATH`` (a py-spy executable), the worker is sampled through the drain and
+through the live phase (``record --nonblocking --threads -f raw``, 100 Hz) into
+``py-spy-drain.txt`` and ``py-spy-live.txt``: folded stacks of the
+same commit in both shapes of traffic (in ``--state``, which keeps them).
+
 Live and idle, its CPU is also split by thread (from /proc): the main thread (the event
 loop: the steps, Faust's streams, sending), librdkafka's threads and the others (Faust's
 consumer thread, the flag follower, the alerting config watcher, executor threads).
@@ -34,6 +39,7 @@ import contextlib
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
@@ -52,6 +58,7 @@ from shiftright_server.schemas import topics, wire
 from bench.pipeline import KINDS, PhaseFailed, Record, generate, preload
 
 REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
 IDLE_SECONDS = 10.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 THREAD_GROUPS = ("main", "other", "librdkafka")
@@ -117,6 +124,31 @@ def group_lag(bootstrap: str, group: str, names: list[str]) -> int:
         probe.close()
 
 
+@contextlib.contextmanager
+def sampled(py_spy: tuple[Path, Path] | None, pid: int, name: str) -> Any:
+    """With ``py_spy`` (the executable, a folder), py-spy records ``pid`` into the folder's
+    ``name`` (folded stacks) while the block runs."""
+    if py_spy is None:
+        yield
+        return
+    exe, folder = py_spy
+    out = folder / name
+    argv = [str(exe), "record", "-p", str(pid), "-r", "100", "-f", "raw", "-o", str(out)]
+    proc = subprocess.Popen(
+        [*argv, "--threads", "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)  # py-spy writes what it sampled and exits
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 class Worker:
     """The stream worker under test and what it has consumed."""
 
@@ -180,17 +212,19 @@ def drain_phase(
     records: list[Record],
     progress: Progress,
     limit_s: float,
+    py_spy: tuple[Path, Path] | None = None,
 ) -> dict[str, Any]:
     """Preload ``records`` as fast as the broker takes them while the (started) worker
     runs; the time and CPU from the first record sent until it has consumed them all: its
     pace with a backlog (big messages, big batches), start-up excluded."""
     task = progress.add_task("drain: preloading", total=len(records))
-    began, cpu0 = time.monotonic(), cpu_seconds(worker.pid)
-    preload(bootstrap, ns, records, lambda k: progress.advance(task, k))
-    progress.remove_task(task)
-    task = progress.add_task("drain: raw messages committed", total=None)
-    done = worker.settled(progress, task, 0, limit_s)
-    progress.remove_task(task)
+    with sampled(py_spy, worker.pid, "py-spy-drain.txt"):
+        began, cpu0 = time.monotonic(), cpu_seconds(worker.pid)
+        preload(bootstrap, ns, records, lambda k: progress.advance(task, k))
+        progress.remove_task(task)
+        task = progress.add_task("drain: raw messages committed", total=None)
+        done = worker.settled(progress, task, 0, limit_s)
+        progress.remove_task(task)
     cpu = cpu_seconds(worker.pid) - cpu0
     total = len(records)
     return {
@@ -218,6 +252,7 @@ def live_phase(
     seconds: float,
     progress: Progress,
     limit_s: float,
+    py_spy: tuple[Path, Path] | None = None,
 ) -> dict[str, Any]:
     """Produce at ``rate`` for ``seconds`` while the worker runs: its CPU per event at a
     live pace (smaller batches than a drain), its lag when the producer stops and how
@@ -244,11 +279,12 @@ def live_phase(
     assert proc.stdout is not None
     lags: list[int] = []
     try:
-        started = json.loads(proc.stdout.readline())["started"]
-        while proc.poll() is None:
-            time.sleep(1.0)
-            lags.append(worker.raw_lag())
-            progress.update(task, completed=min(seconds, time.time() - started))
+        with sampled(py_spy, worker.pid, "py-spy-live.txt"):
+            started = json.loads(proc.stdout.readline())["started"]
+            while proc.poll() is None:
+                time.sleep(1.0)
+                lags.append(worker.raw_lag())
+                progress.update(task, completed=min(seconds, time.time() - started))
         figures = json.loads(proc.stdout.read().splitlines()[-1])
     finally:
         if proc.poll() is None:
@@ -422,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--state", type=Path, help="keep the worker's state and log here")
     parser.add_argument("--limit", type=float, default=600.0, help="give up a phase after (s)")
+    parser.add_argument(
+        "--py-spy", type=Path, help="a py-spy executable: sample the drain and the live phase"
+    )
     opts = parser.parse_args(args)
     console = Console()
     columns = (
@@ -431,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         TimeElapsedColumn(),
     )
     results: dict[str, Any] = {"params": vars(opts)}
+    RESULTS.mkdir(exist_ok=True)
     with contextlib.ExitStack() as stack, Progress(*columns, console=console) as progress:
         root = opts.state or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-streams-"))
@@ -494,16 +534,16 @@ def main(argv: list[str] | None = None) -> int:
         preload(bootstrap, ns, warm, lambda k: None)
         worker = Worker(settings)
         stack.callback(worker.stop)
+        py_spy = (opts.py_spy, root) if opts.py_spy else None
         results["start"] = start_phase(worker, progress, opts.limit)
-        results["drain"] = drain_phase(worker, bootstrap, ns, records, progress, opts.limit)
+        results["drain"] = drain_phase(worker, bootstrap, ns, records, progress, opts.limit, py_spy)
         if n_live:
             results["live"] = live_phase(
-                worker, live_file, opts.rate, opts.seconds, progress, opts.limit
+                worker, live_file, opts.rate, opts.seconds, progress, opts.limit, py_spy
             )
         results["idle_cores"] = idle_cores(worker)
     report(console, results)
-    out = REPO / "bench" / "results" / f"streams-worker-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.parent.mkdir(exist_ok=True)
+    out = RESULTS / f"streams-worker-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(results, indent=2, default=str))
     console.print(f"[dim]figures saved to {out.relative_to(REPO)}[/]")
     return 0
