@@ -14,7 +14,8 @@ Each system gets its own namespace (topics ``<ns>.events.*.v1``, database ``<ns>
 2. *baseline*: ``python -m bench.baseline`` (json.loads → columnar insert, nothing else);
 3. *per-event*: the full pipeline with the hot path off (``SINK__EVENT_ROWS=models``,
    ``STREAMS__ROLLUP_COLUMNS`` false): every event through the models, one at a time;
-4. *full*: the stream worker and the sink, started like ``shiftright up`` starts them.
+4. *full*: the stream worker and the sink, started like ``shiftright up`` starts them
+   (``--workers N`` and ``--sinks M`` start that many of each).
 
 ``--only raw,full`` runs a subset (in that order).
 
@@ -22,6 +23,8 @@ For each, two phases on the same pre-serialized events:
 
 - **drain**: ``--events`` events are preloaded into the raw topics, then the consumers
   start; the clock runs until all of them are countable in the four ``events_*`` tables.
+  For the full pipeline the phase (and its CPU figures) then runs on until the stream
+  workers have committed the drain too, so the live phase starts on a system at rest.
 - **live**: a producer process sends at ``--rate`` for ``--seconds``, with ~10 probe events
   a second (``name = bench.probe.<n>``) whose send time it records; the driver polls for
   them every ~100 ms (event → queryable latency) and, after the producer stops, for the

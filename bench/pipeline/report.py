@@ -56,6 +56,11 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], Any], bool]] = [
     ("drain events/s (first row → last)", lambda s: s["drain"]["steady_events_per_s"], True),
     ("drain seconds", lambda s: s["drain"]["seconds"], False),
     ("first rows after (s)", lambda s: s["drain"]["first_rows_after_s"], False),
+    (
+        "drain: stream worker done after last row (s)",
+        lambda s: s["drain"]["worker_done_after_s"],
+        False,
+    ),
     ("live: produced events/s", lambda s: s["live"]["achieved_rate"], True),
     (
         "live: stored events/s while producing",
