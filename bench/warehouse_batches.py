@@ -2,7 +2,7 @@
 table's chain of materialized views included), by rows per insert.
 
     .venv/bin/python -m bench.warehouse_batches [--events 200000] [--rows 10000,20000,50000]
-        [--rate 50000] [--variant NAME:SETTING=VALUE,... ...]
+        [--rate 50000] [--variant NAME:SETTING=VALUE,... ...] [--repeat 2] [--settle 40]
 
 Starts the embedded warehouse, and per batch size applies the schema to a fresh database,
 then writes the bench's event mix (``bench.pipeline.events``) through the sink's own
@@ -18,7 +18,11 @@ insert, ``NAME=VALUE`` for a MergeTree setting of every table of the fresh datab
 client's ``get_client`` (``client.compress=False``), ``drop=PATTERN|PATTERN…`` to drop the
 materialized views whose names are ``LIKE`` a pattern (what the others cost the inserts),
 ``sql=PATH`` to run a file's statements (``{db}`` the database, ``;`` between them) after
-the schema, as a migration not yet in it would. With the warehouse's figures it
+the schema, as a migration not yet in it would. ``--repeat`` runs the variants in turn
+that many times; ``--settle`` waits after each run's database is dropped (on ext4
+without a journal, creating a file scans the inodes freed in the last half minute, or
+longer while their blocks are unwritten, so a
+run right after a drop pays for the files the drop deleted). With the warehouse's figures it
 prints the bench's own CPU per event while inserting: the sink's encoding and sending.
 Prints figures; asserts nothing.
 """
@@ -65,6 +69,20 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="events/s: start batch n no earlier than n × rows / rate seconds in, as a sink "
         "at the head of its topics cuts them (default: one after another)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every variant this many times, in turn (A B A B …)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        help="seconds to wait after each run's database is dropped: the files it deleted "
+        "make creating files dearer for a while on some file systems (ext4 without a "
+        "journal), which the next run would pay for",
     )
     parser.add_argument(
         "--variant",
@@ -282,8 +300,10 @@ def main() -> None:
         variants = [parse_variant(v) for v in args.variant] or [parse_variant("")]
         for rows in (int(r) for r in args.rows.split(",")):
             todo = batches(_namespace(rows), args.events, rows)
-            for variant in variants:
-                print(run_batches(url, proc, rows, todo, args.rate, variant), flush=True)
+            for _ in range(args.repeat):
+                for variant in variants:
+                    print(run_batches(url, proc, rows, todo, args.rate, variant), flush=True)
+                    time.sleep(args.settle)
         print(f"load average at the end: {os.getloadavg()}")
     finally:
         stop_warehouse(server)
