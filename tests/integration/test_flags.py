@@ -206,3 +206,43 @@ def test_the_http_api_flips_on_the_real_topic_as_the_tokens_owner(
         "ann@example.com",
         "5xx",
     )
+
+
+def test_a_flip_reaches_a_waiting_follower_when_it_is_written(kafka_bootstrap: str) -> None:
+    """The follower's fetch waits up to FETCH_WAIT_MS on an idle topic, and the broker
+    answers it as soon as a record arrives, and the reader takes a record as soon as it
+    is fetched: each flip reaches it within the 50 ms Flags promises (the median; one
+    flip of a loaded machine may take longer), well within that wait."""
+    import statistics
+    import threading
+    import uuid
+
+    from confluent_kafka import Producer
+    from shiftright.flags.feed import FETCH_WAIT_MS, Follower
+    from shiftright.flags.topic import Folder, flip_key
+    from shiftright_server.infra.kafka.topics import ensure_topics
+
+    topic = f"t-flags-{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_bootstrap, {topic: 1}, {"cleanup.policy": "compact"})
+    changed = threading.Event()
+    follower = Follower(kafka_bootstrap, topic, Folder("checkout"), changed.set).start()
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 0})
+    delays = []
+    try:
+        producer.produce(topic, b"{}", flip_key("checkout", "new-checkout", "prod"))
+        producer.flush(10)
+        assert follower.loaded.wait(20), "the follower never read the topic to its end"
+        for i in range(8):
+            time.sleep(0.3 + 0.11 * i)  # the follower idle in a waiting fetch
+            changed.clear()
+            value = json.dumps({"to": "off" if i % 2 else "on", "by": "t"}).encode()
+            producer.produce(topic, value, flip_key("checkout", "new-checkout", "prod"))
+            producer.flush(10)  # the broker has it
+            written = time.monotonic()
+            assert changed.wait(5), f"flip {i} never reached the follower"
+            delays.append(time.monotonic() - written)
+    finally:
+        follower.stop()
+    print(f"flip delays (ms): {[round(d * 1000) for d in delays]}")
+    assert max(delays) < FETCH_WAIT_MS / 1000 / 2, delays
+    assert statistics.median(delays) < 0.05, delays

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from shiftright.flags.store import FlagStore
 
 _log = logging.getLogger("shiftright.flags")
+#: How long the broker holds the follower's fetch on a topic with nothing new. It answers
+#: as soon as a record arrives, so this bounds the idle follower's requests, not a
+#: flip's delay.
+FETCH_WAIT_MS = 500
 
 
 def read_file(path: str) -> Snapshot | None:
@@ -108,7 +112,10 @@ class Follower:
                 "group.id": "shiftright-flags",  # never joined: the partition is assigned
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
-                "fetch.wait.max.ms": 50,  # a flip reaches the reader within this
+                # The broker answers a waiting fetch as soon as a record arrives, so a
+                # flip reaches the reader at once; the wait sets how often an idle
+                # follower asks (twice a second, not twenty times).
+                "fetch.wait.max.ms": FETCH_WAIT_MS,
                 "log_level": 3,
                 **self.settings,
             }
@@ -119,7 +126,11 @@ class Follower:
             consumer.assign([TopicPartition(self.topic, 0, folder.position)])
             changed = folder.position < end or not self.loaded.is_set()
             while not self._stop.is_set():
-                for msg in consumer.consume(1000, 0.1):
+                # poll() returns as soon as a record is there (consume(n, timeout) waits
+                # out its timeout for fewer than n); the rest already fetched comes along
+                first = consumer.poll(0.1)
+                batch = [] if first is None else [first, *consumer.consume(1000, 0)]
+                for msg in batch:
                     error = msg.error()
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:
