@@ -185,3 +185,22 @@ def test_a_hand_over_that_waits_finishes_or_yields_to_a_suspended_flow() -> None
 
     assert asyncio.run(drains()) == (["done"], ["started", "put"])
     assert asyncio.run(suspended()) == ["started", "cancelled"]
+
+
+def test_a_full_batch_of_the_worker_fits_the_brokers_default_message_size() -> None:
+    """The worker's batch limit counts the records uncompressed: a full batch of bytes
+    LZ4 cannot shrink stays under Kafka's default ``message.max.bytes``."""
+    import os
+
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+    from shiftright_server.streams.app import PRODUCER_BATCH_BYTES
+    from shiftright_server.streams.transport import use_fast_lz4
+
+    use_fast_lz4()
+    lz4 = 3  # the record batch's codec id
+    batch = DefaultRecordBatchBuilder(2, lz4, False, -1, -1, -1, PRODUCER_BATCH_BYTES)
+    records = 0
+    while batch.append(records, None, b"key", os.urandom(1_000), []) is not None:
+        records += 1
+    built = len(batch.build())
+    assert records > 900 and PRODUCER_BATCH_BYTES * 0.95 < built < 1_048_588
