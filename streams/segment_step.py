@@ -9,7 +9,7 @@ Each input partition has its own :class:`SegmentPartition`, saved to the changel
 ``segment-state`` as one record. Only usage events named like a ticket flag's segment
 event are decoded (a byte search first: the step costs nothing for other traffic). A
 join writes ``{"in": true, "count": n}``, a leave ``{"in": false, "count": n}`` on the
-member's key; apps' SDKs read them within their fetch wait. A clock re-decides the
+member's key; apps' SDKs fetch them as soon as the broker has them. A clock re-decides the
 members every ``TICK_SECONDS`` on the wall clock, so a customer whose usage stops leaves
 without a new event. Nothing is decided before the flag topic was read to its end.
 """
