@@ -28,7 +28,10 @@ events as lines, blank ones included, each line holds one.
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Final, NamedTuple, cast
 
@@ -336,3 +339,18 @@ def _stamps_by_numpy(stamps: list[str]) -> list[int] | None:
         return None
     times: list[int] = ms.tolist()
     return times
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block (as it was after it), for code that
+    holds a batch's decoded events (tens of thousands of objects) until it is done with
+    them: a collection inside would walk every one of them and free none; once they are
+    freed by reference counts, the next collection finds what outlived the batch."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

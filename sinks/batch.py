@@ -7,17 +7,15 @@ one column-oriented insert per batch: the columns of its fast-validated events
 models made.
 
 While a batch is written, and until it is freed, the cyclic collector waits
-(:func:`collector_paused`): a collection then would walk every value of every column
-(tens of milliseconds for a batch of 20,000 rows); once the batch is freed by reference
-counts, the next collection finds little of it."""
+(:func:`schemas.fast_lines.collector_paused`): a collection then would walk every value
+of every column (tens of milliseconds for a batch of 20,000 rows); once the batch is
+freed by reference counts, the next collection finds little of it."""
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,15 +76,3 @@ class Batch:
 
     def first_positions(self) -> dict[TopicPartition, int]:
         return {tp: first for tp, (first, _) in self.ranges.items()}
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for the block (as it was after it)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()

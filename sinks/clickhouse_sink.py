@@ -33,8 +33,9 @@ from typing import Any, TypeVar, cast
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from shiftright_server.schemas import wire
+from shiftright_server.schemas.fast_lines import collector_paused
 from shiftright_server.schemas.positions import Position
-from shiftright_server.sinks.batch import Batch, collector_paused
+from shiftright_server.sinks.batch import Batch
 from shiftright_server.sinks.errors import RejectedRowsError, RetryableWriteError
 from shiftright_server.sinks.event_columns import MessageEvents
 from shiftright_server.sinks.frontier import Frontier
