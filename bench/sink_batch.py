@@ -36,8 +36,8 @@ from shiftright_server.infra.clickhouse import apply_schema, get_client
 from shiftright_server.infra.logs import tune_gc_for_throughput
 from shiftright_server.infra.settings import ClickHouseSettings, Settings, SinkSettings
 from shiftright_server.schemas import topics, wire
+from shiftright_server.schemas.fast_lines import collector_paused
 from shiftright_server.schemas.validation import Limits
-from shiftright_server.sinks.batch import collector_paused
 from shiftright_server.sinks.clickhouse_sink import ClickHouseSink, SinkConfig
 from shiftright_server.sinks.router import Router
 from shiftright_server.sinks.warehouse import ClickHouseWarehouse
