@@ -21,7 +21,9 @@ from bench.pipeline.services import Services, terminate
 
 
 def sink_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The sink settings every system runs with, from the command line."""
+    """The settings every system runs with, from the command line: the sink's, and
+    ``workers`` (the stream workers of the full pipeline, taken out before the sink's
+    settings are made)."""
     options = {
         "batch_rows": args.sink_batch_rows,
         "batch_seconds": args.sink_batch_seconds,

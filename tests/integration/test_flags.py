@@ -233,8 +233,9 @@ def test_a_flip_reaches_a_waiting_follower_when_it_is_written(kafka_bootstrap: s
         producer.flush(10)
         assert follower.loaded.wait(20), "the follower never read the topic to its end"
         for i in range(8):
-            time.sleep(0.3 + 0.11 * i)  # the follower idle in a waiting fetch
             changed.clear()
+            # the follower idle in a waiting fetch, reporting no change while none is written
+            assert not changed.wait(0.3 + 0.11 * i), f"a change before flip {i} was written"
             value = json.dumps({"to": "off" if i % 2 else "on", "by": "t"}).encode()
             producer.produce(topic, value, flip_key("checkout", "new-checkout", "prod"))
             producer.flush(10)  # the broker has it
